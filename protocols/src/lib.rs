@@ -1,0 +1,15 @@
+//! The pure protocol core of entroshard: wire messages and codecs, entropy math, secret
+//! sharing, sealing, tickets, attestation evidence and quorum selection.
+//!
+//! No I/O, no async, no clock or global RNG reads: time and randomness are arguments,
+//! so every rule is testable without a network and the simulator runs the same code.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![warn(missing_docs)]
+
+pub mod identity;
+pub mod ids;
+pub mod keys;
+pub mod sealing;
+pub mod sharing;
+pub mod wire;

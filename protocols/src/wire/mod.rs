@@ -1,0 +1,7 @@
+//! Wire formats: versioned CBOR messages, bounded decoding and signed envelopes.
+
+pub mod codec;
+pub mod envelope;
+
+pub use codec::{MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WireError, decode, decode_bounded, encode};
+pub use envelope::{SignedEnvelope, SignedPayload};
