@@ -17,7 +17,11 @@ pub struct SessionSecret(pub(crate) Scalar);
 impl SessionSecret {
     /// Derives the session secret from the generator's output and fresh OS randomness,
     /// salted with the session id. Returns `None` only for the (2^-252) zero scalar.
-    pub fn derive(generator_output: &[u8; 32], os_random: &[u8; 32], session: &SessionId) -> Option<Self> {
+    pub fn derive(
+        generator_output: &[u8; 32],
+        os_random: &[u8; 32],
+        session: &SessionId,
+    ) -> Option<Self> {
         let mut ikm = [0u8; 64];
         ikm[..32].copy_from_slice(generator_output);
         ikm[32..].copy_from_slice(os_random);
@@ -116,7 +120,10 @@ mod tests {
     fn secrets_and_keys_are_redacted_in_debug_output() {
         let s = SessionSecret::derive(&[1; 32], &[2; 32], &SessionId([3; 16])).unwrap();
         assert_eq!(format!("{s:?}"), "SessionSecret([redacted])");
-        assert_eq!(format!("{:?}", s.user_key(&[0; 32])), "SessionKey([redacted])");
+        assert_eq!(
+            format!("{:?}", s.user_key(&[0; 32])),
+            "SessionKey([redacted])"
+        );
     }
 
     proptest! {

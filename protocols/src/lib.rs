@@ -7,9 +7,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod attestation;
 pub mod identity;
 pub mod ids;
 pub mod keys;
+pub mod reshare;
 pub mod sealing;
 pub mod sharing;
+pub mod ticket;
 pub mod wire;

@@ -2,8 +2,8 @@
 
 use crate::ids::{Epoch, NodeId, SessionId, ShareIndex};
 use crate::sharing::UnverifiedShare;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -72,6 +72,7 @@ impl ShareSlot {
 
 /// The AEAD key of one share slot. The coordinator derives it; a requester receives it in its ticket grant.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct ShareOpeningKey(#[serde(with = "serde_bytes")] [u8; 32]);
 
 impl ShareOpeningKey {
@@ -124,12 +125,23 @@ pub enum SealError {
 }
 
 /// Seals a share's 32 value bytes for `slot`. `nonce` comes from the caller's CSPRNG.
-pub fn seal(key: &ShareOpeningKey, slot: ShareSlot, share_value: &[u8; 32], nonce: [u8; 12]) -> SealedShare {
+pub fn seal(
+    key: &ShareOpeningKey,
+    slot: ShareSlot,
+    share_value: &[u8; 32],
+    nonce: [u8; 12],
+) -> SealedShare {
     let cipher = ChaCha20Poly1305::new(&key.0.into());
     let ad = slot.associated_data();
     // Encryption into a Vec fails only for plaintexts beyond 256 GiB.
     let ciphertext = cipher
-        .encrypt(&nonce.into(), Payload { msg: share_value, aad: &ad })
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: share_value,
+                aad: &ad,
+            },
+        )
         .unwrap_or_default();
     SealedShare {
         slot,
@@ -139,7 +151,11 @@ pub fn seal(key: &ShareOpeningKey, slot: ShareSlot, share_value: &[u8; 32], nonc
 }
 
 /// Opens a sealed share expected at `expected` with that slot's key.
-pub fn open(key: &ShareOpeningKey, expected: &ShareSlot, sealed: &SealedShare) -> Result<UnverifiedShare, SealError> {
+pub fn open(
+    key: &ShareOpeningKey,
+    expected: &ShareSlot,
+    sealed: &SealedShare,
+) -> Result<UnverifiedShare, SealError> {
     if &sealed.slot != expected {
         return Err(SealError::WrongSlot {
             expected: *expected,
@@ -153,7 +169,13 @@ pub fn open(key: &ShareOpeningKey, expected: &ShareSlot, sealed: &SealedShare) -
     let cipher = ChaCha20Poly1305::new(&key.0.into());
     let ad = expected.associated_data();
     let mut plain = cipher
-        .decrypt(&sealed.nonce.into(), Payload { msg: &sealed.ciphertext, aad: &ad })
+        .decrypt(
+            &sealed.nonce.into(),
+            Payload {
+                msg: &sealed.ciphertext,
+                aad: &ad,
+            },
+        )
         .map_err(|_| failed.clone())?;
     let Ok(value) = <[u8; 32]>::try_from(plain.as_slice()) else {
         plain.zeroize();

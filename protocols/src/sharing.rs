@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 use vsss_rs::{
-    DefaultShare, FeldmanVerifierSet, IdentifierPrimeField, ParticipantIdGenerator, ReadableShareSet,
-    ValueGroup, VecFeldmanVerifierSet, feldman,
+    DefaultShare, FeldmanVerifierSet, IdentifierPrimeField, ParticipantIdGenerator,
+    ReadableShareSet, ValueGroup, VecFeldmanVerifierSet, feldman,
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -213,15 +213,16 @@ pub fn split<R: rand_core::CryptoRng + ?Sized>(
         .map(|&i| IdentifierPrimeField(Scalar::from(u64::from(i))))
         .collect();
     let generators = [ParticipantIdGenerator::List { list: &ids }];
-    let (shares, verifiers) = feldman::split_secret_with_participant_generators::<VsssShare, Verifier>(
-        k,
-        n,
-        &IdentifierPrimeField(secret.0),
-        None,
-        RngAdapter(rng),
-        &generators,
-    )
-    .map_err(|e| SharingError::Library(format!("{e:?}")))?;
+    let (shares, verifiers) =
+        feldman::split_secret_with_participant_generators::<VsssShare, Verifier>(
+            k,
+            n,
+            &IdentifierPrimeField(secret.0),
+            None,
+            RngAdapter(rng),
+            &generators,
+        )
+        .map_err(|e| SharingError::Library(format!("{e:?}")))?;
     let set = VecFeldmanVerifierSet::<VsssShare, Verifier>::from(verifiers);
     let commitments = Commitments(
         set.verifiers()
@@ -241,7 +242,10 @@ pub fn split<R: rand_core::CryptoRng + ?Sized>(
 }
 
 /// Combines at least `commitments.threshold()` distinct verified shares and checks `G·s = C_0`.
-pub fn combine(shares: &[VerifiedShare], commitments: &Commitments) -> Result<SessionSecret, SharingError> {
+pub fn combine(
+    shares: &[VerifiedShare],
+    commitments: &Commitments,
+) -> Result<SessionSecret, SharingError> {
     let need = commitments.threshold();
     if need < usize::from(MIN_THRESHOLD) {
         return Err(SharingError::InvalidParameters { n: need, k: need });

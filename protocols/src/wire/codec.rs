@@ -195,6 +195,9 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut bytes = encode(&Probe { v: 1, data: vec![] });
         bytes.push(0);
-        assert_eq!(decode::<Probe>(&bytes, 1024), Err(WireError::TrailingBytes(1)));
+        assert_eq!(
+            decode::<Probe>(&bytes, 1024),
+            Err(WireError::TrailingBytes(1))
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Signed envelope: Ed25519 over the exact encoded payload bytes, verified before decoding.
 
-use super::codec::{self, Versioned, WireError, WIRE_VERSION};
+use super::codec::{self, Versioned, WIRE_VERSION, WireError};
 use crate::identity::{self, NodeKey};
 use crate::ids::NodeId;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -15,6 +15,7 @@ pub trait SignedPayload: Serialize + DeserializeOwned + Versioned {
 
 /// Signed bytes with the signer's identity. The payload is opaque until verified.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct SignedEnvelope {
     /// Wire version.
     pub v: u16,

@@ -2,6 +2,12 @@
 
 pub mod codec;
 pub mod envelope;
+pub mod messages;
+#[cfg(test)]
+mod roundtrip_tests;
 
-pub use codec::{MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WireError, decode, decode_bounded, encode};
+pub use codec::{
+    MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WireError, decode, decode_bounded, encode,
+};
 pub use envelope::{SignedEnvelope, SignedPayload};
+pub use messages::*;

@@ -1,0 +1,337 @@
+//! Every message of the mesh protocols as a versioned serde struct (field `v` = wire version).
+
+use super::codec::Versioned;
+use super::envelope::{SignedEnvelope, SignedPayload};
+use crate::ids::{Epoch, NodeId, SessionId};
+use crate::sealing::SealedShare;
+use crate::ticket::{TicketGrant, TicketRefusal};
+use serde::{Deserialize, Serialize};
+
+macro_rules! versioned {
+    ($($t:ty),* $(,)?) => {
+        $(impl Versioned for $t {
+            fn version(&self) -> u16 {
+                self.v
+            }
+        })*
+    };
+}
+
+/// Bits carried by one contribution (Von Neumann output).
+pub const CONTRIBUTION_BITS: usize = 20_000;
+
+/// Gossip: a peer's sealed entropy contribution. The envelope signer is the sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Contribution {
+    /// Wire version.
+    pub v: u16,
+    /// Sender's per-boot-stable sequence number; replays and reorders are refused.
+    pub seq: u64,
+    /// Send time, unix milliseconds.
+    pub sent_at_ms: u64,
+    /// One-way Noise message carrying an encoded [`ContributionBody`] for the coordinator.
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
+}
+
+impl SignedPayload for Contribution {
+    const CONTEXT: &'static [u8] = b"entroshard/v1/contribution";
+    const MAX_BYTES: usize = 8 * 1024;
+}
+
+/// The plaintext inside a contribution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ContributionBody {
+    /// Wire version.
+    pub v: u16,
+    /// Debiased bits, packed most significant bit first; `CONTRIBUTION_BITS / 8` bytes.
+    #[serde(with = "serde_bytes")]
+    pub bits: Vec<u8>,
+    /// The sources that produced them and their estimates.
+    pub sources: Vec<SourceEstimate>,
+}
+
+/// One source's share of a contribution with its min-entropy estimate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SourceEstimate {
+    /// Source name (e.g. `thermal:zone0`).
+    pub source: String,
+    /// Debiased bits this source gave.
+    pub bits: u32,
+    /// Estimated min-entropy per raw sample, in thousandths of a bit.
+    pub min_entropy_millibits: u32,
+}
+
+/// Whether a device runs on mains or battery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum PowerState {
+    /// On mains power.
+    Mains,
+    /// On battery, with charge in percent.
+    Battery {
+        /// Charge, 0..=100.
+        percent: u8,
+    },
+}
+
+/// A source's health as reported in heartbeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum SourceState {
+    /// Running startup tests.
+    Startup,
+    /// Passing continuous tests.
+    Healthy,
+    /// Cut off after a failure.
+    CutOff,
+}
+
+/// A source line in a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SourceHealth {
+    /// Source name.
+    pub source: String,
+    /// Its state.
+    pub state: SourceState,
+    /// Raw samples seen.
+    pub samples: u64,
+    /// Health test failures.
+    pub failures: u32,
+}
+
+/// Gossip: a peer's status heartbeat. The envelope signer is the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct StatusHeartbeat {
+    /// Wire version.
+    pub v: u16,
+    /// Sequence number.
+    pub seq: u64,
+    /// Time sent, unix milliseconds.
+    pub at_ms: u64,
+    /// Power supply.
+    pub power: PowerState,
+    /// Region label.
+    pub region: String,
+    /// Operator label.
+    pub operator: String,
+    /// Process uptime, seconds.
+    pub uptime_s: u64,
+    /// Share slots free in the store.
+    pub free_store_slots: u32,
+    /// Shares held.
+    pub shares_held: u32,
+    /// Addresses the node listens on.
+    pub listen_addrs: Vec<String>,
+    /// Per-source health.
+    pub sources: Vec<SourceHealth>,
+}
+
+impl SignedPayload for StatusHeartbeat {
+    const CONTEXT: &'static [u8] = b"entroshard/v1/heartbeat";
+    const MAX_BYTES: usize = 16 * 1024;
+}
+
+/// Coordinator → holder: store this sealed share durably until told otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct StoreShare {
+    /// Wire version.
+    pub v: u16,
+    /// The sealed share; its slot names this holder.
+    pub share: SealedShare,
+    /// When the session expires, unix milliseconds; the holder may drop the share after.
+    pub expires_at_ms: u64,
+}
+
+impl SignedPayload for StoreShare {
+    const CONTEXT: &'static [u8] = b"entroshard/v1/store-share";
+    const MAX_BYTES: usize = 2 * 1024;
+}
+
+/// Holder → coordinator: the outcome of a store request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum StoreOutcome {
+    /// Written and synced to disk.
+    Durable,
+    /// Refused, with the reason.
+    Refused(Refusal),
+}
+
+/// Holder → coordinator: reply to [`StoreShare`] or [`DeleteShares`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct StoreReply {
+    /// Wire version.
+    pub v: u16,
+    /// The session.
+    pub session: SessionId,
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Outcome.
+    pub outcome: StoreOutcome,
+}
+
+/// Coordinator → holder: delete the shares of one epoch of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DeleteShares {
+    /// Wire version.
+    pub v: u16,
+    /// Session.
+    pub session: SessionId,
+    /// Epoch to delete.
+    pub epoch: Epoch,
+}
+
+impl SignedPayload for DeleteShares {
+    const CONTEXT: &'static [u8] = b"entroshard/v1/delete-shares";
+    const MAX_BYTES: usize = 1024;
+}
+
+/// What a requester asks for when creating a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SessionPolicy {
+    /// Shares.
+    pub n: u8,
+    /// Threshold.
+    pub k: u8,
+    /// Lifetime, seconds.
+    pub ttl_s: u64,
+    /// Requesters allowed to fetch (the creator is always allowed).
+    pub requesters: Vec<NodeId>,
+    /// Free-form label.
+    pub label: String,
+}
+
+/// Requester → coordinator: create a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SessionCreate {
+    /// Wire version.
+    pub v: u16,
+    /// Requested policy.
+    pub policy: SessionPolicy,
+}
+
+/// One contributor line in an entropy receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ReceiptLine {
+    /// Contributor.
+    pub node: NodeId,
+    /// Bits credited from it.
+    pub credited_bits: u64,
+    /// Contributions accepted from it.
+    pub blocks: u32,
+}
+
+/// Which entropy a session key was derived from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct EntropyReceipt {
+    /// Contributors and their credit.
+    pub contributors: Vec<ReceiptLine>,
+    /// Sum of credited bits.
+    pub credited_bits: u64,
+    /// Blocks that passed the FIPS battery.
+    pub blocks_passed: u32,
+    /// Blocks rejected (tests failed, clones, replays).
+    pub blocks_rejected: u32,
+}
+
+/// Coordinator → requester: a new session's first ticket and receipt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SessionCreated {
+    /// Wire version.
+    pub v: u16,
+    /// Session id.
+    pub session: SessionId,
+    /// The grant for the creator.
+    pub grant: TicketGrant,
+    /// Entropy receipt.
+    pub receipt: EntropyReceipt,
+}
+
+/// Requester → coordinator: a ticket for the current epoch of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct TicketRequest {
+    /// Wire version.
+    pub v: u16,
+    /// Session.
+    pub session: SessionId,
+}
+
+/// Requester → holder over QUIC: the sealed share named by this ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ShareFetch {
+    /// Wire version.
+    pub v: u16,
+    /// The coordinator-signed ticket, as issued.
+    pub ticket: SignedEnvelope,
+}
+
+/// Holder → requester: the sealed share or a typed refusal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ShareFetchReply {
+    /// Wire version.
+    pub v: u16,
+    /// Share or refusal.
+    pub result: Result<SealedShare, Refusal>,
+}
+
+/// A typed refusal carried on the wire; every handler answers bad input with one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The ticket failed a check.
+    #[error("ticket refused: {0}")]
+    Ticket(TicketRefusal),
+    /// The request could not be decoded.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The remote exceeded its request rate.
+    #[error("rate limited")]
+    RateLimited,
+    /// The remote is not allowed to make this request.
+    #[error("not authorized")]
+    Unauthorized,
+    /// The share or session is not here.
+    #[error("not found")]
+    NotFound,
+    /// Storage is full.
+    #[error("store full")]
+    StoreFull,
+    /// Not enough entropy or peers to serve now.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// An internal failure; details are in the server's log.
+    #[error("internal error")]
+    Internal,
+}
+
+versioned!(
+    Contribution,
+    ContributionBody,
+    StatusHeartbeat,
+    StoreShare,
+    StoreReply,
+    DeleteShares,
+    SessionCreate,
+    SessionCreated,
+    TicketRequest,
+    ShareFetch,
+    ShareFetchReply,
+);
