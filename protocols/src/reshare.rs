@@ -189,13 +189,13 @@ impl Dealt {
 
     /// Commits once `min_acks` holders acknowledged; otherwise hands the state back unchanged.
     /// Holders that never acknowledged are dropped from the committed set.
-    pub fn commit(self) -> Result<Committed, (Self, ReshareError)> {
+    pub fn commit(self) -> Result<Committed, Box<(Self, ReshareError)>> {
         if self.acked.len() < self.min_acks {
             let err = ReshareError::NotEnoughAcks {
                 have: self.acked.len(),
                 need: self.min_acks,
             };
-            return Err((self, err));
+            return Err(Box::new((self, err)));
         }
         let holders = self
             .deliveries
@@ -312,7 +312,7 @@ mod tests {
         for p in placements(10, 4) {
             dealt.acknowledge(&p.node).unwrap();
         }
-        let (mut dealt, err) = dealt.commit().unwrap_err();
+        let (mut dealt, err) = *dealt.commit().unwrap_err();
         assert_eq!(err, ReshareError::NotEnoughAcks { have: 4, need: 5 });
         dealt.acknowledge(&NodeId([14; 32])).unwrap();
         let committed = dealt.commit().unwrap();

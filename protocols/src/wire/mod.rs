@@ -4,6 +4,7 @@ pub mod codec;
 pub mod envelope;
 pub mod messages;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod roundtrip_tests;
 
 pub use codec::{
