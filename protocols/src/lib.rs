@@ -15,4 +15,5 @@ pub mod reshare;
 pub mod sealing;
 pub mod sharing;
 pub mod ticket;
+pub mod entropy;
 pub mod wire;

@@ -1,0 +1,33 @@
+//! The holder / requester sides of a share fetch: `ShareFetch` is decoded and its ticket
+//! checked as the holder would (also re-signed by the coordinator); `ShareFetchReply` is
+//! decoded and a returned sealed share opened with the fixture slot key and verified against
+//! the fixture commitments, as the requester would.
+#![no_main]
+
+use fuzz_support::{FX, decode_versioned, open_sealed_checked, resign, run_ticket_checks};
+use libfuzzer_sys::fuzz_target;
+use protocols::ticket::Ticket;
+use protocols::wire::{MAX_MESSAGE_BYTES, ShareFetch, ShareFetchReply};
+
+fuzz_target!(|data: &[u8]| {
+    let fx = &*FX;
+    if let Some(fetch) = decode_versioned::<ShareFetch>(data, MAX_MESSAGE_BYTES, "ShareFetch") {
+        let _ = run_ticket_checks(&fetch.ticket);
+        let _ = run_ticket_checks(&resign::<Ticket>(&fx.coordinator, &fetch.ticket.payload));
+    }
+    if let Some(reply) =
+        decode_versioned::<ShareFetchReply>(data, MAX_MESSAGE_BYTES, "ShareFetchReply")
+    {
+        match &reply.result {
+            Ok(sealed) => {
+                let _ = open_sealed_checked(&fx.slot_key, &fx.slot, sealed, &fx.commitments);
+                // A relabelled slot opened with that slot's own key (the holder chose the label).
+                let key = fx.master.share_key(&sealed.slot);
+                let _ = open_sealed_checked(&key, &sealed.slot, sealed, &fx.commitments);
+            }
+            Err(refusal) => {
+                std::hint::black_box(refusal.to_string());
+            }
+        }
+    }
+});

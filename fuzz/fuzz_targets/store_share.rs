@@ -1,0 +1,27 @@
+//! Coordinator → holder storage messages: `StoreShare` (2 KiB), `StoreReply`,
+//! `DeleteShares` (1 KiB), and the two signed ones opened from coordinator envelopes (as
+//! received, and with the raw bytes signed by the coordinator).
+#![no_main]
+
+use fuzz_support::{FX, decode_envelope, decode_versioned, open_checked, resign};
+use libfuzzer_sys::fuzz_target;
+use protocols::wire::{
+    DeleteShares, MAX_MESSAGE_BYTES, SignedPayload, StoreReply, StoreShare,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let fx = &*FX;
+    let coordinator = fx.coordinator.node_id();
+    let _ = decode_versioned::<StoreShare>(data, StoreShare::MAX_BYTES, "StoreShare");
+    let _ = decode_versioned::<StoreReply>(data, MAX_MESSAGE_BYTES, "StoreReply");
+    let _ = decode_versioned::<DeleteShares>(data, DeleteShares::MAX_BYTES, "DeleteShares");
+    if let Some(env) = decode_envelope(data) {
+        let _ = open_checked::<StoreShare>(&env, &coordinator, "StoreShare");
+        let _ = open_checked::<DeleteShares>(&env, &coordinator, "DeleteShares");
+    } else {
+        let env = resign::<StoreShare>(&fx.coordinator, data);
+        let _ = open_checked::<StoreShare>(&env, &coordinator, "StoreShare");
+        let env = resign::<DeleteShares>(&fx.coordinator, data);
+        let _ = open_checked::<DeleteShares>(&env, &coordinator, "DeleteShares");
+    }
+});
