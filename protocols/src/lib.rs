@@ -8,12 +8,13 @@
 #![warn(missing_docs)]
 
 pub mod attestation;
+pub mod entropy;
 pub mod identity;
 pub mod ids;
 pub mod keys;
+pub mod quorum;
 pub mod reshare;
 pub mod sealing;
 pub mod sharing;
 pub mod ticket;
-pub mod entropy;
 pub mod wire;
