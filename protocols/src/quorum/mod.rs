@@ -42,17 +42,8 @@ pub use score::{ScoreWeights, score};
 /// Largest number of shares (share indices are 1..=255).
 pub const MAX_SHARES: usize = 255;
 
-/// How a peer is powered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Power {
-    /// Wall power.
-    Mains,
-    /// Battery at `percent` charge (values above 100 are read as 100).
-    Battery {
-        /// Charge level, 0..=100.
-        percent: u8,
-    },
-}
+/// Power source of a device (the heartbeat's type).
+pub use crate::wire::messages::PowerState as Power;
 
 /// What the coordinator knows about one peer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
