@@ -11,6 +11,7 @@
 //! `generate(os_random, out)`.
 
 pub mod accumulator;
+pub mod assess;
 pub mod clones;
 pub mod credit;
 pub mod debias;
