@@ -3,4 +3,6 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod identity;
+pub mod node;
 pub mod sources;

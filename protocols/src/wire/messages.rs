@@ -154,29 +154,18 @@ impl SignedPayload for StoreShare {
     const MAX_BYTES: usize = 2 * 1024;
 }
 
-/// Holder → coordinator: the outcome of a store request.
+/// Holder → coordinator: the share of (session, epoch) is on disk, synced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub enum StoreOutcome {
-    /// Written and synced to disk.
-    Durable,
-    /// Refused, with the reason.
-    Refused(Refusal),
-}
-
-/// Holder → coordinator: reply to [`StoreShare`] or [`DeleteShares`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct StoreReply {
-    /// Wire version.
-    pub v: u16,
+pub struct StoreAck {
     /// The session.
     pub session: SessionId,
     /// The epoch.
     pub epoch: Epoch,
-    /// Outcome.
-    pub outcome: StoreOutcome,
 }
+
+/// Holder → coordinator: reply to [`StoreShare`] or [`DeleteShares`].
+pub type StoreReply = Reply<StoreAck>;
 
 /// Coordinator → holder: delete the shares of one epoch of a session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,15 +270,48 @@ pub struct ShareFetch {
     pub ticket: SignedEnvelope,
 }
 
-/// Holder → requester: the sealed share or a typed refusal.
+/// Every response on our request-response protocols: the payload or a typed refusal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct ShareFetchReply {
+pub struct Reply<T> {
     /// Wire version.
     pub v: u16,
-    /// Share or refusal.
-    pub result: Result<SealedShare, Refusal>,
+    /// Payload or refusal.
+    pub result: Result<T, Refusal>,
 }
+
+impl<T> Versioned for Reply<T> {
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
+impl<T> Reply<T> {
+    /// A successful reply.
+    pub fn ok(value: T) -> Self {
+        Self {
+            v: super::WIRE_VERSION,
+            result: Ok(value),
+        }
+    }
+
+    /// A refusal.
+    pub fn refused(refusal: Refusal) -> Self {
+        Self {
+            v: super::WIRE_VERSION,
+            result: Err(refusal),
+        }
+    }
+}
+
+/// The encoded refusal a node sends when it is too busy to look at a request.
+/// It decodes as a `Reply<T>` for every `T`.
+pub fn busy_reply() -> Vec<u8> {
+    super::encode(&Reply::<()>::refused(Refusal::RateLimited))
+}
+
+/// Holder → requester: the sealed share or a typed refusal.
+pub type ShareFetchReply = Reply<SealedShare>;
 
 /// A typed refusal carried on the wire; every handler answers bad input with one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -327,11 +349,9 @@ versioned!(
     ContributionBody,
     StatusHeartbeat,
     StoreShare,
-    StoreReply,
     DeleteShares,
     SessionCreate,
     SessionCreated,
     TicketRequest,
     ShareFetch,
-    ShareFetchReply,
 );

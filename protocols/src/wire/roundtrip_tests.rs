@@ -74,3 +74,12 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn busy_reply_decodes_as_a_refusal_of_any_reply_type() {
+    let bytes = super::messages::busy_reply();
+    let fetch: ShareFetchReply = decode(&bytes, LIMIT).unwrap();
+    assert_eq!(fetch.result, Err(Refusal::RateLimited));
+    let store: StoreReply = decode(&bytes, LIMIT).unwrap();
+    assert_eq!(store.result, Err(Refusal::RateLimited));
+}

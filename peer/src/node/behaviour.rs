@@ -1,0 +1,131 @@
+//! The composed libp2p behaviour: gossipsub, Kademlia, identify, ping and our request-response protocols.
+
+use super::codec::FramedCodec;
+use super::config::{NodeConfig, Protocol};
+use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
+use libp2p::{
+    PeerId, StreamProtocol, gossipsub, identify, identity::Keypair, kad, ping, request_response,
+};
+use std::time::Duration;
+
+/// Gossip topic of sealed entropy contributions.
+pub const CONTRIBUTIONS_TOPIC: &str = "entroshard/contributions/1";
+/// Gossip topic of status heartbeats.
+pub const STATUS_TOPIC: &str = "entroshard/status/1";
+/// Protocol name announced by identify.
+pub const IDENTIFY_PROTOCOL: &str = "/entroshard/id/1";
+
+type Rr = request_response::Behaviour<FramedCodec>;
+
+/// Everything a node speaks. Kademlia is optional (off in large simulations).
+#[derive(NetworkBehaviour)]
+pub struct MeshBehaviour {
+    /// Contributions and heartbeats.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Peer routing.
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    /// Address and protocol exchange.
+    pub identify: identify::Behaviour,
+    /// Liveness and round-trip times.
+    pub ping: ping::Behaviour,
+    /// Attestation challenges.
+    pub attest: Rr,
+    /// Store and delete share orders.
+    pub store: Rr,
+    /// Share fetches (over QUIC in practice).
+    pub fetch: Rr,
+    /// Session creation and tickets (coordinator).
+    pub coord: Rr,
+}
+
+fn rr(protocol: Protocol, timeout: Duration) -> Rr {
+    let (max_request, max_response) = protocol.limits();
+    request_response::Behaviour::with_codec(
+        FramedCodec {
+            max_request,
+            max_response,
+        },
+        [(
+            StreamProtocol::new(protocol.name()),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(protocol.max_concurrent_streams()),
+    )
+}
+
+impl MeshBehaviour {
+    /// Builds the behaviour for `key` under `config`.
+    pub fn new(
+        key: &Keypair,
+        config: &NodeConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let local = PeerId::from(key.public());
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(config.gossip_max_transmit)
+            .mesh_n(config.gossip_mesh_n)
+            .mesh_n_low(config.gossip_mesh_n.saturating_sub(2).max(1))
+            .mesh_n_high(config.gossip_mesh_n.saturating_mul(2))
+            .mesh_outbound_min(1.min(config.gossip_mesh_n / 2))
+            .heartbeat_interval(config.gossip_heartbeat)
+            .build()
+            .map_err(|e| format!("gossipsub config: {e}"))?;
+        let mut gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )?;
+        gossipsub
+            .with_peer_score(gossipsub::PeerScoreParams::default(), score_thresholds())
+            .map_err(|e| format!("gossipsub scoring: {e}"))?;
+        for topic in [CONTRIBUTIONS_TOPIC, STATUS_TOPIC] {
+            gossipsub
+                .subscribe(&gossipsub::IdentTopic::new(topic))
+                .map_err(|e| format!("subscribe {topic}: {e}"))?;
+        }
+        let kad = config.kademlia.then(|| {
+            let mut kad = kad::Behaviour::new(local, kad::store::MemoryStore::new(local));
+            kad.set_mode(Some(if config.kad_server {
+                kad::Mode::Server
+            } else {
+                kad::Mode::Client
+            }));
+            kad
+        });
+        Ok(Self {
+            gossipsub,
+            kad: kad.into(),
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            attest: rr(Protocol::Attest, config.request_timeout),
+            store: rr(Protocol::Store, config.request_timeout),
+            fetch: rr(Protocol::Fetch, config.request_timeout),
+            coord: rr(Protocol::Coord, config.request_timeout),
+        })
+    }
+
+    /// The request-response behaviour of `protocol`.
+    pub fn rr_mut(&mut self, protocol: Protocol) -> &mut Rr {
+        match protocol {
+            Protocol::Attest => &mut self.attest,
+            Protocol::Store => &mut self.store,
+            Protocol::Fetch => &mut self.fetch,
+            Protocol::Coord => &mut self.coord,
+        }
+    }
+}
+
+fn score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    }
+}

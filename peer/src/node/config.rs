@@ -1,0 +1,121 @@
+//! Node configuration: transport choice, listen and bootstrap addresses, and every bound.
+
+use libp2p::Multiaddr;
+use std::time::Duration;
+
+/// Which transports a node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// TCP (+ Noise + yamux) and QUIC: real devices, tests on loopback.
+    Network,
+    /// libp2p's in-memory transport (+ Noise + yamux): the simulator.
+    Memory,
+}
+
+/// Our request-response protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Coordinator → peer attestation challenge.
+    Attest,
+    /// Coordinator → peer store / delete share.
+    Store,
+    /// Requester → holder share fetch.
+    Fetch,
+    /// Requester → coordinator session create and tickets.
+    Coord,
+}
+
+impl Protocol {
+    /// Every protocol.
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Attest,
+        Protocol::Store,
+        Protocol::Fetch,
+        Protocol::Coord,
+    ];
+
+    /// Stream protocol name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Attest => "/entroshard/attest/1",
+            Protocol::Store => "/entroshard/store/1",
+            Protocol::Fetch => "/entroshard/fetch/1",
+            Protocol::Coord => "/entroshard/coord/1",
+        }
+    }
+
+    /// (largest request, largest response) in bytes.
+    pub fn limits(self) -> (usize, usize) {
+        match self {
+            Protocol::Attest => (1024, 8 * 1024),
+            Protocol::Store => (4 * 1024, 1024),
+            Protocol::Fetch => (protocols::wire::MAX_MESSAGE_BYTES, 4 * 1024),
+            Protocol::Coord => (16 * 1024, 2 * protocols::wire::MAX_MESSAGE_BYTES),
+        }
+    }
+
+    /// Concurrent inbound streams per connection.
+    pub fn max_concurrent_streams(self) -> usize {
+        match self {
+            Protocol::Fetch => 64,
+            _ => 16,
+        }
+    }
+}
+
+/// How a node is built and bounded.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Transport family.
+    pub transport: TransportKind,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (with `/p2p/<id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Run Kademlia at all.
+    pub kademlia: bool,
+    /// Kademlia server mode (only nodes others can reach).
+    pub kad_server: bool,
+    /// Gossipsub `max_transmit_size`.
+    pub gossip_max_transmit: usize,
+    /// Gossipsub mesh degree.
+    pub gossip_mesh_n: usize,
+    /// Gossipsub heartbeat.
+    pub gossip_heartbeat: Duration,
+    /// Request-response timeout.
+    pub request_timeout: Duration,
+    /// Idle connection timeout.
+    pub idle_timeout: Duration,
+    /// Capacity of the command and event channels.
+    pub channel_capacity: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for a real device listening on `listen`.
+    pub fn network(listen: Vec<Multiaddr>) -> Self {
+        Self {
+            transport: TransportKind::Network,
+            listen,
+            bootstrap: Vec::new(),
+            kademlia: true,
+            kad_server: false,
+            gossip_max_transmit: 16 * 1024,
+            gossip_mesh_n: 6,
+            gossip_heartbeat: Duration::from_millis(700),
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            channel_capacity: 256,
+        }
+    }
+
+    /// Defaults for an in-memory simulated node.
+    pub fn memory(listen: Vec<Multiaddr>) -> Self {
+        Self {
+            transport: TransportKind::Memory,
+            kademlia: false,
+            gossip_mesh_n: 4,
+            channel_capacity: 64,
+            ..Self::network(listen)
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The swarm task: one `select!` over swarm events and owner commands; bounded both ways.
+
+use super::NodeError;
+use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
+use super::codec::RequestFrame;
+use super::config::{NodeConfig, Protocol};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the node tells its owner.
+#[derive(Debug)]
+pub enum NodeEvent {
+    /// A gossip message waiting for validation: report it with [`NodeHandle::report_gossip`].
+    Gossip {
+        /// Topic name.
+        topic: String,
+        /// Message id for the validation report.
+        id: MessageId,
+        /// The peer that forwarded it.
+        propagation_source: PeerId,
+        /// The authenticated author (gossipsub signatures are mandatory).
+        author: Option<PeerId>,
+        /// Payload.
+        data: Vec<u8>,
+    },
+    /// An inbound request; answer it through the responder.
+    Request {
+        /// Protocol it came on.
+        protocol: Protocol,
+        /// The authenticated remote.
+        peer: PeerId,
+        /// The request bytes, or the oversized size it announced.
+        frame: RequestFrame,
+        /// Where the answer goes.
+        responder: Responder,
+    },
+    /// A new listen address.
+    Listening(Multiaddr),
+    /// A connection to `peer` is up.
+    Connected(PeerId),
+    /// The last connection to `peer` closed.
+    Disconnected(PeerId),
+    /// `peer` subscribed to a gossip topic (publishing to it can now reach someone).
+    Subscribed {
+        /// Remote.
+        peer: PeerId,
+        /// Topic name.
+        topic: String,
+    },
+    /// A ping round trip to `peer`.
+    Rtt {
+        /// Remote.
+        peer: PeerId,
+        /// Round trip.
+        rtt: Duration,
+    },
+}
+
+/// Answers one inbound request.
+#[derive(Debug)]
+pub struct Responder {
+    protocol: Protocol,
+    channel: ResponseChannel<Vec<u8>>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Responder {
+    /// Sends the answer; fails only when the node has stopped.
+    pub async fn respond(self, bytes: Vec<u8>) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Respond {
+                protocol: self.protocol,
+                channel: self.channel,
+                bytes,
+            })
+            .await
+            .map_err(|_| NodeError::Closed)
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Publish {
+        topic: &'static str,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Request {
+        protocol: Protocol,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NodeError>>,
+    },
+    Respond {
+        protocol: Protocol,
+        channel: ResponseChannel<Vec<u8>>,
+        bytes: Vec<u8>,
+    },
+    ReportGossip {
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Shutdown,
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+}
+
+/// Gossip validation outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipVerdict {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid: drop it and penalise the sender.
+    Reject,
+    /// Not for us (e.g. a duplicate): drop it without penalty.
+    Ignore,
+}
+
+impl NodeHandle {
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Closed)?;
+        rx.await.map_err(|_| NodeError::Closed)
+    }
+
+    /// Publishes on a gossip topic.
+    pub async fn publish(&self, topic: &'static str, data: Vec<u8>) -> Result<(), NodeError> {
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await?
+    }
+
+    /// Sends a request and waits for the response bytes (bounded by the protocol's timeout).
+    pub async fn request(
+        &self,
+        protocol: Protocol,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, NodeError> {
+        self.call(|reply| Command::Request {
+            protocol,
+            peer,
+            addrs,
+            data,
+            reply,
+        })
+        .await?
+    }
+
+    /// Reports the validation result of a gossip message.
+    pub async fn report_gossip(
+        &self,
+        id: MessageId,
+        source: PeerId,
+        verdict: GossipVerdict,
+    ) -> Result<(), NodeError> {
+        let acceptance = match verdict {
+            GossipVerdict::Accept => MessageAcceptance::Accept,
+            GossipVerdict::Reject => MessageAcceptance::Reject,
+            GossipVerdict::Ignore => MessageAcceptance::Ignore,
+        };
+        self.commands
+            .send(Command::ReportGossip {
+                id,
+                source,
+                acceptance,
+            })
+            .await
+            .map_err(|_| NodeError::Closed)
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Current listen addresses.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Peers with an open connection.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.call(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// Stops the swarm task.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+}
+
+pub(super) async fn spawn(
+    swarm: Swarm<MeshBehaviour>,
+    config: &NodeConfig,
+) -> (NodeHandle, mpsc::Receiver<NodeEvent>) {
+    let (cmd_tx, cmd_rx) = mpsc::channel(config.channel_capacity);
+    let (event_tx, event_rx) = mpsc::channel(config.channel_capacity);
+    let handle = NodeHandle {
+        peer_id: *swarm.local_peer_id(),
+        commands: cmd_tx.clone(),
+    };
+    let task = SwarmTask {
+        swarm,
+        commands: cmd_rx,
+        command_tx: cmd_tx.downgrade(),
+        events: event_tx,
+        pending: HashMap::new(),
+    };
+    tokio::spawn(task.run());
+    (handle, event_rx)
+}
+
+struct SwarmTask {
+    swarm: Swarm<MeshBehaviour>,
+    commands: mpsc::Receiver<Command>,
+    command_tx: mpsc::WeakSender<Command>,
+    events: mpsc::Sender<NodeEvent>,
+    pending: HashMap<(Protocol, OutboundRequestId), ReplySender>,
+}
+
+type ReplySender = oneshot::Sender<Result<Vec<u8>, NodeError>>;
+
+impl SwarmTask {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+            }
+        }
+        tracing::debug!(peer = %self.swarm.local_peer_id(), "node stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let behaviour = self.swarm.behaviour_mut();
+        match command {
+            Command::Publish { topic, data, reply } => {
+                let result = behaviour
+                    .gossipsub
+                    .publish(IdentTopic::new(topic), data)
+                    .map(|_| ())
+                    .map_err(|e| NodeError::Publish(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Request {
+                protocol,
+                peer,
+                addrs,
+                data,
+                reply,
+            } => {
+                let id = behaviour.rr_mut(protocol).send_request_with_addresses(
+                    &peer,
+                    RequestFrame::Bytes(data),
+                    addrs,
+                );
+                self.pending.insert((protocol, id), reply);
+            }
+            Command::Respond {
+                protocol,
+                channel,
+                bytes,
+            } => {
+                if behaviour
+                    .rr_mut(protocol)
+                    .send_response(channel, bytes)
+                    .is_err()
+                {
+                    tracing::debug!(?protocol, "response dropped: the requester went away");
+                }
+            }
+            Command::ReportGossip {
+                id,
+                source,
+                acceptance,
+            } => {
+                behaviour
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Command::Dial { addr, reply } => {
+                let _ = reply.send(
+                    self.swarm
+                        .dial(addr)
+                        .map_err(|e| NodeError::Dial(e.to_string())),
+                );
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Hands an event to the owner without waiting; returns it back when the channel is full.
+    fn offer(&self, event: NodeEvent) -> Result<(), Box<NodeEvent>> {
+        self.events.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
+                Box::new(ev)
+            }
+        })
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let _ = self.offer(NodeEvent::Listening(address));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                let _ = self.offer(NodeEvent::Connected(peer_id));
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                let _ = self.offer(NodeEvent::Disconnected(peer_id));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: MeshBehaviourEvent) {
+        match event {
+            MeshBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let ev = NodeEvent::Gossip {
+                    topic: message.topic.into_string(),
+                    id: message_id.clone(),
+                    propagation_source,
+                    author: message.source,
+                    data: message.data,
+                };
+                if self.offer(ev).is_err() {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+            }
+            MeshBehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                let _ = self.offer(NodeEvent::Subscribed {
+                    peer: peer_id,
+                    topic: topic.into_string(),
+                });
+            }
+            MeshBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for addr in info.listen_addrs {
+                        kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            MeshBehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                let _ = self.offer(NodeEvent::Rtt { peer, rtt });
+            }
+            MeshBehaviourEvent::Attest(e) => self.on_rr_event(Protocol::Attest, e),
+            MeshBehaviourEvent::Store(e) => self.on_rr_event(Protocol::Store, e),
+            MeshBehaviourEvent::Fetch(e) => self.on_rr_event(Protocol::Fetch, e),
+            MeshBehaviourEvent::Coord(e) => self.on_rr_event(Protocol::Coord, e),
+            _ => {}
+        }
+    }
+
+    fn on_rr_event(
+        &mut self,
+        protocol: Protocol,
+        event: request_response::Event<RequestFrame, Vec<u8>>,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Some(commands) = self.command_tx.upgrade() else {
+                    return;
+                };
+                let responder = Responder {
+                    protocol,
+                    channel,
+                    commands,
+                };
+                let ev = NodeEvent::Request {
+                    protocol,
+                    peer,
+                    frame: request,
+                    responder,
+                };
+                if let Err(refused) = self.offer(ev)
+                    && let NodeEvent::Request { responder, .. } = *refused
+                {
+                    tracing::warn!(%peer, ?protocol, "owner busy: request refused");
+                    let busy = protocols::wire::busy_reply();
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr_mut(protocol)
+                        .send_response(responder.channel, busy);
+                }
+            }
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                    let _ = reply.send(Err(NodeError::Request {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, ?protocol, %error, "inbound request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Swarm construction: TCP + Noise + yamux and QUIC for real nodes, memory + Noise + yamux for the simulator.
+
+use super::NodeError;
+use super::behaviour::MeshBehaviour;
+use super::config::{NodeConfig, TransportKind};
+use libp2p::core::{transport::MemoryTransport, upgrade::Version};
+use libp2p::{Swarm, SwarmBuilder, Transport, identity::Keypair, noise, tcp, yamux};
+
+pub(super) fn build_swarm(
+    keypair: Keypair,
+    config: &NodeConfig,
+) -> Result<Swarm<MeshBehaviour>, NodeError> {
+    let setup = |e: &dyn std::fmt::Display| NodeError::Setup(e.to_string());
+    let idle = config.idle_timeout;
+    let swarm = match config.transport {
+        TransportKind::Network => SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| setup(&e))?
+            .with_quic()
+            .with_behaviour(|key| MeshBehaviour::new(key, config))
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        TransportKind::Memory => SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|key| {
+                let noise = noise::Config::new(key)
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .boxed())
+            })
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|key| MeshBehaviour::new(key, config))
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+    };
+    Ok(swarm)
+}

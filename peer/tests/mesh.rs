@@ -1,0 +1,157 @@
+//! Real nodes on loopback (TCP and QUIC) and on the memory transport: gossip and request-response.
+
+use libp2p::Multiaddr;
+use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, STATUS_TOPIC};
+use protocols::identity::NodeKey;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn start(
+    seed: u8,
+    listen: &str,
+    transport_memory: bool,
+) -> (NodeHandle, mpsc::Receiver<NodeEvent>, Multiaddr) {
+    let key = NodeKey::from_secret_bytes(&[seed; 32]);
+    let addr: Multiaddr = listen.parse().unwrap();
+    let config = if transport_memory {
+        NodeConfig::memory(vec![addr])
+    } else {
+        NodeConfig::network(vec![addr])
+    };
+    let (handle, mut events) = node::start(&key, config).await.unwrap();
+    let listening = timeout(DEADLINE, async {
+        loop {
+            if let Some(NodeEvent::Listening(a)) = events.recv().await {
+                return a;
+            }
+        }
+    })
+    .await
+    .expect("node listens");
+    let full = listening.with(libp2p::multiaddr::Protocol::P2p(handle.peer_id()));
+    (handle, events, full)
+}
+
+/// Waits until `b` subscribed on `a`'s side, publishes, then waits for `b` to receive it.
+async fn gossip_reaches(
+    a: &NodeHandle,
+    a_events: &mut mpsc::Receiver<NodeEvent>,
+    b_events: &mut mpsc::Receiver<NodeEvent>,
+    payload: &[u8],
+) {
+    timeout(DEADLINE, async {
+        loop {
+            match a_events.recv().await {
+                Some(NodeEvent::Subscribed { topic, .. }) if topic == STATUS_TOPIC => return,
+                Some(_) => continue,
+                None => panic!("node stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the other node subscribes");
+    a.publish(STATUS_TOPIC, payload.to_vec()).await.unwrap();
+    let got = timeout(DEADLINE, async {
+        loop {
+            match b_events.recv().await {
+                Some(NodeEvent::Gossip { data, author, .. }) => return (data, author),
+                Some(_) => continue,
+                None => panic!("node stopped"),
+            }
+        }
+    })
+    .await
+    .expect("gossip arrives");
+    assert_eq!(got.0, payload);
+    assert_eq!(got.1, Some(a.peer_id()));
+}
+
+/// Answers one request on `events` by echoing it reversed.
+fn echo_server(mut events: mpsc::Receiver<NodeEvent>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let NodeEvent::Request {
+                frame, responder, ..
+            } = ev
+            {
+                let reply = match frame {
+                    RequestFrame::Bytes(mut b) => {
+                        b.reverse();
+                        b
+                    }
+                    RequestFrame::Oversized { len, .. } => format!("oversized {len}").into_bytes(),
+                };
+                let _ = responder.respond(reply).await;
+            }
+        }
+    })
+}
+
+async fn exchange(listen_a: &str, listen_b: &str, memory: bool) {
+    let (a, mut a_events, _) = start(1, listen_a, memory).await;
+    let (b, mut b_events, b_addr) = start(2, listen_b, memory).await;
+    a.dial(b_addr.clone()).await.unwrap();
+    gossip_reaches(&a, &mut a_events, &mut b_events, b"status-1").await;
+    let server = echo_server(b_events);
+    let reply = a
+        .request(
+            Protocol::Fetch,
+            b.peer_id(),
+            vec![b_addr.clone()],
+            b"abc".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply, b"cba");
+    // An oversized request is reported to the owner without being read, and answered.
+    let big = vec![0u8; Protocol::Attest.limits().0 + 1];
+    let reply = a
+        .request(Protocol::Attest, b.peer_id(), vec![b_addr], big.clone())
+        .await
+        .unwrap();
+    assert_eq!(reply, format!("oversized {}", big.len()).into_bytes());
+    server.abort();
+}
+
+#[tokio::test]
+async fn nodes_exchange_gossip_and_requests_over_tcp() {
+    exchange("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0", false).await;
+}
+
+#[tokio::test]
+async fn nodes_exchange_gossip_and_requests_over_quic() {
+    exchange(
+        "/ip4/127.0.0.1/udp/0/quic-v1",
+        "/ip4/127.0.0.1/udp/0/quic-v1",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nodes_exchange_gossip_and_requests_over_the_memory_transport() {
+    let port = 1 + (std::process::id() as u64 % 1_000_000) * 8;
+    exchange(
+        &format!("/memory/{port}"),
+        &format!("/memory/{}", port + 1),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn request_to_a_stopped_node_fails_with_a_typed_error() {
+    let (a, _a_events, _) = start(3, "/ip4/127.0.0.1/tcp/0", false).await;
+    let (b, _b_events, b_addr) = start(4, "/ip4/127.0.0.1/tcp/0", false).await;
+    let b_id = b.peer_id();
+    b.shutdown().await;
+    drop(b);
+    let err = a
+        .request(Protocol::Fetch, b_id, vec![b_addr], b"x".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, node::NodeError::Request { .. }), "{err:?}");
+}
