@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -21,12 +22,16 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline end to end and narrate it.
     Demo(demo::DemoArgs),
+    /// The device agent: harvest, contribute, hold and serve shares.
+    #[command(subcommand)]
+    Peer(cli::peer::PeerCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Peer(command) => cli::peer::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

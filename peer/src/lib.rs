@@ -3,6 +3,11 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod agent;
+pub mod config;
+pub mod contribution;
 pub mod identity;
 pub mod node;
+pub mod pipeline;
 pub mod sources;
+pub mod store;

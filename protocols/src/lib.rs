@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod keys;
 pub mod quorum;
+pub mod ratelimit;
 pub mod reshare;
 pub mod sealing;
 pub mod sharing;

@@ -1,5 +1,7 @@
 //! Entropy sources: one trait, real Linux implementations and simulated ones for tests and the simulator.
 
+pub mod feed;
+pub mod linux;
 pub mod simulated;
 
 use protocols::entropy::SourceSpec;
@@ -27,4 +29,65 @@ pub trait EntropySource: Send {
     fn spec(&self) -> SourceSpec;
     /// Appends up to `max` fresh samples to `out`.
     fn read_samples(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), SourceError>;
+}
+
+/// Builds the pipelines of every configured source: detected hardware, simulated sources and
+/// the external feed. Hardware that is absent is skipped with a log line, never faked.
+pub fn build(
+    config: &crate::config::SourcesConfig,
+) -> Result<Vec<crate::pipeline::SourcePipeline>, String> {
+    use crate::config::SimulatedSourceConfig;
+    use simulated::{SimulatedKind, SimulatedSource};
+    let mut sources: Vec<Box<dyn EntropySource>> = Vec::new();
+    for (i, sim) in config.simulated.iter().enumerate() {
+        let (kind, seed) = match *sim {
+            SimulatedSourceConfig::Biased { p_one, seed } => {
+                (SimulatedKind::Biased { p_one }, seed)
+            }
+            SimulatedSourceConfig::Correlated {
+                bits,
+                p_repeat,
+                seed,
+            } => (SimulatedKind::Correlated { bits, p_repeat }, seed),
+            SimulatedSourceConfig::Stuck { value } => (SimulatedKind::Stuck { value }, 0),
+        };
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        seed_bytes[8] = i as u8;
+        let source = SimulatedSource::new(format!("sim:{i}"), kind, seed_bytes)
+            .map_err(|e| format!("simulated source {i}: {e}"))?;
+        sources.push(Box::new(source));
+    }
+    sources.extend(hardware(config)?);
+    if sources.is_empty() {
+        return Err("no entropy source available: configure a simulated source or a feed, or run on hardware with sensors".into());
+    }
+    sources
+        .into_iter()
+        .map(|s| crate::pipeline::SourcePipeline::new(s).map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn hardware(config: &crate::config::SourcesConfig) -> Result<Vec<Box<dyn EntropySource>>, String> {
+    let detect = linux::DetectConfig {
+        root: config.system_root.clone(),
+        jitter: config.detect_hardware,
+        feeds: config.feed.iter().cloned().collect(),
+        ..linux::DetectConfig::default()
+    };
+    if !config.detect_hardware {
+        // Only the feed: open it directly so a broken feed is an error, not a skip.
+        return match &config.feed {
+            Some(feed) => Ok(vec![Box::new(
+                feed::FeedSource::open(feed)
+                    .map_err(|e| format!("feed {}: {e}", feed.path.display()))?,
+            )]),
+            None => Ok(Vec::new()),
+        };
+    }
+    let (found, skipped) = linux::detect(&detect);
+    for s in &skipped {
+        tracing::info!(source = %s.name, reason = %s.reason, "source skipped");
+    }
+    Ok(found)
 }

@@ -355,3 +355,81 @@ versioned!(
     TicketRequest,
     ShareFetch,
 );
+
+/// The coordinator's public record: its Noise static key, signed by its identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct CoordinatorRecord {
+    /// Wire version.
+    pub v: u16,
+    /// X25519 public key contributions are sealed to.
+    #[serde(with = "serde_bytes")]
+    pub noise_static: [u8; 32],
+    /// When the record was made, unix milliseconds.
+    pub issued_at_ms: u64,
+}
+
+impl Versioned for CoordinatorRecord {
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
+impl SignedPayload for CoordinatorRecord {
+    const CONTEXT: &'static [u8] = b"entroshard/v1/coordinator-record";
+    const MAX_BYTES: usize = 1024;
+}
+
+/// What a node asks the coordinator on `/entroshard/coord/1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum CoordinatorRequest {
+    /// The signed [`CoordinatorRecord`] (answered as a `Reply<SignedEnvelope>`).
+    GetRecord,
+    /// Create a session (answered as a `Reply<SessionCreated>`).
+    CreateSession(SessionCreate),
+    /// A ticket for the current epoch (answered as a `Reply<TicketGrant>`).
+    GetTicket(TicketRequest),
+}
+
+/// Envelope of a coordinator request, versioned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct CoordinatorCall {
+    /// Wire version.
+    pub v: u16,
+    /// The request.
+    pub request: CoordinatorRequest,
+}
+
+impl Versioned for CoordinatorCall {
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
+/// A coordinator order to a holder on `/entroshard/store/1`, answered as a [`StoreReply`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum HolderOrder {
+    /// A signed [`StoreShare`].
+    Store(SignedEnvelope),
+    /// A signed [`DeleteShares`].
+    Delete(SignedEnvelope),
+}
+
+/// Envelope of a holder order, versioned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct HolderCall {
+    /// Wire version.
+    pub v: u16,
+    /// The order.
+    pub order: HolderOrder,
+}
+
+impl Versioned for HolderCall {
+    fn version(&self) -> u16 {
+        self.v
+    }
+}

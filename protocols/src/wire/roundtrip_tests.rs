@@ -53,6 +53,9 @@ roundtrip_tests!(
     ticket_round_trips: Ticket,
     ticket_grant_round_trips: TicketGrant,
     signed_envelope_round_trips: SignedEnvelope,
+    coordinator_record_round_trips: CoordinatorRecord,
+    coordinator_call_round_trips: CoordinatorCall,
+    holder_call_round_trips: HolderCall,
 );
 
 proptest! {

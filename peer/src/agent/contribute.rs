@@ -1,0 +1,156 @@
+//! The contribution task: seals blocks to the coordinator and publishes them at a jittered, limited rate.
+
+use super::harvest::ReadyBlock;
+use super::{Shared, now_ms};
+use crate::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, NodeHandle, Protocol, STATUS_TOPIC};
+use libp2p::{Multiaddr, PeerId};
+use protocols::wire::{
+    self, Contribution, ContributionBody, CoordinatorCall, CoordinatorRecord, CoordinatorRequest,
+    Reply, SignedEnvelope, SourceEstimate, StatusHeartbeat, WIRE_VERSION,
+};
+use rand::RngExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Fraction of the interval used as random jitter either way.
+const JITTER: f64 = 0.2;
+
+/// Runs until the block channel closes.
+pub async fn run(
+    shared: Arc<Shared>,
+    node: NodeHandle,
+    coordinator: PeerId,
+    coordinator_addr: Multiaddr,
+    interval_s: f64,
+    mut blocks: mpsc::Receiver<ReadyBlock>,
+) {
+    let mut seq = now_ms().saturating_mul(1000);
+    let mut noise_static: Option<[u8; 32]> = None;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    while let Some(block) = blocks.recv().await {
+        if noise_static.is_none() {
+            noise_static = fetch_record(&shared, &node, coordinator, &coordinator_addr).await;
+            if noise_static.is_none() {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        }
+        let Some(key) = noise_static else { continue };
+        seq += 1;
+        match publish(&shared, &node, &key, seq, &block).await {
+            Ok(()) => {
+                shared
+                    .metrics
+                    .contributions_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(seq, source = %block.source, "contribution published");
+            }
+            Err(e) => tracing::debug!(error = %e, "contribution not published"),
+        }
+        let jitter = 1.0 + rng.random_range(-JITTER..=JITTER);
+        tokio::time::sleep(Duration::from_secs_f64((interval_s * jitter).max(0.01))).await;
+    }
+}
+
+async fn publish(
+    shared: &Shared,
+    node: &NodeHandle,
+    coordinator_static: &[u8; 32],
+    seq: u64,
+    block: &ReadyBlock,
+) -> Result<(), String> {
+    let claim = &block.harvested.claim;
+    let per_bit = claim
+        .measured_min_entropy_per_bit
+        .unwrap_or(0.0)
+        .min(claim.claimed_min_entropy_per_bit);
+    let body = ContributionBody {
+        v: WIRE_VERSION,
+        bits: block.harvested.block.as_bytes().to_vec(),
+        sources: vec![SourceEstimate {
+            source: block.source.clone(),
+            bits: u32::try_from(claim.debiased_bits).unwrap_or(u32::MAX),
+            min_entropy_millibits: (per_bit.clamp(0.0, 1.0) * 1000.0) as u32,
+        }],
+    };
+    let sealed = crate::contribution::seal(coordinator_static, &shared.key.node_id(), seq, &body)
+        .map_err(|e| e.to_string())?;
+    let contribution = Contribution {
+        v: WIRE_VERSION,
+        seq,
+        sent_at_ms: now_ms(),
+        sealed,
+    };
+    node.publish(
+        CONTRIBUTIONS_TOPIC,
+        SignedEnvelope::seal(&shared.key, &contribution).to_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Asks the pinned coordinator for its signed Noise record.
+async fn fetch_record(
+    shared: &Shared,
+    node: &NodeHandle,
+    coordinator: PeerId,
+    addr: &Multiaddr,
+) -> Option<[u8; 32]> {
+    let call = CoordinatorCall {
+        v: WIRE_VERSION,
+        request: CoordinatorRequest::GetRecord,
+    };
+    let bytes = match node
+        .request(
+            Protocol::Coord,
+            coordinator,
+            vec![addr.clone()],
+            wire::encode(&call),
+        )
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::info!(error = %e, "coordinator not reachable yet");
+            return None;
+        }
+    };
+    let reply: Reply<SignedEnvelope> = wire::decode(&bytes, Protocol::Coord.limits().1).ok()?;
+    let envelope = match reply.result {
+        Ok(e) => e,
+        Err(refusal) => {
+            tracing::warn!(%refusal, "coordinator refused its record");
+            return None;
+        }
+    };
+    match envelope.open::<CoordinatorRecord>(&shared.coordinator) {
+        Ok(record) => Some(record.noise_static),
+        Err(e) => {
+            tracing::warn!(error = %e, "coordinator record does not verify against the pinned identity");
+            None
+        }
+    }
+}
+
+/// Whether a relaying peer forwards a gossip message: its envelope must verify and be signed by
+/// the gossip author, and its payload must be of the topic's type.
+pub fn relay_verdict(topic: &str, author: Option<&PeerId>, data: &[u8]) -> GossipVerdict {
+    let Some(author) = author.and_then(crate::identity::node_id) else {
+        return GossipVerdict::Reject;
+    };
+    let Ok(envelope) = SignedEnvelope::from_bytes(data, 16 * 1024) else {
+        return GossipVerdict::Reject;
+    };
+    let ok = match topic {
+        CONTRIBUTIONS_TOPIC => envelope.open::<Contribution>(&author).is_ok(),
+        STATUS_TOPIC => envelope.open::<StatusHeartbeat>(&author).is_ok(),
+        _ => false,
+    };
+    if ok {
+        GossipVerdict::Accept
+    } else {
+        GossipVerdict::Reject
+    }
+}

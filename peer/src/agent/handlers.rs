@@ -1,0 +1,228 @@
+//! Answers to the coordinator's and requesters' requests: attestation, store/delete orders, share fetches.
+
+use super::Shared;
+use crate::node::{Protocol, RequestFrame};
+use crate::store::PutOutcome;
+use libp2p::PeerId;
+use protocols::attestation::{Challenge, Evidence};
+use protocols::ids::NodeId;
+use protocols::ticket::check_ticket;
+use protocols::wire::{
+    self, DeleteShares, HolderCall, HolderOrder, Refusal, Reply, ShareFetch, SignedEnvelope,
+    StoreAck, StoreShare, WIRE_VERSION,
+};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Why a request was refused, as a metric label.
+pub fn refusal_label(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Ticket(t) => match t {
+            protocols::ticket::TicketRefusal::BadSignature => "ticket_bad_signature",
+            protocols::ticket::TicketRefusal::Malformed => "ticket_malformed",
+            protocols::ticket::TicketRefusal::Expired { .. } => "ticket_expired",
+            protocols::ticket::TicketRefusal::NotYetValid => "ticket_not_yet_valid",
+            protocols::ticket::TicketRefusal::WrongRequester => "ticket_wrong_requester",
+            protocols::ticket::TicketRefusal::NotAHolder => "ticket_not_a_holder",
+            protocols::ticket::TicketRefusal::StaleEpoch { .. } => "ticket_stale_epoch",
+            _ => "ticket_other",
+        },
+        Refusal::Malformed(_) => "malformed",
+        Refusal::RateLimited => "rate_limited",
+        Refusal::Unauthorized => "unauthorized",
+        Refusal::NotFound => "not_found",
+        Refusal::StoreFull => "store_full",
+        Refusal::NotReady(_) => "not_ready",
+        _ => "internal",
+    }
+}
+
+fn encode_reply<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
+    wire::encode(reply)
+}
+
+/// Answers one request; never panics on its input, always returns the bytes to send.
+pub async fn answer(
+    shared: Arc<Shared>,
+    protocol: Protocol,
+    remote: PeerId,
+    frame: RequestFrame,
+) -> Vec<u8> {
+    let bytes = match frame {
+        RequestFrame::Bytes(bytes) => bytes,
+        RequestFrame::Oversized { len, max } => {
+            let refusal =
+                Refusal::Malformed(format!("request of {len} bytes over the limit {max}"));
+            shared.metrics.refused(protocol, &refusal);
+            tracing::info!(%remote, ?protocol, len, "oversized request refused");
+            return encode_reply(&Reply::<()>::refused(refusal));
+        }
+    };
+    let Some(remote_node) = crate::identity::node_id(&remote) else {
+        return encode_reply(&Reply::<()>::refused(Refusal::Unauthorized));
+    };
+    let (max, _) = protocol.limits();
+    let result = match protocol {
+        Protocol::Attest => {
+            attest(&shared, &remote_node, &bytes, max).map(|v| encode_reply(&Reply::ok(v)))
+        }
+        Protocol::Store => store(&shared, &remote_node, &bytes, max)
+            .await
+            .map(|v| encode_reply(&Reply::ok(v))),
+        Protocol::Fetch => fetch(&shared, &remote_node, &bytes, max)
+            .await
+            .map(|v| encode_reply(&Reply::ok(v))),
+        Protocol::Coord => Err(Refusal::Unauthorized),
+    };
+    match result {
+        Ok(reply) => {
+            shared.metrics.served(protocol);
+            reply
+        }
+        Err(refusal) => {
+            tracing::info!(%remote, ?protocol, reason = %refusal, "request refused");
+            shared.metrics.refused(protocol, &refusal);
+            encode_reply(&Reply::<()>::refused(refusal))
+        }
+    }
+}
+
+fn malformed(e: impl std::fmt::Display) -> Refusal {
+    Refusal::Malformed(e.to_string())
+}
+
+fn attest(
+    shared: &Shared,
+    remote: &NodeId,
+    bytes: &[u8],
+    max: usize,
+) -> Result<SignedEnvelope, Refusal> {
+    if remote != &shared.coordinator {
+        return Err(Refusal::Unauthorized);
+    }
+    let challenge: Challenge = wire::decode(bytes, max).map_err(malformed)?;
+    let health = shared
+        .health
+        .lock()
+        .map(|h| h.counters.clone())
+        .unwrap_or_default();
+    let evidence = Evidence {
+        v: WIRE_VERSION,
+        node: shared.key.node_id(),
+        nonce: challenge.nonce,
+        binary_sha256: shared.measurement.binary_sha256,
+        config_digest: shared.measurement.config_digest,
+        boot_id: shared.measurement.boot_id.clone(),
+        uptime_s: shared.started.elapsed().as_secs(),
+        health,
+        at_ms: super::now_ms(),
+    };
+    Ok(SignedEnvelope::seal(&shared.key, &evidence))
+}
+
+async fn store(
+    shared: &Arc<Shared>,
+    remote: &NodeId,
+    bytes: &[u8],
+    max: usize,
+) -> Result<StoreAck, Refusal> {
+    if remote != &shared.coordinator {
+        return Err(Refusal::Unauthorized);
+    }
+    let call: HolderCall = wire::decode(bytes, max).map_err(malformed)?;
+    let local = shared.key.node_id();
+    match call.order {
+        HolderOrder::Store(envelope) => {
+            let order: StoreShare = envelope.open(&shared.coordinator).map_err(malformed)?;
+            if order.share.slot.holder != local {
+                return Err(Refusal::Malformed(
+                    "share is addressed to another holder".into(),
+                ));
+            }
+            let ack = StoreAck {
+                session: order.share.slot.session,
+                epoch: order.share.slot.epoch,
+            };
+            let store = shared.store.clone();
+            let outcome =
+                tokio::task::spawn_blocking(move || store.put(&order.share, order.expires_at_ms))
+                    .await
+                    .map_err(|_| Refusal::Internal)?;
+            match outcome {
+                Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => Ok(ack),
+                Err(crate::store::StoreError::Full { .. }) => Err(Refusal::StoreFull),
+                Err(e) => {
+                    tracing::error!(error = %e, "share store write failed");
+                    Err(Refusal::Internal)
+                }
+            }
+        }
+        HolderOrder::Delete(envelope) => {
+            let order: DeleteShares = envelope.open(&shared.coordinator).map_err(malformed)?;
+            let store = shared.store.clone();
+            tokio::task::spawn_blocking(move || store.delete_epoch(&order.session, order.epoch))
+                .await
+                .map_err(|_| Refusal::Internal)?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "share delete failed");
+                    Refusal::Internal
+                })?;
+            Ok(StoreAck {
+                session: order.session,
+                epoch: order.epoch,
+            })
+        }
+    }
+}
+
+async fn fetch(
+    shared: &Arc<Shared>,
+    remote: &NodeId,
+    bytes: &[u8],
+    max: usize,
+) -> Result<protocols::sealing::SealedShare, Refusal> {
+    let now = super::now_ms();
+    let allowed = shared
+        .fetch_limiter
+        .lock()
+        .map(|mut l| l.allow(remote, now))
+        .unwrap_or(false);
+    if !allowed {
+        return Err(Refusal::RateLimited);
+    }
+    let request: ShareFetch = wire::decode(bytes, max).map_err(malformed)?;
+    let local = shared.key.node_id();
+    // Which epochs this node holds for the ticket's session: answered from the store.
+    let store = shared.store.clone();
+    let probe: Result<protocols::ticket::Ticket, _> = request.ticket.open(&shared.coordinator);
+    let held = match &probe {
+        Ok(t) => {
+            let session = t.session;
+            tokio::task::spawn_blocking(move || store.epochs(&session))
+                .await
+                .map_err(|_| Refusal::Internal)?
+                .unwrap_or_default()
+        }
+        Err(_) => Vec::new(),
+    };
+    let checked = check_ticket(
+        &request.ticket,
+        &shared.coordinator,
+        now,
+        remote,
+        &local,
+        |_| held,
+    )
+    .map_err(Refusal::Ticket)?;
+    let store = shared.store.clone();
+    let (session, epoch) = (checked.ticket.session, checked.ticket.epoch);
+    let stored = tokio::task::spawn_blocking(move || store.get(&session, epoch))
+        .await
+        .map_err(|_| Refusal::Internal)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "share store read failed");
+            Refusal::Internal
+        })?
+        .ok_or(Refusal::NotFound)?;
+    Ok(stored.share)
+}

@@ -1,0 +1,230 @@
+//! The device agent's configuration file (TOML), written by `peer init` and read by `peer run`.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Config file problems.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Read or write failed.
+    #[error("config {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config {path} is invalid: {detail}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// A simulated source entry (tests, the simulator, and devices without sensors in the lab).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SimulatedSourceConfig {
+    /// Independent bits with P(1) = `p_one`.
+    Biased {
+        /// Probability of a one.
+        p_one: f64,
+        /// Stream seed (hex not needed: any integer).
+        seed: u64,
+    },
+    /// Symbols that repeat with probability `p_repeat`.
+    Correlated {
+        /// Bits per symbol.
+        bits: u8,
+        /// Probability of repeating.
+        p_repeat: f64,
+        /// Stream seed.
+        seed: u64,
+    },
+    /// A broken sensor.
+    Stuck {
+        /// The value.
+        value: u8,
+    },
+}
+
+pub use crate::sources::feed::FeedConfig;
+
+/// Which sources to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourcesConfig {
+    /// Probe the real Linux sources (thermal, hwmon, IIO, interrupts, jitter, network).
+    pub detect_hardware: bool,
+    /// Root of sysfs/procfs (for tests; "/" on devices).
+    pub system_root: PathBuf,
+    /// Simulated sources.
+    pub simulated: Vec<SimulatedSourceConfig>,
+    /// External feed.
+    pub feed: Option<FeedConfig>,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        Self {
+            detect_hardware: true,
+            system_root: PathBuf::from("/"),
+            simulated: Vec::new(),
+            feed: None,
+        }
+    }
+}
+
+/// The agent's whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    /// Coordinator multiaddress ending in `/p2p/<PeerId>`: the pinned coordinator.
+    pub coordinator: String,
+    /// Region label (failure domain).
+    pub region: String,
+    /// Operator label (administrative owner).
+    pub operator: String,
+    /// Data directory (identity, share store).
+    pub data_dir: PathBuf,
+    /// Listen addresses (TCP and QUIC).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Run Kademlia in server mode (only for nodes others can reach).
+    #[serde(default)]
+    pub kad_server: bool,
+    /// Share slots in the store.
+    #[serde(default = "default_capacity")]
+    pub store_capacity: u32,
+    /// Seconds between contributions (before jitter).
+    #[serde(default = "default_contribution_interval")]
+    pub contribution_interval_s: f64,
+    /// Seconds between heartbeats.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval_s: f64,
+    /// Share fetches allowed per remote per second (burst twice that).
+    #[serde(default = "default_fetch_rate")]
+    pub fetch_rate_per_s: f64,
+    /// Prometheus `/metrics` and `/health` listen address; off when absent.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+    /// Sources.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+fn default_listen() -> Vec<String> {
+    vec![
+        "/ip4/0.0.0.0/tcp/0".into(),
+        "/ip4/0.0.0.0/udp/0/quic-v1".into(),
+    ]
+}
+fn default_capacity() -> u32 {
+    4096
+}
+fn default_contribution_interval() -> f64 {
+    60.0
+}
+fn default_heartbeat_interval() -> f64 {
+    15.0
+}
+fn default_fetch_rate() -> f64 {
+    20.0
+}
+
+impl PeerConfig {
+    /// The identity file inside the data directory.
+    pub fn identity_path(&self) -> PathBuf {
+        self.data_dir.join("identity.key")
+    }
+
+    /// The share store inside the data directory.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("shares.redb")
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        config.validate().map_err(|detail| ConfigError::Invalid {
+            path: shown,
+            detail,
+        })?;
+        Ok(config)
+    }
+
+    /// Writes the config file (refuses to overwrite).
+    pub fn save_new(&self, path: &Path) -> Result<(), ConfigError> {
+        use std::io::Write;
+        let shown = path.display().to_string();
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        let io = |source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
+    /// SHA-256 of the config file's bytes, for attestation evidence.
+    pub fn digest_file(path: &Path) -> Result<[u8; 32], ConfigError> {
+        use sha2::Digest;
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(sha2::Sha256::digest(&bytes).into())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let addr: libp2p::Multiaddr = self
+            .coordinator
+            .parse()
+            .map_err(|e| format!("coordinator address: {e}"))?;
+        if !matches!(
+            addr.iter().last(),
+            Some(libp2p::multiaddr::Protocol::P2p(_))
+        ) {
+            return Err("coordinator address must end in /p2p/<PeerId>".into());
+        }
+        for l in &self.listen {
+            l.parse::<libp2p::Multiaddr>()
+                .map_err(|e| format!("listen address {l}: {e}"))?;
+        }
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be positive"))
+            }
+        };
+        positive("contribution_interval_s", self.contribution_interval_s)?;
+        positive("heartbeat_interval_s", self.heartbeat_interval_s)?;
+        positive("fetch_rate_per_s", self.fetch_rate_per_s)?;
+        if self.region.trim().is_empty() || self.operator.trim().is_empty() {
+            return Err("region and operator must not be empty".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! `entroshard peer init|run`: set up and run the device agent.
+
+use anyhow::{Context, bail};
+use peer::config::{FeedConfig, PeerConfig, SimulatedSourceConfig, SourcesConfig};
+use protocols::identity::NodeKey;
+use rand::rngs::SysRng;
+use rand_core::UnwrapErr;
+use std::path::PathBuf;
+
+/// `peer` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum PeerCommand {
+    /// Create a peer's identity (mode 0600) and config file, pinned to a coordinator.
+    Init(InitArgs),
+    /// Run the device agent until SIGINT or SIGTERM.
+    Run(RunArgs),
+}
+
+/// Options of `peer init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Coordinator multiaddress ending in /p2p/<PeerId>.
+    #[arg(long)]
+    pub coordinator: String,
+    /// Region label (failure domain).
+    #[arg(long)]
+    pub region: String,
+    /// Operator label (administrative owner).
+    #[arg(long)]
+    pub operator: String,
+    /// Data directory (identity, config, share store).
+    #[arg(long, default_value = "entroshard-peer")]
+    pub data_dir: PathBuf,
+    /// Listen addresses (repeatable); default TCP and QUIC on every interface, ephemeral ports.
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// Add a simulated source: `biased:P:SEED`, `correlated:BITS:P:SEED` or `stuck:VALUE`.
+    #[arg(long = "simulated-source")]
+    pub simulated: Vec<String>,
+    /// External feed: `PATH:BITS:H` (PATH may be `-` for stdin).
+    #[arg(long)]
+    pub feed: Option<String>,
+    /// Do not probe hardware sources.
+    #[arg(long)]
+    pub no_hardware: bool,
+    /// Serve /metrics and /health on this address.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Seconds between contributions.
+    #[arg(long, default_value_t = 60.0)]
+    pub contribution_interval: f64,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 15.0)]
+    pub heartbeat_interval: f64,
+}
+
+/// Options of `peer run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Data directory written by `peer init`.
+    #[arg(long, default_value = "entroshard-peer")]
+    pub data_dir: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: super::LogFormat,
+}
+
+/// Runs a `peer` subcommand.
+pub fn run(command: PeerCommand) -> anyhow::Result<()> {
+    match command {
+        PeerCommand::Init(args) => init(args),
+        PeerCommand::Run(args) => {
+            super::init_tracing(args.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let config = args.data_dir.join("peer.toml");
+            runtime
+                .block_on(peer::agent::run(&config, super::shutdown_signal()))
+                .context("peer agent failed")
+        }
+    }
+}
+
+fn parse_simulated(spec: &str) -> anyhow::Result<SimulatedSourceConfig> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    Ok(match parts.as_slice() {
+        ["biased", p, seed] => SimulatedSourceConfig::Biased {
+            p_one: p.parse()?,
+            seed: seed.parse()?,
+        },
+        ["correlated", bits, p, seed] => SimulatedSourceConfig::Correlated {
+            bits: bits.parse()?,
+            p_repeat: p.parse()?,
+            seed: seed.parse()?,
+        },
+        ["stuck", value] => SimulatedSourceConfig::Stuck {
+            value: value.parse()?,
+        },
+        _ => bail!(
+            "unknown simulated source {spec:?} (biased:P:SEED, correlated:BITS:P:SEED, stuck:VALUE)"
+        ),
+    })
+}
+
+fn parse_feed(spec: &str) -> anyhow::Result<FeedConfig> {
+    let mut parts = spec.rsplitn(3, ':');
+    let h = parts.next().context("feed needs PATH:BITS:H")?.parse()?;
+    let bits = parts.next().context("feed needs PATH:BITS:H")?.parse()?;
+    let path = PathBuf::from(parts.next().context("feed needs PATH:BITS:H")?);
+    Ok(FeedConfig {
+        path,
+        bits_per_sample: bits,
+        min_entropy_per_sample: h,
+    })
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let listen = if args.listen.is_empty() {
+        vec![
+            "/ip4/0.0.0.0/tcp/0".into(),
+            "/ip4/0.0.0.0/udp/0/quic-v1".into(),
+        ]
+    } else {
+        args.listen
+    };
+    let config = PeerConfig {
+        coordinator: args.coordinator,
+        region: args.region,
+        operator: args.operator,
+        data_dir: args.data_dir.clone(),
+        listen,
+        kad_server: false,
+        store_capacity: 4096,
+        contribution_interval_s: args.contribution_interval,
+        heartbeat_interval_s: args.heartbeat_interval,
+        fetch_rate_per_s: 20.0,
+        metrics: args.metrics,
+        sources: SourcesConfig {
+            detect_hardware: !args.no_hardware,
+            system_root: PathBuf::from("/"),
+            simulated: args
+                .simulated
+                .iter()
+                .map(|s| parse_simulated(s))
+                .collect::<anyhow::Result<_>>()?,
+            feed: args.feed.as_deref().map(parse_feed).transpose()?,
+        },
+    };
+    let config_path = args.data_dir.join("peer.toml");
+    let key = NodeKey::generate(&mut UnwrapErr(SysRng));
+    peer::identity::write_new_key(&config.identity_path(), &key)?;
+    config.save_new(&config_path)?;
+    PeerConfig::load(&config_path).context("the written config does not load back")?;
+    let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
+    println!("peer initialised in {}", args.data_dir.display());
+    println!("node id {}", key.node_id());
+    println!("peer id {peer_id}");
+    println!(
+        "enrol it on the coordinator with: entroshard coordinator enrol {peer_id} --region {} --operator {}",
+        config.region, config.operator
+    );
+    Ok(())
+}
