@@ -1,0 +1,132 @@
+//! Shared helpers for end-to-end tests: child processes of the real binary, test nodes, deadlines.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use libp2p::{Multiaddr, PeerId};
+use peer::node::{self, NodeConfig, NodeEvent, NodeHandle};
+use protocols::identity::NodeKey;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Upper bound for any wait in these tests.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The `entroshard` binary under test.
+pub fn entroshard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_entroshard"))
+}
+
+/// A child process killed with SIGKILL when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `entroshard peer run` on `data_dir`, logs to `data_dir/peer.log`.
+pub fn spawn_peer(data_dir: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("peer.log"))
+        .unwrap();
+    let child = entroshard()
+        .args(["peer", "run", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "info,peer=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// `entroshard peer init` with simulated sources and loopback listeners.
+pub fn init_peer(
+    data_dir: &Path,
+    coordinator: &Multiaddr,
+    region: &str,
+    operator: &str,
+    seed: u64,
+) {
+    let out = entroshard()
+        .args([
+            "peer",
+            "init",
+            "--coordinator",
+            &coordinator.to_string(),
+            "--region",
+            region,
+            "--operator",
+            operator,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--listen",
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+        ])
+        .args([
+            "--no-hardware",
+            "--simulated-source",
+            &format!("biased:0.6:{seed}"),
+        ])
+        .args([
+            "--simulated-source",
+            &format!("correlated:4:0.01:{}", seed + 1),
+        ])
+        .args([
+            "--contribution-interval",
+            "0.2",
+            "--heartbeat-interval",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "peer init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test node on loopback TCP + QUIC.
+pub async fn test_node(key: &NodeKey) -> (NodeHandle, mpsc::Receiver<NodeEvent>, Multiaddr) {
+    let config = NodeConfig::network(vec![
+        "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+    ]);
+    let (handle, mut events) = node::start(key, config).await.unwrap();
+    let addr = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(NodeEvent::Listening(a)) = events.recv().await
+                && a.iter()
+                    .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+            {
+                return a;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let full = addr.with(libp2p::multiaddr::Protocol::P2p(handle.peer_id()));
+    (handle, events, full)
+}
+
+/// PeerId of a key.
+pub fn peer_id(key: &NodeKey) -> PeerId {
+    peer::identity::peer_id(&key.node_id()).unwrap()
+}
