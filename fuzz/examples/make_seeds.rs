@@ -35,7 +35,11 @@ impl Out {
         }
         fs::create_dir_all(&dir).expect("create seed dir");
         for (name, bytes) in seeds {
-            assert!(bytes.len() < MAX_SEED, "{target}/{name} is {} bytes", bytes.len());
+            assert!(
+                bytes.len() < MAX_SEED,
+                "{target}/{name} is {} bytes",
+                bytes.len()
+            );
             fs::write(dir.join(format!("{name}.bin")), &bytes).expect("write seed");
             self.written += 1;
         }
@@ -229,9 +233,15 @@ fn main() {
 
     // Sanity: the "valid" seeds pass the checks the targets run.
     let ticket_env = SignedEnvelope::seal(coord, &ticket());
-    assert!(run_ticket_checks(&ticket_env).is_some(), "fixture ticket does not pass");
+    assert!(
+        run_ticket_checks(&ticket_env).is_some(),
+        "fixture ticket does not pass"
+    );
     let evidence_env = SignedEnvelope::seal(peer, &evidence());
-    assert!(run_evidence_checks(&evidence_env).is_some(), "fixture evidence does not pass");
+    assert!(
+        run_evidence_checks(&evidence_env).is_some(),
+        "fixture evidence does not pass"
+    );
 
     out.target(
         "wire_messages",
@@ -242,16 +252,15 @@ fn main() {
             ("contribution", encode(&contribution())),
             ("heartbeat", encode(&heartbeat(PowerState::Mains))),
             ("store_share", encode(&store_share())),
-            ("store_reply", encode(&StoreReply {
-                v: WIRE_VERSION,
-                session: SESSION,
-                epoch: EPOCH,
-                outcome: StoreOutcome::Refused(Refusal::StoreFull),
-            })),
-            ("share_fetch_reply", encode(&ShareFetchReply {
-                v: WIRE_VERSION,
-                result: Ok(sealed_for_holder()),
-            })),
+            (
+                "store_reply",
+                encode(&StoreReply::refused(Refusal::StoreFull)),
+            ),
+            ("busy_reply", busy_reply()),
+            (
+                "share_fetch_reply",
+                encode(&ShareFetchReply::ok(sealed_for_holder())),
+            ),
             ("session_create", encode(&session_create())),
             ("challenge", encode(&fx.challenge)),
         ],
@@ -263,7 +272,10 @@ fn main() {
             ("ticket", ticket_env.to_bytes()),
             ("evidence", evidence_env.to_bytes()),
             ("contribution", env(peer, &contribution())),
-            ("heartbeat", env(peer, &heartbeat(PowerState::Battery { percent: 40 }))),
+            (
+                "heartbeat",
+                env(peer, &heartbeat(PowerState::Battery { percent: 40 })),
+            ),
             ("store_share", env(coord, &store_share())),
             ("delete_shares", env(coord, &delete_shares())),
         ],
@@ -308,28 +320,36 @@ fn main() {
     out.target(
         "share_fetch",
         vec![
-            ("fetch", encode(&ShareFetch {
-                v: WIRE_VERSION,
-                ticket: ticket_env.clone(),
-            })),
-            ("reply_share", encode(&ShareFetchReply {
-                v: WIRE_VERSION,
-                result: Ok(sealed_for_holder()),
-            })),
-            ("reply_stale", encode(&ShareFetchReply {
-                v: WIRE_VERSION,
-                result: Err(Refusal::Ticket(TicketRefusal::StaleEpoch {
-                    ticket_epoch: EPOCH,
-                    held: vec![EPOCH + 1],
-                })),
-            })),
-            ("reply_expired", encode(&ShareFetchReply {
-                v: WIRE_VERSION,
-                result: Err(Refusal::Ticket(TicketRefusal::Expired {
-                    expired_at_ms: 10_000,
-                    now_ms: 10_001,
-                })),
-            })),
+            (
+                "fetch",
+                encode(&ShareFetch {
+                    v: WIRE_VERSION,
+                    ticket: ticket_env.clone(),
+                }),
+            ),
+            (
+                "reply_share",
+                encode(&ShareFetchReply::ok(sealed_for_holder())),
+            ),
+            (
+                "reply_stale",
+                encode(&ShareFetchReply::refused(Refusal::Ticket(
+                    TicketRefusal::StaleEpoch {
+                        ticket_epoch: EPOCH,
+                        held: vec![EPOCH + 1],
+                    },
+                ))),
+            ),
+            (
+                "reply_expired",
+                encode(&ShareFetchReply::refused(Refusal::Ticket(
+                    TicketRefusal::Expired {
+                        expired_at_ms: 10_000,
+                        now_ms: 10_001,
+                    },
+                ))),
+            ),
+            ("reply_busy", busy_reply()),
         ],
     );
 
@@ -339,7 +359,10 @@ fn main() {
             ("contribution", encode(&contribution())),
             ("contribution_envelope", env(peer, &contribution())),
             ("body_small", encode(&contribution_body(64))),
-            ("body_full", encode(&contribution_body(CONTRIBUTION_BITS / 8))),
+            (
+                "body_full",
+                encode(&contribution_body(CONTRIBUTION_BITS / 8)),
+            ),
         ],
     );
 
@@ -347,7 +370,10 @@ fn main() {
         "heartbeat",
         vec![
             ("mains", encode(&heartbeat(PowerState::Mains))),
-            ("battery", encode(&heartbeat(PowerState::Battery { percent: 17 }))),
+            (
+                "battery",
+                encode(&heartbeat(PowerState::Battery { percent: 17 })),
+            ),
             ("envelope", env(peer, &heartbeat(PowerState::Mains))),
         ],
     );
@@ -357,18 +383,17 @@ fn main() {
         vec![
             ("store_share", encode(&store_share())),
             ("store_share_envelope", env(coord, &store_share())),
-            ("store_reply_durable", encode(&StoreReply {
-                v: WIRE_VERSION,
-                session: SESSION,
-                epoch: EPOCH,
-                outcome: StoreOutcome::Durable,
-            })),
-            ("store_reply_refused", encode(&StoreReply {
-                v: WIRE_VERSION,
-                session: SESSION,
-                epoch: EPOCH,
-                outcome: StoreOutcome::Refused(Refusal::NotReady("entropy".into())),
-            })),
+            (
+                "store_reply_durable",
+                encode(&StoreReply::ok(StoreAck {
+                    session: SESSION,
+                    epoch: EPOCH,
+                })),
+            ),
+            (
+                "store_reply_refused",
+                encode(&StoreReply::refused(Refusal::NotReady("entropy".into()))),
+            ),
             ("delete_shares", encode(&delete_shares())),
             ("delete_shares_envelope", env(coord, &delete_shares())),
         ],
@@ -379,10 +404,13 @@ fn main() {
         vec![
             ("create", encode(&session_create())),
             ("created", encode(&session_created())),
-            ("ticket_request", encode(&TicketRequest {
-                v: WIRE_VERSION,
-                session: SESSION,
-            })),
+            (
+                "ticket_request",
+                encode(&TicketRequest {
+                    v: WIRE_VERSION,
+                    session: SESSION,
+                }),
+            ),
         ],
     );
 
@@ -399,10 +427,22 @@ fn main() {
     out.target(
         "sealed_share_open",
         vec![
-            ("holder_share", SealedInput::build(HOLDER_INDEX, &holder_value, &sealed, &commitments)),
-            ("first_share", SealedInput::build(first_index, &first_value, &sealed, &commitments)),
-            ("bad_commitment", SealedInput::build(first_index, &first_value, &sealed, &bad_point)),
-            ("no_commitments", SealedInput::build(1, &[0; 32], &sealed, &encode(&Commitments(vec![])))),
+            (
+                "holder_share",
+                SealedInput::build(HOLDER_INDEX, &holder_value, &sealed, &commitments),
+            ),
+            (
+                "first_share",
+                SealedInput::build(first_index, &first_value, &sealed, &commitments),
+            ),
+            (
+                "bad_commitment",
+                SealedInput::build(first_index, &first_value, &sealed, &bad_point),
+            ),
+            (
+                "no_commitments",
+                SealedInput::build(1, &[0; 32], &sealed, &encode(&Commitments(vec![]))),
+            ),
         ],
     );
 

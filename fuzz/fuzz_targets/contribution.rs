@@ -5,9 +5,7 @@
 
 use fuzz_support::{FX, decode_envelope, decode_versioned, open_checked, resign};
 use libfuzzer_sys::fuzz_target;
-use protocols::wire::{
-    Contribution, ContributionBody, MAX_MESSAGE_BYTES, SignedPayload,
-};
+use protocols::wire::{Contribution, ContributionBody, MAX_MESSAGE_BYTES, SignedPayload};
 
 fuzz_target!(|data: &[u8]| {
     let fx = &*FX;

@@ -8,7 +8,8 @@ use protocols::wire::{MAX_MESSAGE_BYTES, SignedPayload, StatusHeartbeat};
 
 fuzz_target!(|data: &[u8]| {
     let fx = &*FX;
-    let _ = decode_versioned::<StatusHeartbeat>(data, StatusHeartbeat::MAX_BYTES, "StatusHeartbeat");
+    let _ =
+        decode_versioned::<StatusHeartbeat>(data, StatusHeartbeat::MAX_BYTES, "StatusHeartbeat");
     let _ = decode_versioned::<StatusHeartbeat>(data, MAX_MESSAGE_BYTES, "StatusHeartbeat");
     if let Some(env) = decode_envelope(data) {
         let _ = open_checked::<StatusHeartbeat>(&env, &fx.peer.node_id(), "StatusHeartbeat");

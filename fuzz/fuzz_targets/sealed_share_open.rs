@@ -15,8 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let Some(input) = SealedInput::parse(data) else {
         return;
     };
-    let commitments = decode_plain::<Commitments>(input.commitments, MAX_MESSAGE_BYTES, "Commitments")
-        .unwrap_or_else(|| fx.commitments.clone());
+    let commitments =
+        decode_plain::<Commitments>(input.commitments, MAX_MESSAGE_BYTES, "Commitments")
+            .unwrap_or_else(|| fx.commitments.clone());
 
     // A bare share against the fuzzed commitments.
     if let Some(v) = verify_checked(UnverifiedShare::new(input.index, input.value), &commitments) {

@@ -11,11 +11,16 @@ use protocols::wire::{MAX_MESSAGE_BYTES, SessionCreate, SessionCreated, TicketRe
 
 fuzz_target!(|data: &[u8]| {
     let fx = &*FX;
-    if let Some(create) = decode_versioned::<SessionCreate>(data, MAX_MESSAGE_BYTES, "SessionCreate")
+    if let Some(create) =
+        decode_versioned::<SessionCreate>(data, MAX_MESSAGE_BYTES, "SessionCreate")
     {
         let (n, k) = (usize::from(create.policy.n), usize::from(create.policy.k));
         let ok = sharing::check_parameters(n, k).is_ok();
-        assert_eq!(ok, (2..=n).contains(&k) && n <= 255, "check_parameters({n}, {k})");
+        assert_eq!(
+            ok,
+            (2..=n).contains(&k) && n <= 255,
+            "check_parameters({n}, {k})"
+        );
     }
     if let Some(created) =
         decode_versioned::<SessionCreated>(data, MAX_MESSAGE_BYTES, "SessionCreated")

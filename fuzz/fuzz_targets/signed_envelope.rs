@@ -14,11 +14,7 @@ use protocols::wire::{
 
 fn open_all(env: &SignedEnvelope) {
     let fx = &*FX;
-    let expected = [
-        fx.coordinator.node_id(),
-        fx.peer.node_id(),
-        env.signer,
-    ];
+    let expected = [fx.coordinator.node_id(), fx.peer.node_id(), env.signer];
     for who in &expected {
         let _ = open_checked::<Ticket>(env, who, "Ticket");
         let _ = open_checked::<Evidence>(env, who, "Evidence");
@@ -40,12 +36,19 @@ fuzz_target!(|data: &[u8]| {
             Err(WireError::Oversized { .. })
         ));
     }
-    assert_eq!(SignedEnvelope::from_bytes(&env.to_bytes(), data.len()).as_ref(), Ok(&env));
+    assert_eq!(
+        SignedEnvelope::from_bytes(&env.to_bytes(), data.len()).as_ref(),
+        Ok(&env)
+    );
     open_all(&env);
 
     // The same payload under a genuine signature of the key the envelope names (if we hold it).
     let fx = &*FX;
-    let key = if env.signer == fx.peer.node_id() { &fx.peer } else { &fx.coordinator };
+    let key = if env.signer == fx.peer.node_id() {
+        &fx.peer
+    } else {
+        &fx.coordinator
+    };
     let selector = env.signature.first().copied().unwrap_or(0) % 6;
     let resigned = match selector {
         0 => resign::<Ticket>(key, &env.payload),
@@ -59,9 +62,21 @@ fuzz_target!(|data: &[u8]| {
     match selector {
         0 => drop(open_checked::<Ticket>(&resigned, &who, "Ticket")),
         1 => drop(open_checked::<Evidence>(&resigned, &who, "Evidence")),
-        2 => drop(open_checked::<Contribution>(&resigned, &who, "Contribution")),
-        3 => drop(open_checked::<StatusHeartbeat>(&resigned, &who, "StatusHeartbeat")),
+        2 => drop(open_checked::<Contribution>(
+            &resigned,
+            &who,
+            "Contribution",
+        )),
+        3 => drop(open_checked::<StatusHeartbeat>(
+            &resigned,
+            &who,
+            "StatusHeartbeat",
+        )),
         4 => drop(open_checked::<StoreShare>(&resigned, &who, "StoreShare")),
-        _ => drop(open_checked::<DeleteShares>(&resigned, &who, "DeleteShares")),
+        _ => drop(open_checked::<DeleteShares>(
+            &resigned,
+            &who,
+            "DeleteShares",
+        )),
     }
 });

@@ -1,19 +1,23 @@
-//! Coordinator → holder storage messages: `StoreShare` (2 KiB), `StoreReply`,
+//! Coordinator → holder storage messages: `StoreShare` (2 KiB), `StoreReply` (`Reply<StoreAck>`),
 //! `DeleteShares` (1 KiB), and the two signed ones opened from coordinator envelopes (as
 //! received, and with the raw bytes signed by the coordinator).
 #![no_main]
 
 use fuzz_support::{FX, decode_envelope, decode_versioned, open_checked, resign};
 use libfuzzer_sys::fuzz_target;
-use protocols::wire::{
-    DeleteShares, MAX_MESSAGE_BYTES, SignedPayload, StoreReply, StoreShare,
-};
+use protocols::wire::{DeleteShares, MAX_MESSAGE_BYTES, SignedPayload, StoreReply, StoreShare};
 
 fuzz_target!(|data: &[u8]| {
     let fx = &*FX;
     let coordinator = fx.coordinator.node_id();
     let _ = decode_versioned::<StoreShare>(data, StoreShare::MAX_BYTES, "StoreShare");
-    let _ = decode_versioned::<StoreReply>(data, MAX_MESSAGE_BYTES, "StoreReply");
+    if let Some(StoreReply {
+        result: Err(refusal),
+        ..
+    }) = decode_versioned::<StoreReply>(data, MAX_MESSAGE_BYTES, "StoreReply")
+    {
+        std::hint::black_box(refusal.to_string());
+    }
     let _ = decode_versioned::<DeleteShares>(data, DeleteShares::MAX_BYTES, "DeleteShares");
     if let Some(env) = decode_envelope(data) {
         let _ = open_checked::<StoreShare>(&env, &coordinator, "StoreShare");

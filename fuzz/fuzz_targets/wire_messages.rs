@@ -9,8 +9,8 @@ use protocols::attestation::{Challenge, Evidence};
 use protocols::sealing::{SealedShare, ShareOpeningKey, ShareSlot};
 use protocols::sharing::Commitments;
 use protocols::ticket::{Ticket, TicketGrant, TicketRefusal};
-use protocols::wire::{self, MAX_MESSAGE_BYTES};
 use protocols::wire::*;
+use protocols::wire::{self, MAX_MESSAGE_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     macro_rules! versioned {
@@ -53,8 +53,24 @@ fuzz_target!(|data: &[u8]| {
         SourceEstimate,
         SourceHealth,
         PowerState,
-        StoreOutcome,
+        StoreAck,
     );
+    // Replies are generic: also the payload-less form every busy node sends.
+    let _ = decode_versioned::<Reply<()>>(data, MAX_MESSAGE_BYTES, "Reply<()>");
+    // The busy reply decodes as a refusal of every reply type.
+    let busy = wire::busy_reply();
+    for reply in [
+        decode_versioned::<ShareFetchReply>(&busy, MAX_MESSAGE_BYTES, "busy ShareFetchReply")
+            .map(|r| r.result.err()),
+        decode_versioned::<StoreReply>(&busy, MAX_MESSAGE_BYTES, "busy StoreReply")
+            .map(|r| r.result.err()),
+    ] {
+        assert_eq!(
+            reply,
+            Some(Some(Refusal::RateLimited)),
+            "busy_reply does not decode"
+        );
+    }
     // Any CBOR at all: exercises the size, depth and trailing-byte guards on their own.
     if let Ok(v) = wire::decode_bounded::<ciborium::Value>(data, MAX_MESSAGE_BYTES) {
         std::hint::black_box(format!("{v:?}"));

@@ -21,9 +21,7 @@ use protocols::keys::SessionSecret;
 use protocols::sealing::{self, SealedShare, SealingMasterKey, ShareOpeningKey, ShareSlot};
 use protocols::sharing::{self, Commitments, UnverifiedShare, VerifiedShare};
 use protocols::ticket::{self, MAX_CLOCK_SKEW_MS, Ticket, TicketRefusal};
-use protocols::wire::{
-    self, SignedEnvelope, SignedPayload, Versioned, WIRE_VERSION, WireError,
-};
+use protocols::wire::{self, SignedEnvelope, SignedPayload, Versioned, WIRE_VERSION, WireError};
 use rand_core::SeedableRng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -148,7 +146,11 @@ where
     }
     match result {
         Ok(value) => {
-            assert_eq!(value.version(), WIRE_VERSION, "{what}: decoded a foreign version");
+            assert_eq!(
+                value.version(),
+                WIRE_VERSION,
+                "{what}: decoded a foreign version"
+            );
             check_roundtrip(&value, what);
             black_box(format!("{value:?}"));
             Some(value)
@@ -209,7 +211,10 @@ where
     let from_expected = env.open::<T>(expected);
     let from_any = env.open_from_any_signer::<T>();
     if let Ok((signer, value)) = &from_any {
-        assert_eq!(signer, &env.signer, "{what}: open_from_any_signer reports another signer");
+        assert_eq!(
+            signer, &env.signer,
+            "{what}: open_from_any_signer reports another signer"
+        );
         assert!(
             env.payload.len() <= T::MAX_BYTES,
             "{what}: opened a payload over the type's limit"
@@ -218,12 +223,19 @@ where
             identity::verify(&env.signer, T::CONTEXT, &env.payload, &env.signature),
             "{what}: opened an envelope whose signature does not verify"
         );
-        assert_eq!(value.version(), WIRE_VERSION, "{what}: opened a foreign version");
+        assert_eq!(
+            value.version(),
+            WIRE_VERSION,
+            "{what}: opened a foreign version"
+        );
         check_roundtrip(value, what);
     }
     match &from_expected {
         Ok(value) => {
-            assert_eq!(&env.signer, expected, "{what}: open accepted an unexpected signer");
+            assert_eq!(
+                &env.signer, expected,
+                "{what}: open accepted an unexpected signer"
+            );
             let (_, any) = from_any
                 .as_ref()
                 .unwrap_or_else(|e| panic!("{what}: open ok but open_from_any_signer fails: {e}"));
@@ -241,7 +253,11 @@ where
                     "{what}: open fails for the named signer but open_from_any_signer succeeds"
                 );
             } else {
-                assert_eq!(e, &WireError::UnexpectedSigner, "{what}: wrong error for a foreign signer");
+                assert_eq!(
+                    e,
+                    &WireError::UnexpectedSigner,
+                    "{what}: wrong error for a foreign signer"
+                );
             }
         }
     }
@@ -276,8 +292,14 @@ pub fn run_ticket_checks(env: &SignedEnvelope) -> Option<ticket::CheckedTicket> 
                 "ticket passed without a valid coordinator signature"
             );
             assert_eq!(t.v, WIRE_VERSION);
-            assert_eq!(t.coordinator, coordinator, "ticket names another coordinator");
-            assert_eq!(t.requester, requester, "ticket for another requester passed");
+            assert_eq!(
+                t.coordinator, coordinator,
+                "ticket names another coordinator"
+            );
+            assert_eq!(
+                t.requester, requester,
+                "ticket for another requester passed"
+            );
             assert!(TICKET_NOW_MS < t.expires_at_ms, "expired ticket passed");
             assert!(
                 t.issued_at_ms <= TICKET_NOW_MS + MAX_CLOCK_SKEW_MS,
@@ -290,7 +312,10 @@ pub fn run_ticket_checks(env: &SignedEnvelope) -> Option<ticket::CheckedTicket> 
                 "checked index is not this holder's"
             );
             assert_eq!(t.session, SESSION, "ticket for a session not held passed");
-            assert!(HELD_EPOCHS.contains(&t.epoch), "ticket for an epoch not held passed");
+            assert!(
+                HELD_EPOCHS.contains(&t.epoch),
+                "ticket for an epoch not held passed"
+            );
             black_box(t.threshold());
             // The same ticket shown by anyone else, or to a holder without the epoch, fails.
             let outsider = fx.outsider.node_id();
@@ -316,7 +341,11 @@ pub fn run_ticket_checks(env: &SignedEnvelope) -> Option<ticket::CheckedTicket> 
         Err(e) => {
             black_box(e.to_string());
             if env.signer != coordinator {
-                assert_eq!(e, &TicketRefusal::BadSignature, "foreign signer not refused as such");
+                assert_eq!(
+                    e,
+                    &TicketRefusal::BadSignature,
+                    "foreign signer not refused as such"
+                );
             }
         }
     }
@@ -397,7 +426,11 @@ pub fn open_sealed_checked(
     match sealing::open(key, expected, sealed) {
         Ok(share) => {
             assert_eq!(&sealed.slot, expected, "share opened for another slot");
-            assert_eq!(share.index(), expected.index, "opened share has another index");
+            assert_eq!(
+                share.index(),
+                expected.index,
+                "opened share has another index"
+            );
             black_box(format!("{share:?}"));
             verify_checked(share, commitments)
         }
@@ -415,7 +448,10 @@ pub fn verify_checked(share: UnverifiedShare, commitments: &Commitments) -> Opti
         Ok(v) => {
             assert_ne!(index, 0, "share with index 0 verified");
             assert_eq!(v.index(), index, "verified share changed index");
-            assert!(!commitments.0.is_empty(), "share verified against no commitments");
+            assert!(
+                !commitments.0.is_empty(),
+                "share verified against no commitments"
+            );
             black_box(format!("{v:?}"));
             Some(v)
         }
@@ -456,7 +492,12 @@ impl<'a> SealedInput<'a> {
     }
 
     /// Builds an input in the layout [`SealedInput::parse`] reads.
-    pub fn build(index: ShareIndex, value: &[u8; 32], sealed: &[u8], commitments: &[u8]) -> Vec<u8> {
+    pub fn build(
+        index: ShareIndex,
+        value: &[u8; 32],
+        sealed: &[u8],
+        commitments: &[u8],
+    ) -> Vec<u8> {
         let len = u16::try_from(sealed.len()).expect("sealed share too long");
         let mut out = Vec::with_capacity(35 + sealed.len() + commitments.len());
         out.push(index);
