@@ -25,6 +25,12 @@ enum Command {
     /// The device agent: harvest, contribute, hold and serve shares.
     #[command(subcommand)]
     Peer(cli::peer::PeerCommand),
+    /// The aggregation service: enrolment, attestation, mixing, sessions, tickets.
+    #[command(subcommand)]
+    Coordinator(cli::coordinator::CoordinatorCommand),
+    /// Inspect, sample and assess this device's entropy sources.
+    #[command(subcommand)]
+    Entropy(cli::entropy::EntropyCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +38,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Peer(command) => cli::peer::run(command),
+        Command::Coordinator(command) => cli::coordinator::run(command),
+        Command::Entropy(command) => cli::entropy::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

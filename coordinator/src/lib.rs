@@ -1,1 +1,11 @@
-//! x
+//! The coordinator: enrolment, attestation, contribution intake and mixing, session keys,
+//! quorum placement, tickets, rotation. Built on `peer`'s node and the `protocols` core.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod admin;
+pub mod config;
+pub mod db;
+pub mod intake;
+pub mod peers;
+pub mod service;

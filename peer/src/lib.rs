@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod config;
 pub mod contribution;
+pub mod db;
 pub mod identity;
 pub mod node;
 pub mod pipeline;

@@ -1,1 +1,166 @@
-//! x
+//! Client library of entroshard: create sessions, get tickets, and fetch a session key straight
+//! from the holders over QUIC — k shares in parallel, hedged, each verified before use.
+//!
+//! ```no_run
+//! # async fn demo(key: &protocols::identity::NodeKey, coordinator: libp2p::Multiaddr, policy: protocols::wire::SessionPolicy) -> Result<(), requester::RequesterError> {
+//! let client = requester::Requester::connect(key, coordinator).await?;
+//! let created = client.create_session(policy).await?;
+//! let session_key = client.fetch(&created.grant).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod fetch;
+
+pub use fetch::{FetchError, HolderFailure, HolderProblem};
+
+use libp2p::{Multiaddr, PeerId};
+use peer::node::{self, NodeConfig, NodeHandle, Protocol};
+use protocols::identity::NodeKey;
+use protocols::ids::{NodeId, SessionId};
+use protocols::keys::SessionKey;
+use protocols::ticket::TicketGrant;
+use protocols::wire::{
+    self, CoordinatorCall, CoordinatorRequest, Refusal, Reply, SessionCreate, SessionCreated,
+    SessionPolicy, TicketRequest, WIRE_VERSION,
+};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Requester failures.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RequesterError {
+    /// The coordinator address is unusable.
+    #[error("coordinator address {0} must end in /p2p/<PeerId> of an Ed25519 key")]
+    BadCoordinator(String),
+    /// The local node failed.
+    #[error(transparent)]
+    Node(#[from] peer::node::NodeError),
+    /// The coordinator refused, with its typed reason.
+    #[error("coordinator refused: {0}")]
+    Refused(Refusal),
+    /// The coordinator's answer does not decode or verify.
+    #[error("coordinator answer refused: {0}")]
+    BadAnswer(String),
+    /// Fetching the key failed; names each holder and why.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+/// A connected requester.
+pub struct Requester {
+    node: NodeHandle,
+    coordinator: PeerId,
+    coordinator_id: NodeId,
+    coordinator_addr: Multiaddr,
+    /// How long to wait for a holder before asking one more.
+    pub hedge_after: Duration,
+}
+
+impl Requester {
+    /// Starts a client node for `key` and remembers the coordinator (multiaddr with `/p2p/`).
+    pub async fn connect(
+        key: &NodeKey,
+        coordinator_addr: Multiaddr,
+    ) -> Result<Self, RequesterError> {
+        let Some(libp2p::multiaddr::Protocol::P2p(coordinator)) = coordinator_addr.iter().last()
+        else {
+            return Err(RequesterError::BadCoordinator(coordinator_addr.to_string()));
+        };
+        let coordinator_id = peer::identity::node_id(&coordinator)
+            .ok_or_else(|| RequesterError::BadCoordinator(coordinator_addr.to_string()))?;
+        let mut config = NodeConfig::network(vec![
+            "/ip4/0.0.0.0/udp/0/quic-v1"
+                .parse()
+                .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
+        ]);
+        config.kademlia = false;
+        let (node, mut events) = node::start(key, config).await?;
+        // A client answers nothing: drain and refuse whatever arrives.
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let peer::node::NodeEvent::Request { responder, .. } = event {
+                    let _ = responder
+                        .respond(wire::encode(&Reply::<()>::refused(Refusal::Unauthorized)))
+                        .await;
+                }
+            }
+        });
+        Ok(Self {
+            node,
+            coordinator,
+            coordinator_id,
+            coordinator_addr,
+            hedge_after: Duration::from_millis(500),
+        })
+    }
+
+    /// The node handle (for tests and benches).
+    pub fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
+    async fn coordinator_call<T: serde::de::DeserializeOwned>(
+        &self,
+        request: CoordinatorRequest,
+    ) -> Result<T, RequesterError> {
+        let call = CoordinatorCall {
+            v: WIRE_VERSION,
+            request,
+        };
+        let raw = self
+            .node
+            .request(
+                Protocol::Coord,
+                self.coordinator,
+                vec![self.coordinator_addr.clone()],
+                wire::encode(&call),
+            )
+            .await?;
+        let reply: Reply<T> = wire::decode(&raw, Protocol::Coord.limits().1)
+            .map_err(|e| RequesterError::BadAnswer(e.to_string()))?;
+        reply.result.map_err(RequesterError::Refused)
+    }
+
+    /// Asks the coordinator for a session; returns its id, the creator's grant and the entropy receipt.
+    pub async fn create_session(
+        &self,
+        policy: SessionPolicy,
+    ) -> Result<SessionCreated, RequesterError> {
+        let created: SessionCreated = self
+            .coordinator_call(CoordinatorRequest::CreateSession(SessionCreate {
+                v: WIRE_VERSION,
+                policy,
+            }))
+            .await?;
+        self.check_grant(&created.grant)?;
+        Ok(created)
+    }
+
+    /// A grant for the session's current epoch (after a rotation, ask again).
+    pub async fn ticket(&self, session: SessionId) -> Result<TicketGrant, RequesterError> {
+        let grant: TicketGrant = self
+            .coordinator_call(CoordinatorRequest::GetTicket(TicketRequest {
+                v: WIRE_VERSION,
+                session,
+            }))
+            .await?;
+        self.check_grant(&grant)?;
+        Ok(grant)
+    }
+
+    fn check_grant(&self, grant: &TicketGrant) -> Result<(), RequesterError> {
+        grant
+            .ticket
+            .open::<protocols::ticket::Ticket>(&self.coordinator_id)
+            .map(|_| ())
+            .map_err(|e| RequesterError::BadAnswer(format!("ticket: {e}")))
+    }
+
+    /// Fetches k shares from the holders, verifies each, rebuilds and returns the session key.
+    pub async fn fetch(&self, grant: &TicketGrant) -> Result<SessionKey, RequesterError> {
+        Ok(fetch::fetch(&self.node, &self.coordinator_id, grant, self.hedge_after).await?)
+    }
+}

@@ -1,5 +1,7 @@
 //! Subcommand implementations; `main.rs` only parses and dispatches.
 
+pub mod coordinator;
+pub mod entropy;
 pub mod peer;
 
 /// Log output format.

@@ -5,10 +5,9 @@ mod harvest;
 mod session;
 
 use anyhow::{Context, bail};
+use coordinator::intake::Intake;
 use harvest::DemoPeer;
-use protocols::entropy::{
-    Accumulator, AccumulatorConfig, CloneDetector, CreditPolicy, PeerCreditLedger, fips_140_2,
-};
+use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
 use rand_core::{Rng, UnwrapErr};
@@ -124,27 +123,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut sketch_key = [0u8; 32];
     os.fill_bytes(&mut sketch_key);
-    let mut intake = Intake {
-        accumulator: Accumulator::new(AccumulatorConfig::default()),
-        clones: CloneDetector::new(
-            4096,
-            sketch_key,
-            protocols::entropy::clones::DEFAULT_DISTANCE_FRACTION,
-        )?,
-        ledger: PeerCreditLedger::new(CreditPolicy::default(), 4096),
-        now_ms: 0,
-        stats: IntakeStats::default(),
-        flagged: Default::default(),
-    };
+    let mut intake =
+        Intake::new(sketch_key, CreditPolicy::default()).map_err(anyhow::Error::msg)?;
+    let mut now_ms = 0u64;
 
     let mut round = 0;
-    while !intake
-        .accumulator
-        .ready(args.min_credited_bits, args.min_contributors)
-    {
+    while !intake.ready(args.min_credited_bits, args.min_contributors) {
         round += 1;
         if round > 16 {
-            bail!("pool not ready after 16 harvest rounds: {:?}", intake.stats);
+            bail!(
+                "pool not ready after 16 harvest rounds: {:?}",
+                intake.stats()
+            );
         }
         let harvested = narrator.step(
             &format!("harvest round {round}: health tests + Von Neumann"),
@@ -159,19 +149,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 if round == 1 {
                     for peer in &peers {
                         for s in &peer.sources {
-                            let c = s.health.counters();
-                            let spec = s.health.spec();
-                            let state = match s.cut_off_at {
+                            let c = s.health().counters();
+                            let spec = s.health().spec();
+                            let state = match s.cut_off_at() {
                                 Some(at) => format!(
                                     "CUT OFF at sample {at} (RCT cutoff {})",
-                                    s.health.rct_cutoff()
+                                    s.health().rct_cutoff()
                                 ),
                                 None => format!("healthy after {} samples", c.samples_seen),
                             };
                             lines.push(format!(
                             "{:<7} {:<18} H={:.2} bits/sample  RCT C={:<3} APT C={}/{}  {state}",
                             peer.name,
-                            peer::sources::EntropySource::name(&s.source),
+                            s.name(),
                             spec.min_entropy_per_sample(),
                             spec.rct_cutoff(),
                             spec.apt_cutoff(),
@@ -184,19 +174,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             },
         )?;
         narrator.step("coordinator intake: FIPS 140-2, clones, credit, pools", || {
-            let before = intake.stats.clone();
+            let before = intake.stats().clone();
             for (i, h) in &harvested {
-                intake.take(&keys[*i].node_id().0, h)?;
+                now_ms += 250;
+                // Rejections are counted in the stats printed below.
+                let _ = intake.take(&keys[*i].node_id(), h.source_index, &h.block, &h.claim, now_ms);
             }
-            intake.ledger.new_round();
-            let s = &intake.stats;
-            let receipt = intake.accumulator.receipt();
+            intake.new_round();
+            let s = intake.stats();
+            let receipt = intake.pool_receipt();
             Ok(((), vec![
                 format!(
                     "FIPS passed {} failed {}; clones flagged {}; credited this round {} bits",
                     s.fips_passed - before.fips_passed,
                     s.fips_failed - before.fips_failed,
-                    s.clones - before.clones,
+                    (s.clones + s.replays) - (before.clones + before.replays),
                     s.credited - before.credited
                 ),
                 format!("FIPS failures so far by test: {:?} (correlated sources fail the runs test)", s.fips_failures),
@@ -205,80 +197,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     receipt.reseed_count,
                     receipt.total_credited_bits,
                     receipt.contributors.len(),
-                    intake.accumulator.pending_credited_bits()
+                    intake.pending_bits()
                 ),
             ]))
         })?;
     }
-    session::run(
-        &mut narrator,
-        &args,
-        &mut intake.accumulator,
-        &intake.flagged,
-        &keys,
-        &peers,
-        &mut os,
-    )?;
+    session::run(&mut narrator, &args, &mut intake, &keys, &peers, &mut os)?;
     println!();
     println!(
         "demo finished: every step did what it shows ({:.1} ms in all)",
         narrator.started.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
-}
-
-#[derive(Debug, Default, Clone)]
-struct IntakeStats {
-    fips_passed: u64,
-    fips_failed: u64,
-    clones: u64,
-    credited: u64,
-    fips_failures: std::collections::BTreeMap<String, u64>,
-}
-
-struct Intake {
-    accumulator: Accumulator,
-    clones: CloneDetector,
-    ledger: PeerCreditLedger,
-    now_ms: u64,
-    stats: IntakeStats,
-    /// Peers caught sending cloned or replayed entropy: never chosen as holders.
-    flagged: std::collections::BTreeSet<protocols::ids::NodeId>,
-}
-
-impl Intake {
-    /// The coordinator's checks on one block, in order: FIPS battery, clone check, credit cap, pool.
-    fn take(&mut self, contributor: &[u8; 32], h: &harvest::HarvestedBlock) -> anyhow::Result<()> {
-        let report = fips_140_2(h.block.as_bytes());
-        if !report.passed() {
-            self.stats.fips_failed += 1;
-            for test in report.failed_tests() {
-                *self
-                    .stats
-                    .fips_failures
-                    .entry(format!("{test:?}"))
-                    .or_default() += 1;
-            }
-            return Ok(());
-        }
-        self.stats.fips_passed += 1;
-        if !self
-            .clones
-            .observe(contributor, h.block.as_bytes())
-            .is_clean()
-        {
-            self.stats.clones += 1;
-            self.flagged.insert(protocols::ids::NodeId(*contributor));
-            return Ok(());
-        }
-        let credit = self
-            .ledger
-            .credit(contributor, std::slice::from_ref(&h.claim));
-        self.stats.credited += credit;
-        self.accumulator
-            .add_block(contributor, h.source_index, &h.block, credit)?;
-        self.now_ms += 250;
-        self.accumulator.maybe_reseed(self.now_ms);
-        Ok(())
-    }
 }

@@ -2,7 +2,7 @@
 
 use super::{DemoArgs, Narrator, harvest::DemoPeer};
 use anyhow::{Context, bail, ensure};
-use protocols::entropy::Accumulator;
+use coordinator::intake::Intake;
 use protocols::identity::NodeKey;
 use protocols::ids::{Epoch, NodeId, SessionId};
 use protocols::keys::{SessionKey, SessionSecret};
@@ -14,7 +14,7 @@ use protocols::ticket::{OpeningKeyEntry, Ticket, TicketGrant, TicketHolder, chec
 use protocols::wire::{self, SessionPolicy, SignedEnvelope, WIRE_VERSION};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 const NOW_MS: u64 = 1_700_000_000_000;
 
@@ -32,8 +32,7 @@ struct Coordinator<'a> {
 pub fn run<R: CryptoRng>(
     narrator: &mut Narrator,
     args: &DemoArgs,
-    pool: &mut Accumulator,
-    flagged: &BTreeSet<NodeId>,
+    intake: &mut Intake,
     keys: &[NodeKey],
     peers: &[DemoPeer],
     os: &mut R,
@@ -61,24 +60,22 @@ pub fn run<R: CryptoRng>(
     };
 
     let secret = narrator.step("HKDF: session secret from pool + OS randomness", || {
-        let receipt = pool.reset_accounting();
-        let mut generated = [0u8; 32];
         let mut os_random = [0u8; 32];
         os.fill_bytes(&mut os_random);
-        pool.generate(&os_random, &mut generated)?;
+        let (generated, receipt) = intake.draw(&os_random).map_err(anyhow::Error::msg)?;
         os.fill_bytes(&mut os_random);
         let secret =
             SessionSecret::derive(&generated, &os_random, &coord.session).context("zero scalar")?;
         let mut lines = vec![format!(
             "session {} — entropy receipt: {} bits from {} peers",
             coord.session,
-            receipt.total_credited_bits,
+            receipt.credited_bits,
             receipt.contributors.len()
         )];
         for c in &receipt.contributors {
             let name = keys
                 .iter()
-                .position(|k| k.node_id().0 == c.contributor)
+                .position(|k| k.node_id() == c.node)
                 .map(|i| peers[i].name.clone())
                 .unwrap_or_default();
             lines.push(format!("  {name:<8} {:>6} bits", c.credited_bits));
@@ -86,6 +83,8 @@ pub fn run<R: CryptoRng>(
         Ok((secret, lines))
     })?;
 
+    let flagged = intake.flagged().clone();
+    let flagged = &flagged;
     let table = peer_table(keys, peers);
     let holders = narrator.step(
         &format!(

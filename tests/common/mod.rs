@@ -130,3 +130,99 @@ pub async fn test_node(key: &NodeKey) -> (NodeHandle, mpsc::Receiver<NodeEvent>,
 pub fn peer_id(key: &NodeKey) -> PeerId {
     peer::identity::peer_id(&key.node_id()).unwrap()
 }
+
+/// A loopback port that was free a moment ago (for daemons that must be dialled by others).
+pub fn free_port() -> u16 {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    // Make sure the UDP port is free too, for QUIC on the same number.
+    let _udp = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    port
+}
+
+/// Runs a CLI command to completion and returns its stdout, failing the test on error.
+pub fn run_ok(args: &[&str], dir_args: &[(&str, &Path)]) -> String {
+    let mut cmd = entroshard();
+    cmd.args(args);
+    for (flag, path) in dir_args {
+        cmd.arg(flag).arg(path);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value after `prefix` on the first line that starts with it.
+pub fn line_value(text: &str, prefix: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+        .trim()
+        .to_string()
+}
+
+/// A coordinator on a fixed loopback port: init + run as a child process.
+pub struct CoordinatorProc {
+    /// Data directory.
+    pub dir: tempfile::TempDir,
+    /// The process.
+    pub proc: Proc,
+    /// Its TCP multiaddress with /p2p/.
+    pub addr: Multiaddr,
+}
+
+/// `coordinator init` + `coordinator run` on loopback.
+pub fn spawn_coordinator(min_bits: u64, min_contributors: usize) -> CoordinatorProc {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = run_ok(
+        &[
+            "coordinator",
+            "init",
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{port}"),
+            "--listen",
+            &format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+            "--min-credited-bits",
+            &min_bits.to_string(),
+            "--min-contributors",
+            &min_contributors.to_string(),
+            "--attestation-interval",
+            "2",
+        ],
+        &[("--data-dir", dir.path())],
+    );
+    let peer_id = line_value(&out, "peer id ");
+    let log = std::fs::File::create(dir.path().join("coordinator.log")).unwrap();
+    let child = entroshard()
+        .args(["coordinator", "run", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info,coordinator=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}")
+        .parse()
+        .unwrap();
+    // Ready once the admin socket exists (it is bound after the database and node are up).
+    let socket = dir.path().join("admin.sock");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "coordinator did not start: {}",
+            std::fs::read_to_string(dir.path().join("coordinator.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    CoordinatorProc {
+        dir,
+        proc: Proc(child),
+        addr,
+    }
+}

@@ -1,5 +1,6 @@
-//! Why a share-store operation failed, and the mapping from redb's errors.
+//! Why a share-store operation failed, mapped from [`DbError`] where the cause is generic.
 
+use crate::db::DbError;
 use protocols::ids::{Epoch, SessionId};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -90,34 +91,27 @@ impl StoreError {
 
     /// Maps any redb error met on `path` during `op`.
     pub(crate) fn redb(path: &Path, op: &'static str, e: impl Into<redb::Error>) -> Self {
-        use redb::Error as E;
-        let e: redb::Error = e.into();
+        DbError::redb(path, op, e).into()
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
         match e {
-            E::Corrupted(detail) => Self::corrupt(path, format!("while {op}: {detail}")),
-            // redb reports a file without its magic number as an I/O error of kind InvalidData.
-            E::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-                Self::corrupt(path, format!("while {op}: {io}"))
-            }
-            E::Io(io) => Self::io(path, op, &io),
-            E::UpgradeRequired(version) => Self::corrupt(
+            DbError::Corrupt { path, detail } => Self::Corrupt { path, detail },
+            DbError::Locked { path } => Self::Locked { path },
+            DbError::Io {
                 path,
-                format!("file format version {version} is not one this build reads"),
-            ),
-            E::DatabaseAlreadyOpen | E::LockProtocolMismatch => Self::Locked {
-                path: path.to_path_buf(),
-            },
-            e @ (E::TableTypeMismatch { .. }
-            | E::TableIsMultimap(_)
-            | E::TableIsNotMultimap(_)
-            | E::TypeDefinitionChanged { .. }
-            | E::TableDoesNotExist(_)) => {
-                Self::corrupt(path, format!("unexpected table layout while {op}: {e}"))
-            }
-            other => Self::Database {
-                path: path.to_path_buf(),
                 op,
-                detail: other.to_string(),
+                kind,
+                detail,
+            } => Self::Io {
+                path,
+                op,
+                kind,
+                detail,
             },
+            DbError::Database { path, op, detail } => Self::Database { path, op, detail },
         }
     }
 }

@@ -1,7 +1,6 @@
 //! The device peer's durable share store: one sealed share per (session, epoch), in a redb file.
 
 mod error;
-mod open;
 mod record;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,21 +11,20 @@ pub use error::StoreError;
 pub use record::MAX_RECORD_BYTES;
 pub use writer::{ack_writer_share, run_ack_writer};
 
-use open::{Identity, guarded, identify, probe, sync_parent_dir};
+use crate::db::{Opened, begin_durable, open_guarded};
 use protocols::ids::{Epoch, SessionId};
 use protocols::sealing::{SealedShare, ShareSlot};
 use record::KEY_LEN;
 use redb::{
-    Builder, Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 use std::path::{Path, PathBuf};
 use tracing::{debug, info, warn};
 
 /// Shares, keyed by `session ‖ epoch (u32 BE)`, valued by the CBOR record.
 const SHARES: TableDefinition<&[u8; KEY_LEN], &[u8]> = TableDefinition::new("shares");
-/// What this file is: `format` and `layout` entries written when the store is created.
-const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// What this file is, stamped in its `meta` table by [`open_guarded`].
 const FORMAT: &str = "entroshard-peer-share-store";
 const LAYOUT: &str = "1";
 /// redb's page cache bound (its default is 1 GiB); the store is small.
@@ -65,10 +63,11 @@ pub struct StoredShareInfo {
 
 /// The durable share store of one holder.
 ///
-/// Every mutation is one redb write transaction committed with [`Durability::Immediate`] and
-/// two-phase commit, so a `put` or delete that returned `Ok` survives a crash of the process (and,
-/// as far as the disk honours `fsync`, of the machine). Opening refuses, without writing to it,
-/// any file that is not a share store; a store left by a crash is recovered by redb as usual.
+/// Every mutation is one redb write transaction committed with
+/// [`redb::Durability::Immediate`] and two-phase commit ([`begin_durable`]), so a `put` or delete
+/// that returned `Ok` survives a crash of the process (and, as far as the disk honours `fsync`, of
+/// the machine). Opening refuses, without writing to it, any file that is not a share store; a
+/// store left by a crash is recovered by redb as usual ([`open_guarded`]).
 ///
 /// All methods block on disk I/O: call them from `spawn_blocking`. `ShareStore` is `Send + Sync`;
 /// share it behind an `Arc`. Write transactions are serialised by redb, so concurrent `put`s of
@@ -93,38 +92,19 @@ impl ShareStore {
     /// identified after redb has recovered it, so another program's crashed redb database is
     /// recovered and then refused.
     pub fn open(path: &Path, capacity: u32) -> Result<Self, StoreError> {
-        let existing = match std::fs::metadata(path) {
-            Ok(m) if !m.is_file() => return Err(StoreError::corrupt(path, "not a regular file")),
-            Ok(m) => m.len() > 0,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(StoreError::io(path, "inspecting the file", &e)),
-        };
-        let recovering = existing && probe(path)?;
-        let db = guarded(path, "opening", || {
-            Builder::new()
-                .set_cache_size(CACHE_BYTES)
-                .set_check_integrity_on_open(true)
-                .create(path)
-        })?
-        .map_err(|e| StoreError::redb(path, "opening", e))?;
-        if !existing {
-            sync_parent_dir(path)?;
+        let (db, opened) = open_guarded(path, FORMAT, LAYOUT, &[&SHARES], CACHE_BYTES)?;
+        match opened {
+            Opened::Created => info!(path = %path.display(), "share store created"),
+            Opened::Existing => debug!(path = %path.display(), capacity, "share store opened"),
+            Opened::Recovered => {
+                warn!(path = %path.display(), "share store was not closed cleanly; recovered");
+            }
         }
-        let store = Self {
+        Ok(Self {
             db,
             path: path.to_path_buf(),
             capacity,
-        };
-        match identify(&store.db, path)? {
-            Identity::Blank => store.initialise()?,
-            Identity::Ours => {}
-        }
-        if recovering {
-            warn!(path = %path.display(), "share store was not closed cleanly; recovered");
-        } else {
-            debug!(path = %path.display(), capacity, "share store opened");
-        }
-        Ok(store)
+        })
     }
 
     /// Stores `share` until `expires_at_ms`, durably once this returns `Ok`.
@@ -307,26 +287,7 @@ impl ShareStore {
     /// A write transaction that commits durably: fsync'd, and in two phases so that a torn or
     /// rotted commit is reported as corruption instead of silently rolled back to the one before.
     fn begin_write(&self, op: &'static str) -> Result<WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.err(op, e))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| self.err(op, e))?;
-        txn.set_two_phase_commit(true);
-        Ok(txn)
-    }
-
-    /// Stamps a blank database as a share store and creates its table, in one commit.
-    fn initialise(&self) -> Result<(), StoreError> {
-        const OP: &str = "initialising the store";
-        let txn = self.begin_write(OP)?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| self.err(OP, e))?;
-            meta.insert("format", FORMAT).map_err(|e| self.err(OP, e))?;
-            meta.insert("layout", LAYOUT).map_err(|e| self.err(OP, e))?;
-            txn.open_table(SHARES).map_err(|e| self.err(OP, e))?;
-        }
-        txn.commit().map_err(|e| self.err(OP, e))?;
-        info!(path = %self.path.display(), "share store created");
-        Ok(())
+        begin_durable(&self.db).map_err(|e| self.err(op, e))
     }
 
     fn err(&self, op: &'static str, e: impl Into<redb::Error>) -> StoreError {

@@ -1,0 +1,265 @@
+//! Admin commands on a local Unix socket (mode 0600 in the data directory) while the coordinator
+//! runs, or on its database directly when it is stopped.
+
+use crate::db::{CoordinatorDb, Enrolment, JoinToken, SessionRecord};
+use crate::service::{AdminRequest, State, now_ms};
+use protocols::ids::NodeId;
+use protocols::wire::SourceHealth;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest admin frame.
+const MAX_FRAME: usize = 1 << 20;
+
+/// An admin command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AdminCall {
+    /// Enrol (or relabel) a peer.
+    Enrol {
+        /// The peer.
+        node: NodeId,
+        /// Region.
+        region: String,
+        /// Operator.
+        operator: String,
+    },
+    /// Make a one-time join token.
+    JoinToken {
+        /// Region of the peer that redeems it.
+        region: String,
+        /// Operator of the peer that redeems it.
+        operator: String,
+        /// Lifetime.
+        ttl_s: u64,
+    },
+    /// Allow a binary's SHA-256.
+    Allow {
+        /// Digest.
+        #[serde(with = "serde_bytes")]
+        sha256: [u8; 32],
+    },
+    /// Authorise a requester.
+    AddRequester {
+        /// The requester.
+        node: NodeId,
+    },
+    /// The peer table.
+    Status,
+    /// Every session.
+    Sessions,
+}
+
+/// One peer in `coordinator status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerLine {
+    /// Node id.
+    pub node: NodeId,
+    /// Region.
+    pub region: String,
+    /// Operator.
+    pub operator: String,
+    /// Attested and not quarantined.
+    pub trusted: bool,
+    /// Quarantine reason.
+    pub quarantine: Option<String>,
+    /// Power.
+    pub power: String,
+    /// Shares held (coordinator's count).
+    pub shares_held: u32,
+    /// Seconds since the last heartbeat.
+    pub heartbeat_age_s: Option<u64>,
+    /// Bits credited from it.
+    pub credited_bits: u64,
+    /// Source health from its heartbeat.
+    pub sources: Vec<SourceHealth>,
+}
+
+/// The answer to an admin command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AdminAnswer {
+    /// Done.
+    Done,
+    /// A join token to hand to the device operator.
+    Token(String),
+    /// The peer table.
+    Status(Vec<PeerLine>),
+    /// Sessions.
+    Sessions(Vec<SessionRecord>),
+    /// It failed.
+    Error(String),
+}
+
+/// The peer table as admin lines.
+pub(crate) fn peer_lines(state: &State) -> Vec<PeerLine> {
+    let now = now_ms();
+    state
+        .peers
+        .iter()
+        .map(|(node, p)| PeerLine {
+            node: *node,
+            region: p.region.clone(),
+            operator: p.operator.clone(),
+            trusted: p.quarantine.is_none() && p.attested_at_ms.is_some(),
+            quarantine: p.quarantine.as_ref().map(|q| format!("{q:?}")),
+            power: p
+                .heartbeat
+                .as_ref()
+                .map(|h| format!("{:?}", h.power))
+                .unwrap_or_else(|| "unknown".into()),
+            shares_held: state.shares_held.get(node).copied().unwrap_or(0),
+            heartbeat_age_s: p.heartbeat_at_ms.map(|t| now.saturating_sub(t) / 1000),
+            credited_bits: p.credited_bits,
+            sources: p.sources().to_vec(),
+        })
+        .collect()
+}
+
+/// Carries out a command on the database; returns what the running loop must also learn.
+pub fn apply(
+    db: &CoordinatorDb,
+    call: &AdminCall,
+) -> Result<(AdminAnswer, Option<AdminRequest>), String> {
+    let e = |e: crate::db::DbError| e.to_string();
+    Ok(match call {
+        AdminCall::Enrol {
+            node,
+            region,
+            operator,
+        } => {
+            db.enrol(
+                node,
+                &Enrolment {
+                    region: region.clone(),
+                    operator: operator.clone(),
+                    enrolled_at_ms: now_ms(),
+                },
+            )
+            .map_err(e)?;
+            (
+                AdminAnswer::Done,
+                Some(AdminRequest::Enrol {
+                    node: *node,
+                    region: region.clone(),
+                    operator: operator.clone(),
+                }),
+            )
+        }
+        AdminCall::JoinToken {
+            region,
+            operator,
+            ttl_s,
+        } => {
+            let token: [u8; 32] = crate::service::os_random();
+            let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token).into();
+            let expires_at_ms = now_ms().saturating_add(ttl_s.saturating_mul(1000));
+            db.add_join_token(
+                digest,
+                &JoinToken {
+                    region: region.clone(),
+                    operator: operator.clone(),
+                    expires_at_ms,
+                },
+            )
+            .map_err(e)?;
+            (AdminAnswer::Token(protocols::ids::hex8(&token)), None)
+        }
+        AdminCall::Allow { sha256 } => {
+            db.allow_binary(*sha256).map_err(e)?;
+            (AdminAnswer::Done, Some(AdminRequest::Allow(*sha256)))
+        }
+        AdminCall::AddRequester { node } => {
+            db.add_requester(node).map_err(e)?;
+            (AdminAnswer::Done, Some(AdminRequest::AddRequester(*node)))
+        }
+        AdminCall::Status => (
+            AdminAnswer::Error("status needs a running coordinator".into()),
+            None,
+        ),
+        AdminCall::Sessions => (AdminAnswer::Sessions(db.sessions().map_err(e)?), None),
+    })
+}
+
+/// Serves the admin socket. The socket file is created with mode 0600.
+pub async fn serve(
+    path: &Path,
+    db: Arc<CoordinatorDb>,
+    to_loop: mpsc::Sender<AdminRequest>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (db, to_loop) = (db.clone(), to_loop.clone());
+            tokio::spawn(async move {
+                let Ok(call) = read_frame::<AdminCall>(&mut stream).await else {
+                    return;
+                };
+                let answer = match call {
+                    AdminCall::Status => {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = to_loop.send(AdminRequest::Status(tx)).await;
+                        rx.await
+                            .map(AdminAnswer::Status)
+                            .unwrap_or_else(|_| AdminAnswer::Error("coordinator stopping".into()))
+                    }
+                    call => match tokio::task::spawn_blocking(move || apply(&db, &call)).await {
+                        Ok(Ok((answer, update))) => {
+                            if let Some(update) = update {
+                                let _ = to_loop.send(update).await;
+                            }
+                            answer
+                        }
+                        Ok(Err(e)) => AdminAnswer::Error(e),
+                        Err(e) => AdminAnswer::Error(e.to_string()),
+                    },
+                };
+                let _ = write_frame(&mut stream, &answer).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Sends one command to a running coordinator's socket.
+pub async fn call(path: &Path, call: &AdminCall) -> std::io::Result<AdminAnswer> {
+    let mut stream = tokio::net::UnixStream::connect(path).await?;
+    write_frame(&mut stream, call).await?;
+    read_frame(&mut stream).await
+}
+
+async fn write_frame<T: Serialize>(
+    stream: &mut tokio::net::UnixStream,
+    value: &T,
+) -> std::io::Result<()> {
+    let bytes = protocols::wire::encode(value);
+    let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(&bytes).await?;
+    stream.flush().await
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned>(
+    stream: &mut tokio::net::UnixStream,
+) -> std::io::Result<T> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "admin frame over the limit",
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    stream.read_exact(&mut buf).await?;
+    protocols::wire::decode_bounded(&buf, MAX_FRAME)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}

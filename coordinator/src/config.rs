@@ -1,0 +1,150 @@
+//! The coordinator's configuration file (TOML), written by `coordinator init`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How the coordinator runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorConfig {
+    /// Data directory (identity, database, admin socket).
+    pub data_dir: PathBuf,
+    /// Listen addresses (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Credited min-entropy (bits) the pool must hold before a key is derived.
+    #[serde(default = "d_min_bits")]
+    pub min_credited_bits: u64,
+    /// Distinct attested contributors required before a key is derived.
+    #[serde(default = "d_min_contributors")]
+    pub min_contributors: usize,
+    /// Per-peer credit cap per round, bits.
+    #[serde(default = "d_peer_cap")]
+    pub per_peer_cap_bits: u64,
+    /// Seconds between crediting rounds (per-peer caps reset).
+    #[serde(default = "d_round")]
+    pub credit_round_s: f64,
+    /// Seconds between attestation challenges to each peer.
+    #[serde(default = "d_attest")]
+    pub attestation_interval_s: f64,
+    /// Seconds an attestation stays valid.
+    #[serde(default = "d_attest_valid")]
+    pub attestation_validity_s: f64,
+    /// Seconds a peer has to answer a challenge.
+    #[serde(default = "d_answer")]
+    pub attestation_answer_s: f64,
+    /// A heartbeat older than this makes a peer ineligible to hold shares.
+    #[serde(default = "d_heartbeat_age")]
+    pub heartbeat_max_age_s: f64,
+    /// A contribution older than this is refused as stale.
+    #[serde(default = "d_freshness")]
+    pub contribution_max_age_s: f64,
+    /// Seconds between rotations of every session.
+    #[serde(default = "d_rotation")]
+    pub rotation_period_s: f64,
+    /// Longest session lifetime a requester may ask for.
+    #[serde(default = "d_max_ttl")]
+    pub max_session_ttl_s: u64,
+}
+
+fn d_min_bits() -> u64 {
+    2048
+}
+fn d_min_contributors() -> usize {
+    3
+}
+fn d_peer_cap() -> u64 {
+    1024
+}
+fn d_round() -> f64 {
+    10.0
+}
+fn d_attest() -> f64 {
+    30.0
+}
+fn d_attest_valid() -> f64 {
+    120.0
+}
+fn d_answer() -> f64 {
+    10.0
+}
+fn d_heartbeat_age() -> f64 {
+    60.0
+}
+fn d_freshness() -> f64 {
+    120.0
+}
+fn d_rotation() -> f64 {
+    3600.0
+}
+fn d_max_ttl() -> u64 {
+    30 * 24 * 3600
+}
+
+impl CoordinatorConfig {
+    /// Defaults for a data directory and listen addresses.
+    pub fn new(data_dir: PathBuf, listen: Vec<String>) -> Self {
+        Self {
+            data_dir,
+            listen,
+            min_credited_bits: d_min_bits(),
+            min_contributors: d_min_contributors(),
+            per_peer_cap_bits: d_peer_cap(),
+            credit_round_s: d_round(),
+            attestation_interval_s: d_attest(),
+            attestation_validity_s: d_attest_valid(),
+            attestation_answer_s: d_answer(),
+            heartbeat_max_age_s: d_heartbeat_age(),
+            contribution_max_age_s: d_freshness(),
+            rotation_period_s: d_rotation(),
+            max_session_ttl_s: d_max_ttl(),
+        }
+    }
+
+    /// Identity file.
+    pub fn identity_path(&self) -> PathBuf {
+        self.data_dir.join("identity.key")
+    }
+
+    /// Database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("coordinator.redb")
+    }
+
+    /// Admin socket.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (name, v) in [
+            ("credit_round_s", config.credit_round_s),
+            ("attestation_interval_s", config.attestation_interval_s),
+            ("attestation_validity_s", config.attestation_validity_s),
+            ("attestation_answer_s", config.attestation_answer_s),
+            ("heartbeat_max_age_s", config.heartbeat_max_age_s),
+            ("contribution_max_age_s", config.contribution_max_age_s),
+            ("rotation_period_s", config.rotation_period_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{}: {name} must be positive", path.display()));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Writes a new config file (refuses to overwrite).
+    pub fn save_new(&self, path: &Path) -> Result<(), String> {
+        use std::io::Write;
+        let text = toml::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,125 @@
+//! The attestation loop: nonce challenges, evidence checks, quarantine.
+
+use super::{Ctx, Internal, State, now_ms, os_random};
+use crate::peers::Quarantine;
+use peer::node::Protocol;
+use protocols::attestation::{AttestationPolicy, Challenge, check_evidence};
+use protocols::ids::NodeId;
+use protocols::wire::{self, Reply, SignedEnvelope, WIRE_VERSION};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Challenges every enrolled peer that has been heard from.
+pub(super) fn challenge_all(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
+    let nodes: Vec<NodeId> = state
+        .peers
+        .iter()
+        .filter(|(_, p)| p.heartbeat_at_ms.is_some())
+        .map(|(n, _)| *n)
+        .collect();
+    for node in nodes {
+        challenge(ctx, state, internal, node);
+    }
+}
+
+/// Sends one challenge; the answer comes back as [`Internal::Attested`].
+pub(super) fn challenge(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    node: NodeId,
+) {
+    let Some(peer_id) = peer::identity::peer_id(&node) else {
+        return;
+    };
+    let challenge = Challenge {
+        v: WIRE_VERSION,
+        nonce: os_random(),
+        issued_at_ms: now_ms(),
+    };
+    state.challenges.insert(node, challenge.clone());
+    if let Some(p) = state.peers.get_mut(&node) {
+        p.answered.1 = p.answered.1.saturating_add(1);
+    }
+    let addrs = state
+        .peers
+        .get(&node)
+        .map(|p| p.addrs())
+        .unwrap_or_default();
+    let (ctx, internal) = (ctx.clone(), internal.clone());
+    let timeout = std::time::Duration::from_secs_f64(ctx.config.attestation_answer_s);
+    tokio::spawn(async move {
+        let request = ctx
+            .node
+            .request(Protocol::Attest, peer_id, addrs, wire::encode(&challenge));
+        let reply = match tokio::time::timeout(timeout, request).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer in time".into()),
+        };
+        let _ = internal
+            .send(Internal::Attested {
+                node,
+                challenge,
+                reply,
+            })
+            .await;
+    });
+}
+
+/// Checks an answer; a good one attests the peer (and lifts a quarantine for missing answers or
+/// bad evidence), anything else quarantines it.
+pub(super) fn judge(
+    ctx: &Ctx,
+    state: &mut State,
+    node: NodeId,
+    challenge: Challenge,
+    reply: Result<Vec<u8>, String>,
+) {
+    if state
+        .challenges
+        .get(&node)
+        .is_none_or(|c| c.nonce != challenge.nonce)
+    {
+        return; // superseded by a newer challenge
+    }
+    state.challenges.remove(&node);
+    let policy = AttestationPolicy {
+        allowed_binaries: state.allowlist.clone(),
+        answer_window_ms: (ctx.config.attestation_answer_s * 1000.0) as u64,
+        max_skew_ms: 60_000,
+    };
+    let verdict = reply.and_then(|bytes| {
+        let reply: Reply<SignedEnvelope> =
+            wire::decode(&bytes, Protocol::Attest.limits().1).map_err(|e| e.to_string())?;
+        let envelope = reply.result.map_err(|r| format!("peer refused: {r}"))?;
+        check_evidence(&envelope, &node, &challenge, &policy, now_ms()).map_err(|e| e.to_string())
+    });
+    let Some(p) = state.peers.get_mut(&node) else {
+        return;
+    };
+    match verdict {
+        Ok(evidence) => {
+            p.answered.0 = p.answered.0.saturating_add(1);
+            p.attested_at_ms = Some(now_ms());
+            if matches!(
+                p.quarantine,
+                Some(Quarantine::NoAnswer | Quarantine::BadEvidence(_))
+            ) {
+                tracing::info!(node = %node.short(), "attestation good again: quarantine lifted");
+                p.quarantine = None;
+            }
+            tracing::debug!(node = %node.short(), cut_off = evidence.health.sources_cut_off, "peer attested");
+        }
+        Err(reason) => {
+            tracing::warn!(node = %node.short(), %reason, "attestation failed: peer quarantined");
+            if p.quarantine != Some(Quarantine::ClonedEntropy) {
+                p.quarantine = Some(if reason.contains("in time") {
+                    Quarantine::NoAnswer
+                } else {
+                    Quarantine::BadEvidence(reason)
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The coordinator daemon: one loop that owns the peer table and the pool; slow work runs in tasks
+//! that report back over a bounded channel.
+
+mod attest;
+mod gossip;
+mod sessions;
+
+use crate::config::CoordinatorConfig;
+use crate::db::CoordinatorDb;
+use crate::intake::Intake;
+use crate::peers::PeerTable;
+use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, Responder};
+use protocols::attestation::Challenge;
+use protocols::entropy::CreditPolicy;
+use protocols::identity::NodeKey;
+use protocols::ids::NodeId;
+use protocols::sealing::SealingMasterKey;
+use protocols::wire::{
+    self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
+    WIRE_VERSION,
+};
+use rand_core::Rng;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+pub use sessions::SessionSummary;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Fills a buffer from the OS generator.
+pub(crate) fn os_random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut out);
+    out
+}
+
+/// What never changes while the daemon runs; shared with its tasks.
+pub(crate) struct Ctx {
+    pub key: NodeKey,
+    pub master: SealingMasterKey,
+    pub noise_static: Zeroizing<[u8; 32]>,
+    pub record: SignedEnvelope,
+    pub db: Arc<CoordinatorDb>,
+    pub node: NodeHandle,
+    pub config: CoordinatorConfig,
+}
+
+/// Results tasks send back to the loop.
+pub(crate) enum Internal {
+    Attested {
+        node: NodeId,
+        challenge: Challenge,
+        reply: Result<Vec<u8>, String>,
+    },
+    SessionStored {
+        session: protocols::ids::SessionId,
+        holders: Vec<NodeId>,
+    },
+}
+
+/// Admin requests from the local socket.
+pub enum AdminRequest {
+    /// Enrol or relabel a peer.
+    Enrol {
+        node: NodeId,
+        region: String,
+        operator: String,
+    },
+    /// Allow a binary digest.
+    Allow([u8; 32]),
+    /// Authorise a requester.
+    AddRequester(NodeId),
+    /// Peer table lines.
+    Status(oneshot::Sender<Vec<crate::admin::PeerLine>>),
+}
+
+/// The loop's mutable state.
+pub(crate) struct State {
+    pub peers: PeerTable,
+    pub intake: Intake,
+    pub allowlist: BTreeSet<[u8; 32]>,
+    pub requesters: BTreeSet<NodeId>,
+    pub challenges: HashMap<NodeId, Challenge>,
+    pub shares_held: std::collections::BTreeMap<NodeId, u32>,
+}
+
+/// A running coordinator, for tests and the demo.
+pub struct Handle {
+    /// Its node.
+    pub node: NodeHandle,
+    /// Admin requests.
+    pub admin: mpsc::Sender<AdminRequest>,
+}
+
+/// Runs the coordinator from its data directory until `shutdown` resolves.
+pub async fn run(
+    config: CoordinatorConfig,
+    key: NodeKey,
+    db: Arc<CoordinatorDb>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let socket = config.admin_socket();
+    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db).await?;
+    crate::admin::serve(&socket, ctx.db.clone(), admin_tx)
+        .await
+        .map_err(|e| format!("admin socket {}: {e}", socket.display()))?;
+    run_loop(ctx, state, events, admin_rx, shutdown).await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+type Started = (
+    Arc<Ctx>,
+    State,
+    mpsc::Receiver<NodeEvent>,
+    mpsc::Receiver<AdminRequest>,
+    mpsc::Sender<AdminRequest>,
+);
+
+async fn start(
+    config: CoordinatorConfig,
+    key: NodeKey,
+    db: Arc<CoordinatorDb>,
+) -> Result<Started, String> {
+    let load = db.clone();
+    let (secrets, enrolments, allowlist, requesters, sessions) =
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let s = load
+                .secrets()
+                .map_err(|e| e.to_string())?
+                .ok_or("the database has no secrets: run `coordinator init`")?;
+            Ok((
+                s,
+                load.enrolments().map_err(|e| e.to_string())?,
+                load.allowed_binaries().map_err(|e| e.to_string())?,
+                load.requesters().map_err(|e| e.to_string())?,
+                load.sessions().map_err(|e| e.to_string())?,
+            ))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    let mut node_config = NodeConfig::network(
+        config
+            .listen
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
+    );
+    node_config.kad_server = true;
+    let (node, events) = node::start(&key, node_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let noise_static = Zeroizing::new(secrets.noise_static);
+    let record = SignedEnvelope::seal(
+        &key,
+        &CoordinatorRecord {
+            v: WIRE_VERSION,
+            noise_static: peer::contribution::static_public(&noise_static),
+            issued_at_ms: now_ms(),
+        },
+    );
+    tracing::info!(peer = %node.peer_id(), enrolled = enrolments.len(), sessions = sessions.len(), "coordinator started");
+    let mut peers = PeerTable::default();
+    for (node_id, e) in enrolments {
+        peers.enrol(node_id, e.region, e.operator);
+    }
+    let mut shares_held = std::collections::BTreeMap::new();
+    for s in &sessions {
+        for h in &s.holders {
+            *shares_held.entry(h.node).or_insert(0u32) += 1;
+        }
+    }
+    let credit = CreditPolicy::new(0.5, config.per_peer_cap_bits).map_err(|e| e.to_string())?;
+    let intake = Intake::new(os_random(), credit)?;
+    let ctx = Arc::new(Ctx {
+        master: SealingMasterKey::from_bytes(secrets.sealing_master),
+        noise_static,
+        record,
+        db,
+        node,
+        config,
+        key,
+    });
+    let (admin_tx, admin_rx) = mpsc::channel(32);
+    let state = State {
+        peers,
+        intake,
+        allowlist,
+        requesters,
+        challenges: HashMap::new(),
+        shares_held,
+    };
+    Ok((ctx, state, events, admin_rx, admin_tx))
+}
+
+/// Starts a coordinator in this process and returns its handle (the loop runs as a task).
+pub async fn spawn(
+    config: CoordinatorConfig,
+    key: NodeKey,
+    db: Arc<CoordinatorDb>,
+) -> Result<Handle, String> {
+    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db).await?;
+    let node = ctx.node.clone();
+    tokio::spawn(run_loop(
+        ctx,
+        state,
+        events,
+        admin_rx,
+        std::future::pending(),
+    ));
+    Ok(Handle {
+        node,
+        admin: admin_tx,
+    })
+}
+
+async fn run_loop(
+    ctx: Arc<Ctx>,
+    mut state: State,
+    mut events: mpsc::Receiver<NodeEvent>,
+    mut admin: mpsc::Receiver<AdminRequest>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (internal_tx, mut internal) = mpsc::channel::<Internal>(256);
+    let mut attest_tick =
+        tokio::time::interval(Duration::from_secs_f64(ctx.config.attestation_interval_s));
+    let mut round_tick = tokio::time::interval(Duration::from_secs_f64(ctx.config.credit_round_s));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            event = events.recv() => match event {
+                Some(event) => on_event(&ctx, &mut state, &internal_tx, event).await,
+                None => break,
+            },
+            Some(msg) = internal.recv() => on_internal(&ctx, &mut state, msg),
+            Some(req) = admin.recv() => on_admin(&mut state, req),
+            _ = attest_tick.tick() => attest::challenge_all(&ctx, &mut state, &internal_tx),
+            _ = round_tick.tick() => state.intake.new_round(),
+        }
+    }
+    tracing::info!("coordinator stopping");
+    ctx.node.shutdown().await;
+}
+
+async fn on_event(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    event: NodeEvent,
+) {
+    match event {
+        NodeEvent::Gossip {
+            topic,
+            id,
+            propagation_source,
+            author,
+            data,
+        } => {
+            let verdict = gossip::on_gossip(ctx, state, &topic, author.as_ref(), &data);
+            let _ = ctx
+                .node
+                .report_gossip(id, propagation_source, verdict)
+                .await;
+        }
+        NodeEvent::Request {
+            protocol: Protocol::Coord,
+            peer,
+            frame,
+            responder,
+        } => on_coord_request(ctx, state, internal, peer, frame, responder).await,
+        NodeEvent::Request { responder, .. } => {
+            let _ = responder
+                .respond(wire::encode(&Reply::<()>::refused(Refusal::Unauthorized)))
+                .await;
+        }
+        NodeEvent::Rtt { peer, rtt } => {
+            if let Some(p) = peer::identity::node_id(&peer).and_then(|n| state.peers.get_mut(&n)) {
+                p.rtt_ms = Some(u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX));
+            }
+        }
+        NodeEvent::Connected(peer) => {
+            // Challenge a newly connected enrolled peer at once rather than at the next tick.
+            if let Some(node) = peer::identity::node_id(&peer)
+                && state.peers.get(&node).is_some()
+            {
+                attest::challenge(ctx, state, internal, node);
+            }
+        }
+        NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
+        _ => {}
+    }
+}
+
+async fn on_coord_request(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    peer: libp2p::PeerId,
+    frame: RequestFrame,
+    responder: Responder,
+) {
+    let refuse = |r: Refusal| wire::encode(&Reply::<()>::refused(r));
+    let bytes = match frame {
+        RequestFrame::Bytes(b) => b,
+        RequestFrame::Oversized { len, max } => {
+            let _ = responder
+                .respond(refuse(Refusal::Malformed(format!(
+                    "request of {len} bytes over the limit {max}"
+                ))))
+                .await;
+            return;
+        }
+    };
+    let Some(remote) = peer::identity::node_id(&peer) else {
+        let _ = responder.respond(refuse(Refusal::Unauthorized)).await;
+        return;
+    };
+    let call: CoordinatorCall = match wire::decode(&bytes, Protocol::Coord.limits().0) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "malformed coordinator request refused");
+            let _ = responder
+                .respond(refuse(Refusal::Malformed(e.to_string())))
+                .await;
+            return;
+        }
+    };
+    match call.request {
+        CoordinatorRequest::GetRecord => {
+            let _ = responder
+                .respond(wire::encode(&Reply::ok(ctx.record.clone())))
+                .await;
+        }
+        CoordinatorRequest::CreateSession(create) => {
+            sessions::create(ctx, state, internal, remote, create.policy, responder).await
+        }
+        CoordinatorRequest::GetTicket(req) => {
+            sessions::ticket(ctx, state, remote, req.session, responder).await
+        }
+    }
+}
+
+fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
+    match msg {
+        Internal::Attested {
+            node,
+            challenge,
+            reply,
+        } => attest::judge(ctx, state, node, challenge, reply),
+        Internal::SessionStored { session, holders } => {
+            for h in holders {
+                *state.shares_held.entry(h).or_insert(0) += 1;
+            }
+            tracing::info!(%session, "session stored");
+        }
+    }
+}
+
+fn on_admin(state: &mut State, req: AdminRequest) {
+    match req {
+        AdminRequest::Enrol {
+            node,
+            region,
+            operator,
+        } => state.peers.enrol(node, region, operator),
+        AdminRequest::Allow(digest) => {
+            state.allowlist.insert(digest);
+        }
+        AdminRequest::AddRequester(node) => {
+            state.requesters.insert(node);
+        }
+        AdminRequest::Status(reply) => {
+            let _ = reply.send(crate::admin::peer_lines(state));
+        }
+    }
+}

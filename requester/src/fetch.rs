@@ -1,0 +1,195 @@
+//! Parallel, hedged share fetching: ask k holders, add one more whenever one is slow or fails,
+//! verify every share against the commitments, combine, check G·s = C0, derive the user key.
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::Multiaddr;
+use peer::node::{NodeHandle, Protocol};
+use protocols::ids::NodeId;
+use protocols::keys::SessionKey;
+use protocols::sealing::{self, ShareSlot};
+use protocols::sharing::{self, VerifiedShare};
+use protocols::ticket::{Ticket, TicketGrant, TicketHolder};
+use protocols::wire::{self, Refusal, ShareFetch, ShareFetchReply, WIRE_VERSION};
+use std::time::Duration;
+use thiserror::Error;
+
+/// What went wrong with one holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HolderProblem {
+    /// Could not reach it, or it did not answer in time.
+    Unreachable(String),
+    /// It refused, with its typed reason.
+    Refused(Refusal),
+    /// Its share did not open or did not match the commitments.
+    BadShare(String),
+}
+
+/// One holder's failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderFailure {
+    /// The holder.
+    pub node: NodeId,
+    /// Its share index.
+    pub index: u8,
+    /// Why.
+    pub problem: HolderProblem,
+}
+
+impl std::fmt::Display for HolderFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.problem {
+            HolderProblem::Unreachable(e) => write!(
+                f,
+                "holder {} (share {}): unreachable: {e}",
+                self.node.short(),
+                self.index
+            ),
+            HolderProblem::Refused(r) => write!(
+                f,
+                "holder {} (share {}): refused: {r}",
+                self.node.short(),
+                self.index
+            ),
+            HolderProblem::BadShare(e) => write!(
+                f,
+                "holder {} (share {}): bad share: {e}",
+                self.node.short(),
+                self.index
+            ),
+        }
+    }
+}
+
+/// Fetch failures.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The grant's ticket does not verify.
+    #[error("ticket does not verify: {0}")]
+    BadTicket(String),
+    /// Fewer than k verified shares could be gathered.
+    #[error("only {got} of {need} shares verified; {}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
+    NotEnoughShares {
+        /// Verified shares.
+        got: usize,
+        /// Threshold.
+        need: usize,
+        /// Every holder that failed, and why.
+        failures: Vec<HolderFailure>,
+    },
+    /// The shares verified but did not combine to commitment 0 (never expected).
+    #[error("shares do not combine: {0}")]
+    Combine(String),
+}
+
+/// Prefers QUIC addresses (the fetch path), keeps the rest as fallbacks.
+fn dial_addrs(holder: &TicketHolder) -> Vec<Multiaddr> {
+    let mut addrs: Vec<Multiaddr> = holder.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+    addrs.sort_by_key(|a: &Multiaddr| !a.to_string().contains("quic"));
+    addrs
+}
+
+async fn ask(
+    node: &NodeHandle,
+    ticket_bytes: Vec<u8>,
+    holder: &TicketHolder,
+) -> Result<protocols::sealing::SealedShare, HolderProblem> {
+    let peer = peer::identity::peer_id(&holder.node)
+        .ok_or_else(|| HolderProblem::Unreachable("bad holder id".into()))?;
+    let raw = node
+        .request(Protocol::Fetch, peer, dial_addrs(holder), ticket_bytes)
+        .await
+        .map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
+    let reply: ShareFetchReply = wire::decode(&raw, Protocol::Fetch.limits().1)
+        .map_err(|e| HolderProblem::BadShare(format!("undecodable reply: {e}")))?;
+    reply.result.map_err(HolderProblem::Refused)
+}
+
+pub(crate) async fn fetch(
+    node: &NodeHandle,
+    coordinator: &NodeId,
+    grant: &TicketGrant,
+    hedge_after: Duration,
+) -> Result<SessionKey, FetchError> {
+    let ticket: Ticket = grant
+        .ticket
+        .open(coordinator)
+        .map_err(|e| FetchError::BadTicket(e.to_string()))?;
+    let need = ticket.threshold();
+    let request = wire::encode(&ShareFetch {
+        v: WIRE_VERSION,
+        ticket: grant.ticket.clone(),
+    });
+    let mut waiting = ticket.holders.iter();
+    let mut in_flight = FuturesUnordered::new();
+    let launch = |holder: &TicketHolder| {
+        let holder = holder.clone();
+        let request = request.clone();
+        async move {
+            let result = ask(node, request, &holder).await;
+            (holder, result)
+        }
+    };
+    for holder in waiting.by_ref().take(need) {
+        in_flight.push(launch(holder));
+    }
+    let mut verified: Vec<VerifiedShare> = Vec::with_capacity(need);
+    let mut failures = Vec::new();
+    while verified.len() < need {
+        let next = tokio::time::timeout(hedge_after, in_flight.next()).await;
+        let (holder, result) = match next {
+            Ok(Some(done)) => done,
+            Ok(None) => break,
+            Err(_) => {
+                // Slow holders: hedge with one more, keep waiting for the slow ones too.
+                if let Some(h) = waiting.next() {
+                    tracing::debug!(holder = %h.node.short(), "hedging with another holder");
+                    in_flight.push(launch(h));
+                }
+                continue;
+            }
+        };
+        let outcome = result.and_then(|sealed| {
+            let key = grant
+                .opening_keys
+                .iter()
+                .find(|e| e.index == holder.index)
+                .ok_or_else(|| HolderProblem::BadShare("no opening key for this index".into()))?;
+            let slot = ShareSlot {
+                session: ticket.session,
+                epoch: ticket.epoch,
+                holder: holder.node,
+                index: holder.index,
+            };
+            let share = sealing::open(&key.key, &slot, &sealed)
+                .map_err(|e| HolderProblem::BadShare(e.to_string()))?;
+            share
+                .verify(&ticket.commitments)
+                .map_err(|e| HolderProblem::BadShare(e.to_string()))
+        });
+        match outcome {
+            Ok(share) => verified.push(share),
+            Err(problem) => {
+                tracing::info!(holder = %holder.node.short(), ?problem, "holder failed; asking another");
+                failures.push(HolderFailure {
+                    node: holder.node,
+                    index: holder.index,
+                    problem,
+                });
+                if let Some(h) = waiting.next() {
+                    in_flight.push(launch(h));
+                }
+            }
+        }
+    }
+    if verified.len() < need {
+        return Err(FetchError::NotEnoughShares {
+            got: verified.len(),
+            need,
+            failures,
+        });
+    }
+    let secret = sharing::combine(&verified, &ticket.commitments)
+        .map_err(|e| FetchError::Combine(e.to_string()))?;
+    Ok(secret.user_key(&ticket.policy_digest))
+}

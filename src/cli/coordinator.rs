@@ -1,0 +1,295 @@
+//! `entroshard coordinator …`: initialise, run and administer the coordinator.
+
+use anyhow::{Context, bail};
+use coordinator::admin::{self, AdminAnswer, AdminCall};
+use coordinator::config::CoordinatorConfig;
+use coordinator::db::{CoordinatorDb, CoordinatorSecrets};
+use protocols::identity::NodeKey;
+use protocols::ids::NodeId;
+use rand::rngs::SysRng;
+use rand_core::{Rng, UnwrapErr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `coordinator` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CoordinatorCommand {
+    /// Create the identity, Noise static key, sealing master key, database and config.
+    Init(InitArgs),
+    /// Run the coordinator until SIGINT or SIGTERM.
+    Run(DirArgs),
+    /// Enrol a peer by PeerId with its region and operator labels.
+    Enrol(EnrolArgs),
+    /// Make a one-time join token for a device.
+    JoinToken(JoinTokenArgs),
+    /// Allow a peer binary by its SHA-256 (hex).
+    Allow(AllowArgs),
+    /// Manage authorised requesters.
+    #[command(subcommand)]
+    Requesters(RequestersCommand),
+    /// Show the peer table of the running coordinator.
+    Status(DirArgs),
+}
+
+/// `coordinator requesters …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RequestersCommand {
+    /// Authorise a requester PeerId to create sessions.
+    Add(PeerArg),
+}
+
+/// The data directory.
+#[derive(Debug, clap::Args)]
+pub struct DirArgs {
+    /// Data directory written by `coordinator init`.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: super::LogFormat,
+}
+
+/// Options of `coordinator init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Data directory.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+    /// Listen addresses (repeatable); default TCP 7400 and QUIC 7400 on every interface.
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// Credited bits required before a key is derived.
+    #[arg(long)]
+    pub min_credited_bits: Option<u64>,
+    /// Distinct contributors required before a key is derived.
+    #[arg(long)]
+    pub min_contributors: Option<usize>,
+    /// Seconds between attestation challenges.
+    #[arg(long)]
+    pub attestation_interval: Option<f64>,
+}
+
+/// A PeerId argument.
+#[derive(Debug, clap::Args)]
+pub struct PeerArg {
+    /// The PeerId.
+    pub peer_id: String,
+    /// Data directory.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `coordinator enrol`.
+#[derive(Debug, clap::Args)]
+pub struct EnrolArgs {
+    /// The peer's PeerId (printed by `peer init`).
+    pub peer_id: String,
+    /// Region label.
+    #[arg(long)]
+    pub region: String,
+    /// Operator label.
+    #[arg(long)]
+    pub operator: String,
+    /// Data directory.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `coordinator join-token`.
+#[derive(Debug, clap::Args)]
+pub struct JoinTokenArgs {
+    /// Region label of the device.
+    #[arg(long)]
+    pub region: String,
+    /// Operator label of the device.
+    #[arg(long)]
+    pub operator: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl: u64,
+    /// Data directory.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `coordinator allow`.
+#[derive(Debug, clap::Args)]
+pub struct AllowArgs {
+    /// SHA-256 of the peer binary, hex.
+    pub sha256: String,
+    /// Data directory.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+}
+
+/// Parses a PeerId into a node id.
+pub fn node_of(peer_id: &str) -> anyhow::Result<NodeId> {
+    let pid: libp2p::PeerId = peer_id
+        .parse()
+        .with_context(|| format!("{peer_id:?} is not a PeerId"))?;
+    peer::identity::node_id(&pid).context("the PeerId is not an Ed25519 key")
+}
+
+/// Runs a `coordinator` subcommand.
+pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        CoordinatorCommand::Init(args) => init(args),
+        CoordinatorCommand::Run(args) => {
+            super::init_tracing(args.log_format);
+            let config = CoordinatorConfig::load(&args.data_dir.join("coordinator.toml"))
+                .map_err(anyhow::Error::msg)?;
+            let key = peer::identity::read_key(&config.identity_path())?;
+            let db = Arc::new(CoordinatorDb::open(&config.db_path())?);
+            runtime
+                .block_on(coordinator::service::run(
+                    config,
+                    key,
+                    db,
+                    super::shutdown_signal(),
+                ))
+                .map_err(anyhow::Error::msg)
+        }
+        CoordinatorCommand::Enrol(a) => {
+            let node = node_of(&a.peer_id)?;
+            admin_call(
+                &runtime,
+                &a.data_dir,
+                AdminCall::Enrol {
+                    node,
+                    region: a.region,
+                    operator: a.operator,
+                },
+            )
+        }
+        CoordinatorCommand::JoinToken(a) => admin_call(
+            &runtime,
+            &a.data_dir,
+            AdminCall::JoinToken {
+                region: a.region,
+                operator: a.operator,
+                ttl_s: a.ttl,
+            },
+        ),
+        CoordinatorCommand::Allow(a) => {
+            let bytes = hex::decode(a.sha256.trim()).context("sha256 must be hex")?;
+            let sha256: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .context("sha256 must be 32 bytes")?;
+            admin_call(&runtime, &a.data_dir, AdminCall::Allow { sha256 })
+        }
+        CoordinatorCommand::Requesters(RequestersCommand::Add(a)) => {
+            let node = node_of(&a.peer_id)?;
+            admin_call(&runtime, &a.data_dir, AdminCall::AddRequester { node })
+        }
+        CoordinatorCommand::Status(a) => admin_call(&runtime, &a.data_dir, AdminCall::Status),
+    }
+}
+
+/// Sends the command to the running coordinator, or applies it to the database when none runs.
+fn admin_call(
+    runtime: &tokio::runtime::Runtime,
+    data_dir: &Path,
+    call: AdminCall,
+) -> anyhow::Result<()> {
+    let socket = data_dir.join("admin.sock");
+    let answer = match runtime.block_on(admin::call(&socket, &call)) {
+        Ok(answer) => answer,
+        Err(_) => {
+            let db = CoordinatorDb::open(&data_dir.join("coordinator.redb"))
+                .context("the coordinator is not running and its database could not be opened")?;
+            admin::apply(&db, &call).map_err(anyhow::Error::msg)?.0
+        }
+    };
+    match answer {
+        AdminAnswer::Done => println!("done"),
+        AdminAnswer::Token(t) => println!("{t}"),
+        AdminAnswer::Status(lines) => {
+            println!(
+                "{:<16} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  sources",
+                "node", "region", "operator", "trusted", "power", "shares", "hb age", "credited"
+            );
+            for l in lines {
+                let sources: Vec<String> = l
+                    .sources
+                    .iter()
+                    .map(|s| format!("{}:{:?}", s.source, s.state))
+                    .collect();
+                println!(
+                    "{:<16} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  {}{}",
+                    l.node.short(),
+                    l.region,
+                    l.operator,
+                    l.trusted,
+                    l.power,
+                    l.shares_held,
+                    l.heartbeat_age_s
+                        .map(|a| format!("{a}s"))
+                        .unwrap_or_else(|| "-".into()),
+                    l.credited_bits,
+                    sources.join(","),
+                    l.quarantine
+                        .map(|q| format!("  QUARANTINED {q}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        AdminAnswer::Sessions(s) => println!("{} sessions", s.len()),
+        AdminAnswer::Error(e) => bail!("{e}"),
+    }
+    Ok(())
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let listen = if args.listen.is_empty() {
+        vec![
+            "/ip4/0.0.0.0/tcp/7400".into(),
+            "/ip4/0.0.0.0/udp/7400/quic-v1".into(),
+        ]
+    } else {
+        args.listen
+    };
+    let mut config = CoordinatorConfig::new(args.data_dir.clone(), listen);
+    if let Some(v) = args.min_credited_bits {
+        config.min_credited_bits = v;
+    }
+    if let Some(v) = args.min_contributors {
+        config.min_contributors = v;
+    }
+    if let Some(v) = args.attestation_interval {
+        config.attestation_interval_s = v;
+    }
+    let mut os = UnwrapErr(SysRng);
+    let key = NodeKey::generate(&mut os);
+    peer::identity::write_new_key(&config.identity_path(), &key)?;
+    let db = CoordinatorDb::open(&config.db_path())?;
+    std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
+    let mut secrets = CoordinatorSecrets {
+        sealing_master: [0; 32],
+        noise_static: [0; 32],
+    };
+    os.fill_bytes(&mut secrets.sealing_master);
+    os.fill_bytes(&mut secrets.noise_static);
+    db.init_secrets(&secrets)?;
+    // Peers running this very build are allowed; other builds must be allowed explicitly.
+    let own = peer::agent::measure::binary_sha256().context("hashing the running binary")?;
+    db.allow_binary(own)?;
+    config
+        .save_new(&args.data_dir.join("coordinator.toml"))
+        .map_err(anyhow::Error::msg)?;
+    let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
+    println!("coordinator initialised in {}", args.data_dir.display());
+    println!("peer id {peer_id}");
+    println!("allowed peer binary {}", protocols::ids::hex8(&own));
+    println!(
+        "peers pin it with: entroshard peer init --coordinator /ip4/<address>/tcp/<port>/p2p/{peer_id} ..."
+    );
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! End-to-end with real processes on loopback: a coordinator, five peers in three regions under
+//! three operators, and requesters using the library. Sessions are created only once entropy from
+//! enough peers is credited; two requesters rebuild the same key; an unnamed requester is refused;
+//! with n − k holders killed by SIGKILL the key is still fetched.
+
+mod common;
+
+use common::*;
+use protocols::identity::NodeKey;
+use protocols::wire::{Refusal, SessionPolicy};
+use requester::{Requester, RequesterError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() {
+    let coord = spawn_coordinator(1024, 3);
+    let mut peers = Vec::new();
+    for i in 0..5usize {
+        let dir = tempfile::tempdir().unwrap();
+        let out = {
+            init_peer(
+                dir.path(),
+                &coord.addr,
+                REGIONS[i % 3],
+                OPERATORS[(i + i / 3) % 3],
+                100 + i as u64 * 10,
+            );
+            std::fs::read_to_string(dir.path().join("peer.toml")).unwrap()
+        };
+        assert!(out.contains("eu-west") || out.contains("us-east") || out.contains("ap-south"));
+        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
+        let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
+        run_ok(
+            &[
+                "coordinator",
+                "enrol",
+                &pid,
+                "--region",
+                REGIONS[i % 3],
+                "--operator",
+                OPERATORS[(i + i / 3) % 3],
+            ],
+            &[("--data-dir", coord.dir.path())],
+        );
+        let proc = spawn_peer(dir.path());
+        peers.push((dir, proc, key.node_id()));
+    }
+    let mut rng = rand::rng();
+    let (a_key, b_key, c_key) = (
+        NodeKey::generate(&mut rng),
+        NodeKey::generate(&mut rng),
+        NodeKey::generate(&mut rng),
+    );
+    let a_pid = peer::identity::peer_id(&a_key.node_id())
+        .unwrap()
+        .to_string();
+    run_ok(
+        &["coordinator", "requesters", "add", &a_pid],
+        &[("--data-dir", coord.dir.path())],
+    );
+
+    let a = Requester::connect(&a_key, coord.addr.clone())
+        .await
+        .unwrap();
+    let policy = SessionPolicy {
+        n: 5,
+        k: 3,
+        ttl_s: 600,
+        requesters: vec![b_key.node_id()],
+        label: "e2e".into(),
+    };
+    // The pool fills as attested peers contribute; until then the coordinator says NotReady.
+    let deadline = Instant::now() + DEADLINE;
+    let created = loop {
+        match a.create_session(policy.clone()).await {
+            Ok(created) => break created,
+            Err(RequesterError::Refused(Refusal::NotReady(why))) if Instant::now() < deadline => {
+                tracing::debug!(%why, "not ready yet");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!(
+                "session create failed: {e}\n{}",
+                std::fs::read_to_string(coord.dir.path().join("coordinator.log"))
+                    .unwrap_or_default()
+            ),
+        }
+    };
+    assert!(
+        created.receipt.contributors.len() >= 3,
+        "receipt names at least 3 contributors: {:?}",
+        created.receipt
+    );
+    assert!(created.receipt.credited_bits >= 1024);
+
+    let key_a = a.fetch(&created.grant).await.unwrap();
+    let b = Requester::connect(&b_key, coord.addr.clone())
+        .await
+        .unwrap();
+    let grant_b = b.ticket(created.session).await.unwrap();
+    let key_b = b.fetch(&grant_b).await.unwrap();
+    assert_eq!(key_a, key_b, "both requesters rebuild the same key");
+
+    let c = Requester::connect(&c_key, coord.addr.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.ticket(created.session).await,
+        Err(RequesterError::Refused(Refusal::Unauthorized))
+    ));
+
+    // Kill n − k = 2 holders with SIGKILL; the key is still fetched from the other three.
+    let ticket: protocols::ticket::Ticket = created.grant.ticket.open_from_any_signer().unwrap().1;
+    let mut killed = 0;
+    for (_, proc, node) in peers.iter_mut() {
+        if killed < 2 && ticket.holders.iter().any(|h| &h.node == node) {
+            proc.kill9();
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 2);
+    let again = a.fetch(&created.grant).await.unwrap();
+    assert_eq!(again, key_a);
+}
