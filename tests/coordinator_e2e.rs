@@ -124,4 +124,37 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
     assert_eq!(killed, 2);
     let again = a.fetch(&created.grant).await.unwrap();
     assert_eq!(again, key_a);
+
+    // Rotate onto the three live peers... n = 5 needs five: restart the killed ones first.
+    for (dir, proc, node) in peers.iter_mut() {
+        if proc.0.try_wait().ok().flatten().is_some() {
+            *proc = spawn_peer(dir.path());
+            let _ = node;
+        }
+    }
+    run_ok(
+        &["coordinator", "rotate", &created.session.to_string()],
+        &[("--data-dir", coord.dir.path())],
+    );
+    // The new epoch's ticket appears once the rotation commits.
+    let deadline = Instant::now() + DEADLINE;
+    let rotated = loop {
+        let grant = a.ticket(created.session).await.unwrap();
+        let t: protocols::ticket::Ticket = grant.ticket.open_from_any_signer().unwrap().1;
+        if t.epoch == 1 {
+            break grant;
+        }
+        assert!(Instant::now() < deadline, "rotation did not commit");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        a.fetch(&rotated).await.unwrap(),
+        key_a,
+        "same key from the new epoch"
+    );
+    // Epoch 0 is gone from the old holders: the old grant no longer rebuilds the key.
+    assert!(
+        a.fetch(&created.grant).await.is_err(),
+        "epoch 0 shares were deleted after the commit"
+    );
 }

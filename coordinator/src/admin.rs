@@ -46,6 +46,11 @@ pub enum AdminCall {
         /// The requester.
         node: NodeId,
     },
+    /// Rotate a session now (running coordinator only).
+    Rotate {
+        /// The session.
+        session: protocols::ids::SessionId,
+    },
     /// The peer table.
     Status,
     /// Every session.
@@ -179,6 +184,7 @@ pub fn apply(
             None,
         ),
         AdminCall::Sessions => (AdminAnswer::Sessions(db.sessions().map_err(e)?), None),
+        AdminCall::Rotate { session } => (AdminAnswer::Done, Some(AdminRequest::Rotate(*session))),
     })
 }
 

@@ -29,6 +29,29 @@ pub enum CoordinatorCommand {
     Requesters(RequestersCommand),
     /// Show the peer table of the running coordinator.
     Status(DirArgs),
+    /// Rotate a session to a fresh quorum now (running coordinator).
+    Rotate(RotateArgs),
+}
+
+/// Options of `coordinator rotate`.
+#[derive(Debug, clap::Args)]
+pub struct RotateArgs {
+    /// Session id (hex).
+    pub session: String,
+    /// Data directory.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+}
+
+/// Parses a session id from hex.
+pub fn session_of(hex_id: &str) -> anyhow::Result<protocols::ids::SessionId> {
+    let bytes = hex::decode(hex_id.trim()).context("session id must be hex")?;
+    Ok(protocols::ids::SessionId(
+        bytes
+            .as_slice()
+            .try_into()
+            .context("session id must be 16 bytes")?,
+    ))
 }
 
 /// `coordinator requesters …`.
@@ -186,6 +209,20 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
             admin_call(&runtime, &a.data_dir, AdminCall::AddRequester { node })
         }
         CoordinatorCommand::Status(a) => admin_call(&runtime, &a.data_dir, AdminCall::Status),
+        CoordinatorCommand::Rotate(a) => {
+            let session = session_of(&a.session)?;
+            let answer = runtime
+                .block_on(admin::call(
+                    &a.data_dir.join("admin.sock"),
+                    &AdminCall::Rotate { session },
+                ))
+                .context("rotation needs a running coordinator")?;
+            match answer {
+                AdminAnswer::Error(e) => bail!("{e}"),
+                _ => println!("rotation of {session} started"),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -92,6 +92,9 @@ pub struct SessionRecord {
     pub expires_at_ms: u64,
     /// Rotations completed.
     pub rotations: u32,
+    /// When the last rotation committed (0: never).
+    #[serde(default)]
+    pub rotated_at_ms: u64,
 }
 
 /// A rotation in flight: the next epoch's placement, kept to finish or undo it after a crash.

@@ -3,6 +3,7 @@
 
 mod attest;
 mod gossip;
+pub mod rotation;
 mod sessions;
 
 use crate::config::CoordinatorConfig;
@@ -65,6 +66,12 @@ pub(crate) enum Internal {
         session: protocols::ids::SessionId,
         holders: Vec<NodeId>,
     },
+    Rotated {
+        session: protocols::ids::SessionId,
+        cause: rotation::Cause,
+        outcome: Result<rotation::Moved, String>,
+        took: Duration,
+    },
 }
 
 /// Admin requests from the local socket.
@@ -81,6 +88,8 @@ pub enum AdminRequest {
     AddRequester(NodeId),
     /// Peer table lines.
     Status(oneshot::Sender<Vec<crate::admin::PeerLine>>),
+    /// Rotate a session now.
+    Rotate(protocols::ids::SessionId),
 }
 
 /// The loop's mutable state.
@@ -91,6 +100,8 @@ pub(crate) struct State {
     pub requesters: BTreeSet<NodeId>,
     pub challenges: HashMap<NodeId, Challenge>,
     pub shares_held: std::collections::BTreeMap<NodeId, u32>,
+    pub rotating: BTreeSet<protocols::ids::SessionId>,
+    pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
 }
 
 /// A running coordinator, for tests and the demo.
@@ -198,6 +209,8 @@ async fn start(
         requesters,
         challenges: HashMap::new(),
         shares_held,
+        rotating: BTreeSet::new(),
+        rotations_by_cause: Default::default(),
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
 }
@@ -234,6 +247,10 @@ async fn run_loop(
     let mut attest_tick =
         tokio::time::interval(Duration::from_secs_f64(ctx.config.attestation_interval_s));
     let mut round_tick = tokio::time::interval(Duration::from_secs_f64(ctx.config.credit_round_s));
+    let mut rotation_tick = tokio::time::interval(Duration::from_secs_f64(
+        ctx.config.rotation_period_s.min(5.0),
+    ));
+    rotation::roll_back_pending(&ctx).await;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -243,9 +260,10 @@ async fn run_loop(
                 None => break,
             },
             Some(msg) = internal.recv() => on_internal(&ctx, &mut state, msg),
-            Some(req) = admin.recv() => on_admin(&mut state, req),
+            Some(req) = admin.recv() => on_admin(&ctx, &mut state, &internal_tx, req).await,
             _ = attest_tick.tick() => attest::challenge_all(&ctx, &mut state, &internal_tx),
             _ = round_tick.tick() => state.intake.new_round(),
+            _ = rotation_tick.tick() => rotate_due(&ctx, &mut state, &internal_tx).await,
         }
     }
     tracing::info!("coordinator stopping");
@@ -363,11 +381,60 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             }
             tracing::info!(%session, "session stored");
         }
+        Internal::Rotated {
+            session,
+            cause,
+            outcome,
+            took,
+        } => {
+            state.rotating.remove(&session);
+            if let Ok((old, new)) = outcome {
+                for h in old {
+                    if let Some(c) = state.shares_held.get_mut(&h) {
+                        *c = c.saturating_sub(1);
+                    }
+                }
+                for h in new {
+                    *state.shares_held.entry(h).or_insert(0) += 1;
+                }
+                *state
+                    .rotations_by_cause
+                    .entry(format!("{cause:?}"))
+                    .or_insert(0) += 1;
+                tracing::info!(%session, ?cause, took_ms = took.as_millis() as u64, "rotation committed");
+            }
+        }
     }
 }
 
-fn on_admin(state: &mut State, req: AdminRequest) {
+async fn rotate_due(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
+    let db = ctx.db.clone();
+    let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await else {
+        return;
+    };
+    for (session, cause) in rotation::due(ctx, state, &sessions) {
+        if let Some(record) = sessions.iter().find(|s| s.session == session) {
+            rotation::start(ctx, state, internal, record.clone(), cause);
+        }
+    }
+}
+
+async fn on_admin(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    req: AdminRequest,
+) {
     match req {
+        AdminRequest::Rotate(session) => {
+            let db = ctx.db.clone();
+            if let Ok(Ok(Some(record))) =
+                tokio::task::spawn_blocking(move || db.session(&session)).await
+                && !state.rotating.contains(&session)
+            {
+                rotation::start(ctx, state, internal, record, rotation::Cause::Manual);
+            }
+        }
         AdminRequest::Enrol {
             node,
             region,

@@ -146,6 +146,7 @@ pub(super) async fn create(
         created_at_ms: now,
         expires_at_ms: now.saturating_add(ttl_ms),
         rotations: 0,
+        rotated_at_ms: 0,
     };
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
@@ -165,15 +166,13 @@ pub(super) async fn create(
     });
 }
 
-/// Seals and sends every share, waits for durable acks, commits and records the session.
-async fn distribute(
+/// Seals and sends every share of `dealt`, and records each durable acknowledgement in it.
+pub(super) async fn send_store_orders(
     ctx: &Ctx,
-    mut dealt: Dealt,
-    mut record: SessionRecord,
+    dealt: &mut Dealt,
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-    requester: NodeId,
-) -> Result<(SessionCreated, Vec<NodeId>), Refusal> {
-    let expires = record.expires_at_ms;
+    expires_at_ms: u64,
+) {
     let orders: Vec<_> = dealt
         .deliveries()
         .iter()
@@ -195,7 +194,7 @@ async fn distribute(
                 &StoreShare {
                     v: WIRE_VERSION,
                     share: sealed,
-                    expires_at_ms: expires,
+                    expires_at_ms,
                 },
             );
             (
@@ -213,26 +212,11 @@ async fn distribute(
             .find(|(n, _)| n == &node)
             .map(|(_, a)| a.clone())
             .unwrap_or_default();
-        async move {
-            let Some(peer) = peer::identity::peer_id(&node) else {
-                return (node, Err("bad id".to_string()));
-            };
-            let result = ctx
-                .node
-                .request(Protocol::Store, peer, addrs, bytes)
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|raw| {
-                    let reply: Reply<StoreAck> = wire::decode(&raw, Protocol::Store.limits().1)
-                        .map_err(|e| e.to_string())?;
-                    reply.result.map_err(|r| r.to_string())
-                });
-            (node, result)
-        }
+        async move { (node, holder_order(ctx, &node, addrs, bytes).await) }
     });
     for (node, result) in futures::future::join_all(sends).await {
         match result {
-            Ok(_) => {
+            Ok(()) => {
                 let _ = dealt.acknowledge(&node);
             }
             Err(e) => {
@@ -240,6 +224,35 @@ async fn distribute(
             }
         }
     }
+}
+
+/// Sends one encoded holder order and waits for its acknowledgement.
+pub(super) async fn holder_order(
+    ctx: &Ctx,
+    node: &NodeId,
+    addrs: Vec<libp2p::Multiaddr>,
+    bytes: Vec<u8>,
+) -> Result<(), String> {
+    let peer = peer::identity::peer_id(node).ok_or("bad holder id")?;
+    let raw = ctx
+        .node
+        .request(Protocol::Store, peer, addrs, bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply: Reply<StoreAck> =
+        wire::decode(&raw, Protocol::Store.limits().1).map_err(|e| e.to_string())?;
+    reply.result.map(|_| ()).map_err(|r| r.to_string())
+}
+
+/// Sends every share, waits for durable acks, commits and records the session.
+async fn distribute(
+    ctx: &Ctx,
+    mut dealt: Dealt,
+    mut record: SessionRecord,
+    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
+    requester: NodeId,
+) -> Result<(SessionCreated, Vec<NodeId>), Refusal> {
+    send_store_orders(ctx, &mut dealt, addrs, record.expires_at_ms).await;
     let committed = dealt.commit().map_err(|e| {
         Refusal::NotReady(format!("not enough holders stored their share: {}", e.1))
     })?;
