@@ -28,6 +28,17 @@ enum Command {
     /// The aggregation service: enrolment, attestation, mixing, sessions, tickets.
     #[command(subcommand)]
     Coordinator(cli::coordinator::CoordinatorCommand),
+    /// A requester identity pinned to a coordinator.
+    #[command(subcommand)]
+    Requester(cli::requester::RequesterCommand),
+    /// Create sessions and inspect ticket files.
+    #[command(subcommand)]
+    Session(cli::requester::SessionCommand),
+    /// Fetch a session key from its holders.
+    Fetch(cli::requester::FetchArgs),
+    /// A Noise channel keyed by a session key, like `nc`.
+    #[command(subcommand)]
+    Tunnel(cli::tunnel::TunnelCommand),
     /// Inspect, sample and assess this device's entropy sources.
     #[command(subcommand)]
     Entropy(cli::entropy::EntropyCommand),
@@ -40,6 +51,10 @@ fn main() -> std::process::ExitCode {
         Command::Peer(command) => cli::peer::run(command),
         Command::Coordinator(command) => cli::coordinator::run(command),
         Command::Entropy(command) => cli::entropy::run(command),
+        Command::Requester(command) => cli::requester::run_requester(command),
+        Command::Session(command) => cli::requester::run_session(command),
+        Command::Fetch(args) => cli::requester::run_fetch(args),
+        Command::Tunnel(command) => cli::tunnel::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -43,6 +43,7 @@ pub struct Intake {
     stats: IntakeStats,
     flagged: BTreeSet<NodeId>,
     blocks_since_key: (u32, u32),
+    last_now_ms: u64,
 }
 
 impl Intake {
@@ -60,6 +61,7 @@ impl Intake {
             stats: IntakeStats::default(),
             flagged: BTreeSet::new(),
             blocks_since_key: (0, 0),
+            last_now_ms: 0,
         })
     }
 
@@ -111,6 +113,7 @@ impl Intake {
         {
             tracing::warn!(error = %e, "pool refused a block");
         }
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         self.accumulator.maybe_reseed(now_ms);
         Ok(credit)
     }
@@ -120,9 +123,11 @@ impl Intake {
         self.ledger.new_round();
     }
 
-    /// Whether enough credited entropy from enough distinct peers is in the generator.
+    /// Whether the pools hold enough credited entropy from enough distinct peers. Pools are all
+    /// folded into the generator by [`Self::draw`], so everything counted here is in the key.
     pub fn ready(&self, min_credited_bits: u64, min_contributors: usize) -> bool {
-        self.accumulator.ready(min_credited_bits, min_contributors)
+        self.accumulator
+            .ready_after_full_reseed(min_credited_bits, min_contributors)
     }
 
     /// Draws 32 bytes for a key (always mixed with `os_random`) and returns the receipt of the
@@ -164,9 +169,13 @@ impl Intake {
         &self.stats
     }
 
-    /// A snapshot of what the pool holds now (credited bits in the key, contributors).
-    pub fn pool_receipt(&self) -> protocols::entropy::Receipt {
-        self.accumulator.receipt()
+    /// What the pools hold now (credited bits per contributor, in the key or waiting in a pool).
+    pub fn pool_credit(&self) -> (u64, usize) {
+        let all = self.accumulator.potential_credit();
+        (
+            all.values().fold(0u64, |a, b| a.saturating_add(*b)),
+            all.values().filter(|b| **b > 0).count(),
+        )
     }
 
     /// Credit waiting in pools not yet folded into the key.

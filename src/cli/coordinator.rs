@@ -90,6 +90,9 @@ pub struct InitArgs {
     /// Seconds between attestation challenges.
     #[arg(long)]
     pub attestation_interval: Option<f64>,
+    /// Seconds between crediting rounds (per-peer credit caps reset each round).
+    #[arg(long)]
+    pub credit_round: Option<f64>,
 }
 
 /// A PeerId argument.
@@ -302,6 +305,9 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.attestation_interval {
         config.attestation_interval_s = v;
+    }
+    if let Some(v) = args.credit_round {
+        config.credit_round_s = v;
     }
     let mut os = UnwrapErr(SysRng);
     let key = NodeKey::generate(&mut os);

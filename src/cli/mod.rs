@@ -3,6 +3,8 @@
 pub mod coordinator;
 pub mod entropy;
 pub mod peer;
+pub mod requester;
+pub mod tunnel;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]

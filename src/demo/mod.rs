@@ -182,7 +182,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
             intake.new_round();
             let s = intake.stats();
-            let receipt = intake.pool_receipt();
+            let (pool_bits, pool_peers) = intake.pool_credit();
             Ok(((), vec![
                 format!(
                     "FIPS passed {} failed {}; clones flagged {}; credited this round {} bits",
@@ -193,10 +193,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 ),
                 format!("FIPS failures so far by test: {:?} (correlated sources fail the runs test)", s.fips_failures),
                 format!(
-                    "pool: {} reseeds, {} bits in the key from {} peers, {} bits pending",
-                    receipt.reseed_count,
-                    receipt.total_credited_bits,
-                    receipt.contributors.len(),
+                    "pools: {pool_bits} credited bits from {pool_peers} peers ({} still waiting in Fortuna pools; all are folded in before a key is drawn)",
                     intake.pending_bits()
                 ),
             ]))

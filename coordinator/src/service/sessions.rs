@@ -60,13 +60,10 @@ pub(super) async fn create(
         .intake
         .ready(ctx.config.min_credited_bits, ctx.config.min_contributors)
     {
-        let r = state.intake.pool_receipt();
+        let (bits, peers) = state.intake.pool_credit();
         Some(Refusal::NotReady(format!(
             "pool holds {} credited bits from {} peers; {} bits from {} peers needed",
-            r.total_credited_bits,
-            r.contributors.len(),
-            ctx.config.min_credited_bits,
-            ctx.config.min_contributors
+            bits, peers, ctx.config.min_credited_bits, ctx.config.min_contributors
         )))
     } else {
         None

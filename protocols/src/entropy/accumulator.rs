@@ -288,13 +288,43 @@ impl Accumulator {
         {
             return None;
         }
+        self.fold(now_ms, |r, i| reseed_uses_pool(r, i))
+    }
+
+    /// Folds every pool into the key now, whatever the schedule: used right before a key is
+    /// derived so that every credited contribution in the receipt is in the key. The output is
+    /// still mixed with fresh OS randomness, so the schedule's protection is not what keys rely on.
+    pub fn reseed_all(&mut self, now_ms: u64) -> Option<u64> {
+        self.fold(now_ms, |_, _| true)
+    }
+
+    /// Credit per contributor counting both what is in the key and what waits in pools.
+    pub fn potential_credit(&self) -> BTreeMap<ContributorId, u64> {
+        let mut all = self.credited.clone();
+        for pool in &self.pools {
+            for (c, bits) in &pool.pending {
+                let e = all.entry(*c).or_insert(0);
+                *e = e.saturating_add(*bits);
+            }
+        }
+        all
+    }
+
+    /// Whether folding every pool now would make [`Self::ready`] true.
+    pub fn ready_after_full_reseed(&self, min_credited_bits: u64, min_distinct: usize) -> bool {
+        let all = self.potential_credit();
+        let total = all.values().fold(0u64, |a, b| a.saturating_add(*b));
+        total >= min_credited_bits && all.values().filter(|b| **b > 0).count() >= min_distinct
+    }
+
+    fn fold(&mut self, now_ms: u64, use_pool: impl Fn(u64, usize) -> bool) -> Option<u64> {
         let r = self.reseed_count.checked_add(1)?;
         let mut h = Sha256::new();
         h.update(DOMAIN_RESEED);
         h.update(self.key);
         h.update(r.to_be_bytes());
         for (i, pool) in self.pools.iter_mut().enumerate() {
-            if !reseed_uses_pool(r, i) {
+            if !use_pool(r, i) {
                 break;
             }
             h.update([i as u8]);

@@ -350,3 +350,18 @@ proptest! {
         prop_assert_ne!(ox, oy);
     }
 }
+
+#[test]
+fn full_reseed_folds_every_pool_so_all_pending_credit_reaches_the_key() {
+    let mut acc = Accumulator::new(AccumulatorConfig::default());
+    // Spread credit over many pools: one source, 40 events round-robin over the 32 pools.
+    for i in 0..40u8 {
+        acc.add_event(&[i % 3; 32], 0, &[i; 64], 100).unwrap();
+    }
+    let before = acc.potential_credit().values().sum::<u64>();
+    assert!(acc.ready_after_full_reseed(before, 3));
+    acc.reseed_all(1);
+    assert_eq!(acc.pending_credited_bits(), 0);
+    assert_eq!(acc.receipt().total_credited_bits, before);
+    assert!(acc.ready(before, 3));
+}

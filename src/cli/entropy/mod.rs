@@ -1,0 +1,188 @@
+//! `entroshard entropy …`: inspect this device's sources, sample them, assess samples offline.
+
+mod assess;
+mod sample;
+mod sources;
+
+use anyhow::{Context, bail};
+use peer::sources::EntropySource;
+use peer::sources::linux::{self, DetectConfig};
+use peer::sources::simulated::{SimulatedKind, SimulatedSource};
+use std::path::Path;
+use std::time::Duration;
+
+/// `entropy` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum EntropyCommand {
+    /// List the sources detected on this device with a live estimate, and those skipped.
+    Sources(sources::SourcesArgs),
+    /// Read raw samples from one source into a file (one byte per sample) for `assess`.
+    Sample(sample::SampleArgs),
+    /// Run the SP 800-90B §6.3 estimators on a file of raw samples.
+    Assess(assess::AssessArgs),
+}
+
+/// Runs an `entropy` subcommand.
+pub fn run(command: EntropyCommand) -> anyhow::Result<()> {
+    match command {
+        EntropyCommand::Sources(args) => sources::run(args),
+        EntropyCommand::Sample(args) => sample::run(args),
+        EntropyCommand::Assess(args) => assess::run(args),
+    }
+}
+
+/// Detection settings for `root`: every hardware kind plus the CPU jitter source, no feeds.
+fn detect_config(root: &Path) -> DetectConfig {
+    DetectConfig {
+        root: root.to_owned(),
+        jitter: true,
+        ..DetectConfig::default()
+    }
+}
+
+/// Opens `name`: a simulated source (`sim:biased:P:SEED`, `sim:stuck:V`,
+/// `sim:correlated:BITS:P:SEED`) or one that detection under `root` finds.
+fn open_source(name: &str, root: &Path) -> anyhow::Result<Box<dyn EntropySource>> {
+    if let Some(spec) = name.strip_prefix("sim:") {
+        let (kind, seed) =
+            parse_simulated(spec).with_context(|| format!("bad simulated source {name:?}"))?;
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let source = SimulatedSource::new(name, kind, seed_bytes)
+            .with_context(|| format!("simulated source {name:?}"))?;
+        return Ok(Box::new(source));
+    }
+    let (found, skipped) = linux::detect(&detect_config(root));
+    let mut names = Vec::new();
+    for source in found {
+        if source.name() == name {
+            return Ok(source);
+        }
+        names.push(source.name().to_owned());
+    }
+    if let Some(s) = skipped.iter().find(|s| s.name == name) {
+        bail!("source {name} is not available: {}", s.reason);
+    }
+    bail!(
+        "no source named {name:?} under {}; detected: {} (or a simulated one: \
+         sim:biased:P:SEED, sim:stuck:V, sim:correlated:BITS:P:SEED)",
+        root.display(),
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
+/// Parses the part after `sim:` into a kind and a seed.
+fn parse_simulated(spec: &str) -> anyhow::Result<(SimulatedKind, u64)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let probability = |s: &str, what: &str| -> anyhow::Result<f64> {
+        let p: f64 = s.parse().with_context(|| format!("{what} {s:?}"))?;
+        if !(0.0..=1.0).contains(&p) {
+            bail!("{what} {p} is not in [0, 1]");
+        }
+        Ok(p)
+    };
+    let seed =
+        |s: &str| -> anyhow::Result<u64> { s.parse().with_context(|| format!("seed {s:?}")) };
+    Ok(match parts.as_slice() {
+        ["biased", p, s] => {
+            let p_one = probability(p, "probability of a one")?;
+            if p_one == 0.0 || p_one == 1.0 {
+                bail!("a source that always yields {p_one} has no entropy (use sim:stuck:V)");
+            }
+            (SimulatedKind::Biased { p_one }, seed(s)?)
+        }
+        ["correlated", bits, p, s] => {
+            let bits: u8 = bits.parse().with_context(|| format!("bits {bits:?}"))?;
+            if !(1..=8).contains(&bits) {
+                bail!("bits {bits} is not in 1..=8");
+            }
+            let p_repeat = probability(p, "repeat probability")?;
+            (SimulatedKind::Correlated { bits, p_repeat }, seed(s)?)
+        }
+        ["stuck", v] => (
+            SimulatedKind::Stuck {
+                value: v.parse().with_context(|| format!("value {v:?}"))?,
+            },
+            0,
+        ),
+        _ => bail!("expected sim:biased:P:SEED, sim:stuck:V or sim:correlated:BITS:P:SEED"),
+    })
+}
+
+/// Writes `text` to standard output; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("writing to standard output"),
+    }
+}
+
+/// Largest number of samples asked of a source in one call.
+const MAX_CHUNK: usize = 4096;
+
+/// How many samples to ask for next so the call takes about `target`, given that `taken`
+/// elapsed over the `read` samples so far (one sample first, to learn the pace).
+fn chunk_size(read: u64, taken: Duration, target: Duration) -> usize {
+    if read == 0 {
+        return 1;
+    }
+    let per_sample = taken.as_secs_f64() / read as f64;
+    if per_sample <= 0.0 {
+        return MAX_CHUNK;
+    }
+    let n = target.as_secs_f64() / per_sample;
+    (n as usize).clamp(1, MAX_CHUNK)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn simulated_specs_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_simulated("biased:0.9:1").unwrap(),
+            (SimulatedKind::Biased { p_one: 0.9 }, 1)
+        );
+        assert_eq!(
+            parse_simulated("correlated:4:0.5:7").unwrap(),
+            (
+                SimulatedKind::Correlated {
+                    bits: 4,
+                    p_repeat: 0.5
+                },
+                7
+            )
+        );
+        assert_eq!(
+            parse_simulated("stuck:3").unwrap(),
+            (SimulatedKind::Stuck { value: 3 }, 0)
+        );
+        assert!(parse_simulated("biased:1.5:1").is_err());
+        assert!(parse_simulated("biased:1:1").is_err());
+        assert!(parse_simulated("correlated:9:0.5:1").is_err());
+        assert!(parse_simulated("noise").is_err());
+    }
+
+    #[test]
+    fn chunks_start_with_one_sample_and_follow_the_pace() {
+        let target = Duration::from_millis(50);
+        assert_eq!(chunk_size(0, Duration::ZERO, target), 1);
+        assert_eq!(chunk_size(10, Duration::from_millis(100), target), 5);
+        assert_eq!(chunk_size(1, Duration::from_secs(1), target), 1);
+        assert_eq!(
+            chunk_size(1000, Duration::from_micros(1), target),
+            MAX_CHUNK
+        );
+    }
+}

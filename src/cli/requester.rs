@@ -1,0 +1,390 @@
+//! `entroshard requester init`, `session create|show`, `fetch`: the user's side.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use protocols::identity::NodeKey;
+use protocols::ids::NodeId;
+use protocols::keys::SessionKey;
+use protocols::ticket::{Ticket, TicketGrant};
+use protocols::wire::{EntropyReceipt, SessionPolicy};
+use rand::rngs::SysRng;
+use rand_core::UnwrapErr;
+use requester::Requester;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What `session create` writes: secret (it carries the opening keys); mode 0600.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketFile {
+    /// Format version.
+    pub v: u16,
+    /// The coordinator to ask for fresh tickets.
+    pub coordinator: String,
+    /// The grant.
+    pub grant: TicketGrant,
+    /// The entropy receipt, when this file came from `session create`.
+    pub receipt: Option<EntropyReceipt>,
+}
+
+/// The requester's config: its coordinator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RequesterConfig {
+    coordinator: String,
+}
+
+/// Where a requester keeps its identity.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RequesterDir {
+    /// Requester data directory (identity and coordinator address).
+    #[arg(long, default_value = "entroshard-requester")]
+    pub data_dir: PathBuf,
+}
+
+/// `requester` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RequesterCommand {
+    /// Create a requester identity (mode 0600) pinned to a coordinator.
+    Init {
+        /// Coordinator multiaddress ending in /p2p/<PeerId>.
+        #[arg(long)]
+        coordinator: String,
+        #[command(flatten)]
+        dir: RequesterDir,
+    },
+}
+
+/// `session` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SessionCommand {
+    /// Ask the coordinator for a session and write its ticket file.
+    Create(CreateArgs),
+    /// Show a ticket file: session, epoch, holders, threshold, expiry, entropy receipt.
+    Show {
+        /// Ticket file.
+        ticket: PathBuf,
+    },
+    /// Get a ticket for a session this requester is named in, and write its ticket file.
+    Ticket {
+        /// Session id (hex).
+        session: String,
+        /// Ticket file to write (mode 0600).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        dir: RequesterDir,
+    },
+}
+
+/// Options of `session create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Shares.
+    #[arg(long, default_value_t = 5)]
+    pub n: u8,
+    /// Threshold.
+    #[arg(long, default_value_t = 3)]
+    pub k: u8,
+    /// Lifetime, e.g. 90s, 10m, 1h, 2d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// Label.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Other requesters (PeerIds) allowed to fetch.
+    #[arg(long = "requester")]
+    pub requesters: Vec<String>,
+    /// Ticket file to write (mode 0600).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub dir: RequesterDir,
+}
+
+/// Output formats of `fetch`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KeyFormat {
+    /// Lower-case hex.
+    Hex,
+    /// Standard base64.
+    Base64,
+    /// The 32 raw bytes.
+    Raw,
+    /// `PresharedKey = <base64>`, the line WireGuard's config takes.
+    Wireguard,
+    /// `{"session": .., "epoch": .., "key": "<hex>"}`.
+    Json,
+}
+
+/// Options of `fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// Ticket file from `session create` (or `session ticket`).
+    pub ticket: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = KeyFormat::Hex)]
+    pub format: KeyFormat,
+    /// Write the key to this file (mode 0600) instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: RequesterDir,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Parses `90s`, `10m`, `1h`, `2d` or plain seconds.
+pub fn parse_ttl(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().with_context(|| format!("bad duration {s:?}"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("bad duration unit in {s:?} (s, m, h, d)"),
+    };
+    n.checked_mul(mult).context("duration too long")
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads a ticket file.
+pub fn read_ticket_file(path: &Path) -> anyhow::Result<TicketFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    protocols::wire::decode_bounded(&bytes, 1 << 20)
+        .with_context(|| format!("{} is not a ticket file", path.display()))
+}
+
+/// Loads the requester identity and connects a client.
+pub async fn connect(dir: &Path) -> anyhow::Result<(NodeKey, Requester)> {
+    let key = peer::identity::read_key(&dir.join("identity.key"))
+        .context("requester identity (run `entroshard requester init` first)")?;
+    let config: RequesterConfig = toml::from_str(
+        &std::fs::read_to_string(dir.join("requester.toml")).context("requester config")?,
+    )?;
+    let client = Requester::connect(&key, config.coordinator.parse()?).await?;
+    Ok((key, client))
+}
+
+/// Runs `requester init`.
+pub fn run_requester(command: RequesterCommand) -> anyhow::Result<()> {
+    let RequesterCommand::Init { coordinator, dir } = command;
+    coordinator
+        .parse::<libp2p::Multiaddr>()
+        .context("coordinator address")?;
+    std::fs::create_dir_all(&dir.data_dir)?;
+    let key = NodeKey::generate(&mut UnwrapErr(SysRng));
+    peer::identity::write_new_key(&dir.data_dir.join("identity.key"), &key)?;
+    std::fs::write(
+        dir.data_dir.join("requester.toml"),
+        toml::to_string(&RequesterConfig { coordinator })?,
+    )?;
+    let pid = peer::identity::peer_id(&key.node_id()).context("identity")?;
+    println!("requester initialised in {}", dir.data_dir.display());
+    println!("peer id {pid}");
+    println!("authorise it with: entroshard coordinator requesters add {pid}");
+    Ok(())
+}
+
+/// Runs a `session` subcommand.
+pub fn run_session(command: SessionCommand) -> anyhow::Result<()> {
+    match command {
+        SessionCommand::Create(args) => runtime()?.block_on(create(args)),
+        SessionCommand::Show { ticket } => show(&read_ticket_file(&ticket)?),
+        SessionCommand::Ticket {
+            session,
+            output,
+            dir,
+        } => runtime()?.block_on(async move {
+            let session = super::coordinator::session_of(&session)?;
+            let (_, client) = connect(&dir.data_dir).await?;
+            let grant = client.ticket(session).await.context("ticket")?;
+            let config: RequesterConfig = toml::from_str(&std::fs::read_to_string(
+                dir.data_dir.join("requester.toml"),
+            )?)?;
+            let file = TicketFile {
+                v: 1,
+                coordinator: config.coordinator,
+                grant,
+                receipt: None,
+            };
+            write_secret(&output, &protocols::wire::encode(&file))?;
+            eprintln!(
+                "ticket for session {session} written to {} (mode 0600)",
+                output.display()
+            );
+            Ok(())
+        }),
+    }
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let (_, client) = connect(&args.dir.data_dir).await?;
+    let requesters = args
+        .requesters
+        .iter()
+        .map(|p| super::coordinator::node_of(p))
+        .collect::<anyhow::Result<Vec<NodeId>>>()?;
+    let policy = SessionPolicy {
+        n: args.n,
+        k: args.k,
+        ttl_s: parse_ttl(&args.ttl)?,
+        requesters,
+        label: args.label,
+    };
+    eprintln!(
+        "asking the coordinator for a {}-of-{} session…",
+        args.k, args.n
+    );
+    let created = client
+        .create_session(policy)
+        .await
+        .context("session create")?;
+    let config: RequesterConfig = toml::from_str(&std::fs::read_to_string(
+        args.dir.data_dir.join("requester.toml"),
+    )?)?;
+    let file = TicketFile {
+        v: 1,
+        coordinator: config.coordinator,
+        grant: created.grant,
+        receipt: Some(created.receipt),
+    };
+    write_secret(&args.output, &protocols::wire::encode(&file))?;
+    eprintln!(
+        "session {} created; ticket written to {} (mode 0600)",
+        created.session,
+        args.output.display()
+    );
+    show(&file)
+}
+
+fn show(file: &TicketFile) -> anyhow::Result<()> {
+    let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
+    println!("session    {}", t.session);
+    println!("epoch      {}", t.epoch);
+    println!("threshold  {} of {}", t.threshold(), t.holders.len());
+    println!("expires    {} (unix ms)", t.expires_at_ms);
+    println!(
+        "requester  {}",
+        peer::identity::peer_id(&t.requester)
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+    );
+    for h in &t.holders {
+        println!(
+            "holder #{:<3} {}",
+            h.index,
+            peer::identity::peer_id(&h.node)
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        );
+    }
+    if let Some(r) = &file.receipt {
+        println!(
+            "entropy    {} credited bits from {} peers; {} blocks passed, {} rejected",
+            r.credited_bits,
+            r.contributors.len(),
+            r.blocks_passed,
+            r.blocks_rejected
+        );
+        for c in &r.contributors {
+            println!(
+                "  {} {:>6} bits",
+                peer::identity::peer_id(&c.node)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                c.credited_bits
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fetches the key of a ticket file, asking for a fresh ticket when the epoch moved on.
+pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey, Ticket)> {
+    let file = read_ticket_file(ticket)?;
+    let (_, client) = connect(dir).await?;
+    let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
+    eprintln!(
+        "fetching {} of {} shares for session {} (epoch {})…",
+        t.threshold(),
+        t.holders.len(),
+        t.session,
+        t.epoch
+    );
+    match client.fetch(&file.grant).await {
+        Ok(key) => Ok((key, t)),
+        Err(first) => {
+            eprintln!("{first}; asking the coordinator for a current ticket…");
+            let grant = client.ticket(t.session).await.context("fresh ticket")?;
+            let (_, t2): (_, Ticket) = grant.ticket.open_from_any_signer().context("ticket")?;
+            let key = client
+                .fetch(&grant)
+                .await
+                .context("fetch with a fresh ticket")?;
+            let mut updated = file.clone();
+            updated.grant = grant;
+            write_secret(ticket, &protocols::wire::encode(&updated))?;
+            Ok((key, t2))
+        }
+    }
+}
+
+/// Runs `fetch`: progress on stderr, the key only on stdout (or in a 0600 file).
+pub fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
+    let (key, t) = runtime()?.block_on(fetch_key(&args.dir.data_dir, &args.ticket))?;
+    let bytes = key.expose();
+    let out: Vec<u8> = match args.format {
+        KeyFormat::Hex => format!("{}\n", protocols::ids::hex8(bytes)).into_bytes(),
+        KeyFormat::Base64 => format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+        .into_bytes(),
+        KeyFormat::Raw => bytes.to_vec(),
+        KeyFormat::Wireguard => format!(
+            "PresharedKey = {}\n",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+        .into_bytes(),
+        KeyFormat::Json => format!(
+            "{{\"session\":\"{}\",\"epoch\":{},\"key\":\"{}\"}}\n",
+            t.session,
+            t.epoch,
+            protocols::ids::hex8(bytes)
+        )
+        .into_bytes(),
+    };
+    eprintln!(
+        "key rebuilt from verified shares (fingerprint {})",
+        key.fingerprint()
+    );
+    match args.output {
+        Some(path) => write_secret(&path, &out),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out)?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}

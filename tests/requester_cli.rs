@@ -1,0 +1,237 @@
+//! End-to-end through the CLI only: requesters created with `requester init`, a session made with
+//! `session create`, keys fetched in every format by two requesters, and a Noise tunnel keyed by the
+//! session key (and refused with a different key).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn requester(coord: &CoordinatorProc, dir: &Path) -> String {
+    let out = run_ok(
+        &[
+            "requester",
+            "init",
+            "--coordinator",
+            &coord.addr.to_string(),
+        ],
+        &[("--data-dir", dir)],
+    );
+    line_value(&out, "peer id ")
+}
+
+/// `session create` until the pool is ready (it refuses with "not ready" before).
+fn create_session(dir: &Path, ticket: &Path, extra: &[&str]) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = entroshard()
+            .args([
+                "session", "create", "--n", "5", "--k", "3", "--ttl", "10m", "-o",
+            ])
+            .arg(ticket)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return line_value(&String::from_utf8_lossy(&out.stdout), "session ");
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("not ready") && Instant::now() < deadline,
+            "session create failed: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn fetch(dir: &Path, ticket: &Path, format: &str) -> Vec<u8> {
+    let out = entroshard()
+        .args(["fetch"])
+        .arg(ticket)
+        .args(["--format", format, "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
+    let coord = spawn_coordinator(1024, 3);
+    let mut peers = Vec::new();
+    for i in 0..5usize {
+        let dir = tempfile::tempdir().unwrap();
+        init_peer(
+            dir.path(),
+            &coord.addr,
+            ["eu", "us", "ap"][i % 3],
+            ["a", "b", "c"][(i + i / 3) % 3],
+            300 + i as u64 * 10,
+        );
+        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
+        let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
+        run_ok(
+            &[
+                "coordinator",
+                "enrol",
+                &pid,
+                "--region",
+                ["eu", "us", "ap"][i % 3],
+                "--operator",
+                ["a", "b", "c"][(i + i / 3) % 3],
+            ],
+            &[("--data-dir", coord.dir.path())],
+        );
+        let proc = spawn_peer(dir.path());
+        peers.push((dir, proc));
+    }
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a_pid = requester(&coord, a_dir.path());
+    let b_pid = requester(&coord, b_dir.path());
+    run_ok(
+        &["coordinator", "requesters", "add", &a_pid],
+        &[("--data-dir", coord.dir.path())],
+    );
+
+    let a_ticket = a_dir.path().join("ticket.cbor");
+    let session = create_session(
+        a_dir.path(),
+        &a_ticket,
+        &["--requester", &b_pid, "--label", "cli"],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&a_ticket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let shown = run_ok(&["session", "show", a_ticket.to_str().unwrap()], &[]);
+    assert!(
+        shown.contains("threshold  3 of 5") && shown.contains("credited bits"),
+        "{shown}"
+    );
+
+    let b_ticket = b_dir.path().join("ticket.cbor");
+    run_ok(
+        &[
+            "session",
+            "ticket",
+            &session,
+            "-o",
+            b_ticket.to_str().unwrap(),
+        ],
+        &[("--data-dir", b_dir.path())],
+    );
+    let hex_a = String::from_utf8(fetch(a_dir.path(), &a_ticket, "hex")).unwrap();
+    let hex_b = String::from_utf8(fetch(b_dir.path(), &b_ticket, "hex")).unwrap();
+    assert_eq!(hex_a, hex_b);
+    assert_eq!(hex_a.trim().len(), 64);
+    let raw = fetch(a_dir.path(), &a_ticket, "raw");
+    assert_eq!(hex::encode(&raw), hex_a.trim());
+    let wg = String::from_utf8(fetch(a_dir.path(), &a_ticket, "wireguard")).unwrap();
+    assert!(
+        wg.starts_with("PresharedKey = ") && wg.trim().len() == "PresharedKey = ".len() + 44,
+        "{wg}"
+    );
+
+    // Tunnel: B listens, A connects; a message crosses; then a tunnel with another session's key fails.
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut listen = entroshard()
+        .args(["tunnel", "listen", &addr, "--ticket"])
+        .arg(&b_ticket)
+        .arg("--data-dir")
+        .arg(b_dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = wait_listening(&mut listen);
+    let mut connect = entroshard()
+        .args(["tunnel", "connect", &addr, "--ticket"])
+        .arg(&a_ticket)
+        .arg("--data-dir")
+        .arg(a_dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    connect
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello over the session key\n")
+        .unwrap();
+    assert!(connect.wait().unwrap().success());
+    let mut got = String::new();
+    listen
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut got)
+        .unwrap();
+    assert!(listen.wait().unwrap().success());
+    assert_eq!(got, "hello over the session key\n");
+
+    let other_ticket = a_dir.path().join("other.cbor");
+    create_session(a_dir.path(), &other_ticket, &[]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut listen = entroshard()
+        .args(["tunnel", "listen", &addr, "--ticket"])
+        .arg(&b_ticket)
+        .arg("--data-dir")
+        .arg(b_dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tail = wait_listening(&mut listen);
+    let out = entroshard()
+        .args(["tunnel", "connect", &addr, "--ticket"])
+        .arg(&other_ticket)
+        .arg("--data-dir")
+        .arg(a_dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!listen.wait().unwrap().success());
+    let err = tail.join().unwrap();
+    assert!(err.contains("different session key"), "{err}");
+    drop(peers);
+}
+
+/// Reads the listener's stderr until it says it is listening; returns the rest of its stderr.
+fn wait_listening(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("listening on") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "listener exited: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    // Keep draining in the background so the listener never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    })
+}
