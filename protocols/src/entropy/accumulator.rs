@@ -288,7 +288,7 @@ impl Accumulator {
         {
             return None;
         }
-        self.fold(now_ms, |r, i| reseed_uses_pool(r, i))
+        self.fold(now_ms, reseed_uses_pool)
     }
 
     /// Folds every pool into the key now, whatever the schedule: used right before a key is
