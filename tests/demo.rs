@@ -5,6 +5,7 @@ use std::process::Command;
 fn demo(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_entroshard"))
         .arg("demo")
+        .arg("--core")
         .args(args)
         .output()
         .expect("the entroshard binary runs")
@@ -72,4 +73,44 @@ fn demo_whose_quorum_cannot_be_placed_names_the_failing_step() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("(quorum: 7 of 7 devices"), "{stderr}");
+}
+
+#[test]
+fn networked_demo_runs_every_step_with_real_processes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_entroshard"))
+        .arg("demo")
+        .output()
+        .expect("the entroshard binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "7 of 7 peers attested",
+        "entropy receipt:",
+        "same as A",
+        "ticket refused (not named by the session)",
+        "the connection's peer is not the ticket's requester",
+        "same key from the remaining holders",
+        "epoch 1:",
+        "B received: \"hello from A to B over the session key\"",
+        "holds a different session key",
+        "demo finished",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    let fingerprints: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("key fingerprint ").nth(1))
+        .map(|f| f.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(
+        fingerprints.len() >= 4 && fingerprints.windows(2).all(|w| w[0] == w[1]),
+        "{fingerprints:?}"
+    );
 }

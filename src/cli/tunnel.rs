@@ -54,6 +54,65 @@ async fn write_frame(
     Ok(())
 }
 
+/// Runs the NNpsk0 handshake on `stream` with `psk`; a wrong key on either side fails here.
+pub async fn handshake(
+    stream: &mut TcpStream,
+    psk: &[u8; 32],
+    initiator: bool,
+) -> anyhow::Result<snow::TransportState> {
+    let params = PATTERN
+        .parse()
+        .map_err(|e: snow::Error| anyhow::anyhow!("{e}"))?;
+    let builder = snow::Builder::new(params).prologue(PROLOGUE)?.psk(0, psk)?;
+    let mut hs = if initiator {
+        builder.build_initiator()?
+    } else {
+        builder.build_responder()?
+    };
+    let mut buf = vec![0u8; 65_535];
+    let refused =
+        || anyhow::anyhow!("handshake failed: the other side holds a different session key");
+    if initiator {
+        let n = hs.write_message(&[], &mut buf)?;
+        write_frame(stream, &buf[..n]).await?;
+        let msg = read_frame(stream).await?.ok_or_else(refused)?;
+        hs.read_message(&msg, &mut buf).map_err(|_| refused())?;
+    } else {
+        let msg = read_frame(stream).await?.ok_or_else(refused)?;
+        hs.read_message(&msg, &mut buf).map_err(|_| refused())?;
+        let n = hs.write_message(&[], &mut buf)?;
+        write_frame(stream, &buf[..n]).await?;
+    }
+    Ok(hs.into_transport_mode()?)
+}
+
+/// Sends one message on an established channel.
+pub async fn send(
+    stream: &mut TcpStream,
+    transport: &mut snow::TransportState,
+    plain: &[u8],
+) -> anyhow::Result<()> {
+    let mut cipher = vec![0u8; plain.len() + 16];
+    let n = transport.write_message(plain, &mut cipher)?;
+    write_frame(stream, &cipher[..n]).await
+}
+
+/// Receives one message on an established channel (None at end of stream).
+pub async fn recv(
+    stream: &mut TcpStream,
+    transport: &mut snow::TransportState,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(frame) = read_frame(stream).await? else {
+        return Ok(None);
+    };
+    let mut plain = vec![0u8; frame.len()];
+    let n = transport
+        .read_message(&frame, &mut plain)
+        .context("a message did not authenticate")?;
+    plain.truncate(n);
+    Ok(Some(plain))
+}
+
 /// Runs a tunnel subcommand.
 pub fn run(command: TunnelCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -77,32 +136,9 @@ pub fn run(command: TunnelCommand) -> anyhow::Result<()> {
             eprintln!("listening on {}", listener.local_addr()?);
             listener.accept().await?.0
         };
-        let params = PATTERN
-            .parse()
-            .map_err(|e: snow::Error| anyhow::anyhow!("{e}"))?;
-        let builder = snow::Builder::new(params)
-            .prologue(PROLOGUE)?
-            .psk(0, key.expose())?;
-        let mut hs = if initiator {
-            builder.build_initiator()?
-        } else {
-            builder.build_responder()?
-        };
-        let mut buf = vec![0u8; 65_535];
-        let refused =
-            || anyhow::anyhow!("handshake failed: the other side holds a different session key");
-        if initiator {
-            let n = hs.write_message(&[], &mut buf)?;
-            write_frame(&mut stream, &buf[..n]).await?;
-            let msg = read_frame(&mut stream).await?.ok_or_else(refused)?;
-            hs.read_message(&msg, &mut buf).map_err(|_| refused())?;
-        } else {
-            let msg = read_frame(&mut stream).await?.ok_or_else(refused)?;
-            hs.read_message(&msg, &mut buf).map_err(|_| refused())?;
-            let n = hs.write_message(&[], &mut buf)?;
-            write_frame(&mut stream, &buf[..n]).await?;
-        }
-        let transport = std::sync::Arc::new(std::sync::Mutex::new(hs.into_transport_mode()?));
+        let transport = std::sync::Arc::new(std::sync::Mutex::new(
+            handshake(&mut stream, key.expose(), initiator).await?,
+        ));
         eprintln!(
             "channel up (Noise NNpsk0, key fingerprint {})",
             key.fingerprint()

@@ -104,7 +104,14 @@ impl MeshBehaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             attest: rr(Protocol::Attest, config.request_timeout),
             store: rr(Protocol::Store, config.request_timeout),
-            fetch: rr(Protocol::Fetch, config.request_timeout),
+            // A share fetch is one small exchange; a holder that has not answered in a few seconds
+            // is dead or overloaded, and the requester hedges with another holder anyway.
+            fetch: rr(
+                Protocol::Fetch,
+                config
+                    .request_timeout
+                    .min(std::time::Duration::from_secs(3)),
+            ),
             coord: rr(Protocol::Coord, config.request_timeout),
         })
     }

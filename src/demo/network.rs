@@ -1,0 +1,431 @@
+//! The networked demo: a coordinator, seven peers in three regions under three operators and
+//! two requesters, all real processes or real sockets on loopback, narrated step by step.
+
+use super::{DemoArgs, Narrator};
+use anyhow::{Context, bail, ensure};
+use coordinator::admin::{self, AdminAnswer, AdminCall};
+use libp2p::Multiaddr;
+use protocols::identity::NodeKey;
+use protocols::ids::NodeId;
+use protocols::keys::SessionKey;
+use protocols::ticket::Ticket;
+use protocols::wire::{Refusal, SessionPolicy};
+use rand::rngs::SysRng;
+use rand_core::UnwrapErr;
+use requester::{Requester, RequesterError};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Child processes, killed with SIGKILL when the demo ends however it ends.
+struct Fleet {
+    exe: PathBuf,
+    root: tempfile::TempDir,
+    coordinator: Option<Child>,
+    peers: Vec<DemoPeer>,
+}
+
+struct DemoPeer {
+    name: String,
+    dir: PathBuf,
+    node: NodeId,
+    child: Option<Child>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in self
+            .peers
+            .iter_mut()
+            .filter_map(|p| p.child.as_mut())
+            .chain(self.coordinator.as_mut())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Fleet {
+    fn command(&self) -> Command {
+        Command::new(&self.exe)
+    }
+
+    fn run_ok(&self, args: &[&str], dir: &Path) -> anyhow::Result<String> {
+        let out = self
+            .command()
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn spawn(&self, args: &[&str], dir: &Path, log: &str) -> anyhow::Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(log))?;
+        Ok(self
+            .command()
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?)
+    }
+
+    fn start_peer(&mut self, i: usize) -> anyhow::Result<()> {
+        let child = self.spawn(&["peer", "run"], &self.peers[i].dir, "peer.log")?;
+        self.peers[i].child = Some(child);
+        Ok(())
+    }
+
+    fn name_of(&self, node: &NodeId) -> String {
+        self.peers
+            .iter()
+            .find(|p| &p.node == node)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| node.short())
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn admin_call(socket: &Path, call: AdminCall) -> anyhow::Result<AdminAnswer> {
+    match admin::call(socket, &call).await? {
+        AdminAnswer::Error(e) => bail!("{e}"),
+        answer => Ok(answer),
+    }
+}
+
+/// Runs the networked demo.
+pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut fleet = Fleet {
+        exe: std::env::current_exe()?,
+        root: tempfile::tempdir()?,
+        coordinator: None,
+        peers: Vec::new(),
+    };
+    let coord_dir = fleet.root.path().join("coordinator");
+    let socket = coord_dir.join("admin.sock");
+    let coord_addr: Multiaddr = narrator.step("coordinator: init and start", || {
+        let port = free_port()?;
+        let out = fleet.run_ok(
+            &[
+                "coordinator",
+                "init",
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{port}"),
+                "--listen",
+                &format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+                "--min-credited-bits",
+                &args.min_credited_bits.to_string(),
+                "--min-contributors",
+                &args.min_contributors.to_string(),
+                "--attestation-interval",
+                "1",
+                "--credit-round",
+                "1",
+            ],
+            &coord_dir,
+        )?;
+        let peer_id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("peer id "))
+            .context("coordinator peer id")?
+            .to_string();
+        fleet.coordinator =
+            Some(fleet.spawn(&["coordinator", "run"], &coord_dir, "coordinator.log")?);
+        let deadline = Instant::now() + DEADLINE;
+        while !socket.exists() {
+            ensure!(Instant::now() < deadline, "coordinator did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}").parse()?;
+        Ok((
+            addr.clone(),
+            vec![
+                format!("listening on {addr}"),
+                format!(
+                    "data in {} (0700; keys never leave it)",
+                    coord_dir.display()
+                ),
+            ],
+        ))
+    })?;
+
+    narrator.step(&format!("{} peers: init, enrol, start", args.peers), || {
+        let mut lines = Vec::new();
+        for i in 0..args.peers {
+            let dir = fleet.root.path().join(format!("peer-{i}"));
+            let (region, operator) = (REGIONS[i % 3], OPERATORS[(i + i / 3) % 3]);
+            let seed = 1000 + i as u64 * 7;
+            // Fixed ports, as on a real device: a restarted peer is found where it was.
+            let port = free_port()?;
+            let (tcp, quic) = (
+                format!("/ip4/127.0.0.1/tcp/{port}"),
+                format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+            );
+            let init = [
+                "peer",
+                "init",
+                "--coordinator",
+                &coord_addr.to_string(),
+                "--region",
+                region,
+                "--operator",
+                operator,
+                "--listen",
+                &tcp,
+                "--listen",
+                &quic,
+                "--no-hardware",
+                "--simulated-source",
+                &format!("biased:0.6:{seed}"),
+                "--simulated-source",
+                &format!("correlated:4:0.01:{}", seed + 1),
+                "--contribution-interval",
+                "0.3",
+                "--heartbeat-interval",
+                "0.5",
+            ];
+            fleet.run_ok(&init, &dir)?;
+            let node = peer::identity::read_key(&dir.join("identity.key"))?.node_id();
+            runtime.block_on(admin_call(
+                &socket,
+                AdminCall::Enrol {
+                    node,
+                    region: region.into(),
+                    operator: operator.into(),
+                },
+            ))?;
+            lines.push(format!("peer-{i}: {region}/{operator} {}", node.short()));
+            fleet.peers.push(DemoPeer {
+                name: format!("peer-{i}"),
+                dir,
+                node,
+                child: None,
+            });
+            fleet.start_peer(i)?;
+        }
+        Ok(((), vec![lines.join("   ")]))
+    })?;
+
+    narrator.step(
+        "peers attest (nonce, binary hash, config digest, signature)",
+        || {
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                let AdminAnswer::Status(lines) =
+                    runtime.block_on(admin_call(&socket, AdminCall::Status))?
+                else {
+                    bail!("no status")
+                };
+                let trusted = lines.iter().filter(|l| l.trusted).count();
+                if trusted >= args.peers {
+                    return Ok((
+                        (),
+                        vec![format!(
+                            "{trusted} of {} peers attested; every source healthy: {}",
+                            lines.len(),
+                            lines.iter().all(|l| l.quarantine.is_none())
+                        )],
+                    ));
+                }
+                ensure!(Instant::now() < deadline, "only {trusted} peers attested");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        },
+    )?;
+
+    let mut os = UnwrapErr(SysRng);
+    let (a_key, b_key, c_key) = (
+        NodeKey::generate(&mut os),
+        NodeKey::generate(&mut os),
+        NodeKey::generate(&mut os),
+    );
+    runtime.block_on(admin_call(
+        &socket,
+        AdminCall::AddRequester {
+            node: a_key.node_id(),
+        },
+    ))?;
+    let a = runtime.block_on(Requester::connect(&a_key, coord_addr.clone()))?;
+    let policy = SessionPolicy {
+        n: args.n,
+        k: args.k,
+        ttl_s: 3600,
+        requesters: vec![b_key.node_id()],
+        label: "demo".into(),
+    };
+    let created = narrator.step("entropy flows until the pool is ready; session created", || {
+        let deadline = Instant::now() + DEADLINE;
+        let created = loop {
+            match runtime.block_on(a.create_session(policy.clone())) {
+                Ok(c) => break c,
+                Err(RequesterError::Refused(Refusal::NotReady(_))) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(300)),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let t: Ticket = created.grant.ticket.open_from_any_signer()?.1;
+        let mut lines = vec![format!("session {} — {} of {} holders: {}", created.session, t.threshold(), t.holders.len(), t.holders.iter().map(|h| format!("#{}→{}", h.index, fleet.name_of(&h.node))).collect::<Vec<_>>().join(" "))];
+        lines.push(format!("entropy receipt: {} credited bits from {} peers ({} blocks passed FIPS 140-2, {} rejected)", created.receipt.credited_bits, created.receipt.contributors.len(), created.receipt.blocks_passed, created.receipt.blocks_rejected));
+        for c in &created.receipt.contributors {
+            lines.push(format!("  {:<8} {:>6} bits", fleet.name_of(&c.node), c.credited_bits));
+        }
+        Ok((created, lines))
+    })?;
+
+    let fingerprint = |k: &SessionKey| format!("key fingerprint {}", k.fingerprint());
+    let key_a = narrator.step(
+        "requester A fetches k shares over QUIC, verifies, combines",
+        || {
+            let key = runtime.block_on(a.fetch(&created.grant))?;
+            Ok((key.clone(), vec![fingerprint(&key)]))
+        },
+    )?;
+    let b = runtime.block_on(Requester::connect(&b_key, coord_addr.clone()))?;
+    let key_b = narrator.step("requester B gets its own ticket and the same key", || {
+        let grant = runtime.block_on(b.ticket(created.session))?;
+        let key = runtime.block_on(b.fetch(&grant))?;
+        ensure!(key == key_a, "requester B rebuilt a different key");
+        Ok((
+            key.clone(),
+            vec![format!("{} — same as A", fingerprint(&key))],
+        ))
+    })?;
+    narrator.step("an unauthorized requester is refused", || {
+        let c = runtime.block_on(Requester::connect(&c_key, coord_addr.clone()))?;
+        let ticket = runtime.block_on(c.ticket(created.session));
+        ensure!(
+            matches!(ticket, Err(RequesterError::Refused(Refusal::Unauthorized))),
+            "the coordinator gave C a ticket"
+        );
+        let stolen = runtime.block_on(c.fetch(&created.grant));
+        let Err(e) = stolen else {
+            bail!("holders served A's ticket to C")
+        };
+        let first = e.to_string();
+        Ok((
+            (),
+            vec![
+                "coordinator: ticket refused (not named by the session)".into(),
+                format!(
+                    "holders, shown A's ticket by C: {}",
+                    first.chars().take(160).collect::<String>()
+                ),
+            ],
+        ))
+    })?;
+    let killed = narrator.step("two holders killed with SIGKILL; A fetches again", || {
+        let t: Ticket = created.grant.ticket.open_from_any_signer()?.1;
+        let mut killed = Vec::new();
+        for p in fleet
+            .peers
+            .iter_mut()
+            .filter(|p| t.holders.iter().any(|h| h.node == p.node))
+            .take(usize::from(args.n - args.k))
+        {
+            if let Some(mut child) = p.child.take() {
+                child.kill()?;
+                child.wait()?;
+                killed.push(p.name.clone());
+            }
+        }
+        let key = runtime.block_on(a.fetch(&created.grant))?;
+        ensure!(key == key_a, "key changed with holders down");
+        Ok((
+            killed.clone(),
+            vec![format!(
+                "killed {}; {} — same key from the remaining holders",
+                killed.join(", "),
+                fingerprint(&key)
+            )],
+        ))
+    })?;
+    narrator.step("the devices return; rotation to epoch 1 on a fresh quorum", || {
+        for i in 0..fleet.peers.len() {
+            if killed.contains(&fleet.peers[i].name) {
+                fleet.start_peer(i)?;
+            }
+        }
+        runtime.block_on(admin_call(&socket, AdminCall::Rotate { session: created.session }))?;
+        let deadline = Instant::now() + DEADLINE;
+        let grant = loop {
+            let grant = runtime.block_on(a.ticket(created.session))?;
+            let t: Ticket = grant.ticket.open_from_any_signer()?.1;
+            if t.epoch >= 1 {
+                break grant;
+            }
+            ensure!(Instant::now() < deadline, "rotation did not commit");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let t: Ticket = grant.ticket.open_from_any_signer()?.1;
+        let key = runtime.block_on(a.fetch(&grant))?;
+        ensure!(key == key_a, "key changed across rotation");
+        Ok(((), vec![
+            format!("epoch {}: {}", t.epoch, t.holders.iter().map(|h| format!("#{}→{}", h.index, fleet.name_of(&h.node))).collect::<Vec<_>>().join(" ")),
+            format!("{} — same key; the old holders were told to delete epoch 0 only after the commit", fingerprint(&key)),
+        ]))
+    })?;
+    narrator.step("a Noise NNpsk0 tunnel keyed by the session key", || {
+        runtime.block_on(tunnel(&key_a, &key_b))
+    })?;
+    drop(fleet);
+    Ok(())
+}
+
+async fn tunnel(key_a: &SessionKey, key_b: &SessionKey) -> anyhow::Result<((), Vec<String>)> {
+    use crate::cli::tunnel::{handshake, recv, send};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let b_key = *key_b.expose();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        let mut t = handshake(&mut s, &b_key, false).await?;
+        let msg = recv(&mut s, &mut t).await?.context("no message")?;
+        let (mut s2, _) = listener.accept().await?;
+        let wrong = handshake(&mut s2, &b_key, false).await;
+        anyhow::Ok((msg, wrong.err().map(|e| e.to_string())))
+    });
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let mut t = handshake(&mut s, key_a.expose(), true).await?;
+    send(&mut s, &mut t, b"hello from A to B over the session key").await?;
+    let mut wrong_key = [0u8; 32];
+    rand_core::Rng::fill_bytes(&mut UnwrapErr(SysRng), &mut wrong_key);
+    let mut s2 = tokio::net::TcpStream::connect(addr).await?;
+    let _ = handshake(&mut s2, &wrong_key, true).await;
+    drop(s2);
+    let (msg, wrong) = server.await??;
+    ensure!(wrong.is_some(), "a wrong key completed the handshake");
+    Ok((
+        (),
+        vec![
+            format!("B received: {:?}", String::from_utf8_lossy(&msg)),
+            format!(
+                "a third party with another key: {}",
+                wrong.unwrap_or_default()
+            ),
+        ],
+    ))
+}
