@@ -11,7 +11,8 @@ mod writer;
 
 pub use error::DbError;
 pub use records::{
-    CoordinatorSecrets, Enrolment, Holder, JoinToken, MAX_RECORD_BYTES, PendingEpoch, SessionRecord,
+    CoordinatorSecrets, Enrolment, Holder, JoinToken, MAX_RECORD_BYTES, PendingEpoch,
+    SessionRecord, holders_of,
 };
 pub use writer::{run_session_writer, session_writer_record};
 

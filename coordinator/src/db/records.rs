@@ -194,3 +194,14 @@ pub(super) fn filed_under(
         ),
     ))
 }
+
+/// The holder list of a committed placement.
+pub fn holders_of(placements: &[protocols::reshare::Placement]) -> Vec<Holder> {
+    placements
+        .iter()
+        .map(|p| Holder {
+            node: p.node,
+            index: p.index,
+        })
+        .collect()
+}

@@ -3,7 +3,7 @@
 
 use super::sessions::{grant, holder_order, send_store_orders};
 use super::{Ctx, Internal, State, now_ms};
-use crate::db::{Holder, PendingEpoch, SessionRecord};
+use crate::db::{Holder, PendingEpoch, SessionRecord, holders_of};
 use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::quorum::{QuorumPolicy, select_quorum};
@@ -207,14 +207,7 @@ async fn rotate(
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
     let old_epoch = record.epoch;
     record.epoch = committed.epoch();
-    record.holders = committed
-        .holders()
-        .iter()
-        .map(|p| Holder {
-            node: p.node,
-            index: p.index,
-        })
-        .collect();
+    record.holders = holders_of(committed.holders());
     record.commitments = committed.commitments().clone();
     record.rotations = record.rotations.saturating_add(1);
     record.rotated_at_ms = now_ms();

@@ -2,7 +2,7 @@
 //! acknowledgements, and issue tickets.
 
 use super::{Ctx, Internal, State, now_ms, os_random};
-use crate::db::{Holder, SessionRecord};
+use crate::db::{SessionRecord, holders_of};
 use peer::node::{Protocol, Responder};
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
@@ -253,14 +253,7 @@ async fn distribute(
     let committed = dealt.commit().map_err(|e| {
         Refusal::NotReady(format!("not enough holders stored their share: {}", e.1))
     })?;
-    record.holders = committed
-        .holders()
-        .iter()
-        .map(|p| Holder {
-            node: p.node,
-            index: p.index,
-        })
-        .collect();
+    record.holders = holders_of(committed.holders());
     let db = ctx.db.clone();
     let to_store = record.clone();
     tokio::task::spawn_blocking(move || db.put_session(&to_store))
