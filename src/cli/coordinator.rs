@@ -31,6 +31,13 @@ pub enum CoordinatorCommand {
     Status(DirArgs),
     /// Rotate a session to a fresh quorum now (running coordinator).
     Rotate(RotateArgs),
+    /// Crash-test helper: put sessions into a database forever, printing `ACK i` after each
+    /// durable write (the fault tests SIGKILL it).
+    #[command(hide = true)]
+    SessionWriter {
+        /// Database file.
+        path: PathBuf,
+    },
 }
 
 /// Options of `coordinator rotate`.
@@ -212,6 +219,12 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
             admin_call(&runtime, &a.data_dir, AdminCall::AddRequester { node })
         }
         CoordinatorCommand::Status(a) => admin_call(&runtime, &a.data_dir, AdminCall::Status),
+        CoordinatorCommand::SessionWriter { path } => {
+            match coordinator::db::run_session_writer(&path, std::io::stdout().lock()) {
+                Ok(never) => match never {},
+                Err(e) => Err(e.into()),
+            }
+        }
         CoordinatorCommand::Rotate(a) => {
             let session = session_of(&a.session)?;
             let answer = runtime
