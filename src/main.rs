@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench;
 mod cli;
 mod demo;
 
@@ -36,6 +37,8 @@ enum Command {
     Session(cli::requester::SessionCommand),
     /// Fetch a session key from its holders.
     Fetch(cli::requester::FetchArgs),
+    /// Measure fetch latency against the bare QUIC stack, sessions per second, rotation time, RSS.
+    Bench(bench::BenchArgs),
     /// A Noise channel keyed by a session key, like `nc`.
     #[command(subcommand)]
     Tunnel(cli::tunnel::TunnelCommand),
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Session(command) => cli::requester::run_session(command),
         Command::Fetch(args) => cli::requester::run_fetch(args),
         Command::Tunnel(command) => cli::tunnel::run(command),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
