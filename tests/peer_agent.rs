@@ -176,7 +176,15 @@ async fn peer_contributes_stores_survives_sigkill_and_refuses_bad_requests_by_ty
     );
 
     let dir = tempfile::tempdir().unwrap();
-    init_peer(dir.path(), &coord_addr, "eu-west", "alpha", 7);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    init_peer_with(
+        dir.path(),
+        &coord_addr,
+        "eu-west",
+        "alpha",
+        7,
+        &["--metrics", &metrics],
+    );
     let mut peer_proc = spawn_peer(dir.path());
 
     // The peer's heartbeat names it, and its contributions open with the coordinator's static key.

@@ -60,6 +60,18 @@ pub fn init_peer(
     operator: &str,
     seed: u64,
 ) {
+    init_peer_with(data_dir, coordinator, region, operator, seed, &[]);
+}
+
+/// `init_peer` with extra `peer init` arguments.
+pub fn init_peer_with(
+    data_dir: &Path,
+    coordinator: &Multiaddr,
+    region: &str,
+    operator: &str,
+    seed: u64,
+    extra: &[&str],
+) {
     let out = entroshard()
         .args([
             "peer",
@@ -94,6 +106,7 @@ pub fn init_peer(
             "--heartbeat-interval",
             "0.5",
         ])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -225,4 +238,14 @@ pub fn spawn_coordinator(min_bits: u64, min_contributors: usize) -> CoordinatorP
         proc: Proc(child),
         addr,
     }
+}
+
+/// `GET path` on a local HTTP endpoint; returns the body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
 }
