@@ -157,4 +157,44 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
         a.fetch(&created.grant).await.is_err(),
         "epoch 0 shares were deleted after the commit"
     );
+
+    // An expired session is refused at once and deleted from the coordinator's database.
+    let short = SessionPolicy {
+        ttl_s: 1,
+        ..policy.clone()
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let brief = loop {
+        match a.create_session(short.clone()).await {
+            Ok(created) => break created,
+            Err(RequesterError::Refused(Refusal::NotReady(_))) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await
+            }
+            Err(e) => panic!("short session: {e}"),
+        }
+    };
+    let socket = coord.dir.path().join("admin.sock");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let coordinator::admin::AdminAnswer::Sessions(all) =
+            coordinator::admin::call(&socket, &coordinator::admin::AdminCall::Sessions)
+                .await
+                .unwrap()
+        else {
+            panic!("no session list")
+        };
+        if all.iter().all(|s| s.session != brief.session) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expired session never deleted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(matches!(
+        a.ticket(brief.session).await,
+        Err(RequesterError::Refused(Refusal::NotFound))
+    ));
+    assert!(
+        a.ticket(created.session).await.is_ok(),
+        "the live session is untouched"
+    );
 }

@@ -71,12 +71,18 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     let mut peers = Vec::new();
     for i in 0..5usize {
         let dir = tempfile::tempdir().unwrap();
-        init_peer(
+        let port = free_port();
+        let (tcp, quic) = (
+            format!("/ip4/127.0.0.1/tcp/{port}"),
+            format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+        );
+        init_peer_with(
             dir.path(),
             &coord.addr,
             ["eu", "us", "ap"][i % 3],
             ["a", "b", "c"][(i + i / 3) % 3],
             300 + i as u64 * 10,
+            &["--listen", &tcp, "--listen", &quic],
         );
         let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
         let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
@@ -141,6 +147,58 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     assert!(
         wg.starts_with("PresharedKey = ") && wg.trim().len() == "PresharedKey = ".len() + 44,
         "{wg}"
+    );
+
+    // A share tampered in one holder's store is rejected and named; the key is still rebuilt.
+    let holder1 = line_value(&shown, "holder #1   ");
+    let victim = peers.iter_mut().find(|(dir, _)| {
+        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
+        peer::identity::peer_id(&key.node_id()).unwrap().to_string() == holder1
+    });
+    let (victim_dir, victim_proc) = victim.expect("holder #1 is one of our peers");
+    victim_proc.kill9();
+    {
+        let store =
+            peer::store::ShareStore::open(&victim_dir.path().join("shares.redb"), 4096).unwrap();
+        let sid = protocols::ids::SessionId(hex::decode(&session).unwrap().try_into().unwrap());
+        let mut stored = store
+            .get(&sid, 0)
+            .unwrap()
+            .expect("holder #1 holds epoch 0");
+        stored.share.ciphertext[0] ^= 0x01;
+        store.delete_epoch(&sid, 0).unwrap();
+        store.put(&stored.share, stored.expires_at_ms).unwrap();
+    }
+    *victim_proc = spawn_peer(victim_dir.path());
+    let config = std::fs::read_to_string(victim_dir.path().join("peer.toml")).unwrap();
+    let port: u16 = config
+        .split("/tcp/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .expect("fixed tcp port in peer.toml");
+    let up = Instant::now() + DEADLINE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < up, "restarted holder never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = entroshard()
+        .args(["fetch"])
+        .arg(&a_ticket)
+        .args(["--format", "hex", "--data-dir"])
+        .arg(a_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        hex_a,
+        "the key is rebuilt from the honest holders"
+    );
+    assert!(
+        stderr.contains("(share 1): bad share"),
+        "the tampered holder is named: {stderr}"
     );
 
     // Tunnel: B listens, A connects; a message crosses; then a tunnel with another session's key fails.

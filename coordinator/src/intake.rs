@@ -93,11 +93,14 @@ impl Intake {
         let check = self.clones.observe(&contributor.0, block.as_bytes());
         if !check.is_clean() {
             self.blocks_since_key.1 += 1;
-            self.flagged.insert(*contributor);
             if check.has_cross_peer_clone() {
+                // Another device's stream: a cloned image or a lie. Never a holder again.
+                self.flagged.insert(*contributor);
                 self.stats.clones += 1;
                 return Err(Rejection::Clone);
             }
+            // Its own earlier stream (e.g. a restarted device with a deterministic source):
+            // not credited, counted, but not a reason to distrust it as a holder.
             self.stats.replays += 1;
             return Err(Rejection::Replay);
         }
@@ -159,7 +162,7 @@ impl Intake {
         Ok((out, receipt))
     }
 
-    /// Peers caught sending cloned or replayed entropy.
+    /// Peers caught sending another peer's entropy (cloned streams).
     pub fn flagged(&self) -> &BTreeSet<NodeId> {
         &self.flagged
     }

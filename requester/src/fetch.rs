@@ -110,7 +110,7 @@ pub(crate) async fn fetch(
     coordinator: &NodeId,
     grant: &TicketGrant,
     hedge_after: Duration,
-) -> Result<SessionKey, FetchError> {
+) -> Result<(SessionKey, Vec<HolderFailure>), FetchError> {
     let ticket: Ticket = grant
         .ticket
         .open(coordinator)
@@ -191,5 +191,5 @@ pub(crate) async fn fetch(
     }
     let secret = sharing::combine(&verified, &ticket.commitments)
         .map_err(|e| FetchError::Combine(e.to_string()))?;
-    Ok(secret.user_key(&ticket.policy_digest))
+    Ok((secret.user_key(&ticket.policy_digest), failures))
 }

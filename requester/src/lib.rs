@@ -161,6 +161,15 @@ impl Requester {
 
     /// Fetches k shares from the holders, verifies each, rebuilds and returns the session key.
     pub async fn fetch(&self, grant: &TicketGrant) -> Result<SessionKey, RequesterError> {
+        Ok(self.fetch_with_report(grant).await?.0)
+    }
+
+    /// Like [`Self::fetch`], and also names every holder that failed on the way (unreachable,
+    /// refused, or a share that did not verify) even when the key was rebuilt from others.
+    pub async fn fetch_with_report(
+        &self,
+        grant: &TicketGrant,
+    ) -> Result<(SessionKey, Vec<HolderFailure>), RequesterError> {
         Ok(fetch::fetch(&self.node, &self.coordinator_id, grant, self.hedge_after).await?)
     }
 }

@@ -331,8 +331,13 @@ pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey,
         t.session,
         t.epoch
     );
-    match client.fetch(&file.grant).await {
-        Ok(key) => Ok((key, t)),
+    match client.fetch_with_report(&file.grant).await {
+        Ok((key, failures)) => {
+            for f in failures {
+                eprintln!("skipped {f}");
+            }
+            Ok((key, t))
+        }
         Err(first) => {
             eprintln!("{first}; asking the coordinator for a current ticket…");
             let grant = client.ticket(t.session).await.context("fresh ticket")?;

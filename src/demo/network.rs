@@ -33,6 +33,7 @@ struct DemoPeer {
     name: String,
     dir: PathBuf,
     node: NodeId,
+    port: u16,
     child: Option<Child>,
 }
 
@@ -224,6 +225,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
                 name: format!("peer-{i}"),
                 dir,
                 node,
+                port,
                 child: None,
             });
             fleet.start_peer(i)?;
@@ -322,18 +324,30 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
             "the coordinator gave C a ticket"
         );
         let stolen = runtime.block_on(c.fetch(&created.grant));
-        let Err(e) = stolen else {
-            bail!("holders served A's ticket to C")
+        let Err(RequesterError::Fetch(requester::FetchError::NotEnoughShares {
+            got: 0,
+            failures,
+            ..
+        })) = stolen
+        else {
+            bail!("holders served A's ticket to C, or failed otherwise: {stolen:?}")
         };
-        let first = e.to_string();
+        let refusal = failures
+            .iter()
+            .find(|f| {
+                matches!(
+                    f.problem,
+                    requester::HolderProblem::Refused(Refusal::Ticket(
+                        protocols::ticket::TicketRefusal::WrongRequester
+                    ))
+                )
+            })
+            .context("no holder refused C by name")?;
         Ok((
             (),
             vec![
                 "coordinator: ticket refused (not named by the session)".into(),
-                format!(
-                    "holders, shown A's ticket by C: {}",
-                    first.chars().take(160).collect::<String>()
-                ),
+                format!("holders, shown A's ticket by C: {refusal}"),
             ],
         ))
     })?;
@@ -369,16 +383,29 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
                 fleet.start_peer(i)?;
             }
         }
-        runtime.block_on(admin_call(&socket, AdminCall::Rotate { session: created.session }))?;
+        // The returning devices must be listening again before they can take shares.
         let deadline = Instant::now() + DEADLINE;
-        let grant = loop {
-            let grant = runtime.block_on(a.ticket(created.session))?;
-            let t: Ticket = grant.ticket.open_from_any_signer()?.1;
-            if t.epoch >= 1 {
-                break grant;
+        for p in fleet.peers.iter().filter(|p| killed.contains(&p.name)) {
+            while std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err() {
+                ensure!(Instant::now() < deadline, "{} did not come back", p.name);
+                std::thread::sleep(Duration::from_millis(50));
             }
-            ensure!(Instant::now() < deadline, "rotation did not commit");
-            std::thread::sleep(Duration::from_millis(200));
+        }
+        // A rotation that cannot gather enough durable acks rolls back; ask again until one commits.
+        let mut attempts = 0;
+        let grant = 'rotated: loop {
+            attempts += 1;
+            runtime.block_on(admin_call(&socket, AdminCall::Rotate { session: created.session }))?;
+            let attempt_deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < attempt_deadline {
+                let grant = runtime.block_on(a.ticket(created.session))?;
+                let t: Ticket = grant.ticket.open_from_any_signer()?.1;
+                if t.epoch >= 1 {
+                    break 'rotated grant;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            ensure!(Instant::now() < deadline, "rotation did not commit after {attempts} attempts");
         };
         let t: Ticket = grant.ticket.open_from_any_signer()?.1;
         let key = runtime.block_on(a.fetch(&grant))?;

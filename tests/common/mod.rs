@@ -85,12 +85,16 @@ pub fn init_peer_with(
         ])
         .arg("--data-dir")
         .arg(data_dir)
-        .args([
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--listen",
-            "/ip4/127.0.0.1/udp/0/quic-v1",
-        ])
+        .args(if extra.contains(&"--listen") {
+            vec![]
+        } else {
+            vec![
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--listen",
+                "/ip4/127.0.0.1/udp/0/quic-v1",
+            ]
+        })
         .args([
             "--no-hardware",
             "--simulated-source",

@@ -66,6 +66,8 @@ pub(crate) enum Internal {
         session: protocols::ids::SessionId,
         holders: Vec<NodeId>,
     },
+    /// An expired session's deletion finished (successfully or not: a failure is retried).
+    ExpiryDone { session: protocols::ids::SessionId },
     Rotated {
         session: protocols::ids::SessionId,
         cause: rotation::Cause,
@@ -381,6 +383,9 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             }
             tracing::info!(%session, "session stored");
         }
+        Internal::ExpiryDone { session } => {
+            state.rotating.remove(&session);
+        }
         Internal::Rotated {
             session,
             cause,
@@ -412,11 +417,66 @@ async fn rotate_due(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<I
     let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await else {
         return;
     };
+    let now = now_ms();
+    for expired in sessions.iter().filter(|s| s.expires_at_ms <= now) {
+        expire(ctx, state, internal, expired.clone());
+    }
     for (session, cause) in rotation::due(ctx, state, &sessions) {
         if let Some(record) = sessions.iter().find(|s| s.session == session) {
             rotation::start(ctx, state, internal, record.clone(), cause);
         }
     }
+}
+
+/// Deletes an expired session everywhere: its holders first (best effort), then the record.
+fn expire(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    record: crate::db::SessionRecord,
+) {
+    if !state.rotating.insert(record.session) {
+        return;
+    }
+    for h in &record.holders {
+        if let Some(c) = state.shares_held.get_mut(&h.node) {
+            *c = c.saturating_sub(1);
+        }
+    }
+    let addrs: Vec<_> = record
+        .holders
+        .iter()
+        .map(|h| {
+            (
+                h.node,
+                state
+                    .peers
+                    .get(&h.node)
+                    .map(|p| p.addrs())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let (ctx, internal) = (ctx.clone(), internal.clone());
+    tokio::spawn(async move {
+        rotation::delete_epoch(
+            &ctx,
+            record.session,
+            record.epoch,
+            record.holders.iter().map(|h| h.node),
+            &addrs,
+        )
+        .await;
+        let db = ctx.db.clone();
+        let session = record.session;
+        match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {
+            Ok(Ok(_)) => tracing::info!(%session, "expired session deleted"),
+            _ => {
+                tracing::warn!(%session, "expired session could not be deleted; retried next sweep")
+            }
+        }
+        let _ = internal.send(Internal::ExpiryDone { session }).await;
+    });
 }
 
 async fn on_admin(

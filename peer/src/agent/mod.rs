@@ -165,6 +165,7 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 heartbeat_seq += 1;
                 send_heartbeat(&shared, &node, &config, heartbeat_seq).await;
+                drop_expired(&shared).await;
             }
         }
     }
@@ -227,6 +228,16 @@ async fn on_event(
             tracing::debug!(%peer, "disconnected");
         }
         NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
+        _ => {}
+    }
+}
+
+/// Shares past their session's expiry are deleted without waiting for the coordinator.
+async fn drop_expired(shared: &Shared) {
+    let store = shared.store.clone();
+    match tokio::task::spawn_blocking(move || store.delete_expired(now_ms())).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "expired shares deleted"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "expired shares could not be deleted"),
         _ => {}
     }
 }
