@@ -170,11 +170,12 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
         store.put(&stored.share, stored.expires_at_ms).unwrap();
     }
     *victim_proc = spawn_peer(victim_dir.path());
-    let config = std::fs::read_to_string(victim_dir.path().join("peer.toml")).unwrap();
-    let port: u16 = config
-        .split("/tcp/")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(victim_dir.path().join("peer.toml")).unwrap())
+            .unwrap();
+    let port: u16 = config["listen"][0]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
         .and_then(|p| p.parse().ok())
         .expect("fixed tcp port in peer.toml");
     let up = Instant::now() + DEADLINE;

@@ -103,6 +103,8 @@ pub(crate) struct State {
     pub challenges: HashMap<NodeId, Challenge>,
     pub shares_held: std::collections::BTreeMap<NodeId, u32>,
     pub rotating: BTreeSet<protocols::ids::SessionId>,
+    /// Rotations an operator asked for that have not committed yet; retried every tick.
+    pub requested: BTreeSet<protocols::ids::SessionId>,
     pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
 }
 
@@ -212,6 +214,7 @@ async fn start(
         challenges: HashMap::new(),
         shares_held,
         rotating: BTreeSet::new(),
+        requested: BTreeSet::new(),
         rotations_by_cause: Default::default(),
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
@@ -250,7 +253,7 @@ async fn run_loop(
         tokio::time::interval(Duration::from_secs_f64(ctx.config.attestation_interval_s));
     let mut round_tick = tokio::time::interval(Duration::from_secs_f64(ctx.config.credit_round_s));
     let mut rotation_tick = tokio::time::interval(Duration::from_secs_f64(
-        ctx.config.rotation_period_s.min(5.0),
+        ctx.config.rotation_period_s.min(2.0),
     ));
     rotation::roll_back_pending(&ctx).await;
     tokio::pin!(shutdown);
@@ -394,6 +397,7 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
         } => {
             state.rotating.remove(&session);
             if let Ok((old, new)) = outcome {
+                state.requested.remove(&session);
                 for h in old {
                     if let Some(c) = state.shares_held.get_mut(&h) {
                         *c = c.saturating_sub(1);
@@ -421,7 +425,18 @@ async fn rotate_due(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<I
     for expired in sessions.iter().filter(|s| s.expires_at_ms <= now) {
         expire(ctx, state, internal, expired.clone());
     }
-    for (session, cause) in rotation::due(ctx, state, &sessions) {
+    let mut due = rotation::due(ctx, state, &sessions);
+    state.requested.retain(|r| {
+        sessions
+            .iter()
+            .any(|s| &s.session == r && s.expires_at_ms > now)
+    });
+    for session in &state.requested {
+        if !state.rotating.contains(session) && !due.iter().any(|(s, _)| s == session) {
+            due.push((*session, rotation::Cause::Manual));
+        }
+    }
+    for (session, cause) in due {
         if let Some(record) = sessions.iter().find(|s| s.session == session) {
             rotation::start(ctx, state, internal, record.clone(), cause);
         }
@@ -487,6 +502,7 @@ async fn on_admin(
 ) {
     match req {
         AdminRequest::Rotate(session) => {
+            state.requested.insert(session);
             let db = ctx.db.clone();
             if let Ok(Ok(Some(record))) =
                 tokio::task::spawn_blocking(move || db.session(&session)).await
