@@ -113,6 +113,9 @@ pub struct PeerConfig {
     /// Prometheus `/metrics` and `/health` listen address; off when absent.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
+    /// A one-time join token from `coordinator join-token`, redeemed at the first start.
+    #[serde(default)]
+    pub join_token: Option<String>,
     /// Sources.
     #[serde(default)]
     pub sources: SourcesConfig,

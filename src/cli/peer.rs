@@ -46,6 +46,9 @@ pub struct InitArgs {
     /// Serve /metrics and /health on this address.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// A one-time join token from `coordinator join-token` (instead of enrolment by PeerId).
+    #[arg(long)]
+    pub join_token: Option<String>,
     /// Seconds between contributions.
     #[arg(long, default_value_t = 60.0)]
     pub contribution_interval: f64,
@@ -138,6 +141,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         heartbeat_interval_s: args.heartbeat_interval,
         fetch_rate_per_s: 20.0,
         metrics: args.metrics,
+        join_token: args.join_token,
         sources: SourcesConfig {
             detect_hardware: !args.no_hardware,
             system_root: PathBuf::from("/"),

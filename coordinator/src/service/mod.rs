@@ -370,6 +370,10 @@ async fn on_coord_request(
         CoordinatorRequest::GetTicket(req) => {
             sessions::ticket(ctx, state, remote, req.session, responder).await
         }
+        CoordinatorRequest::Join(join) => {
+            let reply = redeem(ctx, state, remote, &join.token).await;
+            let _ = responder.respond(wire::encode(&reply)).await;
+        }
     }
 }
 
@@ -492,6 +496,48 @@ fn expire(
         }
         let _ = internal.send(Internal::ExpiryDone { session }).await;
     });
+}
+
+/// Redeems a join token for `node`: one transaction deletes the token and enrols the node.
+async fn redeem(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    node: NodeId,
+    token: &str,
+) -> Reply<protocols::wire::Joined> {
+    let Some(raw) = hex_decode(token.trim()) else {
+        return Reply::refused(Refusal::Malformed("join token must be hex".into()));
+    };
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
+    let db = ctx.db.clone();
+    match tokio::task::spawn_blocking(move || db.redeem_join_token(&digest, &node, now_ms())).await
+    {
+        Ok(Ok(Some(e))) => {
+            tracing::info!(node = %node.short(), region = %e.region, operator = %e.operator, "device joined with a token");
+            state
+                .peers
+                .enrol(node, e.region.clone(), e.operator.clone());
+            Reply::ok(protocols::wire::Joined {
+                region: e.region,
+                operator: e.operator,
+            })
+        }
+        Ok(Ok(None)) => {
+            tracing::info!(node = %node.short(), "unknown, used or expired join token refused");
+            Reply::refused(Refusal::Unauthorized)
+        }
+        _ => Reply::refused(Refusal::Internal),
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.len() > 128 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }
 
 async fn on_admin(

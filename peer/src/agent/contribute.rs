@@ -154,3 +154,57 @@ pub fn relay_verdict(topic: &str, author: Option<&PeerId>, data: &[u8]) -> Gossi
         GossipVerdict::Reject
     }
 }
+
+/// Redeems the configured join token with the coordinator once (a `joined` marker in the data
+/// directory records success). Retries while the coordinator is unreachable.
+pub async fn redeem_join_token(
+    node: &NodeHandle,
+    coordinator: PeerId,
+    addr: &Multiaddr,
+    token: &str,
+    marker: &std::path::Path,
+) {
+    if marker.exists() {
+        return;
+    }
+    let call = CoordinatorCall {
+        v: WIRE_VERSION,
+        request: CoordinatorRequest::Join(protocols::wire::JoinRequest {
+            token: token.to_string(),
+        }),
+    };
+    for _ in 0..30 {
+        match node
+            .request(
+                Protocol::Coord,
+                coordinator,
+                vec![addr.clone()],
+                wire::encode(&call),
+            )
+            .await
+        {
+            Ok(bytes) => {
+                match wire::decode::<Reply<protocols::wire::Joined>>(
+                    &bytes,
+                    Protocol::Coord.limits().1,
+                )
+                .map(|r| r.result)
+                {
+                    Ok(Ok(joined)) => {
+                        tracing::info!(region = %joined.region, operator = %joined.operator, "joined the coordinator with a token");
+                        if let Err(e) = std::fs::write(marker, b"joined\n") {
+                            tracing::warn!(error = %e, "could not record the join");
+                        }
+                    }
+                    Ok(Err(refusal)) => tracing::error!(%refusal, "join token refused"),
+                    Err(e) => tracing::warn!(error = %e, "join answer undecodable"),
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "coordinator not reachable yet for the join");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -143,6 +143,16 @@ pub async fn run(
     let idle = Duration::from_millis(200);
     let harvesters = harvest::spawn(pipelines, block_tx, health, idle);
 
+    if let Some(token) = config.join_token.clone() {
+        let (node, addr, marker) = (
+            node.clone(),
+            coordinator_addr.clone(),
+            config.data_dir.join("joined"),
+        );
+        tokio::spawn(async move {
+            contribute::redeem_join_token(&node, coordinator_peer, &addr, &token, &marker).await
+        });
+    }
     let contributor = tokio::spawn(contribute::run(
         shared.clone(),
         node.clone(),

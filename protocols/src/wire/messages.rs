@@ -390,6 +390,26 @@ pub enum CoordinatorRequest {
     CreateSession(SessionCreate),
     /// A ticket for the current epoch (answered as a `Reply<TicketGrant>`).
     GetTicket(TicketRequest),
+    /// Redeem a one-time join token: enrols the calling node (answered as a `Reply<Joined>`).
+    Join(JoinRequest),
+}
+
+/// A device presents the join token its operator was given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct JoinRequest {
+    /// The token, as printed by `coordinator join-token` (hex).
+    pub token: String,
+}
+
+/// The labels a redeemed join token enrolled the device with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Joined {
+    /// Region.
+    pub region: String,
+    /// Operator.
+    pub operator: String,
 }
 
 /// Envelope of a coordinator request, versioned.
