@@ -138,6 +138,13 @@ impl PeerTable {
         self.peers.is_empty()
     }
 
+    /// Each node with the addresses its last heartbeat announced (empty when unknown).
+    pub fn addrs_of(&self, nodes: impl Iterator<Item = NodeId>) -> Vec<(NodeId, Vec<Multiaddr>)> {
+        nodes
+            .map(|n| (n, self.peers.get(&n).map(|p| p.addrs()).unwrap_or_default()))
+            .collect()
+    }
+
     /// The quorum table: only trusted peers count as attested.
     pub fn quorum_table(
         &self,

@@ -462,20 +462,7 @@ fn expire(
             *c = c.saturating_sub(1);
         }
     }
-    let addrs: Vec<_> = record
-        .holders
-        .iter()
-        .map(|h| {
-            (
-                h.node,
-                state
-                    .peers
-                    .get(&h.node)
-                    .map(|p| p.addrs())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         rotation::delete_epoch(

@@ -108,18 +108,8 @@ pub(super) fn start(
         }
     };
     state.rotating.insert(record.session);
-    let addrs = |nodes: &mut dyn Iterator<Item = NodeId>| {
-        nodes
-            .map(|n| {
-                (
-                    n,
-                    state.peers.get(&n).map(|p| p.addrs()).unwrap_or_default(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    let old_addrs = addrs(&mut record.holders.iter().map(|h| h.node));
-    let new_addrs = addrs(&mut quorum.holders.iter().copied());
+    let old_addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
+    let new_addrs = state.peers.addrs_of(quorum.holders.iter().copied());
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         let session = record.session;

@@ -121,16 +121,7 @@ pub(super) async fn create(
         }
     };
     drop(secret);
-    let addrs: Vec<(NodeId, Vec<libp2p::Multiaddr>)> = quorum
-        .holders
-        .iter()
-        .map(|n| {
-            (
-                *n,
-                state.peers.get(n).map(|p| p.addrs()).unwrap_or_default(),
-            )
-        })
-        .collect();
+    let addrs = state.peers.addrs_of(quorum.holders.iter().copied());
     let record = SessionRecord {
         session,
         creator: requester,
@@ -349,20 +340,7 @@ pub(super) async fn ticket(
         Ok(Ok(Some(record)))
             if record.creator == requester || record.policy.requesters.contains(&requester) =>
         {
-            let addrs: Vec<_> = record
-                .holders
-                .iter()
-                .map(|h| {
-                    (
-                        h.node,
-                        state
-                            .peers
-                            .get(&h.node)
-                            .map(|p| p.addrs())
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect();
+            let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
             wire::encode(&Reply::ok(grant(ctx, &record, requester, &addrs)))
         }
         Ok(Ok(Some(_))) => {
