@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 /// `peer` subcommands.
 #[derive(Debug, clap::Subcommand)]
+// Parsed once per process; the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PeerCommand {
     /// Create a peer's identity (mode 0600) and config file, pinned to a coordinator.
     Init(InitArgs),

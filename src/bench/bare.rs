@@ -1,0 +1,119 @@
+//! The bare cost of one request/response round trip on the same libp2p QUIC stack as a fetch:
+//! a `ShareFetch` on `/entroshard/fetch/1` to one peer, whose ticket names a stranger as signer,
+//! so the holder refuses it after decoding, without a signature check or a store read.
+
+use super::stats::{Deadline, LatencySummary};
+use anyhow::{Context, bail};
+use libp2p::{Multiaddr, PeerId};
+use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol};
+use protocols::identity::NodeKey;
+use protocols::ticket::TicketRefusal;
+use protocols::wire::{
+    self, Refusal, Reply, ShareFetch, ShareFetchReply, SignedEnvelope, WIRE_VERSION,
+};
+use rand::rngs::SysRng;
+use rand_core::UnwrapErr;
+use std::time::{Duration, Instant};
+
+/// The bare figures, warm and cold.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct BareFigures {
+    /// Requests on one reused connection.
+    pub warm: LatencySummary,
+    /// Requests each on a fresh node with a fresh identity (dial + QUIC handshake + request).
+    pub cold: LatencySummary,
+}
+
+/// The peer the bare requests go to.
+pub(crate) struct BareTarget {
+    /// Its identity.
+    pub peer: PeerId,
+    /// Its QUIC address.
+    pub quic: Multiaddr,
+}
+
+/// Starts a requester-side node the way `Requester::connect` does (QUIC only, no Kademlia,
+/// refusing whatever arrives), listening on 127.0.0.1.
+pub(crate) async fn requester_side_node() -> anyhow::Result<NodeHandle> {
+    let key = NodeKey::generate(&mut UnwrapErr(SysRng));
+    let mut config = NodeConfig::network(vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse()?]);
+    config.kademlia = false;
+    let (node, mut events) = node::start(&key, config).await?;
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let NodeEvent::Request { responder, .. } = event {
+                let refusal = Reply::<()>::refused(Refusal::Unauthorized);
+                let _ = responder.respond(wire::encode(&refusal)).await;
+            }
+        }
+    });
+    Ok(node)
+}
+
+/// A well-formed `ShareFetch` whose ticket is signed (garbage signature) by a stranger.
+fn probe_request() -> Vec<u8> {
+    let stranger = NodeKey::generate(&mut UnwrapErr(SysRng)).node_id();
+    wire::encode(&ShareFetch {
+        v: WIRE_VERSION,
+        ticket: SignedEnvelope {
+            v: WIRE_VERSION,
+            signer: stranger,
+            payload: Vec::new(),
+            signature: vec![0; 64],
+        },
+    })
+}
+
+/// Sends one probe and checks that the answer is the expected typed refusal.
+async fn round_trip(
+    node: &NodeHandle,
+    target: &BareTarget,
+    request: Vec<u8>,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let raw = node
+        .request(
+            Protocol::Fetch,
+            target.peer,
+            vec![target.quic.clone()],
+            request,
+        )
+        .await?;
+    let elapsed = started.elapsed();
+    let reply: ShareFetchReply =
+        wire::decode(&raw, Protocol::Fetch.limits().1).context("the holder's answer")?;
+    match reply.result {
+        Err(Refusal::Ticket(TicketRefusal::BadSignature)) => Ok(elapsed),
+        other => bail!("the holder answered the bare probe with {other:?}, not a ticket refusal"),
+    }
+}
+
+/// `warm_samples` requests on one connection (after one untimed request opens it), then
+/// `cold_samples` requests each from a new node with a new identity.
+pub(crate) async fn measure(
+    target: &BareTarget,
+    warm_samples: usize,
+    cold_samples: usize,
+    deadline: &Deadline,
+) -> anyhow::Result<BareFigures> {
+    let request = probe_request();
+    let node = requester_side_node().await?;
+    round_trip(&node, target, request.clone()).await?;
+    let mut warm = Vec::with_capacity(warm_samples);
+    for _ in 0..warm_samples {
+        deadline.check("measuring warm bare round trips")?;
+        warm.push(round_trip(&node, target, request.clone()).await?);
+    }
+    node.shutdown().await;
+    let mut cold = Vec::with_capacity(cold_samples);
+    for _ in 0..cold_samples {
+        deadline.check("measuring cold bare round trips")?;
+        let fresh = requester_side_node().await?;
+        cold.push(round_trip(&fresh, target, request.clone()).await?);
+        fresh.shutdown().await;
+    }
+    Ok(BareFigures {
+        warm: LatencySummary::of(&warm).context("no warm bare samples")?,
+        cold: LatencySummary::of(&cold).context("no cold bare samples")?,
+    })
+}

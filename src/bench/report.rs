@@ -1,0 +1,175 @@
+//! What `entroshard bench` found: one serialisable document, printed as JSON or as a table.
+
+use super::bare::BareFigures;
+use super::fetch_latency::FetchFigures;
+use super::stats::{ComparedLatency, LatencySummary};
+use super::throughput::{RotationTime, SessionRate};
+use serde::Serialize;
+
+/// How the network was set up.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Setup {
+    /// Peers for the bare, (5,3), session-rate and rotation parts.
+    pub peers: usize,
+    /// Peers for the (16,11) part (`--large`), if it ran.
+    pub peers_large: Option<usize>,
+    /// Regions the peers are spread over.
+    pub regions: usize,
+    /// Operators the peers are spread over.
+    pub operators: usize,
+    /// The coordinator's `--min-credited-bits`.
+    pub min_credited_bits: u64,
+    /// The coordinator's `--min-contributors`.
+    pub min_contributors: usize,
+    /// Simulated sources per peer.
+    pub sources_per_peer: usize,
+    /// Seconds between a peer's contributions.
+    pub contribution_interval_s: f64,
+    /// Share fetches a peer allows per requester per second.
+    pub peer_fetch_rate_per_s: f64,
+    /// What the bare round trip carries.
+    pub bare_probe: &'static str,
+    /// `release` or `debug`.
+    pub build: &'static str,
+}
+
+/// Coordinator with many live sessions.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct LiveSessionsRss {
+    /// Live sessions.
+    pub sessions: u64,
+    /// Coordinator VmRSS with them, KiB.
+    pub coordinator_kib: u64,
+    /// How long creating them took, s.
+    pub fill_seconds: f64,
+}
+
+/// Sources cut off by a continuous health test when the timed parts ended.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct SourcesAtEnd {
+    /// Cut off (for good).
+    pub cut_off: usize,
+    /// Every source of every peer.
+    pub total: usize,
+}
+
+/// Resident set sizes (VmRSS).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct RssFigures {
+    /// The coordinator after the timed parts, KiB.
+    pub coordinator_kib: u64,
+    /// The first peer after the timed parts, KiB.
+    pub peer_kib: u64,
+    /// The coordinator with `--sessions` live sessions, if asked.
+    pub with_live_sessions: Option<LiveSessionsRss>,
+}
+
+/// The whole result.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BenchReport {
+    /// Set-up.
+    pub setup: Setup,
+    /// Bare QUIC request/response.
+    pub bare: BareFigures,
+    /// Fetch latencies per (n, k).
+    pub fetch: Vec<FetchFigures>,
+    /// Sessions per second end to end.
+    pub sessions: SessionRate,
+    /// Rotation time.
+    pub rotation: RotationTime,
+    /// Memory.
+    pub rss: RssFigures,
+    /// Source health at the end.
+    pub sources_at_end: SourcesAtEnd,
+    /// Wall time of the whole bench, s.
+    pub elapsed_s: f64,
+}
+
+fn latency_row(what: &str, l: &LatencySummary, ratios: Option<&ComparedLatency>) -> String {
+    let ratios = ratios
+        .map(|c| {
+            format!(
+                "{:>9.2}x {:>9.2}x",
+                c.p50_ratio_to_bare, c.p99_ratio_to_bare
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "  {what:<34} {:>7} {:>9.3} {:>9.3} {ratios}",
+        l.samples, l.p50_ms, l.p99_ms
+    )
+    .trim_end()
+    .to_string()
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl BenchReport {
+    /// The human table.
+    pub(crate) fn table(&self) -> String {
+        let s = &self.setup;
+        let mut out = vec![
+            format!(
+                "entroshard bench: {} peers ({} regions, {} operators) and a coordinator on 127.0.0.1, {} build, {:.1} s",
+                s.peers, s.regions, s.operators, s.build, self.elapsed_s
+            ),
+            format!(
+                "  coordinator --min-credited-bits {} --min-contributors {}; peers: {} simulated sources each, contribute every {} s, allow {} fetches/s per requester",
+                s.min_credited_bits,
+                s.min_contributors,
+                s.sources_per_peer,
+                s.contribution_interval_s,
+                s.peer_fetch_rate_per_s
+            ),
+            format!("  bare probe: {}", s.bare_probe),
+            String::new(),
+            format!(
+                "  {:<34} {:>7} {:>9} {:>9} {:>10} {:>10}",
+                "round trip (ms)", "samples", "p50", "p99", "p50/bare", "p99/bare"
+            ),
+            latency_row("bare QUIC request/response, warm", &self.bare.warm, None),
+            latency_row("bare QUIC request/response, cold", &self.bare.cold, None),
+        ];
+        for f in &self.fetch {
+            let what = |kind: &str| format!("fetch ({},{}) {} peers, {kind}", f.n, f.k, f.peers);
+            out.push(latency_row(&what("warm"), &f.warm.latency, Some(&f.warm)));
+            out.push(latency_row(&what("cold"), &f.cold.latency, Some(&f.cold)));
+        }
+        if s.peers_large.is_none() {
+            out.push("  fetch (16,11): not run (needs --large: 18 peers or --peers)".into());
+        }
+        out.push("  goal: fetch/bare <= 2 warm, <= 1.5 cold".into());
+        out.push(String::new());
+        let r = &self.sessions;
+        out.push(format!(
+            "  sessions: {:.2} /s end to end, (5,3): {} created in {:.1} s; {} NotReady refusals (each retried after {} ms)",
+            r.sessions_per_s, r.created, r.seconds, r.not_ready_refusals, r.retry_after_ms
+        ));
+        let t = &self.rotation;
+        out.push(format!(
+            "  rotation (n={}): median {:.1} ms over {} (min {:.1}, max {:.1}), admin Rotate until the ticket shows the new epoch (polled every {} ms, {} ms pause between rotations, {} Rotate calls resent)",
+            t.n, t.median_ms, t.rotations, t.min_ms, t.max_ms, t.poll_ms, t.settle_ms, t.rotate_calls_resent
+        ));
+        out.push(format!(
+            "  RSS: coordinator {}, one peer {}",
+            mib(self.rss.coordinator_kib),
+            mib(self.rss.peer_kib)
+        ));
+        out.push(format!(
+            "  sources cut off by a health test by the end: {} of {}",
+            self.sources_at_end.cut_off, self.sources_at_end.total
+        ));
+        match &self.rss.with_live_sessions {
+            Some(l) => out.push(format!(
+                "  RSS: coordinator with {} live sessions {} (created in {:.1} s)",
+                l.sessions,
+                mib(l.coordinator_kib),
+                l.fill_seconds
+            )),
+            None => out.push("  RSS with many live sessions: not run (--sessions 1000)".into()),
+        }
+        out.join("\n")
+    }
+}
