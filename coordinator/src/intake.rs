@@ -139,6 +139,8 @@ impl Intake {
         &mut self,
         os_random: &[u8; 32],
     ) -> Result<([u8; 32], protocols::wire::EntropyReceipt), String> {
+        // Everything `ready` counted goes into the key, so the receipt is true (decision 0005).
+        self.accumulator.reseed_all(self.last_now_ms);
         let receipt = self.accumulator.reset_accounting();
         let mut out = [0u8; 32];
         self.accumulator
@@ -184,5 +186,54 @@ impl Intake {
     /// Credit waiting in pools not yet folded into the key.
     pub fn pending_bits(&self) -> u64 {
         self.accumulator.pending_credited_bits()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chacha20::ChaCha20Rng;
+    use rand_core::{Rng, SeedableRng};
+
+    fn block(rng: &mut ChaCha20Rng) -> DebiasedBlock {
+        let mut bytes = [0u8; protocols::entropy::BLOCK_BYTES];
+        rng.fill_bytes(&mut bytes);
+        DebiasedBlock::from_bytes(bytes)
+    }
+
+    #[test]
+    fn a_drawn_key_uses_up_the_credit_that_made_the_pool_ready() {
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let mut intake = Intake::new([1; 32], CreditPolicy::new(0.5, 1024).unwrap()).unwrap();
+        let claim = SourceClaim {
+            debiased_bits: 20_000,
+            claimed_min_entropy_per_bit: 1.0,
+            measured_min_entropy_per_bit: None,
+        };
+        // Three rounds from one source per peer: the credit lands in pools 0, 1 and 2, which
+        // Fortuna's schedule would fold only at later reseeds.
+        let mut now = 0;
+        for _round in 0..3 {
+            for peer in [1u8, 2, 3] {
+                now += 1000;
+                intake
+                    .take(&NodeId([peer; 32]), 0, &block(&mut rng), &claim, now)
+                    .unwrap();
+            }
+            intake.new_round();
+        }
+        assert!(intake.ready(2048, 3));
+        let (_, receipt) = intake.draw(&[9; 32]).unwrap();
+        assert_eq!(
+            receipt.credited_bits,
+            9 * 1024,
+            "the receipt credits what made the pool ready: {receipt:?}"
+        );
+        assert_eq!(receipt.contributors.len(), 3);
+        assert!(
+            !intake.ready(1, 1),
+            "the same credit cannot make a second key ready"
+        );
     }
 }
