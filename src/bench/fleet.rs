@@ -1,5 +1,10 @@
 //! The bench's network: a coordinator and peers as child processes of the current executable on
-//! 127.0.0.1 (as `entroshard demo` starts them), killed and their directories removed on drop.
+//! loopback (as `entroshard demo` starts them), killed and their directories removed on drop.
+//!
+//! The coordinator listens on 127.0.0.1 and peer i on 127.0.0.(2+i), and peers reach the
+//! coordinator over QUIC (sent from their own listening address): gossipsub's peer scoring
+//! penalises many peers behind one IP address, and past about a dozen of them on 127.0.0.1 the
+//! coordinator greylists them all and no heartbeat gets through.
 
 use super::stats::Deadline;
 use anyhow::{Context, bail, ensure};
@@ -22,6 +27,9 @@ pub(crate) const SOURCES_PER_PEER: usize = 4;
 
 /// Seconds between a peer's contributions: short, so the pool fills fast.
 pub(crate) const CONTRIBUTION_INTERVAL_S: f64 = 0.3;
+
+/// Pause once every peer is eligible, before anything is measured.
+const SETTLE_AFTER_START: Duration = Duration::from_secs(2);
 
 /// Peers answer this many share fetches per requester per second: far above what the bench
 /// sends, so every sample measures a served fetch rather than the rate limiter.
@@ -49,8 +57,10 @@ pub(crate) struct FleetPeer {
 pub(crate) struct Fleet {
     exe: PathBuf,
     coordinator: Option<Child>,
-    /// The coordinator's TCP address with `/p2p/`.
+    /// The coordinator's TCP address with `/p2p/` (what requesters are given, as in the demo).
     pub coordinator_addr: Multiaddr,
+    /// The coordinator's QUIC address with `/p2p/` (what peers are given).
+    coordinator_quic: String,
     /// The coordinator's admin socket.
     pub admin_socket: PathBuf,
     /// Peers, in start order.
@@ -73,10 +83,17 @@ impl Drop for Fleet {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// The loopback address of peer `index`.
+fn peer_ip(index: usize) -> anyhow::Result<std::net::Ipv4Addr> {
+    let last = u8::try_from(index + 2)
+        .ok()
+        .filter(|b| *b < 255)
+        .context("at most 252 peers on 127.0.0.0/24")?;
+    Ok(std::net::Ipv4Addr::new(127, 0, 0, last))
+}
+
+fn free_port(ip: std::net::Ipv4Addr) -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
 
 /// Runs `exe args… --data-dir dir` to completion; returns its stdout.
@@ -95,8 +112,8 @@ fn run_to_completion(exe: &Path, args: &[&str], dir: &Path) -> anyhow::Result<St
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Starts `exe args… --data-dir dir` in the background, its log in `dir/log` (warnings only:
-/// per-request log lines would be part of what is measured).
+/// Starts `exe args… --data-dir dir` in the background, its log in `dir/log` (warnings only, or
+/// `$ENTROSHARD_BENCH_LOG`: per-request log lines would be part of what is measured).
 fn spawn_logged(exe: &Path, args: &[&str], dir: &Path, log: &str) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -106,7 +123,10 @@ fn spawn_logged(exe: &Path, args: &[&str], dir: &Path, log: &str) -> anyhow::Res
         .args(args)
         .arg("--data-dir")
         .arg(dir)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("ENTROSHARD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -141,7 +161,7 @@ impl Fleet {
         let exe = std::env::current_exe()?;
         let root = tempfile::tempdir()?;
         let dir = root.path().join("coordinator");
-        let port = free_port()?;
+        let port = free_port(std::net::Ipv4Addr::LOCALHOST)?;
         let out = run_to_completion(
             &exe,
             &[
@@ -171,6 +191,7 @@ impl Fleet {
         let mut fleet = Self {
             coordinator: None,
             coordinator_addr: format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}").parse()?,
+            coordinator_quic: format!("/ip4/127.0.0.1/udp/{port}/quic-v1/p2p/{peer_id}"),
             admin_socket,
             peers: Vec::new(),
             exe,
@@ -199,16 +220,16 @@ impl Fleet {
                 OPERATORS[(i + i / REGIONS.len()) % OPERATORS.len()],
             );
             let seed = 1000 + i as u64 * 11;
-            let port = free_port()?;
-            let quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1");
-            let coordinator = self.coordinator_addr.to_string();
-            let tcp = format!("/ip4/127.0.0.1/tcp/{port}");
+            let ip = peer_ip(i)?;
+            let port = free_port(ip)?;
+            let quic = format!("/ip4/{ip}/udp/{port}/quic-v1");
+            let tcp = format!("/ip4/{ip}/tcp/{port}");
             let interval = CONTRIBUTION_INTERVAL_S.to_string();
             let mut init = vec![
                 "peer",
                 "init",
                 "--coordinator",
-                &coordinator,
+                &self.coordinator_quic,
                 "--region",
                 region,
                 "--operator",
@@ -250,7 +271,7 @@ impl Fleet {
         Ok(())
     }
 
-    /// Waits until every peer is attested, trusted and heartbeating.
+    /// Waits until every peer is attested, trusted and heartbeating, then [`SETTLE_AFTER_START`].
     pub(crate) async fn wait_until_all_eligible(&self, deadline: &Deadline) -> anyhow::Result<()> {
         loop {
             let AdminAnswer::Status(lines) =
@@ -263,11 +284,27 @@ impl Fleet {
                 .filter(|l| l.trusted && l.heartbeat_age_s.is_some())
                 .count();
             if eligible >= self.peers.len() {
+                // Start-up work (health tests, first contributions) would otherwise be measured.
+                tokio::time::sleep(SETTLE_AFTER_START).await;
                 return Ok(());
             }
+            let waiting_for: Vec<String> = lines
+                .iter()
+                .filter(|l| !(l.trusted && l.heartbeat_age_s.is_some()))
+                .map(|l| {
+                    format!(
+                        "{} (quarantine {:?}, heartbeat age {:?} s, {} shares)",
+                        l.node.short(),
+                        l.quarantine,
+                        l.heartbeat_age_s,
+                        l.shares_held
+                    )
+                })
+                .collect();
             deadline.check(&format!(
-                "waiting for peers to attest ({eligible} of {} so far)",
-                self.peers.len()
+                "waiting for peers to attest ({eligible} of {} so far; not yet: {})",
+                self.peers.len(),
+                waiting_for.join(", ")
             ))?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

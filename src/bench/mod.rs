@@ -1,5 +1,6 @@
 //! `entroshard bench`: end-to-end figures on loopback. Starts a coordinator and peers as child
-//! processes (4 regions, 3 operators, simulated sources), then measures in order: the bare QUIC
+//! processes (4 regions, 3 operators, simulated sources, one loopback address per peer: see
+//! `fleet`), then measures in order: the bare QUIC
 //! request/response round trip, fetch latency of a (5,3) session against it, sessions per second,
 //! rotation time, and with `--large` fetch latency of a (16,11) session after growing the fleet to
 //! at least 18 peers (a (16,11) quorum allows ≤ 5 holders per region and ≤ 10 per operator, so it
@@ -117,6 +118,32 @@ async fn measure_everything(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
+/// Grows the fleet to max(--peers, 18), measures the bare round trip again on it, creates a
+/// (16,11) session and measures its fetches against that bare figure.
+async fn measure_large(
+    fleet: &mut Fleet,
+    args: &BenchArgs,
+    setup: &fetch_latency::FetchSetup<'_>,
+    bare_target: &bare::BareTarget,
+) -> anyhow::Result<(usize, bare::BareFigures, fetch_latency::FetchFigures)> {
+    let total = args.peers.max(LARGE_PEERS);
+    progress(&format!("growing the fleet to {total} peers for (16,11)"));
+    fleet.grow_to(total).await?;
+    fleet.wait_until_all_eligible(setup.deadline).await?;
+    progress(&format!("bare round trips again with {total} peers"));
+    let bare = bare::measure(bare_target, args.requests, args.cold, setup.deadline).await?;
+    let large = fetch_latency::create_session_when_ready(
+        setup.requester,
+        fetch_latency::policy(16, 11, "bench-fetch-large"),
+        setup.deadline,
+    )
+    .await?;
+    progress("fetch (16,11): warm and cold");
+    let samples = (args.requests, args.cold);
+    let figures = fetch_latency::measure(setup, &large, samples, &bare, total).await?;
+    Ok((total, bare, figures))
+}
+
 async fn measure_on(
     fleet: &mut Fleet,
     args: &BenchArgs,
@@ -173,7 +200,8 @@ async fn measure_on(
 
     progress(&format!("sessions per second for {} s", args.rate_seconds));
     let window = Duration::from_secs_f64(args.rate_seconds);
-    let sessions = throughput::session_rate(&requester, window, deadline).await?;
+    let sessions =
+        throughput::session_rate(&requester, window, args.min_credited_bits, deadline).await?;
 
     progress(&format!("rotating an n=5 session {} times", args.rotations));
     let rotation = throughput::rotation_time(
@@ -186,23 +214,19 @@ async fn measure_on(
     .await?;
 
     let mut live_sessions = 1 + sessions.created;
-    let peers_large = if args.large {
-        let total = args.peers.max(LARGE_PEERS);
-        progress(&format!("growing the fleet to {total} peers for (16,11)"));
-        fleet.grow_to(total).await?;
-        fleet.wait_until_all_eligible(deadline).await?;
-        let large = fetch_latency::create_session_when_ready(
-            &requester,
-            fetch_latency::policy(16, 11, "bench-fetch-large"),
-            deadline,
-        )
-        .await?;
+    let large = if args.large {
+        let measured = measure_large(fleet, args, &setup, &bare_target).await?;
         live_sessions += 1;
-        progress("fetch (16,11): warm and cold");
-        fetch.push(fetch_latency::measure(&setup, &large, samples, &bare, total).await?);
-        Some(total)
+        Some(measured)
     } else {
         None
+    };
+    let (peers_large, bare_large) = match large {
+        Some((peers, bare, figures)) => {
+            fetch.push(figures);
+            (Some(peers), Some(bare))
+        }
+        None => (None, None),
     };
 
     let coordinator_pid = fleet.coordinator_pid().context("no coordinator process")?;
@@ -248,6 +272,7 @@ async fn measure_on(
             },
         },
         bare,
+        bare_large,
         fetch,
         sessions,
         rotation,

@@ -69,8 +69,10 @@ pub(crate) struct RssFigures {
 pub(crate) struct BenchReport {
     /// Set-up.
     pub setup: Setup,
-    /// Bare QUIC request/response.
+    /// Bare QUIC request/response with `--peers` peers.
     pub bare: BareFigures,
+    /// Bare QUIC request/response again on the grown fleet (`--large`), what (16,11) is compared with.
+    pub bare_large: Option<BareFigures>,
     /// Fetch latencies per (n, k).
     pub fetch: Vec<FetchFigures>,
     /// Sessions per second end to end.
@@ -112,7 +114,7 @@ impl BenchReport {
         let s = &self.setup;
         let mut out = vec![
             format!(
-                "entroshard bench: {} peers ({} regions, {} operators) and a coordinator on 127.0.0.1, {} build, {:.1} s",
+                "entroshard bench: {} peers ({} regions, {} operators) and a coordinator on loopback (coordinator 127.0.0.1, peer i 127.0.0.(2+i)), {} build, {:.1} s",
                 s.peers, s.regions, s.operators, s.build, self.elapsed_s
             ),
             format!(
@@ -129,23 +131,42 @@ impl BenchReport {
                 "  {:<34} {:>7} {:>9} {:>9} {:>10} {:>10}",
                 "round trip (ms)", "samples", "p50", "p99", "p50/bare", "p99/bare"
             ),
-            latency_row("bare QUIC request/response, warm", &self.bare.warm, None),
-            latency_row("bare QUIC request/response, cold", &self.bare.cold, None),
+            latency_row(
+                &format!("bare, {} peers, warm", s.peers),
+                &self.bare.warm,
+                None,
+            ),
+            latency_row(
+                &format!("bare, {} peers, cold", s.peers),
+                &self.bare.cold,
+                None,
+            ),
         ];
+        if let (Some(bare), Some(peers)) = (&self.bare_large, s.peers_large) {
+            let what = |kind: &str| format!("bare, {peers} peers, {kind}");
+            out.push(latency_row(&what("warm"), &bare.warm, None));
+            out.push(latency_row(&what("cold"), &bare.cold, None));
+        }
         for f in &self.fetch {
             let what = |kind: &str| format!("fetch ({},{}) {} peers, {kind}", f.n, f.k, f.peers);
             out.push(latency_row(&what("warm"), &f.warm.latency, Some(&f.warm)));
             out.push(latency_row(&what("cold"), &f.cold.latency, Some(&f.cold)));
         }
         if s.peers_large.is_none() {
-            out.push("  fetch (16,11): not run (needs --large: 18 peers or --peers)".into());
+            out.push("  fetch (16,11): not run (--large runs it after growing the fleet to max(--peers, 18))".into());
         }
         out.push("  goal: fetch/bare <= 2 warm, <= 1.5 cold".into());
         out.push(String::new());
         let r = &self.sessions;
         out.push(format!(
-            "  sessions: {:.2} /s end to end, (5,3): {} created in {:.1} s; {} NotReady refusals (each retried after {} ms)",
-            r.sessions_per_s, r.created, r.seconds, r.not_ready_refusals, r.retry_after_ms
+            "  sessions: {:.2} /s end to end, (5,3): {} created in {:.1} s; {} NotReady refusals (each retried after {} ms); {} receipts credit fewer than {} bits",
+            r.sessions_per_s,
+            r.created,
+            r.seconds,
+            r.not_ready_refusals,
+            r.retry_after_ms,
+            r.receipts_below_min_credited_bits,
+            s.min_credited_bits
         ));
         let t = &self.rotation;
         out.push(format!(

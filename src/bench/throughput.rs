@@ -30,6 +30,9 @@ pub(crate) struct SessionRate {
     pub not_ready_refusals: u64,
     /// Pause after each refusal before asking again, ms.
     pub retry_after_ms: u64,
+    /// Created sessions whose entropy receipt credits fewer bits than the coordinator's
+    /// `--min-credited-bits`.
+    pub receipts_below_min_credited_bits: u64,
 }
 
 /// Creates (5,3) sessions back to back for `window`; a `NotReady` refusal is counted and retried
@@ -37,14 +40,20 @@ pub(crate) struct SessionRate {
 pub(crate) async fn session_rate(
     requester: &Requester,
     window: Duration,
+    min_credited_bits: u64,
     deadline: &Deadline,
 ) -> anyhow::Result<SessionRate> {
-    let (mut created, mut not_ready) = (0u64, 0u64);
+    let (mut created, mut not_ready, mut short_receipts) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     while started.elapsed() < window {
         deadline.check("creating sessions for the rate")?;
         match requester.create_session(policy(5, 3, "bench-rate")).await {
-            Ok(_) => created += 1,
+            Ok(session) => {
+                created += 1;
+                if session.receipt.credited_bits < min_credited_bits {
+                    short_receipts += 1;
+                }
+            }
             Err(RequesterError::Refused(Refusal::NotReady(_))) => {
                 not_ready += 1;
                 tokio::time::sleep(NOT_READY_RETRY).await;
@@ -59,6 +68,7 @@ pub(crate) async fn session_rate(
         sessions_per_s: created as f64 / seconds,
         not_ready_refusals: not_ready,
         retry_after_ms: NOT_READY_RETRY.as_millis() as u64,
+        receipts_below_min_credited_bits: short_receipts,
     })
 }
 
