@@ -5,6 +5,7 @@ mod attest;
 mod gossip;
 pub mod rotation;
 mod sessions;
+mod upkeep;
 
 use crate::config::CoordinatorConfig;
 use crate::db::CoordinatorDb;
@@ -268,7 +269,7 @@ async fn run_loop(
             Some(req) = admin.recv() => on_admin(&ctx, &mut state, &internal_tx, req).await,
             _ = attest_tick.tick() => attest::challenge_all(&ctx, &mut state, &internal_tx),
             _ = round_tick.tick() => state.intake.new_round(),
-            _ = rotation_tick.tick() => rotate_due(&ctx, &mut state, &internal_tx).await,
+            _ = rotation_tick.tick() => upkeep::rotate_due(&ctx, &mut state, &internal_tx).await,
         }
     }
     tracing::info!("coordinator stopping");
@@ -371,7 +372,7 @@ async fn on_coord_request(
             sessions::ticket(ctx, state, remote, req.session, responder).await
         }
         CoordinatorRequest::Join(join) => {
-            let reply = redeem(ctx, state, remote, &join.token).await;
+            let reply = upkeep::redeem(ctx, state, remote, &join.token).await;
             let _ = responder.respond(wire::encode(&reply)).await;
         }
     }
@@ -418,113 +419,6 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             }
         }
     }
-}
-
-async fn rotate_due(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
-    let db = ctx.db.clone();
-    let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await else {
-        return;
-    };
-    let now = now_ms();
-    for expired in sessions.iter().filter(|s| s.expires_at_ms <= now) {
-        expire(ctx, state, internal, expired.clone());
-    }
-    let mut due = rotation::due(ctx, state, &sessions);
-    state.requested.retain(|r| {
-        sessions
-            .iter()
-            .any(|s| &s.session == r && s.expires_at_ms > now)
-    });
-    for session in &state.requested {
-        if !state.rotating.contains(session) && !due.iter().any(|(s, _)| s == session) {
-            due.push((*session, rotation::Cause::Manual));
-        }
-    }
-    for (session, cause) in due {
-        if let Some(record) = sessions.iter().find(|s| s.session == session) {
-            rotation::start(ctx, state, internal, record.clone(), cause);
-        }
-    }
-}
-
-/// Deletes an expired session everywhere: its holders first (best effort), then the record.
-fn expire(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    record: crate::db::SessionRecord,
-) {
-    if !state.rotating.insert(record.session) {
-        return;
-    }
-    for h in &record.holders {
-        if let Some(c) = state.shares_held.get_mut(&h.node) {
-            *c = c.saturating_sub(1);
-        }
-    }
-    let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
-    let (ctx, internal) = (ctx.clone(), internal.clone());
-    tokio::spawn(async move {
-        rotation::delete_epoch(
-            &ctx,
-            record.session,
-            record.epoch,
-            record.holders.iter().map(|h| h.node),
-            &addrs,
-        )
-        .await;
-        let db = ctx.db.clone();
-        let session = record.session;
-        match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {
-            Ok(Ok(_)) => tracing::info!(%session, "expired session deleted"),
-            _ => {
-                tracing::warn!(%session, "expired session could not be deleted; retried next sweep")
-            }
-        }
-        let _ = internal.send(Internal::ExpiryDone { session }).await;
-    });
-}
-
-/// Redeems a join token for `node`: one transaction deletes the token and enrols the node.
-async fn redeem(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    node: NodeId,
-    token: &str,
-) -> Reply<protocols::wire::Joined> {
-    let Some(raw) = hex_decode(token.trim()) else {
-        return Reply::refused(Refusal::Malformed("join token must be hex".into()));
-    };
-    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
-    let db = ctx.db.clone();
-    match tokio::task::spawn_blocking(move || db.redeem_join_token(&digest, &node, now_ms())).await
-    {
-        Ok(Ok(Some(e))) => {
-            tracing::info!(node = %node.short(), region = %e.region, operator = %e.operator, "device joined with a token");
-            state
-                .peers
-                .enrol(node, e.region.clone(), e.operator.clone());
-            Reply::ok(protocols::wire::Joined {
-                region: e.region,
-                operator: e.operator,
-            })
-        }
-        Ok(Ok(None)) => {
-            tracing::info!(node = %node.short(), "unknown, used or expired join token refused");
-            Reply::refused(Refusal::Unauthorized)
-        }
-        _ => Reply::refused(Refusal::Internal),
-    }
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
 
 async fn on_admin(
