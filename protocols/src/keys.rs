@@ -54,7 +54,8 @@ impl SessionSecret {
 
     /// Compressed public commitment `G·s`, comparable with commitment 0.
     pub fn public_point(&self) -> [u8; 32] {
-        (curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT * self.0)
+        // The precomputed base table: constant time, several times faster than a generic multiply.
+        curve25519_dalek::ristretto::RistrettoPoint::mul_base(&self.0)
             .compress()
             .to_bytes()
     }

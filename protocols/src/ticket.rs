@@ -156,10 +156,31 @@ pub fn check_ticket(
     local: &NodeId,
     held_epochs: impl FnOnce(&SessionId) -> Vec<Epoch>,
 ) -> Result<CheckedTicket, TicketRefusal> {
-    let ticket: Ticket = envelope.open(coordinator).map_err(|e| match e {
+    let ticket = open_ticket(envelope, coordinator)?;
+    check_opened_ticket(ticket, coordinator, now_ms, remote, local, held_epochs)
+}
+
+/// The signature step of [`check_ticket`] alone: the ticket, if the coordinator signed it.
+pub fn open_ticket(
+    envelope: &SignedEnvelope,
+    coordinator: &NodeId,
+) -> Result<Ticket, TicketRefusal> {
+    envelope.open(coordinator).map_err(|e| match e {
         WireError::BadSignature | WireError::UnexpectedSigner => TicketRefusal::BadSignature,
         _ => TicketRefusal::Malformed,
-    })?;
+    })
+}
+
+/// The remaining steps of [`check_ticket`] on a ticket from [`open_ticket`] (so a holder can
+/// check the signature on its event loop and read its store on a blocking thread).
+pub fn check_opened_ticket(
+    ticket: Ticket,
+    coordinator: &NodeId,
+    now_ms: u64,
+    remote: &NodeId,
+    local: &NodeId,
+    held_epochs: impl FnOnce(&SessionId) -> Vec<Epoch>,
+) -> Result<CheckedTicket, TicketRefusal> {
     if &ticket.coordinator != coordinator {
         return Err(TicketRefusal::BadSignature);
     }

@@ -7,7 +7,7 @@ use peer::node::{NodeHandle, Protocol};
 use protocols::ids::NodeId;
 use protocols::keys::SessionKey;
 use protocols::sealing::{self, ShareSlot};
-use protocols::sharing::{self, VerifiedShare};
+use protocols::sharing::{self, UnverifiedShare, VerifiedShare};
 use protocols::ticket::{Ticket, TicketGrant, TicketHolder};
 use protocols::wire::{self, Refusal, ShareFetch, ShareFetchReply, WIRE_VERSION};
 use std::time::Duration;
@@ -105,16 +105,22 @@ async fn ask(
     reply.result.map_err(HolderProblem::Refused)
 }
 
+fn failed(failures: &mut Vec<HolderFailure>, holder: &TicketHolder, problem: HolderProblem) {
+    tracing::info!(holder = %holder.node.short(), ?problem, "holder failed; asking another");
+    failures.push(HolderFailure {
+        node: holder.node,
+        index: holder.index,
+        problem,
+    });
+}
+
+/// Fetches with `ticket`, the grant's ticket already opened with the coordinator's key.
 pub(crate) async fn fetch(
     node: &NodeHandle,
-    coordinator: &NodeId,
+    ticket: &Ticket,
     grant: &TicketGrant,
     hedge_after: Duration,
 ) -> Result<(SessionKey, Vec<HolderFailure>), FetchError> {
-    let ticket: Ticket = grant
-        .ticket
-        .open(coordinator)
-        .map_err(|e| FetchError::BadTicket(e.to_string()))?;
     let need = ticket.threshold();
     let request = wire::encode(&ShareFetch {
         v: WIRE_VERSION,
@@ -134,8 +140,34 @@ pub(crate) async fn fetch(
         in_flight.push(launch(holder));
     }
     let mut verified: Vec<VerifiedShare> = Vec::with_capacity(need);
+    // Opened shares waiting to be checked together once enough have arrived.
+    let mut opened: Vec<(TicketHolder, UnverifiedShare)> = Vec::with_capacity(need);
     let mut failures = Vec::new();
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    // Holders that failed since the last turn, each replaced by the next holder not yet asked.
+    let mut replace = 0usize;
     while verified.len() < need {
+        for h in waiting.by_ref().take(std::mem::take(&mut replace)) {
+            in_flight.push(launch(h));
+        }
+        if !opened.is_empty() && (verified.len() + opened.len() >= need || in_flight.is_empty()) {
+            let (holders, shares): (Vec<_>, Vec<_>) = opened.drain(..).unzip();
+            let checked = sharing::verify_all(shares, &ticket.commitments, &mut rng);
+            for (holder, outcome) in holders.into_iter().zip(checked) {
+                match outcome {
+                    Ok(share) => verified.push(share),
+                    Err(e) => {
+                        failed(
+                            &mut failures,
+                            &holder,
+                            HolderProblem::BadShare(e.to_string()),
+                        );
+                        replace += 1;
+                    }
+                }
+            }
+            continue;
+        }
         let next = tokio::time::timeout(hedge_after, in_flight.next()).await;
         let (holder, result) = match next {
             Ok(Some(done)) => done,
@@ -161,24 +193,14 @@ pub(crate) async fn fetch(
                 holder: holder.node,
                 index: holder.index,
             };
-            let share = sealing::open(&key.key, &slot, &sealed)
-                .map_err(|e| HolderProblem::BadShare(e.to_string()))?;
-            share
-                .verify(&ticket.commitments)
+            sealing::open(&key.key, &slot, &sealed)
                 .map_err(|e| HolderProblem::BadShare(e.to_string()))
         });
         match outcome {
-            Ok(share) => verified.push(share),
+            Ok(share) => opened.push((holder, share)),
             Err(problem) => {
-                tracing::info!(holder = %holder.node.short(), ?problem, "holder failed; asking another");
-                failures.push(HolderFailure {
-                    node: holder.node,
-                    index: holder.index,
-                    problem,
-                });
-                if let Some(h) = waiting.next() {
-                    in_flight.push(launch(h));
-                }
+                failed(&mut failures, &holder, problem);
+                replace += 1;
             }
         }
     }

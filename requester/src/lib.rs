@@ -20,7 +20,7 @@ use peer::node::{self, NodeConfig, NodeHandle, Protocol};
 use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionKey;
-use protocols::ticket::TicketGrant;
+use protocols::ticket::{Ticket, TicketGrant};
 use protocols::wire::{
     self, CoordinatorCall, CoordinatorRequest, Refusal, Reply, SessionCreate, SessionCreated,
     SessionPolicy, TicketRequest, WIRE_VERSION,
@@ -57,6 +57,9 @@ pub struct Requester {
     coordinator_addr: Multiaddr,
     /// How long to wait for a holder before asking one more.
     pub hedge_after: Duration,
+    /// The last ticket whose coordinator signature checked out, with its envelope: fetching
+    /// again with the same grant skips one signature check.
+    last_ticket: std::sync::Mutex<Option<(protocols::wire::SignedEnvelope, Ticket)>>,
 }
 
 impl Requester {
@@ -94,6 +97,7 @@ impl Requester {
             coordinator_id,
             coordinator_addr,
             hedge_after: Duration::from_millis(500),
+            last_ticket: std::sync::Mutex::new(None),
         })
     }
 
@@ -170,6 +174,26 @@ impl Requester {
         &self,
         grant: &TicketGrant,
     ) -> Result<(SessionKey, Vec<HolderFailure>), RequesterError> {
-        Ok(fetch::fetch(&self.node, &self.coordinator_id, grant, self.hedge_after).await?)
+        let ticket = self.open_ticket(grant)?;
+        Ok(fetch::fetch(&self.node, &ticket, grant, self.hedge_after).await?)
+    }
+
+    /// The grant's ticket, its signature checked against the coordinator's key (or found equal,
+    /// byte for byte, to the last one that was).
+    fn open_ticket(&self, grant: &TicketGrant) -> Result<Ticket, FetchError> {
+        if let Ok(last) = self.last_ticket.lock()
+            && let Some((envelope, ticket)) = last.as_ref()
+            && envelope == &grant.ticket
+        {
+            return Ok(ticket.clone());
+        }
+        let ticket: Ticket = grant
+            .ticket
+            .open(&self.coordinator_id)
+            .map_err(|e| FetchError::BadTicket(e.to_string()))?;
+        if let Ok(mut last) = self.last_ticket.lock() {
+            *last = Some((grant.ticket.clone(), ticket.clone()));
+        }
+        Ok(ticket)
     }
 }

@@ -24,6 +24,46 @@ pub(crate) struct BareFigures {
     pub cold: LatencySummary,
 }
 
+/// The floor of a k-share fetch: k probes at once to k different peers on warm connections, timed
+/// until the last answer (what fan-out alone costs on this machine, without any crypto).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct FanOutFigures {
+    /// Probes sent at once.
+    pub k: usize,
+    /// Time until all k answered.
+    pub warm: LatencySummary,
+}
+
+/// `samples` rounds of one probe to each of `targets` at once, on one warm node.
+pub(crate) async fn measure_fan_out(
+    targets: &[BareTarget],
+    samples: usize,
+    deadline: &Deadline,
+) -> anyhow::Result<FanOutFigures> {
+    let request = probe_request();
+    let node = requester_side_node().await?;
+    let round = || {
+        futures::future::try_join_all(
+            targets
+                .iter()
+                .map(|t| round_trip(&node, t, request.clone())),
+        )
+    };
+    round().await?;
+    let mut warm = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        deadline.check("measuring the bare fan-out")?;
+        let started = Instant::now();
+        round().await?;
+        warm.push(started.elapsed());
+    }
+    node.shutdown().await;
+    Ok(FanOutFigures {
+        k: targets.len(),
+        warm: LatencySummary::of(&warm).context("no fan-out samples")?,
+    })
+}
+
 /// The peer the bare requests go to.
 pub(crate) struct BareTarget {
     /// Its identity.

@@ -179,6 +179,17 @@ async fn measure_on(
         args.requests, args.cold
     ));
     let bare = bare::measure(&bare_target, args.requests, args.cold, deadline).await?;
+    let fan_targets: Vec<bare::BareTarget> = fleet
+        .peers
+        .iter()
+        .take(3)
+        .map(|p| bare::BareTarget {
+            peer: p.peer_id,
+            quic: p.quic.clone(),
+        })
+        .collect();
+    progress("bare fan-out: 3 probes at once to 3 peers");
+    let fan_out = bare::measure_fan_out(&fan_targets, args.requests, deadline).await?;
 
     progress("creating a (5,3) session (waiting for the pool)");
     let small = fetch_latency::create_session_when_ready(
@@ -272,6 +283,7 @@ async fn measure_on(
             },
         },
         bare,
+        bare_fan_out: fan_out,
         bare_large,
         fetch,
         sessions,

@@ -71,6 +71,8 @@ pub(crate) struct BenchReport {
     pub setup: Setup,
     /// Bare QUIC request/response with `--peers` peers.
     pub bare: BareFigures,
+    /// k bare probes at once to k peers: the fan-out floor of a (5,3) fetch.
+    pub bare_fan_out: super::bare::FanOutFigures,
     /// Bare QUIC request/response again on the grown fleet (`--large`), what (16,11) is compared with.
     pub bare_large: Option<BareFigures>,
     /// Fetch latencies per (n, k).
@@ -147,6 +149,12 @@ impl BenchReport {
             out.push(latency_row(&what("warm"), &bare.warm, None));
             out.push(latency_row(&what("cold"), &bare.cold, None));
         }
+        let fan = &self.bare_fan_out;
+        out.push(latency_row(
+            &format!("bare x{} at once, {} peers, warm", fan.k, s.peers),
+            &fan.warm,
+            None,
+        ));
         for f in &self.fetch {
             let what = |kind: &str| format!("fetch ({},{}) {} peers, {kind}", f.n, f.k, f.peers);
             out.push(latency_row(&what("warm"), &f.warm.latency, Some(&f.warm)));

@@ -6,7 +6,7 @@ use crate::store::PutOutcome;
 use libp2p::PeerId;
 use protocols::attestation::{Challenge, Evidence};
 use protocols::ids::NodeId;
-use protocols::ticket::check_ticket;
+use protocols::ticket::{check_opened_ticket, open_ticket};
 use protocols::wire::{
     self, DeleteShares, HolderCall, HolderOrder, Refusal, Reply, ShareFetch, SignedEnvelope,
     StoreAck, StoreShare, WIRE_VERSION,
@@ -168,38 +168,33 @@ async fn fetch(
         return Err(Refusal::RateLimited);
     }
     let request: ShareFetch = wire::decode(bytes, max).map_err(malformed)?;
-    let local = shared.key.node_id();
-    // Which epochs this node holds for the ticket's session: answered from the store.
+    // The signature is checked here (a forged ticket costs no thread hop); the store reads, and
+    // the checks that need them, run in one trip to a blocking thread.
+    let ticket = open_ticket(&request.ticket, &shared.coordinator).map_err(Refusal::Ticket)?;
+    let (local, coordinator, remote) = (shared.key.node_id(), shared.coordinator, *remote);
     let store = shared.store.clone();
-    let probe: Result<protocols::ticket::Ticket, _> = request.ticket.open(&shared.coordinator);
-    let held = match &probe {
-        Ok(t) => {
-            let session = t.session;
-            tokio::task::spawn_blocking(move || store.epochs(&session))
-                .await
-                .map_err(|_| Refusal::Internal)?
-                .unwrap_or_default()
-        }
-        Err(_) => Vec::new(),
-    };
-    let checked = check_ticket(
-        &request.ticket,
-        &shared.coordinator,
-        now,
-        remote,
-        &local,
-        |_| held,
-    )
-    .map_err(Refusal::Ticket)?;
-    let store = shared.store.clone();
-    let (session, epoch) = (checked.ticket.session, checked.ticket.epoch);
-    let stored = tokio::task::spawn_blocking(move || store.get(&session, epoch))
-        .await
-        .map_err(|_| Refusal::Internal)?
-        .map_err(|e| {
+    tokio::task::spawn_blocking(move || {
+        let mut read_failure = None;
+        let checked = check_opened_ticket(ticket, &coordinator, now, &remote, &local, |session| {
+            store.epochs(session).unwrap_or_else(|e| {
+                read_failure = Some(e);
+                Vec::new()
+            })
+        });
+        if let Some(e) = read_failure {
             tracing::error!(error = %e, "share store read failed");
-            Refusal::Internal
-        })?
-        .ok_or(Refusal::NotFound)?;
-    Ok(stored.share)
+            return Err(Refusal::Internal);
+        }
+        let checked = checked.map_err(Refusal::Ticket)?;
+        let stored = store
+            .get(&checked.ticket.session, checked.ticket.epoch)
+            .map_err(|e| {
+                tracing::error!(error = %e, "share store read failed");
+                Refusal::Internal
+            })?
+            .ok_or(Refusal::NotFound)?;
+        Ok(stored.share)
+    })
+    .await
+    .map_err(|_| Refusal::Internal)?
 }
