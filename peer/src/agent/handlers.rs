@@ -6,7 +6,7 @@ use crate::store::PutOutcome;
 use libp2p::PeerId;
 use protocols::attestation::{Challenge, Evidence};
 use protocols::ids::NodeId;
-use protocols::ticket::{check_opened_ticket, open_ticket};
+use protocols::ticket::check_opened_ticket;
 use protocols::wire::{
     self, DeleteShares, HolderCall, HolderOrder, Refusal, Reply, ShareFetch, SignedEnvelope,
     StoreAck, StoreShare, WIRE_VERSION,
@@ -168,9 +168,12 @@ async fn fetch(
         return Err(Refusal::RateLimited);
     }
     let request: ShareFetch = wire::decode(bytes, max).map_err(malformed)?;
-    // The signature is checked here (a forged ticket costs no thread hop); the store reads, and
-    // the checks that need them, run in one trip to a blocking thread.
-    let ticket = open_ticket(&request.ticket, &shared.coordinator).map_err(Refusal::Ticket)?;
+    // The signature is checked here, once per distinct ticket (a forged one costs no thread hop);
+    // the store reads, and the checks that need them, run in one trip to a blocking thread.
+    let ticket = shared
+        .tickets
+        .open(&request.ticket, &shared.coordinator)
+        .map_err(Refusal::Ticket)?;
     let (local, coordinator, remote) = (shared.key.node_id(), shared.coordinator, *remote);
     let store = shared.store.clone();
     tokio::task::spawn_blocking(move || {
