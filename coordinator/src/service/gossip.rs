@@ -72,26 +72,31 @@ fn contribution(ctx: &Ctx, state: &mut State, author: protocols::ids::NodeId, c:
         return;
     };
     if !p.trusted(now, validity) {
+        p.note_refusal("untrusted");
         tracing::debug!(node = %author.short(), "contribution from an unattested or quarantined peer dropped");
         return;
     }
     if p.last_seq.is_some_and(|last| c.seq <= last) {
+        p.note_refusal("sequence");
         tracing::info!(node = %author.short(), seq = c.seq, "replayed or reordered contribution refused");
         return;
     }
     if now.saturating_sub(c.sent_at_ms) > max_age || c.sent_at_ms > now.saturating_add(max_age) {
+        p.note_refusal("stale");
         tracing::info!(node = %author.short(), "stale contribution refused");
         return;
     }
     let body = match peer::contribution::open(&ctx.noise_static, &author, c.seq, &c.sealed) {
         Ok(b) => b,
         Err(e) => {
+            p.note_refusal("unopenable");
             tracing::info!(node = %author.short(), error = %e, "contribution does not open");
             return;
         }
     };
     p.last_seq = Some(c.seq);
     let Ok(bytes) = <[u8; BLOCK_BYTES]>::try_from(body.bits.as_slice()) else {
+        p.note_refusal("size");
         tracing::info!(node = %author.short(), len = body.bits.len(), "contribution of the wrong size refused");
         return;
     };
@@ -122,12 +127,15 @@ fn contribution(ctx: &Ctx, state: &mut State, author: protocols::ids::NodeId, c:
             tracing::debug!(node = %author.short(), credit, "contribution credited");
         }
         Err(Rejection::Fips(tests)) => {
+            p.note_refusal("fips");
             tracing::info!(node = %author.short(), ?tests, "contribution failed the FIPS battery")
         }
         Err(Rejection::Replay) => {
+            p.note_refusal("replay");
             tracing::info!(node = %author.short(), "replayed entropy refused")
         }
         Err(Rejection::Clone) => {
+            p.note_refusal("clone");
             tracing::warn!(node = %author.short(), "cloned entropy: peer quarantined");
             p.quarantine = Some(Quarantine::ClonedEntropy);
         }
