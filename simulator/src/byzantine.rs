@@ -3,6 +3,7 @@
 //! what such a device would send.
 
 use crate::ByzantineKind;
+use crate::fleet::Copied;
 use peer::agent::harvest::ReadyBlock;
 use peer::node::{CONTRIBUTIONS_TOPIC, NodeHandle};
 use peer::store::ShareStore;
@@ -14,6 +15,7 @@ use protocols::wire::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -26,15 +28,25 @@ fn mark(since: &Mutex<Option<Instant>>) {
 }
 
 /// A cloned device: hands each block its original has just published to its own agent, after
-/// `delay`, so the copy always reaches the coordinator second.
+/// `delay`, so the copy always reaches the coordinator second. A block the original took but
+/// did not publish (its publish counter did not move) is dropped: that would be fresh entropy,
+/// not a clone.
 pub async fn relay_copies(
-    mut copies: mpsc::Receiver<ReadyBlock>,
+    mut copies: mpsc::Receiver<Copied>,
     blocks: mpsc::Sender<ReadyBlock>,
     delay: Duration,
 ) {
+    let mut seen: Option<(usize, u64)> = None;
     while let Some(copy) = copies.recv().await {
         tokio::time::sleep(delay).await;
-        if blocks.send(copy).await.is_err() {
+        let incarnation = Arc::as_ptr(&copy.published) as usize;
+        let count = copy.published.contributions_sent.load(Ordering::Relaxed);
+        let fresh = match seen {
+            Some((i, before)) if i == incarnation => count > before,
+            _ => count > 0,
+        };
+        seen = Some((incarnation, count));
+        if fresh && blocks.send(copy.block).await.is_err() {
             return;
         }
     }

@@ -8,6 +8,7 @@ use libp2p::Multiaddr;
 use peer::agent::embedded::{self, EmbeddedAgent, EmbeddedConfig};
 use peer::agent::harvest::{HealthSnapshot, ReadyBlock};
 use peer::agent::measure::Measurement;
+use peer::agent::metrics::PeerMetrics;
 use peer::config::SimulatedSourceConfig;
 use peer::node::NodeConfig;
 use peer::pipeline::{PipelineOutput, SourcePipeline};
@@ -85,7 +86,7 @@ pub struct SimPeer {
     /// For a cloned device: the device whose blocks it sends.
     pub clone_of: Option<usize>,
     /// Where copies of this device's published blocks go (set while a clone of it runs).
-    copies: Arc<Mutex<Option<mpsc::Sender<ReadyBlock>>>>,
+    copies: Arc<Mutex<Option<mpsc::Sender<Copied>>>>,
     store: Arc<ShareStore>,
     boots: u32,
     running: Option<Running>,
@@ -329,6 +330,7 @@ impl Fleet {
         // Blocks the agent contributes: honest harvest, cloned copies, or none (the byzantine
         // publisher sends instead).
         let (block_tx, block_rx) = mpsc::channel::<ReadyBlock>(1);
+        let mut harvest_with = None;
         let blocks = match kind {
             Some(ByzantineKind::Biased | ByzantineKind::Replayed) => None,
             Some(ByzantineKind::Cloned) => {
@@ -362,13 +364,7 @@ impl Fleet {
                         ),
                     },
                 };
-                let pipeline = build_pipeline(source)?;
-                tasks.push(tokio::spawn(harvest(
-                    pipeline,
-                    block_tx,
-                    health.clone(),
-                    p.copies.clone(),
-                )));
+                harvest_with = Some((build_pipeline(source)?, block_tx));
                 Some(block_rx)
             }
         };
@@ -413,11 +409,22 @@ impl Fleet {
             heartbeat_interval_s: timing.heartbeat_s,
             fetch_rate_per_s: 50.0,
             blocks,
-            health,
+            health: health.clone(),
             withhold_shares: kind == Some(ByzantineKind::Withholding),
         })
         .await
         .map_err(|e| crate::SimError::Setup(e.to_string()))?;
+        if let Some((pipeline, block_tx)) = harvest_with {
+            tasks.push(tokio::spawn(harvest(
+                pipeline,
+                block_tx,
+                health,
+                Copies {
+                    sink: p.copies.clone(),
+                    published: agent.metrics.clone(),
+                },
+            )));
+        }
         if let Some(lie @ (ByzantineKind::Replayed | ByzantineKind::Biased)) = kind {
             tasks.push(tokio::spawn(byzantine::publish_lies(
                 lie,
@@ -472,6 +479,20 @@ fn copy_block(b: &ReadyBlock) -> ReadyBlock {
     }
 }
 
+/// Where a device's published blocks are copied to (a clone of it), and its publish counter.
+struct Copies {
+    sink: Arc<Mutex<Option<mpsc::Sender<Copied>>>>,
+    published: Arc<PeerMetrics>,
+}
+
+/// A block its original has published (as far as the original's counter tells).
+pub struct Copied {
+    /// The block.
+    pub block: ReadyBlock,
+    /// The original's publish counter, to check that the block really went out.
+    pub published: Arc<PeerMetrics>,
+}
+
 /// Drives one device's pipeline on the blocking pool (no thread of its own) and hands blocks to
 /// its agent through a one-slot channel. When a send completes the agent has just taken the
 /// previous block to publish it: that block's copy goes to a clone of this device, if one runs.
@@ -479,7 +500,7 @@ async fn harvest(
     mut pipeline: SourcePipeline,
     blocks: mpsc::Sender<ReadyBlock>,
     health: Arc<Mutex<HealthSnapshot>>,
-    copies: Arc<Mutex<Option<mpsc::Sender<ReadyBlock>>>>,
+    copies: Copies,
 ) {
     let mut previous: Option<ReadyBlock> = None;
     loop {
@@ -502,10 +523,13 @@ async fn harvest(
                 if blocks.send(ready).await.is_err() {
                     return;
                 }
-                if let Some(published) = previous.replace(copy) {
-                    let sink = copies.lock().ok().and_then(|s| s.clone());
+                if let Some(taken) = previous.replace(copy) {
+                    let sink = copies.sink.lock().ok().and_then(|s| s.clone());
                     if let Some(sink) = sink {
-                        let _ = sink.try_send(published);
+                        let _ = sink.try_send(Copied {
+                            block: taken,
+                            published: copies.published.clone(),
+                        });
                     }
                 }
             }
@@ -515,6 +539,72 @@ async fn harvest(
             }
             Ok(PipelineOutput::Pending) => {}
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn fleet(seed: u64, dir: &std::path::Path) -> Fleet {
+        let mut scenario = Scenario {
+            seed,
+            ..Scenario::default()
+        };
+        scenario.byzantine.cloned = 0.1;
+        scenario.byzantine.biased = 0.1;
+        let ctx = FleetContext {
+            coordinator: memory_addr(),
+            coordinator_static: [0; 32],
+            binary_sha256: [0; 32],
+            scenario: Arc::new(scenario),
+        };
+        Fleet::create(ctx, dir.to_path_buf(), 40).unwrap()
+    }
+
+    fn shape(f: &Fleet) -> Vec<(NodeId, String, String, Role, bool, Option<usize>)> {
+        f.peers
+            .iter()
+            .map(|p| {
+                (
+                    p.node,
+                    p.region.clone(),
+                    p.operator.clone(),
+                    p.role,
+                    p.relay,
+                    p.clone_of,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_fleet_and_another_seed_another() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let first = shape(&fleet(11, a.path()));
+        assert_eq!(first, shape(&fleet(11, b.path())));
+        assert_ne!(first, shape(&fleet(12, c.path())));
+    }
+
+    #[test]
+    fn byzantine_fractions_are_exact_and_every_clone_has_an_honest_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fleet(3, dir.path());
+        let clones: Vec<_> = f
+            .peers
+            .iter()
+            .filter(|p| p.role == Role::Byzantine(ByzantineKind::Cloned))
+            .collect();
+        assert_eq!(clones.len(), 4);
+        for c in clones {
+            let original = f.peers.get(c.clone_of.unwrap()).unwrap();
+            assert_eq!(original.role, Role::Honest);
         }
     }
 }

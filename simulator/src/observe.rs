@@ -81,6 +81,8 @@ pub struct Observer {
     pub placement_violations: std::collections::BTreeSet<(protocols::ids::SessionId, u32)>,
     /// Placements checked.
     pub placements_checked: std::collections::BTreeSet<(protocols::ids::SessionId, u32)>,
+    /// Devices the coordinator counted as holding a share at some sample.
+    pub held_share: std::collections::BTreeSet<usize>,
 }
 
 impl Observer {
@@ -95,6 +97,7 @@ impl Observer {
             last_figures: CoordinatorFigures::default(),
             placement_violations: Default::default(),
             placements_checked: Default::default(),
+            held_share: Default::default(),
         }
     }
 
@@ -141,6 +144,11 @@ impl Observer {
         let by_node: HashMap<NodeId, usize> =
             fleet.peers.iter().map(|p| (p.node, p.index)).collect();
         for line in &self.last_lines {
+            if line.shares_held > 0
+                && let Some(i) = by_node.get(&line.node)
+            {
+                self.held_share.insert(*i);
+            }
             if let Some(q) = &line.quarantine {
                 self.quarantined
                     .entry(line.node)

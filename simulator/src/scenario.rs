@@ -89,17 +89,14 @@ impl Default for Scenario {
             duration_s: 60.0,
             warmup_max_s: 120.0,
             time_scale: 60.0,
-            regions: vec![
-                Weighted::new("eu-west", 1.0),
-                Weighted::new("us-east", 1.0),
-                Weighted::new("ap-south", 1.0),
-            ],
-            operators: vec![
-                Weighted::new("alpha", 1.0),
-                Weighted::new("beta", 1.0),
-                Weighted::new("gamma", 1.0),
-                Weighted::new("delta", 1.0),
-            ],
+            regions: ["eu-west", "eu-north", "us-east", "us-west", "ap-south"]
+                .iter()
+                .map(|r| Weighted::new(r, 1.0))
+                .collect(),
+            operators: ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+                .iter()
+                .map(|o| Weighted::new(o, 1.0))
+                .collect(),
             battery: Battery::default(),
             churn: Churn::default(),
             partitions: Vec::new(),
@@ -259,7 +256,7 @@ pub struct Sessions {
 impl Default for Sessions {
     fn default() -> Self {
         Self {
-            n: 7,
+            n: 9,
             k: 4,
             ttl_s: 3600,
             create_per_min: 12.0,

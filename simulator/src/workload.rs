@@ -87,11 +87,7 @@ impl WorkloadStats {
     }
 
     fn note_named(&self, node: NodeId, problem: &HolderProblem, at_s: f64) {
-        let label = match problem {
-            HolderProblem::BadShare(_) => "bad_share".to_string(),
-            HolderProblem::Unreachable(_) => "unreachable".to_string(),
-            HolderProblem::Refused(r) => peer::agent::embedded::refusal_label(r).to_string(),
-        };
+        let label = problem_label(problem);
         if let Ok(mut named) = self.named.lock() {
             let entry = named.entry(node).or_insert_with(|| Named {
                 first_at_s: at_s,
@@ -124,6 +120,14 @@ pub struct Workload {
     pub stats: Arc<WorkloadStats>,
     config: Sessions,
     seed: u64,
+}
+
+fn problem_label(problem: &HolderProblem) -> String {
+    match problem {
+        HolderProblem::BadShare(_) => "bad_share".to_string(),
+        HolderProblem::Unreachable(_) => "unreachable".to_string(),
+        HolderProblem::Refused(r) => peer::agent::embedded::refusal_label(r).to_string(),
+    }
 }
 
 fn fingerprint(key: &protocols::keys::SessionKey) -> [u8; 32] {
@@ -290,10 +294,16 @@ async fn fetch_one(requester: &Requester, session: SessionId, stats: &WorkloadSt
                 got,
                 need,
             })) => {
+                let mut why: BTreeMap<String, u64> = BTreeMap::new();
                 for f in &failures {
                     stats.note_named(f.node, &f.problem, t0.elapsed().as_secs_f64());
+                    *why.entry(problem_label(&f.problem)).or_insert(0) += 1;
                 }
-                error = Some(format!("only {got} of {need} shares"));
+                let why: Vec<String> = why.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+                error = Some(format!(
+                    "only {got} of {need} shares; holders failed: {}",
+                    why.join(", ")
+                ));
             }
             Err(e) => error = Some(e.to_string()),
         }

@@ -94,11 +94,12 @@ pub fn render(r: &Report, plots: &[(String, String)]) -> String {
         ),
         ("intake".into(), format!("{:?}", r.intake)),
         (
-            "devices quarantined (honest / clone originals)".into(),
+            "devices quarantined (honest for misbehaviour / honest while unreachable / clone originals)".into(),
             format!(
-                "{} ({} / {})",
+                "{} ({} / {} / {})",
                 r.quarantines.len(),
                 r.honest_quarantined,
+                r.honest_quarantined_unreachable,
                 r.clone_originals_quarantined
             ),
         ),

@@ -121,6 +121,11 @@ pub struct KindSummary {
     pub quarantined: usize,
     /// Whether this kind can be detected at all by the system today.
     pub detectable: bool,
+    /// For share misbehaviour: devices that held a share at some point (the others never had
+    /// a chance to misbehave).
+    pub held_a_share: usize,
+    /// Of those, detected.
+    pub held_a_share_detected: usize,
 }
 
 /// Memory, measured from `/proc/self/status`.
@@ -158,8 +163,26 @@ pub struct QuarantineLine {
     pub role: Role,
     /// Seconds into the run when first seen.
     pub at_s: f64,
-    /// Reason.
+    /// Reason, as the coordinator states it.
     pub reason: String,
+    /// `cloned entropy`, `evidence refused`, or `unreachable` (a challenge that could not be
+    /// delivered: the device was down).
+    pub category: String,
+}
+
+/// Sorts a coordinator quarantine reason into what it means.
+fn quarantine_category(reason: &str) -> &'static str {
+    if reason.starts_with("ClonedEntropy") {
+        "cloned entropy"
+    } else if reason.starts_with("NoAnswer")
+        || reason.contains("Failed to dial")
+        || reason.contains("request to")
+        || reason.contains("has shut down")
+    {
+        "unreachable"
+    } else {
+        "evidence refused"
+    }
 }
 
 /// One misbehaving device caught.
@@ -217,6 +240,8 @@ pub struct Report {
     pub byzantine: BTreeMap<String, KindSummary>,
     /// Honest devices quarantined (clone originals counted apart).
     pub honest_quarantined: usize,
+    /// Honest devices quarantined only because a challenge could not reach them (down).
+    pub honest_quarantined_unreachable: usize,
     /// Honest devices whose blocks were cloned and that were quarantined too.
     pub clone_originals_quarantined: usize,
     /// Honest holders named for a bad share.
@@ -245,7 +270,9 @@ pub struct Report {
 
 fn reason_of(error: &str) -> String {
     let e = error.to_ascii_lowercase();
-    if e.contains("shares") {
+    if let Some(why) = error.split("holders failed: ").nth(1) {
+        format!("not enough shares ({why})")
+    } else if e.contains("shares") {
         "not enough shares".into()
     } else if e.starts_with("ticket") {
         "no ticket".into()
@@ -310,6 +337,7 @@ pub fn build(
                     index: p.index,
                     role: p.role,
                     at_s: *at_s,
+                    category: quarantine_category(reason).to_string(),
                     reason: reason.clone(),
                 })
         })
@@ -318,6 +346,11 @@ pub fn build(
     let honest_quarantined = quarantines
         .iter()
         .filter(|q| q.role == Role::Honest && !originals.contains(&q.index))
+        .filter(|q| q.category != "unreachable")
+        .count();
+    let honest_quarantined_unreachable = quarantines
+        .iter()
+        .filter(|q| q.role == Role::Honest && q.category == "unreachable")
         .count();
     let clone_originals_quarantined = quarantines
         .iter()
@@ -366,6 +399,15 @@ pub fn build(
                     .filter(|p| observer.quarantined.contains_key(&p.node))
                     .count(),
                 detectable: kind != ByzantineKind::FalseHeartbeats,
+                held_a_share: devices
+                    .iter()
+                    .filter(|p| observer.held_share.contains(&p.index))
+                    .count(),
+                held_a_share_detected: devices
+                    .iter()
+                    .filter(|p| observer.held_share.contains(&p.index))
+                    .filter(|p| observer.detections.contains_key(&p.index))
+                    .count(),
             },
         );
     }
@@ -442,6 +484,7 @@ pub fn build(
         intake,
         byzantine,
         honest_quarantined,
+        honest_quarantined_unreachable,
         clone_originals_quarantined,
         honest_named_bad_share,
         quarantines,
@@ -510,6 +553,14 @@ fn checks(r: &Report) -> Vec<Check> {
             ),
         },
         Check {
+            name: "no honest device quarantined for misbehaviour".into(),
+            passed: r.honest_quarantined == 0,
+            detail: format!(
+                "{} (and {} quarantined while unreachable, lifted when they answer again)",
+                r.honest_quarantined, r.honest_quarantined_unreachable
+            ),
+        },
+        Check {
             name: "no honest holder named for a bad share".into(),
             passed: r.honest_named_bad_share == 0,
             detail: format!("{} honest holders", r.honest_named_bad_share),
@@ -523,6 +574,17 @@ fn checks(r: &Report) -> Vec<Check> {
                 detail: format!(
                     "{} devices; placement uses enrolled labels; {} credited bits",
                     k.devices, k.credited_bits
+                ),
+            });
+            continue;
+        }
+        if matches!(kind.as_str(), "tampered_shares" | "withholding") {
+            checks.push(Check {
+                name: format!("{kind}: every device that held a share detected"),
+                passed: k.held_a_share_detected == k.held_a_share,
+                detail: format!(
+                    "{} of {} (of {} devices; the others never held a share), median {:.1} s",
+                    k.held_a_share_detected, k.held_a_share, k.devices, k.time_to_detection_s.p50
                 ),
             });
             continue;
