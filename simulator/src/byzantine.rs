@@ -171,7 +171,7 @@ pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
                         Err(_) => false,
                     }
                 }
-                Some((_, envelope)) if round % 2 == 0 => {
+                Some((_, envelope)) if round.is_multiple_of(2) => {
                     p.republish(envelope.clone()).await.is_ok()
                 }
                 Some((bits, _)) => p.publish(seq, bits).await.is_ok(),

@@ -472,7 +472,7 @@ fn copy_block(b: &ReadyBlock) -> ReadyBlock {
         harvested: peer::pipeline::HarvestedBlock {
             source_index: b.harvested.source_index,
             block: protocols::entropy::DebiasedBlock::from_bytes(*b.harvested.block.as_bytes()),
-            claim: b.harvested.claim.clone(),
+            claim: b.harvested.claim,
         },
         source: b.source.clone(),
         measured_per_sample: b.measured_per_sample,

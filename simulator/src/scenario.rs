@@ -443,10 +443,8 @@ impl Scenario {
                 "1..=64 requesters, max_in_flight and max_live positive",
             );
         }
-        if !(s.create_per_min.is_finite() && s.create_per_min >= 0.0)
-            || !(s.fetch_per_min.is_finite() && s.fetch_per_min >= 0.0)
-            || s.ttl_s == 0
-        {
+        let rate_ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !rate_ok(s.create_per_min) || !rate_ok(s.fetch_per_min) || s.ttl_s == 0 {
             return bad("sessions", "rates >= 0 and ttl_s > 0");
         }
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();

@@ -42,6 +42,8 @@ type Chart<'a, DB> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
+type SampleValue = fn(&crate::observe::Sample) -> f64;
+
 type Plot<DB> = fn(&DrawingArea<DB, Shift>, &Report) -> Result<(), String>;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -348,7 +350,7 @@ fn live_holders<DB: DrawingBackend>(
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color));
     }
-    let series: [(&str, RGBColor, fn(&crate::observe::Sample) -> f64); 2] = [
+    let series: [(&str, RGBColor, SampleValue); 2] = [
         ("median over sessions", PALETTE[0], |s| s.holders_median),
         ("fewest of any session", PALETTE[3], |s| {
             s.holders_min as f64
