@@ -45,6 +45,8 @@ enum Command {
     /// Inspect, sample and assess this device's entropy sources.
     #[command(subcommand)]
     Entropy(cli::entropy::EntropyCommand),
+    /// Thousands of real devices in one process with churn, partitions and misbehaviour; a report with plots.
+    Simulate(cli::simulate::SimulateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => cli::requester::run_fetch(args),
         Command::Tunnel(command) => cli::tunnel::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Simulate(args) => cli::simulate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

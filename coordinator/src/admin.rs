@@ -80,6 +80,10 @@ pub struct PeerLine {
     pub credited_bits: u64,
     /// Source health from its heartbeat.
     pub sources: Vec<SourceHealth>,
+    /// Contributions not credited, by reason (`fips`, `clone`, `replay`, `sequence`, `stale`,
+    /// `untrusted`, `unopenable`, `size`).
+    #[serde(default)]
+    pub refusals: std::collections::BTreeMap<String, u64>,
 }
 
 /// The answer to an admin command.
@@ -118,6 +122,11 @@ pub(crate) fn peer_lines(state: &State) -> Vec<PeerLine> {
             heartbeat_age_s: p.heartbeat_at_ms.map(|t| now.saturating_sub(t) / 1000),
             credited_bits: p.credited_bits,
             sources: p.sources().to_vec(),
+            refusals: p
+                .refusals
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), *v))
+                .collect(),
         })
         .collect()
 }

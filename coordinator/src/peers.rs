@@ -40,6 +40,8 @@ pub struct PeerState {
     pub rtt_ms: Option<u32>,
     /// Bits credited from this peer, ever.
     pub credited_bits: u64,
+    /// Contributions from this peer that were not credited, by reason.
+    pub refusals: BTreeMap<&'static str, u64>,
 }
 
 impl PeerState {
@@ -56,7 +58,13 @@ impl PeerState {
             answered: (0, 0),
             rtt_ms: None,
             credited_bits: 0,
+            refusals: BTreeMap::new(),
         }
+    }
+
+    /// Counts a contribution of this peer that was not credited, and why.
+    pub fn note_refusal(&mut self, reason: &'static str) {
+        *self.refusals.entry(reason).or_insert(0) += 1;
     }
 
     /// Attested recently and not quarantined.

@@ -68,18 +68,28 @@ impl Requester {
         key: &NodeKey,
         coordinator_addr: Multiaddr,
     ) -> Result<Self, RequesterError> {
-        let Some(libp2p::multiaddr::Protocol::P2p(coordinator)) = coordinator_addr.iter().last()
-        else {
-            return Err(RequesterError::BadCoordinator(coordinator_addr.to_string()));
-        };
-        let coordinator_id = peer::identity::node_id(&coordinator)
-            .ok_or_else(|| RequesterError::BadCoordinator(coordinator_addr.to_string()))?;
         let mut config = NodeConfig::network(vec![
             "/ip4/0.0.0.0/udp/0/quic-v1"
                 .parse()
                 .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
         ]);
         config.kademlia = false;
+        Self::connect_with(key, coordinator_addr, config).await
+    }
+
+    /// Like [`Self::connect`], on a node built from `config` (the simulator passes a
+    /// memory-transport config).
+    pub async fn connect_with(
+        key: &NodeKey,
+        coordinator_addr: Multiaddr,
+        config: NodeConfig,
+    ) -> Result<Self, RequesterError> {
+        let Some(libp2p::multiaddr::Protocol::P2p(coordinator)) = coordinator_addr.iter().last()
+        else {
+            return Err(RequesterError::BadCoordinator(coordinator_addr.to_string()));
+        };
+        let coordinator_id = peer::identity::node_id(&coordinator)
+            .ok_or_else(|| RequesterError::BadCoordinator(coordinator_addr.to_string()))?;
         let (node, mut events) = node::start(key, config).await?;
         // A client answers nothing: drain and refuse whatever arrives.
         tokio::spawn(async move {

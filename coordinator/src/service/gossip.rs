@@ -59,7 +59,12 @@ pub(super) fn on_gossip(
                             ctx.metrics.credited_bits.add(&peer.to_string(), credit);
                         }
                     }
-                    Err(reason) => ctx.metrics.intake_rejections.inc(reason),
+                    Err(reason) => {
+                        ctx.metrics.intake_rejections.inc(reason);
+                        if let Some(p) = state.peers.get_mut(&author) {
+                            p.note_refusal(reason);
+                        }
+                    }
                 }
                 GossipVerdict::Accept
             }

@@ -2,6 +2,7 @@
 //! that report back over a bounded channel.
 
 mod attest;
+pub mod figures;
 mod gossip;
 pub mod rotation;
 mod sessions;
@@ -95,6 +96,8 @@ pub enum AdminRequest {
     Status(oneshot::Sender<Vec<crate::admin::PeerLine>>),
     /// Rotate a session now.
     Rotate(protocols::ids::SessionId),
+    /// Running totals (rotations by cause, intake counters) for the simulator and reports.
+    Figures(oneshot::Sender<figures::CoordinatorFigures>),
 }
 
 /// The loop's mutable state.
@@ -129,7 +132,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let socket = config.admin_socket();
-    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db).await?;
+    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, None).await?;
     crate::admin::serve(&socket, ctx.db.clone(), admin_tx)
         .await
         .map_err(|e| format!("admin socket {}: {e}", socket.display()))?;
@@ -150,6 +153,7 @@ async fn start(
     config: CoordinatorConfig,
     key: NodeKey,
     db: Arc<CoordinatorDb>,
+    node_config: Option<NodeConfig>,
 ) -> Result<Started, String> {
     let load = db.clone();
     let (secrets, enrolments, allowlist, requesters, sessions) =
@@ -168,14 +172,17 @@ async fn start(
         })
         .await
         .map_err(|e| e.to_string())??;
-    let mut node_config = NodeConfig::network(
-        config
-            .listen
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect(),
-    );
-    node_config.kad_server = true;
+    let node_config = node_config.unwrap_or_else(|| {
+        let mut c = NodeConfig::network(
+            config
+                .listen
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+        );
+        c.kad_server = true;
+        c
+    });
     let (node, events) = node::start(&key, node_config)
         .await
         .map_err(|e| e.to_string())?;
@@ -240,7 +247,27 @@ pub async fn spawn(
     key: NodeKey,
     db: Arc<CoordinatorDb>,
 ) -> Result<Handle, String> {
-    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db).await?;
+    spawn_on(config, key, db, None).await
+}
+
+/// Like [`spawn`], on a node built from `node_config` instead of the config's listen addresses
+/// (the simulator passes a memory-transport config).
+pub async fn spawn_with_node(
+    config: CoordinatorConfig,
+    key: NodeKey,
+    db: Arc<CoordinatorDb>,
+    node_config: NodeConfig,
+) -> Result<Handle, String> {
+    spawn_on(config, key, db, Some(node_config)).await
+}
+
+async fn spawn_on(
+    config: CoordinatorConfig,
+    key: NodeKey,
+    db: Arc<CoordinatorDb>,
+    node_config: Option<NodeConfig>,
+) -> Result<Handle, String> {
+    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, node_config).await?;
     let node = ctx.node.clone();
     let metrics = ctx.metrics.clone();
     tokio::spawn(run_loop(
@@ -483,6 +510,9 @@ async fn on_admin(
         }
         AdminRequest::Status(reply) => {
             let _ = reply.send(crate::admin::peer_lines(state));
+        }
+        AdminRequest::Figures(reply) => {
+            let _ = reply.send(figures::of(state));
         }
     }
 }

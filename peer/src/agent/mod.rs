@@ -1,6 +1,7 @@
 //! The device agent (`entroshard peer run`): harvest, contribute, heartbeat, attest, store and serve shares.
 
 mod contribute;
+pub mod embedded;
 mod handlers;
 pub mod harvest;
 pub mod measure;
@@ -177,7 +178,8 @@ pub async fn run(
             },
             _ = heartbeat.tick() => {
                 heartbeat_seq += 1;
-                send_heartbeat(&shared, &node, &config, heartbeat_seq).await;
+                let power = measure::power_state(&config.sources.system_root).unwrap_or(PowerState::Mains);
+                send_heartbeat(&shared, &node, power, &config.region, &config.operator, heartbeat_seq).await;
                 drop_expired(&shared).await;
             }
         }
@@ -255,7 +257,14 @@ async fn drop_expired(shared: &Shared) {
     }
 }
 
-async fn send_heartbeat(shared: &Shared, node: &NodeHandle, config: &PeerConfig, seq: u64) {
+async fn send_heartbeat(
+    shared: &Shared,
+    node: &NodeHandle,
+    power: PowerState,
+    region: &str,
+    operator: &str,
+    seq: u64,
+) {
     let (shares_held, free) = {
         let store = shared.store.clone();
         tokio::task::spawn_blocking(move || {
@@ -290,9 +299,9 @@ async fn send_heartbeat(shared: &Shared, node: &NodeHandle, config: &PeerConfig,
         v: WIRE_VERSION,
         seq,
         at_ms: now_ms(),
-        power: measure::power_state(&config.sources.system_root).unwrap_or(PowerState::Mains),
-        region: config.region.clone(),
-        operator: config.operator.clone(),
+        power,
+        region: region.to_string(),
+        operator: operator.to_string(),
         uptime_s: shared.started.elapsed().as_secs(),
         free_store_slots: free,
         shares_held,

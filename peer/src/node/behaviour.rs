@@ -80,9 +80,14 @@ impl MeshBehaviour {
         gossipsub
             .with_peer_score(gossipsub::PeerScoreParams::default(), score_thresholds())
             .map_err(|e| format!("gossipsub scoring: {e}"))?;
-        for topic in [CONTRIBUTIONS_TOPIC, STATUS_TOPIC] {
+        let topics: &[&str] = if config.gossip_subscribe {
+            &[CONTRIBUTIONS_TOPIC, STATUS_TOPIC]
+        } else {
+            &[]
+        };
+        for topic in topics {
             gossipsub
-                .subscribe(&gossipsub::IdentTopic::new(topic))
+                .subscribe(&gossipsub::IdentTopic::new(*topic))
                 .map_err(|e| format!("subscribe {topic}: {e}"))?;
         }
         let kad = config.kademlia.then(|| {

@@ -88,6 +88,11 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Capacity of the command and event channels.
     pub channel_capacity: usize,
+    /// Subscribe to the gossip topics and relay them (true on every real node). A leaf that does
+    /// not subscribe still publishes, through gossipsub's fanout to the subscribed peers it is
+    /// connected to; the simulator makes most devices leaves so thousands of them do not all
+    /// validate every message.
+    pub gossip_subscribe: bool,
 }
 
 impl NodeConfig {
@@ -105,6 +110,7 @@ impl NodeConfig {
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             channel_capacity: 256,
+            gossip_subscribe: true,
         }
     }
 

@@ -1,0 +1,194 @@
+//! Misbehaving devices: what a lying device would run instead of (or beside) the shipped agent,
+//! built from the real wire and sealing functions so the coordinator and requesters see exactly
+//! what such a device would send.
+
+use crate::ByzantineKind;
+use crate::fleet::Copied;
+use peer::agent::harvest::ReadyBlock;
+use peer::node::{CONTRIBUTIONS_TOPIC, NodeHandle};
+use peer::store::ShareStore;
+use protocols::entropy::BLOCK_BYTES;
+use protocols::identity::NodeKey;
+use protocols::wire::{
+    Contribution, ContributionBody, SignedEnvelope, SourceEstimate, WIRE_VERSION,
+};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Marks the moment a misbehaviour first reached the network (first call wins).
+fn mark(since: &Mutex<Option<Instant>>) {
+    if let Ok(mut s) = since.lock() {
+        s.get_or_insert_with(Instant::now);
+    }
+}
+
+/// A cloned device: hands each block its original has just published to its own agent, after
+/// `delay`, so the copy always reaches the coordinator second. A block the original took but
+/// did not publish (its publish counter did not move) is dropped: that would be fresh entropy,
+/// not a clone.
+pub async fn relay_copies(
+    mut copies: mpsc::Receiver<Copied>,
+    blocks: mpsc::Sender<ReadyBlock>,
+    delay: Duration,
+) {
+    let mut seen: Option<(usize, u64)> = None;
+    while let Some(copy) = copies.recv().await {
+        tokio::time::sleep(delay).await;
+        let incarnation = Arc::as_ptr(&copy.published) as usize;
+        let count = copy.published.contributions_sent.load(Ordering::Relaxed);
+        let fresh = match seen {
+            Some((i, before)) if i == incarnation => count > before,
+            _ => count > 0,
+        };
+        seen = Some((incarnation, count));
+        if fresh && blocks.send(copy.block).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A holder whose disk lies: every share stored on it is altered (one ciphertext bit) shortly
+/// after it is written. The requester's AEAD check must catch it and name the holder.
+pub async fn tamper_store(store: Arc<ShareStore>, since: Arc<Mutex<Option<Instant>>>) {
+    let mut tampered = BTreeSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let (s, done) = (store.clone(), tampered.clone());
+        let result = tokio::task::spawn_blocking(move || -> Result<Vec<_>, String> {
+            let mut changed = Vec::new();
+            for info in s.list().map_err(|e| e.to_string())? {
+                let slot = (info.session, info.epoch);
+                if done.contains(&slot) {
+                    continue;
+                }
+                let Some(mut stored) = s
+                    .get(&info.session, info.epoch)
+                    .map_err(|e| e.to_string())?
+                else {
+                    continue;
+                };
+                if let Some(byte) = stored.share.ciphertext.first_mut() {
+                    *byte ^= 0x01;
+                }
+                s.delete_epoch(&info.session, info.epoch)
+                    .map_err(|e| e.to_string())?;
+                s.put(&stored.share, stored.expires_at_ms)
+                    .map_err(|e| e.to_string())?;
+                changed.push(slot);
+            }
+            Ok(changed)
+        })
+        .await;
+        if let Ok(Ok(changed)) = result
+            && !changed.is_empty()
+        {
+            mark(&since);
+            tampered.extend(changed);
+        }
+    }
+}
+
+/// What a lying publisher needs.
+pub struct Publisher {
+    /// The device's node (its agent runs beside, without a contribution task).
+    pub node: NodeHandle,
+    /// The device's key: the lies are signed, it is the device's own voice.
+    pub key: NodeKey,
+    /// The coordinator's public Noise static key.
+    pub coordinator_static: [u8; 32],
+    /// Seconds between publications.
+    pub interval: Duration,
+    /// Set when the first lie is published.
+    pub since: Arc<Mutex<Option<Instant>>>,
+    /// Seed of its bits.
+    pub seed: [u8; 32],
+}
+
+impl Publisher {
+    async fn publish(&self, seq: u64, bits: &[u8]) -> Result<Vec<u8>, String> {
+        let body = ContributionBody {
+            v: WIRE_VERSION,
+            bits: bits.to_vec(),
+            sources: vec![SourceEstimate {
+                source: "sim:0".into(),
+                bits: (BLOCK_BYTES * 8) as u32,
+                min_entropy_millibits: 1000,
+            }],
+        };
+        let sealed =
+            peer::contribution::seal(&self.coordinator_static, &self.key.node_id(), seq, &body)
+                .map_err(|e| e.to_string())?;
+        let contribution = Contribution {
+            v: WIRE_VERSION,
+            seq,
+            sent_at_ms: peer::agent::now_ms(),
+            sealed,
+        };
+        let bytes = SignedEnvelope::seal(&self.key, &contribution).to_bytes();
+        self.republish(bytes.clone()).await?;
+        Ok(bytes)
+    }
+
+    async fn republish(&self, bytes: Vec<u8>) -> Result<(), String> {
+        self.node
+            .publish(CONTRIBUTIONS_TOPIC, bytes)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Sends lies of `kind` until aborted:
+/// - `Biased`: raw bits with P(1) = 0.6 claimed as full-entropy debiased blocks (the FIPS
+///   battery must refuse them);
+/// - `Replayed`: one genuine block, then that same signed message again (its sequence number is
+///   old) and the same bits under fresh sequence numbers (the intake's replay check).
+pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
+    let mut rng = StdRng::from_seed(p.seed);
+    let mut seq = peer::agent::now_ms().saturating_mul(1000);
+    let mut genuine: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut round = 0u64;
+    loop {
+        let jitter = 0.8 + 0.4 * rng.random::<f64>();
+        tokio::time::sleep(p.interval.mul_f64(jitter)).await;
+        seq += 1;
+        round += 1;
+        let sent = match kind {
+            ByzantineKind::Replayed => match &genuine {
+                None => {
+                    let mut bits = vec![0u8; BLOCK_BYTES];
+                    rng.fill(&mut bits[..]);
+                    match p.publish(seq, &bits).await {
+                        Ok(envelope) => {
+                            genuine = Some((bits, envelope));
+                            false
+                        }
+                        Err(_) => false,
+                    }
+                }
+                Some((_, envelope)) if round.is_multiple_of(2) => {
+                    p.republish(envelope.clone()).await.is_ok()
+                }
+                Some((bits, _)) => p.publish(seq, bits).await.is_ok(),
+            },
+            _ => {
+                let bits: Vec<u8> = (0..BLOCK_BYTES)
+                    .map(|_| {
+                        (0..8).fold(0u8, |byte, _| {
+                            (byte << 1) | u8::from(rng.random::<f64>() < 0.6)
+                        })
+                    })
+                    .collect();
+                p.publish(seq, &bits).await.is_ok()
+            }
+        };
+        if sent {
+            mark(&p.since);
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! One simulation run: set up the coordinator and the fleet, warm up until the pool can key a
+//! session, then run the workload and the fault timeline for the scenario's duration while the
+//! observer samples; finally build the report.
+
+use crate::faults::{Event, Timeline, exponential};
+use crate::fleet::{Down, Fleet, FleetContext, derive, memory_addr};
+use crate::observe::{Observer, rss_mib};
+use crate::report::{self, AppliedEvent, Report, RunFacts};
+use crate::workload::Workload;
+use crate::{Role, Scenario};
+use coordinator::config::CoordinatorConfig;
+use coordinator::db::{CoordinatorDb, CoordinatorSecrets, Enrolment};
+use coordinator::service::{self, AdminRequest};
+use peer::node::NodeConfig;
+use protocols::identity::NodeKey;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Run failures.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Building a part failed.
+    #[error("setup: {0}")]
+    Setup(String),
+    /// The pool never held enough entropy to key a session.
+    #[error("no session could be created within the warm-up: {0}")]
+    NeverReady(String),
+    /// Writing the report failed.
+    #[error("report: {0}")]
+    Report(String),
+}
+
+/// How to run.
+pub struct Options {
+    /// The scenario (peers and seed already overridden by the caller).
+    pub scenario: Scenario,
+    /// Where the report goes.
+    pub out: PathBuf,
+    /// Where share stores and the coordinator database go (a temporary directory, on tmpfs
+    /// when `/dev/shm` exists, when `None`).
+    pub work_dir: Option<PathBuf>,
+    /// Write SVG and PNG plots.
+    pub plots: bool,
+}
+
+/// What the progress display shows.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Phase name.
+    pub phase: &'static str,
+    /// Units done in the phase (devices started, seconds run).
+    pub done: u64,
+    /// Units in the phase.
+    pub total: u64,
+    /// Devices running.
+    pub live_peers: usize,
+    /// Fetches that succeeded.
+    pub fetch_ok: u64,
+    /// Fetches that failed.
+    pub fetch_failed: u64,
+    /// Sessions alive.
+    pub sessions: usize,
+    /// Devices quarantined.
+    pub quarantined: usize,
+    /// Process RSS.
+    pub rss_mib: f64,
+}
+
+fn work_dir(opts: &Options) -> Result<tempfile::TempDir, SimError> {
+    let parent = match &opts.work_dir {
+        Some(d) => d.clone(),
+        None if std::path::Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+        None => std::env::temp_dir(),
+    };
+    tempfile::Builder::new()
+        .prefix("entroshard-sim-")
+        .tempdir_in(&parent)
+        .map_err(|e| SimError::Setup(format!("work directory in {}: {e}", parent.display())))
+}
+
+fn coordinator_config(s: &Scenario, dir: PathBuf) -> CoordinatorConfig {
+    let mut c = CoordinatorConfig::new(dir, Vec::new());
+    let t = &s.timing;
+    c.min_credited_bits = t.min_credited_bits;
+    c.min_contributors = t.min_contributors;
+    c.credit_round_s = t.credit_round_s;
+    c.attestation_interval_s = t.attestation_s;
+    c.attestation_validity_s = t.attestation_validity_s;
+    c.attestation_answer_s = t.attestation_answer_s;
+    c.heartbeat_max_age_s = t.heartbeat_max_age_s;
+    c.rotation_period_s = t.rotation_period_s;
+    c.contribution_max_age_s = 120.0;
+    c
+}
+
+fn enrolment(region: &str, operator: &str) -> Enrolment {
+    Enrolment {
+        region: region.to_string(),
+        operator: operator.to_string(),
+        enrolled_at_ms: peer::agent::now_ms(),
+    }
+}
+
+/// Runs `opts.scenario` and writes the report into `opts.out`.
+pub async fn run(
+    opts: Options,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<Report, SimError> {
+    let started = Instant::now();
+    let scenario = Arc::new(opts.scenario.clone());
+    scenario
+        .validate()
+        .map_err(|e| SimError::Setup(e.to_string()))?;
+    let dir = work_dir(&opts)?;
+    let setup = |e: &dyn std::fmt::Display| SimError::Setup(e.to_string());
+    let seed = scenario.seed;
+
+    // The coordinator: identity, secrets and database as `coordinator init` makes them.
+    let coordinator_key = NodeKey::from_secret_bytes(&derive(seed, "coordinator", 0));
+    let db =
+        Arc::new(CoordinatorDb::open(&dir.path().join("coordinator.redb")).map_err(|e| setup(&e))?);
+    let secrets = CoordinatorSecrets {
+        sealing_master: rand::random(),
+        noise_static: rand::random(),
+    };
+    let coordinator_static = peer::contribution::static_public(&secrets.noise_static);
+    db.init_secrets(&secrets).map_err(|e| setup(&e))?;
+    let binary_sha256 = peer::agent::measure::binary_sha256().map_err(|e| setup(&e))?;
+    db.allow_binary(binary_sha256).map_err(|e| setup(&e))?;
+    let requester_keys: Vec<NodeKey> = (0..scenario.sessions.requesters)
+        .map(|i| NodeKey::from_secret_bytes(&derive(seed, "requester", i as u64)))
+        .collect();
+    let requester_ids: Vec<_> = requester_keys.iter().map(NodeKey::node_id).collect();
+    for r in &requester_ids {
+        db.add_requester(r).map_err(|e| setup(&e))?;
+    }
+    let coordinator_peer = peer::identity::peer_id(&coordinator_key.node_id())
+        .ok_or_else(|| SimError::Setup("coordinator identity".into()))?;
+    let coordinator_listen = memory_addr();
+    let coordinator_addr = coordinator_listen
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(coordinator_peer));
+
+    // The fleet: drawn from the seed, enrolled before the coordinator starts.
+    let store_dir = dir.path().join("devices");
+    std::fs::create_dir_all(&store_dir).map_err(|e| setup(&e))?;
+    let ctx = FleetContext {
+        coordinator: coordinator_addr.clone(),
+        coordinator_static,
+        binary_sha256,
+        scenario: scenario.clone(),
+    };
+    let mut fleet = Fleet::create(ctx, store_dir, scenario.peers)?;
+    for p in &fleet.peers {
+        db.enrol(&p.node, &enrolment(&p.region, &p.operator))
+            .map_err(|e| setup(&e))?;
+    }
+    let mut node = NodeConfig::memory(vec![coordinator_listen]);
+    node.gossip_mesh_n = scenario.network.gossip_mesh_n;
+    node.channel_capacity = 4096.max(scenario.peers);
+    node.idle_timeout = Duration::from_secs(30);
+    let coordinator = service::spawn_with_node(
+        coordinator_config(&scenario, dir.path().join("coordinator")),
+        coordinator_key,
+        db.clone(),
+        node,
+    )
+    .await
+    .map_err(|e| setup(&e))?;
+    let rss_baseline = rss_mib().unwrap_or(0.0);
+
+    // Start every device.
+    let total = scenario.peers as u64;
+    for i in 0..scenario.peers {
+        fleet.reconcile(i).await?;
+        if i % 25 == 0 || i + 1 == scenario.peers {
+            progress(&Progress {
+                phase: "starting devices",
+                done: i as u64 + 1,
+                total,
+                live_peers: i + 1,
+                rss_mib: rss_mib().unwrap_or(0.0),
+                ..Progress::default()
+            });
+            tokio::task::yield_now().await;
+        }
+    }
+    let startup_s = started.elapsed().as_secs_f64();
+
+    // Warm up: until the pool can key the first session.
+    let workload = Arc::new(
+        Workload::connect(
+            requester_keys,
+            coordinator_addr.clone(),
+            scenario.sessions.clone(),
+            seed,
+        )
+        .await?,
+    );
+    let warm = Instant::now();
+    let mut last_error;
+    loop {
+        let waited = warm.elapsed().as_secs_f64();
+        progress(&Progress {
+            phase: "warming up (pool filling)",
+            done: waited as u64,
+            total: scenario.warmup_max_s as u64,
+            live_peers: scenario.peers,
+            rss_mib: rss_mib().unwrap_or(0.0),
+            ..Progress::default()
+        });
+        match workload.create_one(&requester_ids, "sim-1".into()).await {
+            Ok(()) => break,
+            Err(e) => last_error = e,
+        }
+        if waited > scenario.warmup_max_s {
+            fleet.stop_all().await;
+            return Err(SimError::NeverReady(last_error));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let warmup_s = warm.elapsed().as_secs_f64();
+    let rss_after_start = rss_mib().unwrap_or(0.0);
+
+    // The run proper.
+    let t0 = Instant::now();
+    let mut observer = Observer::new(t0);
+    let mut timeline = Timeline::from_scenario(&scenario, scenario.peers);
+    let runner = tokio::spawn(workload.clone().run(requester_ids.clone(), t0));
+    let sample_every = Duration::from_secs_f64(if scenario.peers > 3000 { 3.0 } else { 1.0 });
+    let mut sample_tick = tokio::time::interval(sample_every);
+    sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut events: Vec<AppliedEvent> = Vec::new();
+    let nk = (
+        usize::from(scenario.sessions.n),
+        usize::from(scenario.sessions.k),
+    );
+    let mut facts = RunFacts::default();
+    loop {
+        let now_s = observer.now_s();
+        if now_s >= scenario.duration_s {
+            break;
+        }
+        while let Some((at_s, event)) = timeline.pop_due(now_s) {
+            let what = apply(
+                &mut fleet,
+                &mut timeline,
+                &coordinator,
+                &db,
+                &event,
+                at_s,
+                &mut facts,
+            )
+            .await?;
+            if let Some(what) = what {
+                events.push(AppliedEvent { t_s: now_s, what });
+            }
+        }
+        let next_event = timeline
+            .next_at()
+            .map(|at| Duration::from_secs_f64((at - now_s).max(0.0)))
+            .unwrap_or(Duration::from_secs(3600))
+            .min(Duration::from_secs_f64(
+                (scenario.duration_s - now_s).max(0.0),
+            ));
+        tokio::select! {
+            _ = sample_tick.tick() => {
+                observer.sample(&fleet, &coordinator, &db, &workload.stats, nk).await;
+                if let Some(s) = observer.samples.last() {
+                    progress(&Progress {
+                        phase: "running",
+                        done: s.t_s.max(0.0) as u64,
+                        total: scenario.duration_s as u64,
+                        live_peers: s.live_peers,
+                        fetch_ok: s.fetch_ok,
+                        fetch_failed: s.fetch_failed,
+                        sessions: s.sessions,
+                        quarantined: s.quarantined,
+                        rss_mib: s.rss_mib,
+                    });
+                }
+            }
+            () = tokio::time::sleep(next_event) => {}
+        }
+    }
+    runner.abort();
+    // Let fetches in flight finish (they are bounded by their timeouts).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    observer
+        .sample(&fleet, &coordinator, &db, &workload.stats, nk)
+        .await;
+    let run_s = t0.elapsed().as_secs_f64();
+    facts.rss_baseline_mib = rss_baseline;
+    facts.rss_after_start_mib = rss_after_start;
+    facts.startup_s = startup_s;
+    facts.warmup_s = warmup_s;
+    facts.run_s = run_s;
+    facts.events = events;
+    let report = report::build(&scenario, &fleet, &observer, &workload.stats, facts);
+    std::fs::create_dir_all(&opts.out).map_err(|e| SimError::Report(e.to_string()))?;
+    report::write(&report, &opts.out, opts.plots).map_err(SimError::Report)?;
+    progress(&Progress {
+        phase: "stopping devices",
+        ..Progress::default()
+    });
+    fleet.stop_all().await;
+    coordinator.node.shutdown().await;
+    Ok(report)
+}
+
+/// Applies one event; returns what to log.
+async fn apply(
+    fleet: &mut Fleet,
+    timeline: &mut Timeline,
+    coordinator: &service::Handle,
+    db: &Arc<CoordinatorDb>,
+    event: &Event,
+    at_s: f64,
+    facts: &mut RunFacts,
+) -> Result<Option<String>, SimError> {
+    let scenario_churn = fleet_churn(fleet);
+    let in_regions = |fleet: &Fleet, regions: &[String]| -> Vec<usize> {
+        fleet
+            .peers
+            .iter()
+            .filter(|p| regions.contains(&p.region))
+            .map(|p| p.index)
+            .collect()
+    };
+    let what = match event {
+        Event::Leave => {
+            let Some(index) = fleet.random_running() else {
+                return Ok(None);
+            };
+            let permanent = fleet.unit() < scenario_churn.permanent_fraction;
+            let back_after = exponential(fleet.unit(), scenario_churn.offline_mean_s.max(0.1));
+            if let Some(p) = fleet.peers.get_mut(index) {
+                p.down.insert(Down::Churn);
+                p.gone = permanent;
+            }
+            fleet.reconcile(index).await?;
+            facts.left.insert(index);
+            if permanent {
+                facts.left_for_good += 1;
+            } else {
+                timeline.push(at_s + back_after, Event::Return { index });
+            }
+            None
+        }
+        Event::Return { index } => {
+            if let Some(p) = fleet.peers.get_mut(*index) {
+                p.down.remove(&Down::Churn);
+            }
+            fleet.reconcile(*index).await?;
+            facts.returned += 1;
+            None
+        }
+        Event::Join => {
+            let index = fleet.add(Role::Honest)?;
+            if let Some(p) = fleet.peers.get(index) {
+                let e = enrolment(&p.region, &p.operator);
+                let (store, node) = (db.clone(), p.node);
+                let _ = tokio::task::spawn_blocking(move || store.enrol(&node, &e)).await;
+                let _ = coordinator
+                    .admin
+                    .send(AdminRequest::Enrol {
+                        node: p.node,
+                        region: p.region.clone(),
+                        operator: p.operator.clone(),
+                    })
+                    .await;
+            }
+            fleet.reconcile(index).await?;
+            facts.joined += 1;
+            None
+        }
+        Event::PartitionStart { regions } | Event::PartitionEnd { regions } => {
+            let start = matches!(event, Event::PartitionStart { .. });
+            let affected = in_regions(fleet, regions);
+            for &i in &affected {
+                if let Some(p) = fleet.peers.get_mut(i) {
+                    if start {
+                        p.down.insert(Down::Partition);
+                    } else {
+                        p.down.remove(&Down::Partition);
+                    }
+                }
+                fleet.reconcile(i).await?;
+            }
+            Some(format!(
+                "partition of {} ({} devices) {}",
+                regions.join(", "),
+                affected.len(),
+                if start { "starts" } else { "heals" }
+            ))
+        }
+        Event::OutageStart { region } | Event::OutageEnd { region } => {
+            let start = matches!(event, Event::OutageStart { .. });
+            let affected = in_regions(fleet, std::slice::from_ref(region));
+            for &i in &affected {
+                if let Some(p) = fleet.peers.get_mut(i) {
+                    if start {
+                        p.down.insert(Down::Outage);
+                    } else {
+                        p.down.remove(&Down::Outage);
+                    }
+                }
+                fleet.reconcile(i).await?;
+            }
+            Some(format!(
+                "region {region} ({} devices) {}",
+                affected.len(),
+                if start { "goes down" } else { "comes back" }
+            ))
+        }
+    };
+    Ok(what)
+}
+
+fn fleet_churn(fleet: &Fleet) -> crate::scenario::Churn {
+    fleet.scenario().churn.clone()
+}
