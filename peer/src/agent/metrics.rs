@@ -131,6 +131,25 @@ impl PeerMetrics {
     }
 }
 
+/// Largest request head read, in bytes.
+const MAX_HEAD: usize = 4096;
+
+/// Reads a request head: up to the blank line that ends it, the connection's end, or
+/// [`MAX_HEAD`] bytes, whichever comes first. A head may arrive in several TCP segments.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while head.len() < MAX_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        let room = MAX_HEAD - head.len();
+        head.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
+    }
+    Ok(head)
+}
+
 /// Serves `GET /metrics` and `GET /health` on `addr` (bind it to loopback or a management network).
 /// Each connection is bounded: 4 KiB of request head, 5 s, at most 16 at once.
 pub async fn serve(addr: SocketAddr, metrics: Arc<PeerMetrics>) -> std::io::Result<SocketAddr> {
@@ -147,15 +166,14 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<PeerMetrics>) -> std::io::Resu
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
-                let mut head = vec![0u8; 4096];
                 let read =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head))
+                    tokio::time::timeout(std::time::Duration::from_secs(5), read_head(&mut stream))
                         .await;
-                let n = match read {
-                    Ok(Ok(n)) => n,
+                let head = match read {
+                    Ok(Ok(head)) => head,
                     _ => return,
                 };
-                let request = String::from_utf8_lossy(head.get(..n).unwrap_or_default());
+                let request = String::from_utf8_lossy(&head);
                 let (status, body) = match request
                     .split_whitespace()
                     .take(2)
