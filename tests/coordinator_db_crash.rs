@@ -28,7 +28,10 @@ fn every_acknowledged_session_survives_sigkill_of_the_writer_five_times_over() {
         let sessions = db.sessions().unwrap();
         // The one unacknowledged session, if its put completed, is whole.
         if sessions.len() as u64 == last + 2 {
-            assert_eq!(sessions[sessions.len() - 1], session_writer_record(last + 1));
+            assert_eq!(
+                sessions[sessions.len() - 1],
+                session_writer_record(last + 1)
+            );
         }
         sessions.len() as u64
     });
