@@ -136,12 +136,23 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
         &["coordinator", "rotate", &created.session.to_string()],
         &[("--data-dir", coord.dir.path())],
     );
-    // The new epoch's ticket appears once the rotation commits.
+    // A second request while the first rotation is (most likely) in flight is not swallowed by
+    // it: it runs after, so the session reaches epoch 2.
+    let socket = coord.dir.path().join("admin.sock");
+    coordinator::admin::call(
+        &socket,
+        &coordinator::admin::AdminCall::Rotate {
+            session: created.session,
+        },
+    )
+    .await
+    .unwrap();
+    // The new epoch's ticket appears once the rotations commit.
     let deadline = Instant::now() + DEADLINE;
     let rotated = loop {
         let grant = a.ticket(created.session).await.unwrap();
         let t: protocols::ticket::Ticket = grant.ticket.open_from_any_signer().unwrap().1;
-        if t.epoch == 1 {
+        if t.epoch == 2 {
             break grant;
         }
         assert!(Instant::now() < deadline, "rotation did not commit");
@@ -152,7 +163,7 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
         key_a,
         "same key from the new epoch"
     );
-    // Epoch 0 is gone from the old holders: the old grant no longer rebuilds the key.
+    // Epoch 0 is gone from its holders: the old grant no longer rebuilds the key.
     assert!(
         a.fetch(&created.grant).await.is_err(),
         "epoch 0 shares were deleted after the commit"
@@ -173,7 +184,6 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
             Err(e) => panic!("short session: {e}"),
         }
     };
-    let socket = coord.dir.path().join("admin.sock");
     let deadline = Instant::now() + DEADLINE;
     loop {
         let coordinator::admin::AdminAnswer::Sessions(all) =

@@ -43,6 +43,9 @@ pub struct CoordinatorConfig {
     /// Longest session lifetime a requester may ask for.
     #[serde(default = "d_max_ttl")]
     pub max_session_ttl_s: u64,
+    /// Prometheus `/metrics` and `/health` listen address; off when absent.
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 fn d_min_bits() -> u64 {
@@ -96,6 +99,7 @@ impl CoordinatorConfig {
             contribution_max_age_s: d_freshness(),
             rotation_period_s: d_rotation(),
             max_session_ttl_s: d_max_ttl(),
+            metrics: None,
         }
     }
 

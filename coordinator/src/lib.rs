@@ -7,5 +7,6 @@ pub mod admin;
 pub mod config;
 pub mod db;
 pub mod intake;
+pub mod metrics;
 pub mod peers;
 pub mod service;

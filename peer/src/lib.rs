@@ -8,6 +8,7 @@ pub mod config;
 pub mod contribution;
 pub mod db;
 pub mod identity;
+pub mod metrics_http;
 pub mod node;
 pub mod pipeline;
 pub mod sources;

@@ -100,6 +100,9 @@ pub struct InitArgs {
     /// Seconds between crediting rounds (per-peer credit caps reset each round).
     #[arg(long)]
     pub credit_round: Option<f64>,
+    /// Serve Prometheus /metrics and /health on this address (e.g. 127.0.0.1:9400).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A PeerId argument.
@@ -322,6 +325,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     if let Some(v) = args.credit_round {
         config.credit_round_s = v;
     }
+    config.metrics = args.metrics;
     let mut os = UnwrapErr(SysRng);
     let key = NodeKey::generate(&mut os);
     peer::identity::write_new_key(&config.identity_path(), &key)?;

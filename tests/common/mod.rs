@@ -39,12 +39,17 @@ impl Drop for Proc {
 
 /// Runs `entroshard peer run` on `data_dir`, logs to `data_dir/peer.log`.
 pub fn spawn_peer(data_dir: &Path) -> Proc {
+    spawn_peer_exe(Path::new(env!("CARGO_BIN_EXE_entroshard")), data_dir)
+}
+
+/// `spawn_peer` running the binary at `exe` (a modified copy, in attestation tests).
+pub fn spawn_peer_exe(exe: &Path, data_dir: &Path) -> Proc {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(data_dir.join("peer.log"))
         .unwrap();
-    let child = entroshard()
+    let child = Command::new(exe)
         .args(["peer", "run", "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "info,peer=debug")
@@ -193,35 +198,61 @@ pub struct CoordinatorProc {
     pub proc: Proc,
     /// Its TCP multiaddress with /p2p/.
     pub addr: Multiaddr,
+    /// Its `/metrics` address (`127.0.0.1:port`).
+    pub metrics: String,
 }
 
 /// `coordinator init` + `coordinator run` on loopback.
 pub fn spawn_coordinator(min_bits: u64, min_contributors: usize) -> CoordinatorProc {
+    spawn_coordinator_with(min_bits, min_contributors, &[])
+}
+
+/// `spawn_coordinator` with extra `coordinator init` arguments (an extra
+/// `--attestation-interval` replaces the default of 2 s).
+pub fn spawn_coordinator_with(
+    min_bits: u64,
+    min_contributors: usize,
+    extra: &[&str],
+) -> CoordinatorProc {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let out = run_ok(
-        &[
-            "coordinator",
-            "init",
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{port}"),
-            "--listen",
-            &format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
-            "--min-credited-bits",
-            &min_bits.to_string(),
-            "--min-contributors",
-            &min_contributors.to_string(),
-            "--attestation-interval",
-            "2",
-        ],
-        &[("--data-dir", dir.path())],
-    );
+    let metrics_port = std::iter::repeat_with(free_port)
+        .find(|p| *p != port)
+        .unwrap();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let mut args: Vec<String> = [
+        "coordinator",
+        "init",
+        "--metrics",
+        &metrics,
+        "--listen",
+        &format!("/ip4/127.0.0.1/tcp/{port}"),
+        "--listen",
+        &format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+        "--min-credited-bits",
+        &min_bits.to_string(),
+        "--min-contributors",
+        &min_contributors.to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    if !extra.contains(&"--attestation-interval") {
+        args.extend(["--attestation-interval".to_string(), "2".to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_ok(&args, &[("--data-dir", dir.path())]);
     let peer_id = line_value(&out, "peer id ");
     let proc = run_coordinator(dir.path());
     let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}")
         .parse()
         .unwrap();
-    CoordinatorProc { dir, proc, addr }
+    CoordinatorProc {
+        dir,
+        proc,
+        addr,
+        metrics,
+    }
 }
 
 /// `coordinator run` on an initialised data directory; returns once its admin socket is bound.
@@ -274,6 +305,17 @@ impl CoordinatorProc {
     pub fn socket(&self) -> std::path::PathBuf {
         self.dir.path().join("admin.sock")
     }
+}
+
+/// The value of the sample `series` (name with its labels, as printed) in a `/metrics` text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `GET path` on a local HTTP endpoint; returns the body.

@@ -100,6 +100,7 @@ pub(super) fn judge(
     };
     match verdict {
         Ok(evidence) => {
+            ctx.metrics.attestations.inc("good");
             p.answered.0 = p.answered.0.saturating_add(1);
             p.attested_at_ms = Some(now_ms());
             if matches!(
@@ -113,12 +114,17 @@ pub(super) fn judge(
         }
         Err(reason) => {
             tracing::warn!(node = %node.short(), %reason, "attestation failed: peer quarantined");
+            ctx.metrics.attestations.inc("bad");
             if p.quarantine != Some(Quarantine::ClonedEntropy) {
-                p.quarantine = Some(if reason.contains("in time") {
-                    Quarantine::NoAnswer
+                let (quarantine, label) = if reason.contains("in time") {
+                    (Quarantine::NoAnswer, "no_answer")
                 } else {
-                    Quarantine::BadEvidence(reason)
-                });
+                    (Quarantine::BadEvidence(reason), "bad_evidence")
+                };
+                if p.quarantine.is_none() {
+                    ctx.metrics.quarantines.inc(label);
+                }
+                p.quarantine = Some(quarantine);
             }
         }
     }

@@ -19,12 +19,14 @@ pub(super) fn on_gossip(
     data: &[u8],
 ) -> GossipVerdict {
     let Some(author) = author.and_then(peer::identity::node_id) else {
+        ctx.metrics.gossip_refused.inc("unsigned");
         return GossipVerdict::Reject;
     };
     let envelope = match SignedEnvelope::from_bytes(data, MAX_GOSSIP) {
         Ok(e) => e,
         Err(e) => {
             tracing::info!(node = %author.short(), error = %e, "malformed gossip refused");
+            ctx.metrics.gossip_refused.inc("malformed");
             return GossipVerdict::Reject;
         }
     };
@@ -45,16 +47,25 @@ pub(super) fn on_gossip(
             }
             Err(e) => {
                 tracing::info!(node = %author.short(), error = %e, "heartbeat refused");
+                ctx.metrics.gossip_refused.inc("heartbeat");
                 GossipVerdict::Reject
             }
         },
         CONTRIBUTIONS_TOPIC => match envelope.open::<Contribution>(&author) {
             Ok(c) => {
-                contribution(ctx, state, author, c);
+                match contribution(ctx, state, author, c) {
+                    Ok(credit) => {
+                        if let Some(peer) = peer::identity::peer_id(&author) {
+                            ctx.metrics.credited_bits.add(&peer.to_string(), credit);
+                        }
+                    }
+                    Err(reason) => ctx.metrics.intake_rejections.inc(reason),
+                }
                 GossipVerdict::Accept
             }
             Err(e) => {
                 tracing::info!(node = %author.short(), error = %e, "contribution envelope refused");
+                ctx.metrics.gossip_refused.inc("contribution_envelope");
                 GossipVerdict::Reject
             }
         },
@@ -62,38 +73,48 @@ pub(super) fn on_gossip(
     }
 }
 
-/// Checks sender (enrolled, attested, in sequence, fresh), opens, then hands the block to the intake.
-fn contribution(ctx: &Ctx, state: &mut State, author: protocols::ids::NodeId, c: Contribution) {
+/// Checks sender (enrolled, attested, in sequence, fresh), opens, then hands the block to the
+/// intake; returns the bits credited, or why none were (a metric label).
+fn contribution(
+    ctx: &Ctx,
+    state: &mut State,
+    author: protocols::ids::NodeId,
+    c: Contribution,
+) -> Result<u64, &'static str> {
     let now = now_ms();
     let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
     let max_age = (ctx.config.contribution_max_age_s * 1000.0) as u64;
     let Some(p) = state.peers.get_mut(&author) else {
         tracing::debug!(node = %author.short(), "contribution from an unenrolled node dropped");
-        return;
+        return Err("unenrolled");
     };
     if !p.trusted(now, validity) {
         tracing::debug!(node = %author.short(), "contribution from an unattested or quarantined peer dropped");
-        return;
+        return Err(if p.quarantine.is_some() {
+            "quarantined"
+        } else {
+            "unattested"
+        });
     }
     if p.last_seq.is_some_and(|last| c.seq <= last) {
         tracing::info!(node = %author.short(), seq = c.seq, "replayed or reordered contribution refused");
-        return;
+        return Err("sequence");
     }
     if now.saturating_sub(c.sent_at_ms) > max_age || c.sent_at_ms > now.saturating_add(max_age) {
         tracing::info!(node = %author.short(), "stale contribution refused");
-        return;
+        return Err("stale");
     }
     let body = match peer::contribution::open(&ctx.noise_static, &author, c.seq, &c.sealed) {
         Ok(b) => b,
         Err(e) => {
             tracing::info!(node = %author.short(), error = %e, "contribution does not open");
-            return;
+            return Err("unopenable");
         }
     };
     p.last_seq = Some(c.seq);
     let Ok(bytes) = <[u8; BLOCK_BYTES]>::try_from(body.bits.as_slice()) else {
         tracing::info!(node = %author.short(), len = body.bits.len(), "contribution of the wrong size refused");
-        return;
+        return Err("wrong_size");
     };
     let claimed = body
         .sources
@@ -120,16 +141,23 @@ fn contribution(ctx: &Ctx, state: &mut State, author: protocols::ids::NodeId, c:
         Ok(credit) => {
             p.credited_bits = p.credited_bits.saturating_add(credit);
             tracing::debug!(node = %author.short(), credit, "contribution credited");
+            Ok(credit)
         }
         Err(Rejection::Fips(tests)) => {
-            tracing::info!(node = %author.short(), ?tests, "contribution failed the FIPS battery")
+            tracing::info!(node = %author.short(), ?tests, "contribution failed the FIPS battery");
+            Err("fips")
         }
         Err(Rejection::Replay) => {
-            tracing::info!(node = %author.short(), "replayed entropy refused")
+            tracing::info!(node = %author.short(), "replayed entropy refused");
+            Err("replayed_entropy")
         }
         Err(Rejection::Clone) => {
             tracing::warn!(node = %author.short(), "cloned entropy: peer quarantined");
+            if p.quarantine.is_none() {
+                ctx.metrics.quarantines.inc("cloned_entropy");
+            }
             p.quarantine = Some(Quarantine::ClonedEntropy);
+            Err("cloned_entropy")
         }
     }
 }

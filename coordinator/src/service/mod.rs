@@ -22,8 +22,9 @@ use protocols::wire::{
     WIRE_VERSION,
 };
 use rand_core::Rng;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
@@ -54,6 +55,7 @@ pub(crate) struct Ctx {
     pub db: Arc<CoordinatorDb>,
     pub node: NodeHandle,
     pub config: CoordinatorConfig,
+    pub metrics: Arc<crate::metrics::CoordinatorMetrics>,
 }
 
 /// Results tasks send back to the loop.
@@ -77,7 +79,7 @@ pub(crate) enum Internal {
         session: protocols::ids::SessionId,
         cause: rotation::Cause,
         outcome: Result<rotation::Moved, String>,
-        took: Duration,
+        started: std::time::Instant,
     },
 }
 
@@ -109,7 +111,7 @@ pub(crate) struct State {
     pub shares_held: std::collections::BTreeMap<NodeId, u32>,
     pub rotating: BTreeSet<protocols::ids::SessionId>,
     /// Rotations an operator asked for that have not committed yet; retried every tick.
-    pub requested: BTreeSet<protocols::ids::SessionId>,
+    pub requested: BTreeMap<protocols::ids::SessionId, std::time::Instant>,
     pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
 }
 
@@ -119,6 +121,8 @@ pub struct Handle {
     pub node: NodeHandle,
     /// Admin requests.
     pub admin: mpsc::Sender<AdminRequest>,
+    /// Its metrics.
+    pub metrics: Arc<crate::metrics::CoordinatorMetrics>,
 }
 
 /// Runs the coordinator from its data directory until `shutdown` resolves.
@@ -201,7 +205,16 @@ async fn start(
     }
     let credit = CreditPolicy::new(0.5, config.per_peer_cap_bits).map_err(|e| e.to_string())?;
     let intake = Intake::new(os_random(), credit)?;
+    let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
+    if let Some(addr) = config.metrics {
+        let render = metrics.clone();
+        let bound = peer::metrics_http::serve(addr, Arc::new(move || render.render()))
+            .await
+            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+        tracing::info!(%bound, "serving /metrics and /health");
+    }
     let ctx = Arc::new(Ctx {
+        metrics,
         master: SealingMasterKey::from_bytes(secrets.sealing_master),
         noise_static,
         record,
@@ -219,7 +232,7 @@ async fn start(
         challenges: HashMap::new(),
         shares_held,
         rotating: BTreeSet::new(),
-        requested: BTreeSet::new(),
+        requested: BTreeMap::new(),
         rotations_by_cause: Default::default(),
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
@@ -233,6 +246,7 @@ pub async fn spawn(
 ) -> Result<Handle, String> {
     let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db).await?;
     let node = ctx.node.clone();
+    let metrics = ctx.metrics.clone();
     tokio::spawn(run_loop(
         ctx,
         state,
@@ -243,6 +257,7 @@ pub async fn spawn(
     Ok(Handle {
         node,
         admin: admin_tx,
+        metrics,
     })
 }
 
@@ -337,7 +352,7 @@ async fn on_coord_request(
     frame: RequestFrame,
     responder: Responder,
 ) {
-    let refuse = |r: Refusal| wire::encode(&Reply::<()>::refused(r));
+    let refuse = |r: Refusal| sessions::refuse(ctx, r);
     let bytes = match frame {
         RequestFrame::Bytes(b) => b,
         RequestFrame::Oversized { len, max } => {
@@ -377,6 +392,9 @@ async fn on_coord_request(
         }
         CoordinatorRequest::Join(join) => {
             let reply = upkeep::redeem(ctx, state, remote, &join.token).await;
+            if let Err(r) = &reply.result {
+                ctx.metrics.requests_refused.inc(r.label());
+            }
             let _ = responder.respond(wire::encode(&reply)).await;
         }
     }
@@ -390,6 +408,8 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             reply,
         } => attest::judge(ctx, state, node, challenge, reply),
         Internal::SessionStored { session, holders } => {
+            ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);
             for h in holders {
                 *state.shares_held.entry(h).or_insert(0) += 1;
             }
@@ -407,11 +427,23 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             session,
             cause,
             outcome,
-            took,
+            started,
         } => {
             state.rotating.remove(&session);
+            let took = started.elapsed();
+            if outcome.is_err() {
+                ctx.metrics.rotations_failed.inc(cause.label());
+            }
             if let Ok((old, new)) = outcome {
-                state.requested.remove(&session);
+                // A request that arrived after this rotation started asks for another one.
+                if state
+                    .requested
+                    .get(&session)
+                    .is_some_and(|at| *at <= started)
+                {
+                    state.requested.remove(&session);
+                }
+                ctx.metrics.rotations.inc(cause.label());
                 for h in old {
                     if let Some(c) = state.shares_held.get_mut(&h) {
                         *c = c.saturating_sub(1);
@@ -438,7 +470,7 @@ async fn on_admin(
 ) {
     match req {
         AdminRequest::Rotate(session) => {
-            state.requested.insert(session);
+            state.requested.insert(session, std::time::Instant::now());
             let db = ctx.db.clone();
             if let Ok(Ok(Some(record))) =
                 tokio::task::spawn_blocking(move || db.session(&session)).await

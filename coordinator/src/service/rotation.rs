@@ -31,6 +31,18 @@ pub enum Cause {
     Manual,
 }
 
+impl Cause {
+    /// The metric label (`period`, `repair`, `quarantine`, `manual`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::Period => "period",
+            Cause::Repair => "repair",
+            Cause::Quarantine => "quarantine",
+            Cause::Manual => "manual",
+        }
+    }
+}
+
 /// Sessions that need rotating now, with the cause.
 pub(super) fn due(ctx: &Ctx, state: &State, sessions: &[SessionRecord]) -> Vec<(SessionId, Cause)> {
     let now = now_ms();
@@ -123,7 +135,7 @@ pub(super) fn start(
                 session,
                 cause,
                 outcome,
-                took: started.elapsed(),
+                started,
             })
             .await;
     });

@@ -29,7 +29,9 @@ pub struct SessionSummary {
     pub holders: usize,
 }
 
-fn refuse(r: Refusal) -> Vec<u8> {
+/// Encodes a refusal and counts it by reason.
+pub(super) fn refuse(ctx: &Ctx, r: Refusal) -> Vec<u8> {
+    ctx.metrics.requests_refused.inc(r.label());
     wire::encode(&Reply::<()>::refused(r))
 }
 
@@ -70,7 +72,7 @@ pub(super) async fn create(
     };
     if let Some(r) = refusal {
         tracing::info!(requester = %requester.short(), reason = %r, "session create refused");
-        let _ = responder.respond(refuse(r)).await;
+        let _ = responder.respond(refuse(ctx, r)).await;
         return;
     }
     let now = now_ms();
@@ -86,7 +88,7 @@ pub(super) async fn create(
         Ok(q) => q,
         Err(e) => {
             let _ = responder
-                .respond(refuse(Refusal::NotReady(e.to_string())))
+                .respond(refuse(ctx, Refusal::NotReady(e.to_string())))
                 .await;
             return;
         }
@@ -95,12 +97,12 @@ pub(super) async fn create(
     let (generated, receipt) = match state.intake.draw(&os_random()) {
         Ok(g) => g,
         Err(e) => {
-            let _ = responder.respond(refuse(Refusal::NotReady(e))).await;
+            let _ = responder.respond(refuse(ctx, Refusal::NotReady(e))).await;
             return;
         }
     };
     let Some(secret) = SessionSecret::derive(&generated, &os_random(), &session) else {
-        let _ = responder.respond(refuse(Refusal::Internal)).await;
+        let _ = responder.respond(refuse(ctx, Refusal::Internal)).await;
         return;
     };
     let placements: Vec<Placement> = quorum
@@ -115,7 +117,7 @@ pub(super) async fn create(
         Ok(d) => d,
         Err(e) => {
             let _ = responder
-                .respond(refuse(Refusal::Malformed(e.to_string())))
+                .respond(refuse(ctx, Refusal::Malformed(e.to_string())))
                 .await;
             return;
         }
@@ -149,7 +151,7 @@ pub(super) async fn create(
             }
             Err(r) => {
                 tracing::warn!(%session, reason = %r, "session creation failed");
-                let _ = responder.respond(refuse(r)).await;
+                let _ = responder.respond(refuse(&ctx, r)).await;
             }
         }
     });
@@ -373,7 +375,7 @@ pub(super) async fn ticket(
     let db = ctx.db.clone();
     let record = tokio::task::spawn_blocking(move || db.session(&session)).await;
     let reply = match record {
-        Ok(Ok(Some(record))) if record.expires_at_ms <= now_ms() => refuse(Refusal::NotFound),
+        Ok(Ok(Some(record))) if record.expires_at_ms <= now_ms() => refuse(ctx, Refusal::NotFound),
         Ok(Ok(Some(record)))
             if record.creator == requester || record.policy.requesters.contains(&requester) =>
         {
@@ -382,10 +384,10 @@ pub(super) async fn ticket(
         }
         Ok(Ok(Some(_))) => {
             tracing::info!(requester = %requester.short(), %session, "ticket refused: requester not named by the session");
-            refuse(Refusal::Unauthorized)
+            refuse(ctx, Refusal::Unauthorized)
         }
-        Ok(Ok(None)) => refuse(Refusal::NotFound),
-        _ => refuse(Refusal::Internal),
+        Ok(Ok(None)) => refuse(ctx, Refusal::NotFound),
+        _ => refuse(ctx, Refusal::Internal),
     };
     let _ = responder.respond(reply).await;
 }

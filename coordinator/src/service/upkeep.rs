@@ -5,6 +5,7 @@ use super::{Ctx, Internal, State, now_ms, rotation};
 use protocols::ids::NodeId;
 use protocols::wire::{Refusal, Reply};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 pub(super) async fn rotate_due(
@@ -18,16 +19,17 @@ pub(super) async fn rotate_due(
     };
     settle_owed(ctx, state, internal).await;
     let now = now_ms();
+    record_gauges(ctx, state, &sessions, now);
     for expired in sessions.iter().filter(|s| s.expires_at_ms <= now) {
         expire(ctx, state, internal, expired.clone());
     }
     let mut due = rotation::due(ctx, state, &sessions);
-    state.requested.retain(|r| {
+    state.requested.retain(|r, _| {
         sessions
             .iter()
             .any(|s| &s.session == r && s.expires_at_ms > now)
     });
-    for session in &state.requested {
+    for session in state.requested.keys() {
         if !state.rotating.contains(session) && !due.iter().any(|(s, _)| s == session) {
             due.push((*session, rotation::Cause::Manual));
         }
@@ -67,6 +69,20 @@ async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<
     });
 }
 
+/// Refreshes the gauges the loop owns: live sessions, enrolled and quarantined peers, pool bits.
+fn record_gauges(ctx: &Ctx, state: &State, sessions: &[crate::db::SessionRecord], now: u64) {
+    let m = &ctx.metrics;
+    let live = sessions.iter().filter(|s| s.expires_at_ms > now).count();
+    m.sessions_live.store(live as u64, Ordering::Relaxed);
+    let (enrolled, quarantined) = state.peers.iter().fold((0u64, 0u64), |(e, q), (_, p)| {
+        (e + 1, q + u64::from(p.quarantine.is_some()))
+    });
+    m.peers_enrolled.store(enrolled, Ordering::Relaxed);
+    m.peers_quarantined.store(quarantined, Ordering::Relaxed);
+    m.pool_pending_bits
+        .store(state.intake.pending_bits(), Ordering::Relaxed);
+}
+
 /// Deletes an expired session everywhere: its holders first (best effort), then the record.
 fn expire(
     ctx: &Arc<Ctx>,
@@ -96,7 +112,10 @@ fn expire(
         let db = ctx.db.clone();
         let session = record.session;
         match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {
-            Ok(Ok(_)) => tracing::info!(%session, "expired session deleted"),
+            Ok(Ok(_)) => {
+                ctx.metrics.sessions_expired.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%session, "expired session deleted")
+            }
             _ => {
                 tracing::warn!(%session, "expired session could not be deleted; retried next sweep")
             }

@@ -14,29 +14,6 @@ use protocols::wire::{
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Why a request was refused, as a metric label.
-pub fn refusal_label(r: &Refusal) -> &'static str {
-    match r {
-        Refusal::Ticket(t) => match t {
-            protocols::ticket::TicketRefusal::BadSignature => "ticket_bad_signature",
-            protocols::ticket::TicketRefusal::Malformed => "ticket_malformed",
-            protocols::ticket::TicketRefusal::Expired { .. } => "ticket_expired",
-            protocols::ticket::TicketRefusal::NotYetValid => "ticket_not_yet_valid",
-            protocols::ticket::TicketRefusal::WrongRequester => "ticket_wrong_requester",
-            protocols::ticket::TicketRefusal::NotAHolder => "ticket_not_a_holder",
-            protocols::ticket::TicketRefusal::StaleEpoch { .. } => "ticket_stale_epoch",
-            _ => "ticket_other",
-        },
-        Refusal::Malformed(_) => "malformed",
-        Refusal::RateLimited => "rate_limited",
-        Refusal::Unauthorized => "unauthorized",
-        Refusal::NotFound => "not_found",
-        Refusal::StoreFull => "store_full",
-        Refusal::NotReady(_) => "not_ready",
-        _ => "internal",
-    }
-}
-
 fn encode_reply<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
     wire::encode(reply)
 }

@@ -7,7 +7,6 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Counters and gauges of one peer.
 #[derive(Debug, Default)]
@@ -43,11 +42,8 @@ impl PeerMetrics {
     /// Counts a refusal by protocol and reason.
     pub fn refused(&self, protocol: Protocol, refusal: &Refusal) {
         if let Ok(mut m) = self.refused.lock() {
-            *m.entry((
-                protocol_label(protocol),
-                super::handlers::refusal_label(refusal),
-            ))
-            .or_default() += 1;
+            *m.entry((protocol_label(protocol), refusal.label()))
+                .or_default() += 1;
         }
     }
 
@@ -131,67 +127,7 @@ impl PeerMetrics {
     }
 }
 
-/// Largest request head read, in bytes.
-const MAX_HEAD: usize = 4096;
-
-/// Reads a request head: up to the blank line that ends it, the connection's end, or
-/// [`MAX_HEAD`] bytes, whichever comes first. A head may arrive in several TCP segments.
-async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 512];
-    while head.len() < MAX_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        let room = MAX_HEAD - head.len();
-        head.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
-    }
-    Ok(head)
-}
-
 /// Serves `GET /metrics` and `GET /health` on `addr` (bind it to loopback or a management network).
-/// Each connection is bounded: 4 KiB of request head, 5 s, at most 16 at once.
 pub async fn serve(addr: SocketAddr, metrics: Arc<PeerMetrics>) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(16));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let read =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), read_head(&mut stream))
-                        .await;
-                let head = match read {
-                    Ok(Ok(head)) => head,
-                    _ => return,
-                };
-                let request = String::from_utf8_lossy(&head);
-                let (status, body) = match request
-                    .split_whitespace()
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .as_slice()
-                {
-                    ["GET", "/metrics"] => ("200 OK", metrics.render()),
-                    ["GET", "/health"] => ("200 OK", "ok\n".to_string()),
-                    _ => ("404 Not Found", "not found\n".to_string()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                drop(permit);
-            });
-        }
-    });
-    Ok(bound)
+    crate::metrics_http::serve(addr, Arc::new(move || metrics.render())).await
 }

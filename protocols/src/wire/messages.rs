@@ -344,6 +344,30 @@ pub enum Refusal {
     Internal,
 }
 
+impl Refusal {
+    /// A short stable label for metrics and logs (`ticket_expired`, `rate_limited`, …).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::Ticket(t) => match t {
+                TicketRefusal::BadSignature => "ticket_bad_signature",
+                TicketRefusal::Malformed => "ticket_malformed",
+                TicketRefusal::Expired { .. } => "ticket_expired",
+                TicketRefusal::NotYetValid => "ticket_not_yet_valid",
+                TicketRefusal::WrongRequester => "ticket_wrong_requester",
+                TicketRefusal::NotAHolder => "ticket_not_a_holder",
+                TicketRefusal::StaleEpoch { .. } => "ticket_stale_epoch",
+            },
+            Refusal::Malformed(_) => "malformed",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::NotFound => "not_found",
+            Refusal::StoreFull => "store_full",
+            Refusal::NotReady(_) => "not_ready",
+            Refusal::Internal => "internal",
+        }
+    }
+}
+
 versioned!(
     Contribution,
     ContributionBody,

@@ -1,0 +1,216 @@
+//! Quarantine end to end, with real processes on loopback: a holder restarted on a binary that is
+//! not on the allowlist fails attestation, is quarantined, loses its shares to a rotation (cause
+//! `quarantine`) that keeps the key fetchable, and never receives a share of a new session; its
+//! contributions are refused. Counted in the coordinator's `/metrics`.
+
+mod common;
+
+use common::*;
+use protocols::identity::NodeKey;
+use protocols::ids::NodeId;
+use protocols::wire::{Refusal, SessionPolicy};
+use requester::{Requester, RequesterError};
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
+
+struct TestPeer {
+    dir: tempfile::TempDir,
+    proc: Proc,
+    node: NodeId,
+    metrics: String,
+}
+
+fn holders_of(grant: &protocols::ticket::TicketGrant) -> (u32, Vec<NodeId>) {
+    let ticket: protocols::ticket::Ticket = grant.ticket.open_from_any_signer().unwrap().1;
+    (
+        ticket.epoch,
+        ticket.holders.iter().map(|h| h.node).collect(),
+    )
+}
+
+/// A copy of the binary with one byte appended: it runs the same, but its SHA-256 is not allowed.
+fn tampered_binary(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("entroshard-tampered");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_entroshard")).unwrap();
+    bytes.push(0);
+    std::fs::write(&path, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+async fn wait_until(what: &str, coord: &CoordinatorProc, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: timed out\n{}",
+            std::fs::read_to_string(coord.dir.path().join("coordinator.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn create(a: &Requester, policy: &SessionPolicy) -> protocols::wire::SessionCreated {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match a.create_session(policy.clone()).await {
+            Ok(created) => return created,
+            Err(RequesterError::Refused(Refusal::NotReady(_))) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("session create failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
+    let coord = spawn_coordinator_with(1024, 3, &["--attestation-interval", "1"]);
+    let mut peers = Vec::new();
+    for i in 0..6usize {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let (region, operator) = (REGIONS[i % 3], OPERATORS[(i + i / 3) % 3]);
+        init_peer_with(
+            dir.path(),
+            &coord.addr,
+            region,
+            operator,
+            300 + i as u64 * 10,
+            &["--metrics", &metrics],
+        );
+        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
+        let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
+        run_ok(
+            &[
+                "coordinator",
+                "enrol",
+                &pid,
+                "--region",
+                region,
+                "--operator",
+                operator,
+            ],
+            &[("--data-dir", coord.dir.path())],
+        );
+        let proc = spawn_peer(dir.path());
+        peers.push(TestPeer {
+            dir,
+            proc,
+            node: key.node_id(),
+            metrics,
+        });
+    }
+    let a_key = NodeKey::generate(&mut rand::rng());
+    run_ok(
+        &[
+            "coordinator",
+            "requesters",
+            "add",
+            &peer_id(&a_key).to_string(),
+        ],
+        &[("--data-dir", coord.dir.path())],
+    );
+    let a = Requester::connect(&a_key, coord.addr.clone())
+        .await
+        .unwrap();
+    let policy = SessionPolicy {
+        n: 5,
+        k: 3,
+        ttl_s: 600,
+        requesters: vec![],
+        label: "quarantine".into(),
+    };
+    let first = create(&a, &policy).await;
+    let key = a.fetch(&first.grant).await.unwrap();
+    let (_, holders) = holders_of(&first.grant);
+
+    // Restart one holder on a binary whose hash the coordinator does not allow.
+    let bad = peers
+        .iter_mut()
+        .find(|p| holders.contains(&p.node))
+        .unwrap();
+    let bad_node = bad.node;
+    let bad_metrics = bad.metrics.clone();
+    bad.proc.kill9();
+    let exe = tampered_binary(bad.dir.path());
+    bad.proc = spawn_peer_exe(&exe, bad.dir.path());
+
+    wait_until("quarantine counted", &coord, || {
+        metric(
+            &http_get(&coord.metrics, "/metrics"),
+            "entroshard_quarantines_total{reason=\"bad_evidence\"}",
+        )
+        .is_some_and(|n| n >= 1.0)
+    })
+    .await;
+
+    // Within one rotation the session moves off the quarantined holder and keeps its key.
+    let deadline = Instant::now() + DEADLINE;
+    let moved = loop {
+        let grant = a.ticket(first.session).await.unwrap();
+        let (epoch, now_holders) = holders_of(&grant);
+        if epoch >= 1 && !now_holders.contains(&bad_node) {
+            break grant;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session never moved off the quarantined holder"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        a.fetch(&moved).await.unwrap(),
+        key,
+        "same key after the move"
+    );
+    let text = http_get(&coord.metrics, "/metrics");
+    assert!(
+        metric(&text, "entroshard_rotations_total{cause=\"quarantine\"}").is_some_and(|n| n >= 1.0),
+        "rotation counted by cause:\n{text}"
+    );
+    // Its epoch-0 share is deleted after the commit.
+    wait_until("quarantined holder emptied", &coord, || {
+        metric(
+            &http_get(&bad_metrics, "/metrics"),
+            "entroshard_shares_held",
+        ) == Some(0.0)
+    })
+    .await;
+
+    // Six peers, one quarantined, n = 5: a quorum that ignored quarantine would pick it 5 times in 6.
+    for _ in 0..3 {
+        let created = create(&a, &policy).await;
+        let (_, holders) = holders_of(&created.grant);
+        assert!(
+            !holders.contains(&bad_node),
+            "a quarantined peer was given a share"
+        );
+        assert_eq!(holders.len(), 5);
+    }
+    assert_eq!(
+        metric(
+            &http_get(&bad_metrics, "/metrics"),
+            "entroshard_shares_held"
+        ),
+        Some(0.0)
+    );
+    // Its contributions are refused and counted.
+    wait_until("quarantined contributions refused", &coord, || {
+        metric(
+            &http_get(&coord.metrics, "/metrics"),
+            "entroshard_intake_rejections_total{reason=\"quarantined\"}",
+        )
+        .is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    let text = http_get(&coord.metrics, "/metrics");
+    assert!(metric(&text, "entroshard_sessions_created_total").is_some_and(|n| n >= 4.0));
+    assert_eq!(metric(&text, "entroshard_peers_quarantined"), Some(1.0));
+    drop(peers);
+}
