@@ -17,7 +17,6 @@ pub(super) async fn rotate_due(
     let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await else {
         return;
     };
-    settle_owed(ctx, state, internal).await;
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
     for expired in sessions.iter().filter(|s| s.expires_at_ms <= now) {
@@ -39,6 +38,9 @@ pub(super) async fn rotate_due(
             rotation::start(ctx, state, internal, record.clone(), cause);
         }
     }
+    // After rotations start: settling locks a session, and an unreachable holder's deliveries
+    // can take a request timeout; settling first would starve that session's rotations.
+    settle_owed(ctx, state, internal).await;
 }
 
 /// Delivers owed deletions (rolled-back, aborted or superseded epochs) of sessions that are not
