@@ -84,6 +84,23 @@ impl CoordinatorDb {
         self.remove("settling an owed deletion", OWED_DELETIONS, &owed.key())
     }
 
+    /// Marks every deletion in `owed` acknowledged, in one durable transaction.
+    pub fn settle_deletions(&self, owed: &[OwedDeletion]) -> Result<(), DbError> {
+        const OP: &str = "settling owed deletions";
+        if owed.is_empty() {
+            return Ok(());
+        }
+        self.write(OP, |txn| {
+            let mut table = txn
+                .open_table(OWED_DELETIONS)
+                .map_err(|e| self.err(OP, e))?;
+            for d in owed {
+                table.remove(&d.key()).map_err(|e| self.err(OP, e))?;
+            }
+            Ok(((), true))
+        })
+    }
+
     /// Gives up the rotation (or creation) in flight of `session` in one durable transaction:
     /// its pending epoch is removed and every holder it was dealt to owes the deletion of that
     /// epoch. Returns the pending epoch, if there was one.

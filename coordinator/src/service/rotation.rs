@@ -292,13 +292,7 @@ pub(super) async fn deliver_deletions(
                 node,
             })
             .collect();
-        if let Err(e) = blocking(ctx, move |db| {
-            settled
-                .iter()
-                .try_for_each(|d| db.settle_deletion(d).map(|_| ()))
-        })
-        .await
-        {
+        if let Err(e) = blocking(ctx, move |db| db.settle_deletions(&settled)).await {
             tracing::warn!(%session, epoch, error = %e, "acknowledged deletions not settled; resent later");
         }
     }
