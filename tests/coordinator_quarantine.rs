@@ -169,11 +169,15 @@ async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
         key,
         "same key after the move"
     );
-    let text = http_get(&coord.metrics, "/metrics");
-    assert!(
-        metric(&text, "entroshard_rotations_total{cause=\"quarantine\"}").is_some_and(|n| n >= 1.0),
-        "rotation counted by cause:\n{text}"
-    );
+    // Counted once the rotation task reports back (after the commit the ticket already shows).
+    wait_until("rotation counted by cause", &coord, || {
+        metric(
+            &http_get(&coord.metrics, "/metrics"),
+            "entroshard_rotations_total{cause=\"quarantine\"}",
+        )
+        .is_some_and(|n| n >= 1.0)
+    })
+    .await;
     // Its epoch-0 share is deleted after the commit.
     wait_until("quarantined holder emptied", &coord, || {
         metric(

@@ -18,6 +18,22 @@ const MAX_CONNECTIONS: usize = 16;
 /// Time a client has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Reads a request head: up to the blank line that ends it, the connection's end, or
+/// [`MAX_HEAD`] bytes, whichever comes first. A head may arrive in several TCP segments.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while head.len() < MAX_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        let room = MAX_HEAD - head.len();
+        head.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
+    }
+    Ok(head)
+}
+
 /// Serves `GET /metrics` (from `render`) and `GET /health` on `addr`; returns the bound address.
 /// Bind it to loopback or a management network: it has no authentication.
 pub async fn serve(addr: SocketAddr, render: Render) -> std::io::Result<SocketAddr> {
@@ -34,12 +50,11 @@ pub async fn serve(addr: SocketAddr, render: Render) -> std::io::Result<SocketAd
             };
             let render = render.clone();
             tokio::spawn(async move {
-                let mut head = vec![0u8; MAX_HEAD];
-                let n = match tokio::time::timeout(HEAD_TIMEOUT, stream.read(&mut head)).await {
-                    Ok(Ok(n)) => n,
+                let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+                    Ok(Ok(head)) => head,
                     _ => return,
                 };
-                let request = String::from_utf8_lossy(head.get(..n).unwrap_or_default());
+                let request = String::from_utf8_lossy(&head);
                 let (status, body) = match request
                     .split_whitespace()
                     .take(2)

@@ -1,6 +1,9 @@
 //! Shared helpers for end-to-end tests: child processes of the real binary, test nodes, deadlines.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
+pub mod crash_loop;
+
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle};
 use protocols::identity::NodeKey;
@@ -240,34 +243,67 @@ pub fn spawn_coordinator_with(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_ok(&args, &[("--data-dir", dir.path())]);
     let peer_id = line_value(&out, "peer id ");
-    let log = std::fs::File::create(dir.path().join("coordinator.log")).unwrap();
+    let proc = run_coordinator(dir.path());
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}")
+        .parse()
+        .unwrap();
+    CoordinatorProc {
+        dir,
+        proc,
+        addr,
+        metrics,
+    }
+}
+
+/// `coordinator run` on an initialised data directory; returns once its admin socket is bound.
+/// Its log is appended to `coordinator.log`, so a restarted coordinator's log follows the old one.
+pub fn run_coordinator(dir: &Path) -> Proc {
+    let socket = dir.join("admin.sock");
+    // A coordinator killed with SIGKILL leaves its socket file behind.
+    let _ = std::fs::remove_file(&socket);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("coordinator.log"))
+        .unwrap();
     let child = entroshard()
         .args(["coordinator", "run", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir)
         .env("RUST_LOG", "info,coordinator=debug")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
-    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}")
-        .parse()
-        .unwrap();
+    let mut proc = Proc(child);
     // Ready once the admin socket exists (it is bound after the database and node are up).
-    let socket = dir.path().join("admin.sock");
     let deadline = std::time::Instant::now() + DEADLINE;
     while !socket.exists() {
+        let exited = proc.0.try_wait().unwrap();
         assert!(
-            std::time::Instant::now() < deadline,
-            "coordinator did not start: {}",
-            std::fs::read_to_string(dir.path().join("coordinator.log")).unwrap_or_default()
+            exited.is_none() && std::time::Instant::now() < deadline,
+            "coordinator did not start ({exited:?}): {}",
+            std::fs::read_to_string(dir.join("coordinator.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    CoordinatorProc {
-        dir,
-        proc: Proc(child),
-        addr,
-        metrics,
+    proc
+}
+
+impl CoordinatorProc {
+    /// SIGKILLs the coordinator and starts it again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.proc.kill9();
+        self.proc = run_coordinator(self.dir.path());
+    }
+
+    /// Its log file (every run of it, appended).
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("coordinator.log")
+    }
+
+    /// Its admin socket.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("admin.sock")
     }
 }
 
@@ -284,10 +320,15 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 
 /// `GET path` on a local HTTP endpoint; returns the body.
 pub fn http_get(addr: &str, path: &str) -> String {
+    try_http_get(addr, path).unwrap()
+}
+
+/// `GET path` on a local HTTP endpoint: the body, or the I/O error.
+pub fn try_http_get(addr: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+    s.read_to_string(&mut out)?;
+    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
 }

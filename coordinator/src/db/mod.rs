@@ -1,5 +1,6 @@
 //! The coordinator's durable state: secrets, enrolments, join tokens, allowlists and sessions, in one redb file.
 
+mod deletions;
 mod error;
 mod records;
 mod registry;
@@ -9,6 +10,7 @@ mod sessions;
 mod tests;
 mod writer;
 
+pub use deletions::OwedDeletion;
 pub use error::DbError;
 pub use records::{
     CoordinatorSecrets, Enrolment, Holder, JoinToken, MAX_RECORD_BYTES, PendingEpoch,

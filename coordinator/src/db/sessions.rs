@@ -80,20 +80,6 @@ impl CoordinatorDb {
     /// Completes a rotation in one durable transaction: stores `s` and deletes the pending epoch
     /// of `s.session` (if any). After a crash either both happened or neither.
     pub fn commit_epoch(&self, s: &SessionRecord) -> Result<(), DbError> {
-        const OP: &str = "committing an epoch";
-        let bytes = records::encode_record("session record", s)?;
-        self.write(OP, |txn| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.err(OP, e))?;
-            sessions
-                .insert(&s.session.0, bytes.as_slice())
-                .map_err(|e| self.err(OP, e))?;
-            let mut pending = txn
-                .open_table(PENDING_EPOCHS)
-                .map_err(|e| self.err(OP, e))?;
-            pending.remove(&s.session.0).map_err(|e| self.err(OP, e))?;
-            Ok(((), true))
-        })?;
-        debug!(session = %s.session, epoch = s.epoch, "epoch committed");
-        Ok(())
+        self.commit_epoch_owing(s, &[])
     }
 }

@@ -364,3 +364,60 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_retired_pending_epoch_is_owed_by_its_holders_until_each_settles_even_across_reopening() {
+    let (_dir, path) = temp_path();
+    let db = CoordinatorDb::open(&path).unwrap();
+    assert!(
+        db.owed_deletions().unwrap().is_empty(),
+        "no table yet: nothing owed"
+    );
+    db.put_pending_epoch(&pending(1, 3)).unwrap();
+    assert_eq!(
+        db.retire_pending_epoch(&SessionId([1; 16])).unwrap(),
+        Some(pending(1, 3))
+    );
+    assert!(db.pending_epochs().unwrap().is_empty());
+    assert_eq!(db.retire_pending_epoch(&SessionId([1; 16])).unwrap(), None);
+    drop(db);
+    let db = CoordinatorDb::open(&path).unwrap();
+    let owed = db.owed_deletions().unwrap();
+    assert_eq!(
+        owed,
+        vec![OwedDeletion {
+            session: SessionId([1; 16]),
+            epoch: 3,
+            node: NodeId([3; 32]),
+        }]
+    );
+    assert!(db.settle_deletion(&owed[0]).unwrap());
+    assert!(!db.settle_deletion(&owed[0]).unwrap());
+    assert!(db.owed_deletions().unwrap().is_empty());
+}
+
+#[test]
+fn committing_an_epoch_records_its_owed_deletions_in_the_same_transaction() {
+    let (_dir, path) = temp_path();
+    let db = CoordinatorDb::open(&path).unwrap();
+    db.put_pending_epoch(&pending(2, 1)).unwrap();
+    let owed = [
+        OwedDeletion {
+            session: SessionId([2; 16]),
+            epoch: 0,
+            node: NodeId([7; 32]),
+        },
+        OwedDeletion {
+            session: SessionId([2; 16]),
+            epoch: 1,
+            node: NodeId([8; 32]),
+        },
+    ];
+    db.commit_epoch_owing(&session(2, 1, 0), &owed).unwrap();
+    assert!(db.pending_epochs().unwrap().is_empty());
+    assert_eq!(
+        db.session(&SessionId([2; 16])).unwrap(),
+        Some(session(2, 1, 0))
+    );
+    assert_eq!(db.owed_deletions().unwrap(), owed.to_vec());
+}

@@ -72,6 +72,10 @@ pub(crate) enum Internal {
     },
     /// An expired session's deletion finished (successfully or not: a failure is retried).
     ExpiryDone { session: protocols::ids::SessionId },
+    /// Owed deletions of these sessions were sent (those not acknowledged are resent later).
+    Settled {
+        sessions: Vec<protocols::ids::SessionId>,
+    },
     Rotated {
         session: protocols::ids::SessionId,
         cause: rotation::Cause,
@@ -440,6 +444,11 @@ fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
         }
         Internal::ExpiryDone { session } => {
             state.rotating.remove(&session);
+        }
+        Internal::Settled { sessions } => {
+            for session in sessions {
+                state.rotating.remove(&session);
+            }
         }
         Internal::Rotated {
             session,

@@ -3,7 +3,7 @@
 
 use super::sessions::{grant, holder_order, send_store_orders};
 use super::{Ctx, Internal, State, now_ms};
-use crate::db::{Holder, PendingEpoch, SessionRecord, holders_of};
+use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord, holders_of};
 use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::quorum::{QuorumPolicy, select_quorum};
@@ -159,6 +159,20 @@ async fn rotate(
         .map(|(node, index)| Placement { node: *node, index })
         .collect();
     let n = placements.len();
+    // A rolled-back epoch e+1 may still be owed a deletion by a holder chosen again for e+1: the
+    // new share must not race that deletion. The settling task delivers it; rotate after.
+    let next = record.epoch + 1;
+    let session = record.session;
+    let owed = blocking(ctx, |db| db.owed_deletions()).await?;
+    if let Some(d) = owed
+        .iter()
+        .find(|d| d.session == session && d.epoch == next && new_holders.contains(&d.node))
+    {
+        return Err(format!(
+            "holder {} still owes the deletion of a rolled-back epoch {next}; rotation waits",
+            d.node.short()
+        ));
+    }
     let plan = Planned::new(
         record.session,
         record.epoch,
@@ -188,21 +202,12 @@ async fn rotate(
     };
     blocking(ctx, move |db| db.put_pending_epoch(&pending)).await?;
     send_store_orders(ctx, &mut dealt, new_addrs, record.expires_at_ms).await;
+    let dealt_to: Vec<NodeId> = dealt.deliveries().iter().map(|(p, _)| p.node).collect();
     let committed = match dealt.commit() {
         Ok(c) => c,
         Err(failed) => {
-            let (dealt, e) = *failed;
-            let sent = dealt.abort();
-            delete_epoch(
-                ctx,
-                record.session,
-                record.epoch + 1,
-                sent.iter().map(|p| p.node),
-                new_addrs,
-            )
-            .await;
-            let session = record.session;
-            blocking(ctx, move |db| db.delete_pending_epoch(&session).map(|_| ())).await?;
+            let e = failed.1;
+            abandon_pending(ctx, session, new_addrs).await?;
             return Err(e.to_string());
         }
     };
@@ -213,14 +218,84 @@ async fn rotate(
     record.commitments = committed.commitments().clone();
     record.rotations = record.rotations.saturating_add(1);
     record.rotated_at_ms = now_ms();
+    // Owed with the commit, in its transaction: the old epoch by its holders (only a committed
+    // epoch frees the old one), and the new epoch by holders dealt a share that never acked it.
+    let mut owed: Vec<OwedDeletion> = old
+        .iter()
+        .map(|&node| OwedDeletion {
+            session,
+            epoch: old_epoch,
+            node,
+        })
+        .collect();
+    owed.extend(unacknowledged(session, record.epoch, &dealt_to, &record));
+    debug_assert_eq!(committed.deletable_epoch(), Some((session, old_epoch)));
     let to_store = record.clone();
-    blocking(ctx, move |db| db.commit_epoch(&to_store)).await?;
-    // Only a committed epoch frees the old one.
-    if let Some((session, epoch)) = committed.deletable_epoch() {
-        debug_assert_eq!(epoch, old_epoch);
-        delete_epoch(ctx, session, epoch, old.iter().copied(), old_addrs).await;
-    }
+    let owing = owed.clone();
+    blocking(ctx, move |db| db.commit_epoch_owing(&to_store, &owing)).await?;
+    let addrs: Vec<_> = old_addrs.iter().chain(new_addrs).cloned().collect();
+    deliver_deletions(ctx, &owed, &addrs).await;
     Ok((old, record.holders.iter().map(|h| h.node).collect()))
+}
+
+/// Deletions owed by holders in `dealt_to` that `record` (just committed at `epoch`) does not list.
+pub(super) fn unacknowledged(
+    session: SessionId,
+    epoch: u32,
+    dealt_to: &[NodeId],
+    record: &SessionRecord,
+) -> Vec<OwedDeletion> {
+    dealt_to
+        .iter()
+        .filter(|n| !record.holders.iter().any(|h| &h.node == *n))
+        .map(|&node| OwedDeletion {
+            session,
+            epoch,
+            node,
+        })
+        .collect()
+}
+
+/// Gives up the pending epoch of `session`: durably owed by every holder it was dealt to, then
+/// delivered at once where possible (the rest by the settling task).
+pub(super) async fn abandon_pending(
+    ctx: &Ctx,
+    session: SessionId,
+    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
+) -> Result<(), String> {
+    let retired = blocking(ctx, move |db| db.retire_pending_epoch(&session)).await?;
+    if let Some(pending) = retired {
+        deliver_deletions(ctx, &OwedDeletion::of_pending(&pending), addrs).await;
+    }
+    Ok(())
+}
+
+/// Sends each owed deletion to its holder and settles, durably, every one acknowledged.
+pub(super) async fn deliver_deletions(
+    ctx: &Ctx,
+    owed: &[OwedDeletion],
+    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
+) {
+    let mut epochs: Vec<(SessionId, u32)> = owed.iter().map(|d| (d.session, d.epoch)).collect();
+    epochs.dedup();
+    for (session, epoch) in epochs {
+        let nodes = owed
+            .iter()
+            .filter(|d| d.session == session && d.epoch == epoch)
+            .map(|d| d.node);
+        let acked = delete_epoch(ctx, session, epoch, nodes, addrs).await;
+        let settled: Vec<OwedDeletion> = acked
+            .into_iter()
+            .map(|node| OwedDeletion {
+                session,
+                epoch,
+                node,
+            })
+            .collect();
+        if let Err(e) = blocking(ctx, move |db| db.settle_deletions(&settled)).await {
+            tracing::warn!(%session, epoch, error = %e, "acknowledged deletions not settled; resent later");
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -294,14 +369,14 @@ async fn gather(
     Ok(shares)
 }
 
-/// Tells holders to delete one epoch (best effort; expired shares are dropped by holders anyway).
+/// Tells holders to delete one epoch; returns those that acknowledged.
 pub(super) async fn delete_epoch(
     ctx: &Ctx,
     session: SessionId,
     epoch: u32,
     holders: impl Iterator<Item = NodeId>,
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-) {
+) -> Vec<NodeId> {
     let order = SignedEnvelope::seal(
         &ctx.key,
         &DeleteShares {
@@ -323,29 +398,30 @@ pub(super) async fn delete_epoch(
         let bytes = bytes.clone();
         async move { (node, holder_order(ctx, &node, addrs, bytes).await) }
     });
+    let mut acked = Vec::new();
     for (node, result) in futures::future::join_all(sends).await {
-        if let Err(e) = result {
-            tracing::info!(holder = %node.short(), %session, epoch, error = %e, "delete order not acknowledged");
+        match result {
+            Ok(()) => acked.push(node),
+            Err(e) => {
+                tracing::info!(holder = %node.short(), %session, epoch, error = %e, "delete order not acknowledged")
+            }
         }
     }
+    acked
 }
 
-/// At start-up: epochs left pending by a crash are rolled back (their holders told to delete them).
+/// At start-up: epochs left pending by a crash (a rotation or a creation) are rolled back: each
+/// holder they were dealt to owes its deletion, delivered by the settling task once the holder's
+/// address is known again (a restarted coordinator knows none until heartbeats arrive).
 pub(super) async fn roll_back_pending(ctx: &Ctx) {
     let Ok(pending) = blocking(ctx, |db| db.pending_epochs()).await else {
         return;
     };
     for p in pending {
-        tracing::warn!(session = %p.session, epoch = p.epoch, "rolling back a rotation interrupted by a crash");
-        delete_epoch(
-            ctx,
-            p.session,
-            p.epoch,
-            p.holders.iter().map(|h| h.node),
-            &[],
-        )
-        .await;
+        tracing::warn!(session = %p.session, epoch = p.epoch, "rolling back an epoch interrupted by a crash");
         let session = p.session;
-        let _ = blocking(ctx, move |db| db.delete_pending_epoch(&session).map(|_| ())).await;
+        if let Err(e) = blocking(ctx, move |db| db.retire_pending_epoch(&session)).await {
+            tracing::error!(%session, error = %e, "pending epoch could not be rolled back");
+        }
     }
 }

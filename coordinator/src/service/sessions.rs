@@ -2,7 +2,7 @@
 //! acknowledgements, and issue tickets.
 
 use super::{Ctx, Internal, State, now_ms, os_random};
-use crate::db::{SessionRecord, holders_of};
+use crate::db::{Holder, PendingEpoch, SessionRecord, holders_of};
 use peer::node::{Protocol, Responder};
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
@@ -138,6 +138,7 @@ pub(super) async fn create(
         rotations: 0,
         rotated_at_ms: 0,
     };
+    tracing::debug!(%session, n, k, "session dealt; sending store orders");
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         let reply = distribute(&ctx, dealt, record, &addrs, requester).await;
@@ -242,20 +243,56 @@ async fn distribute(
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
     requester: NodeId,
 ) -> Result<(SessionCreated, Vec<NodeId>), Refusal> {
-    send_store_orders(ctx, &mut dealt, addrs, record.expires_at_ms).await;
-    let committed = dealt.commit().map_err(|e| {
-        Refusal::NotReady(format!("not enough holders stored their share: {}", e.1))
-    })?;
-    record.holders = holders_of(committed.holders());
+    // Pending until committed: a crash before the commit rolls the shares back at start-up.
+    let session = record.session;
+    let pending = PendingEpoch {
+        session,
+        epoch: 0,
+        holders: dealt
+            .deliveries()
+            .iter()
+            .map(|(p, _)| Holder {
+                node: p.node,
+                index: p.index,
+            })
+            .collect(),
+        commitments: dealt.commitments().clone(),
+        started_at_ms: record.created_at_ms,
+    };
     let db = ctx.db.clone();
-    let to_store = record.clone();
-    tokio::task::spawn_blocking(move || db.put_session(&to_store))
+    tokio::task::spawn_blocking(move || db.put_pending_epoch(&pending))
+        .await
+        .map_err(|_| Refusal::Internal)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "pending session could not be recorded");
+            Refusal::Internal
+        })?;
+    send_store_orders(ctx, &mut dealt, addrs, record.expires_at_ms).await;
+    let dealt_to: Vec<NodeId> = dealt.deliveries().iter().map(|(p, _)| p.node).collect();
+    let committed = match dealt.commit() {
+        Ok(c) => c,
+        Err(failed) => {
+            let reason = failed.1.to_string();
+            if let Err(e) = super::rotation::abandon_pending(ctx, session, addrs).await {
+                tracing::error!(%session, error = %e, "abandoned session not rolled back");
+            }
+            return Err(Refusal::NotReady(format!(
+                "not enough holders stored their share: {reason}"
+            )));
+        }
+    };
+    record.holders = holders_of(committed.holders());
+    let owed = super::rotation::unacknowledged(session, 0, &dealt_to, &record);
+    let db = ctx.db.clone();
+    let (to_store, owing) = (record.clone(), owed.clone());
+    tokio::task::spawn_blocking(move || db.commit_epoch_owing(&to_store, &owing))
         .await
         .map_err(|_| Refusal::Internal)?
         .map_err(|e| {
             tracing::error!(error = %e, "session could not be recorded");
             Refusal::Internal
         })?;
+    super::rotation::deliver_deletions(ctx, &owed, addrs).await;
     let holders = record.holders.iter().map(|h| h.node).collect();
     let grant = grant(ctx, &record, requester, addrs);
     Ok((

@@ -38,6 +38,37 @@ pub(super) async fn rotate_due(
             rotation::start(ctx, state, internal, record.clone(), cause);
         }
     }
+    // After rotations start: settling locks a session, and an unreachable holder's deliveries
+    // can take a request timeout; settling first would starve that session's rotations.
+    settle_owed(ctx, state, internal).await;
+}
+
+/// Delivers owed deletions (rolled-back, aborted or superseded epochs) of sessions that are not
+/// rotating; each such session is locked in `State::rotating` until its deliveries return.
+async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
+    let db = ctx.db.clone();
+    let Ok(Ok(owed)) = tokio::task::spawn_blocking(move || db.owed_deletions()).await else {
+        return;
+    };
+    let owed: Vec<_> = owed
+        .into_iter()
+        .filter(|d| !state.rotating.contains(&d.session))
+        .collect();
+    if owed.is_empty() {
+        return;
+    }
+    let mut sessions: Vec<_> = owed.iter().map(|d| d.session).collect();
+    sessions.dedup();
+    state.rotating.extend(sessions.iter().copied());
+    let mut nodes: Vec<NodeId> = owed.iter().map(|d| d.node).collect();
+    nodes.sort();
+    nodes.dedup();
+    let addrs = state.peers.addrs_of(nodes.into_iter());
+    let (ctx, internal) = (ctx.clone(), internal.clone());
+    tokio::spawn(async move {
+        rotation::deliver_deletions(&ctx, &owed, &addrs).await;
+        let _ = internal.send(Internal::Settled { sessions }).await;
+    });
 }
 
 /// Refreshes the gauges the loop owns: live sessions, enrolled and quarantined peers, pool bits.

@@ -161,7 +161,7 @@ pub async fn run(
         shared.clone(),
         node.clone(),
         coordinator_peer,
-        coordinator_addr,
+        coordinator_addr.clone(),
         config.contribution_interval_s,
         block_rx,
     ));
@@ -178,6 +178,7 @@ pub async fn run(
             },
             _ = heartbeat.tick() => {
                 heartbeat_seq += 1;
+                redial_coordinator(&node, coordinator_peer, &coordinator_addr).await;
                 let power = measure::power_state(&config.sources.system_root).unwrap_or(PowerState::Mains);
                 send_heartbeat(&shared, &node, power, &config.region, &config.operator, heartbeat_seq).await;
                 drop_expired(&shared).await;
@@ -243,6 +244,21 @@ async fn on_event(
             tracing::debug!(%peer, "disconnected");
         }
         NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
+        _ => {}
+    }
+}
+
+/// Dials the coordinator again when no connection to it is open (it restarted, or the network
+/// dropped): gossip and the coordinator's orders reach this peer only over that connection, and
+/// the bootstrap dial happens once at start. Called once per heartbeat, which bounds the rate.
+async fn redial_coordinator(node: &NodeHandle, coordinator: libp2p::PeerId, addr: &Multiaddr) {
+    match node.connected_peers().await {
+        Ok(peers) if !peers.contains(&coordinator) => {
+            tracing::debug!(%addr, "not connected to the coordinator; dialling it");
+            if let Err(e) = node.dial(addr.clone()).await {
+                tracing::debug!(%addr, error = %e, "coordinator dial failed");
+            }
+        }
         _ => {}
     }
 }

@@ -1,0 +1,166 @@
+//! Deletions owed to holders: shares of a rolled-back, aborted or superseded epoch that a holder
+//! must still be told to delete. Recorded in the same transaction that makes them owed, settled
+//! one by one as holders acknowledge, so a crash loses none.
+
+use super::records::{PendingEpoch, SessionRecord};
+use super::{CoordinatorDb, DbError, PENDING_EPOCHS, SESSIONS, records};
+use protocols::ids::{Epoch, NodeId, SessionId};
+use redb::{ReadableTable, TableDefinition, TableError};
+use tracing::debug;
+
+/// Owed deletions keyed by session ‖ epoch (big-endian) ‖ node. An optional table, created on
+/// first use, so that databases written before it existed keep their layout.
+const OWED_DELETIONS: TableDefinition<&[u8; 52], ()> = TableDefinition::new("owed_deletions");
+
+/// One holder that must delete its share of one epoch of one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OwedDeletion {
+    /// The session.
+    pub session: SessionId,
+    /// The epoch to delete.
+    pub epoch: Epoch,
+    /// The holder.
+    pub node: NodeId,
+}
+
+impl OwedDeletion {
+    fn key(&self) -> [u8; 52] {
+        let mut key = [0u8; 52];
+        key[..16].copy_from_slice(&self.session.0);
+        key[16..20].copy_from_slice(&self.epoch.to_be_bytes());
+        key[20..].copy_from_slice(&self.node.0);
+        key
+    }
+
+    fn from_key(key: &[u8; 52]) -> Self {
+        let mut session = [0u8; 16];
+        session.copy_from_slice(&key[..16]);
+        let mut epoch = [0u8; 4];
+        epoch.copy_from_slice(&key[16..20]);
+        let mut node = [0u8; 32];
+        node.copy_from_slice(&key[20..]);
+        Self {
+            session: SessionId(session),
+            epoch: Epoch::from_be_bytes(epoch),
+            node: NodeId(node),
+        }
+    }
+
+    /// Every holder of `pending`, owing the deletion of its epoch.
+    pub fn of_pending(pending: &PendingEpoch) -> Vec<Self> {
+        pending
+            .holders
+            .iter()
+            .map(|h| Self {
+                session: pending.session,
+                epoch: pending.epoch,
+                node: h.node,
+            })
+            .collect()
+    }
+}
+
+impl CoordinatorDb {
+    /// Every deletion still owed, in (session, epoch, node) order.
+    pub fn owed_deletions(&self) -> Result<Vec<OwedDeletion>, DbError> {
+        const OP: &str = "listing owed deletions";
+        self.read(OP, |txn| {
+            let table = match txn.open_table(OWED_DELETIONS) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(self.err(OP, e)),
+            };
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(|e| self.err(OP, e))? {
+                let (k, _) = entry.map_err(|e| self.err(OP, e))?;
+                out.push(OwedDeletion::from_key(k.value()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Marks a deletion acknowledged by its holder, durably; `false` if it was not owed.
+    pub fn settle_deletion(&self, owed: &OwedDeletion) -> Result<bool, DbError> {
+        self.remove("settling an owed deletion", OWED_DELETIONS, &owed.key())
+    }
+
+    /// Marks every deletion in `owed` acknowledged, in one durable transaction.
+    pub fn settle_deletions(&self, owed: &[OwedDeletion]) -> Result<(), DbError> {
+        const OP: &str = "settling owed deletions";
+        if owed.is_empty() {
+            return Ok(());
+        }
+        self.write(OP, |txn| {
+            let mut table = txn
+                .open_table(OWED_DELETIONS)
+                .map_err(|e| self.err(OP, e))?;
+            for d in owed {
+                table.remove(&d.key()).map_err(|e| self.err(OP, e))?;
+            }
+            Ok(((), true))
+        })
+    }
+
+    /// Gives up the rotation (or creation) in flight of `session` in one durable transaction:
+    /// its pending epoch is removed and every holder it was dealt to owes the deletion of that
+    /// epoch. Returns the pending epoch, if there was one.
+    pub fn retire_pending_epoch(
+        &self,
+        session: &SessionId,
+    ) -> Result<Option<PendingEpoch>, DbError> {
+        const OP: &str = "retiring a pending epoch";
+        let pending: Option<PendingEpoch> = self.get_record(OP, PENDING_EPOCHS, &session.0)?;
+        let Some(pending) = pending else {
+            return Ok(None);
+        };
+        self.write(OP, |txn| {
+            let mut table = txn
+                .open_table(PENDING_EPOCHS)
+                .map_err(|e| self.err(OP, e))?;
+            table.remove(&session.0).map_err(|e| self.err(OP, e))?;
+            let mut owed = txn
+                .open_table(OWED_DELETIONS)
+                .map_err(|e| self.err(OP, e))?;
+            for d in OwedDeletion::of_pending(&pending) {
+                owed.insert(&d.key(), ()).map_err(|e| self.err(OP, e))?;
+            }
+            Ok(((), true))
+        })?;
+        debug!(%session, epoch = pending.epoch, "pending epoch retired; its holders owe a deletion");
+        Ok(Some(pending))
+    }
+
+    /// Completes a rotation or creation in one durable transaction: stores `s`, deletes the
+    /// pending epoch of `s.session` (if any) and records `owed` (the old epoch's holders, and
+    /// holders that were dealt a share but never acknowledged it). After a crash either all of
+    /// it happened or none.
+    pub fn commit_epoch_owing(
+        &self,
+        s: &SessionRecord,
+        owed: &[OwedDeletion],
+    ) -> Result<(), DbError> {
+        const OP: &str = "committing an epoch";
+        let bytes = records::encode_record("session record", s)?;
+        self.write(OP, |txn| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.err(OP, e))?;
+            sessions
+                .insert(&s.session.0, bytes.as_slice())
+                .map_err(|e| self.err(OP, e))?;
+            let mut pending = txn
+                .open_table(PENDING_EPOCHS)
+                .map_err(|e| self.err(OP, e))?;
+            pending.remove(&s.session.0).map_err(|e| self.err(OP, e))?;
+            if !owed.is_empty() {
+                let mut table = txn
+                    .open_table(OWED_DELETIONS)
+                    .map_err(|e| self.err(OP, e))?;
+                for d in owed {
+                    table.insert(&d.key(), ()).map_err(|e| self.err(OP, e))?;
+                }
+            }
+            Ok(((), true))
+        })?;
+        debug!(session = %s.session, epoch = s.epoch, owed = owed.len(), "epoch committed");
+        Ok(())
+    }
+}
