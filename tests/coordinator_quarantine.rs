@@ -5,24 +5,18 @@
 
 mod common;
 
+use common::cluster::*;
 use common::*;
-use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
-use protocols::wire::{Refusal, SessionPolicy};
-use requester::{Requester, RequesterError};
+use protocols::wire::SessionPolicy;
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
-const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
-
-struct TestPeer {
-    dir: tempfile::TempDir,
-    proc: Proc,
-    node: NodeId,
-    metrics: String,
-}
+/// Six peers in three regions: with one quarantined, a (5,3) quorum must take the other five.
+const REGIONS: [&str; 6] = [
+    "eu-west", "us-east", "ap-south", "eu-west", "us-east", "ap-south",
+];
 
 fn holders_of(grant: &protocols::ticket::TicketGrant) -> (u32, Vec<NodeId>) {
     let ticket: protocols::ticket::Ticket = grant.ticket.open_from_any_signer().unwrap().1;
@@ -55,70 +49,11 @@ async fn wait_until(what: &str, coord: &CoordinatorProc, mut done: impl FnMut() 
     }
 }
 
-async fn create(a: &Requester, policy: &SessionPolicy) -> protocols::wire::SessionCreated {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match a.create_session(policy.clone()).await {
-            Ok(created) => return created,
-            Err(RequesterError::Refused(Refusal::NotReady(_))) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(e) => panic!("session create failed: {e}"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
     let coord = spawn_coordinator_with(1024, 3, &["--attestation-interval", "1"]);
-    let mut peers = Vec::new();
-    for i in 0..6usize {
-        let dir = tempfile::tempdir().unwrap();
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let (region, operator) = (REGIONS[i % 3], OPERATORS[(i + i / 3) % 3]);
-        init_peer_with(
-            dir.path(),
-            &coord.addr,
-            region,
-            operator,
-            300 + i as u64 * 10,
-            &["--metrics", &metrics],
-        );
-        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
-        let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
-        run_ok(
-            &[
-                "coordinator",
-                "enrol",
-                &pid,
-                "--region",
-                region,
-                "--operator",
-                operator,
-            ],
-            &[("--data-dir", coord.dir.path())],
-        );
-        let proc = spawn_peer(dir.path());
-        peers.push(TestPeer {
-            dir,
-            proc,
-            node: key.node_id(),
-            metrics,
-        });
-    }
-    let a_key = NodeKey::generate(&mut rand::rng());
-    run_ok(
-        &[
-            "coordinator",
-            "requesters",
-            "add",
-            &peer_id(&a_key).to_string(),
-        ],
-        &[("--data-dir", coord.dir.path())],
-    );
-    let a = Requester::connect(&a_key, coord.addr.clone())
-        .await
-        .unwrap();
+    let mut peers = spawn_peers(&coord, &REGIONS).await;
+    let a = authorised_requester(&coord).await;
     let policy = SessionPolicy {
         n: 5,
         k: 3,
@@ -126,9 +61,9 @@ async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
         requesters: vec![],
         label: "quarantine".into(),
     };
-    let first = create(&a, &policy).await;
-    let key = a.fetch(&first.grant).await.unwrap();
-    let (_, holders) = holders_of(&first.grant);
+    let (first, first_grant) = create(&a, &policy).await.unwrap();
+    let key = a.fetch(&first_grant).await.unwrap();
+    let (_, holders) = holders_of(&first_grant);
 
     // Restart one holder on a binary whose hash the coordinator does not allow.
     let bad = peers
@@ -153,7 +88,7 @@ async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
     // Within one rotation the session moves off the quarantined holder and keeps its key.
     let deadline = Instant::now() + DEADLINE;
     let moved = loop {
-        let grant = a.ticket(first.session).await.unwrap();
+        let grant = a.ticket(first).await.unwrap();
         let (epoch, now_holders) = holders_of(&grant);
         if epoch >= 1 && !now_holders.contains(&bad_node) {
             break grant;
@@ -189,8 +124,8 @@ async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
 
     // Six peers, one quarantined, n = 5: a quorum that ignored quarantine would pick it 5 times in 6.
     for _ in 0..3 {
-        let created = create(&a, &policy).await;
-        let (_, holders) = holders_of(&created.grant);
+        let (_, grant) = create(&a, &policy).await.unwrap();
+        let (_, holders) = holders_of(&grant);
         assert!(
             !holders.contains(&bad_node),
             "a quarantined peer was given a share"

@@ -78,11 +78,20 @@ async fn small_fleet_with_misbehaviour_and_a_region_down_keeps_every_key_right()
         "{summary}"
     );
     assert_eq!(report.honest_named_bad_share, 0, "{summary}");
-    // Cloned, biased and stuck entropy is never credited; clones are quarantined.
-    for name in ["cloned", "biased", "stuck"] {
+    // Biased and stuck entropy is never credited. Every clone is detected and quarantined; a
+    // clone can be credited only for copies of blocks the coordinator never received from the
+    // original (the original not yet attested, or its block lost), which are fresh entropy to
+    // the coordinator, and only until its first detected duplicate: at most one round's cap.
+    for name in ["biased", "stuck"] {
         assert_eq!(kind(name).credited_bits, 0, "{name}: {summary}");
         assert_eq!(kind(name).detected, kind(name).devices, "{name}: {summary}");
     }
+    let cloned = kind("cloned");
+    assert_eq!(cloned.detected, cloned.devices, "{summary}");
+    assert!(
+        cloned.credited_bits <= 1024 * cloned.devices as u64,
+        "{summary}"
+    );
     assert_eq!(
         kind("cloned").quarantined,
         kind("cloned").devices,
