@@ -362,7 +362,18 @@ pub fn select_quorum<R: Rng + ?Sized>(
     let groups = Groups::of(&peers);
     let weights: Vec<f64> = peers.iter().map(|p| score(p, &policy.weights)).collect();
     let order = score::sampling_order(&weights, rng);
-    match pick(&groups, &order, caps, n) {
+    // Spread holders evenly over the regions when the peers allow it, so a region outage leaves
+    // more than k of them (room for churn until repair); otherwise the DESIGN caps alone.
+    let spread = Caps {
+        per_region: caps.per_region.min(n.div_ceil(groups.regions.max(1))),
+        ..caps
+    };
+    let picked = match pick(&groups, &order, spread, n) {
+        Ok(picked) => Ok(picked),
+        Err(_) if spread != caps => pick(&groups, &order, caps, n),
+        Err(largest) => Err(largest),
+    };
+    match picked {
         Ok(picked) => Ok(Quorum {
             holders: picked.iter().map(|&i| peers[i].node).collect(),
         }),

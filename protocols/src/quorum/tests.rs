@@ -402,3 +402,36 @@ fn policy_and_records_are_serde_types() {
     serde_type::<QuorumPolicy>();
     serde_type::<Quorum>();
 }
+
+#[test]
+fn holders_are_spread_evenly_over_regions_when_the_peers_allow_it() {
+    // 40 peers in 4 regions under 10 operators: (9,4) may put 5 in a region by the caps alone,
+    // but an even spread (at most ⌈9/4⌉ = 3) exists and is always taken.
+    let table = spread(40, 4, 10);
+    for seed in 0..100 {
+        let q = select_quorum(&table, 9, 4, &policy(), NOW, &mut rng(seed)).unwrap();
+        assert_eq!(check_quorum(&table, &q.holders, 9, 4), Ok(()));
+        let mut per_region = std::collections::BTreeMap::new();
+        for h in &q.holders {
+            let p = table.iter().find(|p| &p.node == h).unwrap();
+            *per_region.entry(p.region.clone()).or_insert(0) += 1;
+        }
+        assert!(per_region.values().all(|&c| c <= 3), "{per_region:?}");
+    }
+}
+
+#[test]
+fn an_uneven_fleet_falls_back_to_the_design_caps() {
+    // Regions of 5, 3 and 1 peers: an even spread (≤ 3 each) holds only 7 of 9, the caps
+    // (≤ n − k = 5 per region) hold all 9.
+    let mut table = Vec::new();
+    for (i, region) in ["A", "A", "A", "A", "A", "B", "B", "B", "C"]
+        .iter()
+        .enumerate()
+    {
+        table.push(peer(i as u32, region, &format!("op{i}")));
+    }
+    let q = select_quorum(&table, 9, 4, &policy(), NOW, &mut rng(1)).unwrap();
+    assert_eq!(q.holders.len(), 9);
+    assert_eq!(check_quorum(&table, &q.holders, 9, 4), Ok(()));
+}
