@@ -89,12 +89,13 @@ pub(super) fn judge(
         answer_window_ms: (ctx.config.attestation_answer_s * 1000.0) as u64,
         max_skew_ms: 60_000,
     };
-    let verdict = reply.and_then(|bytes| {
-        let reply: Reply<SignedEnvelope> =
-            wire::decode(&bytes, Protocol::Attest.limits().1).map_err(|e| e.to_string())?;
-        let envelope = reply.result.map_err(|r| format!("peer refused: {r}"))?;
-        check_evidence(&envelope, &node, &challenge, &policy, now_ms()).map_err(|e| e.to_string())
-    });
+    // A challenge that never arrived or was never answered is a missing answer; anything the
+    // peer did answer is judged as evidence.
+    let verdict = match reply {
+        Err(transport) => Err((Quarantine::NoAnswer, "no_answer", transport)),
+        Ok(bytes) => judge_answer(&bytes, &node, &challenge, &policy)
+            .map_err(|e| (Quarantine::BadEvidence(e.clone()), "bad_evidence", e)),
+    };
     let Some(p) = state.peers.get_mut(&node) else {
         return;
     };
@@ -112,15 +113,10 @@ pub(super) fn judge(
             }
             tracing::debug!(node = %node.short(), cut_off = evidence.health.sources_cut_off, "peer attested");
         }
-        Err(reason) => {
+        Err((quarantine, label, reason)) => {
             tracing::warn!(node = %node.short(), %reason, "attestation failed: peer quarantined");
-            ctx.metrics.attestations.inc("bad");
+            ctx.metrics.attestations.inc(label);
             if p.quarantine != Some(Quarantine::ClonedEntropy) {
-                let (quarantine, label) = if reason.contains("in time") {
-                    (Quarantine::NoAnswer, "no_answer")
-                } else {
-                    (Quarantine::BadEvidence(reason), "bad_evidence")
-                };
                 if p.quarantine.is_none() {
                     ctx.metrics.quarantines.inc(label);
                 }
@@ -128,4 +124,17 @@ pub(super) fn judge(
             }
         }
     }
+}
+
+/// Decodes and checks a peer's answer to `challenge`.
+fn judge_answer(
+    bytes: &[u8],
+    node: &NodeId,
+    challenge: &Challenge,
+    policy: &AttestationPolicy,
+) -> Result<protocols::attestation::Evidence, String> {
+    let reply: Reply<SignedEnvelope> =
+        wire::decode(bytes, Protocol::Attest.limits().1).map_err(|e| e.to_string())?;
+    let envelope = reply.result.map_err(|r| format!("peer refused: {r}"))?;
+    check_evidence(&envelope, node, challenge, policy, now_ms()).map_err(|e| e.to_string())
 }
