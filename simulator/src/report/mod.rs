@@ -1,16 +1,18 @@
 //! The report: every figure in `report.json`, a summary table in `report.md`, and plots.
 
+mod build;
+mod checks;
 mod markdown;
 mod plots;
 
-use crate::fleet::Fleet;
-use crate::observe::{Observer, Sample};
-use crate::workload::{FetchRecord, WorkloadStats};
-use crate::{ByzantineKind, Role, Scenario};
+pub use build::build;
+
+use crate::observe::Sample;
+use crate::workload::FetchRecord;
+use crate::{Role, Scenario};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 /// A fault event as applied, for the timeline.
 #[derive(Debug, Clone, Serialize)]
@@ -170,21 +172,6 @@ pub struct QuarantineLine {
     pub category: String,
 }
 
-/// Sorts a coordinator quarantine reason into what it means.
-fn quarantine_category(reason: &str) -> &'static str {
-    if reason.starts_with("ClonedEntropy") {
-        "cloned entropy"
-    } else if reason.starts_with("NoAnswer")
-        || reason.contains("Failed to dial")
-        || reason.contains("request to")
-        || reason.contains("has shut down")
-    {
-        "unreachable"
-    } else {
-        "evidence refused"
-    }
-}
-
 /// One misbehaving device caught.
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectionLine {
@@ -268,253 +255,6 @@ pub struct Report {
     pub fetches: Vec<FetchRecord>,
 }
 
-fn reason_of(error: &str) -> String {
-    let e = error.to_ascii_lowercase();
-    if let Some(why) = error.split("holders failed: ").nth(1) {
-        format!("not enough shares ({why})")
-    } else if e.contains("shares") {
-        "not enough shares".into()
-    } else if e.starts_with("ticket") {
-        "no ticket".into()
-    } else {
-        "other".into()
-    }
-}
-
-/// Assembles the report from what the run measured.
-pub fn build(
-    scenario: &Scenario,
-    fleet: &Fleet,
-    observer: &Observer,
-    stats: &WorkloadStats,
-    facts: RunFacts,
-) -> Report {
-    let fetches = stats.fetches.lock().map(|f| f.clone()).unwrap_or_default();
-    let ok = fetches.iter().filter(|f| f.ok).count();
-    let mut failures_by_reason = BTreeMap::new();
-    for f in fetches.iter().filter(|f| !f.ok) {
-        *failures_by_reason
-            .entry(reason_of(f.error.as_deref().unwrap_or("")))
-            .or_insert(0) += 1;
-    }
-    let fetch = FetchSummary {
-        operations: fetches.len(),
-        ok,
-        failed: fetches.len() - ok,
-        success_rate: if fetches.is_empty() {
-            0.0
-        } else {
-            ok as f64 / fetches.len() as f64
-        },
-        shed: stats.fetches_shed.load(Ordering::Relaxed),
-        latency_ms: Quantiles::of(
-            fetches
-                .iter()
-                .filter(|f| f.ok)
-                .map(|f| f.latency_ms)
-                .collect(),
-        ),
-        failures_by_reason,
-    };
-    let lines: BTreeMap<_, _> = observer.last_lines.iter().map(|l| (l.node, l)).collect();
-    let credited: Vec<Credited> = fleet
-        .peers
-        .iter()
-        .map(|p| Credited {
-            index: p.index,
-            role: p.role,
-            bits: lines.get(&p.node).map(|l| l.credited_bits).unwrap_or(0),
-        })
-        .collect();
-    let quarantines: Vec<QuarantineLine> = fleet
-        .peers
-        .iter()
-        .filter_map(|p| {
-            observer
-                .quarantined
-                .get(&p.node)
-                .map(|(at_s, reason)| QuarantineLine {
-                    index: p.index,
-                    role: p.role,
-                    at_s: *at_s,
-                    category: quarantine_category(reason).to_string(),
-                    reason: reason.clone(),
-                })
-        })
-        .collect();
-    let originals: BTreeSet<usize> = fleet.peers.iter().filter_map(|p| p.clone_of).collect();
-    let honest_quarantined = quarantines
-        .iter()
-        .filter(|q| q.role == Role::Honest && !originals.contains(&q.index))
-        .filter(|q| q.category != "unreachable")
-        .count();
-    let honest_quarantined_unreachable = quarantines
-        .iter()
-        .filter(|q| q.role == Role::Honest && q.category == "unreachable")
-        .count();
-    let clone_originals_quarantined = quarantines
-        .iter()
-        .filter(|q| originals.contains(&q.index))
-        .count();
-    let named = stats.named.lock().map(|n| n.clone()).unwrap_or_default();
-    let honest_named_bad_share = fleet
-        .peers
-        .iter()
-        .filter(|p| p.role == Role::Honest)
-        .filter(|p| {
-            named
-                .get(&p.node)
-                .is_some_and(|n| n.by_problem.contains_key("bad_share"))
-        })
-        .count();
-
-    let mut byzantine = BTreeMap::new();
-    for (kind, fraction) in scenario.byzantine.kinds() {
-        let devices: Vec<_> = fleet
-            .peers
-            .iter()
-            .filter(|p| p.role == Role::Byzantine(kind))
-            .collect();
-        if devices.is_empty() && fraction == 0.0 {
-            continue;
-        }
-        let caught: Vec<_> = devices
-            .iter()
-            .filter_map(|p| observer.detections.get(&p.index))
-            .collect();
-        let how: BTreeSet<String> = caught.iter().map(|d| d.how.clone()).collect();
-        byzantine.insert(
-            kind.name().to_string(),
-            KindSummary {
-                devices: devices.len(),
-                detected: caught.len(),
-                time_to_detection_s: Quantiles::of(caught.iter().map(|d| d.after_s).collect()),
-                how: how.into_iter().collect(),
-                credited_bits: devices
-                    .iter()
-                    .map(|p| lines.get(&p.node).map(|l| l.credited_bits).unwrap_or(0))
-                    .sum(),
-                quarantined: devices
-                    .iter()
-                    .filter(|p| observer.quarantined.contains_key(&p.node))
-                    .count(),
-                detectable: kind != ByzantineKind::FalseHeartbeats,
-                held_a_share: devices
-                    .iter()
-                    .filter(|p| observer.held_share.contains(&p.index))
-                    .count(),
-                held_a_share_detected: devices
-                    .iter()
-                    .filter(|p| observer.held_share.contains(&p.index))
-                    .filter(|p| observer.detections.contains_key(&p.index))
-                    .count(),
-            },
-        );
-    }
-
-    let peak = observer
-        .samples
-        .iter()
-        .map(|s| s.rss_mib)
-        .fold(facts.rss_after_start_mib, f64::max);
-    let per_device =
-        |mib: f64| (mib - facts.rss_baseline_mib).max(0.0) * 1024.0 / scenario.peers.max(1) as f64;
-    let memory = Memory {
-        baseline_mib: facts.rss_baseline_mib,
-        after_start_mib: facts.rss_after_start_mib,
-        peak_mib: peak,
-        per_device_kib_after_start: per_device(facts.rss_after_start_mib),
-        per_device_kib_peak: per_device(peak),
-    };
-    let figures = &observer.last_figures;
-    let intake = BTreeMap::from([
-        ("fips_passed".to_string(), figures.intake.fips_passed),
-        ("fips_failed".to_string(), figures.intake.fips_failed),
-        ("clones".to_string(), figures.intake.clones),
-        ("replays".to_string(), figures.intake.replays),
-        ("credited_bits".to_string(), figures.intake.credited),
-    ]);
-    let churn = BTreeMap::from([
-        ("devices_that_left".to_string(), facts.left.len() as f64),
-        (
-            "fraction_that_left".to_string(),
-            facts.left.len() as f64 / scenario.peers.max(1) as f64,
-        ),
-        ("left_for_good".to_string(), facts.left_for_good as f64),
-        ("returned".to_string(), facts.returned as f64),
-        ("joined".to_string(), facts.joined as f64),
-    ]);
-    let placements = BTreeMap::from([
-        ("checked".to_string(), observer.placements_checked.len()),
-        (
-            "violations".to_string(),
-            observer.placement_violations.len(),
-        ),
-    ]);
-    let wall_s = BTreeMap::from([
-        ("starting_devices".to_string(), facts.startup_s),
-        ("warm_up".to_string(), facts.warmup_s),
-        ("run".to_string(), facts.run_s),
-    ]);
-    let mut report = Report {
-        scenario: scenario.clone(),
-        peers: scenario.peers,
-        wall_s,
-        fetch,
-        wrong_keys_accepted: stats.wrong_keys.load(Ordering::Relaxed),
-        sessions_created: stats.sessions_created.load(Ordering::Relaxed),
-        session_create_failures: stats
-            .create_failures
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default(),
-        samples_with_session_below_k: observer
-            .samples
-            .iter()
-            .filter(|s| s.sessions_below_k > 0)
-            .count(),
-        min_running_holders: observer
-            .samples
-            .iter()
-            .filter(|s| s.sessions > 0)
-            .map(|s| s.holders_min)
-            .min()
-            .unwrap_or(0),
-        rotations_by_cause: figures.rotations_by_cause.clone(),
-        intake,
-        byzantine,
-        honest_quarantined,
-        honest_quarantined_unreachable,
-        clone_originals_quarantined,
-        honest_named_bad_share,
-        quarantines,
-        detections: fleet
-            .peers
-            .iter()
-            .filter_map(|p| match (p.role, observer.detections.get(&p.index)) {
-                (Role::Byzantine(kind), Some(d)) => Some(DetectionLine {
-                    index: p.index,
-                    kind: kind.name().to_string(),
-                    at_s: d.at_s,
-                    after_s: d.after_s,
-                    how: d.how.clone(),
-                }),
-                _ => None,
-            })
-            .collect(),
-        credited,
-        memory,
-        churn,
-        placements,
-        events: facts.events,
-        checks: Vec::new(),
-        samples: observer.samples.clone(),
-        fetches,
-    };
-    report.checks = checks(&report);
-    report
-}
-
 impl Report {
     /// Detection times (seconds into the run) by kind.
     pub fn detections_by_kind(&self) -> BTreeMap<String, Vec<f64>> {
@@ -524,88 +264,6 @@ impl Report {
         }
         map
     }
-}
-
-fn checks(r: &Report) -> Vec<Check> {
-    let mut checks = vec![
-        Check {
-            name: "fetch success >= 99.9 %".into(),
-            passed: r.fetch.operations > 0 && r.fetch.success_rate >= 0.999,
-            detail: format!(
-                "{} of {} ({:.3} %)",
-                r.fetch.ok,
-                r.fetch.operations,
-                r.fetch.success_rate * 100.0
-            ),
-        },
-        Check {
-            name: "no wrong key accepted".into(),
-            passed: r.wrong_keys_accepted == 0,
-            detail: format!("{} wrong keys", r.wrong_keys_accepted),
-        },
-        Check {
-            name: "no placement over the region or operator bound".into(),
-            passed: r.placements.get("violations").copied().unwrap_or(0) == 0,
-            detail: format!(
-                "{} of {} placements",
-                r.placements.get("violations").copied().unwrap_or(0),
-                r.placements.get("checked").copied().unwrap_or(0)
-            ),
-        },
-        Check {
-            name: "no honest device quarantined for misbehaviour".into(),
-            passed: r.honest_quarantined == 0,
-            detail: format!(
-                "{} (and {} quarantined while unreachable, lifted when they answer again)",
-                r.honest_quarantined, r.honest_quarantined_unreachable
-            ),
-        },
-        Check {
-            name: "no honest holder named for a bad share".into(),
-            passed: r.honest_named_bad_share == 0,
-            detail: format!("{} honest holders", r.honest_named_bad_share),
-        },
-    ];
-    for (kind, k) in &r.byzantine {
-        if !k.detectable {
-            checks.push(Check {
-                name: format!("{kind}: claims ignored (not detectable by design)"),
-                passed: r.placements.get("violations").copied().unwrap_or(0) == 0,
-                detail: format!(
-                    "{} devices; placement uses enrolled labels; {} credited bits",
-                    k.devices, k.credited_bits
-                ),
-            });
-            continue;
-        }
-        if matches!(kind.as_str(), "tampered_shares" | "withholding") {
-            checks.push(Check {
-                name: format!("{kind}: every device that held a share detected"),
-                passed: k.held_a_share_detected == k.held_a_share,
-                detail: format!(
-                    "{} of {} (of {} devices; the others never held a share), median {:.1} s",
-                    k.held_a_share_detected, k.held_a_share, k.devices, k.time_to_detection_s.p50
-                ),
-            });
-            continue;
-        }
-        checks.push(Check {
-            name: format!("{kind}: every device detected"),
-            passed: k.detected == k.devices,
-            detail: format!(
-                "{} of {}, median {:.1} s after it started",
-                k.detected, k.devices, k.time_to_detection_s.p50
-            ),
-        });
-        if matches!(kind.as_str(), "biased" | "cloned" | "stuck") {
-            checks.push(Check {
-                name: format!("{kind}: nothing credited"),
-                passed: k.credited_bits == 0,
-                detail: format!("{} bits credited", k.credited_bits),
-            });
-        }
-    }
-    checks
 }
 
 /// Writes `report.json`, `report.md` and (when asked) the plots into `dir`.
@@ -620,3 +278,7 @@ pub fn write(report: &Report, dir: &Path, with_plots: bool) -> Result<(), String
     std::fs::write(dir.join("report.md"), markdown::render(report, &plots))
         .map_err(|e| format!("report.md: {e}"))
 }
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests;
