@@ -8,6 +8,8 @@ use protocols::wire::{SourceHealth, SourceState};
 
 /// Samples read from a source per pass.
 const CHUNK: usize = 4096;
+/// Restarts after a health-test failure before a source is cut off for good.
+pub const MAX_RESTARTS: u32 = 5;
 /// Window of the most-common-value estimate.
 const MCV_WINDOW: usize = 4096;
 
@@ -39,6 +41,9 @@ pub struct SourcePipeline {
     debias: Debiaser,
     samples_since_block: u64,
     cut_off_at: Option<u64>,
+    restarts: u32,
+    /// Samples and failures counted before the last restart (the tester starts afresh).
+    earlier: (u64, u64),
 }
 
 impl SourcePipeline {
@@ -52,6 +57,8 @@ impl SourcePipeline {
                 .map_err(|e| PipelineError::Setup(e.to_string()))?,
             samples_since_block: 0,
             cut_off_at: None,
+            restarts: 0,
+            earlier: (0, 0),
             source,
         })
     }
@@ -71,6 +78,39 @@ impl SourcePipeline {
         self.cut_off_at
     }
 
+    /// Restarts so far.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// After a cut-off: starts the source afresh (new health tests with their start-up phase,
+    /// new estimate, the partial block dropped), unless it already had [`MAX_RESTARTS`]; then it
+    /// stays cut off and this returns `false`. SP 800-90B §4.3 lets a failed source be restarted
+    /// once it passes its start-up tests again; a source that keeps failing is gone for good.
+    pub fn restart(&mut self) -> Result<bool, PipelineError> {
+        if self.cut_off_at.is_none() {
+            return Ok(true);
+        }
+        if self.restarts >= MAX_RESTARTS {
+            return Ok(false);
+        }
+        let spec = self.source.spec();
+        let c = self.health.counters();
+        self.earlier.0 = self.earlier.0.saturating_add(c.samples_seen);
+        self.earlier.1 = self
+            .earlier
+            .1
+            .saturating_add(c.rct_failures.saturating_add(c.apt_failures));
+        self.health = HealthTester::new(spec);
+        self.mcv = SlidingMcv::new(MCV_WINDOW).map_err(|e| PipelineError::Setup(e.to_string()))?;
+        self.debias = Debiaser::new(spec.bits_per_sample())
+            .map_err(|e| PipelineError::Setup(e.to_string()))?;
+        self.samples_since_block = 0;
+        self.cut_off_at = None;
+        self.restarts += 1;
+        Ok(true)
+    }
+
     /// Current MCV estimate of min-entropy per sample.
     pub fn measured_min_entropy(&self) -> Option<f64> {
         self.mcv.estimate()
@@ -87,9 +127,13 @@ impl SourcePipeline {
         SourceHealth {
             source: self.source.name().to_string(),
             state,
-            samples: c.samples_seen,
-            failures: u32::try_from(c.rct_failures.saturating_add(c.apt_failures))
-                .unwrap_or(u32::MAX),
+            samples: self.earlier.0.saturating_add(c.samples_seen),
+            failures: u32::try_from(
+                self.earlier
+                    .1
+                    .saturating_add(c.rct_failures.saturating_add(c.apt_failures)),
+            )
+            .unwrap_or(u32::MAX),
         }
     }
 
@@ -197,6 +241,78 @@ mod tests {
         assert!(b.claim.claimed_min_entropy_per_bit <= 1.0);
         assert!(b.claim.measured_min_entropy_per_bit.unwrap() > 0.0);
         assert_eq!(p.health_report().state, SourceState::Healthy);
+    }
+
+    /// A sensor that is stuck for its first `stuck` samples, then healthy.
+    struct RecoveringSensor {
+        stuck: usize,
+        inner: SimulatedSource,
+    }
+
+    impl EntropySource for RecoveringSensor {
+        fn name(&self) -> &str {
+            "recovering"
+        }
+        fn spec(&self) -> protocols::entropy::SourceSpec {
+            self.inner.spec()
+        }
+        fn read_samples(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), SourceError> {
+            let stuck = self.stuck.min(max);
+            if stuck > 0 {
+                out.extend(std::iter::repeat_n(0, stuck));
+                self.stuck -= stuck;
+                return Ok(());
+            }
+            self.inner.read_samples(out, max)
+        }
+    }
+
+    #[test]
+    fn a_source_that_recovers_is_restarted_and_delivers_again() {
+        let mut p = SourcePipeline::new(Box::new(RecoveringSensor {
+            stuck: 1_000,
+            inner: SimulatedSource::new("sim", SimulatedKind::Biased { p_one: 0.6 }, [4; 32])
+                .unwrap(),
+        }))
+        .unwrap();
+        assert!(matches!(
+            p.next_block(0, 1_000_000).unwrap(),
+            PipelineOutput::CutOff
+        ));
+        let failures_before = p.health_report().failures;
+        assert!(p.restart().unwrap());
+        assert_eq!(p.restarts(), 1);
+        // Start-up tests run again before anything is used, and nothing of the stuck run is kept.
+        assert_eq!(p.health_report().state, SourceState::Startup);
+        assert!(matches!(
+            p.next_block(0, 1_000_000).unwrap(),
+            PipelineOutput::Block(_)
+        ));
+        let report = p.health_report();
+        assert_eq!(report.state, SourceState::Healthy);
+        assert_eq!(
+            report.failures, failures_before,
+            "counters carry over a restart"
+        );
+    }
+
+    #[test]
+    fn a_source_that_keeps_failing_is_cut_off_for_good_after_the_last_restart() {
+        let mut p = pipeline(SimulatedKind::Stuck { value: 7 });
+        for _ in 0..MAX_RESTARTS {
+            assert!(matches!(
+                p.next_block(0, 1_000_000).unwrap(),
+                PipelineOutput::CutOff
+            ));
+            assert!(p.restart().unwrap());
+        }
+        assert!(matches!(
+            p.next_block(0, 1_000_000).unwrap(),
+            PipelineOutput::CutOff
+        ));
+        assert!(!p.restart().unwrap());
+        assert_eq!(p.health_report().state, SourceState::CutOff);
+        assert_eq!(p.health_report().failures, MAX_RESTARTS + 1);
     }
 
     #[test]

@@ -93,13 +93,60 @@ fn run_one(
                     return;
                 }
             }
-            PipelineOutput::CutOff => return,
+            PipelineOutput::CutOff => {
+                if !rest_then_restart(&mut pipeline, &blocks) {
+                    return;
+                }
+                publish(index, &pipeline, &health, &lines);
+            }
             PipelineOutput::Pending => {
                 if blocks.is_closed() {
                     return;
                 }
                 std::thread::sleep(idle);
             }
+        }
+    }
+}
+
+/// First wait after a cut-off; doubled after each restart that fails again, up to [`MAX_REST`].
+const FIRST_REST: Duration = Duration::from_secs(60);
+/// Longest wait before a restart.
+const MAX_REST: Duration = Duration::from_secs(3600);
+
+/// Waits (longer after each restart) and restarts a cut-off source; `false` when it is cut off for
+/// good or the agent is stopping.
+fn rest_then_restart(pipeline: &mut SourcePipeline, blocks: &mpsc::Sender<ReadyBlock>) -> bool {
+    let rest = FIRST_REST
+        .saturating_mul(1u32 << pipeline.restarts().min(10))
+        .min(MAX_REST);
+    let until = std::time::Instant::now() + rest;
+    while std::time::Instant::now() < until {
+        if blocks.is_closed() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    match pipeline.restart() {
+        Ok(true) => {
+            tracing::info!(
+                source = pipeline.name(),
+                restart = pipeline.restarts(),
+                "restarting a cut-off source: start-up health tests again"
+            );
+            true
+        }
+        Ok(false) => {
+            tracing::warn!(
+                source = pipeline.name(),
+                restarts = pipeline.restarts(),
+                "source failed its health tests after every restart: cut off for good"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(source = pipeline.name(), error = %e, "source could not be restarted");
+            false
         }
     }
 }
