@@ -4,6 +4,7 @@ pub mod coordinator;
 pub mod entropy;
 pub mod peer;
 pub mod requester;
+pub mod systemd;
 pub mod tunnel;
 
 /// Log output format.
