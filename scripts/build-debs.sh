@@ -28,6 +28,12 @@ triple_of() {
   esac
 }
 
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+if [ "$(grep -c "entroshard (>= $VERSION)" Cargo.toml)" != 2 ]; then
+  echo "the daemon packages' Depends on entroshard do not name version $VERSION (Cargo.toml)" >&2
+  exit 2
+fi
+
 if [ -z "${NO_BUILD:-}" ]; then
   CROSS=()
   for a in "${ARCHES[@]}"; do
