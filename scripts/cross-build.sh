@@ -50,7 +50,14 @@ if [ -z "${NO_INSTALL:-}" ]; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${NEED[@]}"
   fi
-  for t in "${TARGETS[@]}"; do rustup target add "$(triple_of "$t")"; done
+  for t in "${TARGETS[@]}"; do
+    triple=$(triple_of "$t")
+    if ! rustup target add "$triple"; then
+      # No prebuilt std for this target here (ARMv6): build std from source on nightly.
+      echo "note: no prebuilt std for $triple; building it with nightly -Z build-std"
+      rustup component add rust-src --toolchain nightly
+    fi
+  done
 fi
 
 for t in "${TARGETS[@]}"; do
@@ -59,9 +66,19 @@ for t in "${TARGETS[@]}"; do
   upper=$(echo "$triple" | tr 'a-z-' 'A-Z_')
   lower=$(echo "$triple" | tr '-' '_')
   echo "== building $triple ($PROFILE)"
+  cargo=(cargo)
+  cflags=""
+  if [ "$triple" = arm-unknown-linux-gnueabihf ]; then
+    # Debian's armhf compiler defaults to ARMv7 Thumb-2: ask for ARMv6 code explicitly.
+    cflags="-march=armv6 -marm -mfpu=vfp -mfloat-abi=hard"
+    if ! rustup target list --installed | grep -qx "$triple"; then
+      cargo=(cargo +nightly -Z build-std=std)
+    fi
+  fi
   # Linker for rustc, compiler and archiver for C code in dependencies (ring, aws-lc-sys).
   env "CARGO_TARGET_${upper}_LINKER=$prefix-gcc" "CC_${lower}=$prefix-gcc" "AR_${lower}=$prefix-ar" \
-    cargo build --locked --profile "$PROFILE" --target "$triple" -p entroshard --bin entroshard
+    "CFLAGS_${lower}=$cflags" \
+    "${cargo[@]}" build --locked --profile "$PROFILE" --target "$triple" -p entroshard --bin entroshard
   dir=$PROFILE; [ "$PROFILE" = dev ] && dir=debug
   bin=${CARGO_TARGET_DIR:-target}/$triple/$dir/entroshard
   file "$bin" 2>/dev/null || true

@@ -9,8 +9,10 @@ SECONDS_TO_RUN=${1:-120}
 PEERS=${2:-3}
 INTERVAL=${3:-60}
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q
-BIN=$PWD/target/release/entroshard
+# PROFILE=dist measures the binary that ships (LTO, stripped).
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --locked -q -p entroshard --bin entroshard
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE/entroshard
 TMP=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -34,10 +36,14 @@ declare -A START
 for p in "$COORD_PID" "${PIDS[@]}"; do START[$p]=$(cpu "$p"); done
 sleep "$SECONDS_TO_RUN"
 HZ=$(getconf CLK_TCK)
-printf '%-12s %8s %10s\n' process rss_mib cpu_pct
+# rss = anon (heap, stacks: private to the process) + file (binary and libraries: clean pages,
+# shared with every process mapping the same files, dropped under memory pressure).
+printf '%-12s %8s %9s %9s %10s\n' process rss_mib anon_mib file_mib cpu_pct
 for p in "$COORD_PID" "${PIDS[@]}"; do
   NAME=peer; [ "$p" = "$COORD_PID" ] && NAME=coordinator
   RSS=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$p/status")
+  ANON=$(awk '/RssAnon/ {printf "%.1f", $2/1024}' "/proc/$p/status")
+  FILE=$(awk '/RssFile/ {printf "%.1f", $2/1024}' "/proc/$p/status")
   USED=$(( $(cpu "$p") - START[$p] ))
-  printf '%-12s %8s %10s\n' "$NAME" "$RSS" "$(awk -v u="$USED" -v hz="$HZ" -v s="$SECONDS_TO_RUN" 'BEGIN {printf "%.2f", 100*u/hz/s}')"
+  printf '%-12s %8s %9s %9s %10s\n' "$NAME" "$RSS" "$ANON" "$FILE" "$(awk -v u="$USED" -v hz="$HZ" -v s="$SECONDS_TO_RUN" 'BEGIN {printf "%.2f", 100*u/hz/s}')"
 done
