@@ -81,6 +81,45 @@ impl Default for SourcesConfig {
     }
 }
 
+/// How much memory and how many connections the agent may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceProfile {
+    /// libp2p's and redb's usual bounds (a server or a desktop).
+    #[default]
+    Standard,
+    /// Pi-class boards: bounded connections and buffers, a smaller gossip mesh, Kademlia in
+    /// client mode, a small database cache and few runtime threads
+    /// (see `peer::node::NodeConfig::low_memory`).
+    LowMemory,
+}
+
+impl ResourceProfile {
+    /// redb page cache of the share store, bytes.
+    pub fn store_cache_bytes(self) -> usize {
+        match self {
+            ResourceProfile::Standard => 4 * 1024 * 1024,
+            ResourceProfile::LowMemory => 512 * 1024,
+        }
+    }
+
+    /// Tokio worker threads (`None`: one per core).
+    pub fn worker_threads(self) -> Option<usize> {
+        match self {
+            ResourceProfile::Standard => None,
+            ResourceProfile::LowMemory => Some(2),
+        }
+    }
+
+    /// Most threads for blocking work (disk writes, hashing).
+    pub fn max_blocking_threads(self) -> usize {
+        match self {
+            ResourceProfile::Standard => 512,
+            ResourceProfile::LowMemory => 8,
+        }
+    }
+}
+
 /// The agent's whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerConfig {
@@ -119,6 +158,9 @@ pub struct PeerConfig {
     /// Sources.
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// Resource profile (`standard` or `low-memory`).
+    #[serde(default)]
+    pub profile: ResourceProfile,
 }
 
 fn default_listen() -> Vec<String> {

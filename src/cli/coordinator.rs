@@ -1,5 +1,6 @@
 //! `entroshard coordinator …`: initialise, run and administer the coordinator.
 
+use super::systemd::{self, ConfigTarget};
 use anyhow::{Context, bail};
 use coordinator::admin::{self, AdminAnswer, AdminCall};
 use coordinator::config::CoordinatorConfig;
@@ -17,7 +18,7 @@ pub enum CoordinatorCommand {
     /// Create the identity, Noise static key, sealing master key, database and config.
     Init(InitArgs),
     /// Run the coordinator until SIGINT or SIGTERM.
-    Run(DirArgs),
+    Run(RunArgs),
     /// Enrol a peer by PeerId with its region and operator labels.
     Enrol(EnrolArgs),
     /// Make a one-time join token for a device.
@@ -79,6 +80,20 @@ pub struct DirArgs {
     pub log_format: super::LogFormat,
 }
 
+/// Options of `coordinator run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Data directory written by `coordinator init`.
+    #[arg(long, default_value = "entroshard-coordinator")]
+    pub data_dir: PathBuf,
+    /// Config file (default `<data-dir>/coordinator.toml`); its `data_dir` names the state.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: super::LogFormat,
+}
+
 /// Options of `coordinator init`.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -103,6 +118,10 @@ pub struct InitArgs {
     /// Serve Prometheus /metrics and /health on this address (e.g. 127.0.0.1:9400).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where to write the config (default `<data-dir>/coordinator.toml`). A comment-only
+    /// template there, such as the package's `/etc/entroshard/coordinator.toml`, is filled in.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// A PeerId argument.
@@ -175,18 +194,33 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
         CoordinatorCommand::Init(args) => init(args),
         CoordinatorCommand::Run(args) => {
             super::init_tracing(args.log_format);
-            let config = CoordinatorConfig::load(&args.data_dir.join("coordinator.toml"))
-                .map_err(anyhow::Error::msg)?;
+            let config_path = args
+                .config
+                .unwrap_or_else(|| args.data_dir.join("coordinator.toml"));
+            let config = CoordinatorConfig::load(&config_path).map_err(anyhow::Error::msg)?;
             let key = peer::identity::read_key(&config.identity_path())?;
             let db = Arc::new(CoordinatorDb::open(&config.db_path())?);
-            runtime
-                .block_on(coordinator::service::run(
-                    config,
-                    key,
-                    db,
-                    super::shutdown_signal(),
-                ))
-                .map_err(anyhow::Error::msg)
+            let socket = config.admin_socket();
+            runtime.block_on(async {
+                let service = coordinator::service::run(config, key, db, super::shutdown_signal());
+                tokio::pin!(service);
+                // Ready once the admin socket answers a status call from the main loop; the
+                // same call, repeated, feeds the watchdog.
+                let ready_then_watchdog = async {
+                    while !answers_status(&socket).await {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    systemd::notify_ready("serving peers and requesters");
+                    systemd::run_watchdog(|| answers_status(&socket)).await;
+                    std::future::pending::<std::convert::Infallible>().await
+                };
+                let result = tokio::select! {
+                    result = &mut service => result,
+                    never = ready_then_watchdog => match never {},
+                };
+                systemd::notify_stopping();
+                result.map_err(anyhow::Error::msg)
+            })
         }
         CoordinatorCommand::Enrol(a) => {
             let node = node_of(&a.peer_id)?;
@@ -245,6 +279,14 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Whether a coordinator's main loop answers a status call on its admin socket.
+async fn answers_status(socket: &Path) -> bool {
+    matches!(
+        admin::call(socket, &AdminCall::Status).await,
+        Ok(AdminAnswer::Status(_))
+    )
+}
+
 /// Sends the command to the running coordinator, or applies it to the database when none runs.
 fn admin_call(
     runtime: &tokio::runtime::Runtime,
@@ -301,6 +343,12 @@ fn admin_call(
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("coordinator.toml"));
+    // Checked before any key is made, so a refused config leaves nothing behind.
+    let target = systemd::config_target(&config_path)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))?;
@@ -341,9 +389,14 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     // Peers running this very build are allowed; other builds must be allowed explicitly.
     let own = peer::agent::measure::binary_sha256().context("hashing the running binary")?;
     db.allow_binary(own)?;
-    config
-        .save_new(&args.data_dir.join("coordinator.toml"))
-        .map_err(anyhow::Error::msg)?;
+    match target {
+        ConfigTarget::New => config.save_new(&config_path).map_err(anyhow::Error::msg)?,
+        ConfigTarget::Template(template) => systemd::fill_template(
+            &config_path,
+            &toml::to_string_pretty(&config).context("encoding the config")?,
+            &template,
+        )?,
+    }
     let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
     println!("coordinator initialised in {}", args.data_dir.display());
     println!("peer id {peer_id}");

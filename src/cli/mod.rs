@@ -5,6 +5,7 @@ pub mod entropy;
 pub mod peer;
 pub mod requester;
 pub mod simulate;
+pub mod systemd;
 pub mod tunnel;
 
 /// Log output format.

@@ -1,7 +1,8 @@
 //! `entroshard peer init|run`: set up and run the device agent.
 
+use super::systemd::{self, ConfigTarget};
 use anyhow::{Context, bail};
-use peer::config::{FeedConfig, PeerConfig, SimulatedSourceConfig, SourcesConfig};
+use peer::config::{FeedConfig, PeerConfig, ResourceProfile, SimulatedSourceConfig, SourcesConfig};
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
@@ -57,6 +58,13 @@ pub struct InitArgs {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 15.0)]
     pub heartbeat_interval: f64,
+    /// Where to write the config (default `<data-dir>/peer.toml`). A comment-only template
+    /// there, such as the package's `/etc/entroshard/peer.toml`, is filled in.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Use the low-memory resource profile (Pi-class boards).
+    #[arg(long)]
+    pub low_memory: bool,
 }
 
 /// Options of `peer run`.
@@ -65,6 +73,9 @@ pub struct RunArgs {
     /// Data directory written by `peer init`.
     #[arg(long, default_value = "entroshard-peer")]
     pub data_dir: PathBuf,
+    /// Config file (default `<data-dir>/peer.toml`); its `data_dir` names the state.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: super::LogFormat,
@@ -76,13 +87,34 @@ pub fn run(command: PeerCommand) -> anyhow::Result<()> {
         PeerCommand::Init(args) => init(args),
         PeerCommand::Run(args) => {
             super::init_tracing(args.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let config_path = args
+                .config
+                .unwrap_or_else(|| args.data_dir.join("peer.toml"));
+            let profile = PeerConfig::load(&config_path)
+                .context("loading the peer config")?
+                .profile;
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = profile.worker_threads() {
+                builder.worker_threads(threads);
+            }
+            let runtime = builder
+                .max_blocking_threads(profile.max_blocking_threads())
                 .enable_all()
                 .build()?;
-            let config = args.data_dir.join("peer.toml");
-            runtime
-                .block_on(peer::agent::run(&config, super::shutdown_signal()))
-                .context("peer agent failed")
+            let result = runtime.block_on(async {
+                // The watchdog proves the runtime still schedules tasks; systemd restarts a
+                // wedged agent when the pings stop.
+                let watchdog = tokio::spawn(systemd::run_watchdog(|| async { true }));
+                let result =
+                    peer::agent::run_with_readiness(&config_path, super::shutdown_signal(), || {
+                        systemd::notify_ready("harvesting and serving shares")
+                    })
+                    .await;
+                systemd::notify_stopping();
+                watchdog.abort();
+                result
+            });
+            result.context("peer agent failed")
         }
     }
 }
@@ -142,6 +174,11 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         contribution_interval_s: args.contribution_interval,
         heartbeat_interval_s: args.heartbeat_interval,
         fetch_rate_per_s: 20.0,
+        profile: if args.low_memory {
+            ResourceProfile::LowMemory
+        } else {
+            ResourceProfile::Standard
+        },
         metrics: args.metrics,
         join_token: args.join_token,
         sources: SourcesConfig {
@@ -155,13 +192,28 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
             feed: args.feed.as_deref().map(parse_feed).transpose()?,
         },
     };
-    let config_path = args.data_dir.join("peer.toml");
+    let config_path = args
+        .config
+        .unwrap_or_else(|| args.data_dir.join("peer.toml"));
+    // Checked before the identity is written, so a refused config leaves nothing behind.
+    let target = systemd::config_target(&config_path)?;
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
     peer::identity::write_new_key(&config.identity_path(), &key)?;
-    config.save_new(&config_path)?;
+    match target {
+        ConfigTarget::New => config.save_new(&config_path)?,
+        ConfigTarget::Template(template) => systemd::fill_template(
+            &config_path,
+            &toml::to_string_pretty(&config).context("encoding the config")?,
+            &template,
+        )?,
+    }
     PeerConfig::load(&config_path).context("the written config does not load back")?;
     let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    println!("peer initialised in {}", args.data_dir.display());
+    println!(
+        "peer initialised in {} (config {})",
+        args.data_dir.display(),
+        config_path.display()
+    );
     println!("node id {}", key.node_id());
     println!("peer id {peer_id}");
     println!(

@@ -81,6 +81,16 @@ pub async fn run(
     config_path: &Path,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    run_with_readiness(config_path, shutdown, || {}).await
+}
+
+/// [`run`], calling `on_ready` once the agent is up: store open, sources started, node
+/// listening, metrics served (the daemon tells systemd from there).
+pub async fn run_with_readiness(
+    config_path: &Path,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_ready: impl FnOnce(),
+) -> Result<(), AgentError> {
     let config = PeerConfig::load(config_path)?;
     let key = crate::identity::read_key(&config.identity_path())?;
     let measurement = measure::Measurement::take(config_path)?;
@@ -100,10 +110,13 @@ pub async fn run(
         .ok_or_else(|| AgentError::Sources("coordinator PeerId is not an Ed25519 key".into()))?;
     let store_path = config.store_path();
     let capacity = config.store_capacity;
+    let cache_bytes = config.profile.store_cache_bytes();
     let store = Arc::new(
-        tokio::task::spawn_blocking(move || ShareStore::open(&store_path, capacity))
-            .await
-            .map_err(|e| AgentError::Sources(e.to_string()))??,
+        tokio::task::spawn_blocking(move || {
+            ShareStore::open_with_cache(&store_path, capacity, cache_bytes)
+        })
+        .await
+        .map_err(|e| AgentError::Sources(e.to_string()))??,
     );
     let pipelines = crate::sources::build(&config.sources).map_err(AgentError::Sources)?;
     let health = Arc::new(Mutex::new(HealthSnapshot::default()));
@@ -118,6 +131,9 @@ pub async fn run(
     );
     node_config.bootstrap = vec![coordinator_addr.clone()];
     node_config.kad_server = config.kad_server;
+    if config.profile == crate::config::ResourceProfile::LowMemory {
+        node_config = node_config.low_memory();
+    }
     let (node, mut events) = node::start(&key, node_config).await?;
     tracing::info!(peer = %node.peer_id(), node = %key.node_id(), coordinator = %coordinator_peer, "peer agent started");
 
@@ -169,6 +185,7 @@ pub async fn run(
     let handlers = Arc::new(Semaphore::new(MAX_HANDLERS));
     let mut heartbeat_seq = now_ms().saturating_mul(1000);
     tokio::pin!(shutdown);
+    on_ready();
     loop {
         tokio::select! {
             () = &mut shutdown => break,

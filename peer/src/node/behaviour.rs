@@ -4,7 +4,8 @@ use super::codec::FramedCodec;
 use super::config::{NodeConfig, Protocol};
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{
-    PeerId, StreamProtocol, gossipsub, identify, identity::Keypair, kad, ping, request_response,
+    PeerId, StreamProtocol, connection_limits, gossipsub, identify, identity::Keypair, kad, ping,
+    request_response,
 };
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct MeshBehaviour {
     pub fetch: Rr,
     /// Session creation and tickets (coordinator).
     pub coord: Rr,
+    /// Bounds on pending and established connections (`NodeConfig::max_established`).
+    pub limits: connection_limits::Behaviour,
 }
 
 fn rr(protocol: Protocol, timeout: Duration) -> Rr {
@@ -118,6 +121,12 @@ impl MeshBehaviour {
                     .min(std::time::Duration::from_secs(3)),
             ),
             coord: rr(Protocol::Coord, config.request_timeout),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(config.max_established)
+                    .with_max_pending_incoming(config.max_pending)
+                    .with_max_pending_outgoing(config.max_pending),
+            ),
         })
     }
 

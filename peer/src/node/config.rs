@@ -93,6 +93,18 @@ pub struct NodeConfig {
     /// connected to; the simulator makes most devices leaves so thousands of them do not all
     /// validate every message.
     pub gossip_subscribe: bool,
+    /// Most established connections in total; past it new ones are refused (`None`: no bound).
+    pub max_established: Option<u32>,
+    /// Most connections in negotiation (either direction) at once (`None`: no bound).
+    pub max_pending: Option<u32>,
+    /// Most concurrent yamux streams per TCP connection.
+    pub yamux_max_streams: usize,
+    /// QUIC receive window per stream, bytes (bounds what a remote can make us buffer).
+    pub quic_max_stream_data: u32,
+    /// QUIC receive window per connection, bytes.
+    pub quic_max_connection_data: u32,
+    /// Most concurrent QUIC streams a remote may open per connection.
+    pub quic_max_streams: u32,
 }
 
 impl NodeConfig {
@@ -111,6 +123,34 @@ impl NodeConfig {
             idle_timeout: Duration::from_secs(60),
             channel_capacity: 256,
             gossip_subscribe: true,
+            max_established: None,
+            max_pending: None,
+            // libp2p's defaults, stated here so the low-memory profile reads as a diff.
+            yamux_max_streams: 512,
+            quic_max_stream_data: 10_000_000,
+            quic_max_connection_data: 15_000_000,
+            quic_max_streams: 256,
+        }
+    }
+
+    /// The low-memory profile for Pi-class peers: bounded connections, small receive windows
+    /// and queues, a smaller gossip mesh, Kademlia in client mode. The largest message any
+    /// protocol carries (`protocols::wire::MAX_MESSAGE_BYTES`) still fits in one window.
+    pub fn low_memory(self) -> Self {
+        let window = u32::try_from(protocols::wire::MAX_MESSAGE_BYTES.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .max(256 * 1024);
+        Self {
+            kad_server: false,
+            gossip_mesh_n: 4,
+            channel_capacity: 64,
+            max_established: Some(48),
+            max_pending: Some(16),
+            yamux_max_streams: 64,
+            quic_max_stream_data: window,
+            quic_max_connection_data: window.saturating_mul(4),
+            quic_max_streams: 64,
+            ..self
         }
     }
 

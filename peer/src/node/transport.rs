@@ -12,16 +12,26 @@ pub(super) fn build_swarm(
 ) -> Result<Swarm<MeshBehaviour>, NodeError> {
     let setup = |e: &dyn std::fmt::Display| NodeError::Setup(e.to_string());
     let idle = config.idle_timeout;
+    let yamux_config = || {
+        let mut c = yamux::Config::default();
+        c.set_max_num_streams(config.yamux_max_streams);
+        c
+    };
     let swarm = match config.transport {
         TransportKind::Network => SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                yamux::Config::default,
+                yamux_config,
             )
             .map_err(|e| setup(&e))?
-            .with_quic()
+            .with_quic_config(|mut c| {
+                c.max_stream_data = config.quic_max_stream_data;
+                c.max_connection_data = config.quic_max_connection_data;
+                c.max_concurrent_stream_limit = config.quic_max_streams;
+                c
+            })
             .with_behaviour(|key| MeshBehaviour::new(key, config))
             .map_err(|e| setup(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
@@ -34,7 +44,7 @@ pub(super) fn build_swarm(
                 Ok(MemoryTransport::default()
                     .upgrade(Version::V1)
                     .authenticate(noise)
-                    .multiplex(yamux::Config::default())
+                    .multiplex(yamux_config())
                     .boxed())
             })
             .map_err(|e| setup(&e))?

@@ -92,7 +92,16 @@ impl ShareStore {
     /// identified after redb has recovered it, so another program's crashed redb database is
     /// recovered and then refused.
     pub fn open(path: &Path, capacity: u32) -> Result<Self, StoreError> {
-        let (db, opened) = open_guarded(path, FORMAT, LAYOUT, &[&SHARES], CACHE_BYTES)?;
+        Self::open_with_cache(path, capacity, CACHE_BYTES)
+    }
+
+    /// [`Self::open`] with redb's page cache bounded to `cache_bytes` (the low-memory profile).
+    pub fn open_with_cache(
+        path: &Path,
+        capacity: u32,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        let (db, opened) = open_guarded(path, FORMAT, LAYOUT, &[&SHARES], cache_bytes)?;
         match opened {
             Opened::Created => info!(path = %path.display(), "share store created"),
             Opened::Existing => debug!(path = %path.display(), capacity, "share store opened"),

@@ -1,4 +1,5 @@
-//! Real Linux entropy sources (sysfs sensors, kernel counters, CPU timing jitter) and `detect`.
+//! Real Linux entropy sources (sysfs sensors, kernel counters, the board's hardware RNG, CPU
+//! timing jitter) and `detect`.
 //!
 //! Every path is resolved under [`DetectConfig::root`] (normally `/`), so tests can point the
 //! parsers at a fake sysfs tree in a temporary directory. Hardware that is absent is skipped
@@ -10,6 +11,7 @@
 //! unconditioned so the health tests downstream see a stuck or slow sensor for what it is.
 
 mod hwmon;
+mod hwrng;
 mod iio;
 mod interrupts;
 mod jitter;
@@ -18,6 +20,7 @@ mod sensor;
 mod thermal;
 
 pub use hwmon::{HWMON_BITS_PER_SAMPLE, HWMON_MIN_ENTROPY, HwmonSource};
+pub use hwrng::{HWRNG_BITS_PER_SAMPLE, HWRNG_MIN_ENTROPY, HwrngSource};
 pub use iio::{IIO_BITS_PER_SAMPLE, IIO_MIN_ENTROPY, IioSource};
 pub use interrupts::{
     INTERRUPTS_BITS_PER_SAMPLE, INTERRUPTS_MIN_ENTROPY, InterruptsSource, parse_interrupt_total,
@@ -87,6 +90,7 @@ pub fn detect(config: &DetectConfig) -> (Vec<Box<dyn EntropySource>>, Vec<Skippe
     hwmon::probe(config, &mut found);
     iio::probe(config, &mut found);
     interrupts::probe(config, &mut found);
+    hwrng::probe(config, &mut found);
     netstat::probe(config, &mut found);
     if config.jitter {
         jitter::probe(&mut found);

@@ -79,6 +79,7 @@ fn every_built_in_claim_is_a_valid_spec() {
         (INTERRUPTS_BITS_PER_SAMPLE, INTERRUPTS_MIN_ENTROPY),
         (NET_BITS_PER_SAMPLE, NET_MIN_ENTROPY),
         (JITTER_BITS_PER_SAMPLE, JITTER_MIN_ENTROPY),
+        (HWRNG_BITS_PER_SAMPLE, HWRNG_MIN_ENTROPY),
     ] {
         let spec = SourceSpec::new(bits, h).unwrap();
         assert!(
@@ -94,7 +95,15 @@ fn an_empty_root_skips_every_kind_with_a_reason() {
     let (sources, skipped) = detect(&root.config());
     assert!(sources.is_empty());
     let names = skipped_names(&skipped);
-    for kind in ["thermal", "hwmon", "iio", "interrupts", "net", "jitter"] {
+    for kind in [
+        "thermal",
+        "hwmon",
+        "iio",
+        "interrupts",
+        "hwrng",
+        "net",
+        "jitter",
+    ] {
         assert!(names.contains(&kind), "{kind} missing from {names:?}");
     }
     assert!(skipped.iter().all(|s| !s.reason.is_empty()));
@@ -376,4 +385,94 @@ fn detect_on_this_machine_lists_what_exists() {
     for s in &skipped {
         println!("skipped {}: {}", s.name, s.reason);
     }
+}
+
+/// Bytes that look like a generator's output (an LCG), `len` of them.
+fn varied_bytes(len: usize) -> Vec<u8> {
+    let mut x: u32 = 12345;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn hwrng_with_a_bound_driver_is_offered_under_its_driver_name_and_yields_whole_bytes() {
+    let root = FakeRoot::new();
+    root.write("sys/class/misc/hw_random/rng_current", "iproc-rng200\n");
+    let bytes = varied_bytes(4096);
+    let device = root.path().join("dev/hwrng");
+    fs::create_dir_all(device.parent().unwrap()).unwrap();
+    fs::write(&device, &bytes).unwrap();
+    let (mut sources, _) = detect(&root.config());
+    let source = find(&mut sources, "hwrng:iproc-rng200");
+    assert_eq!(source.spec().bits_per_sample(), 8);
+    let mut out = Vec::new();
+    source.read_samples(&mut out, 100).unwrap();
+    // The open consumed the probe bytes; the samples are the following bytes, unmasked.
+    assert_eq!(out, bytes[64..164]);
+}
+
+#[test]
+fn hwrng_without_a_bound_driver_is_skipped_with_the_reason() {
+    let root = FakeRoot::new();
+    root.write("sys/class/misc/hw_random/rng_current", "none\n");
+    root.write("dev/hwrng", "");
+    let (sources, skipped) = detect(&root.config());
+    assert!(sources.is_empty());
+    let entry = skipped.iter().find(|s| s.name == "hwrng").unwrap();
+    assert!(entry.reason.contains("rng_current is none"), "{entry:?}");
+}
+
+#[test]
+fn hwrng_returning_identical_bytes_at_open_is_refused() {
+    let root = FakeRoot::new();
+    root.write("sys/class/misc/hw_random/rng_current", "bcm2835-rng\n");
+    root.write("dev/hwrng", &"\0".repeat(4096));
+    let (sources, skipped) = detect(&root.config());
+    assert!(sources.is_empty());
+    let entry = skipped
+        .iter()
+        .find(|s| s.name == "hwrng:bcm2835-rng")
+        .unwrap();
+    assert!(entry.reason.contains("identical bytes"), "{entry:?}");
+}
+
+#[test]
+fn hwrng_that_gets_stuck_after_opening_is_cut_off_by_the_health_tests() {
+    let root = FakeRoot::new();
+    root.write("sys/class/misc/hw_random/rng_current", "bcm2835-rng\n");
+    let mut bytes = varied_bytes(64);
+    bytes.extend(std::iter::repeat_n(0x5a, 100_000));
+    let device = root.path().join("dev/hwrng");
+    fs::create_dir_all(device.parent().unwrap()).unwrap();
+    fs::write(&device, &bytes).unwrap();
+    let (mut sources, _) = detect(&root.config());
+    let index = sources
+        .iter()
+        .position(|s| s.name() == "hwrng:bcm2835-rng")
+        .unwrap();
+    let mut pipeline = crate::pipeline::SourcePipeline::new(sources.swap_remove(index)).unwrap();
+    let out = pipeline.next_block(0, 100_000).unwrap();
+    assert!(matches!(out, crate::pipeline::PipelineOutput::CutOff));
+    assert!(pipeline.cut_off_at().is_some());
+}
+
+#[test]
+fn hwrng_that_ends_becomes_unavailable() {
+    let root = FakeRoot::new();
+    let device = root.path().join("dev/hwrng");
+    fs::create_dir_all(device.parent().unwrap()).unwrap();
+    fs::write(&device, varied_bytes(80)).unwrap();
+    let (mut sources, _) = detect(&root.config());
+    let source = find(&mut sources, "hwrng");
+    let mut out = Vec::new();
+    source.read_samples(&mut out, 16).unwrap();
+    assert!(matches!(
+        source.read_samples(&mut out, 16),
+        Err(SourceError::Unavailable { .. })
+    ));
+    assert_eq!(out.len(), 16);
 }
