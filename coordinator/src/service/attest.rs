@@ -117,7 +117,14 @@ pub(super) fn judge(
             tracing::warn!(node = %node.short(), %reason, "attestation failed: peer quarantined");
             ctx.metrics.attestations.inc(label);
             if p.quarantine != Some(Quarantine::ClonedEntropy) {
-                if p.quarantine.is_none() {
+                // Counted when a peer enters quarantine or its reason changes (a device that
+                // stopped answering, then answers with bad evidence, is counted for both).
+                let same_reason = matches!(
+                    (&p.quarantine, &quarantine),
+                    (Some(Quarantine::NoAnswer), Quarantine::NoAnswer)
+                        | (Some(Quarantine::BadEvidence(_)), Quarantine::BadEvidence(_))
+                );
+                if !same_reason {
                     ctx.metrics.quarantines.inc(label);
                 }
                 p.quarantine = Some(quarantine);
