@@ -1,9 +1,9 @@
 //! Rotation and repair: move a session to a fresh quorum as epoch e+1, commit after durable acks,
 //! only then delete epoch e from the old holders. A crash mid-rotation rolls back at start-up.
 
-use super::sessions::{grant, holder_order, send_store_orders};
+use super::sessions::{grant, holder_order, pending_of, send_store_orders};
 use super::{Ctx, Internal, State, now_ms};
-use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord, holders_of};
+use crate::db::{OwedDeletion, SessionRecord, holders_of};
 use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::quorum::{QuorumPolicy, select_quorum};
@@ -186,20 +186,7 @@ async fn rotate(
         .deal(&old_shares, &mut rand_core::UnwrapErr(rand::rngs::SysRng))
         .map_err(|e| e.to_string())?;
     drop(old_shares);
-    let pending = PendingEpoch {
-        session: record.session,
-        epoch: dealt.epoch(),
-        holders: dealt
-            .deliveries()
-            .iter()
-            .map(|(p, _)| Holder {
-                node: p.node,
-                index: p.index,
-            })
-            .collect(),
-        commitments: dealt.commitments().clone(),
-        started_at_ms: now_ms(),
-    };
+    let pending = pending_of(&dealt, record.session, now_ms());
     blocking(ctx, move |db| db.put_pending_epoch(&pending)).await?;
     send_store_orders(ctx, &mut dealt, new_addrs, record.expires_at_ms).await;
     let dealt_to: Vec<NodeId> = dealt.deliveries().iter().map(|(p, _)| p.node).collect();

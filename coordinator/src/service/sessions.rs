@@ -245,20 +245,7 @@ async fn distribute(
 ) -> Result<(SessionCreated, Vec<NodeId>), Refusal> {
     // Pending until committed: a crash before the commit rolls the shares back at start-up.
     let session = record.session;
-    let pending = PendingEpoch {
-        session,
-        epoch: 0,
-        holders: dealt
-            .deliveries()
-            .iter()
-            .map(|(p, _)| Holder {
-                node: p.node,
-                index: p.index,
-            })
-            .collect(),
-        commitments: dealt.commitments().clone(),
-        started_at_ms: record.created_at_ms,
-    };
+    let pending = pending_of(&dealt, session, record.created_at_ms);
     let db = ctx.db.clone();
     tokio::task::spawn_blocking(move || db.put_pending_epoch(&pending))
         .await
@@ -361,6 +348,24 @@ pub(super) fn grant(
         v: WIRE_VERSION,
         ticket: SignedEnvelope::seal(&ctx.key, &ticket),
         opening_keys,
+    }
+}
+
+/// The pending record of a dealt epoch: rolled back at start-up unless it was committed.
+pub(super) fn pending_of(dealt: &Dealt, session: SessionId, started_at_ms: u64) -> PendingEpoch {
+    PendingEpoch {
+        session,
+        epoch: dealt.epoch(),
+        holders: dealt
+            .deliveries()
+            .iter()
+            .map(|(p, _)| Holder {
+                node: p.node,
+                index: p.index,
+            })
+            .collect(),
+        commitments: dealt.commitments().clone(),
+        started_at_ms,
     }
 }
 
