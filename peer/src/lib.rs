@@ -13,3 +13,4 @@ pub mod node;
 pub mod pipeline;
 pub mod sources;
 pub mod store;
+pub mod ticket_cache;

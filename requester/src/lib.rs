@@ -57,9 +57,9 @@ pub struct Requester {
     coordinator_addr: Multiaddr,
     /// How long to wait for a holder before asking one more.
     pub hedge_after: Duration,
-    /// The last ticket whose coordinator signature checked out, with its envelope: fetching
-    /// again with the same grant skips one signature check.
-    last_ticket: std::sync::Mutex<Option<(protocols::wire::SignedEnvelope, Ticket)>>,
+    /// Tickets whose coordinator signature checked out: fetching again with the same grant
+    /// skips one signature check.
+    tickets: peer::ticket_cache::TicketCache,
 }
 
 impl Requester {
@@ -107,7 +107,7 @@ impl Requester {
             coordinator_id,
             coordinator_addr,
             hedge_after: Duration::from_millis(500),
-            last_ticket: std::sync::Mutex::new(None),
+            tickets: peer::ticket_cache::TicketCache::default(),
         })
     }
 
@@ -189,21 +189,10 @@ impl Requester {
     }
 
     /// The grant's ticket, its signature checked against the coordinator's key (or found equal,
-    /// byte for byte, to the last one that was).
+    /// byte for byte, to one that was).
     fn open_ticket(&self, grant: &TicketGrant) -> Result<Ticket, FetchError> {
-        if let Ok(last) = self.last_ticket.lock()
-            && let Some((envelope, ticket)) = last.as_ref()
-            && envelope == &grant.ticket
-        {
-            return Ok(ticket.clone());
-        }
-        let ticket: Ticket = grant
-            .ticket
-            .open(&self.coordinator_id)
-            .map_err(|e| FetchError::BadTicket(e.to_string()))?;
-        if let Ok(mut last) = self.last_ticket.lock() {
-            *last = Some((grant.ticket.clone(), ticket.clone()));
-        }
-        Ok(ticket)
+        self.tickets
+            .open(&grant.ticket, &self.coordinator_id)
+            .map_err(|e| FetchError::BadTicket(e.to_string()))
     }
 }

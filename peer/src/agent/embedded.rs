@@ -98,7 +98,7 @@ pub async fn start(config: EmbeddedConfig) -> Result<EmbeddedAgent, super::Agent
             256,
         )),
         metrics: metrics.clone(),
-        tickets: super::ticket_cache::TicketCache::default(),
+        tickets: crate::ticket_cache::TicketCache::default(),
     });
     let contributor = config.blocks.map(|blocks| {
         tokio::spawn(super::contribute::run(

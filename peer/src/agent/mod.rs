@@ -6,7 +6,6 @@ mod handlers;
 pub mod harvest;
 pub mod measure;
 pub mod metrics;
-mod ticket_cache;
 
 use crate::config::PeerConfig;
 use crate::node::{self, NodeConfig, NodeEvent, NodeHandle, STATUS_TOPIC};
@@ -65,7 +64,7 @@ pub(crate) struct Shared {
     pub started: Instant,
     pub fetch_limiter: Mutex<RateLimiter<NodeId>>,
     pub metrics: Arc<metrics::PeerMetrics>,
-    pub tickets: ticket_cache::TicketCache,
+    pub tickets: crate::ticket_cache::TicketCache,
 }
 
 /// A running agent: its node handle and where it listens (for tests and the demo).
@@ -150,7 +149,7 @@ pub async fn run_with_readiness(
         health: health.clone(),
         measurement,
         started: Instant::now(),
-        tickets: ticket_cache::TicketCache::default(),
+        tickets: crate::ticket_cache::TicketCache::default(),
         fetch_limiter: Mutex::new(RateLimiter::new(
             config.fetch_rate_per_s,
             config.fetch_rate_per_s * 2.0,

@@ -1,6 +1,7 @@
-//! Tickets whose coordinator signature this holder has already checked, so a requester fetching
-//! again with the same ticket costs no second signature check. Only the signature step is
-//! skipped: expiry, requester, holder and epoch are checked on every request.
+//! Tickets whose coordinator signature was already checked, so fetching again with the same
+//! ticket costs no second signature check (holders and requesters both keep one). Only the
+//! signature step is skipped: a holder still checks expiry, requester, holder and epoch on every
+//! request.
 
 use protocols::ids::NodeId;
 use protocols::ticket::{Ticket, TicketRefusal, open_ticket};
