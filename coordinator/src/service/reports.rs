@@ -1,0 +1,103 @@
+//! What the coordinator loop does with its own tasks' reports (attestation answers, stored
+//! sessions, finished expiries and rotations) and with admin requests from the local socket.
+
+use super::*;
+
+pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
+    match msg {
+        Internal::Attested {
+            node,
+            challenge,
+            reply,
+        } => attest::judge(ctx, state, node, challenge, reply),
+        Internal::SessionStored { session, holders } => {
+            ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);
+            for h in holders {
+                *state.shares_held.entry(h).or_insert(0) += 1;
+            }
+            tracing::info!(%session, "session stored");
+        }
+        Internal::ExpiryDone { session } => {
+            state.rotating.remove(&session);
+        }
+        Internal::Settled { sessions } => {
+            for session in sessions {
+                state.rotating.remove(&session);
+            }
+        }
+        Internal::Rotated {
+            session,
+            cause,
+            outcome,
+            started,
+        } => {
+            state.rotating.remove(&session);
+            let took = started.elapsed();
+            if outcome.is_err() {
+                ctx.metrics.rotations_failed.inc(cause.label());
+            }
+            if let Ok((old, new)) = outcome {
+                // A request that arrived after this rotation started asks for another one.
+                if state
+                    .requested
+                    .get(&session)
+                    .is_some_and(|at| *at <= started)
+                {
+                    state.requested.remove(&session);
+                }
+                ctx.metrics.rotations.inc(cause.label());
+                for h in old {
+                    if let Some(c) = state.shares_held.get_mut(&h) {
+                        *c = c.saturating_sub(1);
+                    }
+                }
+                for h in new {
+                    *state.shares_held.entry(h).or_insert(0) += 1;
+                }
+                *state
+                    .rotations_by_cause
+                    .entry(format!("{cause:?}"))
+                    .or_insert(0) += 1;
+                tracing::info!(%session, ?cause, took_ms = took.as_millis() as u64, "rotation committed");
+            }
+        }
+    }
+}
+
+pub(super) async fn on_admin(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    req: AdminRequest,
+) {
+    match req {
+        AdminRequest::Rotate(session) => {
+            state.requested.insert(session, std::time::Instant::now());
+            let db = ctx.db.clone();
+            if let Ok(Ok(Some(record))) =
+                tokio::task::spawn_blocking(move || db.session(&session)).await
+                && !state.rotating.contains(&session)
+            {
+                rotation::start(ctx, state, internal, record, rotation::Cause::Manual);
+            }
+        }
+        AdminRequest::Enrol {
+            node,
+            region,
+            operator,
+        } => state.peers.enrol(node, region, operator),
+        AdminRequest::Allow(digest) => {
+            state.allowlist.insert(digest);
+        }
+        AdminRequest::AddRequester(node) => {
+            state.requesters.insert(node);
+        }
+        AdminRequest::Status(reply) => {
+            let _ = reply.send(crate::admin::peer_lines(state));
+        }
+        AdminRequest::Figures(reply) => {
+            let _ = reply.send(figures::of(state));
+        }
+    }
+}
