@@ -155,7 +155,11 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
         if t.epoch == 2 {
             break grant;
         }
-        assert!(Instant::now() < deadline, "rotation did not commit");
+        assert!(
+            Instant::now() < deadline,
+            "rotation did not commit; coordinator log:\n{}",
+            std::fs::read_to_string(coord.log_path()).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(

@@ -17,7 +17,7 @@ use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId, ShareIndex};
 use protocols::keys::SessionSecret;
 use protocols::sealing::{self, SealedShare, SealingMasterKey, ShareSlot};
-use protocols::sharing::{self, Commitments, UnverifiedShare, VerifiedShare};
+use protocols::sharing::{self, Commitments, ShareChecker, UnverifiedShare, VerifiedShare};
 use protocols::ticket::{self, Ticket, TicketHolder};
 use protocols::wire::{MAX_MESSAGE_BYTES, SignedEnvelope, WIRE_VERSION};
 use rand_core::{Rng, SeedableRng};
@@ -116,6 +116,47 @@ fn bench_verify_k_together(c: &mut Criterion) {
                 },
                 BatchSize::SmallInput,
             );
+        });
+    }
+    group.finish();
+}
+
+/// What a requester does per fetch with a kept checker (decision 0008): one share checked as it
+/// arrives (public share already known), and combining k with the kept Lagrange weights.
+fn bench_checker(c: &mut Criterion) {
+    let mut group = c.benchmark_group("checker");
+    for (n, k, name) in SHAPES {
+        let (shares, commitments) = sharing_of(n, k, 4);
+        let raw: Vec<(u8, [u8; 32])> = shares
+            .iter()
+            .take(k)
+            .map(|s| (s.index(), s.value_bytes()))
+            .collect();
+        let mut checker = ShareChecker::new(&commitments).expect("commitments decode");
+        let verified: Vec<VerifiedShare> = raw
+            .iter()
+            .map(|(i, v)| checker.verify(UnverifiedShare::new(*i, *v)).unwrap())
+            .collect();
+        group.bench_function(format!("verify_one_warm/{name}"), |b| {
+            let (i, v) = raw[0];
+            b.iter(|| {
+                checker
+                    .verify(UnverifiedShare::new(i, black_box(v)))
+                    .unwrap()
+            });
+        });
+        group.bench_function(format!("combine_k_warm/{name}"), |b| {
+            b.iter(|| checker.combine(black_box(&verified)).unwrap());
+        });
+        group.bench_function(format!("first_fetch_k/{name}"), |b| {
+            b.iter(|| {
+                let mut fresh = ShareChecker::new(black_box(&commitments)).unwrap();
+                let got: Vec<VerifiedShare> = raw
+                    .iter()
+                    .map(|(i, v)| fresh.verify(UnverifiedShare::new(*i, *v)).unwrap())
+                    .collect();
+                fresh.combine(&got).unwrap()
+            });
         });
     }
     group.finish();
@@ -303,7 +344,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = crypto;
     config = config();
-    targets = bench_split, bench_verify_share, bench_verify_k_together, bench_combine, bench_sealing, bench_derive,
+    targets = bench_split, bench_verify_share, bench_verify_k_together, bench_checker, bench_combine, bench_sealing, bench_derive,
         bench_session_pipeline, bench_wire
 }
 criterion_group! {

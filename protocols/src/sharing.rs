@@ -16,7 +16,9 @@ use vsss_rs::{
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod batch;
+mod checker;
 pub use batch::verify_all;
+pub use checker::ShareChecker;
 
 type Field = IdentifierPrimeField<Scalar>;
 type VsssShare = DefaultShare<Field, Field>;
@@ -256,6 +258,27 @@ pub fn combine(
     if need < usize::from(MIN_THRESHOLD) {
         return Err(SharingError::InvalidParameters { n: need, k: need });
     }
+    let chosen = first_distinct(shares, need)?;
+    let indices: Vec<ShareIndex> = chosen.iter().map(|s| s.index).collect();
+    let mut secret = SessionSecret(Scalar::ZERO);
+    for (share, weight) in chosen.iter().zip(lagrange_at_zero(&indices)) {
+        secret.0 += share.scalar * weight;
+    }
+    let c0 = commitments
+        .0
+        .first()
+        .ok_or(SharingError::NotEnoughShares { have: 0, need })?;
+    if !bool::from(secret.public_point().ct_eq(&c0.0)) {
+        return Err(SharingError::SecretMismatch);
+    }
+    Ok(secret)
+}
+
+/// The first `need` shares with distinct non-zero indices, or how many there were.
+fn first_distinct(
+    shares: &[VerifiedShare],
+    need: usize,
+) -> Result<Vec<&VerifiedShare>, SharingError> {
     let mut seen = BTreeSet::new();
     let mut chosen: Vec<&VerifiedShare> = Vec::with_capacity(need);
     for share in shares {
@@ -273,13 +296,18 @@ pub fn combine(
             need,
         });
     }
-    let xs: Vec<Scalar> = chosen
+    Ok(chosen)
+}
+
+/// Lagrange weights at zero `λᵢ = Πⱼ≠ᵢ xⱼ / (xⱼ − xᵢ)` for distinct non-zero indices, with one
+/// batched inversion (Montgomery's trick); no denominator is zero for such indices.
+fn lagrange_at_zero(indices: &[ShareIndex]) -> Vec<Scalar> {
+    let xs: Vec<Scalar> = indices
         .iter()
-        .map(|s| Scalar::from(u64::from(s.index)))
+        .map(|&i| Scalar::from(u64::from(i)))
         .collect();
-    // λᵢ = Πⱼ≠ᵢ xⱼ / (xⱼ − xᵢ); indices are distinct and non-zero, so no denominator is zero.
-    let mut numerators = vec![Scalar::ONE; need];
-    let mut denominators = vec![Scalar::ONE; need];
+    let mut numerators = vec![Scalar::ONE; xs.len()];
+    let mut denominators = vec![Scalar::ONE; xs.len()];
     for (i, xi) in xs.iter().enumerate() {
         for (j, xj) in xs.iter().enumerate() {
             if i != j {
@@ -289,18 +317,11 @@ pub fn combine(
         }
     }
     Scalar::invert_batch_alloc(&mut denominators);
-    let mut secret = SessionSecret(Scalar::ZERO);
-    for ((share, num), den_inv) in chosen.iter().zip(&numerators).zip(&denominators) {
-        secret.0 += share.scalar * num * den_inv;
-    }
-    let c0 = commitments
-        .0
-        .first()
-        .ok_or(SharingError::NotEnoughShares { have: 0, need })?;
-    if !bool::from(secret.public_point().ct_eq(&c0.0)) {
-        return Err(SharingError::SecretMismatch);
-    }
-    Ok(secret)
+    numerators
+        .iter()
+        .zip(&denominators)
+        .map(|(num, den_inv)| num * den_inv)
+        .collect()
 }
 
 /// Lets any `rand_core::CryptoRng` (sized or not) feed vsss-rs, which takes its RNG by value.

@@ -1,5 +1,6 @@
 //! Parallel, hedged share fetching: ask k holders, add one more whenever one is slow or fails,
-//! verify every share against the commitments, combine, check G·s = C0, derive the user key.
+//! verify every share against the commitments as it arrives, combine, check G·s = C0, derive the
+//! user key.
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::Multiaddr;
@@ -7,7 +8,7 @@ use peer::node::{NodeHandle, Protocol};
 use protocols::ids::NodeId;
 use protocols::keys::SessionKey;
 use protocols::sealing::{self, ShareSlot};
-use protocols::sharing::{self, UnverifiedShare, VerifiedShare};
+use protocols::sharing::{ShareChecker, VerifiedShare};
 use protocols::ticket::{Ticket, TicketGrant, TicketHolder};
 use protocols::wire::{self, Refusal, ShareFetch, ShareFetchReply, WIRE_VERSION};
 use std::time::Duration;
@@ -118,6 +119,7 @@ fn failed(failures: &mut Vec<HolderFailure>, holder: &TicketHolder, problem: Hol
 pub(crate) async fn fetch(
     node: &NodeHandle,
     ticket: &Ticket,
+    checker: &mut ShareChecker,
     grant: &TicketGrant,
     hedge_after: Duration,
 ) -> Result<(SessionKey, Vec<HolderFailure>), FetchError> {
@@ -140,34 +142,8 @@ pub(crate) async fn fetch(
         in_flight.push(launch(holder));
     }
     let mut verified: Vec<VerifiedShare> = Vec::with_capacity(need);
-    // Opened shares waiting to be checked together once enough have arrived.
-    let mut opened: Vec<(TicketHolder, UnverifiedShare)> = Vec::with_capacity(need);
     let mut failures = Vec::new();
-    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    // Holders that failed since the last turn, each replaced by the next holder not yet asked.
-    let mut replace = 0usize;
     while verified.len() < need {
-        for h in waiting.by_ref().take(std::mem::take(&mut replace)) {
-            in_flight.push(launch(h));
-        }
-        if !opened.is_empty() && (verified.len() + opened.len() >= need || in_flight.is_empty()) {
-            let (holders, shares): (Vec<_>, Vec<_>) = opened.drain(..).unzip();
-            let checked = sharing::verify_all(shares, &ticket.commitments, &mut rng);
-            for (holder, outcome) in holders.into_iter().zip(checked) {
-                match outcome {
-                    Ok(share) => verified.push(share),
-                    Err(e) => {
-                        failed(
-                            &mut failures,
-                            &holder,
-                            HolderProblem::BadShare(e.to_string()),
-                        );
-                        replace += 1;
-                    }
-                }
-            }
-            continue;
-        }
         let next = tokio::time::timeout(hedge_after, in_flight.next()).await;
         let (holder, result) = match next {
             Ok(Some(done)) => done,
@@ -193,14 +169,21 @@ pub(crate) async fn fetch(
                 holder: holder.node,
                 index: holder.index,
             };
-            sealing::open(&key.key, &slot, &sealed)
+            let share = sealing::open(&key.key, &slot, &sealed)
+                .map_err(|e| HolderProblem::BadShare(e.to_string()))?;
+            // Checked on arrival, while the other holders' answers are still on their way.
+            checker
+                .verify(share)
                 .map_err(|e| HolderProblem::BadShare(e.to_string()))
         });
         match outcome {
-            Ok(share) => opened.push((holder, share)),
+            Ok(share) => verified.push(share),
             Err(problem) => {
                 failed(&mut failures, &holder, problem);
-                replace += 1;
+                // Replace the failed holder by the next one not yet asked.
+                if let Some(h) = waiting.next() {
+                    in_flight.push(launch(h));
+                }
             }
         }
     }
@@ -211,7 +194,8 @@ pub(crate) async fn fetch(
             failures,
         });
     }
-    let secret = sharing::combine(&verified, &ticket.commitments)
+    let secret = checker
+        .combine(&verified)
         .map_err(|e| FetchError::Combine(e.to_string()))?;
     Ok((secret.user_key(&ticket.policy_digest), failures))
 }

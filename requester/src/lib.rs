@@ -20,11 +20,14 @@ use peer::node::{self, NodeConfig, NodeHandle, Protocol};
 use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionKey;
+use protocols::sharing::ShareChecker;
 use protocols::ticket::{Ticket, TicketGrant};
 use protocols::wire::{
     self, CoordinatorCall, CoordinatorRequest, Refusal, Reply, SessionCreate, SessionCreated,
     SessionPolicy, TicketRequest, WIRE_VERSION,
 };
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -60,7 +63,12 @@ pub struct Requester {
     /// Tickets whose coordinator signature checked out: fetching again with the same grant
     /// skips one signature check.
     tickets: peer::ticket_cache::TicketCache,
+    /// Share checkers of recent tickets (public shares and Lagrange weights kept between fetches).
+    checkers: Mutex<VecDeque<ShareChecker>>,
 }
+
+/// Share checkers kept; each holds a few points per holder asked.
+const CHECKERS_KEPT: usize = 8;
 
 impl Requester {
     /// Starts a client node for `key` and remembers the coordinator (multiaddr with `/p2p/`).
@@ -108,6 +116,7 @@ impl Requester {
             coordinator_addr,
             hedge_after: Duration::from_millis(500),
             tickets: peer::ticket_cache::TicketCache::default(),
+            checkers: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -185,7 +194,30 @@ impl Requester {
         grant: &TicketGrant,
     ) -> Result<(SessionKey, Vec<HolderFailure>), RequesterError> {
         let ticket = self.open_ticket(grant)?;
-        Ok(fetch::fetch(&self.node, &ticket, grant, self.hedge_after).await?)
+        let mut checker = self.checker_for(&ticket)?;
+        let fetched =
+            fetch::fetch(&self.node, &ticket, &mut checker, grant, self.hedge_after).await;
+        if let Ok(mut kept) = self.checkers.lock() {
+            if kept.len() >= CHECKERS_KEPT {
+                kept.pop_back();
+            }
+            kept.push_front(checker);
+        }
+        Ok(fetched?)
+    }
+
+    /// The kept checker for the ticket's commitments, or a new one (taken out while in use, so
+    /// concurrent fetches never wait on each other).
+    fn checker_for(&self, ticket: &Ticket) -> Result<ShareChecker, FetchError> {
+        if let Ok(mut kept) = self.checkers.lock()
+            && let Some(at) = kept
+                .iter()
+                .position(|c| c.commitments() == &ticket.commitments)
+            && let Some(checker) = kept.remove(at)
+        {
+            return Ok(checker);
+        }
+        ShareChecker::new(&ticket.commitments).map_err(|e| FetchError::BadTicket(e.to_string()))
     }
 
     /// The grant's ticket, its signature checked against the coordinator's key (or found equal,

@@ -13,6 +13,7 @@ use requester::Requester;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What `session create` writes: secret (it carries the opening keys); mode 0600.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,8 +128,24 @@ pub struct FetchArgs {
     /// Write the key to this file (mode 0600) instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Ask one more holder when none answered for this long (`500ms`, `2s`; default 500ms).
+    /// A larger value waits for a slow holder instead of going around it, so it gets named.
+    #[arg(long, value_parser = parse_hedge, default_value = "500ms")]
+    pub hedge_after: Duration,
     #[command(flatten)]
     pub dir: RequesterDir,
+}
+
+/// Parses `250ms`, `2s` or plain milliseconds.
+fn parse_hedge(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().with_context(|| format!("bad duration {s:?}"))?;
+    match unit {
+        "" | "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        _ => bail!("bad duration unit in {s:?} (ms, s)"),
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -321,8 +338,18 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
 
 /// Fetches the key of a ticket file, asking for a fresh ticket when the epoch moved on.
 pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey, Ticket)> {
+    fetch_key_with(dir, ticket, Duration::from_millis(500)).await
+}
+
+/// [`fetch_key`] with the time after which one more holder is asked.
+pub async fn fetch_key_with(
+    dir: &Path,
+    ticket: &Path,
+    hedge_after: Duration,
+) -> anyhow::Result<(SessionKey, Ticket)> {
     let file = read_ticket_file(ticket)?;
-    let (_, client) = connect(dir).await?;
+    let (_, mut client) = connect(dir).await?;
+    client.hedge_after = hedge_after;
     let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
     eprintln!(
         "fetching {} of {} shares for session {} (epoch {})…",
@@ -356,7 +383,11 @@ pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey,
 
 /// Runs `fetch`: progress on stderr, the key only on stdout (or in a 0600 file).
 pub fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
-    let (key, t) = runtime()?.block_on(fetch_key(&args.dir.data_dir, &args.ticket))?;
+    let (key, t) = runtime()?.block_on(fetch_key_with(
+        &args.dir.data_dir,
+        &args.ticket,
+        args.hedge_after,
+    ))?;
     let bytes = key.expose();
     let out: Vec<u8> = match args.format {
         KeyFormat::Hex => format!("{}\n", protocols::ids::hex8(bytes)).into_bytes(),

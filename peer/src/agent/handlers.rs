@@ -168,36 +168,41 @@ async fn fetch(
         return Err(Refusal::RateLimited);
     }
     let request: ShareFetch = wire::decode(bytes, max).map_err(malformed)?;
-    // The signature is checked here, once per distinct ticket (a forged one costs no thread hop);
-    // the store reads, and the checks that need them, run in one trip to a blocking thread.
+    // The signature is checked once per distinct ticket (a forged one costs no store read).
     let ticket = shared
         .tickets
         .open(&request.ticket, &shared.coordinator)
         .map_err(Refusal::Ticket)?;
-    let (local, coordinator, remote) = (shared.key.node_id(), shared.coordinator, *remote);
-    let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut read_failure = None;
-        let checked = check_opened_ticket(ticket, &coordinator, now, &remote, &local, |session| {
-            store.epochs(session).unwrap_or_else(|e| {
-                read_failure = Some(e);
+    // One small read transaction, served from redb's page cache, run right here once the cheap
+    // checks passed: a hop to a blocking thread and back costs more than the read
+    // (docs/decisions/0008).
+    let (local, epoch) = (shared.key.node_id(), ticket.epoch);
+    let mut read = None;
+    let checked = check_opened_ticket(
+        ticket,
+        &shared.coordinator,
+        now,
+        remote,
+        &local,
+        |session| match shared.store.epochs_and_share(session, epoch) {
+            Ok((held, stored)) => {
+                read = Some(Ok(stored));
+                held
+            }
+            Err(e) => {
+                read = Some(Err(e));
                 Vec::new()
-            })
-        });
-        if let Some(e) = read_failure {
+            }
+        },
+    );
+    let stored = match read {
+        Some(Err(e)) => {
             tracing::error!(error = %e, "share store read failed");
             return Err(Refusal::Internal);
         }
-        let checked = checked.map_err(Refusal::Ticket)?;
-        let stored = store
-            .get(&checked.ticket.session, checked.ticket.epoch)
-            .map_err(|e| {
-                tracing::error!(error = %e, "share store read failed");
-                Refusal::Internal
-            })?
-            .ok_or(Refusal::NotFound)?;
-        Ok(stored.share)
-    })
-    .await
-    .map_err(|_| Refusal::Internal)?
+        Some(Ok(stored)) => stored,
+        None => None,
+    };
+    checked.map_err(Refusal::Ticket)?;
+    Ok(stored.ok_or(Refusal::NotFound)?.share)
 }

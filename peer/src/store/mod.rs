@@ -200,6 +200,40 @@ impl ShareStore {
         Ok(epochs)
     }
 
+    /// What a fetch needs in one read transaction: the epochs held for `session` and the share
+    /// of `epoch` if it is one of them.
+    pub fn epochs_and_share(
+        &self,
+        session: &SessionId,
+        epoch: Epoch,
+    ) -> Result<(Vec<Epoch>, Option<StoredShare>), StoreError> {
+        const OP: &str = "reading a share to serve";
+        let lo = record::key(session, 0);
+        let hi = record::key(session, Epoch::MAX);
+        let txn = self.db.begin_read().map_err(|e| self.err(OP, e))?;
+        let table = txn.open_table(SHARES).map_err(|e| self.err(OP, e))?;
+        let mut epochs = Vec::new();
+        let mut wanted = None;
+        for entry in table
+            .range::<&[u8; KEY_LEN]>(&lo..=&hi)
+            .map_err(|e| self.err(OP, e))?
+        {
+            let (k, v) = entry.map_err(|e| self.err(OP, e))?;
+            let key = k.value();
+            let held = record::split_key(key).1;
+            if held == epoch {
+                let (share, expires_at_ms) = record::decode_record(key, v.value())
+                    .map_err(|d| StoreError::corrupt(&self.path, d))?;
+                wanted = Some(StoredShare {
+                    share,
+                    expires_at_ms,
+                });
+            }
+            epochs.push(held);
+        }
+        Ok((epochs, wanted))
+    }
+
     /// Deletes the share of (session, epoch), durably; `false` if there was none.
     pub fn delete_epoch(&self, session: &SessionId, epoch: Epoch) -> Result<bool, StoreError> {
         const OP: &str = "deleting a share";
