@@ -82,6 +82,8 @@ impl Requester {
                 .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
         ]);
         config.kademlia = false;
+        // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
+        config.dial_concurrency = std::num::NonZeroU8::MIN;
         Self::connect_with(key, coordinator_addr, config).await
     }
 

@@ -78,6 +78,7 @@ pub(crate) async fn requester_side_node() -> anyhow::Result<NodeHandle> {
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
     let mut config = NodeConfig::network(vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse()?]);
     config.kademlia = false;
+    config.dial_concurrency = std::num::NonZeroU8::MIN;
     let (node, mut events) = node::start(&key, config).await?;
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {

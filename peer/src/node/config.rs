@@ -63,6 +63,12 @@ impl Protocol {
     }
 }
 
+/// libp2p's own default for [`NodeConfig::dial_concurrency`].
+pub const LIBP2P_DIAL_CONCURRENCY: std::num::NonZeroU8 = match std::num::NonZeroU8::new(8) {
+    Some(n) => n,
+    None => std::num::NonZeroU8::MIN,
+};
+
 /// How a node is built and bounded.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -105,6 +111,10 @@ pub struct NodeConfig {
     pub quic_max_connection_data: u32,
     /// Most concurrent QUIC streams a remote may open per connection.
     pub quic_max_streams: u32,
+    /// Addresses of one peer dialled at once. libp2p's default (8) dials a peer's QUIC and TCP
+    /// addresses together and keeps the first to connect, paying both handshakes; 1 dials them in
+    /// the order given (QUIC first on the fetch path) and falls back only on failure.
+    pub dial_concurrency: std::num::NonZeroU8,
 }
 
 impl NodeConfig {
@@ -130,6 +140,7 @@ impl NodeConfig {
             quic_max_stream_data: 10_000_000,
             quic_max_connection_data: 15_000_000,
             quic_max_streams: 256,
+            dial_concurrency: LIBP2P_DIAL_CONCURRENCY,
         }
     }
 

@@ -34,7 +34,10 @@ pub(super) fn build_swarm(
             })
             .with_behaviour(|key| MeshBehaviour::new(key, config))
             .map_err(|e| setup(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(idle)
+                    .with_dial_concurrency_factor(config.dial_concurrency)
+            })
             .build(),
         TransportKind::Memory => SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
