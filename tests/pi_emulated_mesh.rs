@@ -57,7 +57,7 @@ impl Emulated {
 
 /// `peer init` through `cmd` (native or emulated) with simulated sources on a fixed port.
 fn init_peer_via(
-    mut cmd: Command,
+    cmd: Command,
     dir: &Path,
     coord: &CoordinatorProc,
     region: &str,
@@ -65,30 +65,25 @@ fn init_peer_via(
     seed: u64,
 ) {
     let port = free_port();
-    let out = cmd
-        .args(["peer", "init", "--coordinator", &coord.addr.to_string()])
-        .args(["--region", region, "--operator", operator, "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
-        .args(["--listen", &format!("/ip4/127.0.0.1/udp/{port}/quic-v1")])
-        .args(["--no-hardware", "--low-memory"])
-        .args(["--simulated-source", &format!("biased:0.6:{seed}")])
-        .args([
-            "--simulated-source",
-            &format!("correlated:4:0.01:{}", seed + 1),
-        ])
-        .args([
+    let (tcp, quic) = loopback_listen_addrs(port);
+    common::init_peer_via(
+        cmd,
+        dir,
+        &coord.addr,
+        region,
+        operator,
+        seed,
+        &[
+            "--listen",
+            &tcp,
+            "--listen",
+            &quic,
+            "--low-memory",
             "--contribution-interval",
             "0.5",
             "--heartbeat-interval",
             "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "peer init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 }
 

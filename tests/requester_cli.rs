@@ -72,10 +72,7 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     for i in 0..5usize {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let (tcp, quic) = (
-            format!("/ip4/127.0.0.1/tcp/{port}"),
-            format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
-        );
+        let (tcp, quic) = loopback_listen_addrs(port);
         init_peer_with(
             dir.path(),
             &coord.addr,
