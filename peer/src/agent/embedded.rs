@@ -68,31 +68,32 @@ impl EmbeddedAgent {
         }
         let _ = (&mut self.task).await;
     }
-
-    /// Runs until `shutdown` resolves, then stops the agent; returns early if the agent ended
-    /// by itself (its node stopped).
-    pub(super) async fn run_until(mut self, shutdown: impl Future<Output = ()>) {
-        let ended_by_itself = tokio::select! {
-            () = shutdown => false,
-            _ = &mut self.task => true,
-        };
-        tracing::info!("peer agent stopping");
-        if !ended_by_itself {
-            self.stop().await;
-        }
-    }
 }
 
 /// Starts an embedded agent on the current runtime.
 pub async fn start(config: EmbeddedConfig) -> Result<EmbeddedAgent, super::AgentError> {
-    start_hosted(config, Hosting::embedded()).await
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let stop = async move {
+        // Stopped on request, or when the host drops the agent.
+        let _ = stop_rx.await;
+    };
+    let (node, metrics, event_loop) = build(config, Hosting::embedded(), stop).await?;
+    Ok(EmbeddedAgent {
+        node,
+        metrics,
+        stop: Some(stop_tx),
+        task: tokio::spawn(event_loop),
+    })
 }
 
-/// [`start`] for the given host.
-pub(super) async fn start_hosted(
+/// Builds an agent for the given host: its node is started and its contribution task spawned;
+/// returns the node, its counters and the event loop (to spawn or to drive), which runs until
+/// `stop` resolves.
+pub(super) async fn build(
     config: EmbeddedConfig,
     hosting: Hosting,
-) -> Result<EmbeddedAgent, super::AgentError> {
+    stop: impl Future<Output = ()>,
+) -> Result<(NodeHandle, Arc<PeerMetrics>, impl Future<Output = ()>), super::AgentError> {
     let (coordinator_peer, coordinator) = coordinator_of(&config.coordinator)?;
     let mut node_config = config.node;
     node_config.bootstrap = vec![config.coordinator.clone()];
@@ -123,7 +124,6 @@ pub(super) async fn start_hosted(
             blocks,
         ))
     });
-    let (stop_tx, stop_rx) = oneshot::channel();
     let settings = LoopSettings {
         coordinator_peer,
         coordinator_addr: config.coordinator,
@@ -134,18 +134,6 @@ pub(super) async fn start_hosted(
         withhold_shares: config.withhold_shares,
         hosting,
     };
-    let task = tokio::spawn(event_loop::run(
-        shared,
-        node.clone(),
-        events,
-        settings,
-        contributor,
-        stop_rx,
-    ));
-    Ok(EmbeddedAgent {
-        node,
-        metrics,
-        stop: Some(stop_tx),
-        task,
-    })
+    let event_loop = event_loop::run(shared, node.clone(), events, settings, contributor, stop);
+    Ok((node, metrics, event_loop))
 }

@@ -5,10 +5,11 @@ use super::{Shared, measure, now_ms};
 use crate::node::{NodeEvent, NodeHandle, Protocol, STATUS_TOPIC};
 use libp2p::{Multiaddr, PeerId};
 use protocols::wire::{PowerState, Refusal, Reply, SignedEnvelope, StatusHeartbeat, WIRE_VERSION};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::MissedTickBehavior;
 
 /// What differs between a device run by `peer run` and one embedded in a host process.
@@ -65,23 +66,24 @@ pub(super) struct LoopSettings {
     pub hosting: Hosting,
 }
 
-/// Runs until `stop` resolves (or its sender is dropped) or the node's events end; then stops
-/// the contribution task and the node.
+/// Runs until `stop` resolves or the node's events end; then stops the contribution task and
+/// the node.
 pub(super) async fn run(
     shared: Arc<Shared>,
     node: NodeHandle,
     mut events: mpsc::Receiver<NodeEvent>,
     settings: LoopSettings,
     contributor: Option<tokio::task::JoinHandle<()>>,
-    mut stop: oneshot::Receiver<()>,
+    stop: impl Future<Output = ()>,
 ) {
+    tokio::pin!(stop);
     let handlers = Arc::new(Semaphore::new(settings.hosting.max_handlers));
     let mut heartbeat = tokio::time::interval(settings.heartbeat);
     heartbeat.set_missed_tick_behavior(settings.hosting.missed_heartbeats);
     let mut heartbeat_seq = now_ms().saturating_mul(1000);
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            () = &mut stop => break,
             event = events.recv() => match event {
                 Some(NodeEvent::Request { protocol: Protocol::Fetch, responder, .. }) if settings.withhold_shares => {
                     let _ = responder.respond(protocols::wire::encode(&Reply::<()>::refused(Refusal::NotFound))).await;

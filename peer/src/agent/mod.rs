@@ -91,7 +91,7 @@ pub async fn run(
 }
 
 /// [`run`], calling `on_ready` once the agent is up: store open, sources started, node
-/// listening, metrics served (the daemon tells systemd from there). The agent is the
+/// listening, metrics served (the daemon tells systemd from there). The agent is built as the
 /// [`embedded`] one, fed by one harvest thread per source.
 pub async fn run_with_readiness(
     config_path: &Path,
@@ -135,7 +135,7 @@ pub async fn run_with_readiness(
     let idle = Duration::from_millis(200);
     let harvesters = harvest::spawn(pipelines, block_tx, health.clone(), idle);
     let node_id = key.node_id();
-    let agent = embedded::start_hosted(
+    let (node, metrics, event_loop) = embedded::build(
         EmbeddedConfig {
             key,
             coordinator: coordinator_addr.clone(),
@@ -153,18 +153,18 @@ pub async fn run_with_readiness(
             withhold_shares: false,
         },
         Hosting::daemon(config.sources.system_root.clone()),
+        shutdown,
     )
     .await?;
-    tracing::info!(peer = %agent.node.peer_id(), node = %node_id, coordinator = %coordinator_peer, "peer agent started");
+    tracing::info!(peer = %node.peer_id(), node = %node_id, coordinator = %coordinator_peer, "peer agent started");
 
-    if let Some(addr) = config.metrics
-        && let Err(e) = metrics::serve(addr, agent.metrics.clone()).await
-    {
-        agent.stop().await;
-        return Err(AgentError::Sources(format!("metrics on {addr}: {e}")));
+    if let Some(addr) = config.metrics {
+        metrics::serve(addr, metrics)
+            .await
+            .map_err(|e| AgentError::Sources(format!("metrics on {addr}: {e}")))?;
     }
     if let Some(token) = config.join_token.clone() {
-        let (node, marker) = (agent.node.clone(), config.data_dir.join("joined"));
+        let marker = config.data_dir.join("joined");
         tokio::spawn(async move {
             contribute::redeem_join_token(
                 &node,
@@ -177,7 +177,10 @@ pub async fn run_with_readiness(
         });
     }
     on_ready();
-    agent.run_until(shutdown).await;
+    // Driven here rather than spawned, as before the agents were one: `peer run`'s loop has the
+    // runtime's main thread to itself.
+    event_loop.await;
+    tracing::info!("peer agent stopping");
     // Harvest threads notice the closed channel within one idle period; they are not joined
     // because a feed on stdin may block in read() indefinitely.
     drop(harvesters);
