@@ -219,6 +219,50 @@ pub fn run_ok(args: &[&str], dir_args: &[(&str, &Path)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `coordinator enrol` (through the CLI, on the coordinator's data directory) of the peer
+/// initialised in `peer_dir`; returns the peer's id.
+pub fn enrol_peer(
+    coord: &CoordinatorProc,
+    peer_dir: &Path,
+    region: &str,
+    operator: &str,
+) -> protocols::ids::NodeId {
+    let node = peer::identity::read_key(&peer_dir.join("identity.key"))
+        .unwrap()
+        .node_id();
+    let pid = peer::identity::peer_id(&node).unwrap().to_string();
+    run_ok(
+        &[
+            "coordinator",
+            "enrol",
+            &pid,
+            "--region",
+            region,
+            "--operator",
+            operator,
+        ],
+        &[("--data-dir", coord.dir.path())],
+    );
+    node
+}
+
+/// `entroshard fetch ticket --format format` as the requester in `dir`; its stdout.
+pub fn fetch_key(dir: &Path, ticket: &Path, format: &str) -> Vec<u8> {
+    let out = entroshard()
+        .arg("fetch")
+        .arg(ticket)
+        .args(["--format", format, "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The value after `prefix` on the first line that starts with it.
 pub fn line_value(text: &str, prefix: &str) -> String {
     text.lines()
