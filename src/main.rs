@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod demo;
+mod fleet;
 
 use clap::{Parser, Subcommand};
 

@@ -32,22 +32,14 @@ async fn sessions_are_created_from_peer_entropy_and_fetched_with_holders_down() 
             std::fs::read_to_string(dir.path().join("peer.toml")).unwrap()
         };
         assert!(out.contains("eu-west") || out.contains("us-east") || out.contains("ap-south"));
-        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
-        let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
-        run_ok(
-            &[
-                "coordinator",
-                "enrol",
-                &pid,
-                "--region",
-                REGIONS[i % 3],
-                "--operator",
-                OPERATORS[(i + i / 3) % 3],
-            ],
-            &[("--data-dir", coord.dir.path())],
+        let node = enrol_peer(
+            &coord,
+            dir.path(),
+            REGIONS[i % 3],
+            OPERATORS[(i + i / 3) % 3],
         );
         let proc = spawn_peer(dir.path());
-        peers.push((dir, proc, key.node_id()));
+        peers.push((dir, proc, node));
     }
     let mut rng = rand::rng();
     let (a_key, b_key, c_key) = (

@@ -11,6 +11,19 @@ fn demo(args: &[&str]) -> std::process::Output {
         .expect("the entroshard binary runs")
 }
 
+/// The key itself is never printed, only its fingerprint: at least four are shown, all the same.
+fn assert_one_fingerprint_only(stdout: &str) {
+    let fingerprints: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("key fingerprint ").nth(1))
+        .map(|f| f.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(
+        fingerprints.len() >= 4 && fingerprints.windows(2).all(|w| w[0] == w[1]),
+        "{fingerprints:?}"
+    );
+}
+
 #[test]
 fn demo_runs_every_step_and_both_requesters_get_the_same_key() {
     let out = demo(&["--seed", "11"]);
@@ -36,16 +49,7 @@ fn demo_runs_every_step_and_both_requesters_get_the_same_key() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    // The key itself is never printed, only its fingerprint, and all fingerprints agree.
-    let fingerprints: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split("key fingerprint ").nth(1))
-        .collect();
-    assert!(fingerprints.len() >= 4);
-    assert!(
-        fingerprints.windows(2).all(|w| w[0] == w[1]),
-        "{fingerprints:?}"
-    );
+    assert_one_fingerprint_only(&stdout);
 }
 
 #[test]
@@ -104,13 +108,5 @@ fn networked_demo_runs_every_step_with_real_processes() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    let fingerprints: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split("key fingerprint ").nth(1))
-        .map(|f| f.split_whitespace().next().unwrap_or(""))
-        .collect();
-    assert!(
-        fingerprints.len() >= 4 && fingerprints.windows(2).all(|w| w[0] == w[1]),
-        "{fingerprints:?}"
-    );
+    assert_one_fingerprint_only(&stdout);
 }

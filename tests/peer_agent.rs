@@ -147,6 +147,14 @@ fn ticket(
     SignedEnvelope::seal(signer, &t)
 }
 
+/// A share fetch request carrying `ticket`, encoded.
+fn share_fetch(ticket: SignedEnvelope) -> Vec<u8> {
+    wire::encode(&ShareFetch {
+        v: WIRE_VERSION,
+        ticket,
+    })
+}
+
 async fn fetch(
     node: &NodeHandle,
     holder: &NodeId,
@@ -255,16 +263,7 @@ async fn peer_contributes_stores_survives_sigkill_and_refuses_bad_requests_by_ty
     let requester = NodeKey::generate(&mut rng);
     let (req_node, _req_events, _) = test_node(&requester).await;
     let good = ticket(&f, &f.coord, requester.node_id(), holder, u64::MAX);
-    let reply = fetch(
-        &req_node,
-        &holder,
-        &addr,
-        wire::encode(&ShareFetch {
-            v: WIRE_VERSION,
-            ticket: good.clone(),
-        }),
-    )
-    .await;
+    let reply = fetch(&req_node, &holder, &addr, share_fetch(good.clone())).await;
     let sealed = reply
         .result
         .expect("share served after SIGKILL and restart");
@@ -286,57 +285,21 @@ async fn peer_contributes_stores_survives_sigkill_and_refuses_bad_requests_by_ty
     let forger = NodeKey::generate(&mut rng);
     let forged = ticket(&f, &forger, requester.node_id(), holder, u64::MAX);
     assert_eq!(
-        refusal(
-            fetch(
-                &req_node,
-                &holder,
-                &addr,
-                wire::encode(&ShareFetch {
-                    v: WIRE_VERSION,
-                    ticket: forged
-                })
-            )
-            .await
-        ),
+        refusal(fetch(&req_node, &holder, &addr, share_fetch(forged)).await),
         Refusal::Ticket(TicketRefusal::BadSignature)
     );
     let expired = ticket(&f, &f.coord, requester.node_id(), holder, 1);
     assert!(matches!(
-        refusal(
-            fetch(
-                &req_node,
-                &holder,
-                &addr,
-                wire::encode(&ShareFetch {
-                    v: WIRE_VERSION,
-                    ticket: expired
-                })
-            )
-            .await
-        ),
+        refusal(fetch(&req_node, &holder, &addr, share_fetch(expired)).await),
         Refusal::Ticket(TicketRefusal::Expired { .. })
     ));
     let someone_else = NodeKey::generate(&mut rng).node_id();
     let theirs = ticket(&f, &f.coord, someone_else, holder, u64::MAX);
     assert_eq!(
-        refusal(
-            fetch(
-                &req_node,
-                &holder,
-                &addr,
-                wire::encode(&ShareFetch {
-                    v: WIRE_VERSION,
-                    ticket: theirs
-                })
-            )
-            .await
-        ),
+        refusal(fetch(&req_node, &holder, &addr, share_fetch(theirs)).await),
         Refusal::Ticket(TicketRefusal::WrongRequester)
     );
-    let mut truncated = wire::encode(&ShareFetch {
-        v: WIRE_VERSION,
-        ticket: good.clone(),
-    });
+    let mut truncated = share_fetch(good.clone());
     truncated.truncate(truncated.len() / 2);
     assert!(matches!(
         refusal(fetch(&req_node, &holder, &addr, truncated).await),
@@ -344,16 +307,7 @@ async fn peer_contributes_stores_survives_sigkill_and_refuses_bad_requests_by_ty
     ));
 
     // ... and it keeps serving.
-    let reply = fetch(
-        &req_node,
-        &holder,
-        &addr,
-        wire::encode(&ShareFetch {
-            v: WIRE_VERSION,
-            ticket: good,
-        }),
-    )
-    .await;
+    let reply = fetch(&req_node, &holder, &addr, share_fetch(good)).await;
     assert!(reply.result.is_ok());
     let _ = &f.secret;
 }

@@ -57,7 +57,7 @@ impl Emulated {
 
 /// `peer init` through `cmd` (native or emulated) with simulated sources on a fixed port.
 fn init_peer_via(
-    mut cmd: Command,
+    cmd: Command,
     dir: &Path,
     coord: &CoordinatorProc,
     region: &str,
@@ -65,30 +65,25 @@ fn init_peer_via(
     seed: u64,
 ) {
     let port = free_port();
-    let out = cmd
-        .args(["peer", "init", "--coordinator", &coord.addr.to_string()])
-        .args(["--region", region, "--operator", operator, "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
-        .args(["--listen", &format!("/ip4/127.0.0.1/udp/{port}/quic-v1")])
-        .args(["--no-hardware", "--low-memory"])
-        .args(["--simulated-source", &format!("biased:0.6:{seed}")])
-        .args([
-            "--simulated-source",
-            &format!("correlated:4:0.01:{}", seed + 1),
-        ])
-        .args([
+    let (tcp, quic) = loopback_listen_addrs(port);
+    common::init_peer_via(
+        cmd,
+        dir,
+        &coord.addr,
+        region,
+        operator,
+        seed,
+        &[
+            "--listen",
+            &tcp,
+            "--listen",
+            &quic,
+            "--low-memory",
             "--contribution-interval",
             "0.5",
             "--heartbeat-interval",
             "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "peer init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 }
 
@@ -103,12 +98,6 @@ fn spawn_peer_via(mut cmd: Command, dir: &Path) -> Proc {
             .spawn()
             .unwrap(),
     )
-}
-
-fn node_of(dir: &Path) -> (protocols::ids::NodeId, String) {
-    let key = peer::identity::read_key(&dir.join("identity.key")).unwrap();
-    let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
-    (key.node_id(), pid)
 }
 
 fn status(coord: &CoordinatorProc) -> Vec<PeerLine> {
@@ -144,19 +133,10 @@ fn logs(dirs: &[&Path]) -> String {
 }
 
 fn fetch_hex(dir: &Path, ticket: &Path) -> String {
-    let out = entroshard()
-        .arg("fetch")
-        .arg(ticket)
-        .args(["--format", "hex", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fetch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(fetch_key(dir, ticket, "hex"))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -206,19 +186,7 @@ fn emulated_arm_peers_contribute_hold_and_serve_shares_that_rebuild_the_key() {
             operator,
             700 + 10 * i as u64,
         );
-        let (node, pid) = node_of(dir.path());
-        run_ok(
-            &[
-                "coordinator",
-                "enrol",
-                &pid,
-                "--region",
-                region,
-                "--operator",
-                operator,
-            ],
-            &[("--data-dir", coord.dir.path())],
-        );
+        let node = enrol_peer(&coord, dir.path(), region, operator);
         let proc = spawn_peer_via(cmd(), dir.path());
         peers.push((dir, proc, node, emulated.map(|e| e.label)));
     }
@@ -304,8 +272,8 @@ fn emulated_arm_peers_contribute_hold_and_serve_shares_that_rebuild_the_key() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let shown = run_ok(&["session", "show", ticket.to_str().unwrap()], &[]);
-    for (dir, _, _, label) in peers.iter().filter(|p| p.3.is_some()) {
-        let (_, pid) = node_of(dir.path());
+    for (_, _, node, label) in peers.iter().filter(|p| p.3.is_some()) {
+        let pid = peer::identity::peer_id(node).unwrap().to_string();
         assert!(
             shown.contains(&pid),
             "{label:?} peer {pid} is not a holder:\n{shown}"

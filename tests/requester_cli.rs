@@ -49,22 +49,6 @@ fn create_session(dir: &Path, ticket: &Path, extra: &[&str]) -> String {
     }
 }
 
-fn fetch(dir: &Path, ticket: &Path, format: &str) -> Vec<u8> {
-    let out = entroshard()
-        .args(["fetch"])
-        .arg(ticket)
-        .args(["--format", format, "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fetch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[test]
 fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     let coord = spawn_coordinator(1024, 3);
@@ -72,10 +56,7 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     for i in 0..5usize {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let (tcp, quic) = (
-            format!("/ip4/127.0.0.1/tcp/{port}"),
-            format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
-        );
+        let (tcp, quic) = loopback_listen_addrs(port);
         init_peer_with(
             dir.path(),
             &coord.addr,
@@ -84,19 +65,11 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
             300 + i as u64 * 10,
             &["--listen", &tcp, "--listen", &quic],
         );
-        let key = peer::identity::read_key(&dir.path().join("identity.key")).unwrap();
-        let pid = peer::identity::peer_id(&key.node_id()).unwrap().to_string();
-        run_ok(
-            &[
-                "coordinator",
-                "enrol",
-                &pid,
-                "--region",
-                ["eu", "us", "ap"][i % 3],
-                "--operator",
-                ["a", "b", "c"][(i + i / 3) % 3],
-            ],
-            &[("--data-dir", coord.dir.path())],
+        enrol_peer(
+            &coord,
+            dir.path(),
+            ["eu", "us", "ap"][i % 3],
+            ["a", "b", "c"][(i + i / 3) % 3],
         );
         let proc = spawn_peer(dir.path());
         peers.push((dir, proc));
@@ -137,13 +110,13 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
         ],
         &[("--data-dir", b_dir.path())],
     );
-    let hex_a = String::from_utf8(fetch(a_dir.path(), &a_ticket, "hex")).unwrap();
-    let hex_b = String::from_utf8(fetch(b_dir.path(), &b_ticket, "hex")).unwrap();
+    let hex_a = String::from_utf8(fetch_key(a_dir.path(), &a_ticket, "hex")).unwrap();
+    let hex_b = String::from_utf8(fetch_key(b_dir.path(), &b_ticket, "hex")).unwrap();
     assert_eq!(hex_a, hex_b);
     assert_eq!(hex_a.trim().len(), 64);
-    let raw = fetch(a_dir.path(), &a_ticket, "raw");
+    let raw = fetch_key(a_dir.path(), &a_ticket, "raw");
     assert_eq!(hex::encode(&raw), hex_a.trim());
-    let wg = String::from_utf8(fetch(a_dir.path(), &a_ticket, "wireguard")).unwrap();
+    let wg = String::from_utf8(fetch_key(a_dir.path(), &a_ticket, "wireguard")).unwrap();
     assert!(
         wg.starts_with("PresharedKey = ") && wg.trim().len() == "PresharedKey = ".len() + 44,
         "{wg}"
@@ -207,22 +180,14 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     // Tunnel: B listens, A connects; a message crosses; then a tunnel with another session's key fails.
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut listen = entroshard()
-        .args(["tunnel", "listen", &addr, "--ticket"])
-        .arg(&b_ticket)
-        .arg("--data-dir")
-        .arg(b_dir.path())
+    let mut listen = tunnel("listen", &addr, &b_ticket, b_dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let _ = wait_listening(&mut listen);
-    let mut connect = entroshard()
-        .args(["tunnel", "connect", &addr, "--ticket"])
-        .arg(&a_ticket)
-        .arg("--data-dir")
-        .arg(a_dir.path())
+    let mut connect = tunnel("connect", &addr, &a_ticket, a_dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -249,22 +214,14 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     create_session(a_dir.path(), &other_ticket, &[]);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut listen = entroshard()
-        .args(["tunnel", "listen", &addr, "--ticket"])
-        .arg(&b_ticket)
-        .arg("--data-dir")
-        .arg(b_dir.path())
+    let mut listen = tunnel("listen", &addr, &b_ticket, b_dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let tail = wait_listening(&mut listen);
-    let out = entroshard()
-        .args(["tunnel", "connect", &addr, "--ticket"])
-        .arg(&other_ticket)
-        .arg("--data-dir")
-        .arg(a_dir.path())
+    let out = tunnel("connect", &addr, &other_ticket, a_dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -273,6 +230,16 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     let err = tail.join().unwrap();
     assert!(err.contains("different session key"), "{err}");
     drop(peers);
+}
+
+/// `entroshard tunnel <mode> addr --ticket ticket` as the requester in `dir`.
+fn tunnel(mode: &str, addr: &str, ticket: &Path, dir: &Path) -> std::process::Command {
+    let mut cmd = entroshard();
+    cmd.args(["tunnel", mode, addr, "--ticket"])
+        .arg(ticket)
+        .arg("--data-dir")
+        .arg(dir);
+    cmd
 }
 
 /// Reads the listener's stderr until it says it is listening; returns the rest of its stderr.

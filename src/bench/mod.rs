@@ -1,6 +1,6 @@
 //! `entroshard bench`: end-to-end figures on loopback. Starts a coordinator and peers as child
 //! processes (4 regions, 3 operators, simulated sources, one loopback address per peer: see
-//! `fleet`), then measures in order: the bare QUIC
+//! `fleet_layout`), then measures in order: the bare QUIC
 //! request/response round trip, fetch latency of a (5,3) session against it, sessions per second,
 //! rotation time, and with `--large` fetch latency of a (16,11) session after growing the fleet to
 //! at least 18 peers (a (16,11) quorum allows ≤ 5 holders per region and ≤ 10 per operator, so it
@@ -9,15 +9,15 @@
 
 mod bare;
 mod fetch_latency;
-mod fleet;
+mod fleet_layout;
 mod report;
 mod stats;
 mod throughput;
 
+use crate::fleet::{CoordinatorSettings, Fleet, admin_call};
 use anyhow::{Context, ensure};
-use fleet::{
-    CONTRIBUTION_INTERVAL_S, CoordinatorSettings, Fleet, OPERATORS, PEER_FETCH_RATE_PER_S, REGIONS,
-    SOURCES_PER_PEER, rss_kib,
+use fleet_layout::{
+    CONTRIBUTION_INTERVAL_S, OPERATORS, PEER_FETCH_RATE_PER_S, REGIONS, SOURCES_PER_PEER, rss_kib,
 };
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
@@ -107,7 +107,7 @@ async fn measure_everything(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         min_contributors: args.min_contributors,
     };
     progress("starting the coordinator");
-    let mut fleet = Fleet::start(settings, &deadline)?;
+    let mut fleet = fleet_layout::start(settings, &deadline)?;
     let measured = measure_on(&mut fleet, args, &deadline, started).await;
     let tails = measured.is_err().then(|| fleet.log_tails(12));
     drop(fleet);
@@ -129,7 +129,7 @@ async fn measure_large(
     let total = args.peers.max(LARGE_PEERS);
     progress(&format!("growing the fleet to {total} peers for (16,11)"));
     fleet.grow_to(total).await?;
-    fleet.wait_until_all_eligible(setup.deadline).await?;
+    fleet_layout::wait_until_all_eligible(fleet, setup.deadline).await?;
     progress(&format!("bare round trips again with {total} peers"));
     let bare = bare::measure(bare_target, args.requests, args.cold, setup.deadline).await?;
     let large = fetch_latency::create_session_when_ready(
@@ -152,7 +152,7 @@ async fn measure_on(
 ) -> anyhow::Result<BenchReport> {
     progress(&format!("starting {} peers", args.peers));
     fleet.grow_to(args.peers).await?;
-    fleet.wait_until_all_eligible(deadline).await?;
+    fleet_layout::wait_until_all_eligible(fleet, deadline).await?;
     progress(&format!(
         "{} peers attested ({:.1} s)",
         args.peers,
@@ -160,7 +160,7 @@ async fn measure_on(
     ));
 
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
-    fleet::admin_call(
+    admin_call(
         &fleet.admin_socket,
         coordinator::admin::AdminCall::AddRequester {
             node: key.node_id(),
@@ -247,7 +247,7 @@ async fn measure_on(
         peer_kib: rss_kib(peer_pid)?,
         with_live_sessions: None,
     };
-    let (cut_off, total) = fleet.source_health().await?;
+    let (cut_off, total) = fleet_layout::source_health(fleet).await?;
     let sources_at_end = SourcesAtEnd { cut_off, total };
     if args.sessions > 0 {
         progress(&format!(

@@ -1,8 +1,8 @@
 //! End-to-end session creation rate, rotation time, and filling the coordinator with live sessions.
 
 use super::fetch_latency::{create_session_when_ready, policy};
-use super::fleet::admin_call;
 use super::stats::{Deadline, median_ms};
+use crate::fleet::admin_call;
 use anyhow::Context;
 use coordinator::admin::AdminCall;
 use protocols::ids::SessionId;

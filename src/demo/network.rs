@@ -2,118 +2,21 @@
 //! two requesters, all real processes or real sockets on loopback, narrated step by step.
 
 use super::{DemoArgs, Narrator};
+use crate::fleet::{CoordinatorSettings, Fleet, FleetSettings, PeerLayout, admin_call};
 use anyhow::{Context, bail, ensure};
-use coordinator::admin::{self, AdminAnswer, AdminCall};
-use libp2p::Multiaddr;
+use coordinator::admin::AdminCall;
 use protocols::identity::NodeKey;
-use protocols::ids::NodeId;
 use protocols::keys::SessionKey;
 use protocols::ticket::Ticket;
 use protocols::wire::{Refusal, SessionPolicy};
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 use requester::{Requester, RequesterError};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// Child processes, killed with SIGKILL when the demo ends however it ends.
-struct Fleet {
-    exe: PathBuf,
-    root: tempfile::TempDir,
-    coordinator: Option<Child>,
-    peers: Vec<DemoPeer>,
-}
-
-struct DemoPeer {
-    name: String,
-    dir: PathBuf,
-    node: NodeId,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for child in self
-            .peers
-            .iter_mut()
-            .filter_map(|p| p.child.as_mut())
-            .chain(self.coordinator.as_mut())
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Fleet {
-    fn command(&self) -> Command {
-        Command::new(&self.exe)
-    }
-
-    fn run_ok(&self, args: &[&str], dir: &Path) -> anyhow::Result<String> {
-        let out = self
-            .command()
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn spawn(&self, args: &[&str], dir: &Path, log: &str) -> anyhow::Result<Child> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(log))?;
-        Ok(self
-            .command()
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?)
-    }
-
-    fn start_peer(&mut self, i: usize) -> anyhow::Result<()> {
-        let child = self.spawn(&["peer", "run"], &self.peers[i].dir, "peer.log")?;
-        self.peers[i].child = Some(child);
-        Ok(())
-    }
-
-    fn name_of(&self, node: &NodeId) -> String {
-        self.peers
-            .iter()
-            .find(|p| &p.node == node)
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| node.short())
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn admin_call(socket: &Path, call: AdminCall) -> anyhow::Result<AdminAnswer> {
-    match admin::call(socket, &call).await? {
-        AdminAnswer::Error(e) => bail!("{e}"),
-        answer => Ok(answer),
-    }
-}
 
 /// Runs the networked demo.
 pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
@@ -121,114 +24,52 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut fleet = Fleet {
-        exe: std::env::current_exe()?,
-        root: tempfile::tempdir()?,
-        coordinator: None,
-        peers: Vec::new(),
+    let settings = FleetSettings {
+        coordinator: CoordinatorSettings {
+            min_credited_bits: args.min_credited_bits,
+            min_contributors: args.min_contributors,
+        },
+        peers: PeerLayout {
+            regions: &REGIONS,
+            operators: &OPERATORS,
+            sources_per_peer: 2,
+            seed_step: 7,
+            address_per_peer: false,
+            coordinator_over_quic: false,
+            contribution_interval_s: 0.3,
+            fetch_rate_per_s: None,
+        },
+        log_filter: "info".into(),
     };
-    let coord_dir = fleet.root.path().join("coordinator");
-    let socket = coord_dir.join("admin.sock");
-    let coord_addr: Multiaddr = narrator.step("coordinator: init and start", || {
-        let port = free_port()?;
-        let out = fleet.run_ok(
-            &[
-                "coordinator",
-                "init",
-                "--listen",
-                &format!("/ip4/127.0.0.1/tcp/{port}"),
-                "--listen",
-                &format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
-                "--min-credited-bits",
-                &args.min_credited_bits.to_string(),
-                "--min-contributors",
-                &args.min_contributors.to_string(),
-                "--attestation-interval",
-                "1",
-                "--credit-round",
-                "1",
-            ],
-            &coord_dir,
-        )?;
-        let peer_id = out
-            .lines()
-            .find_map(|l| l.strip_prefix("peer id "))
-            .context("coordinator peer id")?
-            .to_string();
-        fleet.coordinator =
-            Some(fleet.spawn(&["coordinator", "run"], &coord_dir, "coordinator.log")?);
+    let (mut fleet, coord_addr) = narrator.step("coordinator: init and start", || {
         let deadline = Instant::now() + DEADLINE;
-        while !socket.exists() {
+        let fleet = Fleet::start(settings, |_| {
             ensure!(Instant::now() < deadline, "coordinator did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}").parse()?;
-        Ok((
-            addr.clone(),
-            vec![
-                format!("listening on {addr}"),
-                format!(
-                    "data in {} (0700; keys never leave it)",
-                    coord_dir.display()
-                ),
-            ],
-        ))
+            Ok(())
+        })?;
+        let addr = fleet.coordinator_addr.clone();
+        let lines = vec![
+            format!("listening on {addr}"),
+            format!(
+                "data in {} (0700; keys never leave it)",
+                fleet.coordinator_dir().display()
+            ),
+        ];
+        Ok(((fleet, addr), lines))
     })?;
+    let socket = fleet.admin_socket.clone();
 
     narrator.step(&format!("{} peers: init, enrol, start", args.peers), || {
         let mut lines = Vec::new();
-        for i in 0..args.peers {
-            let dir = fleet.root.path().join(format!("peer-{i}"));
-            let (region, operator) = (REGIONS[i % 3], OPERATORS[(i + i / 3) % 3]);
-            let seed = 1000 + i as u64 * 7;
-            // Fixed ports, as on a real device: a restarted peer is found where it was.
-            let port = free_port()?;
-            let (tcp, quic) = (
-                format!("/ip4/127.0.0.1/tcp/{port}"),
-                format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
-            );
-            let init = [
-                "peer",
-                "init",
-                "--coordinator",
-                &coord_addr.to_string(),
-                "--region",
-                region,
-                "--operator",
-                operator,
-                "--listen",
-                &tcp,
-                "--listen",
-                &quic,
-                "--no-hardware",
-                "--simulated-source",
-                &format!("biased:0.6:{seed}"),
-                "--simulated-source",
-                &format!("correlated:4:0.01:{}", seed + 1),
-                "--contribution-interval",
-                "0.3",
-                "--heartbeat-interval",
-                "0.5",
-            ];
-            fleet.run_ok(&init, &dir)?;
-            let node = peer::identity::read_key(&dir.join("identity.key"))?.node_id();
-            runtime.block_on(admin_call(
-                &socket,
-                AdminCall::Enrol {
-                    node,
-                    region: region.into(),
-                    operator: operator.into(),
-                },
-            ))?;
-            lines.push(format!("peer-{i}: {region}/{operator} {}", node.short()));
-            fleet.peers.push(DemoPeer {
-                name: format!("peer-{i}"),
-                dir,
-                node,
-                port,
-                child: None,
-            });
-            fleet.start_peer(i)?;
+        for _ in 0..args.peers {
+            let p = runtime.block_on(fleet.add_peer())?;
+            lines.push(format!(
+                "{}: {}/{} {}",
+                p.name,
+                p.region,
+                p.operator,
+                p.node.short()
+            ));
         }
         Ok(((), vec![lines.join("   ")]))
     })?;
@@ -238,11 +79,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         || {
             let deadline = Instant::now() + DEADLINE;
             loop {
-                let AdminAnswer::Status(lines) =
-                    runtime.block_on(admin_call(&socket, AdminCall::Status))?
-                else {
-                    bail!("no status")
-                };
+                let lines = runtime.block_on(fleet.status())?;
                 let trusted = lines.iter().filter(|l| l.trusted).count();
                 if trusted >= args.peers {
                     return Ok((
@@ -353,17 +190,14 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
     })?;
     let killed = narrator.step("two holders killed with SIGKILL; A fetches again", || {
         let t: Ticket = created.grant.ticket.open_from_any_signer()?.1;
-        let mut killed = Vec::new();
-        for p in fleet
-            .peers
-            .iter_mut()
-            .filter(|p| t.holders.iter().any(|h| h.node == p.node))
+        let holders: Vec<usize> = (0..fleet.peers.len())
+            .filter(|&i| t.holders.iter().any(|h| h.node == fleet.peers[i].node))
             .take(usize::from(args.n - args.k))
-        {
-            if let Some(mut child) = p.child.take() {
-                child.kill()?;
-                child.wait()?;
-                killed.push(p.name.clone());
+            .collect();
+        let mut killed = Vec::new();
+        for i in holders {
+            if fleet.kill_peer(i)? {
+                killed.push(fleet.peers[i].name.clone());
             }
         }
         let key = runtime.block_on(a.fetch(&created.grant))?;
@@ -386,7 +220,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         // The returning devices must be listening again before they can take shares.
         let deadline = Instant::now() + DEADLINE;
         for p in fleet.peers.iter().filter(|p| killed.contains(&p.name)) {
-            while std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err() {
+            while std::net::TcpStream::connect((p.ip, p.port)).is_err() {
                 ensure!(Instant::now() < deadline, "{} did not come back", p.name);
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -60,6 +60,15 @@ pub fn spawn_peer_exe(exe: &Path, data_dir: &Path) -> Proc {
     Proc(child)
 }
 
+/// TCP and QUIC listen addresses on 127.0.0.1 at one fixed port (a restarted peer is found where
+/// it was).
+pub fn loopback_listen_addrs(port: u16) -> (String, String) {
+    (
+        format!("/ip4/127.0.0.1/tcp/{port}"),
+        format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+    )
+}
+
 /// `entroshard peer init` with simulated sources and loopback listeners.
 pub fn init_peer(
     data_dir: &Path,
@@ -80,7 +89,46 @@ pub fn init_peer_with(
     seed: u64,
     extra: &[&str],
 ) {
-    let out = entroshard()
+    init_peer_via(
+        entroshard(),
+        data_dir,
+        coordinator,
+        region,
+        operator,
+        seed,
+        extra,
+    );
+}
+
+/// `init_peer_with` run through `cmd` (the binary itself, or an emulator running another build).
+/// Listeners on ephemeral loopback ports, a contribution every 0.2 s and a heartbeat every 0.5 s
+/// unless `extra` gives `--listen`, `--contribution-interval` or `--heartbeat-interval`.
+pub fn init_peer_via(
+    mut cmd: Command,
+    data_dir: &Path,
+    coordinator: &Multiaddr,
+    region: &str,
+    operator: &str,
+    seed: u64,
+    extra: &[&str],
+) {
+    let defaults: [(&str, &[&str]); 3] = [
+        (
+            "--listen",
+            &[
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--listen",
+                "/ip4/127.0.0.1/udp/0/quic-v1",
+            ],
+        ),
+        (
+            "--contribution-interval",
+            &["--contribution-interval", "0.2"],
+        ),
+        ("--heartbeat-interval", &["--heartbeat-interval", "0.5"]),
+    ];
+    let out = cmd
         .args([
             "peer",
             "init",
@@ -93,16 +141,12 @@ pub fn init_peer_with(
         ])
         .arg("--data-dir")
         .arg(data_dir)
-        .args(if extra.contains(&"--listen") {
-            vec![]
-        } else {
-            vec![
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--listen",
-                "/ip4/127.0.0.1/udp/0/quic-v1",
-            ]
-        })
+        .args(
+            defaults
+                .iter()
+                .filter(|(flag, _)| !extra.contains(flag))
+                .flat_map(|(_, args)| args.iter()),
+        )
         .args([
             "--no-hardware",
             "--simulated-source",
@@ -111,12 +155,6 @@ pub fn init_peer_with(
         .args([
             "--simulated-source",
             &format!("correlated:4:0.01:{}", seed + 1),
-        ])
-        .args([
-            "--contribution-interval",
-            "0.2",
-            "--heartbeat-interval",
-            "0.5",
         ])
         .args(extra)
         .output()
@@ -179,6 +217,50 @@ pub fn run_ok(args: &[&str], dir_args: &[(&str, &Path)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `coordinator enrol` (through the CLI, on the coordinator's data directory) of the peer
+/// initialised in `peer_dir`; returns the peer's id.
+pub fn enrol_peer(
+    coord: &CoordinatorProc,
+    peer_dir: &Path,
+    region: &str,
+    operator: &str,
+) -> protocols::ids::NodeId {
+    let node = peer::identity::read_key(&peer_dir.join("identity.key"))
+        .unwrap()
+        .node_id();
+    let pid = peer::identity::peer_id(&node).unwrap().to_string();
+    run_ok(
+        &[
+            "coordinator",
+            "enrol",
+            &pid,
+            "--region",
+            region,
+            "--operator",
+            operator,
+        ],
+        &[("--data-dir", coord.dir.path())],
+    );
+    node
+}
+
+/// `entroshard fetch ticket --format format` as the requester in `dir`; its stdout.
+pub fn fetch_key(dir: &Path, ticket: &Path, format: &str) -> Vec<u8> {
+    let out = entroshard()
+        .arg("fetch")
+        .arg(ticket)
+        .args(["--format", format, "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// The value after `prefix` on the first line that starts with it.

@@ -1,18 +1,20 @@
-//! The device agent embedded in a host process (the simulator): the same node, handlers,
-//! contribution task and heartbeats as `peer run`, built from values instead of files, and fed
-//! entropy blocks by its host instead of one harvest thread per source.
+//! The device agent built from values instead of files: embedded in a host process (the
+//! simulator, fed entropy blocks by its host) or run by `peer run` (fed by one harvest thread per
+//! source). Either way the same node, handlers, contribution task and [`super::event_loop`].
 
+use super::event_loop::{self, Hosting, LoopSettings};
 use super::harvest::{HealthSnapshot, ReadyBlock};
-use super::{Shared, drop_expired, measure::Measurement, metrics::PeerMetrics, now_ms};
-use crate::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol};
+use super::{Shared, coordinator_of, measure::Measurement, metrics::PeerMetrics};
+use crate::node::{self, NodeConfig, NodeHandle};
 use crate::store::ShareStore;
 use libp2p::Multiaddr;
 use protocols::identity::NodeKey;
 use protocols::ratelimit::RateLimiter;
-use protocols::wire::{PowerState, Refusal, Reply};
+use protocols::wire::PowerState;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Everything an embedded agent is built from.
 pub struct EmbeddedConfig {
@@ -24,7 +26,7 @@ pub struct EmbeddedConfig {
     pub region: String,
     /// Operator label announced in heartbeats.
     pub operator: String,
-    /// Power state announced in heartbeats.
+    /// Power state announced in heartbeats (`peer run` measures its own, falling back to this).
     pub power: PowerState,
     /// How the node is built (the simulator passes a memory-transport config).
     pub node: NodeConfig,
@@ -70,17 +72,29 @@ impl EmbeddedAgent {
 
 /// Starts an embedded agent on the current runtime.
 pub async fn start(config: EmbeddedConfig) -> Result<EmbeddedAgent, super::AgentError> {
-    let coordinator_peer = match config.coordinator.iter().last() {
-        Some(libp2p::multiaddr::Protocol::P2p(p)) => p,
-        _ => {
-            return Err(super::AgentError::Sources(
-                "coordinator address lacks /p2p/".into(),
-            ));
-        }
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let stop = async move {
+        // Stopped on request, or when the host drops the agent.
+        let _ = stop_rx.await;
     };
-    let coordinator = crate::identity::node_id(&coordinator_peer).ok_or_else(|| {
-        super::AgentError::Sources("coordinator PeerId is not an Ed25519 key".into())
-    })?;
+    let (node, metrics, event_loop) = build(config, Hosting::embedded(), stop).await?;
+    Ok(EmbeddedAgent {
+        node,
+        metrics,
+        stop: Some(stop_tx),
+        task: tokio::spawn(event_loop),
+    })
+}
+
+/// Builds an agent for the given host: its node is started and its contribution task spawned;
+/// returns the node, its counters and the event loop (to spawn or to drive), which runs until
+/// `stop` resolves.
+pub(super) async fn build(
+    config: EmbeddedConfig,
+    hosting: Hosting,
+    stop: impl Future<Output = ()>,
+) -> Result<(NodeHandle, Arc<PeerMetrics>, impl Future<Output = ()>), super::AgentError> {
+    let (coordinator_peer, coordinator) = coordinator_of(&config.coordinator)?;
     let mut node_config = config.node;
     node_config.bootstrap = vec![config.coordinator.clone()];
     let (node, events) = node::start(&config.key, node_config).await?;
@@ -95,7 +109,7 @@ pub async fn start(config: EmbeddedConfig) -> Result<EmbeddedAgent, super::Agent
         fetch_limiter: Mutex::new(RateLimiter::new(
             config.fetch_rate_per_s,
             config.fetch_rate_per_s * 2.0,
-            256,
+            hosting.fetch_limiter_remotes,
         )),
         metrics: metrics.clone(),
         tickets: crate::ticket_cache::TicketCache::default(),
@@ -110,70 +124,16 @@ pub async fn start(config: EmbeddedConfig) -> Result<EmbeddedAgent, super::Agent
             blocks,
         ))
     });
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let labels = Labels {
+    let settings = LoopSettings {
+        coordinator_peer,
+        coordinator_addr: config.coordinator,
         power: config.power,
         region: config.region,
         operator: config.operator,
         heartbeat: Duration::from_secs_f64(config.heartbeat_interval_s),
         withhold_shares: config.withhold_shares,
+        hosting,
     };
-    let task = tokio::spawn(run_loop(
-        shared,
-        node.clone(),
-        events,
-        labels,
-        contributor,
-        stop_rx,
-    ));
-    Ok(EmbeddedAgent {
-        node,
-        metrics,
-        stop: Some(stop_tx),
-        task,
-    })
-}
-
-struct Labels {
-    power: PowerState,
-    region: String,
-    operator: String,
-    heartbeat: Duration,
-    withhold_shares: bool,
-}
-
-async fn run_loop(
-    shared: Arc<Shared>,
-    node: NodeHandle,
-    mut events: mpsc::Receiver<NodeEvent>,
-    labels: Labels,
-    contributor: Option<tokio::task::JoinHandle<()>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    // Small devices answer few requests at once; the real agent allows 64.
-    let handlers = Arc::new(Semaphore::new(16));
-    let mut heartbeat = tokio::time::interval(labels.heartbeat);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat_seq = now_ms().saturating_mul(1000);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            event = events.recv() => match event {
-                Some(NodeEvent::Request { protocol: Protocol::Fetch, responder, .. }) if labels.withhold_shares => {
-                    let _ = responder.respond(protocols::wire::encode(&Reply::<()>::refused(Refusal::NotFound))).await;
-                }
-                Some(event) => super::on_event(&shared, &node, &handlers, event).await,
-                None => break,
-            },
-            _ = heartbeat.tick() => {
-                heartbeat_seq += 1;
-                super::send_heartbeat(&shared, &node, labels.power, &labels.region, &labels.operator, heartbeat_seq).await;
-                drop_expired(&shared).await;
-            }
-        }
-    }
-    if let Some(c) = contributor {
-        c.abort();
-    }
-    node.shutdown().await;
+    let event_loop = event_loop::run(shared, node.clone(), events, settings, contributor, stop);
+    Ok((node, metrics, event_loop))
 }

@@ -6,7 +6,9 @@
 //! and wake-up latency vary it. On an idle 2-CPU VM, 10 ms windows measured 0.4–1.0 bit (most
 //! common value and order-1/2/4 predictors), 2 ms windows as little as 0.15, hence the pace.
 
-use super::{DetectConfig, Detected, OpenError, SysfsError, read_text, unavailable};
+use super::{
+    DetectConfig, Detected, OpenError, SysfsError, read_text, sample_counter_changes, unavailable,
+};
 use crate::sources::{EntropySource, SourceError};
 use protocols::entropy::SourceSpec;
 use std::path::{Path, PathBuf};
@@ -74,7 +76,7 @@ impl InterruptsSource {
     /// Opens `path` (normally `/proc/interrupts`), reading it once to check it parses.
     pub fn open(path: PathBuf, poll: Duration) -> Result<Self, OpenError> {
         let spec = SourceSpec::new(INTERRUPTS_BITS_PER_SAMPLE, INTERRUPTS_MIN_ENTROPY)?;
-        let last = parse_interrupt_total(&path, &read_text(&path)?)?;
+        let last = interrupt_total(&path)?;
         Ok(Self {
             path,
             spec,
@@ -82,10 +84,11 @@ impl InterruptsSource {
             last,
         })
     }
+}
 
-    fn total(&self) -> Result<u64, SysfsError> {
-        parse_interrupt_total(&self.path, &read_text(&self.path)?)
-    }
+/// The total of every interrupt line in the file at `path`.
+fn interrupt_total(path: &Path) -> Result<u64, SysfsError> {
+    parse_interrupt_total(path, &read_text(path)?)
 }
 
 impl EntropySource for InterruptsSource {
@@ -99,18 +102,15 @@ impl EntropySource for InterruptsSource {
 
     /// Appends exactly `max` samples, one per `poll`; takes about `max × poll`.
     fn read_samples(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), SourceError> {
-        let mask = self.spec.sample_mask();
-        out.reserve(max);
-        for _ in 0..max {
-            std::thread::sleep(self.poll);
-            let total = self.total().map_err(|e| unavailable("interrupts", e))?;
-            // A line vanishing (device removed, CPU offlined) can lower the total: wrap, as
-            // only the low bits are kept.
-            let change = total.wrapping_sub(self.last);
-            self.last = total;
-            out.push((change as u8) & mask);
-        }
-        Ok(())
+        let path = &self.path;
+        sample_counter_changes(
+            out,
+            max,
+            self.spec.sample_mask(),
+            self.poll,
+            &mut self.last,
+            || interrupt_total(path).map_err(|e| unavailable("interrupts", e)),
+        )
     }
 }
 

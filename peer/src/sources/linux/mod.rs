@@ -262,6 +262,28 @@ pub(crate) fn unavailable(source_name: &str, reason: impl Display) -> SourceErro
 }
 
 /// Mask selecting the low `bits` bits of a sample.
+/// The counters' sampling rule: appends `max` samples, one per `poll`, each the low bits (under
+/// `mask`) of how far `read` moved since `last`, which it updates. A counter that goes down (a
+/// line or device vanished) wraps, as only the low bits are kept.
+pub(crate) fn sample_counter_changes(
+    out: &mut Vec<u8>,
+    max: usize,
+    mask: u8,
+    poll: Duration,
+    last: &mut u64,
+    mut read: impl FnMut() -> Result<u64, SourceError>,
+) -> Result<(), SourceError> {
+    out.reserve(max);
+    for _ in 0..max {
+        std::thread::sleep(poll);
+        let value = read()?;
+        let change = value.wrapping_sub(*last);
+        *last = value;
+        out.push((change as u8) & mask);
+    }
+    Ok(())
+}
+
 pub(crate) fn mask(bits: u8) -> u8 {
     u8::MAX >> (8 - bits.clamp(1, 8))
 }

@@ -9,7 +9,10 @@
 //! Interfaces whose `operstate` is `down`, `notpresent` or `lowerlayerdown` are skipped: their
 //! counters are frozen and would only trip the health tests.
 
-use super::{DetectConfig, Detected, OpenError, SysfsError, read_integer, unavailable};
+use super::{
+    DetectConfig, Detected, OpenError, SysfsError, read_integer, sample_counter_changes,
+    unavailable,
+};
 use crate::sources::{EntropySource, SourceError};
 use protocols::entropy::SourceSpec;
 use std::path::{Path, PathBuf};
@@ -76,16 +79,15 @@ impl EntropySource for NetSource {
 
     /// Appends exactly `max` samples, one per `poll`; takes about `max × poll`.
     fn read_samples(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), SourceError> {
-        let mask = self.spec.sample_mask();
-        out.reserve(max);
-        for _ in 0..max {
-            std::thread::sleep(self.poll);
-            let sum = counter_sum(&self.statistics).map_err(|e| unavailable(&self.name, e))?;
-            let change = sum.wrapping_sub(self.last);
-            self.last = sum;
-            out.push((change as u8) & mask);
-        }
-        Ok(())
+        let (name, statistics) = (&self.name, &self.statistics);
+        sample_counter_changes(
+            out,
+            max,
+            self.spec.sample_mask(),
+            self.poll,
+            &mut self.last,
+            || counter_sum(statistics).map_err(|e| unavailable(name, e)),
+        )
     }
 }
 

@@ -1,0 +1,250 @@
+//! The agent's one event loop, for `peer run` and embedded agents alike: answer requests, judge
+//! gossip, send heartbeats, redial the coordinator, drop expired shares.
+
+use super::{Shared, measure, now_ms};
+use crate::node::{NodeEvent, NodeHandle, Protocol, STATUS_TOPIC};
+use libp2p::{Multiaddr, PeerId};
+use protocols::wire::{PowerState, Refusal, Reply, SignedEnvelope, StatusHeartbeat, WIRE_VERSION};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::MissedTickBehavior;
+
+/// What differs between a device run by `peer run` and one embedded in a host process.
+pub(super) struct Hosting {
+    /// Requests answered at once; past that, refused as busy.
+    pub max_handlers: usize,
+    /// Remotes the share fetch rate limiter keeps track of.
+    pub fetch_limiter_remotes: usize,
+    /// Read the power state under this system root at each heartbeat, falling back to the
+    /// configured one; `None` always announces the configured one.
+    pub power_from: Option<PathBuf>,
+    /// Dial the coordinator again at each heartbeat while no connection to it is open.
+    pub redial_coordinator: bool,
+    /// What the heartbeat timer does after ticks it missed.
+    pub missed_heartbeats: MissedTickBehavior,
+}
+
+impl Hosting {
+    /// An agent embedded in a host with many of them (the simulator): few requests at once, a
+    /// small rate limiter, the host's power state, no redial.
+    pub(super) fn embedded() -> Self {
+        Self {
+            max_handlers: 16,
+            fetch_limiter_remotes: 256,
+            power_from: None,
+            redial_coordinator: false,
+            missed_heartbeats: MissedTickBehavior::Delay,
+        }
+    }
+
+    /// The daemon of `peer run`, the only agent on its device, measuring its power supply under
+    /// `system_root`.
+    pub(super) fn daemon(system_root: PathBuf) -> Self {
+        Self {
+            max_handlers: 64,
+            fetch_limiter_remotes: 4096,
+            power_from: Some(system_root),
+            redial_coordinator: true,
+            missed_heartbeats: MissedTickBehavior::Burst,
+        }
+    }
+}
+
+/// What heartbeats announce, and how the loop behaves.
+pub(super) struct LoopSettings {
+    pub coordinator_peer: PeerId,
+    pub coordinator_addr: Multiaddr,
+    pub power: PowerState,
+    pub region: String,
+    pub operator: String,
+    pub heartbeat: Duration,
+    /// Byzantine holder (simulator only): answer share fetches with "not found".
+    pub withhold_shares: bool,
+    pub hosting: Hosting,
+}
+
+/// Runs until `stop` resolves or the node's events end; then stops the contribution task and
+/// the node.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    node: NodeHandle,
+    mut events: mpsc::Receiver<NodeEvent>,
+    settings: LoopSettings,
+    contributor: Option<tokio::task::JoinHandle<()>>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let handlers = Arc::new(Semaphore::new(settings.hosting.max_handlers));
+    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    heartbeat.set_missed_tick_behavior(settings.hosting.missed_heartbeats);
+    let mut heartbeat_seq = now_ms().saturating_mul(1000);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            event = events.recv() => match event {
+                Some(NodeEvent::Request { protocol: Protocol::Fetch, responder, .. }) if settings.withhold_shares => {
+                    let _ = responder.respond(protocols::wire::encode(&Reply::<()>::refused(Refusal::NotFound))).await;
+                }
+                Some(event) => on_event(&shared, &node, &handlers, event).await,
+                None => break,
+            },
+            _ = heartbeat.tick() => {
+                heartbeat_seq += 1;
+                if settings.hosting.redial_coordinator {
+                    redial_coordinator(&node, settings.coordinator_peer, &settings.coordinator_addr).await;
+                }
+                let power = settings
+                    .hosting
+                    .power_from
+                    .as_deref()
+                    .and_then(measure::power_state)
+                    .unwrap_or(settings.power);
+                send_heartbeat(&shared, &node, power, &settings.region, &settings.operator, heartbeat_seq).await;
+                drop_expired(&shared).await;
+            }
+        }
+    }
+    if let Some(c) = contributor {
+        c.abort();
+    }
+    node.shutdown().await;
+}
+
+async fn on_event(
+    shared: &Arc<Shared>,
+    node: &NodeHandle,
+    handlers: &Arc<Semaphore>,
+    event: NodeEvent,
+) {
+    match event {
+        NodeEvent::Request {
+            protocol,
+            peer,
+            frame,
+            responder,
+        } => {
+            let Ok(permit) = handlers.clone().try_acquire_owned() else {
+                let _ = responder.respond(protocols::wire::busy_reply()).await;
+                return;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let reply = super::handlers::answer(shared, protocol, peer, frame).await;
+                let _ = responder.respond(reply).await;
+                drop(permit);
+            });
+        }
+        NodeEvent::Gossip {
+            id,
+            propagation_source,
+            author,
+            data,
+            topic,
+        } => {
+            // A plain peer relays only gossip whose envelope verifies and names the gossip author.
+            let verdict = super::contribute::relay_verdict(&topic, author.as_ref(), &data);
+            let _ = node.report_gossip(id, propagation_source, verdict).await;
+        }
+        NodeEvent::Connected(peer) => {
+            shared
+                .metrics
+                .gossip_peers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(%peer, "connected");
+        }
+        NodeEvent::Disconnected(peer) => {
+            shared
+                .metrics
+                .gossip_peers
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(%peer, "disconnected");
+        }
+        NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
+        _ => {}
+    }
+}
+
+/// Dials the coordinator again when no connection to it is open (it restarted, or the network
+/// dropped): gossip and the coordinator's orders reach this peer only over that connection, and
+/// the bootstrap dial happens once at start. Called once per heartbeat, which bounds the rate.
+async fn redial_coordinator(node: &NodeHandle, coordinator: PeerId, addr: &Multiaddr) {
+    match node.connected_peers().await {
+        Ok(peers) if !peers.contains(&coordinator) => {
+            tracing::debug!(%addr, "not connected to the coordinator; dialling it");
+            if let Err(e) = node.dial(addr.clone()).await {
+                tracing::debug!(%addr, error = %e, "coordinator dial failed");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Shares past their session's expiry are deleted without waiting for the coordinator.
+async fn drop_expired(shared: &Shared) {
+    let store = shared.store.clone();
+    match tokio::task::spawn_blocking(move || store.delete_expired(now_ms())).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "expired shares deleted"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "expired shares could not be deleted"),
+        _ => {}
+    }
+}
+
+async fn send_heartbeat(
+    shared: &Shared,
+    node: &NodeHandle,
+    power: PowerState,
+    region: &str,
+    operator: &str,
+    seq: u64,
+) {
+    let (shares_held, free) = {
+        let store = shared.store.clone();
+        tokio::task::spawn_blocking(move || {
+            (store.len().unwrap_or(0), store.free_slots().unwrap_or(0))
+        })
+        .await
+        .unwrap_or((0, 0))
+    };
+    shared
+        .metrics
+        .shares_held
+        .store(u64::from(shares_held), std::sync::atomic::Ordering::Relaxed);
+    let sources = shared
+        .health
+        .lock()
+        .map(|h| h.sources.clone())
+        .unwrap_or_default();
+    shared.metrics.set_source_health(
+        sources
+            .iter()
+            .map(|s| (s.source.clone(), s.samples, u64::from(s.failures)))
+            .collect(),
+    );
+    let listen_addrs = node
+        .listen_addrs()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let beat = StatusHeartbeat {
+        v: WIRE_VERSION,
+        seq,
+        at_ms: now_ms(),
+        power,
+        region: region.to_string(),
+        operator: operator.to_string(),
+        uptime_s: shared.started.elapsed().as_secs(),
+        free_store_slots: free,
+        shares_held,
+        listen_addrs,
+        sources,
+    };
+    let bytes = SignedEnvelope::seal(&shared.key, &beat).to_bytes();
+    if let Err(e) = node.publish(STATUS_TOPIC, bytes).await {
+        tracing::debug!(error = %e, "heartbeat not published (no gossip peers yet)");
+    }
+}

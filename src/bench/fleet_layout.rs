@@ -1,0 +1,116 @@
+//! The bench's layout of the shared [`crate::fleet`] and what it waits for before measuring.
+//!
+//! The coordinator listens on 127.0.0.1 and peer i on 127.0.0.(2+i), and peers reach the
+//! coordinator over QUIC (sent from their own listening address): gossipsub's peer scoring
+//! penalises many peers behind one IP address, and past about a dozen of them on 127.0.0.1 the
+//! coordinator greylists them all and no heartbeat gets through.
+
+use super::stats::Deadline;
+use crate::fleet::{CoordinatorSettings, Fleet, FleetSettings, PeerLayout};
+use anyhow::Context;
+use protocols::wire::SourceState;
+use std::time::Duration;
+
+/// Four regions, not three: a (16,11) quorum allows at most n−k = 5 holders per region, so three
+/// regions could place only 15 shares.
+pub(crate) const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "sa-east"];
+pub(crate) const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
+
+/// Simulated sources per peer. Each healthy source still fails a continuous health test with
+/// probability about 2^-20 per sample and is then cut off for good, so a peer stops contributing
+/// once all of them are; four keep the pool filling through a long run.
+pub(crate) const SOURCES_PER_PEER: usize = 4;
+
+/// Seconds between a peer's contributions: short, so the pool fills fast.
+pub(crate) const CONTRIBUTION_INTERVAL_S: f64 = 0.3;
+
+/// Pause once every peer is eligible, before anything is measured.
+const SETTLE_AFTER_START: Duration = Duration::from_secs(2);
+
+/// Peers answer this many share fetches per requester per second: far above what the bench
+/// sends, so every sample measures a served fetch rather than the rate limiter (the default of
+/// 20 per second would refuse most of the bench's fetches).
+pub(crate) const PEER_FETCH_RATE_PER_S: f64 = 1_000_000.0;
+
+/// Starts the bench's coordinator; children log warnings only, or `$ENTROSHARD_BENCH_LOG`
+/// (per-request log lines would be part of what is measured).
+pub(crate) fn start(
+    coordinator: CoordinatorSettings,
+    deadline: &Deadline,
+) -> anyhow::Result<Fleet> {
+    let settings = FleetSettings {
+        coordinator,
+        peers: PeerLayout {
+            regions: &REGIONS,
+            operators: &OPERATORS,
+            sources_per_peer: SOURCES_PER_PEER,
+            seed_step: 11,
+            address_per_peer: true,
+            coordinator_over_quic: true,
+            contribution_interval_s: CONTRIBUTION_INTERVAL_S,
+            fetch_rate_per_s: Some(PEER_FETCH_RATE_PER_S),
+        },
+        log_filter: std::env::var("ENTROSHARD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+    };
+    Fleet::start(settings, |what| deadline.check(what))
+}
+
+/// Waits until every peer is attested, trusted and heartbeating, then [`SETTLE_AFTER_START`].
+pub(crate) async fn wait_until_all_eligible(
+    fleet: &Fleet,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
+    loop {
+        let lines = fleet.status().await?;
+        let eligible = lines
+            .iter()
+            .filter(|l| l.trusted && l.heartbeat_age_s.is_some())
+            .count();
+        if eligible >= fleet.peers.len() {
+            // Start-up work (health tests, first contributions) would otherwise be measured.
+            tokio::time::sleep(SETTLE_AFTER_START).await;
+            return Ok(());
+        }
+        let waiting_for: Vec<String> = lines
+            .iter()
+            .filter(|l| !(l.trusted && l.heartbeat_age_s.is_some()))
+            .map(|l| {
+                format!(
+                    "{} (quarantine {:?}, heartbeat age {:?} s, {} shares)",
+                    l.node.short(),
+                    l.quarantine,
+                    l.heartbeat_age_s,
+                    l.shares_held
+                )
+            })
+            .collect();
+        deadline.check(&format!(
+            "waiting for peers to attest ({eligible} of {} so far; not yet: {})",
+            fleet.peers.len(),
+            waiting_for.join(", ")
+        ))?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (sources cut off by a health test, sources) over every peer, from the coordinator's view.
+pub(crate) async fn source_health(fleet: &Fleet) -> anyhow::Result<(usize, usize)> {
+    let lines = fleet.status().await?;
+    let sources = lines.iter().flat_map(|l| &l.sources);
+    let cut_off = sources
+        .clone()
+        .filter(|s| s.state == SourceState::CutOff)
+        .count();
+    Ok((cut_off, sources.count()))
+}
+
+/// Resident set size of a process in KiB, from `/proc/PID/status`.
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+}
