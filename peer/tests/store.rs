@@ -168,6 +168,28 @@ fn epochs_lists_one_sessions_epochs_in_ascending_order() {
 }
 
 #[test]
+fn epochs_and_share_reads_the_epochs_and_only_the_wanted_share_in_one_go() {
+    let (_dir, path) = temp_path();
+    let store = open(&path, 10);
+    for (e, variant) in [(2, 1), (0, 2), (9, 3)] {
+        store
+            .put(&share(5, e, variant), 100 + u64::from(e))
+            .unwrap();
+    }
+    store.put(&share(6, 2, 4), 10).unwrap();
+    let (held, stored) = store.epochs_and_share(&session(5), 2).unwrap();
+    assert_eq!(held, vec![0, 2, 9]);
+    let stored = stored.expect("epoch 2 is held");
+    assert_eq!(stored.share, share(5, 2, 1));
+    assert_eq!(stored.expires_at_ms, 102);
+    let (held, stored) = store.epochs_and_share(&session(5), 3).unwrap();
+    assert_eq!(held, vec![0, 2, 9]);
+    assert!(stored.is_none(), "epoch 3 is not held");
+    let (held, stored) = store.epochs_and_share(&session(7), 2).unwrap();
+    assert!(held.is_empty() && stored.is_none());
+}
+
+#[test]
 fn list_reports_every_share_by_session_then_epoch_without_ciphertext() {
     let (_dir, path) = temp_path();
     let store = open(&path, 10);

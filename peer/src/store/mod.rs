@@ -184,20 +184,7 @@ impl ShareStore {
 
     /// The epochs stored for `session`, ascending.
     pub fn epochs(&self, session: &SessionId) -> Result<Vec<Epoch>, StoreError> {
-        const OP: &str = "listing epochs";
-        let lo = record::key(session, 0);
-        let hi = record::key(session, Epoch::MAX);
-        let txn = self.db.begin_read().map_err(|e| self.err(OP, e))?;
-        let table = txn.open_table(SHARES).map_err(|e| self.err(OP, e))?;
-        let mut epochs = Vec::new();
-        for entry in table
-            .range::<&[u8; KEY_LEN]>(&lo..=&hi)
-            .map_err(|e| self.err(OP, e))?
-        {
-            let (k, _) = entry.map_err(|e| self.err(OP, e))?;
-            epochs.push(record::split_key(k.value()).1);
-        }
-        Ok(epochs)
+        Ok(self.scan_session(session, None, "listing epochs")?.0)
     }
 
     /// What a fetch needs in one read transaction: the epochs held for `session` and the share
@@ -207,31 +194,41 @@ impl ShareStore {
         session: &SessionId,
         epoch: Epoch,
     ) -> Result<(Vec<Epoch>, Option<StoredShare>), StoreError> {
-        const OP: &str = "reading a share to serve";
+        self.scan_session(session, Some(epoch), "reading a share to serve")
+    }
+
+    /// One read transaction over `session`'s records: the epochs held, ascending, and the share of
+    /// `wanted` (decoded only for that epoch).
+    fn scan_session(
+        &self,
+        session: &SessionId,
+        wanted: Option<Epoch>,
+        op: &'static str,
+    ) -> Result<(Vec<Epoch>, Option<StoredShare>), StoreError> {
         let lo = record::key(session, 0);
         let hi = record::key(session, Epoch::MAX);
-        let txn = self.db.begin_read().map_err(|e| self.err(OP, e))?;
-        let table = txn.open_table(SHARES).map_err(|e| self.err(OP, e))?;
+        let txn = self.db.begin_read().map_err(|e| self.err(op, e))?;
+        let table = txn.open_table(SHARES).map_err(|e| self.err(op, e))?;
         let mut epochs = Vec::new();
-        let mut wanted = None;
+        let mut found = None;
         for entry in table
             .range::<&[u8; KEY_LEN]>(&lo..=&hi)
-            .map_err(|e| self.err(OP, e))?
+            .map_err(|e| self.err(op, e))?
         {
-            let (k, v) = entry.map_err(|e| self.err(OP, e))?;
+            let (k, v) = entry.map_err(|e| self.err(op, e))?;
             let key = k.value();
             let held = record::split_key(key).1;
-            if held == epoch {
+            if Some(held) == wanted {
                 let (share, expires_at_ms) = record::decode_record(key, v.value())
                     .map_err(|d| StoreError::corrupt(&self.path, d))?;
-                wanted = Some(StoredShare {
+                found = Some(StoredShare {
                     share,
                     expires_at_ms,
                 });
             }
             epochs.push(held);
         }
-        Ok((epochs, wanted))
+        Ok((epochs, found))
     }
 
     /// Deletes the share of (session, epoch), durably; `false` if there was none.
