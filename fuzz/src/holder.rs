@@ -322,6 +322,7 @@ impl Holder {
             .public()
             .to_peer_id();
         let frame = input.frame();
+        let asked_at_ms = peer::agent::now_ms();
         let reply =
             self.runtime
                 .block_on(self.handlers.answer(input.protocol, remote, frame.clone()));
@@ -331,7 +332,7 @@ impl Holder {
             Protocol::Coord => decode_reply::<Reply<()>>(&reply).is_ok(),
             Protocol::Fetch => match decode_reply::<ShareFetchReply>(&reply) {
                 Ok(share) => {
-                    check_served_ticket(&frame, input.remote);
+                    check_served_ticket(&frame, input.remote, asked_at_ms);
                     assert_eq!(
                         share, self.baseline.share,
                         "the holder served something else than its stored share"
@@ -393,7 +394,7 @@ impl<T: serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug> ReplyT
 
 /// A share was served: the request must carry a ticket the coordinator signed for this remote,
 /// this holder and the stored session and epoch, not yet expired.
-fn check_served_ticket(frame: &RequestFrame, remote: Remote) {
+fn check_served_ticket(frame: &RequestFrame, remote: Remote, asked_at_ms: u64) {
     let fx = &*FX;
     let RequestFrame::Bytes(bytes) = frame else {
         panic!("a share was served for an oversized request");
@@ -414,9 +415,9 @@ fn check_served_ticket(frame: &RequestFrame, remote: Remote) {
         "a share was served on a ticket that does not name this holder"
     );
     assert_eq!((ticket.session, ticket.epoch), (SESSION, EPOCH));
-    let now = peer::agent::now_ms();
+    // The holder read its clock after `asked_at_ms` and served only before the expiry.
     assert!(
-        ticket.expires_at_ms > now,
+        ticket.expires_at_ms > asked_at_ms,
         "a share was served on an expired ticket"
     );
 }
