@@ -428,26 +428,10 @@ fn corrupted_database_files_stop_the_daemons_with_a_clear_message_and_are_not_wr
         *b ^= 0x5a;
     }
     std::fs::write(&db, &garbage).unwrap();
-    let out = entroshard()
-        .args(["coordinator", "run", "--data-dir"])
-        .arg(coord.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("coordinator.redb"),
-        "the message names the file: {err}"
-    );
-    assert!(
-        err.contains("corrupt"),
-        "the message says what is wrong: {err}"
-    );
-    assert_eq!(
-        std::fs::read(&db).unwrap(),
-        garbage,
-        "the file was not written"
-    );
+    let mut run = entroshard();
+    run.args(["coordinator", "run", "--data-dir"])
+        .arg(coord.path());
+    refuses_corrupt_database(run, &db, "coordinator.redb");
 
     let dir = tempfile::tempdir().unwrap();
     let coordinator: Multiaddr =
@@ -457,25 +441,33 @@ fn corrupted_database_files_stop_the_daemons_with_a_clear_message_and_are_not_wr
     init_peer(dir.path(), &coordinator, "r0", "op", 1);
     let store = dir.path().join("shares.redb");
     std::fs::write(&store, random_bytes(64 * 1024)).unwrap();
-    let before = std::fs::read(&store).unwrap();
-    let out = entroshard()
-        .args(["peer", "run", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let mut run = entroshard();
+    run.args(["peer", "run", "--data-dir"]).arg(dir.path());
+    refuses_corrupt_database(run, &store, "shares.redb");
+}
+
+/// Runs a daemon's `command` on its corrupted database `file` (whose name is `name`): it must
+/// exit with an error naming the file and saying it is corrupt, and leave the file untouched.
+fn refuses_corrupt_database(
+    mut command: std::process::Command,
+    file: &std::path::Path,
+    name: &str,
+) {
+    let before = std::fs::read(file).unwrap();
+    let out = command.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
     assert!(
-        err.contains("shares.redb"),
-        "the message names the file: {err}"
+        !out.status.success(),
+        "the daemon ran on a corrupt {name}: {err}"
     );
+    assert!(err.contains(name), "the message names the file: {err}");
     assert!(
         err.contains("corrupt"),
         "the message says what is wrong: {err}"
     );
     assert_eq!(
-        std::fs::read(&store).unwrap(),
+        std::fs::read(file).unwrap(),
         before,
-        "the file was not written"
+        "{name} was written to"
     );
 }

@@ -4,50 +4,12 @@
 
 mod common;
 
+use common::cli::*;
 use common::*;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn requester(coord: &CoordinatorProc, dir: &Path) -> String {
-    let out = run_ok(
-        &[
-            "requester",
-            "init",
-            "--coordinator",
-            &coord.addr.to_string(),
-        ],
-        &[("--data-dir", dir)],
-    );
-    line_value(&out, "peer id ")
-}
-
-/// `session create` until the pool is ready (it refuses with "not ready" before).
-fn create_session(dir: &Path, ticket: &Path, extra: &[&str]) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let out = entroshard()
-            .args([
-                "session", "create", "--n", "5", "--k", "3", "--ttl", "10m", "-o",
-            ])
-            .arg(ticket)
-            .arg("--data-dir")
-            .arg(dir)
-            .args(extra)
-            .output()
-            .unwrap();
-        if out.status.success() {
-            return line_value(&String::from_utf8_lossy(&out.stdout), "session ");
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("not ready") && Instant::now() < deadline,
-            "session create failed: {err}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 #[test]
 fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
@@ -86,6 +48,8 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     let session = create_session(
         a_dir.path(),
         &a_ticket,
+        5,
+        3,
         &["--requester", &b_pid, "--label", "cli"],
     );
     use std::os::unix::fs::PermissionsExt;
@@ -211,7 +175,7 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     assert_eq!(got, "hello over the session key\n");
 
     let other_ticket = a_dir.path().join("other.cbor");
-    create_session(a_dir.path(), &other_ticket, &[]);
+    create_session(a_dir.path(), &other_ticket, 5, 3, &[]);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut listen = tunnel("listen", &addr, &b_ticket, b_dir.path())
@@ -220,15 +184,28 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let tail = wait_listening(&mut listen);
+    let tail = StderrLines::watch(&mut listen);
+    tail.wait_for(&["listening on"]);
     let out = tunnel("connect", &addr, &other_ticket, a_dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(!listen.wait().unwrap().success());
-    let err = tail.join().unwrap();
-    assert!(err.contains("different session key"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("different session key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The listener refuses that connection, says why, and keeps listening (decision 0033).
+    let line = tail.wait_for(&["refused a connection", "different session key"]);
+    assert!(line.contains("still listening"), "{line}");
+    assert!(
+        listen.try_wait().unwrap().is_none(),
+        "the listener exited after a refused handshake:\n{}",
+        tail.text()
+    );
+    listen.kill().unwrap();
+    listen.wait().unwrap();
     drop(peers);
 }
 
@@ -240,26 +217,4 @@ fn tunnel(mode: &str, addr: &str, ticket: &Path, dir: &Path) -> std::process::Co
         .arg("--data-dir")
         .arg(dir);
     cmd
-}
-
-/// Reads the listener's stderr until it says it is listening; returns the rest of its stderr.
-fn wait_listening(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
-    let mut stderr = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&seen).contains("listening on") {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "listener exited: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.push(byte[0]);
-    }
-    // Keep draining in the background so the listener never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    })
 }

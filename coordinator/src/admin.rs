@@ -214,7 +214,7 @@ pub async fn serve(
             };
             let (db, to_loop) = (db.clone(), to_loop.clone());
             tokio::spawn(async move {
-                let Ok(call) = read_frame::<AdminCall>(&mut stream).await else {
+                let Ok(call) = read_frame::<AdminCall, _>(&mut stream).await else {
                     return;
                 };
                 let answer = match call {
@@ -261,8 +261,18 @@ async fn write_frame<T: Serialize>(
     stream.flush().await
 }
 
-async fn read_frame<T: serde::de::DeserializeOwned>(
-    stream: &mut tokio::net::UnixStream,
+/// Reads one admin command frame as the socket does (length checked before the body is read,
+/// bounded CBOR), for the fuzz target `admin_call`. The socket itself reads through the same
+/// private function.
+#[doc(hidden)]
+pub async fn read_admin_call<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+) -> std::io::Result<AdminCall> {
+    read_frame(stream).await
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned, R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
 ) -> std::io::Result<T> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
@@ -277,4 +287,39 @@ async fn read_frame<T: serde::de::DeserializeOwned>(
     stream.read_exact(&mut buf).await?;
     protocols::wire::decode_bounded(&buf, MAX_FRAME)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn admin_frames_over_the_limit_are_refused_before_their_body_is_read() {
+        let mut bytes = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes().to_vec();
+        bytes.extend([0u8; 64]);
+        let mut stream = &bytes[..];
+        let err = futures::executor::block_on(read_admin_call(&mut stream)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(stream.len(), 64, "the body was read");
+    }
+
+    #[test]
+    fn admin_commands_read_back_as_written_and_garbage_is_invalid_data() {
+        let call = AdminCall::Rotate {
+            session: protocols::ids::SessionId([3; 16]),
+        };
+        let bytes = framed(&protocols::wire::encode(&call));
+        let read = futures::executor::block_on(read_admin_call(&mut &bytes[..])).unwrap();
+        assert!(matches!(read, AdminCall::Rotate { session } if session.0 == [3; 16]));
+        let garbage = framed(&[0xff, 0x00, 0x13]);
+        let err = futures::executor::block_on(read_admin_call(&mut &garbage[..])).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
 }

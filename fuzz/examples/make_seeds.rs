@@ -7,6 +7,9 @@
 //! rewrites identical files. The seeds that should pass the holder's / coordinator's checks are
 //! checked to do so before they are written.
 
+#[path = "make_seeds/outside_protocols.rs"]
+mod seeds_outside_protocols;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -445,6 +448,21 @@ fn main() {
             ),
         ],
     );
+
+    out.target("frame_codec", seeds_outside_protocols::frame_codec());
+    out.target(
+        "holder_requests",
+        seeds_outside_protocols::holder_requests(),
+    );
+    out.target(
+        "share_store_record",
+        seeds_outside_protocols::share_store_record(),
+    );
+    out.target(
+        "coordinator_records",
+        seeds_outside_protocols::coordinator_records(),
+    );
+    out.target("admin_call", seeds_outside_protocols::admin_call());
 
     println!("wrote {} seeds under {}", out.written, out.root.display());
 }

@@ -10,6 +10,7 @@
 
 pub mod checkers;
 pub mod fixtures;
+pub mod holder;
 
 pub use checkers::*;
 pub use fixtures::*;

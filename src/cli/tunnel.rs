@@ -1,8 +1,14 @@
 //! `entroshard tunnel listen|connect`: a Noise NNpsk0 channel over TCP keyed by the session key,
 //! piping stdin to the peer and the peer to stdout, like `nc`.
+//!
+//! The listener runs one channel: it accepts connections until one completes the handshake
+//! (each attempt bounded by `--handshake-timeout`, at most [`MAX_PENDING_HANDSHAKES`] at once),
+//! logs every refused attempt and keeps listening (decision 0033).
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -10,11 +16,16 @@ const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_SHA256";
 const PROLOGUE: &[u8] = b"entroshard/v1/tunnel";
 /// Largest plaintext per Noise message.
 const CHUNK: usize = 65_535 - 16;
+/// Length of the initiator's NNpsk0 handshake message with an empty payload: its ephemeral key
+/// (32 bytes) and the payload's tag (16).
+const FIRST_MESSAGE_LEN: usize = 48;
+/// Handshakes the listener runs at once; further connections wait in the kernel's backlog.
+pub const MAX_PENDING_HANDSHAKES: usize = 16;
 
 /// `tunnel` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum TunnelCommand {
-    /// Accept one connection on ADDR and run the channel.
+    /// Listen on ADDR until one connection completes the handshake, and run the channel.
     Listen(TunnelArgs),
     /// Connect to ADDR and run the channel.
     Connect(TunnelArgs),
@@ -28,6 +39,9 @@ pub struct TunnelArgs {
     /// Ticket file; the session key becomes the Noise pre-shared key.
     #[arg(long)]
     pub ticket: PathBuf,
+    /// Seconds a connection has to complete the handshake before it is dropped.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub handshake_timeout: f64,
     #[command(flatten)]
     pub dir: super::requester::RequesterDir,
 }
@@ -39,9 +53,38 @@ async fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut buf).await?;
+    let announced = usize::from(u16::from_be_bytes(len));
+    let mut buf = vec![0u8; announced];
+    stream.read_exact(&mut buf).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            anyhow::anyhow!("connection closed inside a frame announcing {announced} bytes")
+        } else {
+            e.into()
+        }
+    })?;
     Ok(Some(buf))
+}
+
+/// The initiator's first handshake message, as the responder reads it: a frame announcing any
+/// other length than [`FIRST_MESSAGE_LEN`] is refused before its body is read.
+async fn read_first_message(stream: &mut TcpStream) -> anyhow::Result<[u8; FIRST_MESSAGE_LEN]> {
+    let mut len = [0u8; 2];
+    stream
+        .read_exact(&mut len)
+        .await
+        .map_err(|e| anyhow::anyhow!("handshake failed: connection closed before it ({e})"))?;
+    let announced = usize::from(u16::from_be_bytes(len));
+    if announced != FIRST_MESSAGE_LEN {
+        bail!(
+            "handshake failed: not a tunnel handshake (first frame announces {announced} bytes, \
+             expected {FIRST_MESSAGE_LEN})"
+        );
+    }
+    let mut msg = [0u8; FIRST_MESSAGE_LEN];
+    stream.read_exact(&mut msg).await.map_err(|e| {
+        anyhow::anyhow!("handshake failed: connection closed inside the first message ({e})")
+    })?;
+    Ok(msg)
 }
 
 async fn write_frame(
@@ -78,7 +121,7 @@ pub async fn handshake(
         let msg = read_frame(stream).await?.ok_or_else(refused)?;
         hs.read_message(&msg, &mut buf).map_err(|_| refused())?;
     } else {
-        let msg = read_frame(stream).await?.ok_or_else(refused)?;
+        let msg = read_first_message(stream).await?;
         hs.read_message(&msg, &mut buf).map_err(|_| refused())?;
         let n = hs.write_message(&[], &mut buf)?;
         write_frame(stream, &buf[..n]).await?;
@@ -113,6 +156,60 @@ pub async fn recv(
     Ok(Some(plain))
 }
 
+fn handshake_timeout(seconds: f64) -> anyhow::Result<Duration> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3_600.0) {
+        bail!("--handshake-timeout must be between 0 and 3600 seconds, not {seconds}");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Accepts connections until one completes the handshake as responder, and returns it. Every
+/// refused attempt (wrong key, garbage, closed early, too slow) is logged with its address and
+/// reason; the listener keeps listening. At most [`MAX_PENDING_HANDSHAKES`] run at once.
+async fn accept_channel(
+    listener: &TcpListener,
+    key: &Arc<protocols::keys::SessionKey>,
+    timeout: Duration,
+) -> (TcpStream, snow::TransportState) {
+    let mut pending = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept(), if pending.len() < MAX_PENDING_HANDSHAKES => {
+                match accepted {
+                    Ok((mut stream, from)) => {
+                        let key = key.clone();
+                        pending.spawn(async move {
+                            let outcome = tokio::time::timeout(
+                                timeout,
+                                handshake(&mut stream, key.expose(), false),
+                            )
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(anyhow::anyhow!(
+                                    "handshake failed: not completed within {timeout:?}"
+                                ))
+                            });
+                            (from, stream, outcome)
+                        });
+                    }
+                    Err(e) => {
+                        // Out of descriptors and the like: wait a little rather than spin.
+                        eprintln!("accept failed: {e}; still listening");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            Some(done) = pending.join_next() => match done {
+                Ok((_, stream, Ok(transport))) => return (stream, transport),
+                Ok((from, _, Err(e))) => {
+                    eprintln!("refused a connection from {from}: {e:#}; still listening");
+                }
+                Err(e) => eprintln!("a handshake task failed: {e}; still listening"),
+            },
+        }
+    }
+}
+
 /// Runs a tunnel subcommand.
 pub fn run(command: TunnelCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -124,21 +221,28 @@ pub fn run(command: TunnelCommand) -> anyhow::Result<()> {
             TunnelCommand::Listen(a) => (false, a),
             TunnelCommand::Connect(a) => (true, a),
         };
+        let timeout = handshake_timeout(args.handshake_timeout)?;
         let (key, _) = super::requester::fetch_key(&args.dir.data_dir, &args.ticket).await?;
-        let mut stream = if initiator {
-            TcpStream::connect(&args.addr)
+        let key = Arc::new(key);
+        let (stream, transport) = if initiator {
+            let mut stream = TcpStream::connect(&args.addr)
                 .await
-                .with_context(|| format!("connecting to {}", args.addr))?
+                .with_context(|| format!("connecting to {}", args.addr))?;
+            let transport =
+                tokio::time::timeout(timeout, handshake(&mut stream, key.expose(), true))
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("handshake failed: no answer within {timeout:?}")
+                    })??;
+            (stream, transport)
         } else {
             let listener = TcpListener::bind(&args.addr)
                 .await
                 .with_context(|| format!("listening on {}", args.addr))?;
             eprintln!("listening on {}", listener.local_addr()?);
-            listener.accept().await?.0
+            accept_channel(&listener, &key, timeout).await
         };
-        let transport = std::sync::Arc::new(std::sync::Mutex::new(
-            handshake(&mut stream, key.expose(), initiator).await?,
-        ));
+        let transport = Arc::new(std::sync::Mutex::new(transport));
         eprintln!(
             "channel up (Noise NNpsk0, key fingerprint {})",
             key.fingerprint()

@@ -1,6 +1,7 @@
 //! Shared helpers for end-to-end tests: child processes of the real binary, test nodes, deadlines.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod cluster;
 pub mod crash_loop;
 

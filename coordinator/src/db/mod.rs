@@ -18,6 +18,44 @@ pub use records::{
 };
 pub use writer::{run_session_writer, session_writer_record};
 
+/// The record codec the database reads and writes its tables with, reachable from outside for
+/// the fuzz target `coordinator_records` only. Nothing in the coordinator goes through this
+/// module; it forwards to the private functions the database uses.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{DbError, records};
+    use protocols::ids::SessionId;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use std::path::Path;
+
+    /// Decodes `bytes` as the record of `table` under `key`, as every read does.
+    pub fn decode_stored_record<T: DeserializeOwned>(
+        path: &Path,
+        table: &str,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<T, DbError> {
+        records::decode_record(path, table, key, bytes)
+    }
+
+    /// Encodes `record` as every write does.
+    pub fn encode_stored_record<T: Serialize>(record: &T) -> Result<Vec<u8>, DbError> {
+        records::encode_record("record", record)
+    }
+
+    /// The check session and pending-epoch reads make after decoding: the record names the
+    /// session it is filed under.
+    pub fn check_filed_under(
+        path: &Path,
+        table: &str,
+        key: &[u8; 16],
+        found: &SessionId,
+    ) -> Result<(), DbError> {
+        records::filed_under(path, table, key, found)
+    }
+}
+
 use peer::db::{Opened, RequiredTable, begin_durable, open_guarded};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,

@@ -82,6 +82,62 @@ fn coordinator_of(addr: &Multiaddr) -> Result<(PeerId, NodeId), AgentError> {
     Ok((peer, node))
 }
 
+/// A holder's request handlers without a node or a swarm, for the fuzz target
+/// `holder_requests`: the same [`handlers::answer`] the agent runs for every inbound request,
+/// over a real share store. The agent itself does not use this type.
+///
+/// [`Self::answer`] must run inside a tokio runtime (store access goes through
+/// `spawn_blocking`).
+#[doc(hidden)]
+pub struct DetachedHandlers {
+    shared: Arc<Shared>,
+}
+
+impl DetachedHandlers {
+    /// Handlers of the holder `key`, pinned to `coordinator`, over `store`, allowing
+    /// `fetch_rate_per_s` share fetches per remote per second.
+    pub fn new(
+        key: NodeKey,
+        coordinator: NodeId,
+        store: Arc<ShareStore>,
+        measurement: measure::Measurement,
+        fetch_rate_per_s: f64,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                key,
+                coordinator,
+                store,
+                health: Arc::new(Mutex::new(HealthSnapshot::default())),
+                measurement,
+                started: Instant::now(),
+                fetch_limiter: Mutex::new(RateLimiter::new(
+                    fetch_rate_per_s,
+                    fetch_rate_per_s * 2.0,
+                    4096,
+                )),
+                metrics: Arc::new(metrics::PeerMetrics::default()),
+                tickets: crate::ticket_cache::TicketCache::default(),
+            }),
+        }
+    }
+
+    /// Answers one request from `remote` as the agent would; returns the encoded reply.
+    pub async fn answer(
+        &self,
+        protocol: crate::node::Protocol,
+        remote: libp2p::PeerId,
+        frame: crate::node::RequestFrame,
+    ) -> Vec<u8> {
+        handlers::answer(self.shared.clone(), protocol, remote, frame).await
+    }
+
+    /// The counters the handlers update (served and refused requests by protocol and reason).
+    pub fn metrics(&self) -> &metrics::PeerMetrics {
+        &self.shared.metrics
+    }
+}
+
 /// Runs the agent described by the config file until `shutdown` resolves.
 pub async fn run(
     config_path: &Path,

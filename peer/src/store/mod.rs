@@ -22,6 +22,26 @@ use redb::{
 use std::path::{Path, PathBuf};
 use tracing::{debug, info, warn};
 
+/// Decodes one stored record exactly as the store reads it back (version probe, bounded CBOR,
+/// the record's slot checked against its key), for the fuzz target `store_records`. The store
+/// itself never calls this; it reads through the same private decoder. A record that does not
+/// decode is [`StoreError::Corrupt`] naming `path` and the key.
+#[doc(hidden)]
+pub fn decode_stored_record(
+    path: &Path,
+    key: &[u8; KEY_LEN],
+    bytes: &[u8],
+) -> Result<(SealedShare, u64), StoreError> {
+    record::decode_record(key, bytes).map_err(|detail| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    })
+}
+
+/// Length of a record's key (`session ‖ epoch`), for [`decode_stored_record`].
+#[doc(hidden)]
+pub const RECORD_KEY_LEN: usize = KEY_LEN;
+
 /// Shares, keyed by `session ‖ epoch (u32 BE)`, valued by the CBOR record.
 const SHARES: TableDefinition<&[u8; KEY_LEN], &[u8]> = TableDefinition::new("shares");
 /// What this file is, stamped in its `meta` table by [`open_guarded`].

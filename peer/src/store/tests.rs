@@ -151,3 +151,29 @@ fn puts_from_several_threads_through_an_arc_all_land() {
     assert_eq!(store.len().unwrap(), 9);
     assert_eq!(store.free_slots().unwrap(), 1);
 }
+
+#[test]
+fn fuzzing_entry_point_decodes_what_the_store_wrote_and_names_the_key_otherwise() {
+    let (_dir, store) = store();
+    let s = share(7, 2);
+    store.put(&s, 99).unwrap();
+    let key = record::key(&s.slot.session, 2);
+    let bytes = {
+        let txn = store.db.begin_read().unwrap();
+        let table = txn.open_table(SHARES).unwrap();
+        table.get(&key).unwrap().unwrap().value().to_vec()
+    };
+    let path = store.path().to_path_buf();
+    assert_eq!(decode_stored_record(&path, &key, &bytes).unwrap(), (s, 99));
+    let other = record::key(&SessionId([7; 16]), 3);
+    assert_corrupt_naming_key(
+        decode_stored_record(&path, &other, &bytes).unwrap_err(),
+        7,
+        3,
+    );
+    assert_corrupt_naming_key(
+        decode_stored_record(&path, &key, &[0xff; 9]).unwrap_err(),
+        7,
+        2,
+    );
+}
