@@ -263,17 +263,25 @@ async fn expired_tickets_and_quarantined_contributions_are_refused_by_name_and_c
             let _ = node.publish(CONTRIBUTIONS_TOPIC, bytes).await;
         }
     };
-    let text = wait_metric(
+    wait_metric(
         &coord.metrics,
         "entroshard_intake_rejections_total{reason=\"quarantined\"}",
         1.0,
         contribute,
     )
     .await;
+    // The gauge is refreshed on the coordinator's upkeep tick, so it may follow a moment later.
+    let text = wait_metric(
+        &coord.metrics,
+        "entroshard_peers_quarantined",
+        1.0,
+        || async {},
+    )
+    .await;
     assert_eq!(
         metric(&text, "entroshard_peers_quarantined"),
         Some(1.0),
-        "{text}"
+        "exactly the one node is quarantined: {text}"
     );
     m_node.shutdown().await;
     drop(peers);
