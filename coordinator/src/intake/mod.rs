@@ -122,16 +122,17 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// A fresh intake whose credit counts at once (no duplicate window), for one-pass use such
-    /// as `demo --core`; `sketch_key` must come from the OS generator (it hides the clone sketch
-    /// positions). The service uses [`Self::with_rules`].
+    /// A fresh intake for one process whose arrival order is the send order (`demo --core`):
+    /// credit counts at once (no duplicate window) and one duplicate event names the later
+    /// sender. `sketch_key` must come from the OS generator (it hides the clone sketch
+    /// positions). The service, fed over a mesh that reorders, uses [`Self::with_rules`].
     pub fn new(sketch_key: [u8; 32], credit: CreditPolicy) -> Result<Self, String> {
         Self::with_rules(
             sketch_key,
             credit,
             DuplicateRules {
                 hold_ms: 0,
-                ..DuplicateRules::default()
+                min_events: 1,
             },
         )
     }
