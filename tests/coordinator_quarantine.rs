@@ -148,8 +148,16 @@ async fn a_quarantined_holder_loses_its_shares_and_never_receives_new_ones() {
         .is_some_and(|n| n >= 1.0)
     })
     .await;
+    // Counted when the loop takes the stored session's report, which may trail the reply.
+    wait_until("sessions counted", &coord, || {
+        metric(
+            &http_get(&coord.metrics, "/metrics"),
+            "entroshard_sessions_created_total",
+        )
+        .is_some_and(|n| n >= 4.0)
+    })
+    .await;
     let text = http_get(&coord.metrics, "/metrics");
-    assert!(metric(&text, "entroshard_sessions_created_total").is_some_and(|n| n >= 4.0));
     assert_eq!(metric(&text, "entroshard_peers_quarantined"), Some(1.0));
     drop(peers);
 }

@@ -40,6 +40,19 @@ pub struct CoordinatorConfig {
     /// Seconds between rotations of every session.
     #[serde(default = "d_rotation")]
     pub rotation_period_s: f64,
+    /// Seconds a contribution's credit is held before it counts; another peer sending the same
+    /// block within it cancels the credit of both (decision 0013). 0 credits at once.
+    #[serde(default = "d_credit_hold")]
+    pub credit_hold_s: f64,
+    /// Duplicate events with one partner, later in a clear majority, before a peer is
+    /// quarantined as a clone (decision 0013).
+    #[serde(default = "d_clone_events")]
+    pub clone_min_events: u32,
+    /// Seconds after a session's epoch is committed that the coordinator fetches every share
+    /// itself and quarantines holders whose share is bad or withheld (decision 0014); 0: only
+    /// rotations check.
+    #[serde(default = "d_holder_audit")]
+    pub holder_audit_s: f64,
     /// Longest session lifetime a requester may ask for.
     #[serde(default = "d_max_ttl")]
     pub max_session_ttl_s: u64,
@@ -78,6 +91,15 @@ fn d_freshness() -> f64 {
 fn d_rotation() -> f64 {
     3600.0
 }
+fn d_credit_hold() -> f64 {
+    5.0
+}
+fn d_clone_events() -> u32 {
+    3
+}
+fn d_holder_audit() -> f64 {
+    60.0
+}
 fn d_max_ttl() -> u64 {
     30 * 24 * 3600
 }
@@ -98,6 +120,9 @@ impl CoordinatorConfig {
             heartbeat_max_age_s: d_heartbeat_age(),
             contribution_max_age_s: d_freshness(),
             rotation_period_s: d_rotation(),
+            credit_hold_s: d_credit_hold(),
+            clone_min_events: d_clone_events(),
+            holder_audit_s: d_holder_audit(),
             max_session_ttl_s: d_max_ttl(),
             metrics: None,
         }
@@ -135,7 +160,29 @@ impl CoordinatorConfig {
                 return Err(format!("{}: {name} must be positive", path.display()));
             }
         }
+        for (name, v) in [
+            ("credit_hold_s", config.credit_hold_s),
+            ("holder_audit_s", config.holder_audit_s),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{}: {name} must be 0 or more", path.display()));
+            }
+        }
+        if config.clone_min_events == 0 {
+            return Err(format!(
+                "{}: clone_min_events must be at least 1",
+                path.display()
+            ));
+        }
         Ok(config)
+    }
+
+    /// The intake's duplicate rules from this configuration.
+    pub fn duplicate_rules(&self) -> crate::intake::DuplicateRules {
+        crate::intake::DuplicateRules {
+            hold_ms: (self.credit_hold_s.max(0.0) * 1000.0) as u64,
+            min_events: self.clone_min_events.max(1),
+        }
     }
 
     /// Writes a new config file (refuses to overwrite).

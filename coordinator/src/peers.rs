@@ -15,6 +15,22 @@ pub enum Quarantine {
     NoAnswer,
     /// It sent entropy that cloned or replayed another stream.
     ClonedEntropy,
+    /// It answered the coordinator's own fetch with a share that fails its seal or the
+    /// session's commitments (text: why).
+    BadShare(String),
+    /// It answered the coordinator's own fetch "not found" for a share it acknowledged storing.
+    WithheldShare,
+}
+
+impl Quarantine {
+    /// Quarantines proven by what the peer did (cloned entropy, a bad or withheld share): a
+    /// good attestation does not lift them, and a missed challenge does not replace them.
+    pub fn is_sticky(&self) -> bool {
+        matches!(
+            self,
+            Quarantine::ClonedEntropy | Quarantine::BadShare(_) | Quarantine::WithheldShare
+        )
+    }
 }
 
 /// Everything known about one enrolled peer.

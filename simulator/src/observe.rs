@@ -271,6 +271,16 @@ impl Observer {
                 ByzantineKind::FailingAttestation if quarantine.starts_with("BadEvidence") => {
                     Some("quarantined: attestation evidence refused")
                 }
+                ByzantineKind::TamperedShares | ByzantineKind::Withholding
+                    if quarantine.starts_with("BadShare") =>
+                {
+                    Some("share failed the coordinator's check, holder quarantined")
+                }
+                ByzantineKind::TamperedShares | ByzantineKind::Withholding
+                    if quarantine.starts_with("WithheldShare") =>
+                {
+                    Some("share withheld from the coordinator's check, holder quarantined")
+                }
                 ByzantineKind::TamperedShares if named_for("bad_share") => {
                     Some("share rejected by the requester, holder named")
                 }

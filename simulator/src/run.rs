@@ -92,6 +92,8 @@ fn coordinator_config(s: &Scenario, dir: PathBuf) -> CoordinatorConfig {
     c.attestation_answer_s = t.attestation_answer_s;
     c.heartbeat_max_age_s = t.heartbeat_max_age_s;
     c.rotation_period_s = t.rotation_period_s;
+    c.credit_hold_s = t.credit_hold_s;
+    c.holder_audit_s = t.holder_audit_s;
     c.contribution_max_age_s = 120.0;
     c
 }

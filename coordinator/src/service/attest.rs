@@ -116,7 +116,7 @@ pub(super) fn judge(
         Err((quarantine, label, reason)) => {
             tracing::warn!(node = %node.short(), %reason, "attestation failed: peer quarantined");
             ctx.metrics.attestations.inc(label);
-            if p.quarantine != Some(Quarantine::ClonedEntropy) {
+            if !p.quarantine.as_ref().is_some_and(Quarantine::is_sticky) {
                 // Counted when a peer enters quarantine or its reason changes (a device that
                 // stopped answering, then answers with bad evidence, is counted for both).
                 let same_reason = matches!(

@@ -1,7 +1,7 @@
 //! Gossip intake: heartbeats update the peer table; contributions are checked, opened and credited.
 
 use super::{Ctx, State, now_ms};
-use crate::intake::Rejection;
+use crate::intake::{IntakeEvent, Rejection};
 use crate::peers::Quarantine;
 use libp2p::PeerId;
 use peer::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, STATUS_TOPIC};
@@ -54,10 +54,8 @@ pub(super) fn on_gossip(
         CONTRIBUTIONS_TOPIC => match envelope.open::<Contribution>(&author) {
             Ok(c) => {
                 match contribution(ctx, state, author, c) {
-                    Ok(credit) => {
-                        if let Some(peer) = peer::identity::peer_id(&author) {
-                            ctx.metrics.credited_bits.add(&peer.to_string(), credit);
-                        }
+                    Ok(held) => {
+                        tracing::debug!(node = %author.short(), held, "contribution held for the duplicate window");
                     }
                     Err(reason) => {
                         ctx.metrics.intake_rejections.inc(reason);
@@ -66,6 +64,7 @@ pub(super) fn on_gossip(
                         }
                     }
                 }
+                apply_intake_events(ctx, state);
                 GossipVerdict::Accept
             }
             Err(e) => {
@@ -78,8 +77,59 @@ pub(super) fn on_gossip(
     }
 }
 
-/// Checks sender (enrolled, attested, in sequence, fresh), opens, then hands the block to the
-/// intake; returns the bits credited, or why none were (a metric label).
+/// Credits held blocks whose duplicate window has closed (called from the loop's ticks and
+/// before readiness is judged) and applies what the intake decided.
+pub(super) fn settle_intake(ctx: &Ctx, state: &mut State) {
+    state.intake.settle(now_ms());
+    apply_intake_events(ctx, state);
+}
+
+/// Applies the intake's decisions to the peer table and metrics: credit that now counts,
+/// credit cancelled by a duplicate, and peers the duplicate evidence names as clones.
+fn apply_intake_events(ctx: &Ctx, state: &mut State) {
+    for event in state.intake.drain_events() {
+        match event {
+            IntakeEvent::Credited { contributor, bits } => {
+                if let Some(p) = state.peers.get_mut(&contributor) {
+                    p.credited_bits = p.credited_bits.saturating_add(bits);
+                }
+                if let Some(peer) = peer::identity::peer_id(&contributor) {
+                    ctx.metrics.credited_bits.add(&peer.to_string(), bits);
+                }
+            }
+            IntakeEvent::Cancelled {
+                contributor,
+                bits,
+                partner,
+            } => {
+                tracing::info!(node = %contributor.short(), partner = %partner.short(), bits, "held credit cancelled: another peer sent the same block");
+                ctx.metrics.intake_rejections.inc("duplicate_cancelled");
+                if let Some(p) = state.peers.get_mut(&contributor) {
+                    p.note_refusal("duplicate_cancelled");
+                }
+            }
+            IntakeEvent::Cloned {
+                contributor,
+                partner,
+                later,
+                earlier,
+            } => {
+                tracing::warn!(node = %contributor.short(), partner = %partner.short(), later, earlier, "cloned entropy: peer quarantined");
+                if let Some(p) = state.peers.get_mut(&contributor) {
+                    if p.quarantine.is_none() {
+                        ctx.metrics.quarantines.inc("cloned_entropy");
+                    }
+                    p.quarantine = Some(Quarantine::ClonedEntropy);
+                }
+            }
+        }
+    }
+}
+
+/// Checks sender (enrolled, in sequence, fresh), opens, then hands the block to the intake:
+/// credited (after its hold window) when the sender is attested and not quarantined, only
+/// witnessed for duplicate detection otherwise. Returns the bits held, or why none were (a
+/// metric label).
 fn contribution(
     ctx: &Ctx,
     state: &mut State,
@@ -93,34 +143,38 @@ fn contribution(
         tracing::debug!(node = %author.short(), "contribution from an unenrolled node dropped");
         return Err("unenrolled");
     };
-    if !p.trusted(now, validity) {
-        tracing::debug!(node = %author.short(), "contribution from an unattested or quarantined peer dropped");
-        return Err(if p.quarantine.is_some() {
-            "quarantined"
-        } else {
-            "unattested"
-        });
-    }
+    let untrusted = (!p.trusted(now, validity)).then_some(if p.quarantine.is_some() {
+        "quarantined"
+    } else {
+        "unattested"
+    });
     if p.last_seq.is_some_and(|last| c.seq <= last) {
         tracing::info!(node = %author.short(), seq = c.seq, "replayed or reordered contribution refused");
-        return Err("sequence");
+        return Err(untrusted.unwrap_or("sequence"));
     }
     if now.saturating_sub(c.sent_at_ms) > max_age || c.sent_at_ms > now.saturating_add(max_age) {
         tracing::info!(node = %author.short(), "stale contribution refused");
-        return Err("stale");
+        return Err(untrusted.unwrap_or("stale"));
     }
     let body = match peer::contribution::open(&ctx.noise_static, &author, c.seq, &c.sealed) {
         Ok(b) => b,
         Err(e) => {
             tracing::info!(node = %author.short(), error = %e, "contribution does not open");
-            return Err("unopenable");
+            return Err(untrusted.unwrap_or("unopenable"));
         }
     };
     p.last_seq = Some(c.seq);
     let Ok(bytes) = <[u8; BLOCK_BYTES]>::try_from(body.bits.as_slice()) else {
         tracing::info!(node = %author.short(), len = body.bits.len(), "contribution of the wrong size refused");
-        return Err("wrong_size");
+        return Err(untrusted.unwrap_or("wrong_size"));
     };
+    let block = DebiasedBlock::from_bytes(bytes);
+    if let Some(reason) = untrusted {
+        // Never credited; remembered so that a trusted peer sending the same block is caught.
+        tracing::debug!(node = %author.short(), "contribution from an unattested or quarantined peer witnessed, not credited");
+        state.intake.witness(&author, &block, now);
+        return Err(reason);
+    }
     let claimed = body
         .sources
         .first()
@@ -136,18 +190,8 @@ fn contribution(
         .first()
         .map(|s| source_index(&s.source))
         .unwrap_or(0);
-    match state.intake.take(
-        &author,
-        source,
-        &DebiasedBlock::from_bytes(bytes),
-        &claim,
-        now,
-    ) {
-        Ok(credit) => {
-            p.credited_bits = p.credited_bits.saturating_add(credit);
-            tracing::debug!(node = %author.short(), credit, "contribution credited");
-            Ok(credit)
-        }
+    match state.intake.take(&author, source, &block, &claim, now) {
+        Ok(held) => Ok(held),
         Err(Rejection::Fips(tests)) => {
             tracing::info!(node = %author.short(), ?tests, "contribution failed the FIPS battery");
             Err("fips")
@@ -157,11 +201,8 @@ fn contribution(
             Err("replayed_entropy")
         }
         Err(Rejection::Clone) => {
-            tracing::warn!(node = %author.short(), "cloned entropy: peer quarantined");
-            if p.quarantine.is_none() {
-                ctx.metrics.quarantines.inc("cloned_entropy");
-            }
-            p.quarantine = Some(Quarantine::ClonedEntropy);
+            // Not credited; whether this peer is the copier is for the evidence to say.
+            tracing::info!(node = %author.short(), "duplicate of another peer's entropy refused");
             Err("cloned_entropy")
         }
     }

@@ -2,6 +2,7 @@
 //! that report back over a bounded channel.
 
 mod attest;
+mod audit;
 pub mod figures;
 mod gossip;
 mod reports;
@@ -82,6 +83,13 @@ pub(crate) enum Internal {
         cause: rotation::Cause,
         outcome: Result<rotation::Moved, String>,
         started: std::time::Instant,
+        /// Holders whose answer to the rotation's fetch proved them bad.
+        faults: Vec<(NodeId, audit::HolderFault)>,
+    },
+    /// A holder audit finished (the session's lock is released).
+    Audited {
+        session: protocols::ids::SessionId,
+        faults: Vec<(NodeId, audit::HolderFault)>,
     },
 }
 
@@ -117,6 +125,8 @@ pub(crate) struct State {
     /// Rotations an operator asked for that have not committed yet; retried every tick.
     pub requested: BTreeMap<protocols::ids::SessionId, std::time::Instant>,
     pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
+    /// Holder audits to run: session and when (coordinator clock, ms).
+    pub audits: BTreeMap<protocols::ids::SessionId, u64>,
 }
 
 /// A running coordinator, for tests and the demo.
@@ -212,7 +222,7 @@ async fn start(
         }
     }
     let credit = CreditPolicy::new(0.5, config.per_peer_cap_bits).map_err(|e| e.to_string())?;
-    let intake = Intake::new(os_random(), credit)?;
+    let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
     let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
     if let Some(addr) = config.metrics {
         let render = metrics.clone();
@@ -242,6 +252,7 @@ async fn start(
         rotating: BTreeSet::new(),
         requested: BTreeMap::new(),
         rotations_by_cause: Default::default(),
+        audits: BTreeMap::new(),
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
 }
@@ -316,7 +327,10 @@ async fn run_loop(
             Some(req) = admin.recv() => reports::on_admin(&ctx, &mut state, &internal_tx, req).await,
             _ = attest_tick.tick() => attest::challenge_all(&ctx, &mut state, &internal_tx),
             _ = round_tick.tick() => state.intake.new_round(),
-            _ = rotation_tick.tick() => upkeep::rotate_due(&ctx, &mut state, &internal_tx).await,
+            _ = rotation_tick.tick() => {
+                gossip::settle_intake(&ctx, &mut state);
+                upkeep::rotate_due(&ctx, &mut state, &internal_tx).await
+            }
         }
     }
     tracing::info!("coordinator stopping");

@@ -16,7 +16,12 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             for h in holders {
                 *state.shares_held.entry(h).or_insert(0) += 1;
             }
+            audit::schedule(ctx, state, session);
             tracing::info!(%session, "session stored");
+        }
+        Internal::Audited { session, faults } => {
+            state.rotating.remove(&session);
+            audit::apply_faults(ctx, state, faults);
         }
         Internal::ExpiryDone { session } => {
             state.rotating.remove(&session);
@@ -31,8 +36,10 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             cause,
             outcome,
             started,
+            faults,
         } => {
             state.rotating.remove(&session);
+            audit::apply_faults(ctx, state, faults);
             let took = started.elapsed();
             if outcome.is_err() {
                 ctx.metrics.rotations_failed.inc(cause.label());
@@ -55,6 +62,7 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
                 for h in new {
                     *state.shares_held.entry(h).or_insert(0) += 1;
                 }
+                audit::schedule(ctx, state, session);
                 *state
                     .rotations_by_cause
                     .entry(format!("{cause:?}"))

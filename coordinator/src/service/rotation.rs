@@ -1,19 +1,14 @@
 //! Rotation and repair: move a session to a fresh quorum as epoch e+1, commit after durable acks,
 //! only then delete epoch e from the old holders. A crash mid-rotation rolls back at start-up.
 
-use super::sessions::{grant, holder_order, pending_of, send_store_orders};
+use super::sessions::{holder_order, pending_of, send_store_orders};
 use super::{Ctx, Internal, State, now_ms};
 use crate::db::{OwedDeletion, SessionRecord, holders_of};
-use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::quorum::{QuorumPolicy, select_quorum};
 use protocols::reshare::{Placement, Planned};
-use protocols::sealing::{self, ShareSlot};
 use protocols::sharing::VerifiedShare;
-use protocols::wire::{
-    self, DeleteShares, HolderCall, HolderOrder, ShareFetch, ShareFetchReply, SignedEnvelope,
-    WIRE_VERSION,
-};
+use protocols::wire::{self, DeleteShares, HolderCall, HolderOrder, SignedEnvelope, WIRE_VERSION};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -126,7 +121,18 @@ pub(super) fn start(
     tokio::spawn(async move {
         let session = record.session;
         let started = std::time::Instant::now();
-        let outcome = rotate(&ctx, record, quorum.holders, &old_addrs, &new_addrs).await;
+        // Every holder is asked and judged, not only k: a bad holder is caught here even when
+        // enough others answer (decision 0014).
+        let answers = super::audit::ask_holders(&ctx, &record, &old_addrs).await;
+        let faults = super::audit::faults_of(&answers);
+        let shares: Vec<VerifiedShare> = answers
+            .into_iter()
+            .filter_map(|(_, a)| match a {
+                super::audit::Answer::Verified(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let outcome = rotate(&ctx, record, shares, quorum.holders, &old_addrs, &new_addrs).await;
         if let Err(e) = &outcome {
             tracing::warn!(%session, ?cause, error = %e, "rotation failed; the session stays on its epoch");
         }
@@ -136,6 +142,7 @@ pub(super) fn start(
                 cause,
                 outcome,
                 started,
+                faults,
             })
             .await;
     });
@@ -147,12 +154,16 @@ pub(crate) type Moved = (Vec<NodeId>, Vec<NodeId>);
 async fn rotate(
     ctx: &Ctx,
     mut record: SessionRecord,
+    mut old_shares: Vec<VerifiedShare>,
     new_holders: Vec<NodeId>,
     old_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
     new_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
 ) -> Result<Moved, String> {
     let k = record.commitments.threshold();
-    let old_shares = gather(ctx, &record, old_addrs, k).await?;
+    if old_shares.len() < k {
+        return Err(format!("gathered {} of {k} shares", old_shares.len()));
+    }
+    old_shares.truncate(k);
     let placements: Vec<Placement> = new_holders
         .iter()
         .zip(1u8..)
@@ -294,66 +305,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
-}
-
-/// Fetches k verified shares of the current epoch; the coordinator presents a ticket naming itself.
-async fn gather(
-    ctx: &Ctx,
-    record: &SessionRecord,
-    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-    k: usize,
-) -> Result<Vec<VerifiedShare>, String> {
-    let grant = grant(ctx, record, ctx.key.node_id(), addrs);
-    let request = wire::encode(&ShareFetch {
-        v: WIRE_VERSION,
-        ticket: grant.ticket,
-    });
-    let asks = record.holders.iter().map(|h| {
-        let request = request.clone();
-        let addrs = addrs
-            .iter()
-            .find(|(n, _)| n == &h.node)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_default();
-        async move {
-            let peer = peer::identity::peer_id(&h.node).ok_or("bad id")?;
-            let raw = ctx
-                .node
-                .request(Protocol::Fetch, peer, addrs, request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let reply: ShareFetchReply =
-                wire::decode(&raw, Protocol::Fetch.limits().1).map_err(|e| e.to_string())?;
-            let sealed = reply.result.map_err(|r| r.to_string())?;
-            let slot = ShareSlot {
-                session: record.session,
-                epoch: record.epoch,
-                holder: h.node,
-                index: h.index,
-            };
-            let share = sealing::open(&ctx.master.share_key(&slot), &slot, &sealed)
-                .map_err(|e| e.to_string())?;
-            share.verify(&record.commitments).map_err(|e| e.to_string())
-        }
-    });
-    let mut shares = Vec::new();
-    for (h, result) in record
-        .holders
-        .iter()
-        .zip(futures::future::join_all(asks).await)
-    {
-        match result {
-            Ok(s) => shares.push(s),
-            Err(e) => {
-                tracing::info!(holder = %h.node.short(), error = %e, "share not gathered for rotation")
-            }
-        }
-    }
-    if shares.len() < k {
-        return Err(format!("gathered {} of {k} shares", shares.len()));
-    }
-    shares.truncate(k);
-    Ok(shares)
 }
 
 /// Tells holders to delete one epoch; returns those that acknowledged.

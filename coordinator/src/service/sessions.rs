@@ -45,6 +45,8 @@ pub(super) async fn create(
     responder: Responder,
 ) {
     let (n, k) = (usize::from(policy.n), usize::from(policy.k));
+    // Credit whose duplicate window has closed counts from now on.
+    super::gossip::settle_intake(ctx, state);
     let refusal = if !state.requesters.contains(&requester) {
         Some(Refusal::Unauthorized)
     } else if let Err(e) = protocols::sharing::check_parameters(n, k) {
@@ -63,9 +65,10 @@ pub(super) async fn create(
         .ready(ctx.config.min_credited_bits, ctx.config.min_contributors)
     {
         let (bits, peers) = state.intake.pool_credit();
+        let (held, _) = state.intake.held();
         Some(Refusal::NotReady(format!(
-            "pool holds {} credited bits from {} peers; {} bits from {} peers needed",
-            bits, peers, ctx.config.min_credited_bits, ctx.config.min_contributors
+            "pool holds {} credited bits from {} peers ({} more held for the duplicate window); {} bits from {} peers needed",
+            bits, peers, held, ctx.config.min_credited_bits, ctx.config.min_contributors
         )))
     } else {
         None

@@ -38,6 +38,8 @@ pub(super) async fn rotate_due(
             rotation::start(ctx, state, internal, record.clone(), cause);
         }
     }
+    // After rotations: an audit waits for a session that is rotating now.
+    super::audit::start_due(ctx, state, internal, &sessions);
     // After rotations start: settling locks a session, and an unreachable holder's deliveries
     // can take a request timeout; settling first would starve that session's rotations.
     settle_owed(ctx, state, internal).await;

@@ -250,6 +250,12 @@ impl CloneDetector {
         CloneCheck { matches }
     }
 
+    /// True when two fingerprints are the same block or near-identical blocks under this
+    /// detector's threshold (the test [`Self::check_fingerprint`] applies to each remembered one).
+    pub fn same_or_near(&self, a: &BlockFingerprint, b: &BlockFingerprint) -> bool {
+        a.is_exact_copy_of(b) || a.distance(b) <= self.threshold
+    }
+
     /// Checks a block, then remembers it (evicting the oldest beyond capacity).
     pub fn observe(
         &mut self,
@@ -257,6 +263,16 @@ impl CloneDetector {
         block: &[u8; BLOCK_BYTES],
     ) -> CloneCheck {
         let fp = self.fingerprint(block);
+        self.observe_fingerprint(contributor, fp)
+    }
+
+    /// Like [`Self::observe`] for a fingerprint already computed (the caller keeps a copy to
+    /// find this block again).
+    pub fn observe_fingerprint(
+        &mut self,
+        contributor: &ContributorId,
+        fp: BlockFingerprint,
+    ) -> CloneCheck {
         let result = self.check_fingerprint(contributor, &fp);
         while self.history.len() >= self.capacity {
             if let Some(mut old) = self.history.pop_front() {

@@ -17,6 +17,10 @@ use std::sync::atomic::Ordering;
 fn quarantine_category(reason: &str) -> &'static str {
     if reason.starts_with("ClonedEntropy") {
         "cloned entropy"
+    } else if reason.starts_with("BadShare") {
+        "bad share"
+    } else if reason.starts_with("WithheldShare") {
+        "withheld share"
     } else if reason.starts_with("NoAnswer")
         || reason.contains("Failed to dial")
         || reason.contains("request to")
@@ -104,19 +108,20 @@ pub fn build(
         })
         .collect();
     let originals: BTreeSet<usize> = fleet.peers.iter().filter_map(|p| p.clone_of).collect();
+    // An original quarantined with its clone is counted apart; quarantined for anything else
+    // (unreachable aside), it is an honest device blamed.
+    let with_its_clone =
+        |q: &QuarantineLine| originals.contains(&q.index) && q.category == "cloned entropy";
     let honest_quarantined = quarantines
         .iter()
-        .filter(|q| q.role == Role::Honest && !originals.contains(&q.index))
+        .filter(|q| q.role == Role::Honest && !with_its_clone(q))
         .filter(|q| q.category != "unreachable")
         .count();
     let honest_quarantined_unreachable = quarantines
         .iter()
         .filter(|q| q.role == Role::Honest && q.category == "unreachable")
         .count();
-    let clone_originals_quarantined = quarantines
-        .iter()
-        .filter(|q| originals.contains(&q.index))
-        .count();
+    let clone_originals_quarantined = quarantines.iter().filter(|q| with_its_clone(q)).count();
     let named = stats.named.lock().map(|n| n.clone()).unwrap_or_default();
     let honest_named_bad_share = fleet
         .peers
@@ -192,6 +197,8 @@ pub fn build(
         ("fips_passed".to_string(), figures.intake.fips_passed),
         ("fips_failed".to_string(), figures.intake.fips_failed),
         ("clones".to_string(), figures.intake.clones),
+        ("cancelled_bits".to_string(), figures.intake.cancelled),
+        ("witnessed".to_string(), figures.intake.witnessed),
         ("replays".to_string(), figures.intake.replays),
         ("credited_bits".to_string(), figures.intake.credited),
     ]);

@@ -82,6 +82,13 @@ pub(super) fn checks(r: &Report) -> Vec<Check> {
                 detail: format!("{} bits credited", k.credited_bits),
             });
         }
+        if kind == "cloned" {
+            checks.push(Check {
+                name: "cloned: no honest original quarantined".into(),
+                passed: r.clone_originals_quarantined == 0,
+                detail: format!("{} originals", r.clone_originals_quarantined),
+            });
+        }
     }
     checks
 }

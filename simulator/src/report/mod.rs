@@ -167,7 +167,8 @@ pub struct QuarantineLine {
     pub at_s: f64,
     /// Reason, as the coordinator states it.
     pub reason: String,
-    /// `cloned entropy`, `evidence refused`, or `unreachable` (a challenge that could not be
+    /// `cloned entropy`, `bad share` or `withheld share` (found by the coordinator's own check
+    /// of a holder), `evidence refused`, or `unreachable` (a challenge that could not be
     /// delivered: the device was down).
     pub category: String,
 }
@@ -225,11 +226,11 @@ pub struct Report {
     pub intake: BTreeMap<String, u64>,
     /// Misbehaviour by kind.
     pub byzantine: BTreeMap<String, KindSummary>,
-    /// Honest devices quarantined (clone originals counted apart).
+    /// Honest devices quarantined (clone originals quarantined for cloned entropy counted apart).
     pub honest_quarantined: usize,
     /// Honest devices quarantined only because a challenge could not reach them (down).
     pub honest_quarantined_unreachable: usize,
-    /// Honest devices whose blocks were cloned and that were quarantined too.
+    /// Honest devices whose blocks were cloned and that were quarantined for cloned entropy too.
     pub clone_originals_quarantined: usize,
     /// Honest holders named for a bad share.
     pub honest_named_bad_share: usize,
