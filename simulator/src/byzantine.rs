@@ -35,6 +35,7 @@ pub async fn relay_copies(
     mut copies: mpsc::Receiver<Copied>,
     blocks: mpsc::Sender<ReadyBlock>,
     delay: Duration,
+    since: Arc<Mutex<Option<Instant>>>,
 ) {
     let mut seen: Option<(usize, u64)> = None;
     while let Some(copy) = copies.recv().await {
@@ -46,8 +47,12 @@ pub async fn relay_copies(
             _ => count > 0,
         };
         seen = Some((incarnation, count));
-        if fresh && blocks.send(copy.block).await.is_err() {
-            return;
+        if fresh {
+            if blocks.send(copy.block).await.is_err() {
+                return;
+            }
+            // Handed to its agent, which publishes it with its next contribution.
+            mark(&since);
         }
     }
 }

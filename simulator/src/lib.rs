@@ -46,6 +46,12 @@ pub enum ByzantineKind {
 }
 
 impl ByzantineKind {
+    /// Kinds whose devices record when their first lie reached the network (a published biased,
+    /// replayed or cloned block), so one that left before lying is known to have done nothing.
+    pub fn marks_first_lie(self) -> bool {
+        matches!(self, Self::Biased | Self::Replayed | Self::Cloned)
+    }
+
     /// The scenario-file name of the kind.
     pub fn name(self) -> &'static str {
         match self {

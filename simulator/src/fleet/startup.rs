@@ -61,6 +61,7 @@ impl Fleet {
                     copy_rx,
                     block_tx,
                     Duration::from_secs_f64(interval * 0.3),
+                    p.misbehaving_since.clone(),
                 )));
                 Some(block_rx)
             }

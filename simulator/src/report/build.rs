@@ -174,6 +174,15 @@ pub fn build(
                     .filter(|p| observer.held_share.contains(&p.index))
                     .filter(|p| observer.detections.contains_key(&p.index))
                     .count(),
+                left_before_misbehaving: if kind.marks_first_lie() {
+                    devices
+                        .iter()
+                        .filter(|p| p.gone && !observer.detections.contains_key(&p.index))
+                        .filter(|p| p.misbehaving_since.lock().is_ok_and(|s| s.is_none()))
+                        .count()
+                } else {
+                    0
+                },
             },
         );
     }

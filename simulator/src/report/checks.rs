@@ -67,11 +67,19 @@ pub(super) fn checks(r: &Report) -> Vec<Check> {
             });
             continue;
         }
+        let gone_first = if k.left_before_misbehaving > 0 {
+            format!(
+                "; {} left for good before their first lie reached the network",
+                k.left_before_misbehaving
+            )
+        } else {
+            String::new()
+        };
         checks.push(Check {
-            name: format!("{kind}: every device detected"),
-            passed: k.detected == k.devices,
+            name: format!("{kind}: every device that misbehaved detected"),
+            passed: k.detected + k.left_before_misbehaving == k.devices,
             detail: format!(
-                "{} of {}, median {:.1} s after it started",
+                "{} of {}, median {:.1} s after it started{gone_first}",
                 k.detected, k.devices, k.time_to_detection_s.p50
             ),
         });

@@ -128,6 +128,9 @@ pub struct KindSummary {
     pub held_a_share: usize,
     /// Of those, detected.
     pub held_a_share_detected: usize,
+    /// For entropy misbehaviour (biased, replayed, cloned): devices that left for good before
+    /// their first lie reached the network (nothing to detect, nothing credited).
+    pub left_before_misbehaving: usize,
 }
 
 /// Memory, measured from `/proc/self/status`.
