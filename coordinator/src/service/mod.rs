@@ -2,6 +2,7 @@
 //! that report back over a bounded channel.
 
 mod attest;
+mod detached;
 pub mod figures;
 mod gossip;
 mod reports;
@@ -13,7 +14,7 @@ use crate::config::CoordinatorConfig;
 use crate::db::CoordinatorDb;
 use crate::intake::Intake;
 use crate::peers::PeerTable;
-use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, Responder};
+use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::attestation::Challenge;
 use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
@@ -31,6 +32,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
+#[doc(hidden)]
+pub use detached::DetachedService;
+pub(crate) use detached::ReplyTo;
 pub use sessions::SessionSummary;
 
 /// Milliseconds since the Unix epoch.
@@ -348,7 +352,7 @@ async fn on_event(
             peer,
             frame,
             responder,
-        } => on_coord_request(ctx, state, internal, peer, frame, responder).await,
+        } => on_coord_request(ctx, state, internal, peer, frame, ReplyTo::Node(responder)).await,
         NodeEvent::Request { responder, .. } => {
             let _ = responder
                 .respond(wire::encode(&Reply::<()>::refused(Refusal::Unauthorized)))
@@ -378,7 +382,7 @@ async fn on_coord_request(
     internal: &mpsc::Sender<Internal>,
     peer: libp2p::PeerId,
     frame: RequestFrame,
-    responder: Responder,
+    responder: ReplyTo,
 ) {
     let refuse = |r: Refusal| sessions::refuse(ctx, r);
     let bytes = match frame {
