@@ -463,6 +463,10 @@ fn main() {
         seeds_outside_protocols::coordinator_records(),
     );
     out.target("admin_call", seeds_outside_protocols::admin_call());
+    out.target(
+        "coordinator_requests",
+        seeds_outside_protocols::coordinator_requests(),
+    );
 
     println!("wrote {} seeds under {}", out.written, out.root.display());
 }

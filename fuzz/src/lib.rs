@@ -9,6 +9,7 @@
 //! so the seeds pass every check and the fuzzer starts from the deepest paths.
 
 pub mod checkers;
+pub mod coordinator;
 pub mod fixtures;
 pub mod holder;
 

@@ -10,7 +10,8 @@ use tracing::debug;
 
 /// Owed deletions keyed by session ‖ epoch (big-endian) ‖ node. An optional table, created on
 /// first use, so that databases written before it existed keep their layout.
-const OWED_DELETIONS: TableDefinition<&[u8; 52], ()> = TableDefinition::new("owed_deletions");
+pub(super) const OWED_DELETIONS: TableDefinition<&[u8; 52], ()> =
+    TableDefinition::new("owed_deletions");
 
 /// One holder that must delete its share of one epoch of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -25,6 +25,7 @@ pub use writer::{run_session_writer, session_writer_record};
 pub mod fuzzing {
     use super::{DbError, records};
     use protocols::ids::SessionId;
+    use redb::{ReadableTable, TableHandle};
     use serde::Serialize;
     use serde::de::DeserializeOwned;
     use std::path::Path;
@@ -54,6 +55,70 @@ pub mod fuzzing {
     ) -> Result<(), DbError> {
         records::filed_under(path, table, key, found)
     }
+
+    /// Every row of every table of `db` as `(table, key, value)` raw bytes, in table and key
+    /// order: the fuzz target `coordinator_requests` compares it before and after a request to
+    /// prove that refused input wrote nothing.
+    pub fn raw_contents(db: &super::CoordinatorDb) -> Result<Vec<RawRow>, DbError> {
+        const OP: &str = "reading every table";
+        let mut rows = Vec::new();
+        db.read(OP, |txn| {
+            let t = txn.open_table(super::SECRETS).map_err(|e| db.err(OP, e))?;
+            for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                let (k, v) = entry.map_err(|e| db.err(OP, e))?;
+                rows.push((
+                    "secrets".to_string(),
+                    k.value().as_bytes().to_vec(),
+                    v.value().to_vec(),
+                ));
+            }
+            for table in [super::ENROLMENTS, super::JOIN_TOKENS] {
+                let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
+                for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                    let (k, v) = entry.map_err(|e| db.err(OP, e))?;
+                    rows.push((
+                        table.name().to_string(),
+                        k.value().to_vec(),
+                        v.value().to_vec(),
+                    ));
+                }
+            }
+            for table in [super::BINARIES, super::REQUESTERS] {
+                let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
+                for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                    let (k, _) = entry.map_err(|e| db.err(OP, e))?;
+                    rows.push((table.name().to_string(), k.value().to_vec(), Vec::new()));
+                }
+            }
+            for table in [super::SESSIONS, super::PENDING_EPOCHS] {
+                let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
+                for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                    let (k, v) = entry.map_err(|e| db.err(OP, e))?;
+                    rows.push((
+                        table.name().to_string(),
+                        k.value().to_vec(),
+                        v.value().to_vec(),
+                    ));
+                }
+            }
+            // Created by the first owed deletion.
+            match txn.open_table(super::deletions::OWED_DELETIONS) {
+                Ok(t) => {
+                    for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                        let (k, _) = entry.map_err(|e| db.err(OP, e))?;
+                        rows.push(("owed_deletions".to_string(), k.value().to_vec(), Vec::new()));
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(db.err(OP, e)),
+            }
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// One row of [`raw_contents`]: table name, key bytes, value bytes.
+    pub type RawRow = (String, Vec<u8>, Vec<u8>);
 }
 
 use peer::db::{Opened, RequiredTable, begin_durable, open_guarded};

@@ -3,6 +3,7 @@
 
 mod attest;
 mod audit;
+mod detached;
 pub mod figures;
 mod gossip;
 mod reports;
@@ -14,7 +15,7 @@ use crate::config::CoordinatorConfig;
 use crate::db::CoordinatorDb;
 use crate::intake::Intake;
 use crate::peers::PeerTable;
-use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, Responder};
+use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::attestation::Challenge;
 use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
@@ -32,6 +33,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
+#[doc(hidden)]
+pub use detached::DetachedService;
+pub(crate) use detached::ReplyTo;
 pub use sessions::SessionSummary;
 
 /// Milliseconds since the Unix epoch.
@@ -362,7 +366,7 @@ async fn on_event(
             peer,
             frame,
             responder,
-        } => on_coord_request(ctx, state, internal, peer, frame, responder).await,
+        } => on_coord_request(ctx, state, internal, peer, frame, ReplyTo::Node(responder)).await,
         NodeEvent::Request { responder, .. } => {
             let _ = responder
                 .respond(wire::encode(&Reply::<()>::refused(Refusal::Unauthorized)))
@@ -392,7 +396,7 @@ async fn on_coord_request(
     internal: &mpsc::Sender<Internal>,
     peer: libp2p::PeerId,
     frame: RequestFrame,
-    responder: Responder,
+    responder: ReplyTo,
 ) {
     let refuse = |r: Refusal| sessions::refuse(ctx, r);
     let bytes = match frame {

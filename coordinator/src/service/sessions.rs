@@ -1,9 +1,9 @@
 //! Sessions: derive a key when the pool is ready, place and seal its shares, commit after durable
 //! acknowledgements, and issue tickets.
 
-use super::{Ctx, Internal, State, now_ms, os_random};
+use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
 use crate::db::{Holder, PendingEpoch, SessionRecord, holders_of};
-use peer::node::{Protocol, Responder};
+use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
 use protocols::quorum::{QuorumPolicy, select_quorum};
@@ -42,7 +42,7 @@ pub(super) async fn create(
     internal: &mpsc::Sender<Internal>,
     requester: NodeId,
     policy: SessionPolicy,
-    responder: Responder,
+    responder: ReplyTo,
 ) {
     let (n, k) = (usize::from(policy.n), usize::from(policy.k));
     // Credit whose duplicate window has closed counts from now on.
@@ -378,7 +378,7 @@ pub(super) async fn ticket(
     state: &State,
     requester: NodeId,
     session: SessionId,
-    responder: Responder,
+    responder: ReplyTo,
 ) {
     let db = ctx.db.clone();
     let record = tokio::task::spawn_blocking(move || db.session(&session)).await;
