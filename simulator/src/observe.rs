@@ -268,6 +268,9 @@ impl Observer {
                 ByzantineKind::Replayed if refused("sequence") || refused("replayed_entropy") => {
                     Some("replayed contributions refused, not credited")
                 }
+                ByzantineKind::FalseHeartbeats if refused("heartbeat_labels") => {
+                    Some("heartbeat labels differ from enrolment: claim refused and counted")
+                }
                 ByzantineKind::FailingAttestation if quarantine.starts_with("BadEvidence") => {
                     Some("quarantined: attestation evidence refused")
                 }

@@ -28,6 +28,7 @@ fn scenario() -> Scenario {
     b.stuck = 0.02;
     b.replayed = 0.02;
     b.failing_attestation = 0.02;
+    b.false_heartbeats = 0.02;
     s.sessions.create_per_min = 40.0;
     s.sessions.max_live = 15;
     s.sessions.fetch_per_min = 300.0;
@@ -101,6 +102,13 @@ async fn small_fleet_with_misbehaviour_and_a_region_down_keeps_every_key_right()
     assert_eq!(
         kind("replayed").detected,
         kind("replayed").devices,
+        "{summary}"
+    );
+    // A heartbeat claiming other labels than the enrolment is flagged (and never used).
+    assert!(kind("false_heartbeats").devices >= 1, "{summary}");
+    assert_eq!(
+        kind("false_heartbeats").detected,
+        kind("false_heartbeats").devices,
         "{summary}"
     );
     assert_eq!(report.honest_quarantined, 0, "{summary}");

@@ -37,7 +37,12 @@ pub(super) fn on_gossip(
                     return GossipVerdict::Accept;
                 };
                 if beat.region != p.region || beat.operator != p.operator {
-                    tracing::debug!(node = %author.short(), "heartbeat labels differ from enrolment; enrolment wins");
+                    // The claim is refused (placement uses the enrolled labels) and counted per
+                    // peer and in the metrics, so an operator sees a misconfigured or lying device;
+                    // the heartbeat still counts as a sign of life.
+                    tracing::info!(node = %author.short(), claimed_region = %beat.region, claimed_operator = %beat.operator, "heartbeat labels differ from enrolment; enrolment wins");
+                    ctx.metrics.gossip_refused.inc("heartbeat_labels");
+                    p.note_refusal("heartbeat_labels");
                 }
                 if p.heartbeat.as_ref().is_none_or(|h| beat.seq > h.seq) {
                     p.heartbeat = Some(beat);

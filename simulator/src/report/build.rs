@@ -9,7 +9,7 @@ use super::{
 use crate::fleet::Fleet;
 use crate::observe::Observer;
 use crate::workload::WorkloadStats;
-use crate::{ByzantineKind, Role, Scenario};
+use crate::{Role, Scenario};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
@@ -164,7 +164,6 @@ pub fn build(
                     .iter()
                     .filter(|p| observer.quarantined.contains_key(&p.node))
                     .count(),
-                detectable: kind != ByzantineKind::FalseHeartbeats,
                 held_a_share: devices
                     .iter()
                     .filter(|p| observer.held_share.contains(&p.index))

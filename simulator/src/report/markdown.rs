@@ -138,14 +138,9 @@ pub fn render(r: &Report, plots: &[(String, String)]) -> String {
             let t = &k.time_to_detection_s;
             let _ = writeln!(
                 md,
-                "| {kind} | {} | {}{} | {:.1} / {:.1} / {:.1} | {} | {} | {} |",
+                "| {kind} | {} | {} | {:.1} / {:.1} / {:.1} | {} | {} | {} |",
                 k.devices,
                 k.detected,
-                if k.detectable {
-                    ""
-                } else {
-                    " (not detectable)"
-                },
                 t.min,
                 t.p50,
                 t.max,

@@ -121,8 +121,6 @@ pub struct KindSummary {
     pub credited_bits: u64,
     /// Devices quarantined.
     pub quarantined: usize,
-    /// Whether this kind can be detected at all by the system today.
-    pub detectable: bool,
     /// For share misbehaviour: devices that held a share at some point (the others never had
     /// a chance to misbehave).
     pub held_a_share: usize,
