@@ -118,9 +118,12 @@ pub(super) fn start(
     let old_addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
     let new_addrs = state.peers.addrs_of(quorum.holders.iter().copied());
     let (ctx, internal) = (ctx.clone(), internal.clone());
+    // Taken here, on the loop, not in the task: a rotate request the loop handles after this call
+    // must count as newer than this rotation even when the task starts late (it then asks for
+    // another rotation instead of being satisfied by this one).
+    let started = std::time::Instant::now();
     tokio::spawn(async move {
         let session = record.session;
-        let started = std::time::Instant::now();
         // Every holder is asked and judged, not only k: a bad holder is caught here even when
         // enough others answer (decision 0014).
         let answers = super::audit::ask_holders(&ctx, &record, &old_addrs).await;
