@@ -7,6 +7,8 @@
 //! rewrites identical files. The seeds that should pass the holder's / coordinator's checks are
 //! checked to do so before they are written.
 
+#[path = "make_seeds/coordinator_requests.rs"]
+mod seeds_coordinator_requests;
 #[path = "make_seeds/outside_protocols.rs"]
 mod seeds_outside_protocols;
 
@@ -20,7 +22,7 @@ use protocols::attestation::{Evidence, HealthCounters};
 use protocols::identity::NodeKey;
 use protocols::sealing;
 use protocols::sharing::{CommitmentBytes, Commitments};
-use protocols::ticket::{OpeningKeyEntry, Ticket, TicketGrant, TicketHolder, TicketRefusal};
+use protocols::ticket::{OpeningKeyEntry, Ticket, TicketGrant, TicketRefusal};
 use protocols::wire::*;
 
 const MAX_SEED: usize = 4 * 1024;
@@ -49,31 +51,12 @@ impl Out {
     }
 }
 
+/// The holder target's live ticket, expiring at 10 000 ms (the protocol targets' seeds check it
+/// against fixed clocks, not the real one).
 fn ticket() -> Ticket {
-    let fx = &*FX;
     Ticket {
-        v: WIRE_VERSION,
-        coordinator: fx.coordinator.node_id(),
-        session: SESSION,
-        epoch: EPOCH,
-        requester: fx.requester.node_id(),
-        holders: vec![
-            TicketHolder {
-                node: fx.peer.node_id(),
-                index: 1,
-                addrs: vec![],
-            },
-            TicketHolder {
-                node: fx.holder.node_id(),
-                index: HOLDER_INDEX,
-                addrs: vec!["/ip4/127.0.0.1/udp/4001/quic-v1".into()],
-            },
-        ],
-        commitments: fx.commitments.clone(),
-        policy_digest: [8; 32],
-        issued_at_ms: 1_000,
         expires_at_ms: 10_000,
-        nonce: [0x11; 16],
+        ..fuzz_support::holder::live_ticket()
     }
 }
 
@@ -465,7 +448,7 @@ fn main() {
     out.target("admin_call", seeds_outside_protocols::admin_call());
     out.target(
         "coordinator_requests",
-        seeds_outside_protocols::coordinator_requests(),
+        seeds_coordinator_requests::coordinator_requests(),
     );
 
     println!("wrote {} seeds under {}", out.written, out.root.display());
