@@ -13,6 +13,7 @@ use coordinator::db::{CoordinatorDb, CoordinatorSecrets, Enrolment};
 use coordinator::service::{self, AdminRequest};
 use peer::node::NodeConfig;
 use protocols::identity::NodeKey;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,7 +204,8 @@ pub async fn run(
         .await?,
     );
     let warm = Instant::now();
-    let mut last_error;
+    // Every refusal seen while waiting, counted, so a failed warm-up says what kept it back.
+    let mut refusals: BTreeMap<String, u32> = BTreeMap::new();
     loop {
         let waited = warm.elapsed().as_secs_f64();
         progress(&Progress {
@@ -216,11 +218,12 @@ pub async fn run(
         });
         match workload.create_one(&requester_ids, "sim-1".into()).await {
             Ok(()) => break,
-            Err(e) => last_error = e,
+            Err(e) => *refusals.entry(e).or_insert(0) += 1,
         }
         if waited > scenario.warmup_max_s {
             fleet.stop_all().await;
-            return Err(SimError::NeverReady(last_error));
+            let seen: Vec<String> = refusals.iter().map(|(e, n)| format!("{n} × {e}")).collect();
+            return Err(SimError::NeverReady(seen.join("; ")));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -289,8 +292,10 @@ pub async fn run(
         }
     }
     runner.abort();
-    // Let fetches in flight finish (they are bounded by their timeouts).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let fetches in flight finish (they are bounded by their timeouts) and the coordinator
+    // audit the shares placed last, so every holder that held a share has been checked.
+    let settle_s = 3.0 + scenario.timing.holder_audit_s.max(0.0);
+    tokio::time::sleep(Duration::from_secs_f64(settle_s)).await;
     observer
         .sample(&fleet, &coordinator, &db, &workload.stats, nk)
         .await;

@@ -1,7 +1,9 @@
 //! Holder audits: the coordinator fetches a session's shares itself — from every holder, at each
 //! rotation and once shortly after each new epoch is committed — and checks each against its
 //! seal and the Feldman commitments. A holder whose share fails, or that answers "not found" for
-//! a share it acknowledged storing, is quarantined on that evidence (decision 0014).
+//! a share it acknowledged storing, is quarantined on that evidence (decision 0014). A holder
+//! that did not answer (down, partitioned, busy) is asked again later, alone, with a doubling
+//! delay, so a bad holder cannot escape its audit by being away when it falls due.
 
 use super::sessions::grant;
 use super::{Ctx, Internal, State, now_ms};
@@ -18,6 +20,22 @@ use tokio::sync::mpsc;
 /// A "not found" this close to the session's expiry is not held against a holder: its clock may
 /// run ahead of the coordinator's and its expiry sweep may have deleted the share.
 const EXPIRY_MARGIN_MS: u64 = 60_000;
+
+/// How many times a holder that did not answer its audit is asked again.
+const SILENT_RETRIES: u32 = 6;
+
+/// The longest wait before asking a silent holder again.
+const MAX_RETRY_DELAY_MS: u64 = 600_000;
+
+/// An audit that is due at `at_ms` (coordinator clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingAudit {
+    pub at_ms: u64,
+    /// The holders to ask: all of the epoch's (`None`), or the ones that were silent last time.
+    pub only: Option<Vec<NodeId>>,
+    /// How many audits of this epoch ran before (0 for the first).
+    pub attempt: u32,
+}
 
 /// What a holder did wrong, as the coordinator saw it on its own authenticated connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +130,15 @@ pub(super) async fn ask_holders(
     answers
 }
 
+/// The holders among `answers` that did not answer.
+pub(super) fn silent_of(answers: &[(NodeId, Answer)]) -> Vec<NodeId> {
+    answers
+        .iter()
+        .filter(|(_, a)| matches!(a, Answer::Silent(_)))
+        .map(|(node, _)| *node)
+        .collect()
+}
+
 /// The faults among `answers`.
 pub(super) fn faults_of(answers: &[(NodeId, Answer)]) -> Vec<(NodeId, HolderFault)> {
     answers
@@ -142,12 +169,48 @@ pub(super) fn apply_faults(ctx: &Ctx, state: &mut State, faults: Vec<(NodeId, Ho
     }
 }
 
-/// Schedules the audit of `session`'s newly committed epoch.
+/// The wait before audit number `attempt` (0: the first, after a commit), doubling per retry.
+fn delay_ms(audit_s: f64, attempt: u32) -> u64 {
+    let first = (audit_s * 1000.0) as u64;
+    first
+        .saturating_mul(1u64 << attempt.min(20))
+        .min(MAX_RETRY_DELAY_MS.max(first))
+}
+
+/// Schedules the audit of `session`'s newly committed epoch (replacing any retry of the last).
 pub(super) fn schedule(ctx: &Ctx, state: &mut State, session: SessionId) {
     if ctx.config.holder_audit_s > 0.0 {
-        let after = (ctx.config.holder_audit_s * 1000.0) as u64;
-        state.audits.insert(session, now_ms().saturating_add(after));
+        let at_ms = now_ms().saturating_add(delay_ms(ctx.config.holder_audit_s, 0));
+        state.audits.insert(
+            session,
+            PendingAudit {
+                at_ms,
+                only: None,
+                attempt: 0,
+            },
+        );
     }
+}
+
+/// After an audit: asks the holders that were `silent` again later, alone, unless the session
+/// was given a newer audit meanwhile or the retries are used up.
+pub(super) fn retry_silent(
+    ctx: &Ctx,
+    state: &mut State,
+    session: SessionId,
+    silent: Vec<NodeId>,
+    attempt: u32,
+) {
+    if silent.is_empty() || attempt >= SILENT_RETRIES || ctx.config.holder_audit_s <= 0.0 {
+        return;
+    }
+    let next = attempt + 1;
+    let at_ms = now_ms().saturating_add(delay_ms(ctx.config.holder_audit_s, next));
+    state.audits.entry(session).or_insert(PendingAudit {
+        at_ms,
+        only: Some(silent),
+        attempt: next,
+    });
 }
 
 /// Starts the audits that are due, each holding its session's lock (no rotation or expiry runs
@@ -162,29 +225,61 @@ pub(super) fn start_due(
     let due: Vec<SessionId> = state
         .audits
         .iter()
-        .filter(|(s, at)| **at <= now && !state.rotating.contains(*s))
+        .filter(|(s, a)| a.at_ms <= now && !state.rotating.contains(*s))
         .map(|(s, _)| *s)
         .collect();
     for session in due {
-        state.audits.remove(&session);
-        let Some(record) = sessions
+        let Some(audit) = state.audits.remove(&session) else {
+            continue;
+        };
+        let Some(mut record) = sessions
             .iter()
             .find(|s| s.session == session && s.expires_at_ms > now)
+            .cloned()
         else {
             continue;
         };
+        if let Some(only) = &audit.only {
+            record.holders.retain(|h| only.contains(&h.node));
+        }
         state.rotating.insert(session);
         let addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
-        let (ctx, internal, record) = (ctx.clone(), internal.clone(), record.clone());
+        let (ctx, internal) = (ctx.clone(), internal.clone());
         tokio::spawn(async move {
             let answers = ask_holders(&ctx, &record, &addrs).await;
-            let faults = faults_of(&answers);
+            let (faults, silent) = (faults_of(&answers), silent_of(&answers));
             drop(answers);
-            let _ = internal.send(Internal::Audited { session, faults }).await;
+            let _ = internal
+                .send(Internal::Audited {
+                    session,
+                    faults,
+                    silent,
+                    attempt: audit.attempt,
+                })
+                .await;
         });
     }
     // Sessions gone (expired, deleted) are not audited.
     state
         .audits
         .retain(|s, _| sessions.iter().any(|r| &r.session == s));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delay_ms;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_ten_minutes() {
+        assert_eq!(delay_ms(3.0, 0), 3_000);
+        assert_eq!(delay_ms(3.0, 1), 6_000);
+        assert_eq!(delay_ms(3.0, 3), 24_000);
+        assert_eq!(delay_ms(60.0, 4), 600_000);
+        assert_eq!(delay_ms(60.0, 6), 600_000);
+        assert_eq!(
+            delay_ms(900.0, 2),
+            900_000,
+            "never shorter than the first audit"
+        );
+    }
 }

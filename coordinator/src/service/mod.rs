@@ -94,6 +94,10 @@ pub(crate) enum Internal {
     Audited {
         session: protocols::ids::SessionId,
         faults: Vec<(NodeId, audit::HolderFault)>,
+        /// Holders that did not answer, to be asked again.
+        silent: Vec<NodeId>,
+        /// Which audit of the epoch this was (0: the first).
+        attempt: u32,
     },
 }
 
@@ -129,8 +133,8 @@ pub(crate) struct State {
     /// Rotations an operator asked for that have not committed yet; retried every tick.
     pub requested: BTreeMap<protocols::ids::SessionId, std::time::Instant>,
     pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
-    /// Holder audits to run: session and when (coordinator clock, ms).
-    pub audits: BTreeMap<protocols::ids::SessionId, u64>,
+    /// Holder audits to run, by session.
+    pub audits: BTreeMap<protocols::ids::SessionId, audit::PendingAudit>,
 }
 
 /// A running coordinator, for tests and the demo.

@@ -19,9 +19,15 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             audit::schedule(ctx, state, session);
             tracing::info!(%session, "session stored");
         }
-        Internal::Audited { session, faults } => {
+        Internal::Audited {
+            session,
+            faults,
+            silent,
+            attempt,
+        } => {
             state.rotating.remove(&session);
             audit::apply_faults(ctx, state, faults);
+            audit::retry_silent(ctx, state, session, silent, attempt);
         }
         Internal::ExpiryDone { session } => {
             state.rotating.remove(&session);
