@@ -1,11 +1,17 @@
 //! `entroshard simulate`: runs a scenario over thousands of in-process devices and writes a
-//! report with plots; a progress bar shows live counters meanwhile.
+//! report with plots; a progress bar shows live counters meanwhile (or, when stderr is not a
+//! terminal, a plain line on each phase change and every 10 s, for logs of long runs).
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use simulator::{Options, Progress, Scenario};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often a plain progress line is written when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// Options of `simulate`.
 #[derive(Debug, clap::Args)]
@@ -72,7 +78,12 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(32)
         .build()?;
-    let bar = ProgressBar::new(1);
+    let plain = !std::io::stderr().is_terminal();
+    let bar = if plain {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {prefix:<26} [{bar:30}] {pos:>5}/{len:<5} {elapsed_precise} {msg}",
@@ -80,22 +91,40 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .context("progress template")?
         .progress_chars("=> "),
     );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let phase = Mutex::new("");
+    if !plain {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
+    let started = Instant::now();
+    // The phase shown and when the last plain line was written.
+    let shown = Mutex::new(("", None::<Instant>));
     let show = |p: &Progress| {
-        if let Ok(mut current) = phase.lock()
-            && *current != p.phase
-        {
-            *current = p.phase;
+        let counters = format!(
+            "running {} | fetch ok {} failed {} | sessions {} | quarantined {} | RSS {:.0} MiB",
+            p.live_peers, p.fetch_ok, p.fetch_failed, p.sessions, p.quarantined, p.rss_mib
+        );
+        let Ok(mut shown) = shown.lock() else { return };
+        let new_phase = shown.0 != p.phase;
+        if new_phase {
+            shown.0 = p.phase;
             bar.set_prefix(p.phase);
             bar.reset_elapsed();
         }
+        if plain {
+            if new_phase || shown.1.is_none_or(|at| at.elapsed() >= PLAIN_EVERY) {
+                shown.1 = Some(Instant::now());
+                eprintln!(
+                    "[{:>6.0} s] {} {}/{} | {counters}",
+                    started.elapsed().as_secs_f64(),
+                    p.phase,
+                    p.done,
+                    p.total
+                );
+            }
+            return;
+        }
         bar.set_length(p.total.max(1));
         bar.set_position(p.done.min(p.total.max(1)));
-        bar.set_message(format!(
-            "running {} | fetch ok {} failed {} | sessions {} | quarantined {} | RSS {:.0} MiB",
-            p.live_peers, p.fetch_ok, p.fetch_failed, p.sessions, p.quarantined, p.rss_mib
-        ));
+        bar.set_message(counters);
     };
     let out = args.out.clone();
     let report = runtime.block_on(simulator::run(
