@@ -8,6 +8,11 @@
 //! random false matches (probability < 2^-380 per pair by a Chernoff bound) do
 //! not happen and near-copies are always caught. The positions being secret,
 //! a cloner cannot aim flips at them.
+//!
+//! Near copies are found by comparing sketches with the last `capacity` blocks;
+//! exact copies are also found by digest over a window [`EXACT_WINDOW_FACTOR`]
+//! times longer, at a hash lookup each, so a clone whose stream lags its
+//! original by minutes is still caught.
 
 use super::ContributorId;
 use super::debias::{BLOCK_BITS, BLOCK_BYTES, block_bit};
@@ -15,7 +20,7 @@ use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -29,6 +34,10 @@ pub const MAX_CAPACITY: usize = 1 << 20;
 pub const MAX_DISTANCE_FRACTION: f64 = 0.4;
 /// Default distance fraction (of sketch bits) counted as "near-identical".
 pub const DEFAULT_DISTANCE_FRACTION: f64 = 0.25;
+/// How many times more blocks the exact-digest index remembers than the sketch history.
+pub const EXACT_WINDOW_FACTOR: usize = 16;
+/// Senders remembered per digest (a block sent by more peers names the first ones).
+const SENDERS_PER_DIGEST: usize = 4;
 
 const DOMAIN_DIGEST: &[u8] = b"entroshard/entropy/clone-digest/v1";
 
@@ -129,6 +138,10 @@ pub struct CloneDetector {
     capacity: usize,
     threshold: u32,
     history: VecDeque<Entry>,
+    /// Senders of each remembered digest, over the longer exact window.
+    exact: HashMap<[u8; 32], Vec<ContributorId>>,
+    /// Digests in `exact`, oldest first.
+    exact_order: VecDeque<[u8; 32]>,
 }
 
 impl fmt::Debug for CloneDetector {
@@ -145,6 +158,13 @@ impl Zeroize for CloneDetector {
             e.fingerprint.zeroize();
         }
         self.history.clear();
+        for (mut digest, _) in self.exact.drain() {
+            digest.zeroize();
+        }
+        for digest in self.exact_order.iter_mut() {
+            digest.zeroize();
+        }
+        self.exact_order.clear();
     }
 }
 
@@ -178,7 +198,14 @@ impl CloneDetector {
             capacity,
             threshold: (f * SKETCH_BITS as f64).floor() as u32,
             history: VecDeque::with_capacity(capacity.min(4096)),
+            exact: HashMap::new(),
+            exact_order: VecDeque::new(),
         })
+    }
+
+    /// Blocks the exact-digest index remembers at most.
+    pub fn exact_capacity(&self) -> usize {
+        self.capacity.saturating_mul(EXACT_WINDOW_FACTOR)
     }
 
     /// Maximum sketch distance counted as a near match.
@@ -228,18 +255,30 @@ impl CloneDetector {
         fp: &BlockFingerprint,
     ) -> CloneCheck {
         let mut matches = Vec::new();
+        // Exact copies from the whole exact window, by digest.
+        for other in self.exact.get(&fp.digest).into_iter().flatten() {
+            let kind = if other == contributor {
+                MatchKind::ExactReplay
+            } else {
+                MatchKind::ExactClone
+            };
+            matches.push(CloneMatch {
+                kind,
+                other: *other,
+                sketch_distance: 0,
+            });
+        }
+        // Near copies from the recent history (exact ones were found above).
         for e in &self.history {
             let exact = fp.is_exact_copy_of(&e.fingerprint);
             let distance = fp.distance(&e.fingerprint);
-            if !exact && distance > self.threshold {
+            if exact || distance > self.threshold {
                 continue;
             }
-            let same = e.contributor == *contributor;
-            let kind = match (same, exact) {
-                (true, true) => MatchKind::ExactReplay,
-                (true, false) => MatchKind::NearReplay,
-                (false, true) => MatchKind::ExactClone,
-                (false, false) => MatchKind::NearClone,
+            let kind = if e.contributor == *contributor {
+                MatchKind::NearReplay
+            } else {
+                MatchKind::NearClone
             };
             matches.push(CloneMatch {
                 kind,
@@ -274,6 +313,7 @@ impl CloneDetector {
         fp: BlockFingerprint,
     ) -> CloneCheck {
         let result = self.check_fingerprint(contributor, &fp);
+        self.remember_digest(contributor, fp.digest);
         while self.history.len() >= self.capacity {
             if let Some(mut old) = self.history.pop_front() {
                 old.fingerprint.zeroize();
@@ -284,6 +324,30 @@ impl CloneDetector {
             fingerprint: fp,
         });
         result
+    }
+}
+
+impl CloneDetector {
+    /// Adds `contributor` to the senders of `digest` (a new digest evicts the oldest beyond the
+    /// exact window).
+    fn remember_digest(&mut self, contributor: &ContributorId, digest: [u8; 32]) {
+        if let Some(senders) = self.exact.get_mut(&digest) {
+            if senders.len() < SENDERS_PER_DIGEST && !senders.contains(contributor) {
+                senders.push(*contributor);
+            }
+            return;
+        }
+        while self.exact_order.len() >= self.exact_capacity() {
+            match self.exact_order.pop_front() {
+                Some(mut old) => {
+                    self.exact.remove(&old);
+                    old.zeroize();
+                }
+                None => break,
+            }
+        }
+        self.exact.insert(digest, vec![*contributor]);
+        self.exact_order.push_back(digest);
     }
 }
 

@@ -127,6 +127,8 @@ fn independent_random_blocks_never_match() {
 fn history_is_bounded_and_forgets_the_oldest_block() {
     let mut rng = ChaCha20Rng::from_seed([6; 32]);
     let first = random_block(&mut rng);
+    let mut near_first = first;
+    flip(&mut near_first, 3);
     let mut d = detector(4);
     d.observe(&A, &first);
     for _ in 0..4 {
@@ -134,7 +136,45 @@ fn history_is_bounded_and_forgets_the_oldest_block() {
         assert!(d.len() <= 4);
     }
     assert_eq!(d.len(), 4);
-    assert!(d.check(&B, &first).is_clean(), "evicted block is forgotten");
+    assert!(
+        d.check(&B, &near_first).is_clean(),
+        "a near copy of an evicted block is no longer found"
+    );
+    assert!(
+        d.check(&B, &first).has_cross_peer_clone(),
+        "an exact copy still is, for the longer exact window"
+    );
+    for _ in 0..d.exact_capacity() {
+        d.observe(&B, &random_block(&mut rng));
+    }
+    assert!(
+        d.check(&B, &first).is_clean(),
+        "past the exact window the block is forgotten"
+    );
+}
+
+#[test]
+fn an_exact_copy_long_after_its_original_is_a_clone_and_a_replay_is_a_replay() {
+    let mut rng = ChaCha20Rng::from_seed([8; 32]);
+    let original = random_block(&mut rng);
+    let mut d = detector(8);
+    d.observe(&A, &original);
+    // Many other blocks since: the sketch history has long forgotten the original.
+    for _ in 0..(8 * EXACT_WINDOW_FACTOR - 2) {
+        d.observe(&[0xC0; 32], &random_block(&mut rng));
+    }
+    let from_b = d.check(&B, &original);
+    assert_eq!(from_b.matches.len(), 1);
+    assert_eq!(from_b.matches[0].kind, MatchKind::ExactClone);
+    assert_eq!(from_b.matches[0].other, A);
+    let from_a = d.check(&A, &original);
+    assert_eq!(from_a.matches[0].kind, MatchKind::ExactReplay);
+    // A second sender is remembered beside the first.
+    d.observe(&B, &original);
+    let from_c = d.check(&[0xD0; 32], &original);
+    let others: Vec<_> = from_c.matches.iter().map(|m| m.other).collect();
+    assert_eq!(others, vec![A, B]);
+    assert!(d.exact.len() <= d.exact_capacity());
 }
 
 #[test]
