@@ -60,6 +60,9 @@ pub struct Requester {
     coordinator_addr: Multiaddr,
     /// How long to wait for a holder before asking one more.
     pub hedge_after: Duration,
+    /// How many times a coordinator call answered "busy" (`RateLimited`: it did not look at the
+    /// request) is sent again, after 100 ms, 200 ms, 400 ms, …
+    pub busy_retries: u32,
     /// Tickets whose coordinator signature checked out: fetching again with the same grant
     /// skips one signature check.
     tickets: peer::ticket_cache::TicketCache,
@@ -69,6 +72,12 @@ pub struct Requester {
 
 /// Share checkers kept; each holds a few points per holder asked.
 const CHECKERS_KEPT: usize = 8;
+
+/// The wait before sending a call again after the coordinator's `attempt`-th busy answer
+/// (0-based): 100 ms doubling, at most 3.2 s.
+fn busy_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64 << attempt.min(5))
+}
 
 impl Requester {
     /// Starts a client node for `key` and remembers the coordinator (multiaddr with `/p2p/`).
@@ -117,6 +126,7 @@ impl Requester {
             coordinator_id,
             coordinator_addr,
             hedge_after: Duration::from_millis(500),
+            busy_retries: 4,
             tickets: peer::ticket_cache::TicketCache::default(),
             checkers: Mutex::new(VecDeque::new()),
         })
@@ -131,22 +141,37 @@ impl Requester {
         &self,
         request: CoordinatorRequest,
     ) -> Result<T, RequesterError> {
-        let call = CoordinatorCall {
+        let call = wire::encode(&CoordinatorCall {
             v: WIRE_VERSION,
             request,
-        };
-        let raw = self
-            .node
-            .request(
-                Protocol::Coord,
-                self.coordinator,
-                vec![self.coordinator_addr.clone()],
-                wire::encode(&call),
-            )
-            .await?;
-        let reply: Reply<T> = wire::decode(&raw, Protocol::Coord.limits().1)
-            .map_err(|e| RequesterError::BadAnswer(e.to_string()))?;
-        reply.result.map_err(RequesterError::Refused)
+        });
+        let mut attempt = 0;
+        loop {
+            let raw = self
+                .node
+                .request(
+                    Protocol::Coord,
+                    self.coordinator,
+                    vec![self.coordinator_addr.clone()],
+                    call.clone(),
+                )
+                .await?;
+            let reply: Reply<T> = wire::decode(&raw, Protocol::Coord.limits().1)
+                .map_err(|e| RequesterError::BadAnswer(e.to_string()))?;
+            match reply.result {
+                Err(Refusal::RateLimited) if attempt < self.busy_retries => {
+                    let wait = busy_backoff(attempt);
+                    tracing::info!(
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "coordinator busy; asking again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                result => return result.map_err(RequesterError::Refused),
+            }
+        }
     }
 
     /// Asks the coordinator for a session; returns its id, the creator's grant and the entropy receipt.
@@ -228,5 +253,20 @@ impl Requester {
         self.tickets
             .open(&grant.ticket, &self.coordinator_id)
             .map_err(|e| FetchError::BadTicket(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::busy_backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn busy_backoff_doubles_from_100_ms_and_stops_growing_at_3_2_s() {
+        let waits: Vec<Duration> = (0..8).map(busy_backoff).collect();
+        assert_eq!(waits[0], Duration::from_millis(100));
+        assert_eq!(waits[3], Duration::from_millis(800));
+        assert_eq!(waits[5], Duration::from_millis(3200));
+        assert_eq!(waits[7], Duration::from_millis(3200));
     }
 }

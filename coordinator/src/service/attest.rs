@@ -9,15 +9,52 @@ use protocols::wire::{self, Reply, SignedEnvelope, WIRE_VERSION};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Challenges every enrolled peer that has been heard from.
-pub(super) fn challenge_all(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
+/// The attestation interval is cut into this many slices; each peer is challenged in its own
+/// slice, so the answers of a large fleet arrive spread over the interval instead of at once.
+pub(super) const SLICES: u64 = 10;
+
+/// The slice `node` is challenged in (node ids are public keys: evenly spread).
+fn slice_of(node: &NodeId) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&node.0[..8]);
+    u64::from_le_bytes(first) % SLICES
+}
+
+/// Challenges the enrolled peers heard from whose slice is `tick % SLICES` (called every
+/// `attestation_interval_s / SLICES`, so each peer once per interval).
+pub(super) fn challenge_slice(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    tick: u64,
+) {
+    let slice = tick % SLICES;
     let nodes: Vec<NodeId> = state
         .peers
         .iter()
-        .filter(|(_, p)| p.heartbeat_at_ms.is_some())
+        .filter(|(n, p)| p.heartbeat_at_ms.is_some() && slice_of(n) == slice)
         .map(|(n, _)| *n)
         .collect();
     for node in nodes {
+        challenge(ctx, state, internal, node);
+    }
+}
+
+/// On a new connection: challenges the peer at once unless it is attested and trusted now (a
+/// device back after a short outage keeps its attestation until its slice comes round; a
+/// region coming back does not send thousands of challenges at once).
+pub(super) fn challenge_if_untrusted(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    node: NodeId,
+) {
+    let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
+    let trusted = state
+        .peers
+        .get(&node)
+        .is_some_and(|p| p.trusted(now_ms(), validity));
+    if !trusted && !state.challenges.contains_key(&node) {
         challenge(ctx, state, internal, node);
     }
 }
@@ -144,4 +181,22 @@ fn judge_answer(
         wire::decode(bytes, Protocol::Attest.limits().1).map_err(|e| e.to_string())?;
     let envelope = reply.result.map_err(|r| format!("peer refused: {r}"))?;
     check_evidence(&envelope, node, challenge, policy, now_ms()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SLICES, slice_of};
+    use protocols::ids::NodeId;
+
+    #[test]
+    fn every_slice_gets_a_share_of_the_fleet() {
+        let mut counts = [0u32; SLICES as usize];
+        for i in 0..1000u32 {
+            let mut secret = [7u8; 32];
+            secret[..4].copy_from_slice(&i.to_le_bytes());
+            let node: NodeId = protocols::identity::NodeKey::from_secret_bytes(&secret).node_id();
+            counts[slice_of(&node) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (50..=150).contains(c)), "{counts:?}");
+    }
 }

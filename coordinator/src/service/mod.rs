@@ -316,8 +316,10 @@ async fn run_loop(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (internal_tx, mut internal) = mpsc::channel::<Internal>(256);
-    let mut attest_tick =
-        tokio::time::interval(Duration::from_secs_f64(ctx.config.attestation_interval_s));
+    let mut attest_tick = tokio::time::interval(Duration::from_secs_f64(
+        ctx.config.attestation_interval_s / attest::SLICES as f64,
+    ));
+    let mut attest_ticks = 0u64;
     let mut round_tick = tokio::time::interval(Duration::from_secs_f64(ctx.config.credit_round_s));
     let mut rotation_tick = tokio::time::interval(Duration::from_secs_f64(
         ctx.config.rotation_period_s.min(2.0),
@@ -333,7 +335,10 @@ async fn run_loop(
             },
             Some(msg) = internal.recv() => reports::on_internal(&ctx, &mut state, msg),
             Some(req) = admin.recv() => reports::on_admin(&ctx, &mut state, &internal_tx, req).await,
-            _ = attest_tick.tick() => attest::challenge_all(&ctx, &mut state, &internal_tx),
+            _ = attest_tick.tick() => {
+                attest::challenge_slice(&ctx, &mut state, &internal_tx, attest_ticks);
+                attest_ticks = attest_ticks.wrapping_add(1);
+            }
             _ = round_tick.tick() => state.intake.new_round(),
             _ = rotation_tick.tick() => {
                 gossip::settle_intake(&ctx, &mut state);
@@ -382,11 +387,12 @@ async fn on_event(
             }
         }
         NodeEvent::Connected(peer) => {
-            // Challenge a newly connected enrolled peer at once rather than at the next tick.
+            // A newly connected enrolled peer that is not trusted now is challenged at once
+            // rather than in its slice.
             if let Some(node) = peer::identity::node_id(&peer)
                 && state.peers.get(&node).is_some()
             {
-                attest::challenge(ctx, state, internal, node);
+                attest::challenge_if_untrusted(ctx, state, internal, node);
             }
         }
         NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
