@@ -14,7 +14,7 @@ use protocols::wire::{
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,25 +29,36 @@ fn mark(since: &Mutex<Option<Instant>>) {
 
 /// A cloned device: hands each block its original has just published to its own agent, after
 /// `delay`, so the copy always reaches the coordinator second. A block the original took but
-/// did not publish (its publish counter did not move) is dropped: that would be fresh entropy,
-/// not a clone.
+/// did not publish (its agent dropped it) is not relayed: that would be fresh entropy, not a
+/// clone. Which blocks went out is read from the original's publish counter: the agent takes
+/// one block at a time and publishes or drops it before taking the next, so block N was
+/// published exactly when the counter moved between its take and the next take (or now, when
+/// there is no next take yet).
 pub async fn relay_copies(
     mut copies: mpsc::Receiver<Copied>,
     blocks: mpsc::Sender<ReadyBlock>,
     delay: Duration,
     since: Arc<Mutex<Option<Instant>>>,
 ) {
-    let mut seen: Option<(usize, u64)> = None;
-    while let Some(copy) = copies.recv().await {
-        tokio::time::sleep(delay).await;
-        let incarnation = Arc::as_ptr(&copy.published) as usize;
-        let count = copy.published.contributions_sent.load(Ordering::Relaxed);
-        let fresh = match seen {
-            Some((i, before)) if i == incarnation => count > before,
-            _ => count > 0,
+    let mut queued: VecDeque<Copied> = VecDeque::new();
+    loop {
+        let copy = match queued.pop_front() {
+            Some(c) => c,
+            None => match copies.recv().await {
+                Some(c) => c,
+                None => return,
+            },
         };
-        seen = Some((incarnation, count));
-        if fresh {
+        tokio::time::sleep_until((copy.taken_at + delay).into()).await;
+        while let Ok(next) = copies.try_recv() {
+            queued.push_back(next);
+        }
+        let count_after = queued
+            .front()
+            .filter(|next| Arc::ptr_eq(&next.published, &copy.published))
+            .map(|next| next.count_at_take)
+            .unwrap_or_else(|| copy.published.contributions_sent.load(Ordering::Relaxed));
+        if count_after > copy.count_at_take {
             if blocks.send(copy.block).await.is_err() {
                 return;
             }

@@ -13,6 +13,7 @@ use peer::node::NodeConfig;
 use peer::pipeline::{PipelineOutput, SourcePipeline};
 use protocols::wire::PowerState;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -196,12 +197,16 @@ struct Copies {
     published: Arc<PeerMetrics>,
 }
 
-/// A block its original has published (as far as the original's counter tells).
+/// A block its original's agent has just taken (to publish it, or to drop it).
 pub struct Copied {
     /// The block.
     pub block: ReadyBlock,
     /// The original's publish counter, to check that the block really went out.
     pub published: Arc<PeerMetrics>,
+    /// The counter when the agent took the block (before it published it).
+    pub count_at_take: u64,
+    /// When the agent took it.
+    pub taken_at: Instant,
 }
 
 /// Drives one device's pipeline on the blocking pool (no thread of its own) and hands blocks to
@@ -240,6 +245,11 @@ async fn harvest(
                         let _ = sink.try_send(Copied {
                             block: taken,
                             published: copies.published.clone(),
+                            count_at_take: copies
+                                .published
+                                .contributions_sent
+                                .load(Ordering::Relaxed),
+                            taken_at: Instant::now(),
                         });
                     }
                 }

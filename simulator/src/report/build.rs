@@ -3,8 +3,8 @@
 
 use super::checks::checks;
 use super::{
-    Credited, DetectionLine, FetchSummary, KindSummary, Memory, Quantiles, QuarantineLine, Report,
-    RunFacts,
+    ClonePair, Credited, DetectionLine, FetchSummary, KindSummary, Memory, Quantiles,
+    QuarantineLine, Report, RunFacts,
 };
 use crate::fleet::Fleet;
 use crate::observe::Observer;
@@ -149,6 +149,18 @@ pub fn build(
             .filter_map(|p| observer.detections.get(&p.index))
             .collect();
         let how: BTreeSet<String> = caught.iter().map(|d| d.how.clone()).collect();
+        // Devices of a kind that marks its first lie, undetected, whose lie never went out:
+        // those that left for good (`gone`) or those still running.
+        let never_lied = |gone: bool| {
+            if !kind.marks_first_lie() {
+                return 0;
+            }
+            devices
+                .iter()
+                .filter(|p| p.gone == gone && !observer.detections.contains_key(&p.index))
+                .filter(|p| p.misbehaving_since.lock().is_ok_and(|s| s.is_none()))
+                .count()
+        };
         byzantine.insert(
             kind.name().to_string(),
             KindSummary {
@@ -173,15 +185,8 @@ pub fn build(
                     .filter(|p| observer.held_share.contains(&p.index))
                     .filter(|p| observer.detections.contains_key(&p.index))
                     .count(),
-                left_before_misbehaving: if kind.marks_first_lie() {
-                    devices
-                        .iter()
-                        .filter(|p| p.gone && !observer.detections.contains_key(&p.index))
-                        .filter(|p| p.misbehaving_since.lock().is_ok_and(|s| s.is_none()))
-                        .count()
-                } else {
-                    0
-                },
+                left_before_misbehaving: never_lied(true),
+                never_lied: never_lied(false),
             },
         );
     }
@@ -262,6 +267,21 @@ pub fn build(
         honest_quarantined,
         honest_quarantined_unreachable,
         clone_originals_quarantined,
+        clone_pairs: fleet
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let original = fleet.peers.get(p.clone_of?)?;
+                let credited = |node| lines.get(node).map(|l| l.credited_bits).unwrap_or(0);
+                Some(ClonePair {
+                    clone: p.index,
+                    original: original.index,
+                    clone_credited_bits: credited(&p.node),
+                    original_credited_bits: credited(&original.node),
+                    detected: observer.detections.contains_key(&p.index),
+                })
+            })
+            .collect(),
         honest_named_bad_share,
         quarantines,
         detections: fleet

@@ -74,11 +74,16 @@ pub(super) fn checks(r: &Report) -> Vec<Check> {
         } else {
             String::new()
         };
+        let never = if k.never_lied > 0 {
+            format!("; {} still running never got a lie out", k.never_lied)
+        } else {
+            String::new()
+        };
         checks.push(Check {
             name: format!("{kind}: every device that misbehaved detected"),
-            passed: k.detected + k.left_before_misbehaving == k.devices,
+            passed: k.detected + k.left_before_misbehaving + k.never_lied == k.devices,
             detail: format!(
-                "{} of {}, median {:.1} s after it started{gone_first}",
+                "{} of {}, median {:.1} s after it started{gone_first}{never}",
                 k.detected, k.devices, k.time_to_detection_s.p50
             ),
         });

@@ -129,6 +129,25 @@ pub struct KindSummary {
     /// For entropy misbehaviour (biased, replayed, cloned): devices that left for good before
     /// their first lie reached the network (nothing to detect, nothing credited).
     pub left_before_misbehaving: usize,
+    /// For entropy misbehaviour: devices still running at the end whose lie never went out
+    /// (no lie published yet, or every copy of a clone was of a block its original dropped).
+    #[serde(default)]
+    pub never_lied: usize,
+}
+
+/// A cloned device and its original, as the coordinator credited them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClonePair {
+    /// The clone's index.
+    pub clone: usize,
+    /// Its original's index.
+    pub original: usize,
+    /// Bits credited to the clone.
+    pub clone_credited_bits: u64,
+    /// Bits credited to the original.
+    pub original_credited_bits: u64,
+    /// Whether the clone was detected.
+    pub detected: bool,
 }
 
 /// Memory, measured from `/proc/self/status`.
@@ -235,6 +254,9 @@ pub struct Report {
     pub clone_originals_quarantined: usize,
     /// Honest holders named for a bad share.
     pub honest_named_bad_share: usize,
+    /// Every cloned device with its original.
+    #[serde(default)]
+    pub clone_pairs: Vec<ClonePair>,
     /// Every quarantine.
     pub quarantines: Vec<QuarantineLine>,
     /// Every misbehaving device caught.
