@@ -14,7 +14,7 @@ use protocols::wire::{
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -124,6 +124,8 @@ pub struct Publisher {
     pub since: Arc<Mutex<Option<Instant>>>,
     /// Seed of its bits.
     pub seed: [u8; 32],
+    /// Failed publications of the fleet's lying devices, by error.
+    pub failures: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Publisher {
@@ -182,15 +184,15 @@ pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
                     match p.publish(seq, &bits).await {
                         Ok(envelope) => {
                             genuine = Some((bits, envelope));
-                            false
+                            Ok(false)
                         }
-                        Err(_) => false,
+                        Err(e) => Err(e),
                     }
                 }
                 Some((_, envelope)) if round.is_multiple_of(2) => {
-                    p.republish(envelope.clone()).await.is_ok()
+                    p.republish(envelope.clone()).await.map(|()| true)
                 }
-                Some((bits, _)) => p.publish(seq, bits).await.is_ok(),
+                Some((bits, _)) => p.publish(seq, bits).await.map(|_| true),
             },
             _ => {
                 let bits: Vec<u8> = (0..BLOCK_BYTES)
@@ -200,11 +202,18 @@ pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
                         })
                     })
                     .collect();
-                p.publish(seq, &bits).await.is_ok()
+                p.publish(seq, &bits).await.map(|_| true)
             }
         };
-        if sent {
-            mark(&p.since);
+        match sent {
+            Ok(true) => mark(&p.since),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(?kind, round, error = %e, "lie not published");
+                if let Ok(mut failures) = p.failures.lock() {
+                    *failures.entry(e).or_insert(0) += 1;
+                }
+            }
         }
     }
 }

@@ -127,6 +127,8 @@ pub struct Fleet {
     ctx: FleetContext,
     store_dir: PathBuf,
     rng: StdRng,
+    /// Why lying devices' publications failed, counted by error.
+    pub lie_failures: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
 }
 
 fn pick<'a>(rng: &mut StdRng, items: &'a [Weighted]) -> &'a str {
@@ -153,6 +155,7 @@ impl Fleet {
             rng: StdRng::seed_from_u64(ctx.scenario.seed),
             ctx,
             store_dir,
+            lie_failures: Arc::default(),
         };
         let roles = fleet.draw_roles(count);
         for role in roles {

@@ -24,43 +24,62 @@ pub(crate) struct BareFigures {
     pub cold: LatencySummary,
 }
 
-/// The floor of a k-share fetch: k probes at once to k different peers on warm connections, timed
-/// until the last answer (what fan-out alone costs on this machine, without any crypto).
+/// The floor of a k-share fetch: k probes at once to k different peers, timed until the last
+/// answer (what fan-out alone costs on this machine, without any crypto).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub(crate) struct FanOutFigures {
     /// Probes sent at once.
     pub k: usize,
-    /// Time until all k answered.
+    /// Time until all k answered, on warm connections.
     pub warm: LatencySummary,
+    /// The same from a new node per sample: k QUIC handshakes at once, then the probes.
+    pub cold: LatencySummary,
 }
 
-/// `samples` rounds of one probe to each of `targets` at once, on one warm node.
+/// One probe to each of `targets` at once from `node`; the time until the last answer.
+async fn fan_out_round(
+    node: &NodeHandle,
+    targets: &[BareTarget],
+    request: &[u8],
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    futures::future::try_join_all(
+        targets
+            .iter()
+            .map(|t| round_trip(node, t, request.to_vec())),
+    )
+    .await?;
+    Ok(started.elapsed())
+}
+
+/// `samples` rounds of one probe to each of `targets` at once on one warm node, then
+/// `cold_samples` rounds each from a new node.
 pub(crate) async fn measure_fan_out(
     targets: &[BareTarget],
     samples: usize,
+    cold_samples: usize,
     deadline: &Deadline,
 ) -> anyhow::Result<FanOutFigures> {
     let request = probe_request();
     let node = requester_side_node().await?;
-    let round = || {
-        futures::future::try_join_all(
-            targets
-                .iter()
-                .map(|t| round_trip(&node, t, request.clone())),
-        )
-    };
-    round().await?;
+    fan_out_round(&node, targets, &request).await?;
     let mut warm = Vec::with_capacity(samples);
     for _ in 0..samples {
         deadline.check("measuring the bare fan-out")?;
-        let started = Instant::now();
-        round().await?;
-        warm.push(started.elapsed());
+        warm.push(fan_out_round(&node, targets, &request).await?);
     }
     node.shutdown().await;
+    let mut cold = Vec::with_capacity(cold_samples);
+    for _ in 0..cold_samples {
+        deadline.check("measuring the cold bare fan-out")?;
+        let fresh = requester_side_node().await?;
+        cold.push(fan_out_round(&fresh, targets, &request).await?);
+        fresh.shutdown().await;
+    }
     Ok(FanOutFigures {
         k: targets.len(),
         warm: LatencySummary::of(&warm).context("no fan-out samples")?,
+        cold: LatencySummary::of(&cold).context("no cold fan-out samples")?,
     })
 }
 

@@ -189,7 +189,7 @@ async fn measure_on(
         })
         .collect();
     progress("bare fan-out: 3 probes at once to 3 peers");
-    let fan_out = bare::measure_fan_out(&fan_targets, args.requests, deadline).await?;
+    let fan_out = bare::measure_fan_out(&fan_targets, args.requests, args.cold, deadline).await?;
 
     progress("creating a (5,3) session (waiting for the pool)");
     let small = fetch_latency::create_session_when_ready(

@@ -155,6 +155,11 @@ impl BenchReport {
             &fan.warm,
             None,
         ));
+        out.push(latency_row(
+            &format!("bare x{} at once, {} peers, cold", fan.k, s.peers),
+            &fan.cold,
+            None,
+        ));
         for f in &self.fetch {
             let what = |kind: &str| format!("fetch ({},{}) {} peers, {kind}", f.n, f.k, f.peers);
             out.push(latency_row(&what("warm"), &f.warm.latency, Some(&f.warm)));

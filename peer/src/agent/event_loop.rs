@@ -29,13 +29,13 @@ pub(super) struct Hosting {
 
 impl Hosting {
     /// An agent embedded in a host with many of them (the simulator): few requests at once, a
-    /// small rate limiter, the host's power state, no redial.
+    /// small rate limiter, the host's power state; it redials the coordinator like a daemon.
     pub(super) fn embedded() -> Self {
         Self {
             max_handlers: 16,
             fetch_limiter_remotes: 256,
             power_from: None,
-            redial_coordinator: false,
+            redial_coordinator: true,
             missed_heartbeats: MissedTickBehavior::Delay,
         }
     }

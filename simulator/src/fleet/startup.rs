@@ -153,6 +153,7 @@ impl Fleet {
                     coordinator_static: ctx.coordinator_static,
                     interval: Duration::from_secs_f64(interval),
                     since: p.misbehaving_since.clone(),
+                    failures: self.lie_failures.clone(),
                     seed: derive(
                         ctx.scenario.seed,
                         "lies",

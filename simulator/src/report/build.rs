@@ -267,6 +267,11 @@ pub fn build(
         honest_quarantined,
         honest_quarantined_unreachable,
         clone_originals_quarantined,
+        lie_publish_failures: fleet
+            .lie_failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default(),
         clone_pairs: fleet
             .peers
             .iter()

@@ -257,6 +257,9 @@ pub struct Report {
     /// Every cloned device with its original.
     #[serde(default)]
     pub clone_pairs: Vec<ClonePair>,
+    /// Publications of biased and replaying devices that failed, by error.
+    #[serde(default)]
+    pub lie_publish_failures: BTreeMap<String, u64>,
     /// Every quarantine.
     pub quarantines: Vec<QuarantineLine>,
     /// Every misbehaving device caught.
