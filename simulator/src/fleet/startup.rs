@@ -204,7 +204,7 @@ pub struct Copied {
     pub block: ReadyBlock,
     /// The original's publish counter, to check that the block really went out.
     pub published: Arc<PeerMetrics>,
-    /// The counter when the agent took the block (before it published it).
+    /// The counter just before the agent took the block (so before it published it).
     pub count_at_take: u64,
     /// When the agent took it.
     pub taken_at: Instant,
@@ -237,19 +237,30 @@ async fn harvest(
                     harvested,
                 };
                 let copy = copy_block(&ready);
-                if blocks.send(ready).await.is_err() {
-                    return;
-                }
-                if let Some(taken) = previous.replace(copy) {
+                // The publish counter before the agent takes the previous block: read while that
+                // block still fills the slot, so the count cannot include its publication yet.
+                let before_take = copies.published.contributions_sent.load(Ordering::Relaxed);
+                let taken_now = match blocks.try_send(ready) {
+                    // The slot was free: the previous block was taken earlier, at a count not
+                    // known here, so it is not copied.
+                    Ok(()) => false,
+                    Err(mpsc::error::TrySendError::Full(ready)) => {
+                        if blocks.send(ready).await.is_err() {
+                            return;
+                        }
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                };
+                if let Some(taken) = previous.replace(copy)
+                    && taken_now
+                {
                     let sink = copies.sink.lock().ok().and_then(|s| s.clone());
                     if let Some(sink) = sink {
                         let _ = sink.try_send(Copied {
                             block: taken,
                             published: copies.published.clone(),
-                            count_at_take: copies
-                                .published
-                                .contributions_sent
-                                .load(Ordering::Relaxed),
+                            count_at_take: before_take,
                             taken_at: Instant::now(),
                         });
                     }

@@ -4,12 +4,12 @@
 use super::checks::checks;
 use super::{
     ClonePair, Credited, DetectionLine, FetchSummary, KindSummary, Memory, Quantiles,
-    QuarantineLine, Report, RunFacts,
+    QuarantineLine, Report, RunFacts, Undetected,
 };
 use crate::fleet::Fleet;
 use crate::observe::Observer;
 use crate::workload::WorkloadStats;
-use crate::{Role, Scenario};
+use crate::{ByzantineKind, Role, Scenario};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
@@ -267,6 +267,35 @@ pub fn build(
         honest_quarantined,
         honest_quarantined_unreachable,
         clone_originals_quarantined,
+        undetected: fleet
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let Role::Byzantine(kind) = p.role else {
+                    return None;
+                };
+                let share_kind = matches!(
+                    kind,
+                    ByzantineKind::TamperedShares | ByzantineKind::Withholding
+                );
+                if observer.detections.contains_key(&p.index)
+                    || (share_kind && !observer.held_share.contains(&p.index))
+                {
+                    return None;
+                }
+                let line = lines.get(&p.node);
+                Some(Undetected {
+                    index: p.index,
+                    kind: kind.name().to_string(),
+                    lied: p.misbehaving_since.lock().is_ok_and(|s| s.is_some()),
+                    running: p.is_running(),
+                    trusted: line.is_some_and(|l| l.trusted),
+                    quarantine: line.and_then(|l| l.quarantine.clone()),
+                    refusals: line.map(|l| l.refusals.clone()).unwrap_or_default(),
+                    heartbeat_age_s: line.and_then(|l| l.heartbeat_age_s),
+                })
+            })
+            .collect(),
         lie_publish_failures: fleet
             .lie_failures
             .lock()

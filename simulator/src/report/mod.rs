@@ -165,6 +165,27 @@ pub struct Memory {
     pub per_device_kib_peak: f64,
 }
 
+/// A misbehaving device the run did not catch, and what the coordinator last knew of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Undetected {
+    /// Fleet index.
+    pub index: usize,
+    /// Its kind of misbehaviour.
+    pub kind: String,
+    /// Whether its lie went out (for the kinds that mark it).
+    pub lied: bool,
+    /// Whether it was still running at the end.
+    pub running: bool,
+    /// Attested and not quarantined, in the coordinator's last status.
+    pub trusted: bool,
+    /// Its quarantine, if any.
+    pub quarantine: Option<String>,
+    /// Contributions the coordinator refused from it, by reason.
+    pub refusals: BTreeMap<String, u64>,
+    /// Seconds since its last heartbeat, at the end.
+    pub heartbeat_age_s: Option<u64>,
+}
+
 /// A device's credited entropy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Credited {
@@ -257,6 +278,9 @@ pub struct Report {
     /// Every cloned device with its original.
     #[serde(default)]
     pub clone_pairs: Vec<ClonePair>,
+    /// Misbehaving devices not caught (share misbehaviour only when they held a share).
+    #[serde(default)]
+    pub undetected: Vec<Undetected>,
     /// Publications of biased and replaying devices that failed, by error.
     #[serde(default)]
     pub lie_publish_failures: BTreeMap<String, u64>,

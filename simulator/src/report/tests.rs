@@ -117,6 +117,7 @@ fn made_up() -> Report {
         honest_quarantined_unreachable: 0,
         clone_originals_quarantined: 0,
         clone_pairs: Vec::new(),
+        undetected: Vec::new(),
         lie_publish_failures: BTreeMap::new(),
         honest_named_bad_share: 0,
         quarantines,
