@@ -99,6 +99,7 @@ pub(super) fn challenge(
                 node,
                 challenge,
                 reply,
+                received_at_ms: now_ms(),
             })
             .await;
     });
@@ -112,6 +113,7 @@ pub(super) fn judge(
     node: NodeId,
     challenge: Challenge,
     reply: Result<Vec<u8>, String>,
+    received_at_ms: u64,
 ) {
     if state
         .challenges
@@ -130,7 +132,7 @@ pub(super) fn judge(
     // peer did answer is judged as evidence.
     let verdict = match reply {
         Err(transport) => Err((Quarantine::NoAnswer, "no_answer", transport)),
-        Ok(bytes) => judge_answer(&bytes, &node, &challenge, &policy)
+        Ok(bytes) => judge_answer(&bytes, &node, &challenge, &policy, received_at_ms)
             .map_err(|e| (Quarantine::BadEvidence(e.clone()), "bad_evidence", e)),
     };
     let Some(p) = state.peers.get_mut(&node) else {
@@ -176,11 +178,12 @@ fn judge_answer(
     node: &NodeId,
     challenge: &Challenge,
     policy: &AttestationPolicy,
+    received_at_ms: u64,
 ) -> Result<protocols::attestation::Evidence, String> {
     let reply: Reply<SignedEnvelope> =
         wire::decode(bytes, Protocol::Attest.limits().1).map_err(|e| e.to_string())?;
     let envelope = reply.result.map_err(|r| format!("peer refused: {r}"))?;
-    check_evidence(&envelope, node, challenge, policy, now_ms()).map_err(|e| e.to_string())
+    check_evidence(&envelope, node, challenge, policy, received_at_ms).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub(crate) enum Internal {
         node: NodeId,
         challenge: Challenge,
         reply: Result<Vec<u8>, String>,
+        /// When the answer reached this node (coordinator clock): the answer window is judged
+        /// on it, not on when the loop got round to it.
+        received_at_ms: u64,
     },
     SessionStored {
         session: protocols::ids::SessionId,

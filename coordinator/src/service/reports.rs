@@ -9,7 +9,8 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             node,
             challenge,
             reply,
-        } => attest::judge(ctx, state, node, challenge, reply),
+            received_at_ms,
+        } => attest::judge(ctx, state, node, challenge, reply, received_at_ms),
         Internal::SessionStored { session, holders } => {
             ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
             ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);
