@@ -313,6 +313,10 @@ pub fn build(
                     clone_credited_bits: credited(&p.node),
                     original_credited_bits: credited(&original.node),
                     detected: observer.detections.contains_key(&p.index),
+                    original_refusals: lines
+                        .get(&original.node)
+                        .map(|l| l.refusals.clone())
+                        .unwrap_or_default(),
                 })
             })
             .collect(),

@@ -148,6 +148,9 @@ pub struct ClonePair {
     pub original_credited_bits: u64,
     /// Whether the clone was detected.
     pub detected: bool,
+    /// The original's contributions the coordinator refused, by reason (`cloned_entropy` when a
+    /// copy reached it first).
+    pub original_refusals: BTreeMap<String, u64>,
 }
 
 /// Memory, measured from `/proc/self/status`.
