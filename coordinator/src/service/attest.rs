@@ -5,7 +5,7 @@ use crate::peers::Quarantine;
 use peer::node::Protocol;
 use protocols::attestation::{AttestationPolicy, Challenge, check_evidence};
 use protocols::ids::NodeId;
-use protocols::wire::{self, Reply, SignedEnvelope, WIRE_VERSION};
+use protocols::wire::{self, Refusal, Reply, SignedEnvelope, WIRE_VERSION};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -130,8 +130,12 @@ pub(super) fn judge(
     };
     // A challenge that never arrived or was never answered is a missing answer; anything the
     // peer did answer is judged as evidence.
+    // A peer too busy to look at the challenge (its busy reply) has not answered yet either.
+    let busy = matches!(&reply, Ok(bytes) if wire::decode::<Reply<SignedEnvelope>>(bytes, Protocol::Attest.limits().1)
+        .is_ok_and(|r| matches!(r.result, Err(Refusal::RateLimited))));
     let verdict = match reply {
         Err(transport) => Err((Quarantine::NoAnswer, "no_answer", transport)),
+        Ok(_) if busy => Err((Quarantine::NoAnswer, "no_answer", "peer busy".to_string())),
         Ok(bytes) => judge_answer(&bytes, &node, &challenge, &policy, received_at_ms)
             .map_err(|e| (Quarantine::BadEvidence(e.clone()), "bad_evidence", e)),
     };

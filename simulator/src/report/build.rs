@@ -187,6 +187,16 @@ pub fn build(
                     .count(),
                 left_before_misbehaving: never_lied(true),
                 never_lied: never_lied(false),
+                never_heard: devices
+                    .iter()
+                    .filter(|p| p.is_running() && !observer.detections.contains_key(&p.index))
+                    .filter(|p| p.misbehaving_since.lock().is_ok_and(|s| s.is_some()))
+                    .filter(|p| {
+                        lines
+                            .get(&p.node)
+                            .is_none_or(|l| l.heartbeat_age_s.is_none())
+                    })
+                    .count(),
             },
         );
     }

@@ -74,14 +74,21 @@ pub(super) fn checks(r: &Report) -> Vec<Check> {
         } else {
             String::new()
         };
-        let never = if k.never_lied > 0 {
+        let mut never = if k.never_lied > 0 {
             format!("; {} still running never got a lie out", k.never_lied)
         } else {
             String::new()
         };
+        if k.never_heard > 0 {
+            never.push_str(&format!(
+                "; {} never heard by the coordinator (no heartbeat arrived)",
+                k.never_heard
+            ));
+        }
         checks.push(Check {
             name: format!("{kind}: every device that misbehaved detected"),
-            passed: k.detected + k.left_before_misbehaving + k.never_lied == k.devices,
+            passed: k.detected + k.left_before_misbehaving + k.never_lied + k.never_heard
+                == k.devices,
             detail: format!(
                 "{} of {}, median {:.1} s after it started{gone_first}{never}",
                 k.detected, k.devices, k.time_to_detection_s.p50

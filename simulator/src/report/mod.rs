@@ -133,6 +133,10 @@ pub struct KindSummary {
     /// (no lie published yet, or every copy of a clone was of a block its original dropped).
     #[serde(default)]
     pub never_lied: usize,
+    /// Devices running at the end from which the coordinator never received a heartbeat: their
+    /// gossip, lies included, never reached it (nothing to detect there).
+    #[serde(default)]
+    pub never_heard: usize,
 }
 
 /// A cloned device and its original, as the coordinator credited them.
