@@ -73,15 +73,7 @@ pub mod fuzzing {
                 ));
             }
             for table in [super::ENROLMENTS, super::JOIN_TOKENS] {
-                let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
-                for entry in t.iter().map_err(|e| db.err(OP, e))? {
-                    let (k, v) = entry.map_err(|e| db.err(OP, e))?;
-                    rows.push((
-                        table.name().to_string(),
-                        k.value().to_vec(),
-                        v.value().to_vec(),
-                    ));
-                }
+                records(db, txn, table, &mut rows)?;
             }
             for table in [super::BINARIES, super::REQUESTERS] {
                 let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
@@ -91,15 +83,7 @@ pub mod fuzzing {
                 }
             }
             for table in [super::SESSIONS, super::PENDING_EPOCHS] {
-                let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
-                for entry in t.iter().map_err(|e| db.err(OP, e))? {
-                    let (k, v) = entry.map_err(|e| db.err(OP, e))?;
-                    rows.push((
-                        table.name().to_string(),
-                        k.value().to_vec(),
-                        v.value().to_vec(),
-                    ));
-                }
+                records(db, txn, table, &mut rows)?;
             }
             // Created by the first owed deletion.
             match txn.open_table(super::deletions::OWED_DELETIONS) {
@@ -115,6 +99,26 @@ pub mod fuzzing {
             Ok(())
         })?;
         Ok(rows)
+    }
+
+    /// Appends every row of a records table (fixed-size key, byte value) to `rows`.
+    fn records<const N: usize>(
+        db: &super::CoordinatorDb,
+        txn: &redb::ReadTransaction,
+        table: super::Records<N>,
+        rows: &mut Vec<RawRow>,
+    ) -> Result<(), DbError> {
+        const OP: &str = "reading every table";
+        let t = txn.open_table(table).map_err(|e| db.err(OP, e))?;
+        for entry in t.iter().map_err(|e| db.err(OP, e))? {
+            let (k, v) = entry.map_err(|e| db.err(OP, e))?;
+            rows.push((
+                table.name().to_string(),
+                k.value().to_vec(),
+                v.value().to_vec(),
+            ));
+        }
+        Ok(())
     }
 
     /// One row of [`raw_contents`]: table name, key bytes, value bytes.
