@@ -170,14 +170,13 @@ impl BenchReport {
         }
         // The fetch whose k matches the fan-out floor's, against that floor (decision 0037).
         for f in self.fetch.iter().filter(|f| usize::from(f.k) == fan.k) {
-            let over = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
             out.push(format!(
                 "  fetch ({},{}) / bare x{} at once (p50): warm {:.2}x, cold {:.2}x",
                 f.n,
                 f.k,
                 fan.k,
-                over(f.warm.latency.p50_ms, fan.warm.p50_ms),
-                over(f.cold.latency.p50_ms, fan.cold.p50_ms)
+                super::stats::ratio(f.warm.latency.p50_ms, fan.warm.p50_ms),
+                super::stats::ratio(f.cold.latency.p50_ms, fan.cold.p50_ms)
             ));
         }
         out.push(

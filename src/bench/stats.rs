@@ -51,10 +51,14 @@ pub(crate) struct ComparedLatency {
     pub p99_ratio_to_bare: f64,
 }
 
+/// `a ÷ b`, infinite when `b` is not positive.
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { f64::INFINITY }
+}
+
 impl ComparedLatency {
     /// Puts `latency` next to `bare`.
     pub(crate) fn against(latency: LatencySummary, bare: &LatencySummary) -> Self {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
         Self {
             latency,
             p50_ratio_to_bare: ratio(latency.p50_ms, bare.p50_ms),
