@@ -130,14 +130,9 @@ pub(super) fn judge(
     };
     // A challenge that never arrived or was never answered is a missing answer; anything the
     // peer did answer is judged as evidence.
-    // A peer too busy to look at the challenge (its busy reply) has not answered yet either.
-    let busy = matches!(&reply, Ok(bytes) if wire::decode::<Reply<SignedEnvelope>>(bytes, Protocol::Attest.limits().1)
-        .is_ok_and(|r| matches!(r.result, Err(Refusal::RateLimited))));
     let verdict = match reply {
         Err(transport) => Err((Quarantine::NoAnswer, "no_answer", transport)),
-        Ok(_) if busy => Err((Quarantine::NoAnswer, "no_answer", "peer busy".to_string())),
-        Ok(bytes) => judge_answer(&bytes, &node, &challenge, &policy, received_at_ms)
-            .map_err(|e| (Quarantine::BadEvidence(e.clone()), "bad_evidence", e)),
+        Ok(bytes) => judge_answer(&bytes, &node, &challenge, &policy, received_at_ms),
     };
     let Some(p) = state.peers.get_mut(&node) else {
         return;
@@ -176,18 +171,25 @@ pub(super) fn judge(
     }
 }
 
-/// Decodes and checks a peer's answer to `challenge`.
+/// Decodes and checks a peer's answer to `challenge`; on failure, the quarantine it earns, its
+/// metric label and the reason.
 fn judge_answer(
     bytes: &[u8],
     node: &NodeId,
     challenge: &Challenge,
     policy: &AttestationPolicy,
     received_at_ms: u64,
-) -> Result<protocols::attestation::Evidence, String> {
+) -> Result<protocols::attestation::Evidence, (Quarantine, &'static str, String)> {
+    let bad = |e: String| (Quarantine::BadEvidence(e.clone()), "bad_evidence", e);
     let reply: Reply<SignedEnvelope> =
-        wire::decode(bytes, Protocol::Attest.limits().1).map_err(|e| e.to_string())?;
-    let envelope = reply.result.map_err(|r| format!("peer refused: {r}"))?;
-    check_evidence(&envelope, node, challenge, policy, received_at_ms).map_err(|e| e.to_string())
+        wire::decode(bytes, Protocol::Attest.limits().1).map_err(|e| bad(e.to_string()))?;
+    let envelope = reply.result.map_err(|r| match r {
+        // Too busy to look at the challenge (its busy reply): it has not answered yet either.
+        Refusal::RateLimited => (Quarantine::NoAnswer, "no_answer", "peer busy".to_string()),
+        r => bad(format!("peer refused: {r}")),
+    })?;
+    check_evidence(&envelope, node, challenge, policy, received_at_ms)
+        .map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]
