@@ -3,7 +3,7 @@
 //! handshake, a connection closed at once and a Noise handshake with the wrong pre-shared key.
 //! Each is refused with a log line naming the connection and the reason, while the listener keeps
 //! listening (decision 0033); afterwards a real `tunnel connect` with the session's ticket still
-//! carries a message.
+//! carries a message, and a second listener with `--idle-timeout` closes a quiet channel.
 
 mod common;
 
@@ -34,11 +34,13 @@ fn refusal_of(log: &StderrLines, s: &TcpStream, reason: &str) -> String {
     line
 }
 
-fn listen(addr: &str, ticket: &Path, dir: &Path) -> Child {
+fn listen(addr: &str, ticket: &Path, dir: &Path, extra: &[&str]) -> Child {
     entroshard()
         .args(["tunnel", "listen", addr, "--ticket"])
         .arg(ticket)
-        .args(["--handshake-timeout", HANDSHAKE_TIMEOUT_S, "--data-dir"])
+        .args(["--handshake-timeout", HANDSHAKE_TIMEOUT_S])
+        .args(extra)
+        .arg("--data-dir")
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -78,7 +80,7 @@ fn hostile_connections_to_a_tunnel_are_refused_by_name_and_the_listener_still_se
     create_session(dir.path(), &ticket, 3, 2, &["--label", "tunnel"]);
 
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut listener = Proc(listen(&addr, &ticket, dir.path()));
+    let mut listener = Proc(listen(&addr, &ticket, dir.path(), &[]));
     let log = StderrLines::watch(&mut listener.0);
     log.wait_for(&["listening on"]);
 
@@ -142,16 +144,7 @@ fn hostile_connections_to_a_tunnel_are_refused_by_name_and_the_listener_still_se
     );
 
     // The session's own ticket still opens the channel, and a message crosses it.
-    let mut connector = entroshard()
-        .args(["tunnel", "connect", &addr, "--ticket"])
-        .arg(&ticket)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut connector = tunnel_connect(&addr, &ticket, dir.path());
     connector
         .stdin
         .take()
@@ -177,5 +170,34 @@ fn hostile_connections_to_a_tunnel_are_refused_by_name_and_the_listener_still_se
     assert_eq!(got, "still here after the noise\n");
     log.wait_for(&["channel up"]);
     drop((silent, garbage, oversized, truncated, closed, wrong_key));
+
+    // A channel that carries nothing is closed by a listener with --idle-timeout (exit status 1,
+    // the reason logged); the connector, whose stdin stays open, sees its end.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut quiet_listener = Proc(listen(&addr, &ticket, dir.path(), &["--idle-timeout", "1"]));
+    let quiet_log = StderrLines::watch(&mut quiet_listener.0);
+    quiet_log.wait_for(&["listening on"]);
+    let mut quiet = Proc(tunnel_connect(&addr, &ticket, dir.path()));
+    let quiet_stdin = quiet.0.stdin.take();
+    quiet_log.wait_for(&["channel up"]);
+    let line = quiet_log.wait_for(&["no message either way for 1s"]);
+    let status = quiet_listener.0.wait().unwrap();
+    assert!(!status.success(), "an idle channel ended well: {line}");
+    drop(quiet_stdin);
+    let status = quiet.0.wait().unwrap();
+    assert!(status.success(), "the connector of a closed channel failed");
     drop(peers);
+}
+
+fn tunnel_connect(addr: &str, ticket: &Path, dir: &Path) -> Child {
+    entroshard()
+        .args(["tunnel", "connect", addr, "--ticket"])
+        .arg(ticket)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }

@@ -197,50 +197,127 @@ pub fn apply(
     })
 }
 
-/// Serves the admin socket. The socket file is created with mode 0600.
+/// How long a connection may take to send its command before it is dropped.
+pub const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Admin connections served at once; a connection beyond them is closed at once.
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// Bounds on the admin socket's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLimits {
+    /// Time to send the command (the answer is not bounded: `status` waits for the loop).
+    pub read_deadline: std::time::Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        Self {
+            read_deadline: READ_DEADLINE,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serves the admin socket with the default [`AdminLimits`]. The socket file is created with
+/// mode 0600.
 pub async fn serve(
     path: &Path,
     db: Arc<CoordinatorDb>,
     to_loop: mpsc::Sender<AdminRequest>,
 ) -> std::io::Result<()> {
+    serve_with(path, db, to_loop, AdminLimits::default()).await
+}
+
+/// Serves the admin socket: each connection sends one command within `limits.read_deadline`
+/// and gets one answer; at most `limits.max_connections` are served at once. Refused
+/// connections (too many, too slow, a bad frame) are logged and closed; the socket keeps serving.
+pub async fn serve_with(
+    path: &Path,
+    db: Arc<CoordinatorDb>,
+    to_loop: mpsc::Sender<AdminRequest>,
+    limits: AdminLimits,
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or similar: wait instead of spinning on the error.
+                    tracing::warn!(error = %e, "admin socket: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    "admin socket: connection refused, too many at once"
+                );
+                drop(stream);
                 continue;
             };
             let (db, to_loop) = (db.clone(), to_loop.clone());
             tokio::spawn(async move {
-                let Ok(call) = read_frame::<AdminCall, _>(&mut stream).await else {
-                    return;
-                };
-                let answer = match call {
-                    AdminCall::Status => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = to_loop.send(AdminRequest::Status(tx)).await;
-                        rx.await
-                            .map(AdminAnswer::Status)
-                            .unwrap_or_else(|_| AdminAnswer::Error("coordinator stopping".into()))
+                let _slot = slot;
+                let call = match tokio::time::timeout(
+                    limits.read_deadline,
+                    read_frame::<AdminCall, _>(&mut stream),
+                )
+                .await
+                {
+                    Ok(Ok(call)) => call,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "admin socket: command refused");
+                        return;
                     }
-                    call => match tokio::task::spawn_blocking(move || apply(&db, &call)).await {
-                        Ok(Ok((answer, update))) => {
-                            if let Some(update) = update {
-                                let _ = to_loop.send(update).await;
-                            }
-                            answer
-                        }
-                        Ok(Err(e)) => AdminAnswer::Error(e),
-                        Err(e) => AdminAnswer::Error(e.to_string()),
-                    },
+                    Err(_) => {
+                        tracing::warn!(
+                            deadline = ?limits.read_deadline,
+                            "admin socket: no command within the deadline, connection closed"
+                        );
+                        return;
+                    }
                 };
+                let answer = answer(call, db, &to_loop).await;
                 let _ = write_frame(&mut stream, &answer).await;
             });
         }
     });
     Ok(())
+}
+
+/// Carries out one command, asking the running loop where it must.
+async fn answer(
+    call: AdminCall,
+    db: Arc<CoordinatorDb>,
+    to_loop: &mpsc::Sender<AdminRequest>,
+) -> AdminAnswer {
+    match call {
+        AdminCall::Status => {
+            let (tx, rx) = oneshot::channel();
+            let _ = to_loop.send(AdminRequest::Status(tx)).await;
+            rx.await
+                .map(AdminAnswer::Status)
+                .unwrap_or_else(|_| AdminAnswer::Error("coordinator stopping".into()))
+        }
+        call => match tokio::task::spawn_blocking(move || apply(&db, &call)).await {
+            Ok(Ok((answer, update))) => {
+                if let Some(update) = update {
+                    let _ = to_loop.send(update).await;
+                }
+                answer
+            }
+            Ok(Err(e)) => AdminAnswer::Error(e),
+            Err(e) => AdminAnswer::Error(e.to_string()),
+        },
+    }
 }
 
 /// Sends one command to a running coordinator's socket.
@@ -321,5 +398,50 @@ mod tests {
         let garbage = framed(&[0xff, 0x00, 0x13]);
         let err = futures::executor::block_on(read_admin_call(&mut &garbage[..])).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    /// Reads until the server closes the connection; true if it did within `within`.
+    async fn closed_by_server(stream: &mut tokio::net::UnixStream, within: Duration) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(within, stream.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn silent_surplus_and_garbage_connections_are_closed_and_the_socket_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(CoordinatorDb::open(&dir.path().join("c.redb")).unwrap());
+        let (to_loop, _from_admin) = mpsc::channel(4);
+        let path = dir.path().join("admin.sock");
+        let limits = AdminLimits {
+            read_deadline: Duration::from_millis(400),
+            max_connections: 2,
+        };
+        serve_with(&path, db, to_loop, limits).await.unwrap();
+
+        let mut silent_a = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let mut silent_b = tokio::net::UnixStream::connect(&path).await.unwrap();
+        // Both slots are held: a third connection is closed at once, long before the deadline.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut surplus = tokio::net::UnixStream::connect(&path).await.unwrap();
+        assert!(closed_by_server(&mut surplus, Duration::from_millis(200)).await);
+        // The silent ones are closed at the deadline, not before.
+        assert!(!closed_by_server(&mut silent_a, Duration::from_millis(100)).await);
+        assert!(closed_by_server(&mut silent_a, Duration::from_secs(2)).await);
+        assert!(closed_by_server(&mut silent_b, Duration::from_secs(2)).await);
+
+        let mut garbage = tokio::net::UnixStream::connect(&path).await.unwrap();
+        garbage
+            .write_all(&framed(&[0xff, 0x00, 0x13]))
+            .await
+            .unwrap();
+        assert!(closed_by_server(&mut garbage, Duration::from_secs(2)).await);
+
+        let answer = call(&path, &AdminCall::Sessions).await.unwrap();
+        assert!(matches!(answer, AdminAnswer::Sessions(s) if s.is_empty()));
     }
 }

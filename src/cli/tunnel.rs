@@ -3,7 +3,8 @@
 //!
 //! The listener runs one channel: it accepts connections until one completes the handshake
 //! (each attempt bounded by `--handshake-timeout`, at most [`MAX_PENDING_HANDSHAKES`] at once),
-//! logs every refused attempt and keeps listening (decision 0033).
+//! logs every refused attempt and keeps listening (decision 0033). An established channel is
+//! closed after `--idle-timeout` seconds without a message either way (off by default).
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
@@ -42,11 +43,15 @@ pub struct TunnelArgs {
     /// Seconds a connection has to complete the handshake before it is dropped.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub handshake_timeout: f64,
+    /// Close the channel (exit status 1) after this many seconds without a message in either
+    /// direction; 0 keeps it open however long it is quiet, like `nc`.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub idle_timeout: f64,
     #[command(flatten)]
     pub dir: super::requester::RequesterDir,
 }
 
-async fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<Vec<u8>>> {
+async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> anyhow::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 2];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -163,6 +168,111 @@ fn handshake_timeout(seconds: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `--idle-timeout`: None for 0 (never).
+fn idle_timeout(seconds: f64) -> anyhow::Result<Option<Duration>> {
+    if !(seconds.is_finite() && (0.0..=86_400.0).contains(&seconds)) {
+        bail!("--idle-timeout must be between 0 (never) and 86400 seconds, not {seconds}");
+    }
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// When the channel last carried a message, in either direction.
+struct LastActivity {
+    start: tokio::time::Instant,
+    elapsed_ms: std::sync::atomic::AtomicU64,
+}
+
+impl LastActivity {
+    fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            elapsed_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.elapsed_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Returns once `idle` has passed without a [`touch`](Self::touch).
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.elapsed_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let deadline = self.start + Duration::from_millis(last) + idle;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// Pipes stdin into the channel and the channel to stdout until both directions end, or until
+/// `idle` passes without a message either way.
+async fn run_channel(
+    stream: TcpStream,
+    transport: snow::TransportState,
+    idle: Option<Duration>,
+) -> anyhow::Result<()> {
+    let transport = Arc::new(std::sync::Mutex::new(transport));
+    let activity = LastActivity::new();
+    let (mut rd, mut wr) = stream.into_split();
+    let t_out = transport.clone();
+    let upstream = async {
+        let mut stdin = tokio::io::stdin();
+        let mut plain = vec![0u8; CHUNK];
+        let mut cipher = vec![0u8; 65_535];
+        loop {
+            let n = stdin.read(&mut plain).await?;
+            if n == 0 {
+                wr.shutdown().await?;
+                return anyhow::Ok(());
+            }
+            let m = t_out
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .write_message(&plain[..n], &mut cipher)?;
+            write_frame(&mut wr, &cipher[..m]).await?;
+            activity.touch();
+        }
+    };
+    let downstream = async {
+        let mut stdout = tokio::io::stdout();
+        let mut plain = vec![0u8; 65_535];
+        while let Some(frame) = read_frame(&mut rd).await? {
+            activity.touch();
+            let n = transport
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .read_message(&frame, &mut plain)
+                .context("a message did not authenticate")?;
+            stdout.write_all(&plain[..n]).await?;
+            stdout.flush().await?;
+        }
+        anyhow::Ok(())
+    };
+    let idle_expired = async {
+        match idle {
+            Some(idle) => {
+                activity.idle_for(idle).await;
+                idle
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        (up, down) = async { tokio::join!(upstream, downstream) } => {
+            if let Err(e) = down {
+                bail!("channel: {e}");
+            }
+            up
+        }
+        idle = idle_expired => bail!("channel closed: no message either way for {idle:?} (--idle-timeout)"),
+    }
+}
+
 /// Accepts connections until one completes the handshake as responder, and returns it. Every
 /// refused attempt (wrong key, garbage, closed early, too slow) is logged with its address and
 /// reason; the listener keeps listening. At most [`MAX_PENDING_HANDSHAKES`] run at once.
@@ -222,6 +332,7 @@ pub fn run(command: TunnelCommand) -> anyhow::Result<()> {
             TunnelCommand::Connect(a) => (true, a),
         };
         let timeout = handshake_timeout(args.handshake_timeout)?;
+        let idle = idle_timeout(args.idle_timeout)?;
         let (key, _) = super::requester::fetch_key(&args.dir.data_dir, &args.ticket).await?;
         let key = Arc::new(key);
         let (stream, transport) = if initiator {
@@ -242,53 +353,10 @@ pub fn run(command: TunnelCommand) -> anyhow::Result<()> {
             eprintln!("listening on {}", listener.local_addr()?);
             accept_channel(&listener, &key, timeout).await
         };
-        let transport = Arc::new(std::sync::Mutex::new(transport));
         eprintln!(
             "channel up (Noise NNpsk0, key fingerprint {})",
             key.fingerprint()
         );
-        let (mut rd, mut wr) = stream.into_split();
-        let t_out = transport.clone();
-        let upstream = async move {
-            let mut stdin = tokio::io::stdin();
-            let mut plain = vec![0u8; CHUNK];
-            let mut cipher = vec![0u8; 65_535];
-            loop {
-                let n = stdin.read(&mut plain).await?;
-                if n == 0 {
-                    wr.shutdown().await?;
-                    return anyhow::Ok(());
-                }
-                let m = t_out
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .write_message(&plain[..n], &mut cipher)?;
-                write_frame(&mut wr, &cipher[..m]).await?;
-            }
-        };
-        let downstream = async move {
-            let mut stdout = tokio::io::stdout();
-            let mut plain = vec![0u8; 65_535];
-            loop {
-                let mut len = [0u8; 2];
-                if rd.read_exact(&mut len).await.is_err() {
-                    return anyhow::Ok(());
-                }
-                let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                rd.read_exact(&mut frame).await?;
-                let n = transport
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .read_message(&frame, &mut plain)
-                    .context("a message did not authenticate")?;
-                stdout.write_all(&plain[..n]).await?;
-                stdout.flush().await?;
-            }
-        };
-        let (up, down) = tokio::join!(upstream, downstream);
-        if let Err(e) = down {
-            bail!("channel: {e}");
-        }
-        up
+        run_channel(stream, transport, idle).await
     })
 }
