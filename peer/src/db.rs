@@ -222,10 +222,34 @@ pub fn begin_durable(db: &Database) -> Result<WriteTransaction, redb::Error> {
     Ok(txn)
 }
 
+thread_local! {
+    /// Set while [`guarded`] runs on this thread: its panics are expected and reported as errors.
+    static EXPECTING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that stays silent for panics [`guarded`] catches
+/// (their message ends up in the error) and hands every other panic to the hook it replaced.
+fn silence_guarded_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !EXPECTING_PANIC.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs `f`, turning a panic into [`DbError::Corrupt`]: redb documents that opening a file
-/// damaged outside redb may panic rather than return an error.
+/// damaged outside redb may panic rather than return an error. The panic is not printed (no
+/// backtrace before the clear message); panics elsewhere print as before.
 fn guarded<T>(path: &Path, op: &str, f: impl FnOnce() -> T) -> Result<T, DbError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+    silence_guarded_panics();
+    EXPECTING_PANIC.with(|e| e.set(true));
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    EXPECTING_PANIC.with(|e| e.set(false));
+    outcome.map_err(|payload| {
         let msg = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_string())
