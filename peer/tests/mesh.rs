@@ -155,3 +155,80 @@ async fn request_to_a_stopped_node_fails_with_a_typed_error() {
         .unwrap_err();
     assert!(matches!(err, node::NodeError::Request { .. }), "{err:?}");
 }
+
+/// A node whose owner stops reading drops the gossip it cannot hand over, and counts every
+/// message it dropped: delivered + counted = sent. A request meanwhile is answered busy, counted.
+#[tokio::test]
+async fn gossip_an_owner_cannot_take_is_counted_as_dropped() {
+    const SENT: usize = 40;
+    const CAPACITY: usize = 4;
+    let (a, mut a_events, _) = start(5, "/ip4/127.0.0.1/tcp/0", false).await;
+    let key = NodeKey::from_secret_bytes(&[6; 32]);
+    let config = NodeConfig {
+        channel_capacity: CAPACITY,
+        ..NodeConfig::network(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+    };
+    let (b, mut b_events) = node::start(&key, config).await.unwrap();
+    let b_addr = timeout(DEADLINE, async {
+        loop {
+            if let Some(NodeEvent::Listening(addr)) = b_events.recv().await {
+                return addr.with(libp2p::multiaddr::Protocol::P2p(b.peer_id()));
+            }
+        }
+    })
+    .await
+    .expect("node listens");
+    a.dial(b_addr.clone()).await.unwrap();
+    timeout(DEADLINE, async {
+        loop {
+            match a_events.recv().await {
+                Some(NodeEvent::Subscribed { topic, .. }) if topic == STATUS_TOPIC => return,
+                Some(_) => continue,
+                None => panic!("node stopped"),
+            }
+        }
+    })
+    .await
+    .expect("b subscribes");
+    // b's owner reads nothing from here on, until the messages are out.
+    for i in 0..SENT {
+        a.publish(STATUS_TOPIC, format!("message {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let dropped = b.dropped();
+    timeout(DEADLINE, async {
+        while dropped.gossip() < (SENT - CAPACITY) as u64 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "only {} gossip messages counted as dropped",
+            dropped.gossip()
+        )
+    });
+    let reply = a
+        .request(Protocol::Fetch, b.peer_id(), vec![b_addr], b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(reply, protocols::wire::busy_reply());
+    assert_eq!(dropped.requests(), 1);
+    let mut delivered = 0u64;
+    timeout(DEADLINE, async {
+        while delivered + dropped.gossip() < SENT as u64 {
+            if let Some(NodeEvent::Gossip { .. }) = b_events.recv().await {
+                delivered += 1;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{delivered} delivered + {} dropped of {SENT}",
+            dropped.gossip()
+        )
+    });
+    assert_eq!(delivered + dropped.gossip(), SENT as u64);
+}

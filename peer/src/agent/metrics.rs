@@ -127,7 +127,20 @@ impl PeerMetrics {
     }
 }
 
-/// Serves `GET /metrics` and `GET /health` on `addr` (bind it to loopback or a management network).
-pub async fn serve(addr: SocketAddr, metrics: Arc<PeerMetrics>) -> std::io::Result<SocketAddr> {
-    crate::metrics_http::serve(addr, Arc::new(move || metrics.render())).await
+/// Serves `GET /metrics` and `GET /health` on `addr` (bind it to loopback or a management network):
+/// the agent's figures and the events its node dropped.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<PeerMetrics>,
+    dropped: Arc<crate::node::DroppedEvents>,
+) -> std::io::Result<SocketAddr> {
+    crate::metrics_http::serve(
+        addr,
+        Arc::new(move || {
+            let mut out = metrics.render();
+            dropped.render(&mut out);
+            out
+        }),
+    )
+    .await
 }

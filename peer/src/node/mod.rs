@@ -13,7 +13,7 @@ mod transport;
 pub use behaviour::{CONTRIBUTIONS_TOPIC, STATUS_TOPIC};
 pub use codec::RequestFrame;
 pub use config::{NodeConfig, Protocol, TransportKind};
-pub use swarm_task::{GossipVerdict, NodeEvent, NodeHandle, Responder};
+pub use swarm_task::{DroppedEvents, GossipVerdict, NodeEvent, NodeHandle, Responder};
 
 use libp2p::Multiaddr;
 use protocols::identity::NodeKey;

@@ -10,6 +10,8 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -121,11 +123,62 @@ enum Command {
     Shutdown,
 }
 
+/// Events the node could not hand to its owner because the owner's event channel was full (or
+/// the owner gone). A dropped gossip message is reported `Ignore` (not forwarded, no penalty), a
+/// dropped request is answered busy, and any other event (connected, disconnected, a ping) is lost.
+#[derive(Debug, Default)]
+pub struct DroppedEvents {
+    gossip: AtomicU64,
+    requests: AtomicU64,
+    other: AtomicU64,
+}
+
+impl DroppedEvents {
+    fn count(&self, event: &NodeEvent) {
+        let counter = match event {
+            NodeEvent::Gossip { .. } => &self.gossip,
+            NodeEvent::Request { .. } => &self.requests,
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gossip messages dropped (neither validated nor forwarded).
+    pub fn gossip(&self) -> u64 {
+        self.gossip.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered busy without being read.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Other events dropped.
+    pub fn other(&self) -> u64 {
+        self.other.load(Ordering::Relaxed)
+    }
+
+    /// Appends `entroshard_node_events_dropped_total{kind}` in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = "entroshard_node_events_dropped_total";
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (kind, n) in [
+            ("gossip", self.gossip()),
+            ("request", self.requests()),
+            ("other", self.other()),
+        ] {
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
+        }
+    }
+}
+
 /// A cheap, cloneable handle to a running node.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
+    dropped: Arc<DroppedEvents>,
 }
 
 /// Gossip validation outcome.
@@ -143,6 +196,11 @@ impl NodeHandle {
     /// This node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Events dropped because the owner did not keep up.
+    pub fn dropped(&self) -> Arc<DroppedEvents> {
+        self.dropped.clone()
     }
 
     async fn call<T>(
@@ -230,11 +288,14 @@ pub(super) async fn spawn(
 ) -> (NodeHandle, mpsc::Receiver<NodeEvent>) {
     let (cmd_tx, cmd_rx) = mpsc::channel(config.channel_capacity);
     let (event_tx, event_rx) = mpsc::channel(config.channel_capacity);
+    let dropped = Arc::new(DroppedEvents::default());
     let handle = NodeHandle {
         peer_id: *swarm.local_peer_id(),
         commands: cmd_tx.clone(),
+        dropped: dropped.clone(),
     };
     let task = SwarmTask {
+        dropped,
         swarm,
         commands: cmd_rx,
         command_tx: cmd_tx.downgrade(),
@@ -246,6 +307,7 @@ pub(super) async fn spawn(
 }
 
 struct SwarmTask {
+    dropped: Arc<DroppedEvents>,
     swarm: Swarm<MeshBehaviour>,
     commands: mpsc::Receiver<Command>,
     command_tx: mpsc::WeakSender<Command>,
@@ -334,9 +396,11 @@ impl SwarmTask {
     }
 
     /// Hands an event to the owner without waiting; returns it back when the channel is full.
+    /// Hands `event` to the owner without waiting; a full channel gives it back, counted.
     fn offer(&self, event: NodeEvent) -> Result<(), Box<NodeEvent>> {
         self.events.try_send(event).map_err(|e| match e {
             mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
+                self.dropped.count(&ev);
                 Box::new(ev)
             }
         })
