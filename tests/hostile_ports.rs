@@ -390,6 +390,13 @@ async fn hostile_bytes_on_every_port_are_refused_counted_and_survived() {
         "{coord_text}"
     );
 
+    for text in [&holder_text, &coord_text] {
+        assert!(
+            text.contains("entroshard_node_events_dropped_total{kind=\"gossip\"}"),
+            "{text}"
+        );
+    }
+
     // Both keep serving, with bounded memory.
     assert_eq!(
         a.fetch(&a.ticket(session).await.unwrap()).await.unwrap(),
