@@ -129,6 +129,8 @@ pub struct Fleet {
     rng: StdRng,
     /// Why lying devices' publications failed, counted by error.
     pub lie_failures: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
+    /// Events the nodes of stopped devices had dropped (their owner was behind).
+    dropped_by_stopped: crate::report::DroppedCounts,
 }
 
 fn pick<'a>(rng: &mut StdRng, items: &'a [Weighted]) -> &'a str {
@@ -156,6 +158,7 @@ impl Fleet {
             ctx,
             store_dir,
             lie_failures: Arc::default(),
+            dropped_by_stopped: crate::report::DroppedCounts::default(),
         };
         let roles = fleet.draw_roles(count);
         for role in roles {
@@ -285,7 +288,7 @@ impl Fleet {
             self.start(index).await
         } else if !should_run {
             if let Some(running) = p.running.take() {
-                stop(running).await;
+                stop(running, &mut self.dropped_by_stopped).await;
             }
             Ok(())
         } else {
@@ -297,16 +300,50 @@ impl Fleet {
     pub async fn stop_all(&mut self) {
         for p in &mut self.peers {
             if let Some(running) = p.running.take() {
-                stop(running).await;
+                stop(running, &mut self.dropped_by_stopped).await;
             }
         }
     }
+
+    /// Events dropped by every device's node so far, stopped or running.
+    pub fn dropped_events(&self) -> crate::report::DroppedCounts {
+        let mut total = self.dropped_by_stopped.clone();
+        for running in self.peers.iter().filter_map(|p| p.running.as_ref()) {
+            total.add(&running.agent.node.dropped());
+        }
+        total
+    }
+
+    /// What device `index` sees now, if it runs: its connections, contributions sent and the
+    /// events its node dropped (to tell why the coordinator never heard a device).
+    pub async fn device_view(&self, index: usize) -> Option<crate::report::DeviceView> {
+        let running = self.peers.get(index)?.running.as_ref()?;
+        let node = &running.agent.node;
+        let mut dropped = crate::report::DroppedCounts::default();
+        dropped.add(&node.dropped());
+        let connected = node.connected_peers().await.ok()?;
+        let coordinator = self.ctx.coordinator.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        });
+        Some(crate::report::DeviceView {
+            connections: connected.len(),
+            connected_to_coordinator: coordinator.is_some_and(|c| connected.contains(&c)),
+            contributions_sent: running
+                .agent
+                .metrics
+                .contributions_sent
+                .load(Ordering::Relaxed),
+            dropped,
+        })
+    }
 }
 
-async fn stop(running: Running) {
+async fn stop(running: Running, dropped: &mut crate::report::DroppedCounts) {
     for t in &running.tasks {
         t.abort();
     }
+    dropped.add(&running.agent.node.dropped());
     running.agent.stop().await;
 }
 

@@ -305,6 +305,17 @@ pub async fn run(
         .sample(&fleet, &coordinator, &db, &workload.stats, nk)
         .await;
     let run_s = t0.elapsed().as_secs_f64();
+    facts.coordinator_dropped.add(&coordinator.node.dropped());
+    facts.devices_dropped = fleet.dropped_events();
+    for p in fleet
+        .peers
+        .iter()
+        .filter(|p| matches!(p.role, crate::Role::Byzantine(_)))
+    {
+        if let Some(view) = fleet.device_view(p.index).await {
+            facts.device_views.insert(p.index, view);
+        }
+    }
     facts.rss_baseline_mib = rss_baseline;
     facts.rss_after_start_mib = rss_after_start;
     facts.startup_s = startup_s;

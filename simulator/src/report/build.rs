@@ -303,9 +303,14 @@ pub fn build(
                     quarantine: line.and_then(|l| l.quarantine.clone()),
                     refusals: line.map(|l| l.refusals.clone()).unwrap_or_default(),
                     heartbeat_age_s: line.and_then(|l| l.heartbeat_age_s),
+                    view: facts.device_views.get(&p.index).cloned(),
                 })
             })
             .collect(),
+        node_events_dropped: BTreeMap::from([
+            ("coordinator".to_string(), facts.coordinator_dropped.clone()),
+            ("devices".to_string(), facts.devices_dropped.clone()),
+        ]),
         lie_publish_failures: fleet
             .lie_failures
             .lock()

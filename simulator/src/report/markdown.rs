@@ -115,6 +115,14 @@ pub fn render(r: &Report, plots: &[(String, String)]) -> String {
             ),
         ),
         (
+            "events dropped by nodes whose loop was behind (gossip / requests / other)".into(),
+            r.node_events_dropped
+                .iter()
+                .map(|(who, d)| format!("{who}: {} / {} / {}", d.gossip, d.requests, d.other))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (
             "memory (RSS, /proc/self/status)".into(),
             format!(
                 "coordinator alone {:.0} MiB, all devices up {:.0} MiB, peak {:.0} MiB: {:.0} KiB per device ({:.0} at peak)",

@@ -46,6 +46,45 @@ pub struct RunFacts {
     pub joined: u64,
     /// Partitions and outages.
     pub events: Vec<AppliedEvent>,
+    /// Events the coordinator's node dropped because its loop was behind.
+    pub coordinator_dropped: DroppedCounts,
+    /// Events the devices' nodes dropped, over the whole run.
+    pub devices_dropped: DroppedCounts,
+    /// What each misbehaving device saw at the end (only those still running).
+    pub device_views: BTreeMap<usize, DeviceView>,
+}
+
+/// Events a node could not hand to its owner (see `peer::node::DroppedEvents`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DroppedCounts {
+    /// Gossip messages neither validated nor forwarded.
+    pub gossip: u64,
+    /// Requests answered busy.
+    pub requests: u64,
+    /// Connection and ping events.
+    pub other: u64,
+}
+
+impl DroppedCounts {
+    /// Adds a node's counters.
+    pub fn add(&mut self, d: &peer::node::DroppedEvents) {
+        self.gossip += d.gossip();
+        self.requests += d.requests();
+        self.other += d.other();
+    }
+}
+
+/// One device's own view at the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// Open connections of its node.
+    pub connections: usize,
+    /// Whether one of them is to the coordinator.
+    pub connected_to_coordinator: bool,
+    /// Contributions it published (this boot).
+    pub contributions_sent: u64,
+    /// Events its node dropped (this boot).
+    pub dropped: DroppedCounts,
 }
 
 /// Quantiles of a set of values.
@@ -191,6 +230,8 @@ pub struct Undetected {
     pub refusals: BTreeMap<String, u64>,
     /// Seconds since its last heartbeat, at the end.
     pub heartbeat_age_s: Option<u64>,
+    /// What the device itself saw at the end, if it ran.
+    pub view: Option<DeviceView>,
 }
 
 /// A device's credited entropy.
@@ -291,6 +332,9 @@ pub struct Report {
     /// Publications of biased and replaying devices that failed, by error.
     #[serde(default)]
     pub lie_publish_failures: BTreeMap<String, u64>,
+    /// Events nodes dropped because their owner was behind: the coordinator's, and all devices'.
+    #[serde(default)]
+    pub node_events_dropped: BTreeMap<String, DroppedCounts>,
     /// Every quarantine.
     pub quarantines: Vec<QuarantineLine>,
     /// Every misbehaving device caught.

@@ -119,6 +119,7 @@ fn made_up() -> Report {
         clone_pairs: Vec::new(),
         undetected: Vec::new(),
         lie_publish_failures: BTreeMap::new(),
+        node_events_dropped: BTreeMap::new(),
         honest_named_bad_share: 0,
         quarantines,
         detections,
