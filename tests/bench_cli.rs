@@ -16,7 +16,15 @@ fn positive(doc: &Value, pointer: &str) -> f64 {
 #[test]
 fn a_short_bench_prints_positive_figures_as_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_entroshard"))
-        .args(["bench", "--requests", "20", "--cold", "3", "--json"])
+        .args([
+            "bench",
+            "--requests",
+            "20",
+            "--cold",
+            "3",
+            "--no-large",
+            "--json",
+        ])
         .output()
         .expect("the entroshard binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -35,8 +43,13 @@ fn a_short_bench_prints_positive_figures_as_json() {
     assert_eq!(doc.pointer("/bare/warm/samples"), Some(&Value::from(20)));
     assert_eq!(doc.pointer("/bare/cold/samples"), Some(&Value::from(3)));
 
+    assert_eq!(doc.pointer("/bare_fan_out/0/k"), Some(&Value::from(3)));
+    for kind in ["warm", "cold"] {
+        positive(&doc, &format!("/bare_fan_out/0/{kind}/p50_ms"));
+    }
+
     let fetch = doc["fetch"].as_array().expect("fetch is a list");
-    assert_eq!(fetch.len(), 1, "only (5,3) without --large: {fetch:?}");
+    assert_eq!(fetch.len(), 1, "only (5,3) with --no-large: {fetch:?}");
     assert_eq!(
         (fetch[0]["n"].as_u64(), fetch[0]["k"].as_u64()),
         (Some(5), Some(3))

@@ -30,6 +30,8 @@ pub(crate) struct BareFigures {
 pub(crate) struct FanOutFigures {
     /// Probes sent at once.
     pub k: usize,
+    /// Peers running in the fleet meanwhile.
+    pub peers: usize,
     /// Time until all k answered, on warm connections.
     pub warm: LatencySummary,
     /// The same from a new node per sample: k QUIC handshakes at once, then the probes.
@@ -53,9 +55,10 @@ async fn fan_out_round(
 }
 
 /// `samples` rounds of one probe to each of `targets` at once on one warm node, then
-/// `cold_samples` rounds each from a new node.
+/// `cold_samples` rounds each from a new node; `peers` run in the fleet meanwhile.
 pub(crate) async fn measure_fan_out(
     targets: &[BareTarget],
+    peers: usize,
     samples: usize,
     cold_samples: usize,
     deadline: &Deadline,
@@ -78,6 +81,7 @@ pub(crate) async fn measure_fan_out(
     }
     Ok(FanOutFigures {
         k: targets.len(),
+        peers,
         warm: LatencySummary::of(&warm).context("no fan-out samples")?,
         cold: LatencySummary::of(&cold).context("no cold fan-out samples")?,
     })

@@ -2,7 +2,7 @@
 //! processes (4 regions, 3 operators, simulated sources, one loopback address per peer: see
 //! `fleet_layout`), then measures in order: the bare QUIC
 //! request/response round trip, fetch latency of a (5,3) session against it, sessions per second,
-//! rotation time, and with `--large` fetch latency of a (16,11) session after growing the fleet to
+//! rotation time, and (unless `--no-large`) fetch latency of a (16,11) session after growing the fleet to
 //! at least 18 peers (a (16,11) quorum allows ≤ 5 holders per region and ≤ 10 per operator, so it
 //! needs 4 regions and a margin of spare peers). RSS comes last. Progress goes to stderr, the
 //! table (or `--json`) to stdout.
@@ -45,9 +45,9 @@ pub struct BenchArgs {
     /// Cold samples (a fresh node per sample) of the bare round trip and of each fetch.
     #[arg(long, default_value_t = 30)]
     pub cold: usize,
-    /// Also measure a (16,11) fetch, after growing the fleet to max(--peers, 18).
+    /// Skip the (16,11) fetch (it grows the fleet to max(--peers, 18) peers and takes longest).
     #[arg(long)]
-    pub large: bool,
+    pub no_large: bool,
     /// Measure the coordinator's RSS with this many live sessions (0: skip; it takes long).
     #[arg(long, default_value_t = 0)]
     pub sessions: u64,
@@ -118,20 +118,58 @@ async fn measure_everything(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
-/// Grows the fleet to max(--peers, 18), measures the bare round trip again on it, creates a
-/// (16,11) session and measures its fetches against that bare figure.
+/// The fan-out floor of a k-share fetch on the fleet as it is: k probes at once to its first k peers.
+async fn measure_fan_out(
+    fleet: &Fleet,
+    k: usize,
+    args: &BenchArgs,
+    deadline: &Deadline,
+) -> anyhow::Result<bare::FanOutFigures> {
+    let targets: Vec<bare::BareTarget> = fleet
+        .peers
+        .iter()
+        .take(k)
+        .map(|p| bare::BareTarget {
+            peer: p.peer_id,
+            quic: p.quic.clone(),
+        })
+        .collect();
+    ensure!(targets.len() == k, "fewer than {k} peers for the fan-out");
+    progress(&format!("bare fan-out: {k} probes at once to {k} peers"));
+    bare::measure_fan_out(
+        &targets,
+        fleet.peers.len(),
+        args.requests,
+        args.cold,
+        deadline,
+    )
+    .await
+}
+
+/// What the (16,11) part measures: the grown fleet's size, its bare round trip and fan-out floor,
+/// and the fetch.
+struct LargeFigures {
+    peers: usize,
+    bare: bare::BareFigures,
+    fan_out: bare::FanOutFigures,
+    fetch: fetch_latency::FetchFigures,
+}
+
+/// Grows the fleet to max(--peers, 18), measures the bare round trip and the 11-probe fan-out
+/// floor again on it, creates a (16,11) session and measures its fetches against them.
 async fn measure_large(
     fleet: &mut Fleet,
     args: &BenchArgs,
     setup: &fetch_latency::FetchSetup<'_>,
     bare_target: &bare::BareTarget,
-) -> anyhow::Result<(usize, bare::BareFigures, fetch_latency::FetchFigures)> {
+) -> anyhow::Result<LargeFigures> {
     let total = args.peers.max(LARGE_PEERS);
     progress(&format!("growing the fleet to {total} peers for (16,11)"));
     fleet.grow_to(total).await?;
     fleet_layout::wait_until_all_eligible(fleet, setup.deadline).await?;
     progress(&format!("bare round trips again with {total} peers"));
     let bare = bare::measure(bare_target, args.requests, args.cold, setup.deadline).await?;
+    let fan_out = measure_fan_out(fleet, 11, args, setup.deadline).await?;
     let large = fetch_latency::create_session_when_ready(
         setup.requester,
         fetch_latency::policy(16, 11, "bench-fetch-large"),
@@ -140,8 +178,13 @@ async fn measure_large(
     .await?;
     progress("fetch (16,11): warm and cold");
     let samples = (args.requests, args.cold);
-    let figures = fetch_latency::measure(setup, &large, samples, &bare, total).await?;
-    Ok((total, bare, figures))
+    let fetch = fetch_latency::measure(setup, &large, samples, &bare, total).await?;
+    Ok(LargeFigures {
+        peers: total,
+        bare,
+        fan_out,
+        fetch,
+    })
 }
 
 async fn measure_on(
@@ -179,17 +222,7 @@ async fn measure_on(
         args.requests, args.cold
     ));
     let bare = bare::measure(&bare_target, args.requests, args.cold, deadline).await?;
-    let fan_targets: Vec<bare::BareTarget> = fleet
-        .peers
-        .iter()
-        .take(3)
-        .map(|p| bare::BareTarget {
-            peer: p.peer_id,
-            quic: p.quic.clone(),
-        })
-        .collect();
-    progress("bare fan-out: 3 probes at once to 3 peers");
-    let fan_out = bare::measure_fan_out(&fan_targets, args.requests, args.cold, deadline).await?;
+    let fan_out = measure_fan_out(fleet, 3, args, deadline).await?;
 
     progress("creating a (5,3) session (waiting for the pool)");
     let small = fetch_latency::create_session_when_ready(
@@ -225,17 +258,19 @@ async fn measure_on(
     .await?;
 
     let mut live_sessions = 1 + sessions.created;
-    let large = if args.large {
+    let large = if !args.no_large {
         let measured = measure_large(fleet, args, &setup, &bare_target).await?;
         live_sessions += 1;
         Some(measured)
     } else {
         None
     };
+    let mut bare_fan_out = vec![fan_out];
     let (peers_large, bare_large) = match large {
-        Some((peers, bare, figures)) => {
-            fetch.push(figures);
-            (Some(peers), Some(bare))
+        Some(large) => {
+            fetch.push(large.fetch);
+            bare_fan_out.push(large.fan_out);
+            (Some(large.peers), Some(large.bare))
         }
         None => (None, None),
     };
@@ -283,7 +318,7 @@ async fn measure_on(
             },
         },
         bare,
-        bare_fan_out: fan_out,
+        bare_fan_out,
         bare_large,
         fetch,
         sessions,

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub(crate) struct Setup {
     /// Peers for the bare, (5,3), session-rate and rotation parts.
     pub peers: usize,
-    /// Peers for the (16,11) part (`--large`), if it ran.
+    /// Peers for the (16,11) part (skipped with `--no-large`), if it ran.
     pub peers_large: Option<usize>,
     /// Regions the peers are spread over.
     pub regions: usize,
@@ -71,9 +71,11 @@ pub(crate) struct BenchReport {
     pub setup: Setup,
     /// Bare QUIC request/response with `--peers` peers.
     pub bare: BareFigures,
-    /// k bare probes at once to k peers: the fan-out floor of a (5,3) fetch.
-    pub bare_fan_out: super::bare::FanOutFigures,
-    /// Bare QUIC request/response again on the grown fleet (`--large`), what (16,11) is compared with.
+    /// k bare probes at once to k peers: the fan-out floor of a (5,3) fetch, and of a (16,11)
+    /// fetch on the grown fleet.
+    pub bare_fan_out: Vec<super::bare::FanOutFigures>,
+    /// Bare QUIC request/response again on the grown fleet (unless `--no-large`), what (16,11) is
+    /// compared with.
     pub bare_large: Option<BareFigures>,
     /// Fetch latencies per (n, k).
     pub fetch: Vec<FetchFigures>,
@@ -149,35 +151,35 @@ impl BenchReport {
             out.push(latency_row(&what("warm"), &bare.warm, None));
             out.push(latency_row(&what("cold"), &bare.cold, None));
         }
-        let fan = &self.bare_fan_out;
-        out.push(latency_row(
-            &format!("bare x{} at once, {} peers, warm", fan.k, s.peers),
-            &fan.warm,
-            None,
-        ));
-        out.push(latency_row(
-            &format!("bare x{} at once, {} peers, cold", fan.k, s.peers),
-            &fan.cold,
-            None,
-        ));
+        for fan in &self.bare_fan_out {
+            let what = |kind: &str| format!("bare x{} at once, {} peers, {kind}", fan.k, fan.peers);
+            out.push(latency_row(&what("warm"), &fan.warm, None));
+            out.push(latency_row(&what("cold"), &fan.cold, None));
+        }
         for f in &self.fetch {
             let what = |kind: &str| format!("fetch ({},{}) {} peers, {kind}", f.n, f.k, f.peers);
             out.push(latency_row(&what("warm"), &f.warm.latency, Some(&f.warm)));
             out.push(latency_row(&what("cold"), &f.cold.latency, Some(&f.cold)));
         }
         if s.peers_large.is_none() {
-            out.push("  fetch (16,11): not run (--large runs it after growing the fleet to max(--peers, 18))".into());
+            out.push("  fetch (16,11): not run (--no-large)".into());
         }
-        // The fetch whose k matches the fan-out floor's, against that floor (decision 0037).
-        for f in self.fetch.iter().filter(|f| usize::from(f.k) == fan.k) {
-            out.push(format!(
-                "  fetch ({},{}) / bare x{} at once (p50): warm {:.2}x, cold {:.2}x",
-                f.n,
-                f.k,
-                fan.k,
-                super::stats::ratio(f.warm.latency.p50_ms, fan.warm.p50_ms),
-                super::stats::ratio(f.cold.latency.p50_ms, fan.cold.p50_ms)
-            ));
+        // Each fetch against the fan-out floor of its k on the same fleet (decision 0037).
+        for f in &self.fetch {
+            let floor = self
+                .bare_fan_out
+                .iter()
+                .find(|fan| fan.k == usize::from(f.k) && fan.peers == f.peers);
+            if let Some(fan) = floor {
+                out.push(format!(
+                    "  fetch ({},{}) / bare x{} at once (p50): warm {:.2}x, cold {:.2}x",
+                    f.n,
+                    f.k,
+                    fan.k,
+                    super::stats::ratio(f.warm.latency.p50_ms, fan.warm.p50_ms),
+                    super::stats::ratio(f.cold.latency.p50_ms, fan.cold.p50_ms)
+                ));
+            }
         }
         out.push(
             "  goal: fetch / bare x k at once <= 1.5 warm and cold (decision 0037; fetch/bare is shown for reference)"
