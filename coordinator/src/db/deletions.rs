@@ -62,6 +62,37 @@ impl OwedDeletion {
 }
 
 impl CoordinatorDb {
+    /// Removes, inside `txn`, every deletion owed for `session`; returns how many there were.
+    pub(super) fn drop_owed_of(
+        &self,
+        txn: &redb::WriteTransaction,
+        session: &SessionId,
+        op: &'static str,
+    ) -> Result<usize, DbError> {
+        let mut table = match txn.open_table(OWED_DELETIONS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(self.err(op, e)),
+        };
+        let first = OwedDeletion {
+            session: *session,
+            epoch: 0,
+            node: NodeId([0; 32]),
+        }
+        .key();
+        let last = OwedDeletion {
+            session: *session,
+            epoch: Epoch::MAX,
+            node: NodeId([0xff; 32]),
+        }
+        .key();
+        let removed = table
+            .extract_from_if::<&[u8; 52], _>(&first..=&last, |_, _| true)
+            .map_err(|e| self.err(op, e))?
+            .count();
+        Ok(removed)
+    }
+
     /// Every deletion still owed, in (session, epoch, node) order.
     pub fn owed_deletions(&self) -> Result<Vec<OwedDeletion>, DbError> {
         const OP: &str = "listing owed deletions";

@@ -35,12 +35,25 @@ impl CoordinatorDb {
             .collect()
     }
 
-    /// Deletes the session `id`, durably; `false` if there was none. Its pending epoch, if any,
-    /// is left to [`Self::delete_pending_epoch`].
+    /// Deletes the session `id` at its expiry, durably; `false` if there was none. Deletions
+    /// still owed for it go in the same transaction: every share of a session expires with it and
+    /// holders delete expired shares themselves, so a holder that never came back is owed nothing
+    /// more (decision 0030). Its pending epoch, if any, is left to
+    /// [`Self::delete_pending_epoch`].
     pub fn delete_session(&self, id: &SessionId) -> Result<bool, DbError> {
-        let removed = self.remove("deleting a session", SESSIONS, &id.0)?;
-        if removed {
-            debug!(session = %id, "session deleted");
+        const OP: &str = "deleting a session";
+        let (removed, dropped) = self.write(OP, |txn| {
+            let removed = txn
+                .open_table(SESSIONS)
+                .map_err(|e| self.err(OP, e))?
+                .remove(&id.0)
+                .map_err(|e| self.err(OP, e))?
+                .is_some();
+            let dropped = self.drop_owed_of(txn, id, OP)?;
+            Ok(((removed, dropped), removed || dropped > 0))
+        })?;
+        if removed || dropped > 0 {
+            debug!(session = %id, owed_deletions_dropped = dropped, "session deleted");
         }
         Ok(removed)
     }

@@ -421,3 +421,29 @@ fn committing_an_epoch_records_its_owed_deletions_in_the_same_transaction() {
     );
     assert_eq!(db.owed_deletions().unwrap(), owed.to_vec());
 }
+
+#[test]
+fn deleting_an_expired_session_drops_the_deletions_owed_for_it_and_no_others() {
+    let (_dir, path) = temp_path();
+    let db = CoordinatorDb::open(&path).unwrap();
+    let owed = |s: u8, epoch: u32, node: u8| OwedDeletion {
+        session: SessionId([s; 16]),
+        epoch,
+        node: NodeId([node; 32]),
+    };
+    for s in [2u8, 3] {
+        db.put_pending_epoch(&pending(s, 1)).unwrap();
+        let rows = [owed(s, 0, 7), owed(s, 0, 0xff), owed(s, 1, 8)];
+        db.commit_epoch_owing(&session(s, 1, 0), &rows).unwrap();
+    }
+    assert_eq!(db.owed_deletions().unwrap().len(), 6);
+    assert!(db.delete_session(&SessionId([2; 16])).unwrap());
+    assert_eq!(
+        db.owed_deletions().unwrap(),
+        vec![owed(3, 0, 7), owed(3, 0, 0xff), owed(3, 1, 8)]
+    );
+    drop(db);
+    let db = CoordinatorDb::open(&path).unwrap();
+    assert_eq!(db.owed_deletions().unwrap().len(), 3, "durable");
+    assert!(db.session(&SessionId([3; 16])).unwrap().is_some());
+}
