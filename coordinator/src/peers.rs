@@ -4,7 +4,7 @@ use libp2p::Multiaddr;
 use protocols::ids::NodeId;
 use protocols::quorum::{PeerRecord, Power};
 use protocols::wire::{SourceHealth, StatusHeartbeat};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Why a peer is quarantined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +52,6 @@ pub struct PeerState {
     pub last_seq: Option<u64>,
     /// Challenges answered and sent (for reachability).
     pub answered: (u32, u32),
-    /// Last ping round trip.
-    pub rtt_ms: Option<u32>,
     /// Bits credited from this peer, ever.
     pub credited_bits: u64,
     /// Contributions from this peer that were not credited, by reason.
@@ -72,7 +70,6 @@ impl PeerState {
             quarantine: None,
             last_seq: None,
             answered: (0, 0),
-            rtt_ms: None,
             credited_bits: 0,
             refusals: BTreeMap::new(),
         }
@@ -169,13 +166,22 @@ impl PeerTable {
             .collect()
     }
 
-    /// The quorum table: only trusted peers count as attested.
+    /// The quorum table: only trusted peers count as attested; `round_trips` are the node's last
+    /// ping round trips by PeerId.
     pub fn quorum_table(
         &self,
         now_ms: u64,
         validity_ms: u64,
         shares_held: &BTreeMap<NodeId, u32>,
+        round_trips: &HashMap<libp2p::PeerId, std::time::Duration>,
     ) -> Vec<PeerRecord> {
+        let rtt_ms: HashMap<NodeId, u32> = round_trips
+            .iter()
+            .filter_map(|(remote, rtt)| {
+                let node = peer::identity::node_id(remote)?;
+                Some((node, u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX)))
+            })
+            .collect();
         self.peers
             .iter()
             .map(|(node, p)| {
@@ -198,7 +204,7 @@ impl PeerTable {
                     } else {
                         answered as f32 / sent as f32
                     },
-                    rtt_ms: p.rtt_ms,
+                    rtt_ms: rtt_ms.get(node).copied(),
                     shares_held: shares_held.get(node).copied().unwrap_or(0),
                 }
             })

@@ -113,7 +113,23 @@ async fn exchange(listen_a: &str, listen_b: &str, memory: bool) {
         .await
         .unwrap();
     assert_eq!(reply, format!("oversized {}", big.len()).into_bytes());
+    // Ping round trips are kept in a table (no event per ping), and dropped with the connection.
+    timeout(DEADLINE, async {
+        while !a.round_trips().contains_key(&b.peer_id()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a ping round trip to b is recorded");
     server.abort();
+    b.shutdown().await;
+    timeout(DEADLINE, async {
+        while a.round_trips().contains_key(&b.peer_id()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("b's round trip is forgotten once its connection closed");
 }
 
 #[tokio::test]

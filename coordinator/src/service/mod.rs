@@ -391,11 +391,6 @@ async fn on_event(
                 .respond(wire::encode(&Reply::<()>::refused(Refusal::Unauthorized)))
                 .await;
         }
-        NodeEvent::Rtt { peer, rtt } => {
-            if let Some(p) = peer::identity::node_id(&peer).and_then(|n| state.peers.get_mut(&n)) {
-                p.rtt_ms = Some(u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX));
-            }
-        }
         NodeEvent::Connected(peer) => {
             // A newly connected enrolled peer that is not trusted now is challenged at once
             // rather than in its slice.

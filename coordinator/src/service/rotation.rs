@@ -92,7 +92,10 @@ pub(super) fn start(
     let k = record.commitments.threshold();
     let now = now_ms();
     let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
-    let table = state.peers.quorum_table(now, validity, &state.shares_held);
+    let table =
+        state
+            .peers
+            .quorum_table(now, validity, &state.shares_held, &ctx.node.round_trips());
     let mut exclude: BTreeSet<NodeId> = state.intake.flagged().clone();
     exclude.extend(
         state

@@ -80,7 +80,10 @@ pub(super) async fn create(
     }
     let now = now_ms();
     let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
-    let table = state.peers.quorum_table(now, validity, &state.shares_held);
+    let table =
+        state
+            .peers
+            .quorum_table(now, validity, &state.shares_held, &ctx.node.round_trips());
     let quorum_policy = QuorumPolicy {
         heartbeat_max_age_ms: (ctx.config.heartbeat_max_age_s * 1000.0) as u64,
         ..QuorumPolicy::default()

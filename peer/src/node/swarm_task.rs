@@ -55,13 +55,6 @@ pub enum NodeEvent {
         /// Topic name.
         topic: String,
     },
-    /// A ping round trip to `peer`.
-    Rtt {
-        /// Remote.
-        peer: PeerId,
-        /// Round trip.
-        rtt: Duration,
-    },
 }
 
 /// Answers one inbound request.
@@ -179,7 +172,13 @@ pub struct NodeHandle {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     dropped: Arc<DroppedEvents>,
+    round_trips: RoundTrips,
 }
+
+/// The last ping round trip to each connected peer, kept by the swarm task (a table the owner
+/// reads when it needs it, not an event per ping: a coordinator of 10,000 peers would get 700
+/// a second).
+type RoundTrips = Arc<std::sync::Mutex<HashMap<PeerId, Duration>>>;
 
 /// Gossip validation outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +195,14 @@ impl NodeHandle {
     /// This node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The last ping round trip to each connected peer.
+    pub fn round_trips(&self) -> HashMap<PeerId, Duration> {
+        self.round_trips
+            .lock()
+            .map(|rtts| rtts.clone())
+            .unwrap_or_default()
     }
 
     /// Events dropped because the owner did not keep up.
@@ -289,13 +296,16 @@ pub(super) async fn spawn(
     let (cmd_tx, cmd_rx) = mpsc::channel(config.channel_capacity);
     let (event_tx, event_rx) = mpsc::channel(config.channel_capacity);
     let dropped = Arc::new(DroppedEvents::default());
+    let round_trips = RoundTrips::default();
     let handle = NodeHandle {
         peer_id: *swarm.local_peer_id(),
         commands: cmd_tx.clone(),
         dropped: dropped.clone(),
+        round_trips: round_trips.clone(),
     };
     let task = SwarmTask {
         dropped,
+        round_trips,
         swarm,
         commands: cmd_rx,
         command_tx: cmd_tx.downgrade(),
@@ -308,6 +318,7 @@ pub(super) async fn spawn(
 
 struct SwarmTask {
     dropped: Arc<DroppedEvents>,
+    round_trips: RoundTrips,
     swarm: Swarm<MeshBehaviour>,
     commands: mpsc::Receiver<Command>,
     command_tx: mpsc::WeakSender<Command>,
@@ -395,7 +406,6 @@ impl SwarmTask {
         }
     }
 
-    /// Hands an event to the owner without waiting; returns it back when the channel is full.
     /// Hands `event` to the owner without waiting; a full channel gives it back, counted.
     fn offer(&self, event: NodeEvent) -> Result<(), Box<NodeEvent>> {
         self.events.try_send(event).map_err(|e| match e {
@@ -424,6 +434,9 @@ impl SwarmTask {
                 num_established: 0,
                 ..
             } => {
+                if let Ok(mut rtts) = self.round_trips.lock() {
+                    rtts.remove(&peer_id);
+                }
                 let _ = self.offer(NodeEvent::Disconnected(peer_id));
             }
             _ => {}
@@ -473,7 +486,9 @@ impl SwarmTask {
                 result: Ok(rtt),
                 ..
             }) => {
-                let _ = self.offer(NodeEvent::Rtt { peer, rtt });
+                if let Ok(mut rtts) = self.round_trips.lock() {
+                    rtts.insert(peer, rtt);
+                }
             }
             MeshBehaviourEvent::Attest(e) => self.on_rr_event(Protocol::Attest, e),
             MeshBehaviourEvent::Store(e) => self.on_rr_event(Protocol::Store, e),
