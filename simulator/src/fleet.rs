@@ -315,26 +315,39 @@ impl Fleet {
     }
 
     /// What device `index` sees now, if it runs: its connections, contributions sent and the
-    /// events its node dropped (to tell why the coordinator never heard a device).
-    pub async fn device_view(&self, index: usize) -> Option<crate::report::DeviceView> {
+    /// events its node dropped, with what the coordinator's node (`coordinator`, whose open
+    /// connections are `coordinator_peers`) knows of it — to tell why the coordinator never
+    /// heard a device.
+    pub async fn device_view(
+        &self,
+        index: usize,
+        coordinator: &peer::node::NodeHandle,
+        coordinator_peers: &std::collections::HashSet<libp2p::PeerId>,
+    ) -> Option<crate::report::DeviceView> {
         let running = self.peers.get(index)?.running.as_ref()?;
         let node = &running.agent.node;
         let mut dropped = crate::report::DroppedCounts::default();
         dropped.add(&node.dropped());
         let connected = node.connected_peers().await.ok()?;
-        let coordinator = self.ctx.coordinator.iter().find_map(|p| match p {
+        let coordinator_id = self.ctx.coordinator.iter().find_map(|p| match p {
             libp2p::multiaddr::Protocol::P2p(id) => Some(id),
             _ => None,
         });
         Some(crate::report::DeviceView {
             connections: connected.len(),
-            connected_to_coordinator: coordinator.is_some_and(|c| connected.contains(&c)),
+            connected_to_coordinator: coordinator_id.is_some_and(|c| connected.contains(&c)),
             contributions_sent: running
                 .agent
                 .metrics
                 .contributions_sent
                 .load(Ordering::Relaxed),
             dropped,
+            coordinator_connected: coordinator_peers.contains(&node.peer_id()),
+            coordinator_gossip_score: coordinator
+                .gossip_score(node.peer_id())
+                .await
+                .ok()
+                .flatten(),
         })
     }
 }

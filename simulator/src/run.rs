@@ -307,12 +307,22 @@ pub async fn run(
     let run_s = t0.elapsed().as_secs_f64();
     facts.coordinator_dropped.add(&coordinator.node.dropped());
     facts.devices_dropped = fleet.dropped_events();
+    let coordinator_peers: std::collections::HashSet<_> = coordinator
+        .node
+        .connected_peers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     for p in fleet
         .peers
         .iter()
         .filter(|p| matches!(p.role, crate::Role::Byzantine(_)))
     {
-        if let Some(view) = fleet.device_view(p.index).await {
+        if let Some(view) = fleet
+            .device_view(p.index, &coordinator.node, &coordinator_peers)
+            .await
+        {
             facts.device_views.insert(p.index, view);
         }
     }

@@ -113,6 +113,10 @@ enum Command {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    GossipScore {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<f64>>,
+    },
     Shutdown,
 }
 
@@ -283,6 +287,12 @@ impl NodeHandle {
         self.call(|reply| Command::ConnectedPeers { reply }).await
     }
 
+    /// This node's gossipsub score of `peer` (below -80 its gossip is ignored), if it knows it.
+    pub async fn gossip_score(&self, peer: PeerId) -> Result<Option<f64>, NodeError> {
+        self.call(|reply| Command::GossipScore { peer, reply })
+            .await
+    }
+
     /// Stops the swarm task.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown).await;
@@ -401,6 +411,9 @@ impl SwarmTask {
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::GossipScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
             Command::Shutdown => {}
         }

@@ -85,6 +85,10 @@ pub struct DeviceView {
     pub contributions_sent: u64,
     /// Events its node dropped (this boot).
     pub dropped: DroppedCounts,
+    /// Whether the coordinator's node has a connection to it.
+    pub coordinator_connected: bool,
+    /// The coordinator's gossipsub score of it (its gossip is ignored below -80).
+    pub coordinator_gossip_score: Option<f64>,
 }
 
 /// Quantiles of a set of values.
