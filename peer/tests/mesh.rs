@@ -248,3 +248,100 @@ async fn gossip_an_owner_cannot_take_is_counted_as_dropped() {
     });
     assert_eq!(delivered + dropped.gossip(), SENT as u64);
 }
+
+/// A → C → B in a line, all subscribed; A publishes, C's owner accepts. Returns whether B got
+/// the message within `wait`.
+async fn passes_through(c_is_sink: bool, seed: u8, wait: Duration) -> bool {
+    let node_at = |seed: u8, sink: bool| async move {
+        let key = NodeKey::from_secret_bytes(&[seed; 32]);
+        let mut config = NodeConfig::network(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+        config.gossip_sink = sink;
+        let (node, mut events) = node::start(&key, config).await.unwrap();
+        let addr = timeout(DEADLINE, async {
+            loop {
+                if let Some(NodeEvent::Listening(a)) = events.recv().await {
+                    return a.with(libp2p::multiaddr::Protocol::P2p(node.peer_id()));
+                }
+            }
+        })
+        .await
+        .expect("node listens");
+        (node, events, addr)
+    };
+    let (a, mut a_events, _) = node_at(seed, false).await;
+    let (c, mut c_events, c_addr) = node_at(seed + 1, c_is_sink).await;
+    let (b, mut b_events, _) = node_at(seed + 2, false).await;
+    a.dial(c_addr.clone()).await.unwrap();
+    b.dial(c_addr).await.unwrap();
+    // Wait until C has both in its mesh view: each subscribed on C's side.
+    let mut subscribed = std::collections::HashSet::new();
+    timeout(DEADLINE, async {
+        while subscribed.len() < 2 {
+            if let Some(NodeEvent::Subscribed { peer, topic }) = c_events.recv().await
+                && topic == STATUS_TOPIC
+            {
+                subscribed.insert(peer);
+            }
+        }
+    })
+    .await
+    .expect("a and b subscribe on c");
+    timeout(DEADLINE, async {
+        loop {
+            if let Some(NodeEvent::Subscribed { topic, .. }) = a_events.recv().await
+                && topic == STATUS_TOPIC
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("c subscribes on a");
+    // Let gossipsub's heartbeat graft the mesh.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.publish(STATUS_TOPIC, b"consumed at c".to_vec())
+        .await
+        .unwrap();
+    let at_c = timeout(DEADLINE, async {
+        loop {
+            if let Some(NodeEvent::Gossip {
+                id,
+                propagation_source,
+                ..
+            }) = c_events.recv().await
+            {
+                return (id, propagation_source);
+            }
+        }
+    })
+    .await
+    .expect("c receives the message");
+    c.report_gossip(at_c.0, at_c.1, node::GossipVerdict::Accept)
+        .await
+        .unwrap();
+    let got = timeout(wait, async {
+        loop {
+            if let Some(NodeEvent::Gossip { .. }) = b_events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok();
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_gossip_sink_consumes_what_it_accepts_and_a_relay_forwards_it() {
+    assert!(
+        passes_through(false, 20, DEADLINE).await,
+        "a relay forwards an accepted message"
+    );
+    assert!(
+        !passes_through(true, 30, Duration::from_secs(3)).await,
+        "a sink forwarded an accepted message"
+    );
+}

@@ -198,7 +198,7 @@ async fn start(
         })
         .await
         .map_err(|e| e.to_string())??;
-    let node_config = node_config.unwrap_or_else(|| {
+    let mut node_config = node_config.unwrap_or_else(|| {
         let mut c = NodeConfig::network(
             config
                 .listen
@@ -209,6 +209,8 @@ async fn start(
         c.kad_server = true;
         c
     });
+    // The coordinator reads every contribution and heartbeat; nobody needs them after it.
+    node_config.gossip_sink = true;
     let (node, events) = node::start(&key, node_config)
         .await
         .map_err(|e| e.to_string())?;

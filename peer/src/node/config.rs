@@ -99,6 +99,12 @@ pub struct NodeConfig {
     /// connected to; the simulator makes most devices leaves so thousands of them do not all
     /// validate every message.
     pub gossip_subscribe: bool,
+    /// Gossip ends here: a message the owner accepts is consumed, not forwarded (reported to
+    /// gossipsub as `Ignore`, which carries no penalty). The coordinator is the only reader of
+    /// contributions and heartbeats; forwarding them back into the mesh cost it a pass over every
+    /// connected peer per message (libp2p's `forward_msg`), a fifth of its loop's time at 10,000
+    /// devices.
+    pub gossip_sink: bool,
     /// Most established connections in total; past it new ones are refused (`None`: no bound).
     pub max_established: Option<u32>,
     /// Most connections in negotiation (either direction) at once (`None`: no bound).
@@ -133,6 +139,7 @@ impl NodeConfig {
             idle_timeout: Duration::from_secs(60),
             channel_capacity: 256,
             gossip_subscribe: true,
+            gossip_sink: false,
             max_established: None,
             max_pending: None,
             // libp2p's defaults, stated here so the low-memory profile reads as a diff.

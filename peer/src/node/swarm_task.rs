@@ -174,6 +174,7 @@ impl DroppedEvents {
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     peer_id: PeerId,
+    gossip_sink: bool,
     commands: mpsc::Sender<Command>,
     dropped: Arc<DroppedEvents>,
     round_trips: RoundTrips,
@@ -258,6 +259,7 @@ impl NodeHandle {
         verdict: GossipVerdict,
     ) -> Result<(), NodeError> {
         let acceptance = match verdict {
+            GossipVerdict::Accept if self.gossip_sink => MessageAcceptance::Ignore,
             GossipVerdict::Accept => MessageAcceptance::Accept,
             GossipVerdict::Reject => MessageAcceptance::Reject,
             GossipVerdict::Ignore => MessageAcceptance::Ignore,
@@ -309,6 +311,7 @@ pub(super) async fn spawn(
     let round_trips = RoundTrips::default();
     let handle = NodeHandle {
         peer_id: *swarm.local_peer_id(),
+        gossip_sink: config.gossip_sink,
         commands: cmd_tx.clone(),
         dropped: dropped.clone(),
         round_trips: round_trips.clone(),
