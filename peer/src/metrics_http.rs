@@ -34,6 +34,22 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8
     Ok(head)
 }
 
+/// Serves a daemon's metrics: what `render` writes, then the events its `node` dropped
+/// (`entroshard_node_events_dropped_total`). See [`serve`].
+pub async fn serve_with_node(
+    addr: SocketAddr,
+    node: &crate::node::NodeHandle,
+    render: impl Fn() -> String + Send + Sync + 'static,
+) -> std::io::Result<SocketAddr> {
+    let dropped = node.dropped();
+    let render = move || {
+        let mut out = render();
+        dropped.render(&mut out);
+        out
+    };
+    serve(addr, Arc::new(render)).await
+}
+
 /// Serves `GET /metrics` (from `render`) and `GET /health` on `addr`; returns the bound address.
 /// Bind it to loopback or a management network: it has no authentication.
 pub async fn serve(addr: SocketAddr, render: Render) -> std::io::Result<SocketAddr> {

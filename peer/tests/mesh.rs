@@ -1,6 +1,6 @@
 //! Real nodes on loopback (TCP and QUIC) and on the memory transport: gossip and request-response.
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, STATUS_TOPIC};
 use protocols::identity::NodeKey;
 use std::time::Duration;
@@ -14,13 +14,21 @@ async fn start(
     listen: &str,
     transport_memory: bool,
 ) -> (NodeHandle, mpsc::Receiver<NodeEvent>, Multiaddr) {
-    let key = NodeKey::from_secret_bytes(&[seed; 32]);
     let addr: Multiaddr = listen.parse().unwrap();
     let config = if transport_memory {
         NodeConfig::memory(vec![addr])
     } else {
         NodeConfig::network(vec![addr])
     };
+    start_with(seed, config).await
+}
+
+/// Starts a node with `config` and waits for its first listen address (with `/p2p/`).
+async fn start_with(
+    seed: u8,
+    config: NodeConfig,
+) -> (NodeHandle, mpsc::Receiver<NodeEvent>, Multiaddr) {
+    let key = NodeKey::from_secret_bytes(&[seed; 32]);
     let (handle, mut events) = node::start(&key, config).await.unwrap();
     let listening = timeout(DEADLINE, async {
         loop {
@@ -35,6 +43,28 @@ async fn start(
     (handle, events, full)
 }
 
+/// A network node on 127.0.0.1 over TCP.
+fn tcp_config() -> NodeConfig {
+    NodeConfig::network(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+}
+
+/// Waits for the next peer that subscribes to the status topic on `events`' node.
+async fn next_status_subscriber(events: &mut mpsc::Receiver<NodeEvent>) -> PeerId {
+    timeout(DEADLINE, async {
+        loop {
+            match events.recv().await {
+                Some(NodeEvent::Subscribed { peer, topic }) if topic == STATUS_TOPIC => {
+                    return peer;
+                }
+                Some(_) => continue,
+                None => panic!("node stopped"),
+            }
+        }
+    })
+    .await
+    .expect("a peer subscribes")
+}
+
 /// Waits until `b` subscribed on `a`'s side, publishes, then waits for `b` to receive it.
 async fn gossip_reaches(
     a: &NodeHandle,
@@ -42,17 +72,7 @@ async fn gossip_reaches(
     b_events: &mut mpsc::Receiver<NodeEvent>,
     payload: &[u8],
 ) {
-    timeout(DEADLINE, async {
-        loop {
-            match a_events.recv().await {
-                Some(NodeEvent::Subscribed { topic, .. }) if topic == STATUS_TOPIC => return,
-                Some(_) => continue,
-                None => panic!("node stopped"),
-            }
-        }
-    })
-    .await
-    .expect("the other node subscribes");
+    next_status_subscriber(a_events).await;
     a.publish(STATUS_TOPIC, payload.to_vec()).await.unwrap();
     let got = timeout(DEADLINE, async {
         loop {
@@ -179,33 +199,13 @@ async fn gossip_an_owner_cannot_take_is_counted_as_dropped() {
     const SENT: usize = 40;
     const CAPACITY: usize = 4;
     let (a, mut a_events, _) = start(5, "/ip4/127.0.0.1/tcp/0", false).await;
-    let key = NodeKey::from_secret_bytes(&[6; 32]);
     let config = NodeConfig {
         channel_capacity: CAPACITY,
-        ..NodeConfig::network(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+        ..tcp_config()
     };
-    let (b, mut b_events) = node::start(&key, config).await.unwrap();
-    let b_addr = timeout(DEADLINE, async {
-        loop {
-            if let Some(NodeEvent::Listening(addr)) = b_events.recv().await {
-                return addr.with(libp2p::multiaddr::Protocol::P2p(b.peer_id()));
-            }
-        }
-    })
-    .await
-    .expect("node listens");
+    let (b, mut b_events, b_addr) = start_with(6, config).await;
     a.dial(b_addr.clone()).await.unwrap();
-    timeout(DEADLINE, async {
-        loop {
-            match a_events.recv().await {
-                Some(NodeEvent::Subscribed { topic, .. }) if topic == STATUS_TOPIC => return,
-                Some(_) => continue,
-                None => panic!("node stopped"),
-            }
-        }
-    })
-    .await
-    .expect("b subscribes");
+    next_status_subscriber(&mut a_events).await;
     // b's owner reads nothing from here on, until the messages are out.
     for i in 0..SENT {
         a.publish(STATUS_TOPIC, format!("message {i}").into_bytes())
@@ -252,51 +252,20 @@ async fn gossip_an_owner_cannot_take_is_counted_as_dropped() {
 /// A → C → B in a line, all subscribed; A publishes, C's owner accepts. Returns whether B got
 /// the message within `wait`.
 async fn passes_through(c_is_sink: bool, seed: u8, wait: Duration) -> bool {
-    let node_at = |seed: u8, sink: bool| async move {
-        let key = NodeKey::from_secret_bytes(&[seed; 32]);
-        let mut config = NodeConfig::network(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let node_at = |seed: u8, sink: bool| {
+        let mut config = tcp_config();
         config.gossip_sink = sink;
-        let (node, mut events) = node::start(&key, config).await.unwrap();
-        let addr = timeout(DEADLINE, async {
-            loop {
-                if let Some(NodeEvent::Listening(a)) = events.recv().await {
-                    return a.with(libp2p::multiaddr::Protocol::P2p(node.peer_id()));
-                }
-            }
-        })
-        .await
-        .expect("node listens");
-        (node, events, addr)
+        start_with(seed, config)
     };
     let (a, mut a_events, _) = node_at(seed, false).await;
     let (c, mut c_events, c_addr) = node_at(seed + 1, c_is_sink).await;
     let (b, mut b_events, _) = node_at(seed + 2, false).await;
     a.dial(c_addr.clone()).await.unwrap();
     b.dial(c_addr).await.unwrap();
-    // Wait until C has both in its mesh view: each subscribed on C's side.
-    let mut subscribed = std::collections::HashSet::new();
-    timeout(DEADLINE, async {
-        while subscribed.len() < 2 {
-            if let Some(NodeEvent::Subscribed { peer, topic }) = c_events.recv().await
-                && topic == STATUS_TOPIC
-            {
-                subscribed.insert(peer);
-            }
-        }
-    })
-    .await
-    .expect("a and b subscribe on c");
-    timeout(DEADLINE, async {
-        loop {
-            if let Some(NodeEvent::Subscribed { topic, .. }) = a_events.recv().await
-                && topic == STATUS_TOPIC
-            {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("c subscribes on a");
+    // C has both subscribed on its side, and A has C.
+    let first = next_status_subscriber(&mut c_events).await;
+    assert_ne!(next_status_subscriber(&mut c_events).await, first);
+    next_status_subscriber(&mut a_events).await;
     // Let gossipsub's heartbeat graft the mesh.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     a.publish(STATUS_TOPIC, b"consumed at c".to_vec())

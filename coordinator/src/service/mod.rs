@@ -238,17 +238,10 @@ async fn start(
     let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
     let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
     if let Some(addr) = config.metrics {
-        let (render, dropped) = (metrics.clone(), node.dropped());
-        let bound = peer::metrics_http::serve(
-            addr,
-            Arc::new(move || {
-                let mut out = render.render();
-                dropped.render(&mut out);
-                out
-            }),
-        )
-        .await
-        .map_err(|e| format!("metrics on {addr}: {e}"))?;
+        let render = metrics.clone();
+        let bound = peer::metrics_http::serve_with_node(addr, &node, move || render.render())
+            .await
+            .map_err(|e| format!("metrics on {addr}: {e}"))?;
         tracing::info!(%bound, "serving /metrics and /health");
     }
     let ctx = Arc::new(Ctx {

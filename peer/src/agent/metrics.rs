@@ -132,15 +132,7 @@ impl PeerMetrics {
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<PeerMetrics>,
-    dropped: Arc<crate::node::DroppedEvents>,
+    node: &crate::node::NodeHandle,
 ) -> std::io::Result<SocketAddr> {
-    crate::metrics_http::serve(
-        addr,
-        Arc::new(move || {
-            let mut out = metrics.render();
-            dropped.render(&mut out);
-            out
-        }),
-    )
-    .await
+    crate::metrics_http::serve_with_node(addr, node, move || metrics.render()).await
 }

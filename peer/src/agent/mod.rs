@@ -215,7 +215,7 @@ pub async fn run_with_readiness(
     tracing::info!(peer = %node.peer_id(), node = %node_id, coordinator = %coordinator_peer, "peer agent started");
 
     if let Some(addr) = config.metrics {
-        metrics::serve(addr, metrics, node.dropped())
+        metrics::serve(addr, metrics, &node)
             .await
             .map_err(|e| AgentError::Sources(format!("metrics on {addr}: {e}")))?;
     }
