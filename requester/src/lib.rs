@@ -85,24 +85,23 @@ impl Requester {
         key: &NodeKey,
         coordinator_addr: Multiaddr,
     ) -> Result<Self, RequesterError> {
-        let mut config = NodeConfig::network(vec![
+        // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
+        let config = NodeConfig::client(vec![
             "/ip4/0.0.0.0/udp/0/quic-v1"
                 .parse()
                 .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
         ]);
-        config.kademlia = false;
-        // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
-        config.dial_concurrency = std::num::NonZeroU8::MIN;
         Self::connect_with(key, coordinator_addr, config).await
     }
 
     /// Like [`Self::connect`], on a node built from `config` (the simulator passes a
-    /// memory-transport config).
+    /// memory-transport config). A requester never subscribes to gossip, whatever `config` says.
     pub async fn connect_with(
         key: &NodeKey,
         coordinator_addr: Multiaddr,
-        config: NodeConfig,
+        mut config: NodeConfig,
     ) -> Result<Self, RequesterError> {
+        config.gossip_subscribe = false;
         let Some(libp2p::multiaddr::Protocol::P2p(coordinator)) = coordinator_addr.iter().last()
         else {
             return Err(RequesterError::BadCoordinator(coordinator_addr.to_string()));
