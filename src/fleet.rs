@@ -348,10 +348,45 @@ impl Fleet {
             .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", &self.settings.log_filter)
+            .env(EXIT_WITH_PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?)
+    }
+}
+
+/// Set by [`Fleet`] on every process it starts, to the starting process's id: a process that finds
+/// it set exits as soon as that process is gone, so an interrupted or killed `demo` or `bench`
+/// (SIGINT, SIGTERM, even SIGKILL, which runs no destructor) leaves no coordinator or peer behind.
+pub(crate) const EXIT_WITH_PARENT_ENV: &str = "ENTROSHARD_EXIT_WITH_PARENT";
+
+/// How often a fleet child checks that its parent is still there.
+const PARENT_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// When [`EXIT_WITH_PARENT_ENV`] names this process's parent, watches it from a thread and exits
+/// (status 1) once the parent is gone (this process re-parented). Does nothing otherwise.
+pub(crate) fn exit_with_parent() {
+    let Some(parent) = std::env::var(EXIT_WITH_PARENT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let watch = move || {
+        loop {
+            if std::os::unix::process::parent_id() != parent {
+                eprintln!("the process that started this one ({parent}) is gone; exiting");
+                std::process::exit(1);
+            }
+            std::thread::sleep(PARENT_CHECK);
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(watch)
+    {
+        eprintln!("cannot watch the parent process: {e}");
     }
 }
 

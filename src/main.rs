@@ -52,6 +52,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    fleet::exit_with_parent();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Peer(command) => cli::peer::run(command),

@@ -79,3 +79,63 @@ fn a_short_bench_prints_positive_figures_as_json() {
         "no progress on stderr:\n{stderr}"
     );
 }
+
+/// Process ids whose parent is `parent`, and the state letter of a process (None once gone).
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat_fields(*pid).is_some_and(|(_, ppid)| ppid == parent))
+        .collect()
+}
+
+/// (state, parent pid) of `pid` from /proc/PID/stat.
+fn stat_fields(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: read after the last ')'.
+    let mut rest = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+#[test]
+fn a_bench_killed_with_sigkill_leaves_no_coordinator_or_peer_running() {
+    use std::io::BufRead;
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_entroshard"))
+        .args(["bench", "--requests", "5", "--cold", "1", "--no-large"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the entroshard binary runs");
+    let stderr = bench.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("peers attested"));
+    assert!(started, "the bench never got its peers attested");
+    let children = children_of(bench.id());
+    assert!(
+        children.len() >= 8,
+        "a coordinator and 7 peers expected, found {children:?}"
+    );
+    bench.kill().unwrap();
+    bench.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let running: Vec<u32> = children
+            .iter()
+            .copied()
+            .filter(|pid| stat_fields(*pid).is_some_and(|(state, _)| state != 'Z'))
+            .collect();
+        if running.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 20 s after the bench was killed: {running:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
