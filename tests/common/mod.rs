@@ -18,7 +18,14 @@ pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The `entroshard` binary under test.
 pub fn entroshard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_entroshard"))
+    exits_with_this_test(Command::new(env!("CARGO_BIN_EXE_entroshard")))
+}
+
+/// Makes the process `command` starts exit once this test process is gone (a test binary killed
+/// by a timeout leaves no daemon behind).
+pub fn exits_with_this_test(mut command: Command) -> Command {
+    command.env("ENTROSHARD_EXIT_WITH_PARENT", std::process::id().to_string());
+    command
 }
 
 /// A child process killed with SIGKILL when dropped.
@@ -50,7 +57,7 @@ pub fn spawn_peer_exe(exe: &Path, data_dir: &Path) -> Proc {
         .append(true)
         .open(data_dir.join("peer.log"))
         .unwrap();
-    let child = Command::new(exe)
+    let child = exits_with_this_test(Command::new(exe))
         .args(["peer", "run", "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "info,peer=debug")
