@@ -7,13 +7,15 @@
 pub mod behaviour;
 pub mod codec;
 pub mod config;
+mod handle;
 mod swarm_task;
 mod transport;
 
 pub use behaviour::{CONTRIBUTIONS_TOPIC, STATUS_TOPIC};
 pub use codec::RequestFrame;
 pub use config::{NodeConfig, Protocol, TransportKind};
-pub use swarm_task::{DroppedEvents, GossipVerdict, NodeEvent, NodeHandle, Responder};
+pub use handle::{DroppedEvents, GossipVerdict, NodeHandle};
+pub use swarm_task::{NodeEvent, Responder};
 
 use libp2p::Multiaddr;
 use protocols::identity::NodeKey;
