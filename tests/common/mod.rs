@@ -24,7 +24,10 @@ pub fn entroshard() -> Command {
 /// Makes the process `command` starts exit once this test process is gone (a test binary killed
 /// by a timeout leaves no daemon behind).
 pub fn exits_with_this_test(mut command: Command) -> Command {
-    command.env("ENTROSHARD_EXIT_WITH_PARENT", std::process::id().to_string());
+    command.env(
+        "ENTROSHARD_EXIT_WITH_PARENT",
+        std::process::id().to_string(),
+    );
     command
 }
 

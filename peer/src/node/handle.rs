@@ -122,7 +122,7 @@ pub(super) type RoundTrips = Arc<std::sync::Mutex<HashMap<PeerId, Duration>>>;
 /// Gossip validation outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GossipVerdict {
-    /// Valid: forward it.
+    /// Valid: forward it (a node configured as a gossip sink consumes it instead).
     Accept,
     /// Invalid: drop it and penalise the sender.
     Reject,
