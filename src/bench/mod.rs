@@ -68,8 +68,35 @@ pub struct BenchArgs {
     pub deadline: Option<u64>,
 }
 
+/// The progress bar on a terminal; unset when stderr is not one (plain `[bench]` lines then).
+static BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// Starts the bar when stderr is a terminal, sized to the steps `args` will take.
+fn start_progress(args: &BenchArgs) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let steps = 10 + if args.no_large { 0 } else { 4 } + u64::from(args.sessions > 0);
+    let bar = indicatif::ProgressBar::new(steps);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{bar:24}] {pos}/{len} {elapsed_precise} {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let _ = BAR.set(bar);
+}
+
+/// One step of the bench: the bar moves on, or a plain line is written.
 fn progress(line: &str) {
-    eprintln!("[bench] {line}");
+    match BAR.get() {
+        Some(bar) => {
+            bar.inc(1);
+            bar.set_message(line.to_string());
+        }
+        None => eprintln!("[bench] {line}"),
+    }
 }
 
 /// Runs the benchmark.
@@ -89,7 +116,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(measure_everything(&args))?;
+    start_progress(&args);
+    let measured = runtime.block_on(measure_everything(&args));
+    if let Some(bar) = BAR.get() {
+        bar.finish_and_clear();
+    }
+    let report = measured?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
