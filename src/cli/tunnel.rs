@@ -216,10 +216,10 @@ async fn run_channel(
     transport: snow::TransportState,
     idle: Option<Duration>,
 ) -> anyhow::Result<()> {
-    let transport = Arc::new(std::sync::Mutex::new(transport));
+    // Both directions run in this one task; the lock only keeps each Noise call exclusive.
+    let transport = std::sync::Mutex::new(transport);
     let activity = LastActivity::new();
     let (mut rd, mut wr) = stream.into_split();
-    let t_out = transport.clone();
     let upstream = async {
         let mut stdin = tokio::io::stdin();
         let mut plain = vec![0u8; CHUNK];
@@ -230,7 +230,7 @@ async fn run_channel(
                 wr.shutdown().await?;
                 return anyhow::Ok(());
             }
-            let m = t_out
+            let m = transport
                 .lock()
                 .map_err(|_| anyhow::anyhow!("poisoned"))?
                 .write_message(&plain[..n], &mut cipher)?;
