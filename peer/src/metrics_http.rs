@@ -124,13 +124,25 @@ impl CounterFamily {
 
     /// Writes `# TYPE name counter` and one line per label value.
     pub fn render(&self, out: &mut String, name: &str, label: &str) {
-        let _ = writeln!(out, "# TYPE {name} counter");
-        if let Ok(m) = self.values.lock() {
-            for (value, n) in m.iter() {
-                let value = value.replace(['"', '\\', '\n'], "_");
-                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
-            }
+        match self.values.lock() {
+            Ok(m) => labelled_counter(out, name, label, m.iter().map(|(v, n)| (v.as_str(), *n))),
+            Err(_) => labelled_counter(out, name, label, std::iter::empty()),
         }
+    }
+}
+
+/// Writes `# TYPE name counter` and one `name{label="value"} n` line per value (quotes,
+/// backslashes and newlines in a value become `_`).
+pub fn labelled_counter<'a>(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (value, n) in values {
+        let value = value.replace(['"', '\\', '\n'], "_");
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
     }
 }
 

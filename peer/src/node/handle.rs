@@ -91,16 +91,16 @@ impl DroppedEvents {
 
     /// Appends `entroshard_node_events_dropped_total{kind}` in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let name = "entroshard_node_events_dropped_total";
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (kind, n) in [
-            ("gossip", self.gossip()),
-            ("request", self.requests()),
-            ("other", self.other()),
-        ] {
-            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
-        }
+        crate::metrics_http::labelled_counter(
+            out,
+            "entroshard_node_events_dropped_total",
+            "kind",
+            [
+                ("gossip", self.gossip()),
+                ("request", self.requests()),
+                ("other", self.other()),
+            ],
+        );
     }
 }
 
