@@ -63,17 +63,16 @@ impl OwedDeletion {
 
 impl CoordinatorDb {
     /// Removes, inside `txn`, every deletion owed for `session`; returns how many there were.
+    /// (A write transaction creates the table if it is missing; it is left empty then.)
     pub(super) fn drop_owed_of(
         &self,
         txn: &redb::WriteTransaction,
         session: &SessionId,
         op: &'static str,
     ) -> Result<usize, DbError> {
-        let mut table = match txn.open_table(OWED_DELETIONS) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(0),
-            Err(e) => return Err(self.err(op, e)),
-        };
+        let mut table = txn
+            .open_table(OWED_DELETIONS)
+            .map_err(|e| self.err(op, e))?;
         let first = OwedDeletion {
             session: *session,
             epoch: 0,
