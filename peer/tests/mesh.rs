@@ -314,31 +314,3 @@ async fn a_gossip_sink_consumes_what_it_accepts_and_a_relay_forwards_it() {
         "a sink forwarded an accepted message"
     );
 }
-
-/// A client node (a requester) connects but never subscribes: a node whose only peer is a client
-/// has nobody to publish gossip to, and no mesh forwards gossip to the client.
-#[tokio::test]
-async fn a_client_node_is_not_a_gossip_subscriber() {
-    let (a, mut a_events, _) = start_with(40, tcp_config()).await;
-    let client_config = NodeConfig::client(vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]);
-    let (client, _client_events, client_addr) = start_with(41, client_config).await;
-    a.dial(client_addr).await.unwrap();
-    timeout(DEADLINE, async {
-        loop {
-            match a_events.recv().await {
-                Some(NodeEvent::Connected(peer)) if peer == client.peer_id() => return,
-                Some(_) => continue,
-                None => panic!("node stopped"),
-            }
-        }
-    })
-    .await
-    .expect("a connects to the client");
-    // Give subscriptions time to be exchanged, had there been any.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let published = a.publish(STATUS_TOPIC, b"anyone?".to_vec()).await;
-    assert!(
-        matches!(published, Err(node::NodeError::Publish(_))),
-        "published to a client: {published:?}"
-    );
-}

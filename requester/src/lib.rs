@@ -85,23 +85,24 @@ impl Requester {
         key: &NodeKey,
         coordinator_addr: Multiaddr,
     ) -> Result<Self, RequesterError> {
-        // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
-        let config = NodeConfig::client(vec![
+        let mut config = NodeConfig::network(vec![
             "/ip4/0.0.0.0/udp/0/quic-v1"
                 .parse()
                 .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
         ]);
+        config.kademlia = false;
+        // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
+        config.dial_concurrency = std::num::NonZeroU8::MIN;
         Self::connect_with(key, coordinator_addr, config).await
     }
 
     /// Like [`Self::connect`], on a node built from `config` (the simulator passes a
-    /// memory-transport config). A requester never subscribes to gossip, whatever `config` says.
+    /// memory-transport config).
     pub async fn connect_with(
         key: &NodeKey,
         coordinator_addr: Multiaddr,
-        mut config: NodeConfig,
+        config: NodeConfig,
     ) -> Result<Self, RequesterError> {
-        config.gossip_subscribe = false;
         let Some(libp2p::multiaddr::Protocol::P2p(coordinator)) = coordinator_addr.iter().last()
         else {
             return Err(RequesterError::BadCoordinator(coordinator_addr.to_string()));

@@ -95,11 +95,13 @@ pub(crate) struct BareTarget {
     pub quic: Multiaddr,
 }
 
-/// Starts a requester-side node the way `Requester::connect` does (`NodeConfig::client`: QUIC
-/// only, no Kademlia, no gossip; refusing whatever arrives), listening on 127.0.0.1.
+/// Starts a requester-side node the way `Requester::connect` does (QUIC only, no Kademlia,
+/// refusing whatever arrives), listening on 127.0.0.1.
 pub(crate) async fn requester_side_node() -> anyhow::Result<NodeHandle> {
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
-    let config = NodeConfig::client(vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse()?]);
+    let mut config = NodeConfig::network(vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse()?]);
+    config.kademlia = false;
+    config.dial_concurrency = std::num::NonZeroU8::MIN;
     let (node, mut events) = node::start(&key, config).await?;
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {

@@ -172,18 +172,6 @@ impl NodeConfig {
         }
     }
 
-    /// A client (a requester): QUIC on `listen`, no Kademlia, no gossip subscription (it neither
-    /// relays nor reads gossip, so no mesh forwards contributions and heartbeats to it), and one
-    /// address dialled at a time so a holder costs one handshake.
-    pub fn client(listen: Vec<Multiaddr>) -> Self {
-        Self {
-            kademlia: false,
-            gossip_subscribe: false,
-            dial_concurrency: std::num::NonZeroU8::MIN,
-            ..Self::network(listen)
-        }
-    }
-
     /// Defaults for an in-memory simulated node.
     pub fn memory(listen: Vec<Multiaddr>) -> Self {
         Self {
