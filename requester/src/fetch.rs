@@ -97,10 +97,26 @@ async fn ask(
 ) -> Result<protocols::sealing::SealedShare, HolderProblem> {
     let peer = peer::identity::peer_id(&holder.node)
         .ok_or_else(|| HolderProblem::Unreachable("bad holder id".into()))?;
-    let raw = node
-        .request(Protocol::Fetch, peer, dial_addrs(holder), ticket_bytes)
-        .await
-        .map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
+    let mut raw = node
+        .request(
+            Protocol::Fetch,
+            peer,
+            dial_addrs(holder),
+            ticket_bytes.clone(),
+        )
+        .await;
+    // A connection that died under the request (the holder restarted since we last asked it) is
+    // gone now: ask once more, on a new connection. A fetch changes nothing at the holder.
+    if let Err(peer::node::NodeError::Request {
+        connection_lost: true,
+        ..
+    }) = &raw
+    {
+        raw = node
+            .request(Protocol::Fetch, peer, dial_addrs(holder), ticket_bytes)
+            .await;
+    }
+    let raw = raw.map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
     let reply: ShareFetchReply = wire::decode(&raw, Protocol::Fetch.limits().1)
         .map_err(|e| HolderProblem::BadShare(format!("undecodable reply: {e}")))?;
     reply.result.map_err(HolderProblem::Refused)

@@ -39,6 +39,9 @@ pub enum NodeError {
         peer: String,
         /// Why.
         reason: String,
+        /// The connection the request went out on was closed or failed under it (a remote that
+        /// restarted, say): a new request dials afresh.
+        connection_lost: bool,
     },
     /// Publishing on gossip failed.
     #[error("publish failed: {0}")]

@@ -351,9 +351,15 @@ impl SwarmTask {
                 ..
             } => {
                 if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                    let connection_lost = matches!(
+                        error,
+                        request_response::OutboundFailure::ConnectionClosed
+                            | request_response::OutboundFailure::Io(_)
+                    );
                     let _ = reply.send(Err(NodeError::Request {
                         peer: peer.to_string(),
                         reason: error.to_string(),
+                        connection_lost,
                     }));
                 }
             }
