@@ -1,6 +1,8 @@
 //! End-to-end: `entroshard bench --json` starts a coordinator and peers, measures, and prints one
 //! JSON document whose figures are all positive.
 
+mod common;
+
 use serde_json::Value;
 use std::process::Command;
 
@@ -15,6 +17,7 @@ fn positive(doc: &Value, pointer: &str) -> f64 {
 
 #[test]
 fn a_short_bench_prints_positive_figures_as_json() {
+    let _fleet = common::fleet_slot();
     let out = Command::new(env!("CARGO_BIN_EXE_entroshard"))
         .args([
             "bench",
@@ -101,6 +104,7 @@ fn stat_fields(pid: u32) -> Option<(char, u32)> {
 
 #[test]
 fn a_bench_killed_with_sigkill_leaves_no_coordinator_or_peer_running() {
+    let _fleet = common::fleet_slot();
     use std::io::BufRead;
     let mut bench = Command::new(env!("CARGO_BIN_EXE_entroshard"))
         .args(["bench", "--requests", "5", "--cold", "1", "--no-large"])

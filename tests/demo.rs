@@ -1,5 +1,7 @@
 //! End-to-end: the `entroshard demo` binary runs the whole core pipeline and reports each step.
 
+mod common;
+
 use std::process::Command;
 
 fn demo(args: &[&str]) -> std::process::Output {
@@ -81,6 +83,7 @@ fn demo_whose_quorum_cannot_be_placed_names_the_failing_step() {
 
 #[test]
 fn networked_demo_runs_every_step_with_real_processes() {
+    let _fleet = common::fleet_slot();
     let out = Command::new(env!("CARGO_BIN_EXE_entroshard"))
         .arg("demo")
         .output()
