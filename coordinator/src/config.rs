@@ -53,6 +53,14 @@ pub struct CoordinatorConfig {
     /// rotations check.
     #[serde(default = "d_holder_audit")]
     pub holder_audit_s: f64,
+    /// Raw samples asked for in an entropy audit (docs/protocol/entropy-audit.md); 0 turns
+    /// audits off and credits every source from its accounting alone (the simulator).
+    #[serde(default = "d_audit_samples")]
+    pub entropy_audit_samples: u32,
+    /// Mean seconds between two audits of one source (exponentially spread; the first comes
+    /// with its first contribution).
+    #[serde(default = "d_audit_interval")]
+    pub entropy_audit_s: f64,
     /// Longest session lifetime a requester may ask for.
     #[serde(default = "d_max_ttl")]
     pub max_session_ttl_s: u64,
@@ -100,6 +108,12 @@ fn d_clone_events() -> u32 {
 fn d_holder_audit() -> f64 {
     60.0
 }
+fn d_audit_samples() -> u32 {
+    100_000
+}
+fn d_audit_interval() -> f64 {
+    600.0
+}
 fn d_max_ttl() -> u64 {
     30 * 24 * 3600
 }
@@ -123,6 +137,8 @@ impl CoordinatorConfig {
             credit_hold_s: d_credit_hold(),
             clone_min_events: d_clone_events(),
             holder_audit_s: d_holder_audit(),
+            entropy_audit_samples: d_audit_samples(),
+            entropy_audit_s: d_audit_interval(),
             max_session_ttl_s: d_max_ttl(),
             metrics: None,
         }

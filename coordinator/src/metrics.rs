@@ -35,6 +35,8 @@ pub struct CoordinatorMetrics {
     pub requests_refused: CounterFamily,
     /// Attestation answers judged, by outcome (`good`, `bad`).
     pub attestations: CounterFamily,
+    /// Entropy audits by outcome (`assessed`, `failed`, `overclaim`).
+    pub entropy_audits: CounterFamily,
 }
 
 impl CoordinatorMetrics {
@@ -84,6 +86,8 @@ impl CoordinatorMetrics {
             .render(&mut out, "entroshard_requests_refused_total", "reason");
         self.attestations
             .render(&mut out, "entroshard_attestations_total", "outcome");
+        self.entropy_audits
+            .render(&mut out, "entroshard_entropy_audits_total", "outcome");
         out
     }
 }

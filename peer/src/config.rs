@@ -68,6 +68,20 @@ pub struct SourcesConfig {
     pub simulated: Vec<SimulatedSourceConfig>,
     /// External feed.
     pub feed: Option<FeedConfig>,
+    /// Most samples of a source assessed at first start (SP 800-90B asks for 1,000,000).
+    #[serde(default = "default_assess_samples")]
+    pub assess_samples: usize,
+    /// Longest a source is sampled for its assessment, seconds (a slow source is assessed on
+    /// what it gave by then, at least 1,000 samples).
+    #[serde(default = "default_assess_max_s")]
+    pub assess_max_s: f64,
+}
+
+fn default_assess_samples() -> usize {
+    1_000_000
+}
+fn default_assess_max_s() -> f64 {
+    5.0
 }
 
 impl Default for SourcesConfig {
@@ -77,6 +91,8 @@ impl Default for SourcesConfig {
             system_root: PathBuf::from("/"),
             simulated: Vec::new(),
             feed: None,
+            assess_samples: default_assess_samples(),
+            assess_max_s: default_assess_max_s(),
         }
     }
 }

@@ -103,17 +103,19 @@ pub fn static_public(secret: &[u8; 32]) -> [u8; 32] {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use protocols::wire::{SourceEstimate, WIRE_VERSION};
+    use protocols::wire::{SourceAccounting, WIRE_VERSION};
 
     fn body() -> ContributionBody {
         ContributionBody {
             v: WIRE_VERSION,
-            bits: vec![0xa5; 2500],
-            sources: vec![SourceEstimate {
+            conditioned: vec![0xa5; 128],
+            accounting: SourceAccounting {
                 source: "sim:x".into(),
-                bits: 20_000,
-                min_entropy_millibits: 900,
-            }],
+                bits_per_sample: 8,
+                raw_samples: 1280,
+                h_millibits: 1000,
+                estimator: "declared".into(),
+            },
         }
     }
 

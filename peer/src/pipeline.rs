@@ -1,66 +1,209 @@
-//! Per-source pipeline: health tests → min-entropy estimate → Von Neumann → 20,000-bit blocks with claims.
+//! Per-source pipeline (SP 800-90B §3.1): entropy model → health tests at the model's H and a
+//! rate-fitted α → HMAC-SHA-256 conditioning → blocks of full-entropy outputs with accounting.
 
 use crate::sources::{EntropySource, SourceError};
+use protocols::entropy::assess::{MIN_SAMPLES, assess};
+use protocols::entropy::conditioning::samples_per_output;
+use protocols::entropy::health::alpha_log2_for_rate;
 use protocols::entropy::{
-    BLOCK_BITS, DebiasedBlock, Debiaser, HealthTester, HealthVerdict, SlidingMcv, SourceClaim,
+    ConditionedBlock, Conditioner, ConditioningKey, HealthTester, HealthVerdict, SourceModel,
+    SourceSpec,
 };
-use protocols::wire::{SourceHealth, SourceState};
+use protocols::wire::{SourceAccounting, SourceHealth, SourceState};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// Samples read from a source per pass.
 const CHUNK: usize = 4096;
-/// Restarts after a health-test failure before a source is cut off for good.
+/// Restarts after a persistent health-test failure before a source is cut off for good.
 pub const MAX_RESTARTS: u32 = 5;
-/// Window of the most-common-value estimate.
-const MCV_WINDOW: usize = 4096;
+/// Alarms within [`ALARM_SPAN`] samples that make a failure persistent (the source is cut off);
+/// fewer are intermittent: the window is discarded and counted.
+pub const PERSISTENT_ALARMS: usize = 3;
+/// Samples over which alarms are counted as one failure.
+pub const ALARM_SPAN: u64 = 1 << 16;
 
 /// What one call to [`SourcePipeline::next_block`] produced.
 pub enum PipelineOutput {
-    /// A full block with the claim for it.
+    /// A full block with its accounting.
     Block(HarvestedBlock),
-    /// The source failed a health test and is now cut off.
+    /// The source failed its health tests persistently and is now cut off.
     CutOff,
     /// The sample budget ran out before a block was full (a slow source); call again.
     Pending,
 }
 
-/// One debiased block with the min-entropy claim the coordinator will weigh.
+/// One block of conditioned outputs with the accounting the coordinator credits from.
 pub struct HarvestedBlock {
     /// Index of the source within its device.
     pub source_index: u32,
-    /// The debiased bits.
-    pub block: DebiasedBlock,
-    /// Claimed and measured min-entropy per debiased bit.
-    pub claim: SourceClaim,
+    /// The conditioned outputs.
+    pub block: ConditionedBlock,
+    /// How they were made.
+    pub accounting: SourceAccounting,
 }
 
-/// One source with its health tester, sliding MCV estimate and debiaser.
+/// How a source's entropy model is made at first start.
+#[derive(Debug, Clone, Copy)]
+pub struct AssessPolicy {
+    /// Most samples to assess (SP 800-90B asks for 1,000,000).
+    pub max_samples: usize,
+    /// Longest time spent sampling (a slow source is assessed on what it gave, at least
+    /// [`MIN_SAMPLES`]).
+    pub max_time: Duration,
+}
+
+impl Default for AssessPolicy {
+    fn default() -> Self {
+        Self {
+            max_samples: 1_000_000,
+            max_time: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One source with its model, health tester and conditioner.
 pub struct SourcePipeline {
     source: Box<dyn EntropySource>,
+    model: SourceModel,
     health: HealthTester,
-    mcv: SlidingMcv,
-    debias: Debiaser,
-    samples_since_block: u64,
+    conditioner: Conditioner,
+    key: ConditioningKey,
+    alarms: VecDeque<u64>,
+    alarms_total: u64,
     cut_off_at: Option<u64>,
     restarts: u32,
     /// Samples and failures counted before the last restart (the tester starts afresh).
     earlier: (u64, u64),
 }
 
+/// The model of a source that was not assessed: its declaration (the simulator and unit tests;
+/// a real device assesses with [`SourcePipeline::assess`]).
+pub fn declared_model(source: &dyn EntropySource) -> SourceModel {
+    let spec = source.spec();
+    SourceModel {
+        source: source.name().to_string(),
+        identity: source_identity(source),
+        binary_sha256: String::new(),
+        bits_per_sample: spec.bits_per_sample(),
+        h_per_sample: spec.min_entropy_per_sample(),
+        estimator: "declared".into(),
+        samples: 0,
+        samples_per_s: 0.0,
+        assessed_at_ms: 0,
+    }
+}
+
+/// What identifies a source for its model: a model is reused only for the same name, width and
+/// declaration.
+pub fn source_identity(source: &dyn EntropySource) -> String {
+    let spec = source.spec();
+    format!(
+        "{} bits={} declared={}",
+        source.name(),
+        spec.bits_per_sample(),
+        spec.min_entropy_per_sample()
+    )
+}
+
 impl SourcePipeline {
-    /// Wraps a source.
-    pub fn new(source: Box<dyn EntropySource>) -> Result<Self, PipelineError> {
-        let spec = source.spec();
+    /// Wraps a source under its declared model, conditioning with `key`.
+    pub fn new(source: Box<dyn EntropySource>, key: ConditioningKey) -> Result<Self, PipelineError> {
+        let model = declared_model(source.as_ref());
+        Self::with_model(source, model, key)
+    }
+
+    /// Wraps a source under `model` (its H sets the health cutoffs and the conditioning rate).
+    pub fn with_model(
+        source: Box<dyn EntropySource>,
+        model: SourceModel,
+        key: ConditioningKey,
+    ) -> Result<Self, PipelineError> {
+        let (health, conditioner) = Self::parts(source.spec(), &model, &key, source.name())?;
         Ok(Self {
-            health: HealthTester::new(spec),
-            mcv: SlidingMcv::new(MCV_WINDOW).map_err(|e| PipelineError::Setup(e.to_string()))?,
-            debias: Debiaser::new(spec.bits_per_sample())
-                .map_err(|e| PipelineError::Setup(e.to_string()))?,
-            samples_since_block: 0,
+            source,
+            model,
+            health,
+            conditioner,
+            key,
+            alarms: VecDeque::new(),
+            alarms_total: 0,
             cut_off_at: None,
             restarts: 0,
             earlier: (0, 0),
-            source,
         })
+    }
+
+    fn parts(
+        spec: SourceSpec,
+        model: &SourceModel,
+        key: &ConditioningKey,
+        name: &str,
+    ) -> Result<(HealthTester, Conditioner), PipelineError> {
+        let spec = spec
+            .with_min_entropy(model.h_per_sample)
+            .map_err(|e| PipelineError::Setup(format!("{name}: {e}")))?;
+        let alpha = alpha_log2_for_rate(model.samples_per_s);
+        let conditioner = Conditioner::new(key.clone(), name, model.h_per_sample).ok_or_else(
+            || PipelineError::Setup(format!("{name}: no conditioning at H = {}", model.h_per_sample)),
+        )?;
+        Ok((HealthTester::with_alpha(spec, alpha), conditioner))
+    }
+
+    /// Assesses the source (SP 800-90B §6.3, all ten estimators) on up to
+    /// `policy.max_samples` fresh samples taken within `policy.max_time` (at least
+    /// [`MIN_SAMPLES`], however long that takes), and adopts the result: H = min(assessed,
+    /// declared). `now_ms` and `binary_sha256` are recorded in the model.
+    pub fn assess(
+        &mut self,
+        policy: AssessPolicy,
+        binary_sha256: &str,
+        now_ms: u64,
+    ) -> Result<&SourceModel, PipelineError> {
+        let started = Instant::now();
+        let samples = self.read_window(policy.max_samples.max(MIN_SAMPLES), Some(policy.max_time))?;
+        let elapsed = started.elapsed().as_secs_f64().max(1e-6);
+        let spec = self.source.spec();
+        let assessment = assess(&samples, spec.bits_per_sample())
+            .map_err(|e| PipelineError::Setup(format!("{}: assessment: {e}", self.name())))?;
+        let lowest = assessment
+            .estimates
+            .iter()
+            .min_by(|a, b| a.min_entropy_per_sample.total_cmp(&b.min_entropy_per_sample));
+        let (h, estimator) = match lowest {
+            Some(e) if e.min_entropy_per_sample < spec.min_entropy_per_sample() => {
+                (e.min_entropy_per_sample, format!("{} (§{})", e.name, e.section))
+            }
+            _ => (spec.min_entropy_per_sample(), "declared".to_string()),
+        };
+        let model = SourceModel {
+            source: self.name().to_string(),
+            identity: source_identity(self.source.as_ref()),
+            binary_sha256: binary_sha256.to_string(),
+            bits_per_sample: spec.bits_per_sample(),
+            h_per_sample: h,
+            estimator,
+            samples: samples.len() as u64,
+            samples_per_s: samples.len() as f64 / elapsed,
+            assessed_at_ms: now_ms,
+        };
+        self.adopt(model)?;
+        Ok(&self.model)
+    }
+
+    /// Adopts a model (a stored one, or a fresh assessment): new health tests and conditioner.
+    pub fn adopt(&mut self, model: SourceModel) -> Result<(), PipelineError> {
+        if model.h_per_sample <= 0.0 || !model.h_per_sample.is_finite() {
+            return Err(PipelineError::NoEntropy {
+                source_name: self.name().to_string(),
+                estimator: model.estimator,
+            });
+        }
+        let (health, conditioner) = Self::parts(self.source.spec(), &model, &self.key, self.name())?;
+        self.health = health;
+        self.conditioner = conditioner;
+        self.model = model;
+        Ok(())
     }
 
     /// The source's name.
@@ -68,9 +211,24 @@ impl SourcePipeline {
         self.source.name()
     }
 
+    /// What identifies the source for its stored model.
+    pub fn identity(&self) -> String {
+        source_identity(self.source.as_ref())
+    }
+
+    /// The entropy model in force.
+    pub fn model(&self) -> &SourceModel {
+        &self.model
+    }
+
     /// The health tester (cutoffs, counters).
     pub fn health(&self) -> &HealthTester {
         &self.health
+    }
+
+    /// Intermittent alarms since start (windows discarded).
+    pub fn alarms(&self) -> u64 {
+        self.alarms_total
     }
 
     /// The sample number at which the source was cut off, if it was.
@@ -83,10 +241,39 @@ impl SourcePipeline {
         self.restarts
     }
 
+    /// Up to `samples` fresh raw samples, masked to the source's width, read within `max_time`
+    /// (`None`: until they are all there). Never used for a contribution: entropy audits and the
+    /// assessment read through here.
+    pub fn read_window(
+        &mut self,
+        samples: usize,
+        max_time: Option<Duration>,
+    ) -> Result<Vec<u8>, SourceError> {
+        let mask = self.source.spec().sample_mask();
+        let started = Instant::now();
+        let mut out = Vec::with_capacity(samples.min(1 << 20));
+        while out.len() < samples {
+            let before = out.len();
+            self.source
+                .read_samples(&mut out, (samples - before).min(CHUNK))?;
+            out.truncate(samples);
+            if let Some(limit) = max_time
+                && started.elapsed() >= limit
+                && out.len() >= MIN_SAMPLES.min(samples)
+            {
+                break;
+            }
+        }
+        for s in &mut out {
+            *s &= mask;
+        }
+        Ok(out)
+    }
+
     /// After a cut-off: starts the source afresh (new health tests with their start-up phase,
-    /// new estimate, the partial block dropped), unless it already had [`MAX_RESTARTS`]; then it
-    /// stays cut off and this returns `false`. SP 800-90B §4.3 lets a failed source be restarted
-    /// once it passes its start-up tests again; a source that keeps failing is gone for good.
+    /// the partial block dropped), unless it already had [`MAX_RESTARTS`]; then it stays cut off
+    /// and this returns `false`. SP 800-90B §4.3 lets a failed source be restarted once it passes
+    /// its start-up tests again; a source that keeps failing is gone for good.
     pub fn restart(&mut self) -> Result<bool, PipelineError> {
         if self.cut_off_at.is_none() {
             return Ok(true);
@@ -94,26 +281,20 @@ impl SourcePipeline {
         if self.restarts >= MAX_RESTARTS {
             return Ok(false);
         }
-        let spec = self.source.spec();
         let c = self.health.counters();
         self.earlier.0 = self.earlier.0.saturating_add(c.samples_seen);
         self.earlier.1 = self
             .earlier
             .1
             .saturating_add(c.rct_failures.saturating_add(c.apt_failures));
-        self.health = HealthTester::new(spec);
-        self.mcv = SlidingMcv::new(MCV_WINDOW).map_err(|e| PipelineError::Setup(e.to_string()))?;
-        self.debias = Debiaser::new(spec.bits_per_sample())
-            .map_err(|e| PipelineError::Setup(e.to_string()))?;
-        self.samples_since_block = 0;
+        let (health, conditioner) =
+            Self::parts(self.source.spec(), &self.model, &self.key, self.name())?;
+        self.health = health;
+        self.conditioner = conditioner;
+        self.alarms.clear();
         self.cut_off_at = None;
         self.restarts += 1;
         Ok(true)
-    }
-
-    /// Current MCV estimate of min-entropy per sample.
-    pub fn measured_min_entropy(&self) -> Option<f64> {
-        self.mcv.estimate()
     }
 
     /// Health line for heartbeats.
@@ -137,7 +318,14 @@ impl SourcePipeline {
         }
     }
 
-    /// Feeds up to `sample_budget` samples through the tests and the debiaser.
+    /// Samples one block needs under the current model.
+    pub fn samples_per_block(&self) -> u64 {
+        samples_per_output(self.model.h_per_sample)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(protocols::entropy::conditioning::OUTPUTS_PER_BLOCK as u64)
+    }
+
+    /// Feeds up to `sample_budget` samples through the health tests and the conditioner.
     pub fn next_block(
         &mut self,
         source_index: u32,
@@ -147,31 +335,26 @@ impl SourcePipeline {
         let mut used = 0u64;
         while self.cut_off_at.is_none() && used < sample_budget {
             buf.clear();
-            self.source.read_samples(&mut buf, CHUNK)?;
+            let want = (sample_budget - used).min(CHUNK as u64) as usize;
+            self.source.read_samples(&mut buf, want)?;
             for &sample in &buf {
                 used += 1;
                 match self.health.feed(sample) {
                     HealthVerdict::Failed(failure) => {
-                        let at = self.health.counters().samples_seen;
-                        tracing::warn!(
-                            source = self.source.name(),
-                            ?failure,
-                            at,
-                            "source failed a health test and is cut off"
-                        );
-                        self.cut_off_at = Some(at);
-                        return Ok(PipelineOutput::CutOff);
+                        if self.on_alarm(failure) {
+                            return Ok(PipelineOutput::CutOff);
+                        }
                     }
-                    HealthVerdict::Startup => continue,
-                    HealthVerdict::Healthy => {}
+                    HealthVerdict::Startup => {}
+                    HealthVerdict::Healthy => {
+                        if let Some(block) = self.conditioner.push(sample) {
+                            return Ok(PipelineOutput::Block(self.finish(source_index, block)));
+                        }
+                    }
                 }
-                self.mcv.push(sample);
-                self.samples_since_block += 1;
-                if let Some(block) = self.debias.push_sample(sample) {
-                    return Ok(PipelineOutput::Block(
-                        self.finish_block(source_index, block),
-                    ));
-                }
+            }
+            if buf.is_empty() {
+                break;
             }
         }
         Ok(if self.cut_off_at.is_some() {
@@ -181,146 +364,66 @@ impl SourcePipeline {
         })
     }
 
-    fn finish_block(&mut self, source_index: u32, block: DebiasedBlock) -> HarvestedBlock {
-        let spec = self.source.spec();
-        let raw = self.samples_since_block as f64;
-        let per_bit = |h_per_sample: f64| (h_per_sample * raw / BLOCK_BITS as f64).min(1.0);
-        let claim = SourceClaim {
-            debiased_bits: BLOCK_BITS as u64,
-            claimed_min_entropy_per_bit: per_bit(spec.min_entropy_per_sample()),
-            measured_min_entropy_per_bit: self.mcv.estimate().map(per_bit),
+    /// An alarm: the window being conditioned is discarded; `true` when alarms within
+    /// [`ALARM_SPAN`] samples make it persistent and the source is cut off.
+    fn on_alarm(&mut self, failure: protocols::entropy::HealthFailure) -> bool {
+        let at = self.health.counters().samples_seen;
+        self.alarms_total += 1;
+        self.alarms.push_back(at);
+        while self
+            .alarms
+            .front()
+            .is_some_and(|first| at.saturating_sub(*first) > ALARM_SPAN)
+        {
+            self.alarms.pop_front();
+        }
+        self.conditioner.discard_window();
+        if self.alarms.len() >= PERSISTENT_ALARMS {
+            tracing::warn!(source = self.source.name(), ?failure, at, alarms = self.alarms.len(), "source failed its health tests persistently and is cut off");
+            self.cut_off_at = Some(at);
+            return true;
+        }
+        tracing::info!(source = self.source.name(), ?failure, at, "intermittent health-test alarm: window discarded");
+        self.health.clear_alarm();
+        false
+    }
+
+    fn finish(&self, source_index: u32, block: ConditionedBlock) -> HarvestedBlock {
+        let accounting = SourceAccounting {
+            source: self.model.source.clone(),
+            bits_per_sample: self.model.bits_per_sample,
+            raw_samples: block.raw_samples(),
+            h_millibits: (self.model.h_per_sample * 1000.0).floor() as u32,
+            estimator: self.model.estimator.clone(),
         };
-        self.samples_since_block = 0;
         HarvestedBlock {
             source_index,
             block,
-            claim,
+            accounting,
         }
     }
 }
 
-/// A pipeline could not be built.
+/// A pipeline could not be built or assessed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipelineError {
-    /// Bad parameters from the source's spec.
+    /// Bad parameters from the source's spec or model.
     #[error("pipeline setup: {0}")]
     Setup(String),
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The assessment found no entropy at all.
+    #[error("source {source_name} assessed at 0 bits per sample ({estimator}): not used")]
+    NoEntropy {
+        /// The source.
+        source_name: String,
+        /// The estimator that said so.
+        estimator: String,
+    },
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::sources::simulated::{SimulatedKind, SimulatedSource};
-
-    fn pipeline(kind: SimulatedKind) -> SourcePipeline {
-        SourcePipeline::new(Box::new(
-            SimulatedSource::new("sim", kind, [3; 32]).unwrap(),
-        ))
-        .unwrap()
-    }
-
-    #[test]
-    fn stuck_source_is_cut_off_at_exactly_the_repetition_cutoff() {
-        let mut p = pipeline(SimulatedKind::Stuck { value: 0 });
-        assert!(matches!(
-            p.next_block(0, 1_000_000).unwrap(),
-            PipelineOutput::CutOff
-        ));
-        assert_eq!(p.cut_off_at(), Some(p.health().rct_cutoff()));
-        assert_eq!(p.health_report().state, SourceState::CutOff);
-    }
-
-    #[test]
-    fn biased_source_yields_a_full_block_with_a_bounded_claim() {
-        let mut p = pipeline(SimulatedKind::Biased { p_one: 0.7 });
-        let PipelineOutput::Block(b) = p.next_block(0, 1_000_000).unwrap() else {
-            panic!("no block")
-        };
-        assert!(b.claim.claimed_min_entropy_per_bit <= 1.0);
-        assert!(b.claim.measured_min_entropy_per_bit.unwrap() > 0.0);
-        assert_eq!(p.health_report().state, SourceState::Healthy);
-    }
-
-    /// A sensor that is stuck for its first `stuck` samples, then healthy.
-    struct RecoveringSensor {
-        stuck: usize,
-        inner: SimulatedSource,
-    }
-
-    impl EntropySource for RecoveringSensor {
-        fn name(&self) -> &str {
-            "recovering"
-        }
-        fn spec(&self) -> protocols::entropy::SourceSpec {
-            self.inner.spec()
-        }
-        fn read_samples(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), SourceError> {
-            let stuck = self.stuck.min(max);
-            if stuck > 0 {
-                out.extend(std::iter::repeat_n(0, stuck));
-                self.stuck -= stuck;
-                return Ok(());
-            }
-            self.inner.read_samples(out, max)
-        }
-    }
-
-    #[test]
-    fn a_source_that_recovers_is_restarted_and_delivers_again() {
-        let mut p = SourcePipeline::new(Box::new(RecoveringSensor {
-            stuck: 1_000,
-            inner: SimulatedSource::new("sim", SimulatedKind::Biased { p_one: 0.6 }, [4; 32])
-                .unwrap(),
-        }))
-        .unwrap();
-        assert!(matches!(
-            p.next_block(0, 1_000_000).unwrap(),
-            PipelineOutput::CutOff
-        ));
-        let failures_before = p.health_report().failures;
-        assert!(p.restart().unwrap());
-        assert_eq!(p.restarts(), 1);
-        // Start-up tests run again before anything is used, and nothing of the stuck run is kept.
-        assert_eq!(p.health_report().state, SourceState::Startup);
-        assert!(matches!(
-            p.next_block(0, 1_000_000).unwrap(),
-            PipelineOutput::Block(_)
-        ));
-        let report = p.health_report();
-        assert_eq!(report.state, SourceState::Healthy);
-        assert_eq!(
-            report.failures, failures_before,
-            "counters carry over a restart"
-        );
-    }
-
-    #[test]
-    fn a_source_that_keeps_failing_is_cut_off_for_good_after_the_last_restart() {
-        let mut p = pipeline(SimulatedKind::Stuck { value: 7 });
-        for _ in 0..MAX_RESTARTS {
-            assert!(matches!(
-                p.next_block(0, 1_000_000).unwrap(),
-                PipelineOutput::CutOff
-            ));
-            assert!(p.restart().unwrap());
-        }
-        assert!(matches!(
-            p.next_block(0, 1_000_000).unwrap(),
-            PipelineOutput::CutOff
-        ));
-        assert!(!p.restart().unwrap());
-        assert_eq!(p.health_report().state, SourceState::CutOff);
-        assert_eq!(p.health_report().failures, MAX_RESTARTS + 1);
-    }
-
-    #[test]
-    fn slow_source_reports_pending_when_the_budget_runs_out() {
-        let mut p = pipeline(SimulatedKind::Biased { p_one: 0.5 });
-        assert!(matches!(
-            p.next_block(0, 100).unwrap(),
-            PipelineOutput::Pending
-        ));
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;

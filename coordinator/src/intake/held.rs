@@ -1,7 +1,7 @@
 //! Credit held back for a short window after a block arrives, so that a cross-peer duplicate
 //! arriving within the window cancels it before it counts toward a key.
 
-use protocols::entropy::DebiasedBlock;
+use protocols::entropy::ConditionedBlock;
 use protocols::entropy::clones::BlockFingerprint;
 use protocols::ids::NodeId;
 use std::collections::VecDeque;
@@ -16,7 +16,7 @@ pub struct HeldBlock {
     /// The sender's source index (its pool cursor).
     pub source: u32,
     /// The block, mixed into the pool when settled.
-    pub block: DebiasedBlock,
+    pub block: ConditionedBlock,
     /// Its fingerprint, to find it when a duplicate arrives.
     pub fingerprint: BlockFingerprint,
     /// Bits it will be credited with if nothing cancels them.

@@ -1,16 +1,19 @@
-//! Contribution intake: FIPS 140-2 battery, clone and replay detection, credit held for a
-//! duplicate window, per-peer credit caps, Fortuna pools.
+//! Contribution intake: clone and replay detection, credit held for a duplicate window,
+//! per-peer credit caps, Fortuna pools. What a block is worth is decided before it gets here,
+//! from its accounting capped by the source's audit ([`sources`]); FIPS 140-2 is not run on
+//! contributions (decision 0039).
 
 mod evidence;
 mod held;
+pub mod sources;
 
 pub use evidence::{PairEvidence, Verdict};
 pub use held::MAX_HELD;
 
 use held::{HeldBlock, HeldCredit};
 use protocols::entropy::{
-    Accumulator, AccumulatorConfig, CloneDetector, CreditPolicy, DebiasedBlock, MatchKind,
-    PeerCreditLedger, SourceClaim, fips_140_2,
+    Accumulator, AccumulatorConfig, CloneDetector, ConditionedBlock, CreditPolicy, MatchKind,
+    PeerCreditLedger, SourceClaim,
 };
 use protocols::ids::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,8 +21,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Why a block was not credited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
-    /// Failed one or more FIPS 140-2 tests (named).
-    Fips(Vec<String>),
     /// Identical or near-identical to another peer's recent block (the sender is not
     /// necessarily the copier: see [`IntakeEvent::Cloned`]).
     Clone,
@@ -82,12 +83,10 @@ pub enum IntakeEvent {
 /// Running totals of the intake.
 #[derive(Debug, Default, Clone)]
 pub struct IntakeStats {
-    /// Blocks that passed the battery.
-    pub fips_passed: u64,
-    /// Blocks that failed it.
-    pub fips_failed: u64,
-    /// Failures by test name.
-    pub fips_failures: BTreeMap<String, u64>,
+    /// Blocks taken in (credited or not).
+    pub blocks: u64,
+    /// Refusals before the intake (audit, source quarantine, malformed accounting) by reason.
+    pub refused: BTreeMap<String, u64>,
     /// Blocks that duplicated another peer's (each a duplicate event).
     pub clones: u64,
     /// Blocks flagged as replays.
@@ -163,33 +162,26 @@ impl Intake {
         })
     }
 
-    /// Checks one block from a trusted `contributor` in order: FIPS battery, clone/replay check,
-    /// credit cap; a clean block's credit is then held for the duplicate window (credited by
-    /// [`Self::settle`], or at once when the window is 0). Returns the bits held.
+    /// Counts a block refused before the intake (its reason as a metric label).
+    pub fn count_refused(&mut self, reason: &str) {
+        self.blocks_since_key.1 += 1;
+        *self.stats.refused.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// Checks one block from a trusted `contributor` worth `bits` (its accounting, capped by its
+    /// source's audit): clone/replay check, per-peer credit cap; a clean block's credit is then
+    /// held for the duplicate window (credited by [`Self::settle`], or at once when the window
+    /// is 0). Returns the bits held.
     pub fn take(
         &mut self,
         contributor: &NodeId,
         source: u32,
-        block: &DebiasedBlock,
-        claim: &SourceClaim,
+        block: &ConditionedBlock,
+        bits: u64,
         now_ms: u64,
     ) -> Result<u64, Rejection> {
         self.settle(now_ms);
-        let report = fips_140_2(block.as_bytes());
-        if !report.passed() {
-            self.stats.fips_failed += 1;
-            self.blocks_since_key.1 += 1;
-            let names: Vec<String> = report
-                .failed_tests()
-                .iter()
-                .map(|t| format!("{t:?}"))
-                .collect();
-            for n in &names {
-                *self.stats.fips_failures.entry(n.clone()).or_default() += 1;
-            }
-            return Err(Rejection::Fips(names));
-        }
-        self.stats.fips_passed += 1;
+        self.stats.blocks += 1;
         let fingerprint = self.clones.fingerprint(block.as_bytes());
         if self.duplicates(contributor, &fingerprint) {
             self.blocks_since_key.1 += 1;
@@ -206,9 +198,14 @@ impl Intake {
             self.stats.replays += 1;
             return Err(Rejection::Replay);
         }
+        let claim = SourceClaim {
+            debiased_bits: bits,
+            claimed_min_entropy_per_bit: 1.0,
+            measured_min_entropy_per_bit: None,
+        };
         let credit = self
             .ledger
-            .credit(&contributor.0, std::slice::from_ref(claim));
+            .credit(&contributor.0, std::slice::from_ref(&claim));
         let held = HeldBlock {
             contributor: *contributor,
             source,
@@ -230,7 +227,7 @@ impl Intake {
     /// quarantined), for duplicate detection only: it is never credited, but a held block it
     /// duplicates loses its credit, and the order counts as evidence. Returns whether it
     /// duplicated another peer's block.
-    pub fn witness(&mut self, contributor: &NodeId, block: &DebiasedBlock, now_ms: u64) -> bool {
+    pub fn witness(&mut self, contributor: &NodeId, block: &ConditionedBlock, now_ms: u64) -> bool {
         self.settle(now_ms);
         self.stats.witnessed += 1;
         let fingerprint = self.clones.fingerprint(block.as_bytes());
@@ -339,7 +336,7 @@ impl Intake {
         // The pool refuses only past its contributor bound; the block is then simply not pooled.
         if let Err(e) =
             self.accumulator
-                .add_block(&held.contributor.0, held.source, &held.block, credit)
+                .add_event(&held.contributor.0, held.source, held.block.as_bytes(), credit)
         {
             tracing::warn!(error = %e, "pool refused a block");
         }

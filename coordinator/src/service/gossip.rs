@@ -5,7 +5,8 @@ use crate::intake::{IntakeEvent, Rejection};
 use crate::peers::Quarantine;
 use libp2p::PeerId;
 use peer::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, STATUS_TOPIC};
-use protocols::entropy::{BLOCK_BYTES, DebiasedBlock, SourceClaim};
+use crate::intake::sources::{Decision, Waiting};
+use protocols::entropy::{Accounting, ConditionedBlock, credit_for_accounting};
 use protocols::wire::{Contribution, SignedEnvelope, StatusHeartbeat};
 
 /// Gossip envelopes larger than this are refused before decoding.
@@ -169,37 +170,102 @@ fn contribution(
         }
     };
     p.last_seq = Some(c.seq);
-    let Ok(bytes) = <[u8; BLOCK_BYTES]>::try_from(body.bits.as_slice()) else {
-        tracing::info!(node = %author.short(), len = body.bits.len(), "contribution of the wrong size refused");
+    let accounting = &body.accounting;
+    let h_claim = f64::from(accounting.h_millibits) / 1000.0;
+    let Some(block) = ConditionedBlock::from_received(body.conditioned, accounting.raw_samples)
+    else {
+        tracing::info!(node = %author.short(), "contribution that is not whole conditioned outputs refused");
         return Err(untrusted.unwrap_or("wrong_size"));
     };
-    let block = DebiasedBlock::from_bytes(bytes);
+    if accounting.source.is_empty()
+        || accounting.source.len() > 128
+        || !(1..=8).contains(&accounting.bits_per_sample)
+        || h_claim > f64::from(accounting.bits_per_sample)
+    {
+        tracing::info!(node = %author.short(), source = %accounting.source, "contribution with impossible accounting refused");
+        return Err(untrusted.unwrap_or("bad_accounting"));
+    }
     if let Some(reason) = untrusted {
         // Never credited; remembered so that a trusted peer sending the same block is caught.
         tracing::debug!(node = %author.short(), "contribution from an unattested or quarantined peer witnessed, not credited");
         state.intake.witness(&author, &block, now);
         return Err(reason);
     }
-    let claimed = body
-        .sources
-        .first()
-        .map(|s| f64::from(s.min_entropy_millibits.min(1000)) / 1000.0)
-        .unwrap_or(0.0);
-    let claim = SourceClaim {
-        debiased_bits: (BLOCK_BYTES * 8) as u64,
-        claimed_min_entropy_per_bit: claimed,
-        measured_min_entropy_per_bit: None,
+    let waiting = Waiting {
+        source_index: source_index(&accounting.source),
+        accounting: Accounting {
+            outputs: block.outputs(),
+            raw_samples: accounting.raw_samples,
+            h_per_sample: h_claim,
+        },
+        block: block.clone(),
     };
-    let source = body
-        .sources
-        .first()
-        .map(|s| source_index(&s.source))
-        .unwrap_or(0);
-    match state.intake.take(&author, source, &block, &claim, now) {
-        Ok(held) => Ok(held),
-        Err(Rejection::Fips(tests)) => {
-            tracing::info!(node = %author.short(), ?tests, "contribution failed the FIPS battery");
-            Err("fips")
+    match state.sources.on_contribution(
+        author,
+        &accounting.source,
+        waiting.source_index,
+        block,
+        waiting.accounting,
+        &accounting.estimator,
+        now,
+    ) {
+        Decision::Credit(cap) => credit(ctx, state, author, &accounting.source, waiting, cap),
+        Decision::Waiting(_) => Ok(0),
+        Decision::Refuse(reason) => {
+            state.intake.witness(&author, &waiting.block, now);
+            state.intake.count_refused(reason);
+            Err(reason)
+        }
+    }
+}
+
+/// Credits a block at `cap` bits per sample at most (its source's audit), or only witnesses it
+/// when there is no cap (the audit failed or quarantined the source).
+pub(super) fn credit_or_witness(
+    ctx: &Ctx,
+    state: &mut State,
+    node: protocols::ids::NodeId,
+    source: &str,
+    waiting: Waiting,
+    cap: Option<f64>,
+) {
+    let result = match cap {
+        Some(cap) => credit(ctx, state, node, source, waiting, cap),
+        None => {
+            state.intake.witness(&node, &waiting.block, now_ms());
+            state.intake.count_refused("audit_failed");
+            Err("audit_failed")
+        }
+    };
+    if let Err(reason) = result {
+        ctx.metrics.intake_rejections.inc(reason);
+        state.sources.refused(&node, source, reason);
+        if let Some(p) = state.peers.get_mut(&node) {
+            p.note_refusal(reason);
+        }
+    }
+    apply_intake_events(ctx, state);
+}
+
+fn credit(
+    _ctx: &Ctx,
+    state: &mut State,
+    author: protocols::ids::NodeId,
+    source: &str,
+    waiting: Waiting,
+    cap: f64,
+) -> Result<u64, &'static str> {
+    let bits = credit_for_accounting(&waiting.accounting, cap);
+    match state.intake.take(
+        &author,
+        waiting.source_index,
+        &waiting.block,
+        bits,
+        now_ms(),
+    ) {
+        Ok(held) => {
+            state.sources.credited(&author, source, held);
+            Ok(held)
         }
         Err(Rejection::Replay) => {
             tracing::info!(node = %author.short(), "replayed entropy refused");

@@ -4,6 +4,7 @@
 mod attest;
 mod audit;
 mod detached;
+mod entropy_audit;
 pub mod figures;
 mod gossip;
 mod reports;
@@ -63,6 +64,8 @@ pub(crate) struct Ctx {
     pub node: NodeHandle,
     pub config: CoordinatorConfig,
     pub metrics: Arc<crate::metrics::CoordinatorMetrics>,
+    /// Entropy audit windows assessed one at a time (each is seconds of CPU on a small board).
+    pub assessing: tokio::sync::Semaphore,
 }
 
 /// Results tasks send back to the loop.
@@ -92,6 +95,12 @@ pub(crate) enum Internal {
         started: std::time::Instant,
         /// Holders whose answer to the rotation's fetch proved them bad.
         faults: Vec<(NodeId, audit::HolderFault)>,
+    },
+    /// An entropy audit of one source finished.
+    EntropyAudited {
+        node: NodeId,
+        source: String,
+        outcome: Result<crate::intake::sources::AuditResult, String>,
     },
     /// A holder audit finished (the session's lock is released).
     Audited {
@@ -138,6 +147,8 @@ pub(crate) struct State {
     pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
     /// Holder audits to run, by session.
     pub audits: BTreeMap<protocols::ids::SessionId, audit::PendingAudit>,
+    /// Every contributing source's audits and credit.
+    pub sources: crate::intake::sources::SourceBook,
 }
 
 /// A running coordinator, for tests and the demo.
@@ -234,7 +245,13 @@ async fn start(
             *shares_held.entry(h.node).or_insert(0u32) += 1;
         }
     }
-    let credit = CreditPolicy::new(0.5, config.per_peer_cap_bits).map_err(|e| e.to_string())?;
+    // A block is worth what its accounting says, capped by its source's audit; no factor on
+    // top (decision 0039). The per-peer cap per round stays.
+    let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits).map_err(|e| e.to_string())?;
+    let sources = crate::intake::sources::SourceBook::new(
+        config.entropy_audit_samples > 0,
+        (config.entropy_audit_s.max(1.0) * 1000.0) as u64,
+    );
     let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
     let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
     if let Some(addr) = config.metrics {
@@ -253,6 +270,7 @@ async fn start(
         node,
         config,
         key,
+        assessing: tokio::sync::Semaphore::new(1),
     });
     let (admin_tx, admin_rx) = mpsc::channel(32);
     let state = State {
@@ -266,6 +284,7 @@ async fn start(
         requested: BTreeMap::new(),
         rotations_by_cause: Default::default(),
         audits: BTreeMap::new(),
+        sources,
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
 }
@@ -346,6 +365,7 @@ async fn run_loop(
             }
             _ = round_tick.tick() => state.intake.new_round(),
             _ = rotation_tick.tick() => {
+                entropy_audit::tick(&ctx, &mut state, &internal_tx);
                 gossip::settle_intake(&ctx, &mut state);
                 upkeep::rotate_due(&ctx, &mut state, &internal_tx).await
             }

@@ -11,6 +11,11 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             reply,
             received_at_ms,
         } => attest::judge(ctx, state, node, challenge, reply, received_at_ms),
+        Internal::EntropyAudited {
+            node,
+            source,
+            outcome,
+        } => super::entropy_audit::settle(ctx, state, node, source, outcome),
         Internal::SessionStored { session, holders } => {
             ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
             ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);

@@ -6,7 +6,7 @@ use crate::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, NodeHandle, Protocol, STAT
 use libp2p::{Multiaddr, PeerId};
 use protocols::wire::{
     self, Contribution, ContributionBody, CoordinatorCall, CoordinatorRecord, CoordinatorRequest,
-    Reply, SignedEnvelope, SourceEstimate, StatusHeartbeat, WIRE_VERSION,
+    Reply, SignedEnvelope, StatusHeartbeat, WIRE_VERSION,
 };
 use rand::RngExt;
 use std::sync::Arc;
@@ -61,19 +61,10 @@ async fn publish(
     seq: u64,
     block: &ReadyBlock,
 ) -> Result<(), String> {
-    let claim = &block.harvested.claim;
-    let per_bit = claim
-        .measured_min_entropy_per_bit
-        .unwrap_or(0.0)
-        .min(claim.claimed_min_entropy_per_bit);
     let body = ContributionBody {
         v: WIRE_VERSION,
-        bits: block.harvested.block.as_bytes().to_vec(),
-        sources: vec![SourceEstimate {
-            source: block.source.clone(),
-            bits: u32::try_from(claim.debiased_bits).unwrap_or(u32::MAX),
-            min_entropy_millibits: (per_bit.clamp(0.0, 1.0) * 1000.0) as u32,
-        }],
+        conditioned: block.harvested.block.as_bytes().to_vec(),
+        accounting: block.harvested.accounting.clone(),
     };
     let sealed = crate::contribution::seal(coordinator_static, &shared.key.node_id(), seq, &body)
         .map_err(|e| e.to_string())?;

@@ -47,6 +47,8 @@ pub struct EmbeddedConfig {
     /// Byzantine holder for the simulator: answers share fetches with "not found" although it
     /// holds the share. `false` is the real agent's behaviour.
     pub withhold_shares: bool,
+    /// The sources that answer the coordinator's entropy audits.
+    pub audits: super::audit::AuditDesk,
 }
 
 /// A running embedded agent.
@@ -113,6 +115,7 @@ pub(super) async fn build(
         )),
         metrics: metrics.clone(),
         tickets: crate::ticket_cache::TicketCache::default(),
+        audits: config.audits,
     });
     let contributor = config.blocks.map(|blocks| {
         tokio::spawn(super::contribute::run(

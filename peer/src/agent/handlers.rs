@@ -49,6 +49,9 @@ pub async fn answer(
         Protocol::Fetch => fetch(&shared, &remote_node, &bytes, max)
             .await
             .map(|v| encode_reply(&Reply::ok(v))),
+        Protocol::Audit => audit(&shared, &remote_node, &bytes, max)
+            .await
+            .map(|v| encode_reply(&Reply::ok(v))),
         Protocol::Coord => Err(Refusal::Unauthorized),
     };
     match result {
@@ -66,6 +69,20 @@ pub async fn answer(
 
 fn malformed(e: impl std::fmt::Display) -> Refusal {
     Refusal::Malformed(e.to_string())
+}
+
+/// An entropy audit: only the pinned coordinator may ask (docs/protocol/entropy-audit.md).
+async fn audit(
+    shared: &Shared,
+    remote: &NodeId,
+    bytes: &[u8],
+    max: usize,
+) -> Result<protocols::wire::AuditWindow, Refusal> {
+    if remote != &shared.coordinator {
+        return Err(Refusal::Unauthorized);
+    }
+    let request: protocols::wire::AuditRequest = wire::decode(bytes, max).map_err(malformed)?;
+    shared.audits.answer(request).await
 }
 
 fn attest(

@@ -1,13 +1,20 @@
-//! The harvesting thread: runs every source pipeline on a blocking thread and hands blocks over a bounded channel.
+//! The harvesting threads: each source is modelled (stored model or a fresh SP 800-90B
+//! assessment), then run through its pipeline on its own blocking thread, which also reads the
+//! windows the coordinator's entropy audits ask for; blocks go out over a bounded channel.
 
-use crate::pipeline::{HarvestedBlock, PipelineOutput, SourcePipeline};
+use super::audit::{AUDIT_READ_TIME, AuditDesk, AuditJob};
+use crate::pipeline::{AssessPolicy, HarvestedBlock, PipelineOutput, SourcePipeline};
+use crate::sources::models::ModelStore;
 use protocols::attestation::HealthCounters;
+use protocols::entropy::health::{alpha_log2_for_rate, false_alarm_period_s};
 use protocols::wire::SourceHealth;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
-/// Samples a source may consume per pass before the thread moves to the next source.
+/// Samples a source may consume per pass before the thread looks at audits and the channel.
 const SAMPLE_BUDGET: u64 = 200_000;
 
 /// Latest health of every source, shared with heartbeats and attestation.
@@ -19,23 +26,36 @@ pub struct HealthSnapshot {
     pub counters: HealthCounters,
 }
 
-/// A block with the sources' names and estimates, ready to contribute.
+/// A block with its source's name, ready to contribute.
 pub struct ReadyBlock {
-    /// The block and its claim.
+    /// The block and its accounting.
     pub harvested: HarvestedBlock,
     /// Name of the source it came from.
     pub source: String,
-    /// MCV min-entropy per sample when the block was cut.
-    pub measured_per_sample: Option<f64>,
+}
+
+/// How each source gets its entropy model before it harvests.
+#[derive(Debug, Clone)]
+pub struct Modelling {
+    /// Where models are kept (`None`: assess every start, keep nothing).
+    pub store: Option<ModelStore>,
+    /// SHA-256 of the running binary, hex: a model made by another binary is not reused.
+    pub binary_sha256: String,
+    /// How a fresh assessment samples.
+    pub policy: AssessPolicy,
 }
 
 /// Runs each pipeline on its own thread (slow sensors must not starve fast sources) until
-/// the receiver is dropped. A thread blocks when the consumer is behind. Returns the threads.
+/// the receiver is dropped: first its model (stored, or assessed and stored), then harvesting.
+/// Each source is registered on `audits`. A thread waits when the consumer is behind. Returns
+/// the threads.
 pub fn spawn(
     pipelines: Vec<SourcePipeline>,
     blocks: mpsc::Sender<ReadyBlock>,
     health: Arc<Mutex<HealthSnapshot>>,
     idle: Duration,
+    modelling: Option<Modelling>,
+    audits: &AuditDesk,
 ) -> Vec<std::thread::JoinHandle<()>> {
     let count = pipelines.len();
     let lines: Lines = Arc::new(Mutex::new(vec![None; count]));
@@ -44,9 +64,22 @@ pub fn spawn(
         .enumerate()
         .filter_map(|(index, pipeline)| {
             let (blocks, health, lines) = (blocks.clone(), health.clone(), lines.clone());
+            let (jobs_tx, jobs) = std::sync::mpsc::sync_channel(1);
+            audits.register(pipeline.name(), pipeline.model().bits_per_sample, jobs_tx);
+            let modelling = modelling.clone();
             std::thread::Builder::new()
                 .name(format!("harvest-{index}"))
-                .spawn(move || run_one(index, pipeline, blocks, health, lines, idle))
+                .spawn(move || {
+                    let thread = Thread {
+                        index,
+                        blocks,
+                        health,
+                        lines,
+                        idle,
+                        jobs,
+                    };
+                    thread.run(pipeline, modelling)
+                })
                 .map_err(|e| tracing::error!(error = %e, "could not start a harvest thread"))
                 .ok()
         })
@@ -64,49 +97,163 @@ struct CountersPart {
 
 type Lines = Arc<Mutex<Vec<Option<(SourceHealth, CountersPart)>>>>;
 
-fn run_one(
+/// One source's thread.
+struct Thread {
     index: usize,
-    mut pipeline: SourcePipeline,
     blocks: mpsc::Sender<ReadyBlock>,
     health: Arc<Mutex<HealthSnapshot>>,
     lines: Lines,
     idle: Duration,
-) {
-    loop {
-        let out = match pipeline.next_block(index as u32, SAMPLE_BUDGET) {
-            Ok(out) => out,
-            Err(e) => {
-                tracing::warn!(source = pipeline.name(), error = %e, "source read failed; retrying later");
-                std::thread::sleep(idle * 10);
-                PipelineOutput::Pending
+    jobs: Receiver<AuditJob>,
+}
+
+/// Gives `pipeline` its model: the stored one when the binary and source are unchanged, else a
+/// fresh assessment (stored). `false` when the source cannot be used.
+pub fn model_source(pipeline: &mut SourcePipeline, modelling: &Modelling) -> bool {
+    let name = pipeline.name().to_string();
+    let identity = pipeline.identity();
+    if let Some(store) = &modelling.store
+        && let Some(model) = store.load(&name, &identity, &modelling.binary_sha256)
+    {
+        match pipeline.adopt(model) {
+            Ok(()) => {
+                log_model(pipeline, "stored");
+                return true;
             }
-        };
-        publish(index, &pipeline, &health, &lines);
-        match out {
-            PipelineOutput::Block(harvested) => {
-                let ready = ReadyBlock {
-                    source: pipeline.name().to_string(),
-                    measured_per_sample: pipeline.measured_min_entropy(),
-                    harvested,
-                };
-                if blocks.blocking_send(ready).is_err() {
-                    return;
-                }
+            Err(e) => tracing::warn!(source = %name, error = %e, "stored model refused; assessing again"),
+        }
+    }
+    tracing::info!(source = %name, max_samples = modelling.policy.max_samples, max_s = modelling.policy.max_time.as_secs_f64(), "assessing source (SP 800-90B §6.3, ten estimators)");
+    let now = super::now_ms();
+    match pipeline.assess(modelling.policy, &modelling.binary_sha256, now) {
+        Ok(model) => {
+            if let Some(store) = &modelling.store
+                && let Err(e) = store.save(model)
+            {
+                tracing::warn!(source = %name, error = %e, "could not store the source's model; it is assessed again at the next start");
             }
-            PipelineOutput::CutOff => {
-                if !rest_then_restart(&mut pipeline, &blocks) {
-                    return;
+            log_model(pipeline, "assessed");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(source = %name, error = %e, "source not used: its assessment failed");
+            false
+        }
+    }
+}
+
+fn log_model(pipeline: &SourcePipeline, how: &str) {
+    let m = pipeline.model();
+    let alpha = alpha_log2_for_rate(m.samples_per_s);
+    tracing::info!(
+        source = %m.source,
+        how,
+        h_per_sample = m.h_per_sample,
+        estimator = %m.estimator,
+        samples = m.samples,
+        samples_per_s = m.samples_per_s.round(),
+        alpha = %format!("2^-{alpha}"),
+        rct_cutoff = pipeline.health().rct_cutoff(),
+        apt_cutoff = pipeline.health().apt_cutoff(),
+        false_alarm_every_days = false_alarm_period_s(m.samples_per_s, alpha) / 86_400.0,
+        "source model"
+    );
+}
+
+impl Thread {
+    fn run(self, mut pipeline: SourcePipeline, modelling: Option<Modelling>) {
+        if let Some(modelling) = &modelling
+            && !model_source(&mut pipeline, modelling)
+        {
+            self.refuse_audits("its assessment failed");
+            return;
+        }
+        loop {
+            self.serve_audits(&mut pipeline);
+            let out = match pipeline.next_block(self.index as u32, SAMPLE_BUDGET) {
+                Ok(out) => out,
+                Err(e) => {
+                    tracing::warn!(source = pipeline.name(), error = %e, "source read failed; retrying later");
+                    std::thread::sleep(self.idle * 10);
+                    PipelineOutput::Pending
                 }
-                publish(index, &pipeline, &health, &lines);
-            }
-            PipelineOutput::Pending => {
-                if blocks.is_closed() {
-                    return;
+            };
+            publish(self.index, &pipeline, &self.health, &self.lines);
+            match out {
+                PipelineOutput::Block(harvested) => {
+                    let ready = ReadyBlock {
+                        source: pipeline.name().to_string(),
+                        harvested,
+                    };
+                    if !self.hand_over(ready, &mut pipeline) {
+                        return;
+                    }
                 }
-                std::thread::sleep(idle);
+                PipelineOutput::CutOff => {
+                    if !self.rest_then_restart(&mut pipeline) {
+                        self.refuse_audits("it is cut off for good");
+                        return;
+                    }
+                    publish(self.index, &pipeline, &self.health, &self.lines);
+                }
+                PipelineOutput::Pending => {
+                    if self.blocks.is_closed() {
+                        return;
+                    }
+                    std::thread::sleep(self.idle);
+                }
             }
         }
     }
+
+    /// Sends a block, answering audits while the consumer is behind; `false` once it is gone.
+    fn hand_over(&self, mut ready: ReadyBlock, pipeline: &mut SourcePipeline) -> bool {
+        loop {
+            match self.blocks.try_send(ready) {
+                Ok(()) => return true,
+                Err(TrySendError::Closed(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    ready = back;
+                    if let Ok(job) = self.jobs.recv_timeout(Duration::from_millis(200)) {
+                        answer_audit(job, pipeline);
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve_audits(&self, pipeline: &mut SourcePipeline) {
+        loop {
+            match self.jobs.try_recv() {
+                Ok(job) => answer_audit(job, pipeline),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Answers audits that arrive after the source stopped (until the agent stops).
+    fn refuse_audits(&self, why: &str) {
+        while !self.blocks.is_closed() {
+            if let Ok(job) = self.jobs.recv_timeout(Duration::from_millis(500)) {
+                let _ = job.reply.send(Err(format!("source not harvested: {why}")));
+            }
+        }
+    }
+
+    /// Waits (longer after each restart) and restarts a cut-off source; `false` when it is cut
+    /// off for good or the agent is stopping.
+    fn rest_then_restart(&self, pipeline: &mut SourcePipeline) -> bool {
+        rest_then_restart(pipeline, &self.blocks, &self.jobs)
+    }
+}
+
+/// Reads an audit window from the source and hands it back.
+fn answer_audit(job: AuditJob, pipeline: &mut SourcePipeline) {
+    let window = pipeline
+        .read_window(job.samples, Some(AUDIT_READ_TIME))
+        .map_err(|e| e.to_string());
+    tracing::info!(source = pipeline.name(), samples = window.as_ref().map_or(0, Vec::len), "entropy audit window read");
+    let _ = job.reply.send(window);
 }
 
 /// First wait after a cut-off; doubled after each restart that fails again, up to [`MAX_REST`].
@@ -116,7 +263,11 @@ const MAX_REST: Duration = Duration::from_secs(3600);
 
 /// Waits (longer after each restart) and restarts a cut-off source; `false` when it is cut off for
 /// good or the agent is stopping.
-fn rest_then_restart(pipeline: &mut SourcePipeline, blocks: &mpsc::Sender<ReadyBlock>) -> bool {
+fn rest_then_restart(
+    pipeline: &mut SourcePipeline,
+    blocks: &mpsc::Sender<ReadyBlock>,
+    jobs: &Receiver<AuditJob>,
+) -> bool {
     let rest = FIRST_REST
         .saturating_mul(1u32 << pipeline.restarts().min(10))
         .min(MAX_REST);
@@ -125,7 +276,11 @@ fn rest_then_restart(pipeline: &mut SourcePipeline, blocks: &mpsc::Sender<ReadyB
         if blocks.is_closed() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(job) = jobs.recv_timeout(Duration::from_millis(500)) {
+            let _ = job
+                .reply
+                .send(Err("source cut off by its health tests, resting".into()));
+        }
     }
     match pipeline.restart() {
         Ok(true) => {

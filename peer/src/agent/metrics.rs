@@ -28,6 +28,7 @@ fn protocol_label(p: Protocol) -> &'static str {
         Protocol::Store => "store",
         Protocol::Fetch => "fetch",
         Protocol::Coord => "coord",
+        Protocol::Audit => "audit",
     }
 }
 

@@ -1,5 +1,6 @@
 //! The device agent (`entroshard peer run`): harvest, contribute, heartbeat, attest, store and serve shares.
 
+pub mod audit;
 mod contribute;
 pub mod embedded;
 mod event_loop;
@@ -65,6 +66,7 @@ pub(crate) struct Shared {
     pub fetch_limiter: Mutex<RateLimiter<NodeId>>,
     pub metrics: Arc<metrics::PeerMetrics>,
     pub tickets: crate::ticket_cache::TicketCache,
+    pub audits: audit::AuditDesk,
 }
 
 /// The coordinator's PeerId and NodeId from its address, which must end in `/p2p/<PeerId>`.
@@ -118,6 +120,7 @@ impl DetachedHandlers {
                 )),
                 metrics: Arc::new(metrics::PeerMetrics::default()),
                 tickets: crate::ticket_cache::TicketCache::default(),
+                audits: audit::AuditDesk::default(),
             }),
         }
     }
@@ -189,7 +192,30 @@ pub async fn run_with_readiness(
     }
     let (block_tx, block_rx) = mpsc::channel(4);
     let idle = Duration::from_millis(200);
-    let harvesters = harvest::spawn(pipelines, block_tx, health.clone(), idle);
+    let audits = audit::AuditDesk::default();
+    let modelling = harvest::Modelling {
+        store: Some(crate::sources::models::ModelStore::in_data_dir(
+            &config.data_dir,
+        )),
+        binary_sha256: measurement
+            .binary_sha256
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        policy: crate::pipeline::AssessPolicy {
+            max_samples: config.sources.assess_samples,
+            max_time: Duration::try_from_secs_f64(config.sources.assess_max_s)
+                .unwrap_or(Duration::from_secs(5)),
+        },
+    };
+    let harvesters = harvest::spawn(
+        pipelines,
+        block_tx,
+        health.clone(),
+        idle,
+        Some(modelling),
+        &audits,
+    );
     let node_id = key.node_id();
     let (node, metrics, event_loop) = embedded::build(
         EmbeddedConfig {
@@ -207,6 +233,7 @@ pub async fn run_with_readiness(
             blocks: Some(block_rx),
             health,
             withhold_shares: false,
+            audits,
         },
         Hosting::daemon(config.sources.system_root.clone()),
         shutdown,

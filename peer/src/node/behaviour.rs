@@ -37,6 +37,8 @@ pub struct MeshBehaviour {
     pub fetch: Rr,
     /// Session creation and tickets (coordinator).
     pub coord: Rr,
+    /// Coordinator → peer entropy audits.
+    pub audit: Rr,
     /// Bounds on pending and established connections (`NodeConfig::max_established`).
     pub limits: connection_limits::Behaviour,
 }
@@ -121,6 +123,7 @@ impl MeshBehaviour {
                     .min(std::time::Duration::from_secs(3)),
             ),
             coord: rr(Protocol::Coord, config.request_timeout),
+            audit: rr(Protocol::Audit, config.request_timeout),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established(config.max_established)
@@ -137,6 +140,7 @@ impl MeshBehaviour {
             Protocol::Store => &mut self.store,
             Protocol::Fetch => &mut self.fetch,
             Protocol::Coord => &mut self.coord,
+            Protocol::Audit => &mut self.audit,
         }
     }
 }

@@ -23,15 +23,18 @@ pub enum Protocol {
     Fetch,
     /// Requester → coordinator session create and tickets.
     Coord,
+    /// Coordinator → peer entropy audit (a window of raw samples of one source).
+    Audit,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Attest,
         Protocol::Store,
         Protocol::Fetch,
         Protocol::Coord,
+        Protocol::Audit,
     ];
 
     /// Stream protocol name.
@@ -41,6 +44,7 @@ impl Protocol {
             Protocol::Store => "/entroshard/store/1",
             Protocol::Fetch => "/entroshard/fetch/1",
             Protocol::Coord => "/entroshard/coord/1",
+            Protocol::Audit => "/entroshard/entropy-audit/1",
         }
     }
 
@@ -51,6 +55,8 @@ impl Protocol {
             Protocol::Store => (4 * 1024, 1024),
             Protocol::Fetch => (protocols::wire::MAX_MESSAGE_BYTES, 4 * 1024),
             Protocol::Coord => (16 * 1024, 2 * protocols::wire::MAX_MESSAGE_BYTES),
+            // The answer carries up to MAX_AUDIT_SAMPLES one-byte samples.
+            Protocol::Audit => (1024, protocols::wire::MAX_AUDIT_SAMPLES as usize + 1024),
         }
     }
 

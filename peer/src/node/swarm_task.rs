@@ -287,6 +287,7 @@ impl SwarmTask {
             MeshBehaviourEvent::Store(e) => self.on_rr_event(Protocol::Store, e),
             MeshBehaviourEvent::Fetch(e) => self.on_rr_event(Protocol::Fetch, e),
             MeshBehaviourEvent::Coord(e) => self.on_rr_event(Protocol::Coord, e),
+            MeshBehaviourEvent::Audit(e) => self.on_rr_event(Protocol::Audit, e),
             _ => {}
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod feed;
 pub mod linux;
+pub mod models;
 pub mod simulated;
 
 use protocols::entropy::SourceSpec;
@@ -62,10 +63,20 @@ pub fn build(
     if sources.is_empty() {
         return Err("no entropy source available: configure a simulated source or a feed, or run on hardware with sensors".into());
     }
+    let key = device_conditioning_key();
     sources
         .into_iter()
-        .map(|s| crate::pipeline::SourcePipeline::new(s).map_err(|e| e.to_string()))
+        .map(|s| crate::pipeline::SourcePipeline::new(s, key.clone()).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// The device's conditioning key for this run, from the OS generator (SP 800-90B §3.1.5.1.1
+/// HMAC keyed per device; it never leaves the process).
+pub fn device_conditioning_key() -> protocols::entropy::ConditioningKey {
+    use rand_core::Rng;
+    let mut key = [0u8; 32];
+    rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut key);
+    protocols::entropy::ConditioningKey::from_random(key)
 }
 
 fn hardware(config: &crate::config::SourcesConfig) -> Result<Vec<Box<dyn EntropySource>>, String> {

@@ -15,7 +15,9 @@
 //! original by minutes is still caught.
 
 use super::ContributorId;
-use super::debias::{BLOCK_BITS, BLOCK_BYTES, block_bit};
+#[allow(unused_imports)]
+use super::debias::BLOCK_BYTES;
+use super::debias::{BLOCK_BITS, block_bit};
 use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -224,14 +226,18 @@ impl CloneDetector {
     }
 
     /// Fingerprint of a block under this detector's key.
-    pub fn fingerprint(&self, block: &[u8; BLOCK_BYTES]) -> BlockFingerprint {
+    /// A block shorter than [`BLOCK_BYTES`] (conditioned output) is sampled at the positions
+    /// taken modulo its length in bits: its sketch then only matters for exact copies, which
+    /// is all a conditioned output can be (any change to its input changes every bit).
+    pub fn fingerprint(&self, block: &[u8]) -> BlockFingerprint {
         let mut h = Sha256::new();
         h.update(DOMAIN_DIGEST);
         h.update(self.key);
         h.update(block);
         let mut sketch = [0u64; SKETCH_WORDS];
         for (j, &p) in self.positions.iter().enumerate() {
-            if block_bit(block, usize::from(p))
+            let bits = (block.len() * 8).max(1);
+            if block_bit(block, usize::from(p) % bits)
                 && let Some(w) = sketch.get_mut(j / 64)
             {
                 *w |= 1u64 << (j % 64);
@@ -244,7 +250,7 @@ impl CloneDetector {
     }
 
     /// Compares a block with the history without remembering it.
-    pub fn check(&self, contributor: &ContributorId, block: &[u8; BLOCK_BYTES]) -> CloneCheck {
+    pub fn check(&self, contributor: &ContributorId, block: &[u8]) -> CloneCheck {
         self.check_fingerprint(contributor, &self.fingerprint(block))
     }
 
@@ -299,7 +305,7 @@ impl CloneDetector {
     pub fn observe(
         &mut self,
         contributor: &ContributorId,
-        block: &[u8; BLOCK_BYTES],
+        block: &[u8],
     ) -> CloneCheck {
         let fp = self.fingerprint(block);
         self.observe_fingerprint(contributor, fp)

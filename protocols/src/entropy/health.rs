@@ -12,9 +12,37 @@ pub const APT_WINDOW_BINARY: u32 = 1024;
 /// Adaptive Proportion window for non-binary sources.
 pub const APT_WINDOW_NON_BINARY: u32 = 512;
 
+/// Most conservative false-positive exponent SP 800-90B §4.4 allows (alpha = 2^-40).
+pub const MAX_ALPHA_LOG2: u32 = 40;
+/// A month of seconds: a healthy source should raise a false alarm less often than this.
+pub const FALSE_ALARM_PERIOD_S: f64 = 30.0 * 24.0 * 3600.0;
+
 /// alpha = 2^-20 as an f64.
 pub fn alpha() -> f64 {
     (-f64::from(ALPHA_LOG2)).exp2()
+}
+
+/// The false-positive exponent for a source read at `samples_per_s`: the smallest `a` in
+/// `ALPHA_LOG2..=MAX_ALPHA_LOG2` with `2^-a × samples_per_s × FALSE_ALARM_PERIOD_S < 1`, so a
+/// healthy source raises fewer than one false alarm a month; capped at 2^-40 (90B's bound),
+/// where the expected period is `2^40 / samples_per_s` seconds instead. A rate that is not a
+/// positive finite number gets the most conservative exponent.
+pub fn alpha_log2_for_rate(samples_per_s: f64) -> u32 {
+    if !samples_per_s.is_finite() || samples_per_s <= 0.0 {
+        return MAX_ALPHA_LOG2;
+    }
+    let needed = (samples_per_s * FALSE_ALARM_PERIOD_S).log2().ceil();
+    // `as` saturates; the clamp keeps it in 90B's range.
+    (needed.max(0.0) as u32).clamp(ALPHA_LOG2, MAX_ALPHA_LOG2)
+}
+
+/// Expected seconds between false alarms of a healthy source read at `samples_per_s` under
+/// alpha = 2^-`alpha_log2` (each sample can start a false Repetition Count alarm).
+pub fn false_alarm_period_s(samples_per_s: f64, alpha_log2: u32) -> f64 {
+    if samples_per_s <= 0.0 {
+        return f64::INFINITY;
+    }
+    f64::from(alpha_log2).exp2() / samples_per_s
 }
 
 /// Why a [`SourceSpec`] was refused.
@@ -107,22 +135,39 @@ impl SourceSpec {
     pub fn apt_cutoff(&self) -> u32 {
         apt_cutoff(self.apt_window(), self.min_entropy_per_sample)
     }
+
+    /// The same source with another min-entropy per sample (e.g. its assessed value).
+    pub fn with_min_entropy(&self, min_entropy_per_sample: f64) -> Result<Self, SpecError> {
+        SourceSpec::new(self.bits_per_sample, min_entropy_per_sample)
+    }
 }
 
 /// Repetition Count cutoff `1 + ceil(20 / h)`; saturates for absurdly small `h`.
 pub fn rct_cutoff(h: f64) -> u64 {
+    rct_cutoff_at(h, ALPHA_LOG2)
+}
+
+/// Repetition Count cutoff `1 + ceil(a / h)` for alpha = 2^-a.
+pub fn rct_cutoff_at(h: f64, alpha_log2: u32) -> u64 {
     if !h.is_finite() || h <= 0.0 {
         return u64::MAX;
     }
     // `as` from f64 saturates, so this cannot overflow.
-    let c = (f64::from(ALPHA_LOG2) / h).ceil() as u64;
+    let c = (f64::from(alpha_log2) / h).ceil() as u64;
     c.saturating_add(1)
 }
 
 /// Adaptive Proportion cutoff `1 + CRITBINOM(window, 2^-h, 1 - 2^-20)`.
 pub fn apt_cutoff(window: u32, h: f64) -> u32 {
+    apt_cutoff_at(window, h, ALPHA_LOG2)
+}
+
+/// Adaptive Proportion cutoff `1 + CRITBINOM(window, 2^-h, 1 - 2^-a)`.
+pub fn apt_cutoff_at(window: u32, h: f64, alpha_log2: u32) -> u32 {
     let p = (-h).exp2();
-    crit_binom(window, p, alpha()).saturating_add(1).min(window)
+    crit_binom(window, p, (-f64::from(alpha_log2)).exp2())
+        .saturating_add(1)
+        .min(window)
 }
 
 /// Smallest `k` such that `P(X <= k) >= 1 - tail_alpha` for `X ~ Binomial(n, p)`.
@@ -207,6 +252,7 @@ pub struct HealthCounters {
 #[derive(Debug, Clone)]
 pub struct HealthTester {
     spec: SourceSpec,
+    alpha_log2: u32,
     mask: u8,
     rct_cutoff: u64,
     apt_cutoff: u32,
@@ -227,14 +273,23 @@ pub struct HealthTester {
 }
 
 impl HealthTester {
-    /// A fresh tester in start-up state.
+    /// A fresh tester in start-up state, at alpha = 2^-20.
     pub fn new(spec: SourceSpec) -> Self {
+        Self::with_alpha(spec, ALPHA_LOG2)
+    }
+
+    /// A fresh tester in start-up state whose cutoffs come from `spec`'s min-entropy and
+    /// alpha = 2^-`alpha_log2` (clamped to 90B's 2^-20 … 2^-40; see [`alpha_log2_for_rate`]).
+    pub fn with_alpha(spec: SourceSpec, alpha_log2: u32) -> Self {
+        let alpha_log2 = alpha_log2.clamp(ALPHA_LOG2, MAX_ALPHA_LOG2);
         let apt_window = spec.apt_window();
+        let h = spec.min_entropy_per_sample();
         HealthTester {
             spec,
+            alpha_log2,
             mask: spec.sample_mask(),
-            rct_cutoff: spec.rct_cutoff(),
-            apt_cutoff: spec.apt_cutoff(),
+            rct_cutoff: rct_cutoff_at(h, alpha_log2),
+            apt_cutoff: apt_cutoff_at(apt_window, h, alpha_log2),
             apt_window,
             rct_last: None,
             rct_run: 0,
@@ -252,6 +307,11 @@ impl HealthTester {
     /// The source declaration this tester enforces.
     pub fn spec(&self) -> &SourceSpec {
         &self.spec
+    }
+
+    /// The false-positive exponent in force (alpha = 2^-this).
+    pub fn alpha_log2(&self) -> u32 {
+        self.alpha_log2
     }
 
     /// Repetition Count cutoff in force.
@@ -309,8 +369,19 @@ impl HealthTester {
     /// Lifetime counters are kept.
     pub fn reset_after_intervention(&mut self) {
         let counters = self.counters;
-        *self = HealthTester::new(self.spec);
+        *self = HealthTester::with_alpha(self.spec, self.alpha_log2);
         self.counters = counters;
+    }
+
+    /// After an intermittent alarm: clears the failure and the tests' running state (the window
+    /// that alarmed is discarded by the caller) without a new start-up phase. Counters are kept.
+    pub fn clear_alarm(&mut self) {
+        self.failed = None;
+        self.rct_last = None;
+        self.rct_run = 0;
+        self.apt_pos = 0;
+        self.apt_count = 0;
+        self.apt_tripped_this_window = false;
     }
 
     fn run_rct(&mut self, s: u8) -> Option<HealthFailure> {

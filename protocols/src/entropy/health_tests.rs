@@ -290,3 +290,32 @@ proptest! {
         prop_assert_eq!(t.counters().samples_seen, samples.len() as u64);
     }
 }
+
+#[test]
+fn alpha_for_a_fast_source_is_tighter_so_false_alarms_stay_under_one_a_month() {
+    use super::{MAX_ALPHA_LOG2, alpha_log2_for_rate, false_alarm_period_s, FALSE_ALARM_PERIOD_S};
+    // A sensor read 100 times a second: 2.6e8 samples a month → 2^-28.
+    assert_eq!(alpha_log2_for_rate(100.0), 28);
+    assert!(false_alarm_period_s(100.0, 28) > FALSE_ALARM_PERIOD_S);
+    // 1.7 million samples a second would need 2^-43: capped at 90B's 2^-40.
+    assert_eq!(alpha_log2_for_rate(1.7e6), MAX_ALPHA_LOG2);
+    // A very slow source keeps the recommended 2^-20.
+    assert_eq!(alpha_log2_for_rate(0.01), ALPHA_LOG2);
+    assert_eq!(alpha_log2_for_rate(f64::NAN), MAX_ALPHA_LOG2);
+}
+
+#[test]
+fn a_tighter_alpha_raises_both_cutoffs_and_a_stuck_source_still_trips() {
+    let spec = SourceSpec::new(4, 2.0).unwrap();
+    let loose = HealthTester::new(spec);
+    let tight = HealthTester::with_alpha(spec, 40);
+    assert_eq!(tight.rct_cutoff(), 21);
+    assert!(tight.rct_cutoff() > loose.rct_cutoff());
+    assert!(tight.apt_cutoff() >= loose.apt_cutoff());
+    let mut t = tight;
+    let verdicts: Vec<_> = (0..200).map(|_| t.feed(3)).collect();
+    assert!(verdicts.iter().any(|v| matches!(v, HealthVerdict::Failed(_))));
+    t.clear_alarm();
+    assert!(t.failure().is_none());
+    assert_eq!(t.counters().rct_failures, 1 + (200 - 21) / 20);
+}

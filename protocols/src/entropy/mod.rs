@@ -13,6 +13,7 @@
 pub mod accumulator;
 pub mod assess;
 pub mod clones;
+pub mod conditioning;
 pub mod credit;
 pub mod debias;
 pub mod estimate;
@@ -26,6 +27,9 @@ pub use accumulator::{
     Accumulator, AccumulatorConfig, AccumulatorError, ContributorCredit, PoolStats, Receipt,
 };
 pub use clones::{CloneCheck, CloneDetector, CloneError, CloneMatch, MatchKind};
+pub use conditioning::{
+    Accounting, ConditionedBlock, Conditioner, ConditioningKey, SourceModel, credit_for as credit_for_accounting,
+};
 pub use credit::{CreditPolicy, PeerCreditLedger, SourceClaim, credit_for};
 pub use debias::{BLOCK_BITS, BLOCK_BYTES, DebiasedBlock, Debiaser, VonNeumann};
 pub use estimate::{SlidingMcv, mcv_min_entropy};

@@ -39,6 +39,8 @@ macro_rules! roundtrip_tests {
 roundtrip_tests!(
     contribution_round_trips: Contribution,
     contribution_body_round_trips: ContributionBody,
+    audit_request_round_trips: AuditRequest,
+    audit_window_round_trips: AuditWindow,
     status_heartbeat_round_trips: StatusHeartbeat,
     store_share_round_trips: StoreShare,
     store_reply_round_trips: StoreReply,

@@ -454,7 +454,11 @@ fn hwrng_that_gets_stuck_after_opening_is_cut_off_by_the_health_tests() {
         .iter()
         .position(|s| s.name() == "hwrng:bcm2835-rng")
         .unwrap();
-    let mut pipeline = crate::pipeline::SourcePipeline::new(sources.swap_remove(index)).unwrap();
+    let mut pipeline = crate::pipeline::SourcePipeline::new(
+        sources.swap_remove(index),
+        crate::sources::device_conditioning_key(),
+    )
+    .unwrap();
     let out = pipeline.next_block(0, 100_000).unwrap();
     assert!(matches!(out, crate::pipeline::PipelineOutput::CutOff));
     assert!(pipeline.cut_off_at().is_some());

@@ -1,0 +1,137 @@
+//! Entropy audits from the coordinator's side (docs/protocol/entropy-audit.md): ask a device for a
+//! window of raw samples of a named source, assess it with the ten SP 800-90B §6.3 estimators on
+//! a blocking thread (one at a time), and settle the source's standing and waiting blocks.
+
+use super::{Ctx, Internal, State, gossip, now_ms, os_random};
+use crate::intake::sources::AuditResult;
+use peer::node::Protocol;
+use protocols::entropy::assess::{MIN_SAMPLES, assess};
+use protocols::ids::NodeId;
+use protocols::wire::{self, AuditRequest, AuditWindow, Reply, WIRE_VERSION};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Asks `node` for a window of `source` and reports the outcome as [`Internal::EntropyAudited`].
+pub(super) fn start(ctx: &Arc<Ctx>, state: &State, internal: &mpsc::Sender<Internal>, node: NodeId, source: String) {
+    let Some(peer_id) = peer::identity::peer_id(&node) else {
+        return;
+    };
+    let addrs = state.peers.get(&node).map(|p| p.addrs()).unwrap_or_default();
+    let (ctx, internal) = (ctx.clone(), internal.clone());
+    let samples = ctx.config.entropy_audit_samples;
+    tokio::spawn(async move {
+        let outcome = run(&ctx, peer_id, addrs, &source, samples).await;
+        let _ = internal
+            .send(Internal::EntropyAudited {
+                node,
+                source,
+                outcome,
+            })
+            .await;
+    });
+}
+
+async fn run(
+    ctx: &Ctx,
+    peer_id: libp2p::PeerId,
+    addrs: Vec<libp2p::Multiaddr>,
+    source: &str,
+    samples: u32,
+) -> Result<AuditResult, String> {
+    let request = AuditRequest {
+        v: WIRE_VERSION,
+        source: source.to_string(),
+        samples,
+    };
+    let timeout = std::time::Duration::from_secs_f64(ctx.config.attestation_answer_s + 10.0);
+    let sent = ctx
+        .node
+        .request(Protocol::Audit, peer_id, addrs, wire::encode(&request));
+    let bytes = match tokio::time::timeout(timeout, sent).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return Err(format!("request failed: {e}")),
+        Err(_) => return Err("no answer in time".into()),
+    };
+    let reply: Reply<AuditWindow> = wire::decode(&bytes, Protocol::Audit.limits().1)
+        .map_err(|e| format!("malformed answer: {e}"))?;
+    let window = reply.result.map_err(|r| format!("refused: {r}"))?;
+    if window.source != source || !(1..=8).contains(&window.bits_per_sample) {
+        return Err("answer for another source or of a bad width".into());
+    }
+    if window.samples.len() > samples as usize {
+        return Err(format!("{} samples where {samples} were asked", window.samples.len()));
+    }
+    if window.samples.len() < MIN_SAMPLES {
+        return Err(format!(
+            "{} samples, fewer than the {MIN_SAMPLES} the estimators need",
+            window.samples.len()
+        ));
+    }
+    let _slot = ctx
+        .assessing
+        .acquire()
+        .await
+        .map_err(|_| "shutting down".to_string())?;
+    let bits = window.bits_per_sample;
+    let count = window.samples.len();
+    tokio::task::spawn_blocking(move || {
+        let assessment = assess(&window.samples, bits).map_err(|e| format!("assessment: {e}"))?;
+        let lowest = assessment
+            .estimates
+            .iter()
+            .min_by(|a, b| a.min_entropy_per_sample.total_cmp(&b.min_entropy_per_sample));
+        Ok(AuditResult {
+            h: assessment.min_entropy_per_sample,
+            samples: count,
+            estimator: lowest.map_or("none".into(), |e| e.name.to_string()),
+            at_ms: now_ms(),
+        })
+    })
+    .await
+    .map_err(|e| format!("assessment task: {e}"))?
+}
+
+/// Settles an audit's outcome: the source's cap, its waiting blocks, a quarantine.
+pub(super) fn settle(
+    ctx: &Ctx,
+    state: &mut State,
+    node: NodeId,
+    source: String,
+    outcome: Result<AuditResult, String>,
+) {
+    match &outcome {
+        Ok(r) => {
+            tracing::info!(node = %node.short(), %source, h = r.h, samples = r.samples, estimator = %r.estimator, "entropy audit");
+            ctx.metrics.entropy_audits.inc("assessed");
+        }
+        Err(reason) => {
+            tracing::info!(node = %node.short(), %source, %reason, "entropy audit failed: source not credited until one succeeds");
+            ctx.metrics.entropy_audits.inc("failed");
+        }
+    }
+    let uniform = f64::from(u32::from_le_bytes(os_random())) / f64::from(u32::MAX);
+    let settled = state.sources.on_audit(node, &source, outcome, uniform, now_ms());
+    if settled.quarantined {
+        let claim = state.sources.get(&node, &source).map(|e| e.last_claim);
+        tracing::warn!(node = %node.short(), %source, ?claim, "source claims far more entropy than its audit found: source quarantined");
+        ctx.metrics.entropy_audits.inc("overclaim");
+        if let Some(p) = state.peers.get_mut(&node) {
+            p.note_refusal("source_quarantined");
+        }
+    }
+    for w in settled.waiting {
+        gossip::credit_or_witness(ctx, state, node, &source, w, settled.cap);
+    }
+}
+
+/// Starts the audits that are due and fails the ones under way for too long.
+pub(super) fn tick(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
+    let now = now_ms();
+    let timeout_ms = ((ctx.config.attestation_answer_s + 60.0) * 1000.0) as u64;
+    for (node, source) in state.sources.expire_pending(now, timeout_ms) {
+        settle(ctx, state, node, source, Err("audit task lost".into()));
+    }
+    for (node, source) in state.sources.audits_due(now) {
+        start(ctx, state, internal, node, source);
+    }
+}
