@@ -219,9 +219,13 @@ impl Fleet {
             &tcp,
             "--listen",
             &quic,
-            "--no-hardware",
         ];
+        // No simulated source: the machine's own (jitter, interrupts, /dev/hwrng, sensors),
+        // each assessed at the peer's first start.
         let sources = simulated_sources(1000 + i as u64 * layout.seed_step);
+        if layout.sources_per_peer > 0 {
+            init.push("--no-hardware");
+        }
         for source in sources.iter().take(layout.sources_per_peer) {
             init.extend(["--simulated-source", source.as_str()]);
         }

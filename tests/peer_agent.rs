@@ -79,7 +79,7 @@ fn coordinator_task(
                         let body =
                             peer::contribution::open(&static_secret, &signer, c.seq, &c.sealed)
                                 .unwrap();
-                        let _ = seen.try_send(Seen::Contribution(signer, body.bits.len()));
+                        let _ = seen.try_send(Seen::Contribution(signer, body.conditioned.len()));
                     }
                     let _ = node
                         .report_gossip(id, propagation_source, GossipVerdict::Accept)
@@ -208,7 +208,7 @@ async fn peer_contributes_stores_survives_sigkill_and_refuses_bad_requests_by_ty
     })
     .await
     .expect("a sealed contribution arrives");
-    assert_eq!(bits, 2500);
+    assert_eq!(bits, 128, "four conditioned outputs");
 
     // Store a real Feldman share on the peer, sealed for its slot.
     let session = SessionId([9; 16]);

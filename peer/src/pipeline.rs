@@ -108,7 +108,10 @@ pub fn source_identity(source: &dyn EntropySource) -> String {
 
 impl SourcePipeline {
     /// Wraps a source under its declared model, conditioning with `key`.
-    pub fn new(source: Box<dyn EntropySource>, key: ConditioningKey) -> Result<Self, PipelineError> {
+    pub fn new(
+        source: Box<dyn EntropySource>,
+        key: ConditioningKey,
+    ) -> Result<Self, PipelineError> {
         let model = declared_model(source.as_ref());
         Self::with_model(source, model, key)
     }
@@ -144,9 +147,13 @@ impl SourcePipeline {
             .with_min_entropy(model.h_per_sample)
             .map_err(|e| PipelineError::Setup(format!("{name}: {e}")))?;
         let alpha = alpha_log2_for_rate(model.samples_per_s);
-        let conditioner = Conditioner::new(key.clone(), name, model.h_per_sample).ok_or_else(
-            || PipelineError::Setup(format!("{name}: no conditioning at H = {}", model.h_per_sample)),
-        )?;
+        let conditioner =
+            Conditioner::new(key.clone(), name, model.h_per_sample).ok_or_else(|| {
+                PipelineError::Setup(format!(
+                    "{name}: no conditioning at H = {}",
+                    model.h_per_sample
+                ))
+            })?;
         Ok((HealthTester::with_alpha(spec, alpha), conditioner))
     }
 
@@ -161,19 +168,21 @@ impl SourcePipeline {
         now_ms: u64,
     ) -> Result<&SourceModel, PipelineError> {
         let started = Instant::now();
-        let samples = self.read_window(policy.max_samples.max(MIN_SAMPLES), Some(policy.max_time))?;
+        let samples =
+            self.read_window(policy.max_samples.max(MIN_SAMPLES), Some(policy.max_time))?;
         let elapsed = started.elapsed().as_secs_f64().max(1e-6);
         let spec = self.source.spec();
         let assessment = assess(&samples, spec.bits_per_sample())
             .map_err(|e| PipelineError::Setup(format!("{}: assessment: {e}", self.name())))?;
-        let lowest = assessment
-            .estimates
-            .iter()
-            .min_by(|a, b| a.min_entropy_per_sample.total_cmp(&b.min_entropy_per_sample));
+        let lowest = assessment.estimates.iter().min_by(|a, b| {
+            a.min_entropy_per_sample
+                .total_cmp(&b.min_entropy_per_sample)
+        });
         let (h, estimator) = match lowest {
-            Some(e) if e.min_entropy_per_sample < spec.min_entropy_per_sample() => {
-                (e.min_entropy_per_sample, format!("{} (§{})", e.name, e.section))
-            }
+            Some(e) if e.min_entropy_per_sample < spec.min_entropy_per_sample() => (
+                e.min_entropy_per_sample,
+                format!("{} (§{})", e.name, e.section),
+            ),
             _ => (spec.min_entropy_per_sample(), "declared".to_string()),
         };
         let model = SourceModel {
@@ -199,7 +208,8 @@ impl SourcePipeline {
                 estimator: model.estimator,
             });
         }
-        let (health, conditioner) = Self::parts(self.source.spec(), &model, &self.key, self.name())?;
+        let (health, conditioner) =
+            Self::parts(self.source.spec(), &model, &self.key, self.name())?;
         self.health = health;
         self.conditioner = conditioner;
         self.model = model;
@@ -379,11 +389,22 @@ impl SourcePipeline {
         }
         self.conditioner.discard_window();
         if self.alarms.len() >= PERSISTENT_ALARMS {
-            tracing::warn!(source = self.source.name(), ?failure, at, alarms = self.alarms.len(), "source failed its health tests persistently and is cut off");
+            tracing::warn!(
+                source = self.source.name(),
+                ?failure,
+                at,
+                alarms = self.alarms.len(),
+                "source failed its health tests persistently and is cut off"
+            );
             self.cut_off_at = Some(at);
             return true;
         }
-        tracing::info!(source = self.source.name(), ?failure, at, "intermittent health-test alarm: window discarded");
+        tracing::info!(
+            source = self.source.name(),
+            ?failure,
+            at,
+            "intermittent health-test alarm: window discarded"
+        );
         self.health.clear_alarm();
         false
     }

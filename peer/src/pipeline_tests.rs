@@ -47,7 +47,10 @@ fn a_correlated_source_is_assessed_below_its_declaration_and_its_blocks_account_
         .unwrap()
         .clone();
     assert_eq!(model.samples, 20_000);
-    assert!(model.h_per_sample > 0.0 && model.h_per_sample < 8.0, "{model:?}");
+    assert!(
+        model.h_per_sample > 0.0 && model.h_per_sample < 8.0,
+        "{model:?}"
+    );
     assert_ne!(model.estimator, "declared");
     assert_eq!(model.binary_sha256, "abc");
     let PipelineOutput::Block(b) = p.next_block(0, 1_000_000).unwrap() else {
@@ -118,7 +121,10 @@ fn a_source_that_recovers_is_restarted_and_delivers_again() {
     ));
     let report = p.health_report();
     assert_eq!(report.state, SourceState::Healthy);
-    assert_eq!(report.failures, failures_before, "counters carry over a restart");
+    assert_eq!(
+        report.failures, failures_before,
+        "counters carry over a restart"
+    );
 }
 
 #[test]

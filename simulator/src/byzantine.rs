@@ -7,10 +7,9 @@ use crate::fleet::Copied;
 use peer::agent::harvest::ReadyBlock;
 use peer::node::{CONTRIBUTIONS_TOPIC, NodeHandle};
 use peer::store::ShareStore;
-use protocols::entropy::BLOCK_BYTES;
 use protocols::identity::NodeKey;
 use protocols::wire::{
-    Contribution, ContributionBody, SignedEnvelope, SourceEstimate, WIRE_VERSION,
+    Contribution, ContributionBody, SignedEnvelope, SourceAccounting, WIRE_VERSION,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -110,6 +109,9 @@ pub async fn tamper_store(store: Arc<ShareStore>, since: Arc<Mutex<Option<Instan
     }
 }
 
+/// Bytes of one lie: four conditioned outputs' worth.
+const LIE_BYTES: usize = 4 * protocols::entropy::conditioning::CONDITIONED_BYTES;
+
 /// What a lying publisher needs.
 pub struct Publisher {
     /// The device's node (its agent runs beside, without a contribution task).
@@ -130,14 +132,17 @@ pub struct Publisher {
 
 impl Publisher {
     async fn publish(&self, seq: u64, bits: &[u8]) -> Result<Vec<u8>, String> {
+        // Claims full-entropy 8-bit samples (as a PRNG's output would look), 40 per output.
         let body = ContributionBody {
             v: WIRE_VERSION,
-            bits: bits.to_vec(),
-            sources: vec![SourceEstimate {
+            conditioned: bits.to_vec(),
+            accounting: SourceAccounting {
                 source: "sim:0".into(),
-                bits: (BLOCK_BYTES * 8) as u32,
-                min_entropy_millibits: 1000,
-            }],
+                bits_per_sample: 8,
+                raw_samples: 40 * (bits.len() / 32) as u64,
+                h_millibits: 8000,
+                estimator: "declared".into(),
+            },
         };
         let sealed =
             peer::contribution::seal(&self.coordinator_static, &self.key.node_id(), seq, &body)
@@ -162,8 +167,9 @@ impl Publisher {
 }
 
 /// Sends lies of `kind` until aborted:
-/// - `Biased`: raw bits with P(1) = 0.6 claimed as full-entropy debiased blocks (the FIPS
-///   battery must refuse them);
+/// - `Biased`: conditioned-looking bytes whose accounting claims 8 bits per sample while the
+///   device's sensor gives biased bits (P(1) = 0.6): the coordinator's entropy audit must
+///   quarantine that source;
 /// - `Replayed`: one genuine block, then that same signed message again (its sequence number is
 ///   old) and the same bits under fresh sequence numbers (the intake's replay check).
 pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
@@ -179,7 +185,7 @@ pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
         let sent = match kind {
             ByzantineKind::Replayed => match &genuine {
                 None => {
-                    let mut bits = vec![0u8; BLOCK_BYTES];
+                    let mut bits = vec![0u8; LIE_BYTES];
                     rng.fill(&mut bits[..]);
                     match p.publish(seq, &bits).await {
                         Ok(envelope) => {
@@ -197,7 +203,7 @@ pub async fn publish_lies(kind: ByzantineKind, p: Publisher) {
                 Some((bits, _)) => p.publish(seq, bits).await.map(|_| true),
             },
             _ => {
-                let bits: Vec<u8> = (0..BLOCK_BYTES)
+                let bits: Vec<u8> = (0..LIE_BYTES)
                     .map(|_| {
                         (0..8).fold(0u8, |byte, _| {
                             (byte << 1) | u8::from(rng.random::<f64>() < 0.6)

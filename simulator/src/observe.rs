@@ -256,9 +256,9 @@ impl Observer {
                 {
                     Some("source cut off by its health tests (reported in heartbeats)")
                 }
-                ByzantineKind::Biased if refused("fips") => {
-                    Some("contributions refused by the FIPS 140-2 battery, not credited")
-                }
+                ByzantineKind::Biased if refused("source_quarantined") => Some(
+                    "its entropy audit found far less than it claims: source quarantined, not credited",
+                ),
                 ByzantineKind::Cloned if quarantine.starts_with("ClonedEntropy") => {
                     Some("quarantined for cloned entropy")
                 }

@@ -96,6 +96,10 @@ fn coordinator_config(s: &Scenario, dir: PathBuf) -> CoordinatorConfig {
     c.credit_hold_s = t.credit_hold_s;
     c.holder_audit_s = t.holder_audit_s;
     c.contribution_max_age_s = 120.0;
+    // Audits on short windows (each device's sensor answers them; decision 0039): enough
+    // samples to accuse an overclaim, few enough for thousands of devices.
+    c.entropy_audit_samples = 4096;
+    c.entropy_audit_s = t.rotation_period_s.max(10.0);
     c
 }
 

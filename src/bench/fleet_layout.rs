@@ -16,11 +16,6 @@ use std::time::Duration;
 pub(crate) const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "sa-east"];
 pub(crate) const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
 
-/// Simulated sources per peer. Each healthy source still fails a continuous health test with
-/// probability about 2^-20 per sample and is then cut off for good, so a peer stops contributing
-/// once all of them are; four keep the pool filling through a long run.
-pub(crate) const SOURCES_PER_PEER: usize = 4;
-
 /// Seconds between a peer's contributions: short, so the pool fills fast.
 pub(crate) const CONTRIBUTION_INTERVAL_S: f64 = 0.3;
 
@@ -43,7 +38,7 @@ pub(crate) fn start(
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            sources_per_peer: SOURCES_PER_PEER,
+            sources_per_peer: 0,
             seed_step: 11,
             address_per_peer: true,
             coordinator_over_quic: true,

@@ -16,9 +16,7 @@ mod throughput;
 
 use crate::fleet::{CoordinatorSettings, Fleet, admin_call};
 use anyhow::{Context, ensure};
-use fleet_layout::{
-    CONTRIBUTION_INTERVAL_S, OPERATORS, PEER_FETCH_RATE_PER_S, REGIONS, SOURCES_PER_PEER, rss_kib,
-};
+use fleet_layout::{CONTRIBUTION_INTERVAL_S, OPERATORS, PEER_FETCH_RATE_PER_S, REGIONS, rss_kib};
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
@@ -338,7 +336,7 @@ async fn measure_on(
             operators: OPERATORS.len(),
             min_credited_bits: args.min_credited_bits,
             min_contributors: args.min_contributors,
-            sources_per_peer: SOURCES_PER_PEER,
+            sources_per_peer: 0,
             contribution_interval_s: CONTRIBUTION_INTERVAL_S,
             peer_fetch_rate_per_s: PEER_FETCH_RATE_PER_S,
             bare_probe: "ShareFetch on /entroshard/fetch/1 with a ticket signed by a stranger, \

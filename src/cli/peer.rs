@@ -46,6 +46,10 @@ pub struct InitArgs {
     /// Do not probe hardware sources.
     #[arg(long)]
     pub no_hardware: bool,
+    /// Most samples of each source assessed at the first start (SP 800-90B §3.1 asks for
+    /// 1,000,000; the model is stored and reused until the binary or the source changes).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub assess_samples: usize,
     /// Serve /metrics and /health on this address.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
@@ -190,6 +194,8 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
                 .map(|s| parse_simulated(s))
                 .collect::<anyhow::Result<_>>()?,
             feed: args.feed.as_deref().map(parse_feed).transpose()?,
+            assess_samples: args.assess_samples,
+            ..SourcesConfig::default()
         },
     };
     let config_path = args

@@ -51,9 +51,10 @@ impl DemoPeer {
                 seed_for(2),
             )?);
         }
+        let key = peer::sources::device_conditioning_key();
         let sources = sources
             .into_iter()
-            .map(|s| SourcePipeline::new(Box::new(s)).map_err(anyhow::Error::from))
+            .map(|s| SourcePipeline::new(Box::new(s), key.clone()).map_err(anyhow::Error::from))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             name: format!("peer-{i}"),

@@ -32,7 +32,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            sources_per_peer: 2,
+            sources_per_peer: 0,
             seed_step: 7,
             address_per_peer: false,
             coordinator_over_quic: false,
@@ -128,7 +128,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         };
         let t: Ticket = created.grant.ticket.open_from_any_signer()?.1;
         let mut lines = vec![format!("session {} — {} of {} holders: {}", created.session, t.threshold(), t.holders.len(), t.holders.iter().map(|h| format!("#{}→{}", h.index, fleet.name_of(&h.node))).collect::<Vec<_>>().join(" "))];
-        lines.push(format!("entropy receipt: {} credited bits from {} peers ({} blocks passed FIPS 140-2, {} rejected)", created.receipt.credited_bits, created.receipt.contributors.len(), created.receipt.blocks_passed, created.receipt.blocks_rejected));
+        lines.push(format!("entropy receipt: {} credited bits from {} peers ({} blocks credited, {} not: duplicate, unaudited or refused)", created.receipt.credited_bits, created.receipt.contributors.len(), created.receipt.blocks_passed, created.receipt.blocks_rejected));
         for c in &created.receipt.contributors {
             lines.push(format!("  {:<8} {:>6} bits", fleet.name_of(&c.node), c.credited_bits));
         }

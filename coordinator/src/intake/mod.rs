@@ -334,10 +334,12 @@ impl Intake {
             });
         }
         // The pool refuses only past its contributor bound; the block is then simply not pooled.
-        if let Err(e) =
-            self.accumulator
-                .add_event(&held.contributor.0, held.source, held.block.as_bytes(), credit)
-        {
+        if let Err(e) = self.accumulator.add_event(
+            &held.contributor.0,
+            held.source,
+            held.block.as_bytes(),
+            credit,
+        ) {
             tracing::warn!(error = %e, "pool refused a block");
         }
         self.last_now_ms = self.last_now_ms.max(now_ms);

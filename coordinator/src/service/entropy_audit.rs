@@ -12,11 +12,21 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Asks `node` for a window of `source` and reports the outcome as [`Internal::EntropyAudited`].
-pub(super) fn start(ctx: &Arc<Ctx>, state: &State, internal: &mpsc::Sender<Internal>, node: NodeId, source: String) {
+pub(super) fn start(
+    ctx: &Arc<Ctx>,
+    state: &State,
+    internal: &mpsc::Sender<Internal>,
+    node: NodeId,
+    source: String,
+) {
     let Some(peer_id) = peer::identity::peer_id(&node) else {
         return;
     };
-    let addrs = state.peers.get(&node).map(|p| p.addrs()).unwrap_or_default();
+    let addrs = state
+        .peers
+        .get(&node)
+        .map(|p| p.addrs())
+        .unwrap_or_default();
     let (ctx, internal) = (ctx.clone(), internal.clone());
     let samples = ctx.config.entropy_audit_samples;
     tokio::spawn(async move {
@@ -59,7 +69,10 @@ async fn run(
         return Err("answer for another source or of a bad width".into());
     }
     if window.samples.len() > samples as usize {
-        return Err(format!("{} samples where {samples} were asked", window.samples.len()));
+        return Err(format!(
+            "{} samples where {samples} were asked",
+            window.samples.len()
+        ));
     }
     if window.samples.len() < MIN_SAMPLES {
         return Err(format!(
@@ -76,10 +89,10 @@ async fn run(
     let count = window.samples.len();
     tokio::task::spawn_blocking(move || {
         let assessment = assess(&window.samples, bits).map_err(|e| format!("assessment: {e}"))?;
-        let lowest = assessment
-            .estimates
-            .iter()
-            .min_by(|a, b| a.min_entropy_per_sample.total_cmp(&b.min_entropy_per_sample));
+        let lowest = assessment.estimates.iter().min_by(|a, b| {
+            a.min_entropy_per_sample
+                .total_cmp(&b.min_entropy_per_sample)
+        });
         Ok(AuditResult {
             h: assessment.min_entropy_per_sample,
             samples: count,
@@ -110,7 +123,9 @@ pub(super) fn settle(
         }
     }
     let uniform = f64::from(u32::from_le_bytes(os_random())) / f64::from(u32::MAX);
-    let settled = state.sources.on_audit(node, &source, outcome, uniform, now_ms());
+    let settled = state
+        .sources
+        .on_audit(node, &source, outcome, uniform, now_ms());
     if settled.quarantined {
         let claim = state.sources.get(&node, &source).map(|e| e.last_claim);
         tracing::warn!(node = %node.short(), %source, ?claim, "source claims far more entropy than its audit found: source quarantined");

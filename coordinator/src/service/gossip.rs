@@ -1,11 +1,11 @@
 //! Gossip intake: heartbeats update the peer table; contributions are checked, opened and credited.
 
 use super::{Ctx, State, now_ms};
+use crate::intake::sources::{Decision, Waiting};
 use crate::intake::{IntakeEvent, Rejection};
 use crate::peers::Quarantine;
 use libp2p::PeerId;
 use peer::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, STATUS_TOPIC};
-use crate::intake::sources::{Decision, Waiting};
 use protocols::entropy::{Accounting, ConditionedBlock, credit_for_accounting};
 use protocols::wire::{Contribution, SignedEnvelope, StatusHeartbeat};
 

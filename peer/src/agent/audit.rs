@@ -21,17 +21,42 @@ pub struct AuditJob {
     pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
-/// The sources that answer audits, by name: each has a queue of one job to its own thread.
+/// Reads a window of `n` samples in the caller's thread (the simulator's sensors).
+pub type WindowReader = Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>;
+
+/// Where a source's audit windows come from.
+#[derive(Clone)]
+enum Answerer {
+    /// A queue of one job to the source's harvest thread.
+    Thread(SyncSender<AuditJob>),
+    /// A reader run on the blocking pool.
+    Reader(WindowReader),
+}
+
+/// The sources that answer audits, by name.
 #[derive(Clone, Default)]
 pub struct AuditDesk {
-    sources: Arc<Mutex<BTreeMap<String, (u8, SyncSender<AuditJob>)>>>,
+    sources: Arc<Mutex<BTreeMap<String, (u8, Answerer)>>>,
 }
 
 impl AuditDesk {
     /// Registers a source's queue (`bits_per_sample` is reported with its windows).
     pub fn register(&self, source: &str, bits_per_sample: u8, jobs: SyncSender<AuditJob>) {
         if let Ok(mut s) = self.sources.lock() {
-            s.insert(source.to_string(), (bits_per_sample, jobs));
+            s.insert(
+                source.to_string(),
+                (bits_per_sample, Answerer::Thread(jobs)),
+            );
+        }
+    }
+
+    /// Registers a source whose windows `read` produces (no harvest thread of its own).
+    pub fn register_reader(&self, source: &str, bits_per_sample: u8, read: WindowReader) {
+        if let Ok(mut s) = self.sources.lock() {
+            s.insert(
+                source.to_string(),
+                (bits_per_sample, Answerer::Reader(read)),
+            );
         }
     }
 
@@ -44,13 +69,28 @@ impl AuditDesk {
                 request.samples
             )));
         }
-        let (bits, jobs) = self
+        let (bits, answerer) = self
             .sources
             .lock()
             .map_err(|_| Refusal::Internal)?
             .get(&request.source)
             .cloned()
             .ok_or(Refusal::NotFound)?;
+        let jobs = match answerer {
+            Answerer::Thread(jobs) => jobs,
+            Answerer::Reader(read) => {
+                let n = request.samples as usize;
+                let samples = tokio::task::spawn_blocking(move || read(n))
+                    .await
+                    .map_err(|_| Refusal::Internal)?;
+                return Ok(AuditWindow {
+                    v: WIRE_VERSION,
+                    source: request.source,
+                    bits_per_sample: bits,
+                    samples,
+                });
+            }
+        };
         let (tx, rx) = oneshot::channel();
         match jobs.try_send(AuditJob {
             samples: request.samples as usize,

@@ -120,7 +120,9 @@ pub fn model_source(pipeline: &mut SourcePipeline, modelling: &Modelling) -> boo
                 log_model(pipeline, "stored");
                 return true;
             }
-            Err(e) => tracing::warn!(source = %name, error = %e, "stored model refused; assessing again"),
+            Err(e) => {
+                tracing::warn!(source = %name, error = %e, "stored model refused; assessing again")
+            }
         }
     }
     tracing::info!(source = %name, max_samples = modelling.policy.max_samples, max_s = modelling.policy.max_time.as_secs_f64(), "assessing source (SP 800-90B §6.3, ten estimators)");
@@ -252,7 +254,11 @@ fn answer_audit(job: AuditJob, pipeline: &mut SourcePipeline) {
     let window = pipeline
         .read_window(job.samples, Some(AUDIT_READ_TIME))
         .map_err(|e| e.to_string());
-    tracing::info!(source = pipeline.name(), samples = window.as_ref().map_or(0, Vec::len), "entropy audit window read");
+    tracing::info!(
+        source = pipeline.name(),
+        samples = window.as_ref().map_or(0, Vec::len),
+        "entropy audit window read"
+    );
     let _ = job.reply.send(window);
 }
 

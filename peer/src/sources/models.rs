@@ -37,7 +37,9 @@ impl ModelStore {
             return None;
         }
         let model: SourceModel = ciborium::from_reader(std::io::BufReader::new(file)).ok()?;
-        (model.source == source && model.identity == identity && model.binary_sha256 == binary_sha256)
+        (model.source == source
+            && model.identity == identity
+            && model.binary_sha256 == binary_sha256)
             .then_some(model)
     }
 
@@ -108,9 +110,18 @@ mod tests {
         let store = ModelStore::in_data_dir(dir.path());
         assert!(store.load("jitter", "jitter bits=4", "aa").is_none());
         store.save(&model("aa")).unwrap();
-        assert_eq!(store.load("jitter", "jitter bits=4", "aa"), Some(model("aa")));
-        assert!(store.load("jitter", "jitter bits=4", "bb").is_none(), "new binary");
-        assert!(store.load("jitter", "jitter bits=8", "aa").is_none(), "source changed");
+        assert_eq!(
+            store.load("jitter", "jitter bits=4", "aa"),
+            Some(model("aa"))
+        );
+        assert!(
+            store.load("jitter", "jitter bits=4", "bb").is_none(),
+            "new binary"
+        );
+        assert!(
+            store.load("jitter", "jitter bits=8", "aa").is_none(),
+            "source changed"
+        );
         assert_eq!(store.all().len(), 1);
         assert_eq!(store.clear().unwrap(), 1);
         assert!(store.load("jitter", "jitter bits=4", "aa").is_none());

@@ -302,11 +302,7 @@ impl CloneDetector {
     }
 
     /// Checks a block, then remembers it (evicting the oldest beyond capacity).
-    pub fn observe(
-        &mut self,
-        contributor: &ContributorId,
-        block: &[u8],
-    ) -> CloneCheck {
+    pub fn observe(&mut self, contributor: &ContributorId, block: &[u8]) -> CloneCheck {
         let fp = self.fingerprint(block);
         self.observe_fingerprint(contributor, fp)
     }

@@ -56,7 +56,12 @@ pub struct Accounting {
 pub fn credit_for(accounting: &Accounting, h_cap: f64) -> u64 {
     // `f64::min` ignores a NaN operand: a NaN on either side credits nothing.
     let h = accounting.h_per_sample.min(h_cap);
-    if h_cap.is_nan() || !accounting.h_per_sample.is_finite() || !h.is_finite() || h <= 0.0 || accounting.outputs == 0 {
+    if h_cap.is_nan()
+        || !accounting.h_per_sample.is_finite()
+        || !h.is_finite()
+        || h <= 0.0
+        || accounting.outputs == 0
+    {
         return 0;
     }
     let outputs = u64::from(accounting.outputs);
@@ -282,7 +287,10 @@ mod tests {
         assert_ne!(a, run([2; 32], "s"));
         assert_ne!(a, run([1; 32], "t"));
         let outs: Vec<&[u8]> = a.as_bytes().chunks(32).collect();
-        assert!(outs.windows(2).all(|w| w[0] != w[1]), "same input, other counter");
+        assert!(
+            outs.windows(2).all(|w| w[0] != w[1]),
+            "same input, other counter"
+        );
     }
 
     #[test]

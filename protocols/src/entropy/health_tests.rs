@@ -293,7 +293,7 @@ proptest! {
 
 #[test]
 fn alpha_for_a_fast_source_is_tighter_so_false_alarms_stay_under_one_a_month() {
-    use super::{MAX_ALPHA_LOG2, alpha_log2_for_rate, false_alarm_period_s, FALSE_ALARM_PERIOD_S};
+    use super::{FALSE_ALARM_PERIOD_S, MAX_ALPHA_LOG2, alpha_log2_for_rate, false_alarm_period_s};
     // A sensor read 100 times a second: 2.6e8 samples a month → 2^-28.
     assert_eq!(alpha_log2_for_rate(100.0), 28);
     assert!(false_alarm_period_s(100.0, 28) > FALSE_ALARM_PERIOD_S);
@@ -314,7 +314,11 @@ fn a_tighter_alpha_raises_both_cutoffs_and_a_stuck_source_still_trips() {
     assert!(tight.apt_cutoff() >= loose.apt_cutoff());
     let mut t = tight;
     let verdicts: Vec<_> = (0..200).map(|_| t.feed(3)).collect();
-    assert!(verdicts.iter().any(|v| matches!(v, HealthVerdict::Failed(_))));
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| matches!(v, HealthVerdict::Failed(_)))
+    );
     t.clear_alarm();
     assert!(t.failure().is_none());
     assert_eq!(t.counters().rct_failures, 1 + (200 - 21) / 20);

@@ -28,7 +28,8 @@ pub use accumulator::{
 };
 pub use clones::{CloneCheck, CloneDetector, CloneError, CloneMatch, MatchKind};
 pub use conditioning::{
-    Accounting, ConditionedBlock, Conditioner, ConditioningKey, SourceModel, credit_for as credit_for_accounting,
+    Accounting, ConditionedBlock, Conditioner, ConditioningKey, SourceModel,
+    credit_for as credit_for_accounting,
 };
 pub use credit::{CreditPolicy, PeerCreditLedger, SourceClaim, credit_for};
 pub use debias::{BLOCK_BITS, BLOCK_BYTES, DebiasedBlock, Debiaser, VonNeumann};

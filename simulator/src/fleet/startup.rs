@@ -49,6 +49,48 @@ impl Fleet {
         // publisher sends instead).
         let (block_tx, block_rx) = mpsc::channel::<ReadyBlock>(1);
         let mut harvest_with = None;
+        // What the device's sensor gives an entropy audit: its real (simulated) raw samples; a
+        // biased liar's raw bits are as biased as what it really has.
+        let audits = peer::agent::audit::AuditDesk::default();
+        let sensor_seed = u64::from_le_bytes(
+            derive(
+                ctx.scenario.seed,
+                "audit",
+                (index as u64) << 16 | u64::from(boot),
+            )[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let (audit_source, audit_bits) = match kind {
+            Some(ByzantineKind::Biased) => (
+                SimulatedSourceConfig::Biased {
+                    p_one: 0.6,
+                    seed: sensor_seed,
+                },
+                1,
+            ),
+            Some(ByzantineKind::Stuck) => (SimulatedSourceConfig::Stuck { value: 1 }, 1),
+            _ => (
+                SimulatedSourceConfig::Correlated {
+                    bits: 8,
+                    p_repeat: 0.0,
+                    seed: sensor_seed,
+                },
+                8,
+            ),
+        };
+        let sensor = Arc::new(Mutex::new(build_pipeline(audit_source)?));
+        audits.register_reader(
+            "sim:0",
+            audit_bits,
+            Arc::new(move |n| {
+                sensor
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.read_window(n, None).ok())
+                    .unwrap_or_default()
+            }),
+        );
         let blocks = match kind {
             Some(ByzantineKind::Biased | ByzantineKind::Replayed) => None,
             Some(ByzantineKind::Cloned) => {
@@ -130,6 +172,7 @@ impl Fleet {
             blocks,
             health: health.clone(),
             withhold_shares: kind == Some(ByzantineKind::Withholding),
+            audits,
         })
         .await
         .map_err(|e| crate::SimError::Setup(e.to_string()))?;
@@ -184,11 +227,10 @@ fn copy_block(b: &ReadyBlock) -> ReadyBlock {
     ReadyBlock {
         harvested: peer::pipeline::HarvestedBlock {
             source_index: b.harvested.source_index,
-            block: protocols::entropy::DebiasedBlock::from_bytes(*b.harvested.block.as_bytes()),
-            claim: b.harvested.claim,
+            block: b.harvested.block.clone(),
+            accounting: b.harvested.accounting.clone(),
         },
         source: b.source.clone(),
-        measured_per_sample: b.measured_per_sample,
     }
 }
 
@@ -233,7 +275,6 @@ async fn harvest(
             Ok(PipelineOutput::Block(harvested)) => {
                 let ready = ReadyBlock {
                     source: pipeline.name().to_string(),
-                    measured_per_sample: pipeline.measured_min_entropy(),
                     harvested,
                 };
                 let copy = copy_block(&ready);

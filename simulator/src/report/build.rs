@@ -216,15 +216,17 @@ pub fn build(
         per_device_kib_peak: per_device(peak),
     };
     let figures = &observer.last_figures;
-    let intake = BTreeMap::from([
-        ("fips_passed".to_string(), figures.intake.fips_passed),
-        ("fips_failed".to_string(), figures.intake.fips_failed),
+    let mut intake = BTreeMap::from([
+        ("blocks".to_string(), figures.intake.blocks),
         ("clones".to_string(), figures.intake.clones),
         ("cancelled_bits".to_string(), figures.intake.cancelled),
         ("witnessed".to_string(), figures.intake.witnessed),
         ("replays".to_string(), figures.intake.replays),
         ("credited_bits".to_string(), figures.intake.credited),
     ]);
+    for (reason, count) in &figures.intake.refused {
+        intake.insert(format!("refused_{reason}"), *count);
+    }
     let churn = BTreeMap::from([
         ("devices_that_left".to_string(), facts.left.len() as f64),
         (
