@@ -60,7 +60,8 @@ pub use crate::sources::feed::FeedConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SourcesConfig {
-    /// Probe the real Linux sources (thermal, hwmon, IIO, interrupts, jitter, network).
+    /// Probe the real Linux sources (thermal, hwmon, IIO, interrupts, CPU load, hwrng, network
+    /// counters, softnet, Wi-Fi levels, key timings, jitter).
     pub detect_hardware: bool,
     /// Root of sysfs/procfs (for tests; "/" on devices).
     pub system_root: PathBuf,

@@ -1,5 +1,5 @@
-//! Real Linux entropy sources (sysfs sensors, kernel counters, the board's hardware RNG, CPU
-//! timing jitter) and `detect`.
+//! Real Linux entropy sources (sysfs sensors, kernel counters, radio signal levels, key-press
+//! timings, the board's hardware RNG, CPU timing jitter) and `detect`.
 //!
 //! Every path is resolved under [`DetectConfig::root`] (normally `/`), so tests can point the
 //! parsers at a fake sysfs tree in a temporary directory. Hardware that is absent is skipped
@@ -9,26 +9,44 @@
 //! `bits_per_sample` bits of the reading (sensors, after dividing out the sensor's quantisation
 //! step) or of the change since the previous read (counters). Raw samples are handed on
 //! unconditioned so the health tests downstream see a stuck or slow sensor for what it is.
+//!
+//! Event-driven sources (key presses) are not polled: a read blocks until at least one sample
+//! arrives, then returns what the kernel had queued, up to the requested count.
 
+mod cpuload;
 mod hwmon;
 mod hwrng;
 mod iio;
+mod input;
 mod interrupts;
 mod jitter;
 mod netstat;
 mod sensor;
+mod softnet;
 mod thermal;
+mod wireless;
 
+pub use cpuload::{CPU_LOAD_BITS_PER_SAMPLE, CPU_LOAD_MIN_ENTROPY, CpuLoadSource, parse_cpu_times};
 pub use hwmon::{HWMON_BITS_PER_SAMPLE, HWMON_MIN_ENTROPY, HwmonSource};
 pub use hwrng::{HWRNG_BITS_PER_SAMPLE, HWRNG_MIN_ENTROPY, HwrngSource};
 pub use iio::{IIO_BITS_PER_SAMPLE, IIO_MIN_ENTROPY, IioSource};
+pub use input::{
+    INPUT_BITS_PER_SAMPLE, INPUT_EVENT_BYTES, INPUT_MIN_ENTROPY, InputEvent, InputSource,
+    KeyTimingSampler, parse_input_events,
+};
 pub use interrupts::{
     INTERRUPTS_BITS_PER_SAMPLE, INTERRUPTS_MIN_ENTROPY, InterruptsSource, parse_interrupt_total,
 };
 pub use jitter::{JITTER_BITS_PER_SAMPLE, JITTER_MIN_ENTROPY, JitterSource};
 pub use netstat::{NET_BITS_PER_SAMPLE, NET_MIN_ENTROPY, NetSource};
 pub use sensor::SensorSampler;
+pub use softnet::{
+    SOFTNET_BITS_PER_SAMPLE, SOFTNET_MIN_ENTROPY, SoftnetSource, parse_softnet_processed,
+};
 pub use thermal::{THERMAL_BITS_PER_SAMPLE, THERMAL_MIN_ENTROPY, ThermalSource};
+pub use wireless::{
+    WIRELESS_BITS_PER_SAMPLE, WIRELESS_MIN_ENTROPY, WirelessReading, WirelessSource, parse_wireless,
+};
 
 use super::feed::{FeedConfig, FeedSource};
 use super::{EntropySource, SourceError};
@@ -53,6 +71,12 @@ pub struct DetectConfig {
     pub interrupts_poll: Duration,
     /// Pause between two readings of a network interface's counters.
     pub net_poll: Duration,
+    /// Pause between two readings of `/proc/net/softnet_stat`.
+    pub softnet_poll: Duration,
+    /// Pause between two readings of `/proc/net/wireless`.
+    pub wireless_poll: Duration,
+    /// Pause between two readings of `/proc/stat`.
+    pub cpu_load_poll: Duration,
     /// Whether to offer the CPU timing-jitter source.
     pub jitter: bool,
     /// External feeds (files, FIFOs, character devices or stdin) to open.
@@ -67,6 +91,9 @@ impl Default for DetectConfig {
             iio_poll: Duration::from_millis(2),
             interrupts_poll: Duration::from_millis(10),
             net_poll: Duration::from_millis(10),
+            softnet_poll: Duration::from_millis(5),
+            wireless_poll: Duration::from_millis(100),
+            cpu_load_poll: Duration::from_millis(10),
             jitter: true,
             feeds: Vec::new(),
         }
@@ -90,8 +117,12 @@ pub fn detect(config: &DetectConfig) -> (Vec<Box<dyn EntropySource>>, Vec<Skippe
     hwmon::probe(config, &mut found);
     iio::probe(config, &mut found);
     interrupts::probe(config, &mut found);
+    cpuload::probe(config, &mut found);
     hwrng::probe(config, &mut found);
     netstat::probe(config, &mut found);
+    softnet::probe(config, &mut found);
+    wireless::probe(config, &mut found);
+    input::probe(config, &mut found);
     if config.jitter {
         jitter::probe(&mut found);
     } else {
@@ -261,7 +292,6 @@ pub(crate) fn unavailable(source_name: &str, reason: impl Display) -> SourceErro
     }
 }
 
-/// Mask selecting the low `bits` bits of a sample.
 /// The counters' sampling rule: appends `max` samples, one per `poll`, each the low bits (under
 /// `mask`) of how far `read` moved since `last`, which it updates. A counter that goes down (a
 /// line or device vanished) wraps, as only the low bits are kept.
@@ -284,6 +314,7 @@ pub(crate) fn sample_counter_changes(
     Ok(())
 }
 
+/// Mask selecting the low `bits` bits of a sample.
 pub(crate) fn mask(bits: u8) -> u8 {
     u8::MAX >> (8 - bits.clamp(1, 8))
 }

@@ -7,44 +7,50 @@ use protocols::entropy::SourceSpec;
 use std::fs;
 use tempfile::TempDir;
 
-/// A fake root with files written relative to it.
-struct FakeRoot(TempDir);
+/// A fake root with files written relative to it (shared with the sources' own test modules).
+pub(super) struct FakeRoot(TempDir);
 
 impl FakeRoot {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         FakeRoot(tempfile::tempdir().unwrap())
     }
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.0.path()
     }
-    fn write(&self, rel: &str, contents: &str) -> PathBuf {
+    pub(super) fn write(&self, rel: &str, contents: &str) -> PathBuf {
         let path = self.0.path().join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, contents).unwrap();
         path
     }
-    fn config(&self) -> DetectConfig {
+    pub(super) fn config(&self) -> DetectConfig {
         DetectConfig {
             root: self.path().to_owned(),
             sensor_poll: Duration::ZERO,
             iio_poll: Duration::ZERO,
             interrupts_poll: Duration::ZERO,
             net_poll: Duration::ZERO,
+            softnet_poll: Duration::ZERO,
+            wireless_poll: Duration::ZERO,
+            cpu_load_poll: Duration::ZERO,
             jitter: false,
             feeds: Vec::new(),
         }
     }
 }
 
-fn names(sources: &[Box<dyn EntropySource>]) -> Vec<String> {
+pub(super) fn names(sources: &[Box<dyn EntropySource>]) -> Vec<String> {
     sources.iter().map(|s| s.name().to_owned()).collect()
 }
 
-fn skipped_names(skipped: &[SkippedSource]) -> Vec<&str> {
+pub(super) fn skipped_names(skipped: &[SkippedSource]) -> Vec<&str> {
     skipped.iter().map(|s| s.name.as_str()).collect()
 }
 
-fn find<'a>(sources: &'a mut [Box<dyn EntropySource>], name: &str) -> &'a mut dyn EntropySource {
+pub(super) fn find<'a>(
+    sources: &'a mut [Box<dyn EntropySource>],
+    name: &str,
+) -> &'a mut dyn EntropySource {
     sources
         .iter_mut()
         .find(|s| s.name() == name)
@@ -53,7 +59,7 @@ fn find<'a>(sources: &'a mut [Box<dyn EntropySource>], name: &str) -> &'a mut dy
 }
 
 /// Reads one sample after writing each value in turn to `file`.
-fn samples_for(source: &mut dyn EntropySource, file: &Path, values: &[&str]) -> Vec<u8> {
+pub(super) fn samples_for(source: &mut dyn EntropySource, file: &Path, values: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in values {
         fs::write(file, v).unwrap();
@@ -80,6 +86,10 @@ fn every_built_in_claim_is_a_valid_spec() {
         (NET_BITS_PER_SAMPLE, NET_MIN_ENTROPY),
         (JITTER_BITS_PER_SAMPLE, JITTER_MIN_ENTROPY),
         (HWRNG_BITS_PER_SAMPLE, HWRNG_MIN_ENTROPY),
+        (CPU_LOAD_BITS_PER_SAMPLE, CPU_LOAD_MIN_ENTROPY),
+        (SOFTNET_BITS_PER_SAMPLE, SOFTNET_MIN_ENTROPY),
+        (WIRELESS_BITS_PER_SAMPLE, WIRELESS_MIN_ENTROPY),
+        (INPUT_BITS_PER_SAMPLE, INPUT_MIN_ENTROPY),
     ] {
         let spec = SourceSpec::new(bits, h).unwrap();
         assert!(
@@ -102,6 +112,10 @@ fn an_empty_root_skips_every_kind_with_a_reason() {
         "interrupts",
         "hwrng",
         "net",
+        "softnet",
+        "wireless",
+        "cpu:load",
+        "input",
         "jitter",
     ] {
         assert!(names.contains(&kind), "{kind} missing from {names:?}");
@@ -371,6 +385,14 @@ fn detect_on_this_machine_lists_what_exists() {
     let (mut sources, skipped) = detect(&DetectConfig::default());
     for source in &mut sources {
         let spec = source.spec();
+        if source.name().starts_with("input:") {
+            // Event-driven: a read blocks until someone presses a key.
+            println!(
+                "found {} (not read: it waits for key presses)",
+                source.name()
+            );
+            continue;
+        }
         let mut out = Vec::new();
         let result = source.read_samples(&mut out, 16);
         println!(
