@@ -1,6 +1,7 @@
 //! `entroshard entropy …`: inspect this device's sources, sample them, assess samples offline.
 
 mod assess;
+mod models;
 mod sample;
 mod sources;
 
@@ -20,6 +21,10 @@ pub enum EntropyCommand {
     Sample(sample::SampleArgs),
     /// Run the SP 800-90B §6.3 estimators on a file of raw samples.
     Assess(assess::AssessArgs),
+    /// Show the per-source models a peer stored at its first start (H, estimator, α).
+    Models(models::ModelsArgs),
+    /// Remove the stored models: every source is assessed again at the next `peer run`.
+    Reassess(models::ModelsArgs),
 }
 
 /// Runs an `entropy` subcommand.
@@ -28,6 +33,8 @@ pub fn run(command: EntropyCommand) -> anyhow::Result<()> {
         EntropyCommand::Sources(args) => sources::run(args),
         EntropyCommand::Sample(args) => sample::run(args),
         EntropyCommand::Assess(args) => assess::run(args),
+        EntropyCommand::Models(args) => models::show(args),
+        EntropyCommand::Reassess(args) => models::reassess(args),
     }
 }
 
