@@ -36,8 +36,8 @@ fn demo_runs_every_step_and_both_requesters_get_the_same_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "CUT OFF at sample 21 (RCT cutoff 21)",
-        "clones flagged 1",
+        "CUT OFF at sample 123 (RCT cutoff 41)",
+        "clones flagged 2",
         "excluded: peer-6 (sent cloned entropy)",
         "same key as A",
         "holder refused: the connection's peer is not the ticket's requester",

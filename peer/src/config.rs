@@ -76,6 +76,10 @@ pub struct SourcesConfig {
     /// what it gave by then, at least 1,000 samples).
     #[serde(default = "default_assess_max_s")]
     pub assess_max_s: f64,
+    /// Use only the detected sources named here (a name, or a kind such as `hwrng` or `net`
+    /// matching `hwrng:*`); empty: every source detected.
+    #[serde(default)]
+    pub only: Vec<String>,
 }
 
 fn default_assess_samples() -> usize {
@@ -94,6 +98,7 @@ impl Default for SourcesConfig {
             feed: None,
             assess_samples: default_assess_samples(),
             assess_max_s: default_assess_max_s(),
+            only: Vec::new(),
         }
     }
 }

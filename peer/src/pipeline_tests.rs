@@ -69,7 +69,7 @@ fn a_correlated_source_is_assessed_below_its_declaration_and_its_blocks_account_
         },
         8.0,
     );
-    assert!(credit >= 4 * 250 && credit <= 1024, "{credit}");
+    assert!((4 * 250..=1024).contains(&credit), "{credit}");
 }
 
 /// A sensor that is stuck for its first `stuck` samples, then healthy.

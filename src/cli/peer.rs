@@ -50,6 +50,9 @@ pub struct InitArgs {
     /// 1,000,000; the model is stored and reused until the binary or the source changes).
     #[arg(long, default_value_t = 1_000_000)]
     pub assess_samples: usize,
+    /// Use only this detected source (a name, or a kind such as `hwrng`); repeatable.
+    #[arg(long = "only-source")]
+    pub only_sources: Vec<String>,
     /// Serve /metrics and /health on this address.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
@@ -195,6 +198,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<_>>()?,
             feed: args.feed.as_deref().map(parse_feed).transpose()?,
             assess_samples: args.assess_samples,
+            only: args.only_sources.clone(),
             ..SourcesConfig::default()
         },
     };

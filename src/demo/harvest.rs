@@ -1,4 +1,5 @@
-//! The peer side of the in-process demo: simulated sources → health tests → Von Neumann → 20,000-bit blocks.
+//! The peer side of the in-process demo: simulated sources → health tests → HMAC-SHA-256
+//! conditioning → blocks of four 256-bit outputs with their accounting.
 
 use peer::pipeline::{HarvestedBlock, PipelineOutput, SourcePipeline};
 use peer::sources::simulated::{SimulatedKind, SimulatedSource};
@@ -51,7 +52,9 @@ impl DemoPeer {
                 seed_for(2),
             )?);
         }
-        let key = peer::sources::device_conditioning_key();
+        // A cloned image carries everything of its original, the conditioning key included:
+        // the key is derived from the peer's seed (a real device draws it from the OS).
+        let key = protocols::entropy::ConditioningKey::from_random(seed_for(255));
         let sources = sources
             .into_iter()
             .map(|s| SourcePipeline::new(Box::new(s), key.clone()).map_err(anyhow::Error::from))

@@ -169,7 +169,7 @@ pub fn run_core(args: DemoArgs) -> anyhow::Result<()> {
             );
         }
         let harvested = narrator.step(
-            &format!("harvest round {round}: health tests + Von Neumann"),
+            &format!("harvest round {round}: health tests + conditioning"),
             || {
                 let mut all = Vec::new();
                 for (i, peer) in peers.iter_mut().enumerate() {
@@ -177,7 +177,10 @@ pub fn run_core(args: DemoArgs) -> anyhow::Result<()> {
                         all.push((i, h));
                     }
                 }
-                let mut lines = vec![format!("{} blocks of 20,000 debiased bits", all.len())];
+                let mut lines = vec![format!(
+                    "{} blocks of four HMAC-SHA-256 outputs (each from ≥ 320 bits of the model's H)",
+                    all.len()
+                )];
                 if round == 1 {
                     for peer in &peers {
                         for s in &peer.sources {
@@ -191,13 +194,14 @@ pub fn run_core(args: DemoArgs) -> anyhow::Result<()> {
                                 None => format!("healthy after {} samples", c.samples_seen),
                             };
                             lines.push(format!(
-                            "{:<7} {:<18} H={:.2} bits/sample  RCT C={:<3} APT C={}/{}  {state}",
+                            "{:<7} {:<18} H={:.2} bits/sample  α=2^-{}  RCT C={:<3} APT C={}/{}  {state}",
                             peer.name,
                             s.name(),
                             spec.min_entropy_per_sample(),
-                            spec.rct_cutoff(),
-                            spec.apt_cutoff(),
-                            spec.apt_window()
+                            s.health().alpha_log2(),
+                            s.health().rct_cutoff(),
+                            s.health().apt_cutoff(),
+                            s.health().apt_window()
                         ));
                         }
                     }

@@ -162,12 +162,11 @@ impl SourceBook {
         &mut self,
         node: NodeId,
         source: &str,
-        source_index: u32,
-        block: ConditionedBlock,
-        accounting: Accounting,
+        block: Waiting,
         device_estimator: &str,
         now_ms: u64,
     ) -> Decision {
+        let accounting = block.accounting;
         if !self.entries.contains_key(&(node, source.to_string()))
             && self.entries.len() >= MAX_SOURCES
         {
@@ -208,11 +207,7 @@ impl SourceBook {
                 if entry.waiting.len() >= MAX_WAITING {
                     Decision::Refuse("audit_pending")
                 } else {
-                    entry.waiting.push(Waiting {
-                        source_index,
-                        block,
-                        accounting,
-                    });
+                    entry.waiting.push(block);
                     // Started by the next `audits_due` (the service's tick).
                     entry.next_audit_ms = entry.next_audit_ms.min(now_ms);
                     Decision::Waiting(entry.pending_since.is_none())

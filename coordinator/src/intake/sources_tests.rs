@@ -19,6 +19,14 @@ fn accounting(h: f64) -> Accounting {
     }
 }
 
+fn w(source_index: u32, accounting: Accounting) -> Waiting {
+    Waiting {
+        source_index,
+        block: block(),
+        accounting,
+    }
+}
+
 fn found(h: f64, samples: usize, at_ms: u64) -> Result<AuditResult, String> {
     Ok(AuditResult {
         h,
@@ -31,10 +39,10 @@ fn found(h: f64, samples: usize, at_ms: u64) -> Result<AuditResult, String> {
 #[test]
 fn a_new_source_waits_for_its_first_audit_which_is_asked_once() {
     let mut book = SourceBook::new(true, 600_000);
-    let d = book.on_contribution(node(1), "jitter", 0, block(), accounting(2.0), "Lag", 10);
+    let d = book.on_contribution(node(1), "jitter", w(0, accounting(2.0)), "Lag", 10);
     assert_eq!(d, Decision::Waiting(true));
     assert_eq!(book.audits_due(15), vec![(node(1), "jitter".to_string())]);
-    let d = book.on_contribution(node(1), "jitter", 0, block(), accounting(2.0), "Lag", 20);
+    let d = book.on_contribution(node(1), "jitter", w(0, accounting(2.0)), "Lag", 20);
     assert_eq!(d, Decision::Waiting(false));
     assert!(book.audits_due(25).is_empty(), "one audit at a time");
     let settled = book.on_audit(node(1), "jitter", found(1.8, 100_000, 30), 0.5, 30);
@@ -42,7 +50,7 @@ fn a_new_source_waits_for_its_first_audit_which_is_asked_once() {
     assert_eq!(settled.cap, Some(1.8));
     assert!(!settled.quarantined);
     assert_eq!(
-        book.on_contribution(node(1), "jitter", 0, block(), accounting(2.0), "Lag", 40),
+        book.on_contribution(node(1), "jitter", w(0, accounting(2.0)), "Lag", 40),
         Decision::Credit(1.8)
     );
 }
@@ -50,13 +58,13 @@ fn a_new_source_waits_for_its_first_audit_which_is_asked_once() {
 #[test]
 fn an_overclaim_on_a_full_window_quarantines_that_source_only() {
     let mut book = SourceBook::new(true, 600_000);
-    book.on_contribution(node(1), "prng", 0, block(), accounting(8.0), "declared", 0);
-    book.on_contribution(node(1), "jitter", 1, block(), accounting(2.0), "Lag", 0);
+    book.on_contribution(node(1), "prng", w(0, accounting(8.0)), "declared", 0);
+    book.on_contribution(node(1), "jitter", w(1, accounting(2.0)), "Lag", 0);
     let settled = book.on_audit(node(1), "prng", found(0.1, 100_000, 5), 0.5, 5);
     assert!(settled.quarantined);
     assert_eq!(settled.cap, None);
     assert_eq!(
-        book.on_contribution(node(1), "prng", 0, block(), accounting(8.0), "declared", 6),
+        book.on_contribution(node(1), "prng", w(0, accounting(8.0)), "declared", 6),
         Decision::Refuse("source_quarantined")
     );
     // The other source of the same device is judged on its own.
@@ -67,7 +75,7 @@ fn an_overclaim_on_a_full_window_quarantines_that_source_only() {
 #[test]
 fn a_short_window_caps_but_never_accuses() {
     let mut book = SourceBook::new(true, 600_000);
-    book.on_contribution(node(2), "thermal", 0, block(), accounting(3.0), "MCV", 0);
+    book.on_contribution(node(2), "thermal", w(0, accounting(3.0)), "MCV", 0);
     let settled = book.on_audit(node(2), "thermal", found(0.2, 1500, 5), 0.5, 5);
     assert!(!settled.quarantined);
     assert_eq!(settled.cap, Some(0.2));
@@ -76,12 +84,12 @@ fn a_short_window_caps_but_never_accuses() {
 #[test]
 fn a_failed_audit_credits_nothing_until_a_later_one_succeeds() {
     let mut book = SourceBook::new(true, 600_000);
-    book.on_contribution(node(3), "s", 0, block(), accounting(1.0), "MCV", 0);
+    book.on_contribution(node(3), "s", w(0, accounting(1.0)), "MCV", 0);
     book.audits_due(1);
     let settled = book.on_audit(node(3), "s", Err("no answer".into()), 0.5, 5);
     assert_eq!((settled.waiting.len(), settled.cap), (1, None));
     assert_eq!(
-        book.on_contribution(node(3), "s", 0, block(), accounting(1.0), "MCV", 6),
+        book.on_contribution(node(3), "s", w(0, accounting(1.0)), "MCV", 6),
         Decision::Refuse("audit_failed")
     );
     // Asked again after the retry wait.
@@ -89,7 +97,7 @@ fn a_failed_audit_credits_nothing_until_a_later_one_succeeds() {
     assert_eq!(book.audits_due(40_000), vec![(node(3), "s".to_string())]);
     book.on_audit(node(3), "s", found(1.0, 100_000, 40_001), 0.5, 40_001);
     assert_eq!(
-        book.on_contribution(node(3), "s", 0, block(), accounting(1.0), "MCV", 40_002),
+        book.on_contribution(node(3), "s", w(0, accounting(1.0)), "MCV", 40_002),
         Decision::Credit(1.0)
     );
 }
@@ -97,7 +105,7 @@ fn a_failed_audit_credits_nothing_until_a_later_one_succeeds() {
 #[test]
 fn audits_recur_at_random_times_and_an_old_audit_stops_counting() {
     let mut book = SourceBook::new(true, 10_000);
-    book.on_contribution(node(4), "s", 0, block(), accounting(1.0), "MCV", 0);
+    book.on_contribution(node(4), "s", w(0, accounting(1.0)), "MCV", 0);
     book.on_audit(node(4), "s", found(1.0, 100_000, 0), 0.9, 0);
     // u = 0.9: next audit after -ln(0.1) × 10 s ≈ 23 s.
     assert!(book.audits_due(20_000).is_empty());
@@ -106,7 +114,7 @@ fn audits_recur_at_random_times_and_an_old_audit_stops_counting() {
     book.on_audit(node(4), "s", Err("busy".into()), 0.5, 24_500);
     book.audits_due(60_000);
     assert_eq!(
-        book.on_contribution(node(4), "s", 0, block(), accounting(1.0), "MCV", 61_000),
+        book.on_contribution(node(4), "s", w(0, accounting(1.0)), "MCV", 61_000),
         Decision::Waiting(false)
     );
 }
@@ -115,7 +123,7 @@ fn audits_recur_at_random_times_and_an_old_audit_stops_counting() {
 fn without_audits_every_source_is_credited_from_its_accounting() {
     let mut book = SourceBook::new(false, 10_000);
     assert_eq!(
-        book.on_contribution(node(5), "s", 0, block(), accounting(1.0), "MCV", 0),
+        book.on_contribution(node(5), "s", w(0, accounting(1.0)), "MCV", 0),
         Decision::Credit(f64::INFINITY)
     );
     assert!(book.audits_due(1_000_000).is_empty());

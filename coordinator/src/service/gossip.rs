@@ -198,21 +198,25 @@ fn contribution(
             raw_samples: accounting.raw_samples,
             h_per_sample: h_claim,
         },
-        block: block.clone(),
+        block,
+    };
+    // The block itself stays with the book while it waits; a copy goes on here.
+    let block = Waiting {
+        source_index: waiting.source_index,
+        block: waiting.block.clone(),
+        accounting: waiting.accounting,
     };
     match state.sources.on_contribution(
         author,
         &accounting.source,
-        waiting.source_index,
-        block,
-        waiting.accounting,
+        waiting,
         &accounting.estimator,
         now,
     ) {
-        Decision::Credit(cap) => credit(ctx, state, author, &accounting.source, waiting, cap),
+        Decision::Credit(cap) => credit(ctx, state, author, &accounting.source, block, cap),
         Decision::Waiting(_) => Ok(0),
         Decision::Refuse(reason) => {
-            state.intake.witness(&author, &waiting.block, now);
+            state.intake.witness(&author, &block.block, now);
             state.intake.count_refused(reason);
             Err(reason)
         }

@@ -32,6 +32,16 @@ pub trait EntropySource: Send {
     fn read_samples(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), SourceError>;
 }
 
+#[cfg(test)]
+#[test]
+fn only_chooses_sources_by_name_or_kind() {
+    let only = vec!["jitter".to_string(), "hwrng".to_string()];
+    assert!(is_chosen("jitter", &only));
+    assert!(is_chosen("hwrng:virtio_rng.0", &only));
+    assert!(!is_chosen("net:eth0", &only));
+    assert!(is_chosen("net:eth0", &[]));
+}
+
 /// Builds the pipelines of every configured source: detected hardware, simulated sources and
 /// the external feed. Hardware that is absent is skipped with a log line, never faked.
 pub fn build(
@@ -100,5 +110,26 @@ fn hardware(config: &crate::config::SourcesConfig) -> Result<Vec<Box<dyn Entropy
     for s in &skipped {
         tracing::info!(source = %s.name, reason = %s.reason, "source skipped");
     }
-    Ok(found)
+    Ok(found
+        .into_iter()
+        .filter(|s| {
+            let chosen = is_chosen(s.name(), &config.only);
+            if !chosen {
+                tracing::info!(
+                    source = s.name(),
+                    "source skipped: not among the configured `only` sources"
+                );
+            }
+            chosen
+        })
+        .collect())
+}
+
+/// Whether `name` is among `only` (empty: every source): the exact name, or its kind before
+/// the first `:` (`hwrng` chooses `hwrng:virtio_rng.0`).
+pub fn is_chosen(name: &str, only: &[String]) -> bool {
+    only.is_empty()
+        || only
+            .iter()
+            .any(|o| o == name || name.split(':').next() == Some(o.as_str()))
 }

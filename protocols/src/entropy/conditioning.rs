@@ -138,7 +138,7 @@ impl ConditionedBlock {
     /// Wraps received bytes: a whole number of outputs, 1 to [`MAX_OUTPUTS_PER_BLOCK`].
     pub fn from_received(bytes: Vec<u8>, raw_samples: u64) -> Option<Self> {
         let n = bytes.len() / CONDITIONED_BYTES;
-        (bytes.len() % CONDITIONED_BYTES == 0 && (1..=MAX_OUTPUTS_PER_BLOCK).contains(&n))
+        (bytes.len().is_multiple_of(CONDITIONED_BYTES) && (1..=MAX_OUTPUTS_PER_BLOCK).contains(&n))
             .then_some(Self { bytes, raw_samples })
     }
 }

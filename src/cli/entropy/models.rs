@@ -38,7 +38,14 @@ pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
         if args.json {
             println!(
                 "{{\"source\":{:?},\"bits_per_sample\":{},\"h_per_sample\":{},\"estimator\":{:?},\"samples\":{},\"samples_per_s\":{},\"alpha_log2\":{a},\"binary_sha256\":{:?},\"assessed_at_ms\":{}}}",
-                m.source, m.bits_per_sample, m.h_per_sample, m.estimator, m.samples, m.samples_per_s, m.binary_sha256, m.assessed_at_ms
+                m.source,
+                m.bits_per_sample,
+                m.h_per_sample,
+                m.estimator,
+                m.samples,
+                m.samples_per_s,
+                m.binary_sha256,
+                m.assessed_at_ms
             );
         } else {
             println!(
@@ -60,6 +67,8 @@ pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
 /// Removes every stored model.
 pub fn reassess(args: ModelsArgs) -> anyhow::Result<()> {
     let removed = ModelStore::in_data_dir(&args.data_dir).clear()?;
-    println!("removed {removed} stored model(s); each source is assessed again at the next `peer run`");
+    println!(
+        "removed {removed} stored model(s); each source is assessed again at the next `peer run`"
+    );
     Ok(())
 }
