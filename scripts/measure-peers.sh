@@ -2,6 +2,7 @@
 # Measures peer and coordinator RSS and CPU on loopback: a coordinator and N peers (release
 # build), contributing every INTERVAL seconds, observed for SECONDS seconds.
 # Usage: scripts/measure-peers.sh [SECONDS=120] [PEERS=3] [INTERVAL=60]
+# Peers run on this machine's own sources (each assessed at its first start).
 # PEER_ARGS adds `peer init` options (e.g. PEER_ARGS=--low-memory); the environment, such as
 # MALLOC_ARENA_MAX=2 (as the packaged unit sets), reaches every daemon.
 set -euo pipefail
@@ -24,8 +25,8 @@ while [ ! -S "$TMP/c/admin.sock" ]; do sleep 0.05; done
 PIDS=()
 for i in $(seq 1 "$PEERS"); do
   OUT=$($BIN peer init --data-dir "$TMP/p$i" --coordinator "$COORD" --region r$((i % 3)) --operator o$((i % 3)) \
-        --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1 --no-hardware \
-        --simulated-source biased:0.6:$i --contribution-interval "$INTERVAL" --heartbeat-interval 15 ${PEER_ARGS:-})
+        --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1 \
+        --contribution-interval "$INTERVAL" --heartbeat-interval 15 ${PEER_ARGS:-})
   $BIN coordinator enrol "$(echo "$OUT" | sed -n 's/^peer id //p')" --region r$((i % 3)) --operator o$((i % 3)) --data-dir "$TMP/c" >/dev/null
   RUST_LOG=warn $BIN peer run --data-dir "$TMP/p$i" 2>"$TMP/p$i.log" &
   PIDS+=($!)

@@ -178,8 +178,12 @@ pub fn init_peer_via(
                 .flat_map(|(_, args)| args.iter()),
         )
         .args(
-            if extra.contains(&"--simulated-source") || extra.contains(&"--no-hardware") {
-                // A test that injects a fault names its own sources.
+            if extra.contains(&"--simulated-source")
+                || extra.contains(&"--no-hardware")
+                || extra.contains(&"--assess-samples")
+            {
+                // A test that injects a fault (or runs a device as shipped) names its own
+                // sources.
                 Vec::new()
             } else {
                 // The machine's own CPU-jitter source, assessed on fewer samples than a device's
