@@ -1,6 +1,7 @@
 //! Wire formats: versioned CBOR messages, bounded decoding and signed envelopes.
 
 pub mod codec;
+pub mod entropy_messages;
 pub mod envelope;
 pub mod messages;
 #[cfg(test)]
@@ -11,4 +12,5 @@ pub use codec::{
     MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WireError, decode, decode_bounded, encode,
 };
 pub use envelope::{SignedEnvelope, SignedPayload};
+pub use entropy_messages::*;
 pub use messages::*;

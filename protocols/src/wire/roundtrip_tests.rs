@@ -1,6 +1,7 @@
 //! Property tests: every wire type survives encode → decode unchanged, and decoding never panics.
 
 use super::codec::{Versioned, WIRE_VERSION, WireError, decode, encode};
+use super::entropy_messages::*;
 use super::messages::*;
 use crate::attestation::{Challenge, Evidence};
 use crate::ticket::{Ticket, TicketGrant};
