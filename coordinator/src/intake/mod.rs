@@ -5,6 +5,7 @@
 
 mod evidence;
 mod held;
+pub mod shortfall;
 pub mod sources;
 
 pub use evidence::{PairEvidence, Verdict};
