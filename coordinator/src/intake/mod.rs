@@ -4,6 +4,7 @@
 //! contributions (decision 0039).
 
 mod evidence;
+pub mod feedback;
 mod held;
 pub mod shortfall;
 pub mod sources;
