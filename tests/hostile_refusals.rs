@@ -89,7 +89,8 @@ fn answer_with_bad_evidence(key: NodeKey, mut events: tokio::sync::mpsc::Receive
             else {
                 continue;
             };
-            let Ok(challenge) = wire::decode::<Challenge>(&bytes, 1024) else {
+            let Ok(challenge) = wire::decode::<Challenge>(&bytes, Protocol::Attest.limits().0)
+            else {
                 continue;
             };
             let evidence = Evidence {

@@ -1,10 +1,14 @@
 //! Admin commands on a local Unix socket (mode 0600 in the data directory) while the coordinator
 //! runs, or on its database directly when it is stopped.
 
+mod lines;
+
+pub(crate) use lines::peer_lines;
+pub use lines::{MAX_REASON_CHARS, PeerLine, SourceLine, SourceStanding};
+
 use crate::db::{CoordinatorDb, Enrolment, JoinToken, SessionRecord};
-use crate::service::{AdminRequest, State, now_ms};
+use crate::service::{AdminRequest, now_ms};
 use protocols::ids::NodeId;
-use protocols::wire::SourceHealth;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -57,35 +61,6 @@ pub enum AdminCall {
     Sessions,
 }
 
-/// One peer in `coordinator status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PeerLine {
-    /// Node id.
-    pub node: NodeId,
-    /// Region.
-    pub region: String,
-    /// Operator.
-    pub operator: String,
-    /// Attested and not quarantined.
-    pub trusted: bool,
-    /// Quarantine reason.
-    pub quarantine: Option<String>,
-    /// Power.
-    pub power: String,
-    /// Shares held (coordinator's count).
-    pub shares_held: u32,
-    /// Seconds since the last heartbeat.
-    pub heartbeat_age_s: Option<u64>,
-    /// Bits credited from it.
-    pub credited_bits: u64,
-    /// Source health from its heartbeat.
-    pub sources: Vec<SourceHealth>,
-    /// Contributions not credited, by reason (`fips`, `clone`, `replay`, `sequence`, `stale`,
-    /// `untrusted`, `unopenable`, `size`).
-    #[serde(default)]
-    pub refusals: std::collections::BTreeMap<String, u64>,
-}
-
 /// The answer to an admin command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminAnswer {
@@ -99,36 +74,6 @@ pub enum AdminAnswer {
     Sessions(Vec<SessionRecord>),
     /// It failed.
     Error(String),
-}
-
-/// The peer table as admin lines.
-pub(crate) fn peer_lines(state: &State) -> Vec<PeerLine> {
-    let now = now_ms();
-    state
-        .peers
-        .iter()
-        .map(|(node, p)| PeerLine {
-            node: *node,
-            region: p.region.clone(),
-            operator: p.operator.clone(),
-            trusted: p.quarantine.is_none() && p.attested_at_ms.is_some(),
-            quarantine: p.quarantine.as_ref().map(|q| format!("{q:?}")),
-            power: p
-                .heartbeat
-                .as_ref()
-                .map(|h| format!("{:?}", h.power))
-                .unwrap_or_else(|| "unknown".into()),
-            shares_held: state.shares_held.get(node).copied().unwrap_or(0),
-            heartbeat_age_s: p.heartbeat_at_ms.map(|t| now.saturating_sub(t) / 1000),
-            credited_bits: p.credited_bits,
-            sources: p.sources().to_vec(),
-            refusals: p
-                .refusals
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), *v))
-                .collect(),
-        })
-        .collect()
 }
 
 /// Carries out a command on the database; returns what the running loop must also learn.

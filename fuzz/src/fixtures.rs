@@ -89,6 +89,7 @@ impl Fixtures {
                 v: WIRE_VERSION,
                 nonce: [6; 32],
                 issued_at_ms: 10_000,
+                feedback: Vec::new(),
             },
             policy: AttestationPolicy {
                 allowed_binaries: [[0xaa; 32]].into_iter().collect::<BTreeSet<_>>(),

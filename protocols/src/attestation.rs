@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use thiserror::Error;
 
-/// A fresh nonce the coordinator sends to one peer.
+pub mod feedback;
+pub use feedback::SourceFeedback;
+
+/// A fresh nonce the coordinator sends to one peer, with what it thinks of the peer's sources.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct Challenge {
@@ -17,11 +20,29 @@ pub struct Challenge {
     pub nonce: [u8; 32],
     /// When the challenge was issued, unix milliseconds.
     pub issued_at_ms: u64,
+    /// The peer's sources as the coordinator sees them (bounded by [`feedback::bounded`]; absent
+    /// from older coordinators). Not part of what the evidence answers: that binds the nonce.
+    #[serde(default)]
+    pub feedback: Vec<SourceFeedback>,
 }
 
 impl Versioned for Challenge {
     fn version(&self) -> u16 {
         self.v
+    }
+}
+
+impl Challenge {
+    /// Bounds the feedback as a peer would ([`feedback::bounded`]), then drops entries from the
+    /// end until the encoded challenge is at most `max_bytes` (the peer's request limit), so a
+    /// challenge is never refused for its size. Returns how many entries were dropped.
+    pub fn fit_feedback(&mut self, max_bytes: usize) -> usize {
+        let before = self.feedback.len();
+        self.feedback = feedback::bounded(std::mem::take(&mut self.feedback));
+        while !self.feedback.is_empty() && crate::wire::encode(self).len() > max_bytes {
+            self.feedback.pop();
+        }
+        before - self.feedback.len()
     }
 }
 
@@ -178,6 +199,7 @@ mod tests {
             v: WIRE_VERSION,
             nonce: [6; 32],
             issued_at_ms: 10_000,
+            feedback: Vec::new(),
         };
         let policy = AttestationPolicy {
             allowed_binaries: [[0xaa; 32]].into_iter().collect(),
@@ -265,6 +287,67 @@ mod tests {
             check_evidence(&env, &peer.node_id(), &ch, &pol, 10_200).unwrap_err(),
             AttestationError::TimeOutOfWindow
         );
+    }
+
+    #[test]
+    fn evidence_still_checks_against_a_challenge_that_carried_feedback() {
+        let (peer, mut ch, pol, ev) = setup();
+        ch.feedback = vec![SourceFeedback {
+            source: "jitter".into(),
+            standing: "audited".into(),
+            audit_h_millibits: Some(1_800),
+            credited_bits: 4_096,
+            refusals: vec![("audit_pending".into(), 3)],
+        }];
+        let env = SignedEnvelope::seal(&peer, &ev);
+        assert_eq!(
+            check_evidence(&env, &peer.node_id(), &ch, &pol, 10_200).unwrap(),
+            ev
+        );
+    }
+
+    #[test]
+    fn a_challenge_from_an_older_coordinator_decodes_with_no_feedback() {
+        #[derive(Serialize)]
+        struct OldChallenge {
+            v: u16,
+            #[serde(with = "serde_bytes")]
+            nonce: [u8; 32],
+            issued_at_ms: u64,
+        }
+        let old = OldChallenge {
+            v: WIRE_VERSION,
+            nonce: [9; 32],
+            issued_at_ms: 5,
+        };
+        let ch: Challenge = crate::wire::decode(&crate::wire::encode(&old), 1024).unwrap();
+        assert_eq!(ch.nonce, [9; 32]);
+        assert!(ch.feedback.is_empty());
+    }
+
+    #[test]
+    fn feedback_is_trimmed_from_the_end_until_the_challenge_fits_the_limit() {
+        let (_, mut ch, _, _) = setup();
+        ch.feedback = (0..40)
+            .map(|i| SourceFeedback {
+                source: format!("{i:0>128}"),
+                standing: "audit_failed".into(),
+                audit_h_millibits: Some(u32::MAX),
+                credited_bits: u64::MAX,
+                refusals: (0..20).map(|r| (format!("{r:0>32}"), u64::MAX)).collect(),
+            })
+            .collect();
+        let dropped = ch.fit_feedback(16 * 1024);
+        assert!(crate::wire::encode(&ch).len() <= 16 * 1024);
+        assert_eq!(dropped, 40 - ch.feedback.len());
+        assert!(ch.feedback.len() >= 8, "{} sources fit", ch.feedback.len());
+        assert_eq!(ch.feedback[0].source, format!("{:0>128}", 0));
+        assert!(ch.feedback.iter().all(|f| f.refusals.len() == 16));
+        // A challenge with little feedback is left as it is.
+        let small = ch.feedback[..2].to_vec();
+        ch.feedback = small.clone();
+        assert_eq!(ch.fit_feedback(16 * 1024), 0);
+        assert_eq!(ch.feedback, small);
     }
 
     #[test]

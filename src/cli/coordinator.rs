@@ -1,5 +1,7 @@
 //! `entroshard coordinator …`: initialise, run and administer the coordinator.
 
+mod status;
+
 use super::systemd::{self, ConfigTarget};
 use anyhow::{Context, bail};
 use coordinator::admin::{self, AdminAnswer, AdminCall};
@@ -28,7 +30,8 @@ pub enum CoordinatorCommand {
     /// Manage authorised requesters.
     #[command(subcommand)]
     Requesters(RequestersCommand),
-    /// Show the peer table of the running coordinator.
+    /// Show the peer table of the running coordinator, with each source's audit standing, claim,
+    /// credit and refusals under its peer.
     Status(DirArgs),
     /// Rotate a session to a fresh quorum now (running coordinator).
     Rotate(RotateArgs),
@@ -305,36 +308,7 @@ fn admin_call(
     match answer {
         AdminAnswer::Done => println!("done"),
         AdminAnswer::Token(t) => println!("{t}"),
-        AdminAnswer::Status(lines) => {
-            println!(
-                "{:<16} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  sources",
-                "node", "region", "operator", "trusted", "power", "shares", "hb age", "credited"
-            );
-            for l in lines {
-                let sources: Vec<String> = l
-                    .sources
-                    .iter()
-                    .map(|s| format!("{}:{:?}", s.source, s.state))
-                    .collect();
-                println!(
-                    "{:<16} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  {}{}",
-                    l.node.short(),
-                    l.region,
-                    l.operator,
-                    l.trusted,
-                    l.power,
-                    l.shares_held,
-                    l.heartbeat_age_s
-                        .map(|a| format!("{a}s"))
-                        .unwrap_or_else(|| "-".into()),
-                    l.credited_bits,
-                    sources.join(","),
-                    l.quarantine
-                        .map(|q| format!("  QUARANTINED {q}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
+        AdminAnswer::Status(lines) => print!("{}", status::render(&lines)),
         AdminAnswer::Sessions(s) => println!("{} sessions", s.len()),
         AdminAnswer::Error(e) => bail!("{e}"),
     }

@@ -1,12 +1,15 @@
 //! `entroshard requester init`, `session create|show`, `fetch`: the user's side.
 
+mod create;
+
+pub use create::CreateArgs;
+
 use anyhow::{Context, bail};
 use base64::Engine;
 use protocols::identity::NodeKey;
-use protocols::ids::NodeId;
 use protocols::keys::SessionKey;
 use protocols::ticket::{Ticket, TicketGrant};
-use protocols::wire::{EntropyReceipt, SessionPolicy};
+use protocols::wire::EntropyReceipt;
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 use requester::Requester;
@@ -75,31 +78,6 @@ pub enum SessionCommand {
         #[command(flatten)]
         dir: RequesterDir,
     },
-}
-
-/// Options of `session create`.
-#[derive(Debug, clap::Args)]
-pub struct CreateArgs {
-    /// Shares.
-    #[arg(long, default_value_t = 5)]
-    pub n: u8,
-    /// Threshold.
-    #[arg(long, default_value_t = 3)]
-    pub k: u8,
-    /// Lifetime, e.g. 90s, 10m, 1h, 2d.
-    #[arg(long, default_value = "1h")]
-    pub ttl: String,
-    /// Label.
-    #[arg(long, default_value = "")]
-    pub label: String,
-    /// Other requesters (PeerIds) allowed to fetch.
-    #[arg(long = "requester")]
-    pub requesters: Vec<String>,
-    /// Ticket file to write (mode 0600).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub dir: RequesterDir,
 }
 
 /// Output formats of `fetch`.
@@ -225,7 +203,7 @@ pub fn run_requester(command: RequesterCommand) -> anyhow::Result<()> {
 /// Runs a `session` subcommand.
 pub fn run_session(command: SessionCommand) -> anyhow::Result<()> {
     match command {
-        SessionCommand::Create(args) => runtime()?.block_on(create(args)),
+        SessionCommand::Create(args) => runtime()?.block_on(create::create(args)),
         SessionCommand::Show { ticket } => show(&read_ticket_file(&ticket)?),
         SessionCommand::Ticket {
             session,
@@ -252,46 +230,6 @@ pub fn run_session(command: SessionCommand) -> anyhow::Result<()> {
             Ok(())
         }),
     }
-}
-
-async fn create(args: CreateArgs) -> anyhow::Result<()> {
-    let (_, client) = connect(&args.dir.data_dir).await?;
-    let requesters = args
-        .requesters
-        .iter()
-        .map(|p| super::coordinator::node_of(p))
-        .collect::<anyhow::Result<Vec<NodeId>>>()?;
-    let policy = SessionPolicy {
-        n: args.n,
-        k: args.k,
-        ttl_s: parse_ttl(&args.ttl)?,
-        requesters,
-        label: args.label,
-    };
-    eprintln!(
-        "asking the coordinator for a {}-of-{} session…",
-        args.k, args.n
-    );
-    let created = client
-        .create_session(policy)
-        .await
-        .context("session create")?;
-    let config: RequesterConfig = toml::from_str(&std::fs::read_to_string(
-        args.dir.data_dir.join("requester.toml"),
-    )?)?;
-    let file = TicketFile {
-        v: 1,
-        coordinator: config.coordinator,
-        grant: created.grant,
-        receipt: Some(created.receipt),
-    };
-    write_secret(&args.output, &protocols::wire::encode(&file))?;
-    eprintln!(
-        "session {} created; ticket written to {} (mode 0600)",
-        created.session,
-        args.output.display()
-    );
-    show(&file)
 }
 
 fn show(file: &TicketFile) -> anyhow::Result<()> {

@@ -4,7 +4,9 @@
 //! contributions (decision 0039).
 
 mod evidence;
+pub mod feedback;
 mod held;
+pub mod shortfall;
 pub mod sources;
 
 pub use evidence::{PairEvidence, Verdict};

@@ -42,6 +42,19 @@ pub enum Standing {
     },
 }
 
+impl Standing {
+    /// A short label: `unaudited`, `audited`, `audit_failed`, `quarantined` (what a device is told
+    /// on its attestation challenge).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Standing::Unaudited => "unaudited",
+            Standing::Audited(_) => "audited",
+            Standing::Failed { .. } => "audit_failed",
+            Standing::Quarantined { .. } => "quarantined",
+        }
+    }
+}
+
 /// What one audit found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditResult {
@@ -75,6 +88,13 @@ pub struct SourceEntry {
     /// Audits done and failed.
     pub audits: (u64, u64),
     waiting: Vec<Waiting>,
+}
+
+impl SourceEntry {
+    /// Blocks kept until an audit answers.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
 }
 
 /// A block waiting for its source's first audit.
@@ -147,6 +167,19 @@ impl SourceBook {
     /// The entry of a source, if it ever contributed.
     pub fn get(&self, node: &NodeId, source: &str) -> Option<&SourceEntry> {
         self.entries.get(&(*node, source.to_string()))
+    }
+
+    /// Audits under way now (asked for and not answered yet).
+    pub fn audits_pending(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.pending_since.is_some())
+            .count()
+    }
+
+    /// Blocks kept until their source's audit answers, over every source.
+    pub fn blocks_waiting(&self) -> usize {
+        self.entries.values().map(|e| e.waiting.len()).sum()
     }
 
     /// Every source of `node`.

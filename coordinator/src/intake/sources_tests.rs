@@ -128,3 +128,22 @@ fn without_audits_every_source_is_credited_from_its_accounting() {
     );
     assert!(book.audits_due(1_000_000).is_empty());
 }
+
+#[test]
+fn audits_under_way_are_counted_until_they_answer() {
+    let mut book = SourceBook::new(true, 600_000);
+    book.on_contribution(node(1), "a", w(0, accounting(2.0)), "MCV", 0);
+    book.on_contribution(node(2), "b", w(0, accounting(2.0)), "MCV", 0);
+    assert_eq!(book.audits_pending(), 0, "asked for at the next tick");
+    assert_eq!(book.audits_due(1).len(), 2);
+    assert_eq!(book.audits_pending(), 2);
+    assert_eq!(book.get(&node(1), "a").unwrap().waiting(), 1);
+    book.on_audit(node(1), "a", found(1.5, 100_000, 2), 0.5, 2);
+    assert_eq!(book.audits_pending(), 1);
+    assert_eq!(book.get(&node(1), "a").unwrap().waiting(), 0);
+    assert_eq!(book.get(&node(1), "a").unwrap().standing.label(), "audited");
+    assert_eq!(
+        book.get(&node(2), "b").unwrap().standing.label(),
+        "unaudited"
+    );
+}

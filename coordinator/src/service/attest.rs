@@ -1,11 +1,13 @@
-//! The attestation loop: nonce challenges, evidence checks, quarantine.
+//! The attestation loop: nonce challenges (carrying what the coordinator thinks of the peer's sources), evidence checks, quarantine.
 
 use super::{Ctx, Internal, State, now_ms, os_random};
+use crate::intake::feedback::feedback_of;
 use crate::peers::Quarantine;
 use peer::node::Protocol;
 use protocols::attestation::{AttestationPolicy, Challenge, check_evidence};
 use protocols::ids::NodeId;
 use protocols::wire::{self, Refusal, Reply, SignedEnvelope, WIRE_VERSION};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -69,10 +71,27 @@ pub(super) fn challenge(
     let Some(peer_id) = peer::identity::peer_id(&node) else {
         return;
     };
-    let challenge = Challenge {
+    let device_refusals = state.peers.get(&node).map(|p| &p.refusals);
+    let mut with_feedback = Challenge {
         v: WIRE_VERSION,
         nonce: os_random(),
         issued_at_ms: now_ms(),
+        feedback: feedback_of(
+            &state.sources,
+            &node,
+            device_refusals.unwrap_or(&BTreeMap::new()),
+        ),
+    };
+    // Never larger than the peer's request limit: a refused challenge would read as bad evidence.
+    let dropped = with_feedback.fit_feedback(Protocol::Attest.limits().0);
+    if dropped > 0 {
+        tracing::debug!(node = %node.short(), dropped, "source feedback trimmed to fit the challenge");
+    }
+    let bytes = wire::encode(&with_feedback);
+    // The answer is judged on the nonce and time only; the feedback is not kept.
+    let challenge = Challenge {
+        feedback: Vec::new(),
+        ..with_feedback
     };
     state.challenges.insert(node, challenge.clone());
     if let Some(p) = state.peers.get_mut(&node) {
@@ -86,9 +105,7 @@ pub(super) fn challenge(
     let (ctx, internal) = (ctx.clone(), internal.clone());
     let timeout = std::time::Duration::from_secs_f64(ctx.config.attestation_answer_s);
     tokio::spawn(async move {
-        let request = ctx
-            .node
-            .request(Protocol::Attest, peer_id, addrs, wire::encode(&challenge));
+        let request = ctx.node.request(Protocol::Attest, peer_id, addrs, bytes);
         let reply = match tokio::time::timeout(timeout, request).await {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(e)) => Err(e.to_string()),

@@ -213,7 +213,13 @@ fn contribution(
         &accounting.estimator,
         now,
     ) {
-        Decision::Credit(cap) => credit(ctx, state, author, &accounting.source, block, cap),
+        Decision::Credit(cap) => {
+            let credited = credit(ctx, state, author, &accounting.source, block, cap);
+            if let Err(reason) = credited {
+                state.sources.refused(&author, &accounting.source, reason);
+            }
+            credited
+        }
         Decision::Waiting(_) => Ok(0),
         Decision::Refuse(reason) => {
             state.intake.witness(&author, &block.block, now);

@@ -3,6 +3,7 @@
 
 use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
 use crate::db::{Holder, PendingEpoch, SessionRecord, holders_of};
+use crate::intake::shortfall::{Shortfall, refused_since_start};
 use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
@@ -35,6 +36,25 @@ pub(super) fn refuse(ctx: &Ctx, r: Refusal) -> Vec<u8> {
     wire::encode(&Reply::<()>::refused(r))
 }
 
+/// What the pool lacks for a key, what was refused on the way and what is under way.
+fn shortfall(ctx: &Ctx, state: &State) -> Shortfall {
+    let (credited_bits, contributors) = state.intake.pool_credit();
+    let (held_bits, _) = state.intake.held();
+    Shortfall {
+        credited_bits,
+        needed_bits: ctx.config.min_credited_bits,
+        contributors,
+        needed_contributors: ctx.config.min_contributors,
+        held_bits,
+        audits_pending: state.sources.audits_pending(),
+        blocks_waiting: state.sources.blocks_waiting(),
+        refused: refused_since_start(
+            &state.intake.stats().refused,
+            state.peers.iter().map(|(_, p)| &p.refusals),
+        ),
+    }
+}
+
 /// Handles `CreateSession` from an authorised requester.
 pub(super) async fn create(
     ctx: &Arc<Ctx>,
@@ -64,12 +84,7 @@ pub(super) async fn create(
         .intake
         .ready(ctx.config.min_credited_bits, ctx.config.min_contributors)
     {
-        let (bits, peers) = state.intake.pool_credit();
-        let (held, _) = state.intake.held();
-        Some(Refusal::NotReady(format!(
-            "pool holds {} credited bits from {} peers ({} more held for the duplicate window); {} bits from {} peers needed",
-            bits, peers, held, ctx.config.min_credited_bits, ctx.config.min_contributors
-        )))
+        Some(Refusal::NotReady(shortfall(ctx, state).to_string()))
     } else {
         None
     };

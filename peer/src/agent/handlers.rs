@@ -95,6 +95,8 @@ fn attest(
         return Err(Refusal::Unauthorized);
     }
     let challenge: Challenge = wire::decode(bytes, max).map_err(malformed)?;
+    // What the coordinator says of this device's sources; the evidence answers the nonce only.
+    super::feedback::record(&shared.metrics, challenge.feedback);
     let health = shared
         .health
         .lock()

@@ -1,6 +1,8 @@
 //! Peer metrics in the Prometheus text format, served with `/health` on an optional local address.
 
 use crate::node::Protocol;
+use protocols::attestation::SourceFeedback;
+use protocols::attestation::feedback::DEVICE_WIDE;
 use protocols::wire::Refusal;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,6 +22,13 @@ pub struct PeerMetrics {
     served: Mutex<BTreeMap<&'static str, u64>>,
     refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     health: Mutex<Vec<(String, u64, u64)>>,
+    /// The coordinator's last word on each source (from its attestation challenge).
+    feedback: Mutex<Vec<SourceFeedback>>,
+}
+
+/// A label value as Prometheus text takes it (quotes, backslashes and newlines replaced).
+fn label(value: &str) -> String {
+    value.replace(['"', '\\', '\n'], "_")
 }
 
 fn protocol_label(p: Protocol) -> &'static str {
@@ -65,6 +74,19 @@ impl PeerMetrics {
         if let Ok(mut h) = self.health.lock() {
             *h = lines;
         }
+    }
+
+    /// Keeps the coordinator's feedback on this device's sources; returns the one it replaces.
+    pub fn replace_source_feedback(&self, feedback: Vec<SourceFeedback>) -> Vec<SourceFeedback> {
+        self.feedback
+            .lock()
+            .map(|mut f| std::mem::replace(&mut *f, feedback))
+            .unwrap_or_default()
+    }
+
+    /// The coordinator's last feedback on this device's sources.
+    pub fn source_feedback(&self) -> Vec<SourceFeedback> {
+        self.feedback.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// Prometheus text exposition.
@@ -113,7 +135,7 @@ impl PeerMetrics {
         );
         if let Ok(h) = self.health.lock() {
             for (name, samples, failures) in h.iter() {
-                let name = name.replace(['"', '\\', '\n'], "_");
+                let name = label(name);
                 let _ = writeln!(
                     out,
                     "entroshard_source_samples_total{{source=\"{name}\"}} {samples}"
@@ -124,7 +146,36 @@ impl PeerMetrics {
                 );
             }
         }
+        self.render_feedback(&mut out);
         out
+    }
+
+    /// The coordinator's feedback as series: credited bits per source and refusals per source
+    /// and reason (`source="*"`: refusals not tied to one source).
+    fn render_feedback(&self, out: &mut String) {
+        let Ok(feedback) = self.feedback.lock() else {
+            return;
+        };
+        let _ = writeln!(out, "# TYPE entroshard_source_credited_bits gauge");
+        for f in feedback.iter().filter(|f| f.source != DEVICE_WIDE) {
+            let _ = writeln!(
+                out,
+                "entroshard_source_credited_bits{{source=\"{}\"}} {}",
+                label(&f.source),
+                f.credited_bits
+            );
+        }
+        let _ = writeln!(out, "# TYPE entroshard_contributions_refused_total counter");
+        for f in feedback.iter() {
+            for (reason, n) in &f.refusals {
+                let _ = writeln!(
+                    out,
+                    "entroshard_contributions_refused_total{{source=\"{}\",reason=\"{}\"}} {n}",
+                    label(&f.source),
+                    label(reason)
+                );
+            }
+        }
     }
 }
 
@@ -136,4 +187,57 @@ pub async fn serve(
     node: &crate::node::NodeHandle,
 ) -> std::io::Result<SocketAddr> {
     crate::metrics_http::serve_with_node(addr, node, move || metrics.render()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_feedback_is_served_as_credited_bits_and_refusals_per_source_and_reason() {
+        let metrics = PeerMetrics::default();
+        metrics.replace_source_feedback(vec![
+            SourceFeedback {
+                source: DEVICE_WIDE.into(),
+                standing: "device".into(),
+                audit_h_millibits: None,
+                credited_bits: 0,
+                refusals: vec![("unattested".into(), 18)],
+            },
+            SourceFeedback {
+                source: "jitter".into(),
+                standing: "audited".into(),
+                audit_h_millibits: Some(1_820),
+                credited_bits: 4_096,
+                refusals: vec![("audit_pending".into(), 12), ("cloned_entropy".into(), 1)],
+            },
+            SourceFeedback {
+                source: "odd\"name".into(),
+                standing: "unaudited".into(),
+                audit_h_millibits: None,
+                credited_bits: 0,
+                refusals: Vec::new(),
+            },
+        ]);
+        let text = metrics.render();
+        for line in [
+            "# TYPE entroshard_source_credited_bits gauge\n",
+            "entroshard_source_credited_bits{source=\"jitter\"} 4096\n",
+            "entroshard_source_credited_bits{source=\"odd_name\"} 0\n",
+            "# TYPE entroshard_contributions_refused_total counter\n",
+            "entroshard_contributions_refused_total{source=\"*\",reason=\"unattested\"} 18\n",
+            "entroshard_contributions_refused_total{source=\"jitter\",reason=\"audit_pending\"} 12\n",
+            "entroshard_contributions_refused_total{source=\"jitter\",reason=\"cloned_entropy\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("entroshard_source_credited_bits{source=\"*\"}"));
+    }
+
+    #[test]
+    fn without_feedback_only_the_type_lines_are_served() {
+        let text = PeerMetrics::default().render();
+        assert!(text.contains("# TYPE entroshard_contributions_refused_total counter\n"));
+        assert!(!text.contains("entroshard_contributions_refused_total{"));
+    }
 }

@@ -4,6 +4,7 @@ pub mod audit;
 mod contribute;
 pub mod embedded;
 mod event_loop;
+pub mod feedback;
 mod handlers;
 pub mod harvest;
 pub mod measure;

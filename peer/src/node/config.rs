@@ -51,7 +51,9 @@ impl Protocol {
     /// (largest request, largest response) in bytes.
     pub fn limits(self) -> (usize, usize) {
         match self {
-            Protocol::Attest => (1024, 8 * 1024),
+            // The challenge carries the coordinator's feedback on the peer's sources, which it
+            // trims to fit (protocols::attestation::Challenge::fit_feedback).
+            Protocol::Attest => (16 * 1024, 8 * 1024),
             Protocol::Store => (4 * 1024, 1024),
             Protocol::Fetch => (protocols::wire::MAX_MESSAGE_BYTES, 4 * 1024),
             Protocol::Coord => (16 * 1024, 2 * protocols::wire::MAX_MESSAGE_BYTES),
