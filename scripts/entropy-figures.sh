@@ -63,7 +63,8 @@ for i in $(seq 0 $((PEERS - 1))); do
 done
 echo
 echo "coordinator audits (source: H found, samples, estimator):"
-sed -n 's/.*entropy audit node=\([0-9a-f]*\) source=\([^ ]*\) h=\([0-9.]*\) samples=\([0-9]*\) estimator=\(.*\)$/  \1 \2 \3 \4 \5/p' "$TMP/c.log" | sort | uniq -c | sort -rn | head -40
+sed 's/\x1b\[[0-9;]*m//g' "$TMP/c.log" \
+  | sed -n 's/.*entropy audit node=\([0-9a-f]*\) source=\([^ ]*\) h=\([0-9.]*\) samples=\([0-9]*\) estimator=\(.*\)$/  \1 \2 \3 \4 \5/p' | sort | uniq -c | sort -rn | head -40
 echo
 M=$(curl -s "127.0.0.1:$MPORT/metrics")
 echo "coordinator: credited bits (all peers) $(echo "$M" | awk '/^entroshard_credited_bits_total/ {s+=$2} END {print s+0}') in $(echo "$NOW - $START" | bc | cut -d. -f1) s"

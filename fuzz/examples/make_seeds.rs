@@ -90,22 +90,17 @@ fn contribution() -> Contribution {
     }
 }
 
-fn contribution_body(bits: usize) -> ContributionBody {
+fn contribution_body(bytes: usize) -> ContributionBody {
     ContributionBody {
         v: WIRE_VERSION,
-        bits: (0..bits).map(|i| (i * 37) as u8).collect(),
-        sources: vec![
-            SourceEstimate {
-                source: "thermal:zone0".into(),
-                bits: 12_000,
-                min_entropy_millibits: 450,
-            },
-            SourceEstimate {
-                source: "jitter".into(),
-                bits: 8_000,
-                min_entropy_millibits: 900,
-            },
-        ],
+        conditioned: (0..bytes).map(|i| (i * 37) as u8).collect(),
+        accounting: SourceAccounting {
+            source: "jitter".into(),
+            bits_per_sample: 4,
+            raw_samples: 4 * 171,
+            h_millibits: 1875,
+            estimator: "Lag Prediction (§6.3.8)".into(),
+        },
     }
 }
 
@@ -344,11 +339,8 @@ fn main() {
         vec![
             ("contribution", encode(&contribution())),
             ("contribution_envelope", env(peer, &contribution())),
-            ("body_small", encode(&contribution_body(64))),
-            (
-                "body_full",
-                encode(&contribution_body(CONTRIBUTION_BITS / 8)),
-            ),
+            ("body_small", encode(&contribution_body(32))),
+            ("body_full", encode(&contribution_body(4 * 32))),
         ],
     );
 

@@ -191,7 +191,7 @@ impl<'a> HolderInput<'a> {
                     v: WIRE_VERSION,
                     ticket: envelope,
                 }),
-                Protocol::Attest | Protocol::Coord => envelope.to_bytes(),
+                Protocol::Attest | Protocol::Coord | Protocol::Audit => envelope.to_bytes(),
             }
         };
         match self.body {
@@ -330,6 +330,8 @@ impl Holder {
             Protocol::Attest => decode_reply::<Reply<SignedEnvelope>>(&reply).is_ok(),
             Protocol::Store => decode_reply::<StoreReply>(&reply).is_ok(),
             Protocol::Coord => decode_reply::<Reply<()>>(&reply).is_ok(),
+            // The detached handlers have no harvested source: every audit is refused.
+            Protocol::Audit => decode_reply::<Reply<()>>(&reply).is_ok(),
             Protocol::Fetch => match decode_reply::<ShareFetchReply>(&reply) {
                 Ok(share) => {
                     check_served_ticket(&frame, input.remote, asked_at_ms);

@@ -183,7 +183,16 @@ impl SourcePipeline {
                 e.min_entropy_per_sample,
                 format!("{} (§{})", e.name, e.section),
             ),
-            _ => (spec.min_entropy_per_sample(), "declared".to_string()),
+            // The declaration is lower: it is the model (90B's H_submitter); the assessment is
+            // kept in the name for the operator.
+            Some(e) => (
+                spec.min_entropy_per_sample(),
+                format!(
+                    "declared (assessed {:.3}, {} §{})",
+                    e.min_entropy_per_sample, e.name, e.section
+                ),
+            ),
+            None => (spec.min_entropy_per_sample(), "declared".to_string()),
         };
         let model = SourceModel {
             source: self.name().to_string(),

@@ -51,7 +51,7 @@ fn a_correlated_source_is_assessed_below_its_declaration_and_its_blocks_account_
         model.h_per_sample > 0.0 && model.h_per_sample < 8.0,
         "{model:?}"
     );
-    assert_ne!(model.estimator, "declared");
+    assert!(!model.estimator.starts_with("declared"), "{model:?}");
     assert_eq!(model.binary_sha256, "abc");
     let PipelineOutput::Block(b) = p.next_block(0, 1_000_000).unwrap() else {
         panic!("no block")
