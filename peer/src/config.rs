@@ -1,5 +1,6 @@
 //! The device agent's configuration file (TOML), written by `peer init` and read by `peer run`.
 
+use crate::sources::simulated::SimulatedKind;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,20 @@ pub enum ConfigError {
         /// What is wrong.
         detail: String,
     },
+    /// A simulated source written as text (`--simulated-source`, `sim:…`) is malformed or
+    /// declares no entropy.
+    #[error("simulated source {spec:?}: {detail} (one of {SIMULATED_SOURCE_FORMS})")]
+    SimulatedSource {
+        /// The text.
+        spec: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
+
+/// The textual forms of a simulated source.
+pub const SIMULATED_SOURCE_FORMS: &str = "biased:P:SEED, correlated:BITS:P:SEED, stuck:VALUE, \
+     walk:BITS:STEP:SEED, periodic:BITS:PERIOD:NOISE:SEED, jitter:BITS:SPREAD:SEED";
 
 /// A simulated source entry (tests, the simulator, and devices without sensors in the lab).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +66,156 @@ pub enum SimulatedSourceConfig {
         /// The value.
         value: u8,
     },
+    /// A slowly drifting reading (a thermistor's LSBs): steps uniform in `[-step, step)` counts.
+    RandomWalk {
+        /// Low bits sampled.
+        bits: u8,
+        /// Largest move per sample, counts.
+        step: f64,
+        /// Stream seed.
+        seed: u64,
+    },
+    /// A sinusoid plus Gaussian noise (a light sensor under mains flicker).
+    Periodic {
+        /// Low bits sampled.
+        bits: u8,
+        /// Samples per cycle.
+        period: f64,
+        /// Standard deviation of the noise, counts.
+        noise: f64,
+        /// Stream seed.
+        seed: u64,
+    },
+    /// Timing deltas: a constant base plus an exponential delay of mean `spread` ticks.
+    JitterDeltas {
+        /// Low bits sampled.
+        bits: u8,
+        /// Mean of the random part, ticks.
+        spread: f64,
+        /// Stream seed.
+        seed: u64,
+    },
+}
+
+impl SimulatedSourceConfig {
+    /// The source's behaviour and its stream seed (a stuck source has none: 0).
+    pub fn kind_and_seed(&self) -> (SimulatedKind, u64) {
+        match *self {
+            SimulatedSourceConfig::Biased { p_one, seed } => {
+                (SimulatedKind::Biased { p_one }, seed)
+            }
+            SimulatedSourceConfig::Correlated {
+                bits,
+                p_repeat,
+                seed,
+            } => (SimulatedKind::Correlated { bits, p_repeat }, seed),
+            SimulatedSourceConfig::Stuck { value } => (SimulatedKind::Stuck { value }, 0),
+            SimulatedSourceConfig::RandomWalk { bits, step, seed } => {
+                (SimulatedKind::RandomWalk { bits, step }, seed)
+            }
+            SimulatedSourceConfig::Periodic {
+                bits,
+                period,
+                noise,
+                seed,
+            } => (
+                SimulatedKind::Periodic {
+                    bits,
+                    period,
+                    noise,
+                },
+                seed,
+            ),
+            SimulatedSourceConfig::JitterDeltas { bits, spread, seed } => {
+                (SimulatedKind::JitterDeltas { bits, spread }, seed)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for SimulatedSourceConfig {
+    type Err = ConfigError;
+
+    /// Parses one of [`SIMULATED_SOURCE_FORMS`]; the parameters must declare some entropy
+    /// ([`SimulatedKind::declaration`]).
+    fn from_str(spec: &str) -> Result<Self, ConfigError> {
+        let fail = |detail: String| ConfigError::SimulatedSource {
+            spec: spec.to_string(),
+            detail,
+        };
+        let number = |s: &str, what: &str| -> Result<f64, ConfigError> {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| fail(format!("{what} {s:?} is not a number")))
+        };
+        let probability = |s: &str, what: &str| -> Result<f64, ConfigError> {
+            let p = number(s, what)?;
+            if (0.0..=1.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err(fail(format!("{what} {p} is not in [0, 1]")))
+            }
+        };
+        let bits = |s: &str| -> Result<u8, ConfigError> {
+            s.parse::<u8>()
+                .ok()
+                .filter(|b| (1..=8).contains(b))
+                .ok_or_else(|| fail(format!("bits {s:?} is not in 1..=8")))
+        };
+        let seed = |s: &str| -> Result<u64, ConfigError> {
+            s.parse()
+                .map_err(|_| fail(format!("seed {s:?} is not an unsigned integer")))
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let config = match parts.as_slice() {
+            ["biased", p, s] => {
+                let p_one = probability(p, "probability of a one")?;
+                if p_one == 0.0 || p_one == 1.0 {
+                    return Err(fail(format!(
+                        "a source that always yields {p_one} has no entropy (use stuck:VALUE)"
+                    )));
+                }
+                SimulatedSourceConfig::Biased {
+                    p_one,
+                    seed: seed(s)?,
+                }
+            }
+            ["correlated", b, p, s] => SimulatedSourceConfig::Correlated {
+                bits: bits(b)?,
+                p_repeat: probability(p, "repeat probability")?,
+                seed: seed(s)?,
+            },
+            ["stuck", v] => SimulatedSourceConfig::Stuck {
+                value: v
+                    .parse()
+                    .map_err(|_| fail(format!("value {v:?} is not in 0..=255")))?,
+            },
+            ["walk", b, step, s] => SimulatedSourceConfig::RandomWalk {
+                bits: bits(b)?,
+                step: number(step, "step")?,
+                seed: seed(s)?,
+            },
+            ["periodic", b, period, noise, s] => SimulatedSourceConfig::Periodic {
+                bits: bits(b)?,
+                period: number(period, "period")?,
+                noise: number(noise, "noise")?,
+                seed: seed(s)?,
+            },
+            ["jitter", b, spread, s] => SimulatedSourceConfig::JitterDeltas {
+                bits: bits(b)?,
+                spread: number(spread, "spread")?,
+                seed: seed(s)?,
+            },
+            _ => return Err(fail("unknown form".into())),
+        };
+        config
+            .kind_and_seed()
+            .0
+            .declaration()
+            .map_err(|e| fail(format!("declares no usable entropy: {e}")))?;
+        Ok(config)
+    }
 }
 
 pub use crate::sources::feed::FeedConfig;
@@ -295,3 +459,7 @@ impl PeerConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

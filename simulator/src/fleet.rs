@@ -2,6 +2,7 @@
 //! and starting and stopping them as churn and faults come and go (one device's start-up is in
 //! `startup`).
 
+mod sensors;
 mod startup;
 
 pub use startup::Copied;

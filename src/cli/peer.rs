@@ -1,7 +1,7 @@
 //! `entroshard peer init|run`: set up and run the device agent.
 
 use super::systemd::{self, ConfigTarget};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use peer::config::{FeedConfig, PeerConfig, ResourceProfile, SimulatedSourceConfig, SourcesConfig};
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
@@ -37,7 +37,10 @@ pub struct InitArgs {
     /// Listen addresses (repeatable); default TCP and QUIC on every interface, ephemeral ports.
     #[arg(long)]
     pub listen: Vec<String>,
-    /// Add a simulated source: `biased:P:SEED`, `correlated:BITS:P:SEED` or `stuck:VALUE`.
+    /// Add a simulated source: `biased:P:SEED`, `correlated:BITS:P:SEED`, `stuck:VALUE`, or a
+    /// sensor model: `walk:BITS:STEP:SEED` (a drifting reading's low bits),
+    /// `periodic:BITS:PERIOD:NOISE:SEED` (flicker plus noise), `jitter:BITS:SPREAD:SEED`
+    /// (timing deltas).
     #[arg(long = "simulated-source")]
     pub simulated: Vec<String>,
     /// External feed: `PATH:BITS:H` (PATH may be `-` for stdin).
@@ -127,24 +130,7 @@ pub fn run(command: PeerCommand) -> anyhow::Result<()> {
 }
 
 fn parse_simulated(spec: &str) -> anyhow::Result<SimulatedSourceConfig> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    Ok(match parts.as_slice() {
-        ["biased", p, seed] => SimulatedSourceConfig::Biased {
-            p_one: p.parse()?,
-            seed: seed.parse()?,
-        },
-        ["correlated", bits, p, seed] => SimulatedSourceConfig::Correlated {
-            bits: bits.parse()?,
-            p_repeat: p.parse()?,
-            seed: seed.parse()?,
-        },
-        ["stuck", value] => SimulatedSourceConfig::Stuck {
-            value: value.parse()?,
-        },
-        _ => bail!(
-            "unknown simulated source {spec:?} (biased:P:SEED, correlated:BITS:P:SEED, stuck:VALUE)"
-        ),
-    })
+    Ok(spec.parse()?)
 }
 
 fn parse_feed(spec: &str) -> anyhow::Result<FeedConfig> {

@@ -47,21 +47,10 @@ fn only_chooses_sources_by_name_or_kind() {
 pub fn build(
     config: &crate::config::SourcesConfig,
 ) -> Result<Vec<crate::pipeline::SourcePipeline>, String> {
-    use crate::config::SimulatedSourceConfig;
-    use simulated::{SimulatedKind, SimulatedSource};
+    use simulated::SimulatedSource;
     let mut sources: Vec<Box<dyn EntropySource>> = Vec::new();
     for (i, sim) in config.simulated.iter().enumerate() {
-        let (kind, seed) = match *sim {
-            SimulatedSourceConfig::Biased { p_one, seed } => {
-                (SimulatedKind::Biased { p_one }, seed)
-            }
-            SimulatedSourceConfig::Correlated {
-                bits,
-                p_repeat,
-                seed,
-            } => (SimulatedKind::Correlated { bits, p_repeat }, seed),
-            SimulatedSourceConfig::Stuck { value } => (SimulatedKind::Stuck { value }, 0),
-        };
+        let (kind, seed) = sim.kind_and_seed();
         let mut seed_bytes = [0u8; 32];
         seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
         seed_bytes[8] = i as u8;

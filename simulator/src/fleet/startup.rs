@@ -1,6 +1,8 @@
 //! Starting one simulated device: its real embedded agent, the harvest that feeds it blocks
-//! from a simulated sensor, and the tasks of a misbehaving device (copies, lies, a lying disk).
+//! from its simulated sensor (`sensors`), and the tasks of a misbehaving device (copies, lies,
+//! a lying disk).
 
+use super::sensors::Sensor;
 use super::{Fleet, Running, derive, memory_addr};
 use crate::byzantine;
 use crate::{ByzantineKind, Role};
@@ -49,42 +51,45 @@ impl Fleet {
         // publisher sends instead).
         let (block_tx, block_rx) = mpsc::channel::<ReadyBlock>(1);
         let mut harvest_with = None;
-        // What the device's sensor gives an entropy audit: its real (simulated) raw samples; a
-        // biased liar's raw bits are as biased as what it really has.
-        let audits = peer::agent::audit::AuditDesk::default();
-        let sensor_seed = u64::from_le_bytes(
-            derive(
-                ctx.scenario.seed,
-                "audit",
-                (index as u64) << 16 | u64::from(boot),
-            )[..8]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
-        let (audit_source, audit_bits) = match kind {
-            Some(ByzantineKind::Biased) => (
-                SimulatedSourceConfig::Biased {
-                    p_one: 0.6,
-                    seed: sensor_seed,
-                },
-                1,
-            ),
-            Some(ByzantineKind::Stuck) => (SimulatedSourceConfig::Stuck { value: 1 }, 1),
-            _ => (
-                SimulatedSourceConfig::Correlated {
-                    bits: 8,
-                    p_repeat: 0.0,
-                    seed: sensor_seed,
-                },
-                8,
-            ),
+        // Each boot reads its sensor afresh: one stream for the harvest, another for audits.
+        let stream_seed = |label: &str| {
+            u64::from_le_bytes(
+                derive(
+                    ctx.scenario.seed,
+                    label,
+                    (index as u64) << 16 | u64::from(boot),
+                )[..8]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            )
         };
-        let sensor = Arc::new(Mutex::new(build_pipeline(audit_source)?));
+        // An honest device carries one of the sensor models; devices that misbehave otherwise
+        // keep the uniform source they always had.
+        let sensor = match kind {
+            None => Sensor::of_device(ctx.scenario.seed, index),
+            Some(_) => Sensor::Uniform,
+        };
+        // What the device's sensor gives an entropy audit: its real (simulated) raw samples, from
+        // another instance of the same sensor; a biased liar's raw bits are as biased as what it
+        // really has.
+        let audits = peer::agent::audit::AuditDesk::default();
+        let audit_seed = stream_seed("audit");
+        let audit_source = match kind {
+            Some(ByzantineKind::Biased) => SimulatedSourceConfig::Biased {
+                p_one: 0.6,
+                seed: audit_seed,
+            },
+            Some(ByzantineKind::Stuck) => SimulatedSourceConfig::Stuck { value: 1 },
+            _ => sensor.config(audit_seed),
+        };
+        let audit_sensor = build_pipeline(audit_source)?;
+        let audit_bits = audit_sensor.model().bits_per_sample;
+        let audit_sensor = Arc::new(Mutex::new(audit_sensor));
         audits.register_reader(
             "sim:0",
             audit_bits,
             Arc::new(move |n| {
-                sensor
+                audit_sensor
                     .lock()
                     .ok()
                     .and_then(|mut s| s.read_window(n, None).ok())
@@ -111,19 +116,7 @@ impl Fleet {
             _ => {
                 let source = match kind {
                     Some(ByzantineKind::Stuck) => SimulatedSourceConfig::Stuck { value: 1 },
-                    _ => SimulatedSourceConfig::Correlated {
-                        bits: 8,
-                        p_repeat: 0.0,
-                        seed: u64::from_le_bytes(
-                            derive(
-                                ctx.scenario.seed,
-                                "source",
-                                (index as u64) << 16 | u64::from(boot),
-                            )[..8]
-                                .try_into()
-                                .unwrap_or([0; 8]),
-                        ),
-                    },
+                    _ => sensor.config(stream_seed("source")),
                 };
                 harvest_with = Some((build_pipeline(source)?, block_tx));
                 Some(block_rx)
@@ -211,7 +204,9 @@ impl Fleet {
     }
 }
 
-fn build_pipeline(source: SimulatedSourceConfig) -> Result<SourcePipeline, crate::SimError> {
+pub(super) fn build_pipeline(
+    source: SimulatedSourceConfig,
+) -> Result<SourcePipeline, crate::SimError> {
     let config = peer::config::SourcesConfig {
         detect_hardware: false,
         simulated: vec![source],

@@ -6,6 +6,7 @@ mod sample;
 mod sources;
 
 use anyhow::{Context, bail};
+use peer::config::{SIMULATED_SOURCE_FORMS, SimulatedSourceConfig};
 use peer::sources::EntropySource;
 use peer::sources::linux::{self, DetectConfig};
 use peer::sources::simulated::{SimulatedKind, SimulatedSource};
@@ -47,8 +48,8 @@ fn detect_config(root: &Path) -> DetectConfig {
     }
 }
 
-/// Opens `name`: a simulated source (`sim:biased:P:SEED`, `sim:stuck:V`,
-/// `sim:correlated:BITS:P:SEED`) or one that detection under `root` finds.
+/// Opens `name`: a simulated source (`sim:` and one of [`SIMULATED_SOURCE_FORMS`], e.g.
+/// `sim:biased:P:SEED` or `sim:walk:BITS:STEP:SEED`) or one that detection under `root` finds.
 fn open_source(name: &str, root: &Path) -> anyhow::Result<Box<dyn EntropySource>> {
     if let Some(spec) = name.strip_prefix("sim:") {
         let (kind, seed) =
@@ -71,8 +72,8 @@ fn open_source(name: &str, root: &Path) -> anyhow::Result<Box<dyn EntropySource>
         bail!("source {name} is not available: {}", s.reason);
     }
     bail!(
-        "no source named {name:?} under {}; detected: {} (or a simulated one: \
-         sim:biased:P:SEED, sim:stuck:V, sim:correlated:BITS:P:SEED)",
+        "no source named {name:?} under {}; detected: {} (or a simulated one: sim:FORM, FORM \
+         one of {SIMULATED_SOURCE_FORMS})",
         root.display(),
         if names.is_empty() {
             "none".to_owned()
@@ -82,42 +83,11 @@ fn open_source(name: &str, root: &Path) -> anyhow::Result<Box<dyn EntropySource>
     )
 }
 
-/// Parses the part after `sim:` into a kind and a seed.
+/// Parses the part after `sim:` into a kind and a seed (the forms `peer init
+/// --simulated-source` takes).
 fn parse_simulated(spec: &str) -> anyhow::Result<(SimulatedKind, u64)> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let probability = |s: &str, what: &str| -> anyhow::Result<f64> {
-        let p: f64 = s.parse().with_context(|| format!("{what} {s:?}"))?;
-        if !(0.0..=1.0).contains(&p) {
-            bail!("{what} {p} is not in [0, 1]");
-        }
-        Ok(p)
-    };
-    let seed =
-        |s: &str| -> anyhow::Result<u64> { s.parse().with_context(|| format!("seed {s:?}")) };
-    Ok(match parts.as_slice() {
-        ["biased", p, s] => {
-            let p_one = probability(p, "probability of a one")?;
-            if p_one == 0.0 || p_one == 1.0 {
-                bail!("a source that always yields {p_one} has no entropy (use sim:stuck:V)");
-            }
-            (SimulatedKind::Biased { p_one }, seed(s)?)
-        }
-        ["correlated", bits, p, s] => {
-            let bits: u8 = bits.parse().with_context(|| format!("bits {bits:?}"))?;
-            if !(1..=8).contains(&bits) {
-                bail!("bits {bits} is not in 1..=8");
-            }
-            let p_repeat = probability(p, "repeat probability")?;
-            (SimulatedKind::Correlated { bits, p_repeat }, seed(s)?)
-        }
-        ["stuck", v] => (
-            SimulatedKind::Stuck {
-                value: v.parse().with_context(|| format!("value {v:?}"))?,
-            },
-            0,
-        ),
-        _ => bail!("expected sim:biased:P:SEED, sim:stuck:V or sim:correlated:BITS:P:SEED"),
-    })
+    let config: SimulatedSourceConfig = spec.parse()?;
+    Ok(config.kind_and_seed())
 }
 
 /// Writes `text` to standard output; a reader that went away (`| head`) is not an error.
@@ -175,6 +145,38 @@ mod tests {
             parse_simulated("stuck:3").unwrap(),
             (SimulatedKind::Stuck { value: 3 }, 0)
         );
+        assert_eq!(
+            parse_simulated("walk:8:16:5").unwrap(),
+            (
+                SimulatedKind::RandomWalk {
+                    bits: 8,
+                    step: 16.0
+                },
+                5
+            )
+        );
+        assert_eq!(
+            parse_simulated("periodic:8:10:12:6").unwrap(),
+            (
+                SimulatedKind::Periodic {
+                    bits: 8,
+                    period: 10.0,
+                    noise: 12.0
+                },
+                6
+            )
+        );
+        assert_eq!(
+            parse_simulated("jitter:8:32:7").unwrap(),
+            (
+                SimulatedKind::JitterDeltas {
+                    bits: 8,
+                    spread: 32.0
+                },
+                7
+            )
+        );
+        assert!(parse_simulated("walk:8:0.25:1").is_err());
         assert!(parse_simulated("biased:1.5:1").is_err());
         assert!(parse_simulated("biased:1:1").is_err());
         assert!(parse_simulated("correlated:9:0.5:1").is_err());

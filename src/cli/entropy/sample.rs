@@ -17,7 +17,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug, clap::Args)]
 pub struct SampleArgs {
     /// Source name as `entropy sources` lists it (e.g. `jitter`, `thermal:thermal_zone0`), or a
-    /// simulated source: `sim:biased:P:SEED`, `sim:stuck:V`, `sim:correlated:BITS:P:SEED`.
+    /// simulated source: `sim:biased:P:SEED`, `sim:stuck:V`, `sim:correlated:BITS:P:SEED`, or a
+    /// sensor model `sim:walk:BITS:STEP:SEED`, `sim:periodic:BITS:PERIOD:NOISE:SEED`,
+    /// `sim:jitter:BITS:SPREAD:SEED`.
     #[arg(long)]
     pub source: String,
     /// Number of samples to read.

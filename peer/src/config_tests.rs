@@ -1,0 +1,94 @@
+//! Tests for the configuration's textual forms.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+#[test]
+fn simulated_sources_parse_from_their_textual_forms() {
+    let parse = |s: &str| s.parse::<SimulatedSourceConfig>().unwrap();
+    assert_eq!(
+        parse("biased:0.9:1"),
+        SimulatedSourceConfig::Biased {
+            p_one: 0.9,
+            seed: 1
+        }
+    );
+    assert_eq!(
+        parse("correlated:4:0.5:7"),
+        SimulatedSourceConfig::Correlated {
+            bits: 4,
+            p_repeat: 0.5,
+            seed: 7
+        }
+    );
+    assert_eq!(parse("stuck:3"), SimulatedSourceConfig::Stuck { value: 3 });
+    assert_eq!(
+        parse("walk:8:16:5"),
+        SimulatedSourceConfig::RandomWalk {
+            bits: 8,
+            step: 16.0,
+            seed: 5
+        }
+    );
+    assert_eq!(
+        parse("periodic:6:10.5:12:9"),
+        SimulatedSourceConfig::Periodic {
+            bits: 6,
+            period: 10.5,
+            noise: 12.0,
+            seed: 9
+        }
+    );
+    assert_eq!(
+        parse("jitter:8:32:11"),
+        SimulatedSourceConfig::JitterDeltas {
+            bits: 8,
+            spread: 32.0,
+            seed: 11
+        }
+    );
+}
+
+#[test]
+fn simulated_sources_that_are_malformed_or_declare_nothing_are_refused_and_named() {
+    for bad in [
+        "biased:1.5:1",
+        "biased:1:1",
+        "biased:0.5",
+        "correlated:9:0.5:1",
+        "walk:0:4:1",
+        "walk:8:abc:1",
+        "walk:8:0.25:1",
+        "walk:8:inf:1",
+        "walk:8:4:-1",
+        "periodic:8:0:12:1",
+        "periodic:8:10:0.1:1",
+        "periodic:8:10:12",
+        "jitter:8:0:1",
+        "jitter:9:32:1",
+        "noise",
+    ] {
+        let err = bad
+            .parse::<SimulatedSourceConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(bad), "{bad}: {err}");
+        assert!(err.contains("walk:BITS:STEP:SEED"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn sensor_models_round_trip_through_the_config_file() {
+    let sources = SourcesConfig {
+        simulated: vec![
+            "walk:8:16:1".parse().unwrap(),
+            "periodic:8:10:12:2".parse().unwrap(),
+            "jitter:8:32:3".parse().unwrap(),
+        ],
+        ..SourcesConfig::default()
+    };
+    let text = toml::to_string(&sources).unwrap();
+    assert!(text.contains("kind = \"random_walk\""), "{text}");
+    let back: SourcesConfig = toml::from_str(&text).unwrap();
+    assert_eq!(back, sources);
+}
