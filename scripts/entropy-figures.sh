@@ -70,6 +70,9 @@ M=$(curl -s "127.0.0.1:$MPORT/metrics")
 echo "coordinator: credited bits (all peers) $(echo "$M" | awk '/^entroshard_credited_bits_total/ {s+=$2} END {print s+0}') in $(echo "$NOW - $START" | bc | cut -d. -f1) s"
 echo "$M" | grep -E '^entroshard_(intake_rejections_total|entropy_audits_total)' | sed 's/^/  /'
 echo
+echo "coordinator status (per peer and source: audit, claim, credited bits, refusals):"
+$BIN coordinator status --data-dir "$TMP/c" | sed 's/^/  /'
+echo
 echo "health-test alarms per source (peer metrics: samples, failures):"
 for i in $(seq 0 $((PEERS - 1))); do
   ADDR=$(sed -n 's/^metrics = "\(.*\)"/\1/p' "$TMP/p$i/peer.toml")

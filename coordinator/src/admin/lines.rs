@@ -171,32 +171,8 @@ pub(crate) fn peer_lines(state: &State) -> Vec<PeerLine> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::intake::sources::{AuditResult, SourceBook, Waiting};
-    use protocols::entropy::{Accounting, ConditionedBlock};
-
-    fn contribute(book: &mut SourceBook, node: NodeId, source: &str, h: f64, at: u64) {
-        let block = ConditionedBlock::from_received(vec![7; 128], 640).unwrap();
-        let accounting = Accounting {
-            outputs: 4,
-            raw_samples: 640,
-            h_per_sample: h,
-        };
-        let waiting = Waiting {
-            source_index: 0,
-            block,
-            accounting,
-        };
-        book.on_contribution(node, source, waiting, "Lag", at);
-    }
-
-    fn audit(h: f64, at_ms: u64) -> Result<AuditResult, String> {
-        Ok(AuditResult {
-            h,
-            samples: 100_000,
-            estimator: "MCV".into(),
-            at_ms,
-        })
-    }
+    use crate::intake::sources::SourceBook;
+    use crate::intake::sources::test_support::{contribute, found};
 
     fn lines(book: &SourceBook, node: &NodeId, now: u64) -> Vec<SourceLine> {
         book.of(node)
@@ -213,12 +189,12 @@ mod tests {
         }
         contribute(&mut book, other, "elsewhere", 1.0, 0);
         assert_eq!(book.audits_due(1).len(), 5);
-        book.on_audit(dev, "audited", audit(1.5, 1_000), 0.5, 1_000);
+        book.on_audit(dev, "audited", found(1.5, 100_000, 1_000), 0.5, 1_000);
         book.credited(&dev, "audited", 3_000);
         book.on_audit(dev, "failed", Err("x".repeat(500)), 0.5, 1_000);
         contribute(&mut book, dev, "failed", 2.0, 2_000);
         contribute(&mut book, dev, "liar", 7.5, 2_000);
-        book.on_audit(dev, "liar", audit(0.2, 3_000), 0.5, 3_000);
+        book.on_audit(dev, "liar", found(0.2, 100_000, 3_000), 0.5, 3_000);
         contribute(&mut book, dev, "liar", 7.5, 4_000);
 
         let lines = lines(&book, &dev, 61_000);

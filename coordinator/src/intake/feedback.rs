@@ -80,23 +80,7 @@ fn most_frequent<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<(Strin
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::intake::sources::{AuditResult, Waiting};
-    use protocols::entropy::{Accounting, ConditionedBlock};
-
-    fn contribute(book: &mut SourceBook, node: NodeId, source: &str, h: f64, at: u64) {
-        let block = ConditionedBlock::from_received(vec![7; 128], 640).unwrap();
-        let accounting = Accounting {
-            outputs: 4,
-            raw_samples: 640,
-            h_per_sample: h,
-        };
-        let waiting = Waiting {
-            source_index: 0,
-            block,
-            accounting,
-        };
-        book.on_contribution(node, source, waiting, "Lag", at);
-    }
+    use crate::intake::sources::test_support::{contribute, found};
 
     #[test]
     fn a_device_learns_each_sources_standing_audit_credit_and_refusals() {
@@ -105,17 +89,9 @@ mod tests {
         contribute(&mut book, dev, "jitter", 2.0, 0);
         contribute(&mut book, dev, "prng", 8.0, 0);
         book.audits_due(1);
-        let found = |h: f64| {
-            Ok(AuditResult {
-                h,
-                samples: 100_000,
-                estimator: "MCV".into(),
-                at_ms: 2,
-            })
-        };
-        book.on_audit(dev, "jitter", found(1.8204), 0.5, 2);
+        book.on_audit(dev, "jitter", found(1.8204, 100_000, 2), 0.5, 2);
         book.credited(&dev, "jitter", 4_096);
-        book.on_audit(dev, "prng", found(0.1), 0.5, 2);
+        book.on_audit(dev, "prng", found(0.1, 100_000, 2), 0.5, 2);
         for _ in 0..3 {
             contribute(&mut book, dev, "prng", 8.0, 3);
         }

@@ -359,3 +359,38 @@ impl SourceBook {
 #[cfg(test)]
 #[path = "sources_tests.rs"]
 mod tests;
+
+/// What the source book's tests and its readers' tests build entries from.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A block of four outputs from 640 samples claimed at `h` bits each.
+    pub fn waiting(source_index: u32, h: f64) -> Waiting {
+        Waiting {
+            source_index,
+            block: ConditionedBlock::from_received(vec![7; 128], 640).unwrap(),
+            accounting: Accounting {
+                outputs: 4,
+                raw_samples: 640,
+                h_per_sample: h,
+            },
+        }
+    }
+
+    /// `source` of `node` contributes one such block at `at` ms.
+    pub fn contribute(book: &mut SourceBook, node: NodeId, source: &str, h: f64, at: u64) {
+        book.on_contribution(node, source, waiting(0, h), "Lag", at);
+    }
+
+    /// An audit that found `h` bits per sample over `samples` at `at_ms`.
+    pub fn found(h: f64, samples: usize, at_ms: u64) -> Result<AuditResult, String> {
+        Ok(AuditResult {
+            h,
+            samples,
+            estimator: "MCV".into(),
+            at_ms,
+        })
+    }
+}

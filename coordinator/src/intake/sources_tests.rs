@@ -7,33 +7,14 @@ fn node(b: u8) -> NodeId {
     NodeId([b; 32])
 }
 
-fn block() -> ConditionedBlock {
-    ConditionedBlock::from_received(vec![7; 128], 640).unwrap()
+use super::test_support::{found, waiting};
+
+fn accounting(h: f64) -> f64 {
+    h
 }
 
-fn accounting(h: f64) -> Accounting {
-    Accounting {
-        outputs: 4,
-        raw_samples: 640,
-        h_per_sample: h,
-    }
-}
-
-fn w(source_index: u32, accounting: Accounting) -> Waiting {
-    Waiting {
-        source_index,
-        block: block(),
-        accounting,
-    }
-}
-
-fn found(h: f64, samples: usize, at_ms: u64) -> Result<AuditResult, String> {
-    Ok(AuditResult {
-        h,
-        samples,
-        estimator: "MCV".into(),
-        at_ms,
-    })
+fn w(source_index: u32, h: f64) -> Waiting {
+    waiting(source_index, h)
 }
 
 #[test]

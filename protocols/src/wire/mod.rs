@@ -11,6 +11,6 @@ mod roundtrip_tests;
 pub use codec::{
     MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WireError, decode, decode_bounded, encode,
 };
-pub use envelope::{SignedEnvelope, SignedPayload};
 pub use entropy_messages::*;
+pub use envelope::{SignedEnvelope, SignedPayload};
 pub use messages::*;
