@@ -22,6 +22,20 @@ pub const MAX_RESTARTS: u32 = 5;
 pub const PERSISTENT_ALARMS: usize = 3;
 /// Samples over which alarms are counted as one failure.
 pub const ALARM_SPAN: u64 = 1 << 16;
+/// Most samples a second that go through a source's health tests: a fast source (CPU jitter
+/// gives a million a second) is paced to this, so α = 2⁻³⁸ keeps its false alarms under one a
+/// month. A block of four outputs needs a few thousand samples: pacing costs nothing real.
+pub const MAX_TESTED_RATE: f64 = 100_000.0;
+
+/// Samples a second a source with `model` feeds through its health tests (its rate at
+/// assessment, paced to [`MAX_TESTED_RATE`]); what α is fitted to.
+pub fn tested_rate(model: &SourceModel) -> f64 {
+    if model.samples_per_s > 0.0 {
+        model.samples_per_s.min(MAX_TESTED_RATE)
+    } else {
+        0.0
+    }
+}
 
 /// What one call to [`SourcePipeline::next_block`] produced.
 pub enum PipelineOutput {
@@ -71,6 +85,7 @@ pub struct SourcePipeline {
     key: ConditioningKey,
     alarms: VecDeque<u64>,
     alarms_total: u64,
+    pace: Pace,
     cut_off_at: Option<u64>,
     restarts: u32,
     /// Samples and failures counted before the last restart (the tester starts afresh).
@@ -131,6 +146,7 @@ impl SourcePipeline {
             key,
             alarms: VecDeque::new(),
             alarms_total: 0,
+            pace: Pace::default(),
             cut_off_at: None,
             restarts: 0,
             earlier: (0, 0),
@@ -146,7 +162,7 @@ impl SourcePipeline {
         let spec = spec
             .with_min_entropy(model.h_per_sample)
             .map_err(|e| PipelineError::Setup(format!("{name}: {e}")))?;
-        let alpha = alpha_log2_for_rate(model.samples_per_s);
+        let alpha = alpha_log2_for_rate(tested_rate(model));
         let conditioner =
             Conditioner::new(key.clone(), name, model.h_per_sample).ok_or_else(|| {
                 PipelineError::Setup(format!(
@@ -355,6 +371,7 @@ impl SourcePipeline {
         while self.cut_off_at.is_none() && used < sample_budget {
             buf.clear();
             let want = (sample_budget - used).min(CHUNK as u64) as usize;
+            self.pace.wait_for(want as u64);
             self.source.read_samples(&mut buf, want)?;
             for &sample in &buf {
                 used += 1;
@@ -430,6 +447,39 @@ impl SourcePipeline {
             source_index,
             block,
             accounting,
+        }
+    }
+}
+
+/// Paces the samples fed through the health tests to [`MAX_TESTED_RATE`] (a token bucket
+/// holding one second's worth).
+#[derive(Debug)]
+struct Pace {
+    since: Instant,
+    fed: f64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            fed: 0.0,
+        }
+    }
+}
+
+impl Pace {
+    /// Sleeps until `n` more samples fit under the rate.
+    fn wait_for(&mut self, n: u64) {
+        let elapsed = self.since.elapsed().as_secs_f64();
+        // Credit unused for over a second is forgotten (no burst after a long pause).
+        if self.fed < (elapsed - 1.0) * MAX_TESTED_RATE {
+            self.fed = (elapsed - 1.0) * MAX_TESTED_RATE;
+        }
+        self.fed += n as f64;
+        let ahead = self.fed / MAX_TESTED_RATE - elapsed;
+        if ahead > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(ahead));
         }
     }
 }

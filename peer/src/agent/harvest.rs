@@ -146,7 +146,8 @@ pub fn model_source(pipeline: &mut SourcePipeline, modelling: &Modelling) -> boo
 
 fn log_model(pipeline: &SourcePipeline, how: &str) {
     let m = pipeline.model();
-    let alpha = alpha_log2_for_rate(m.samples_per_s);
+    let rate = crate::pipeline::tested_rate(m);
+    let alpha = alpha_log2_for_rate(rate);
     tracing::info!(
         source = %m.source,
         how,
@@ -157,7 +158,8 @@ fn log_model(pipeline: &SourcePipeline, how: &str) {
         alpha = %format!("2^-{alpha}"),
         rct_cutoff = pipeline.health().rct_cutoff(),
         apt_cutoff = pipeline.health().apt_cutoff(),
-        false_alarm_every_days = false_alarm_period_s(m.samples_per_s, alpha) / 86_400.0,
+        tested_per_s = rate.round(),
+        false_alarm_every_days = false_alarm_period_s(rate, alpha) / 86_400.0,
         "source model"
     );
 }
@@ -172,7 +174,11 @@ impl Thread {
         }
         loop {
             self.serve_audits(&mut pipeline);
-            let out = match pipeline.next_block(self.index as u32, SAMPLE_BUDGET) {
+            // About a second of the source per pass, so a slow sensor still answers audits and
+            // reports its health promptly.
+            let budget =
+                (crate::pipeline::tested_rate(pipeline.model()) as u64).clamp(64, SAMPLE_BUDGET);
+            let out = match pipeline.next_block(self.index as u32, budget) {
                 Ok(out) => out,
                 Err(e) => {
                     tracing::warn!(source = pipeline.name(), error = %e, "source read failed; retrying later");

@@ -33,8 +33,9 @@ pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
         );
     }
     for m in models {
-        let a = alpha_log2_for_rate(m.samples_per_s);
-        let days = false_alarm_period_s(m.samples_per_s, a) / 86_400.0;
+        let rate = peer::pipeline::tested_rate(&m);
+        let a = alpha_log2_for_rate(rate);
+        let days = false_alarm_period_s(rate, a) / 86_400.0;
         if args.json {
             println!(
                 "{{\"source\":{:?},\"bits_per_sample\":{},\"h_per_sample\":{},\"estimator\":{:?},\"samples\":{},\"samples_per_s\":{},\"alpha_log2\":{a},\"binary_sha256\":{:?},\"assessed_at_ms\":{}}}",
