@@ -225,7 +225,7 @@ pub use crate::sources::feed::FeedConfig;
 #[serde(default)]
 pub struct SourcesConfig {
     /// Probe the real Linux sources (thermal, hwmon, IIO, interrupts, CPU load, hwrng, network
-    /// counters, softnet, Wi-Fi levels, key timings, jitter).
+    /// counters, softnet, packet arrival timings, Wi-Fi levels, key timings, jitter).
     pub detect_hardware: bool,
     /// Root of sysfs/procfs (for tests; "/" on devices).
     pub system_root: PathBuf,

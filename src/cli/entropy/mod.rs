@@ -60,7 +60,12 @@ fn open_source(name: &str, root: &Path) -> anyhow::Result<Box<dyn EntropySource>
             .with_context(|| format!("simulated source {name:?}"))?;
         return Ok(Box::new(source));
     }
-    let (found, skipped) = linux::detect(&detect_config(root));
+    let config = DetectConfig {
+        // One capture socket for every interface is opt-in: only when asked for by name.
+        packets_all_interfaces: name == "packets",
+        ..detect_config(root)
+    };
+    let (found, skipped) = linux::detect(&config);
     let mut names = Vec::new();
     for source in found {
         if source.name() == name {

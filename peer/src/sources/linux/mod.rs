@@ -1,5 +1,5 @@
 //! Real Linux entropy sources (sysfs sensors, kernel counters, radio signal levels, key-press
-//! timings, the board's hardware RNG, CPU timing jitter) and `detect`.
+//! and packet-arrival timings, the board's hardware RNG, CPU timing jitter) and `detect`.
 //!
 //! Every path is resolved under [`DetectConfig::root`] (normally `/`), so tests can point the
 //! parsers at a fake sysfs tree in a temporary directory. Hardware that is absent is skipped
@@ -10,8 +10,9 @@
 //! step) or of the change since the previous read (counters). Raw samples are handed on
 //! unconditioned so the health tests downstream see a stuck or slow sensor for what it is.
 //!
-//! Event-driven sources (key presses) are not polled: a read blocks until at least one sample
-//! arrives, then returns what the kernel had queued, up to the requested count.
+//! Event-driven sources (key presses, packet arrivals) are not polled: a read blocks until at
+//! least one sample arrives (packets: for a bounded time, then it returns none), then returns
+//! what the kernel had queued, up to the requested count.
 
 mod cpuload;
 mod hwmon;
@@ -21,6 +22,7 @@ mod input;
 mod interrupts;
 mod jitter;
 mod netstat;
+mod packets;
 mod sensor;
 mod softnet;
 mod thermal;
@@ -39,6 +41,10 @@ pub use interrupts::{
 };
 pub use jitter::{JITTER_BITS_PER_SAMPLE, JITTER_MIN_ENTROPY, JitterSource};
 pub use netstat::{NET_BITS_PER_SAMPLE, NET_MIN_ENTROPY, NetSource};
+pub use packets::{
+    ArrivalSampler, CaptureError, PACKETS_BITS_PER_SAMPLE, PACKETS_MIN_ENTROPY, PacketSource,
+    RECEIVE_TIMEOUT, arrival_gap_sample, is_arrival, timestamp_nanos,
+};
 pub use sensor::SensorSampler;
 pub use softnet::{
     SOFTNET_BITS_PER_SAMPLE, SOFTNET_MIN_ENTROPY, SoftnetSource, parse_softnet_processed,
@@ -77,6 +83,11 @@ pub struct DetectConfig {
     pub wireless_poll: Duration,
     /// Pause between two readings of `/proc/stat`.
     pub cpu_load_poll: Duration,
+    /// Whether to open packet capture sockets (`packets:<if>`) on the running kernel's
+    /// interfaces (listed under `root`); needs `CAP_NET_RAW`.
+    pub packet_capture: bool,
+    /// Whether to offer `packets` too: one capture socket for every interface at once.
+    pub packets_all_interfaces: bool,
     /// Whether to offer the CPU timing-jitter source.
     pub jitter: bool,
     /// External feeds (files, FIFOs, character devices or stdin) to open.
@@ -94,6 +105,8 @@ impl Default for DetectConfig {
             softnet_poll: Duration::from_millis(5),
             wireless_poll: Duration::from_millis(100),
             cpu_load_poll: Duration::from_millis(10),
+            packet_capture: true,
+            packets_all_interfaces: false,
             jitter: true,
             feeds: Vec::new(),
         }
@@ -121,6 +134,7 @@ pub fn detect(config: &DetectConfig) -> (Vec<Box<dyn EntropySource>>, Vec<Skippe
     hwrng::probe(config, &mut found);
     netstat::probe(config, &mut found);
     softnet::probe(config, &mut found);
+    packets::probe(config, &mut found);
     wireless::probe(config, &mut found);
     input::probe(config, &mut found);
     if config.jitter {
@@ -173,6 +187,9 @@ pub enum OpenError {
     /// Its kernel interface could not be read or understood.
     #[error(transparent)]
     Sysfs(#[from] SysfsError),
+    /// Its capture socket could not be set up.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
     /// Its claimed spec is invalid (a bug in the constants or in a feed's configuration).
     #[error("invalid source spec: {0}")]
     Spec(#[from] SpecError),

@@ -91,23 +91,48 @@ impl EntropySource for NetSource {
     }
 }
 
-pub(super) fn probe(config: &DetectConfig, found: &mut Detected) {
+/// The interfaces under `root/sys/class/net` in natural order, loopback (`lo`) apart: the other
+/// interfaces are preferred, `lo` only sees local traffic.
+pub(super) struct Interfaces {
+    /// Every interface but `lo`, with its directory.
+    pub(super) others: Vec<(String, PathBuf)>,
+    /// `lo`, if present.
+    pub(super) loopback: Option<PathBuf>,
+}
+
+/// Lists the interfaces under `config.root`; the error says why none could be listed.
+pub(super) fn list_interfaces(config: &DetectConfig) -> Result<Interfaces, String> {
     let dir = config.root.join("sys/class/net");
-    let interfaces = match super::sorted_entries(&dir, |_| true) {
-        Ok(interfaces) => interfaces,
-        Err(e) => return found.skip("net", format!("{}: {e}", dir.display())),
-    };
+    let interfaces =
+        super::sorted_entries(&dir, |_| true).map_err(|e| format!("{}: {e}", dir.display()))?;
     if interfaces.is_empty() {
-        return found.skip("net", format!("no interfaces in {}", dir.display()));
+        return Err(format!("no interfaces in {}", dir.display()));
     }
     let (loopback, others): (Vec<_>, Vec<_>) =
         interfaces.into_iter().partition(|(name, _)| name == "lo");
+    Ok(Interfaces {
+        others,
+        loopback: loopback.into_iter().next().map(|(_, path)| path),
+    })
+}
+
+/// The `operstate` of the interface at `if_dir` when it says the link carries nothing (`down`,
+/// `notpresent`, `lowerlayerdown`).
+pub(super) fn dead_state(if_dir: &Path) -> Option<String> {
+    let state = std::fs::read_to_string(if_dir.join("operstate")).unwrap_or_default();
+    let state = state.trim();
+    DEAD_STATES.contains(&state).then(|| state.to_owned())
+}
+
+pub(super) fn probe(config: &DetectConfig, found: &mut Detected) {
+    let interfaces = match list_interfaces(config) {
+        Ok(interfaces) => interfaces,
+        Err(reason) => return found.skip("net", reason),
+    };
     let mut opened = 0usize;
-    for (interface, path) in &others {
+    for (interface, path) in &interfaces.others {
         let name = format!("net:{interface}");
-        let state = std::fs::read_to_string(path.join("operstate")).unwrap_or_default();
-        let state = state.trim();
-        if DEAD_STATES.contains(&state) {
+        if let Some(state) = dead_state(path) {
             found.skip(&name, format!("interface is {state}"));
             continue;
         }
@@ -119,13 +144,12 @@ pub(super) fn probe(config: &DetectConfig, found: &mut Detected) {
             Err(e) => found.skip(&name, e),
         }
     }
-    for (_, path) in &loopback {
+    if let Some(path) = &interfaces.loopback {
         if opened > 0 {
-            found.skip(
+            return found.skip(
                 "net:lo",
                 "loopback only sees local traffic and another interface is used",
             );
-            continue;
         }
         match NetSource::open(path, config.net_poll) {
             Ok(source) => found.add(Box::new(source)),

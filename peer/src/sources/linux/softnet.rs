@@ -8,9 +8,9 @@
 //! counters stood still for seconds), and the same packets also move `net:<if>` and
 //! `interrupts`, so only a floor is credited. Idle, the repetition-count test cuts it off.
 //!
-//! This stands in for per-packet arrival timestamps from an `AF_PACKET` capture socket
-//! (`SO_TIMESTAMPNS`), which need a socket crate with safe wrappers that this build does not
-//! carry (docs/decisions/0039-new-linux-sources.md).
+//! Per-packet arrival timestamps (`packets:<if>`, an `AF_PACKET` capture socket) are the better
+//! packet source; this one stays as the stand-in where capture is refused, as under the shipped
+//! unit, which grants no `CAP_NET_RAW` (docs/decisions/0039-new-linux-sources.md).
 
 use super::{
     DetectConfig, Detected, OpenError, SysfsError, read_text, sample_counter_changes, unavailable,

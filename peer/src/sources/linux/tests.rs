@@ -33,6 +33,8 @@ impl FakeRoot {
             softnet_poll: Duration::ZERO,
             wireless_poll: Duration::ZERO,
             cpu_load_poll: Duration::ZERO,
+            packet_capture: false,
+            packets_all_interfaces: false,
             jitter: false,
             feeds: Vec::new(),
         }
@@ -90,6 +92,7 @@ fn every_built_in_claim_is_a_valid_spec() {
         (SOFTNET_BITS_PER_SAMPLE, SOFTNET_MIN_ENTROPY),
         (WIRELESS_BITS_PER_SAMPLE, WIRELESS_MIN_ENTROPY),
         (INPUT_BITS_PER_SAMPLE, INPUT_MIN_ENTROPY),
+        (PACKETS_BITS_PER_SAMPLE, PACKETS_MIN_ENTROPY),
     ] {
         let spec = SourceSpec::new(bits, h).unwrap();
         assert!(
@@ -113,6 +116,7 @@ fn an_empty_root_skips_every_kind_with_a_reason() {
         "hwrng",
         "net",
         "softnet",
+        "packets",
         "wireless",
         "cpu:load",
         "input",
