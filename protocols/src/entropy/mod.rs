@@ -1,14 +1,18 @@
-//! Entropy harvesting: health tests, estimation, debiasing, FIPS checks, pooling, crediting and clone detection.
+//! Entropy harvesting: SP 800-90B assessment and health tests, conditioning and accounting,
+//! pooling, crediting and clone detection.
 //!
 //! Pure code: no I/O, no clock reads, no global RNG. Time (`now_ms: u64`) and
-//! randomness (OS random bytes, sketch keys) are always parameters.
+//! randomness (OS random bytes, sketch and conditioning keys) are always parameters.
 //!
-//! Typical flow for one peer source: raw samples → [`health::HealthTester`]
-//! (only `Healthy` samples go on) → [`debias::Debiaser`] → 20,000-bit
-//! [`debias::DebiasedBlock`] → [`fips::fips_140_2`] and
-//! [`clones::CloneDetector::observe`] → [`credit::PeerCreditLedger::credit`] →
-//! [`accumulator::Accumulator::add_block`] → `maybe_reseed(now_ms)` →
-//! `generate(os_random, out)`.
+//! The flow (decision 0040): a source's raw samples are assessed once ([`assess::assess`], the
+//! ten §6.3 estimators) → [`health::HealthTester`] at that H with α from
+//! [`health::alpha_log2_for_rate`] (only `Healthy` samples go on) →
+//! [`conditioning::Conditioner`] (HMAC-SHA-256, ≥ 320 assessed bits per output) → a
+//! [`conditioning::ConditionedBlock`] with its [`conditioning::Accounting`]; at the coordinator
+//! [`conditioning::credit_for`] (capped by its own audit) → [`clones::CloneDetector`] →
+//! [`credit::PeerCreditLedger`] → [`accumulator::Accumulator::add_event`] →
+//! `maybe_reseed(now_ms)` → `generate(os_random, out)`. Von Neumann ([`debias`]) and the FIPS
+//! 140-2 battery ([`fips`]) no longer feed contributions; they remain for the benchmarks.
 
 pub mod accumulator;
 pub mod assess;
