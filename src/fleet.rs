@@ -28,8 +28,11 @@ pub(crate) struct PeerLayout {
     pub regions: &'static [&'static str],
     /// Operators, in turn.
     pub operators: &'static [&'static str],
-    /// Simulated sources per peer (the first of [`simulated_sources`]).
+    /// Simulated sources per peer (the first of [`simulated_sources`]); 0: the machine's own.
     pub sources_per_peer: usize,
+    /// With the machine's own sources: only these (`--only-source`; empty: every source
+    /// detected), each assessed on this many samples at the peer's first start.
+    pub real_sources: (&'static [&'static str], usize),
     /// Peer i's sources are seeded from `1000 + i × seed_step`.
     pub seed_step: u64,
     /// Peer i listens on 127.0.0.(2+i) rather than 127.0.0.1 (gossipsub's peer scoring
@@ -223,8 +226,14 @@ impl Fleet {
         // No simulated source: the machine's own (jitter, interrupts, /dev/hwrng, sensors),
         // each assessed at the peer's first start.
         let sources = simulated_sources(1000 + i as u64 * layout.seed_step);
+        let assess = layout.real_sources.1.to_string();
         if layout.sources_per_peer > 0 {
             init.push("--no-hardware");
+        } else {
+            for only in layout.real_sources.0 {
+                init.extend(["--only-source", only]);
+            }
+            init.extend(["--assess-samples", assess.as_str()]);
         }
         for source in sources.iter().take(layout.sources_per_peer) {
             init.extend(["--simulated-source", source.as_str()]);
