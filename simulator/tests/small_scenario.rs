@@ -16,8 +16,8 @@ fn scenario() -> Scenario {
         ..Scenario::default()
     };
     s.outages.push(Outage {
-        at_s: 8.0,
-        duration_s: 20.0,
+        at_s: 12.0,
+        duration_s: 16.0,
         region: "us-east".into(),
     });
     let b = &mut s.byzantine;
