@@ -139,8 +139,14 @@ fn peer_config_in_a_separate_file_fills_a_template_and_is_never_overwritten() {
                 "--operator",
                 "o",
             ])
-            .args(["--region", region, "--no-hardware", "--low-memory"])
-            .args(["--simulated-source", "biased:0.6:1", "--data-dir"])
+            .args(["--region", region, "--low-memory"])
+            .args([
+                "--only-source",
+                "jitter",
+                "--assess-samples",
+                "200000",
+                "--data-dir",
+            ])
             .arg(&data)
             .arg("--config")
             .arg(&config)

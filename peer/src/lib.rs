@@ -10,6 +10,7 @@ pub mod db;
 pub mod identity;
 pub mod metrics_http;
 pub mod node;
+pub mod pace;
 pub mod pipeline;
 pub mod sources;
 pub mod store;

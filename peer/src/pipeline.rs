@@ -1,6 +1,7 @@
 //! Per-source pipeline (SP 800-90B §3.1): entropy model → health tests at the model's H and a
 //! rate-fitted α → HMAC-SHA-256 conditioning → blocks of full-entropy outputs with accounting.
 
+use crate::pace::Pace;
 use crate::sources::{EntropySource, SourceError};
 use protocols::entropy::assess::{MIN_SAMPLES, assess};
 use protocols::entropy::conditioning::samples_per_output;
@@ -447,39 +448,6 @@ impl SourcePipeline {
             source_index,
             block,
             accounting,
-        }
-    }
-}
-
-/// Paces the samples fed through the health tests to [`MAX_TESTED_RATE`] (a token bucket
-/// holding one second's worth).
-#[derive(Debug)]
-struct Pace {
-    since: Instant,
-    fed: f64,
-}
-
-impl Default for Pace {
-    fn default() -> Self {
-        Self {
-            since: Instant::now(),
-            fed: 0.0,
-        }
-    }
-}
-
-impl Pace {
-    /// Sleeps until `n` more samples fit under the rate.
-    fn wait_for(&mut self, n: u64) {
-        let elapsed = self.since.elapsed().as_secs_f64();
-        // Credit unused for over a second is forgotten (no burst after a long pause).
-        if self.fed < (elapsed - 1.0) * MAX_TESTED_RATE {
-            self.fed = (elapsed - 1.0) * MAX_TESTED_RATE;
-        }
-        self.fed += n as f64;
-        let ahead = self.fed / MAX_TESTED_RATE - elapsed;
-        if ahead > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(ahead));
         }
     }
 }
