@@ -34,46 +34,65 @@ pub fn multi_mmc_prediction(symbols: &[u8]) -> Option<f64> {
 }
 
 fn multi_mmc_tally<T: ContextTable>(symbols: &[u8], max_entries: usize) -> Tally {
-    // Steps 1–2: D models, scoreboard, winner = the order-1 model.
-    let mut models: Vec<T> = (1..=MMC_DEPTH as u32).map(T::with_length).collect();
-    let mut entries = [0usize; MMC_DEPTH];
-    let mut orphans: Vec<Orphans> = (0..MMC_DEPTH).map(|_| Orphans::default()).collect();
+    // The D models are independent of one another: model d's subprediction at step i
+    // depends only on the symbols and on model d's own table. So the models run one after
+    // the other, each keeping only whether its subprediction hit (one bit per step), and
+    // the scoreboard replays those bits afterwards. One table is alive at a time: on
+    // 8-bit data each can hold MAXentries contexts, and sixteen at once cost ~200 MB.
+    let n = symbols.len();
+    let mut hits: Vec<BitVec> = Vec::with_capacity(MMC_DEPTH);
+    // Steps where the one-shorter model's context was absent (after counting); model 1
+    // has no shorter one.
+    let mut shorter_absent = BitVec::zeros(n);
+    for d in 1..=MMC_DEPTH {
+        let mut model = T::with_length(d as u32);
+        let mut entries = 0usize;
+        let mut orphans = Orphans::default();
+        let mut hit = BitVec::zeros(n);
+        let mut absent = BitVec::zeros(n);
+        let mask = context_mask::<T>(d);
+        let mut key = 0u128;
+        for (i, pair) in symbols.windows(2).enumerate() {
+            let (i, previous, x) = (i + 1, pair[0], pair[1]);
+            // The context s[i-d..i], most recent symbol in the low bits.
+            key = ((key << T::SYMBOL_BITS) | u128::from(previous)) & mask;
+            if i < d {
+                continue;
+            }
+            // Step 3b: subpredict_d from the context; step 3a (for the next step): count
+            // s_i after it, adding a new pair only while the model has < MAXentries.
+            let allow = entries < max_entries;
+            let below_absent = shorter_absent.get(i);
+            if below_absent && !allow && orphans.rules_out(key) {
+                // Provably absent and not insertable: the lookup would change nothing.
+                absent.set(i);
+                continue;
+            }
+            let lookup = model.predict_then_count(key, x, allow, allow);
+            entries += usize::from(lookup.pair_created);
+            if lookup.context_created && below_absent {
+                orphans.add(key);
+            }
+            if lookup.prediction.is_none() && !lookup.pair_created {
+                absent.set(i);
+            }
+            if lookup.prediction.map(|(y, _)| y) == Some(x) {
+                hit.set(i);
+            }
+        }
+        hits.push(hit);
+        shorter_absent = absent;
+    }
+    // Steps 3c–3e replayed: predict with the winner (initially the order-1 model), then
+    // update the scoreboard in order d = 1..D (`winner_score` mirrors scoreboard[winner]).
     let mut scoreboard = [0u64; MMC_DEPTH];
     let mut winner = 0usize;
     let mut winner_score = 0u64;
     let mut tally = Tally::default();
-    for (i, &x) in symbols.iter().enumerate().skip(1) {
-        let (keys, fit) = context_keys::<T, MMC_DEPTH>(symbols, i);
-        // Step 3b: subpredict_d from the context s[i-d..i]; step 3a (for the next step):
-        // count s_i after it, adding a new pair only while the model has < MAXentries.
-        let mut sub = [None; MMC_DEPTH];
-        // Whether this step's one-shorter context is absent from its model (after counting).
-        let mut shorter_absent = false;
-        let per_model = models.iter_mut().zip(&keys).zip(&mut entries);
-        let per_model = per_model.zip(&mut orphans).zip(&mut sub).take(fit);
-        for ((((model, &key), room), orphans), sub) in per_model {
-            let allow = *room < max_entries;
-            if shorter_absent && !allow && orphans.rules_out(key) {
-                // Provably absent and not insertable: the lookup would change nothing.
-                continue;
-            }
-            let lookup = model.predict_then_count(key, x, allow, allow);
-            *room += usize::from(lookup.pair_created);
-            if lookup.context_created && shorter_absent {
-                orphans.add(key);
-            }
-            shorter_absent = lookup.prediction.is_none() && !lookup.pair_created;
-            *sub = lookup.prediction.map(|(y, _)| y);
-        }
-        if i < 2 {
-            continue;
-        }
-        // Steps 3c–3d: predict with the winner.
-        tally.record(sub.get(winner).copied().flatten() == Some(x));
-        // Step 3e: scoreboard update in order d = 1..D (branch-free; `winner_score` mirrors
-        // scoreboard[winner]).
-        for (d, (p, score)) in sub.iter().zip(&mut scoreboard).enumerate() {
-            let hit = *p == Some(x);
+    for i in 2..n {
+        tally.record(hits.get(winner).is_some_and(|h| h.get(i)));
+        for (d, (h, score)) in hits.iter().zip(&mut scoreboard).enumerate() {
+            let hit = h.get(i);
             *score += u64::from(hit);
             let take = hit && *score >= winner_score;
             winner = if take { d } else { winner };
@@ -81,6 +100,35 @@ fn multi_mmc_tally<T: ContextTable>(symbols: &[u8], max_entries: usize) -> Tally
         }
     }
     tally
+}
+
+/// Mask keeping the `d` most recent symbols of a packed context key.
+fn context_mask<T: ContextTable>(d: usize) -> u128 {
+    let bits = T::SYMBOL_BITS * d as u32;
+    if bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    }
+}
+
+/// A fixed-length vector of bits, all clear at the start.
+struct BitVec(Vec<u64>);
+
+impl BitVec {
+    fn zeros(len: usize) -> Self {
+        BitVec(vec![0; len.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: usize) {
+        if let Some(word) = self.0.get_mut(i / 64) {
+            *word |= 1 << (i % 64);
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
 }
 
 /// Maximum context length B of §6.3.10 step 1.
