@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod core;
 pub mod db;
 pub mod intake;
 pub mod metrics;

@@ -161,6 +161,19 @@ impl CoordinatorDb {
         Ok(Some(pending))
     }
 
+    /// Start-up recovery: retires every epoch a crash left pending (a creation or a rotation
+    /// never committed), each in its own transaction; returns those retired. Their holders owe
+    /// the deletions, delivered once they are reachable.
+    pub fn retire_all_pending_epochs(&self) -> Result<Vec<PendingEpoch>, DbError> {
+        let mut retired = Vec::new();
+        for p in self.pending_epochs()? {
+            if let Some(p) = self.retire_pending_epoch(&p.session)? {
+                retired.push(p);
+            }
+        }
+        Ok(retired)
+    }
+
     /// Completes a rotation or creation in one durable transaction: stores `s`, deletes the
     /// pending epoch of `s.session` (if any) and records `owed` (the old epoch's holders, and
     /// holders that were dealt a share but never acknowledged it). After a crash either all of

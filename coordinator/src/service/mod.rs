@@ -7,6 +7,7 @@ mod detached;
 mod entropy_audit;
 pub mod figures;
 mod gossip;
+mod placing;
 mod reports;
 pub mod rotation;
 mod sessions;

@@ -1,19 +1,21 @@
 //! Sessions: derive a key when the pool is ready, place and seal its shares, commit after durable
 //! acknowledgements, and issue tickets.
 
+use super::placing::{self, Stop};
 use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
-use crate::db::{Holder, PendingEpoch, SessionRecord, holders_of};
+use crate::core::Outcome;
+use crate::core::placement::{EpochPlacement, Placing};
+use crate::db::SessionRecord;
 use crate::intake::shortfall::{Shortfall, refused_since_start};
 use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
 use protocols::quorum::{QuorumPolicy, select_quorum};
 use protocols::reshare::{Dealt, Placement};
-use protocols::sealing::{self, ShareSlot};
+use protocols::sealing::ShareSlot;
 use protocols::ticket::{OpeningKeyEntry, Ticket, TicketGrant, TicketHolder};
 use protocols::wire::{
-    self, HolderCall, HolderOrder, Refusal, Reply, SessionCreated, SessionPolicy, SignedEnvelope,
-    StoreAck, StoreShare, WIRE_VERSION,
+    self, Refusal, Reply, SessionCreated, SessionPolicy, SignedEnvelope, StoreAck, WIRE_VERSION,
 };
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -55,6 +57,36 @@ fn shortfall(ctx: &Ctx, state: &State) -> Shortfall {
     }
 }
 
+/// Chooses `n` holders (threshold `k`) among the trusted peers with a fresh heartbeat, for a new
+/// session or a rotation alike: never a peer whose contributions were flagged (clones) or that
+/// is quarantined (a quarantined peer is not trusted, so the table marks it unattested).
+pub(super) fn choose_quorum(
+    ctx: &Ctx,
+    state: &State,
+    n: usize,
+    k: usize,
+    now: u64,
+) -> Result<protocols::quorum::Quorum, protocols::quorum::QuorumError> {
+    let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
+    let table =
+        state
+            .peers
+            .quorum_table(now, validity, &state.shares_held, &ctx.node.round_trips());
+    let policy = QuorumPolicy {
+        heartbeat_max_age_ms: (ctx.config.heartbeat_max_age_s * 1000.0) as u64,
+        ..QuorumPolicy::default()
+    }
+    .excluding(state.intake.flagged().iter().copied());
+    select_quorum(
+        &table,
+        n,
+        k,
+        &policy,
+        now,
+        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
+    )
+}
+
 /// Handles `CreateSession` from an authorised requester.
 pub(super) async fn create(
     ctx: &Arc<Ctx>,
@@ -94,18 +126,8 @@ pub(super) async fn create(
         return;
     }
     let now = now_ms();
-    let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
-    let table =
-        state
-            .peers
-            .quorum_table(now, validity, &state.shares_held, &ctx.node.round_trips());
-    let quorum_policy = QuorumPolicy {
-        heartbeat_max_age_ms: (ctx.config.heartbeat_max_age_s * 1000.0) as u64,
-        ..QuorumPolicy::default()
-    }
-    .excluding(state.intake.flagged().iter().copied());
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let quorum = match select_quorum(&table, n, k, &quorum_policy, now, &mut rng) {
+    let quorum = match choose_quorum(ctx, state, n, k, now) {
         Ok(q) => q,
         Err(e) => {
             let _ = responder
@@ -162,80 +184,42 @@ pub(super) async fn create(
     tracing::debug!(%session, n, k, "session dealt; sending store orders");
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
-        let reply = distribute(&ctx, dealt, record, &addrs, requester).await;
-        match reply {
-            Ok((created, holders)) => {
+        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        let mut placement = EpochPlacement::new(
+            Placing::Creation,
+            dealt,
+            record,
+            &placing::signer(&ctx),
+            &mut rng,
+            now_ms(),
+            placing::HOLDER_ANSWER_MS,
+        );
+        let refusal = match placing::drive(&ctx, &mut placement, &addrs).await {
+            Stop::Committed(record) => {
+                let holders = record.holders.iter().map(|h| h.node).collect();
+                let created = SessionCreated {
+                    v: WIRE_VERSION,
+                    session,
+                    grant: grant(&ctx, &record, requester, &addrs),
+                    receipt: record.receipt.clone(),
+                };
                 let _ = internal
                     .send(Internal::SessionStored { session, holders })
                     .await;
                 let _ = responder.respond(wire::encode(&Reply::ok(created))).await;
+                // Holders dealt a share that never acknowledged it are told to delete it.
+                placing::drive(&ctx, &mut placement, &addrs).await;
+                return;
             }
-            Err(r) => {
-                tracing::warn!(%session, reason = %r, "session creation failed");
-                let _ = responder.respond(refuse(&ctx, r)).await;
+            Stop::Done(Some(Outcome::RolledBack(reason))) => Refusal::NotReady(reason),
+            Stop::Done(other) => {
+                tracing::error!(%session, outcome = ?other, "session not recorded");
+                Refusal::Internal
             }
-        }
+        };
+        tracing::warn!(%session, reason = %refusal, "session creation failed");
+        let _ = responder.respond(refuse(&ctx, refusal)).await;
     });
-}
-
-/// Seals and sends every share of `dealt`, and records each durable acknowledgement in it.
-pub(super) async fn send_store_orders(
-    ctx: &Ctx,
-    dealt: &mut Dealt,
-    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-    expires_at_ms: u64,
-) {
-    let orders: Vec<_> = dealt
-        .deliveries()
-        .iter()
-        .map(|(p, share)| {
-            let slot = ShareSlot {
-                session: dealt.session(),
-                epoch: dealt.epoch(),
-                holder: p.node,
-                index: p.index,
-            };
-            let sealed = sealing::seal(
-                &ctx.master.share_key(&slot),
-                slot,
-                &share.value_bytes(),
-                os_random(),
-            );
-            let order = SignedEnvelope::seal(
-                &ctx.key,
-                &StoreShare {
-                    v: WIRE_VERSION,
-                    share: sealed,
-                    expires_at_ms,
-                },
-            );
-            (
-                p.node,
-                wire::encode(&HolderCall {
-                    v: WIRE_VERSION,
-                    order: HolderOrder::Store(order),
-                }),
-            )
-        })
-        .collect();
-    let sends = orders.into_iter().map(|(node, bytes)| {
-        let addrs = addrs
-            .iter()
-            .find(|(n, _)| n == &node)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_default();
-        async move { (node, holder_order(ctx, &node, addrs, bytes).await) }
-    });
-    for (node, result) in futures::future::join_all(sends).await {
-        match result {
-            Ok(()) => {
-                let _ = dealt.acknowledge(&node);
-            }
-            Err(e) => {
-                tracing::warn!(holder = %node.short(), error = %e, "holder did not store its share")
-            }
-        }
-    }
 }
 
 /// Sends one encoded holder order and waits for its acknowledgement.
@@ -254,64 +238,6 @@ pub(super) async fn holder_order(
     let reply: Reply<StoreAck> =
         wire::decode(&raw, Protocol::Store.limits().1).map_err(|e| e.to_string())?;
     reply.result.map(|_| ()).map_err(|r| r.to_string())
-}
-
-/// Sends every share, waits for durable acks, commits and records the session.
-async fn distribute(
-    ctx: &Ctx,
-    mut dealt: Dealt,
-    mut record: SessionRecord,
-    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-    requester: NodeId,
-) -> Result<(SessionCreated, Vec<NodeId>), Refusal> {
-    // Pending until committed: a crash before the commit rolls the shares back at start-up.
-    let session = record.session;
-    let pending = pending_of(&dealt, session, record.created_at_ms);
-    let db = ctx.db.clone();
-    tokio::task::spawn_blocking(move || db.put_pending_epoch(&pending))
-        .await
-        .map_err(|_| Refusal::Internal)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "pending session could not be recorded");
-            Refusal::Internal
-        })?;
-    send_store_orders(ctx, &mut dealt, addrs, record.expires_at_ms).await;
-    let dealt_to: Vec<NodeId> = dealt.deliveries().iter().map(|(p, _)| p.node).collect();
-    let committed = match dealt.commit() {
-        Ok(c) => c,
-        Err(failed) => {
-            let reason = failed.1.to_string();
-            if let Err(e) = super::rotation::abandon_pending(ctx, session, addrs).await {
-                tracing::error!(%session, error = %e, "abandoned session not rolled back");
-            }
-            return Err(Refusal::NotReady(format!(
-                "not enough holders stored their share: {reason}"
-            )));
-        }
-    };
-    record.holders = holders_of(committed.holders());
-    let owed = super::rotation::unacknowledged(session, 0, &dealt_to, &record);
-    let db = ctx.db.clone();
-    let (to_store, owing) = (record.clone(), owed.clone());
-    tokio::task::spawn_blocking(move || db.commit_epoch_owing(&to_store, &owing))
-        .await
-        .map_err(|_| Refusal::Internal)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "session could not be recorded");
-            Refusal::Internal
-        })?;
-    super::rotation::deliver_deletions(ctx, &owed, addrs).await;
-    let holders = record.holders.iter().map(|h| h.node).collect();
-    let grant = grant(ctx, &record, requester, addrs);
-    Ok((
-        SessionCreated {
-            v: WIRE_VERSION,
-            session: record.session,
-            grant,
-            receipt: record.receipt.clone(),
-        },
-        holders,
-    ))
 }
 
 /// A ticket grant for `requester` on the session's current epoch.
@@ -369,24 +295,6 @@ pub(super) fn grant(
         v: WIRE_VERSION,
         ticket: SignedEnvelope::seal(&ctx.key, &ticket),
         opening_keys,
-    }
-}
-
-/// The pending record of a dealt epoch: rolled back at start-up unless it was committed.
-pub(super) fn pending_of(dealt: &Dealt, session: SessionId, started_at_ms: u64) -> PendingEpoch {
-    PendingEpoch {
-        session,
-        epoch: dealt.epoch(),
-        holders: dealt
-            .deliveries()
-            .iter()
-            .map(|(p, _)| Holder {
-                node: p.node,
-                index: p.index,
-            })
-            .collect(),
-        commitments: dealt.commitments().clone(),
-        started_at_ms,
     }
 }
 

@@ -68,7 +68,7 @@ async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<
     let addrs = state.peers.addrs_of(nodes.into_iter());
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
-        rotation::deliver_deletions(&ctx, &owed, &addrs).await;
+        super::placing::deliver_owed(&ctx, &owed, &addrs).await;
         let _ = internal.send(Internal::Settled { sessions }).await;
     });
 }
@@ -105,14 +105,18 @@ fn expire(
     let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
-        rotation::delete_epoch(
-            &ctx,
-            record.session,
-            record.epoch,
-            record.holders.iter().map(|h| h.node),
-            &addrs,
-        )
-        .await;
+        // Best effort (holders also drop expired shares themselves): nothing is owed for an
+        // expired session, so settling what is acknowledged removes nothing.
+        let deletions: Vec<crate::db::OwedDeletion> = record
+            .holders
+            .iter()
+            .map(|h| crate::db::OwedDeletion {
+                session: record.session,
+                epoch: record.epoch,
+                node: h.node,
+            })
+            .collect();
+        super::placing::deliver_owed(&ctx, &deletions, &addrs).await;
         let db = ctx.db.clone();
         let session = record.session;
         match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {

@@ -1,0 +1,117 @@
+//! The coordinator's decisions without I/O, in the shape of `quinn-proto`: state machines that
+//! take each input with the time it arrived (`handle_*(…, now_ms)`) and say what to do next
+//! ([`Action`], drained with `poll_action`). They never touch the clock, the disk, the network
+//! or the OS generator: randomness comes in as values, time as arguments, and the daemon's
+//! `service` module only carries out their actions (disk writes on a blocking thread, requests
+//! to holders, timers) and feeds the results back. So every crash point and interleaving can be
+//! replayed deterministically on virtual time (`tests`).
+//!
+//! * [`placement`] — one epoch of a session placed on its holders: pending record, sealed store
+//!   orders, commit after durable acknowledgements or roll-back, then the owed deletions.
+//! * [`deletions`] — owed deletions delivered to their holders and settled as they acknowledge
+//!   (after a commit, a roll-back, or a restart).
+//! * [`orders`] — the signed holder orders both send.
+
+pub mod deletions;
+pub mod orders;
+pub mod placement;
+
+use crate::db::{OwedDeletion, PendingEpoch, SessionRecord};
+use protocols::ids::{NodeId, SessionId};
+
+/// A durable write the driver performs, then reports with `handle_written`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// `CoordinatorDb::put_pending_epoch`: the epoch being placed, rolled back after a crash.
+    Pending(PendingEpoch),
+    /// `CoordinatorDb::commit_epoch_owing`: the session at its new epoch, the pending record
+    /// gone and the deletions it makes owed, in one transaction.
+    Commit {
+        /// The session as committed.
+        record: Box<SessionRecord>,
+        /// Deletions the commit makes owed.
+        owed: Vec<OwedDeletion>,
+    },
+    /// `CoordinatorDb::retire_pending_epoch`: the pending epoch given up, every holder it was
+    /// dealt to owing its deletion, in one transaction.
+    Retire(SessionId),
+    /// `CoordinatorDb::settle_deletions`: deletions their holders acknowledged.
+    Settle(Vec<OwedDeletion>),
+}
+
+/// What a state machine asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Perform a durable write, then call `handle_written` with its outcome. At most one write
+    /// is outstanding at a time; nothing else is asked until it is reported.
+    Write(Write),
+    /// Send an encoded holder order to `node` and call `handle_answer(id, acknowledged, now)`
+    /// with whether it acknowledged (a refusal, a malformed answer or no answer: `false`).
+    Send {
+        /// Identifies the answer.
+        id: u32,
+        /// The holder.
+        node: NodeId,
+        /// The encoded `HolderCall`.
+        bytes: Vec<u8>,
+    },
+    /// Call `handle_timeout(now)` at this time (milliseconds) if nothing else happened first.
+    WakeAt(u64),
+    /// The epoch is durably committed: the session as recorded (reply to its creator).
+    Committed(Box<SessionRecord>),
+    /// The machine is finished; nothing more will be asked.
+    Done(Outcome),
+}
+
+/// How a placement ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed (and its owed deletions delivered or left owed for later).
+    Committed,
+    /// Given up before the commit and rolled back (the holders owe their deletions).
+    RolledBack(String),
+    /// A durable write failed: nothing more can be decided until the next start-up, whose
+    /// recovery rolls back whatever is left pending.
+    WriteFailed(String),
+}
+
+/// The interface every core state machine offers its driver.
+pub trait Machine {
+    /// The next thing to do, if any.
+    fn poll_action(&mut self) -> Option<Action>;
+    /// The outcome of the write last asked for.
+    fn handle_written(&mut self, result: Result<(), String>, now_ms: u64);
+    /// A holder's answer to the order sent as `id`.
+    fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64);
+    /// Time passed (a [`Action::WakeAt`] came due).
+    fn handle_timeout(&mut self, now_ms: u64);
+    /// Nothing more will be asked.
+    fn finished(&self) -> bool;
+}
+
+macro_rules! machine {
+    ($t:ty) => {
+        impl Machine for $t {
+            fn poll_action(&mut self) -> Option<Action> {
+                <$t>::poll_action(self)
+            }
+            fn handle_written(&mut self, result: Result<(), String>, now_ms: u64) {
+                <$t>::handle_written(self, result, now_ms)
+            }
+            fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
+                <$t>::handle_answer(self, id, acknowledged, now_ms)
+            }
+            fn handle_timeout(&mut self, now_ms: u64) {
+                <$t>::handle_timeout(self, now_ms)
+            }
+            fn finished(&self) -> bool {
+                <$t>::finished(self)
+            }
+        }
+    };
+}
+machine!(placement::EpochPlacement);
+machine!(deletions::Delivery);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,584 @@
+//! The placement core on virtual time, against real holders (the agent's own request handlers
+//! over real redb share stores) and the real coordinator database, every crash point replayed.
+//!
+//! A run drives a machine action by action: writes go to the database, store and delete orders
+//! to the holders' handlers, and answers come back in an order drawn from the run's seed; a
+//! holder that is down never answers, so the machine's timer fires on virtual time. A crash
+//! stops the run after any action (the machine is dropped, its unfinished work lost); the
+//! restart does what the daemon does at start-up: retire pending epochs, then deliver every
+//! owed deletion. After it: a session whose creation was acknowledged is recorded, and its
+//! recorded holders rebuild the key from their stores; a rotation leaves the session on its
+//! old or its new epoch, never neither; and no holder keeps a share the database does not list.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::deletions::{Delivery, delete_orders};
+use super::orders::Signer;
+use super::placement::{EpochPlacement, Placing};
+use super::{Action, Machine, Outcome, Write};
+use crate::db::{CoordinatorDb, SessionRecord};
+use peer::agent::DetachedHandlers;
+use peer::agent::measure::Measurement;
+use peer::node::{Protocol, RequestFrame};
+use peer::store::ShareStore;
+use protocols::identity::NodeKey;
+use protocols::ids::{NodeId, SessionId};
+use protocols::keys::SessionSecret;
+use protocols::reshare::{Dealt, Placement, Planned};
+use protocols::sealing::{self, SealingMasterKey, ShareSlot};
+use protocols::sharing::{self, VerifiedShare};
+use protocols::wire::{self, EntropyReceipt, Reply, SessionPolicy, StoreAck};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A holder's answer window on virtual time.
+const ANSWER_MS: u64 = 10_000;
+/// Far-future expiry: the holders' handlers read the real clock.
+const EXPIRES_MS: u64 = 4_102_444_800_000;
+
+struct Holder {
+    store: Arc<ShareStore>,
+    handlers: DetachedHandlers,
+    _dir: tempfile::TempDir,
+}
+
+/// The coordinator's keys and database, the holders, and virtual time.
+struct World {
+    key: NodeKey,
+    master: SealingMasterKey,
+    db: CoordinatorDb,
+    _db_dir: tempfile::TempDir,
+    holders: BTreeMap<NodeId, Holder>,
+    down: BTreeSet<NodeId>,
+    now: u64,
+    rng: StdRng,
+}
+
+/// How a driven run ended.
+#[derive(Debug)]
+struct Run {
+    /// The session as reported committed, if the run got that far.
+    committed: Option<SessionRecord>,
+    /// The machine's outcome, if it finished.
+    outcome: Option<Outcome>,
+    /// Actions carried out.
+    steps: usize,
+}
+
+impl World {
+    fn new(holders: usize, seed: u64) -> Self {
+        let db_dir = tempfile::tempdir().unwrap();
+        let db = CoordinatorDb::open(&db_dir.path().join("coordinator.redb")).unwrap();
+        let key = NodeKey::from_secret_bytes(&[7; 32]);
+        let holders = (0..holders)
+            .map(|i| {
+                let hkey = NodeKey::from_secret_bytes(&[i as u8 + 10; 32]);
+                let dir = tempfile::tempdir().unwrap();
+                let store =
+                    Arc::new(ShareStore::open(&dir.path().join("shares.redb"), 64).unwrap());
+                let measurement = Measurement {
+                    binary_sha256: [0xaa; 32],
+                    config_digest: [1; 32],
+                    boot_id: "core-tests".into(),
+                };
+                let node = hkey.node_id();
+                let handlers =
+                    DetachedHandlers::new(hkey, key.node_id(), store.clone(), measurement, 1e12);
+                (
+                    node,
+                    Holder {
+                        store,
+                        handlers,
+                        _dir: dir,
+                    },
+                )
+            })
+            .collect();
+        World {
+            key,
+            master: SealingMasterKey::from_bytes([9; 32]),
+            db,
+            _db_dir: db_dir,
+            holders,
+            down: BTreeSet::new(),
+            now: 1_000_000,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    fn signer(&self) -> Signer<'_> {
+        Signer {
+            key: &self.key,
+            master: &self.master,
+        }
+    }
+
+    fn nodes(&self) -> Vec<NodeId> {
+        self.holders.keys().copied().collect()
+    }
+
+    /// A new session over `nodes` (k of n) as the daemon deals it: epoch 0, no holders yet.
+    fn deal_session(&mut self, nodes: &[NodeId], k: usize) -> (Dealt, SessionRecord) {
+        let session = SessionId(self.rng.random());
+        let secret = SessionSecret::derive(&self.rng.random(), &self.rng.random(), &session)
+            .expect("a secret");
+        let n = nodes.len();
+        let placements = placements(nodes);
+        let dealt = Dealt::fresh(
+            session,
+            0,
+            &secret,
+            placements,
+            k,
+            k.max(n - 1),
+            &mut self.rng,
+        )
+        .unwrap();
+        let policy = SessionPolicy {
+            n: n as u8,
+            k: k as u8,
+            ttl_s: 3600,
+            requesters: vec![],
+            label: "core".into(),
+        };
+        let record = SessionRecord {
+            session,
+            creator: NodeId([0x22; 32]),
+            policy,
+            policy_digest: [0; 32],
+            epoch: 0,
+            holders: Vec::new(),
+            commitments: dealt.commitments().clone(),
+            receipt: EntropyReceipt {
+                contributors: vec![],
+                credited_bits: 256,
+                blocks_passed: 1,
+                blocks_rejected: 0,
+            },
+            created_at_ms: self.now,
+            expires_at_ms: EXPIRES_MS,
+            rotations: 0,
+            rotated_at_ms: 0,
+        };
+        (dealt, record)
+    }
+
+    fn placement(
+        &mut self,
+        placing: Placing,
+        dealt: Dealt,
+        record: SessionRecord,
+    ) -> EpochPlacement {
+        let mut rng = StdRng::seed_from_u64(self.rng.random());
+        let signer = Signer {
+            key: &self.key,
+            master: &self.master,
+        };
+        EpochPlacement::new(
+            placing, dealt, record, &signer, &mut rng, self.now, ANSWER_MS,
+        )
+    }
+
+    /// The shares `record`'s holders keep for its current epoch, opened and verified.
+    fn recorded_shares(&self, record: &SessionRecord) -> Vec<VerifiedShare> {
+        record
+            .holders
+            .iter()
+            .filter_map(|h| {
+                let stored = self
+                    .holders
+                    .get(&h.node)?
+                    .store
+                    .get(&record.session, record.epoch)
+                    .ok()??;
+                let slot = ShareSlot {
+                    session: record.session,
+                    epoch: record.epoch,
+                    holder: h.node,
+                    index: h.index,
+                };
+                let share =
+                    sealing::open(&self.master.share_key(&slot), &slot, &stored.share).ok()?;
+                share.verify(&record.commitments).ok()
+            })
+            .collect()
+    }
+
+    /// Carries out one action; `None` when the machine has nothing to do right now.
+    async fn step(
+        &mut self,
+        m: &mut impl Machine,
+        answers: &mut Vec<(u32, bool)>,
+        run: &mut Run,
+        wake: &mut Option<u64>,
+    ) -> bool {
+        let Some(action) = m.poll_action() else {
+            return false;
+        };
+        run.steps += 1;
+        match action {
+            Action::Write(w) => {
+                let result = self.write(w);
+                m.handle_written(result, self.now);
+            }
+            Action::Send { id, node, bytes } => {
+                let acknowledged = self.deliver(node, bytes).await;
+                if let Some(ack) = acknowledged {
+                    answers.push((id, ack));
+                }
+            }
+            Action::WakeAt(at) => *wake = Some(at),
+            Action::Committed(record) => run.committed = Some(*record),
+            Action::Done(outcome) => run.outcome = Some(outcome),
+        }
+        true
+    }
+
+    /// Drives `m` until it finishes, or crashes it after `crash_after` actions.
+    async fn drive(&mut self, m: &mut impl Machine, crash_after: Option<usize>) -> Run {
+        let mut run = Run {
+            committed: None,
+            outcome: None,
+            steps: 0,
+        };
+        let mut answers: Vec<(u32, bool)> = Vec::new();
+        let mut wake = None;
+        loop {
+            if crash_after.is_some_and(|c| run.steps >= c) {
+                return run;
+            }
+            if self.step(m, &mut answers, &mut run, &mut wake).await {
+                continue;
+            }
+            if m.finished() {
+                return run;
+            }
+            if !answers.is_empty() {
+                // Answers arrive in an order drawn from the seed.
+                let i = self.rng.random_range(..answers.len());
+                let (id, ack) = answers.swap_remove(i);
+                self.now += self.rng.random_range(1..50);
+                m.handle_answer(id, ack, self.now);
+            } else if let Some(at) = wake.take() {
+                self.now = self.now.max(at);
+                m.handle_timeout(self.now);
+            } else {
+                panic!("machine stalled: nothing to do, no answer pending, no timer");
+            }
+        }
+    }
+
+    fn write(&self, w: Write) -> Result<(), String> {
+        let r = match w {
+            Write::Pending(p) => self.db.put_pending_epoch(&p),
+            Write::Commit { record, owed } => self.db.commit_epoch_owing(&record, &owed),
+            Write::Retire(session) => self.db.retire_pending_epoch(&session).map(|_| ()),
+            Write::Settle(owed) => self.db.settle_deletions(&owed),
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    /// A holder answers an order through its real handlers; `None` when it is down.
+    async fn deliver(&self, node: NodeId, bytes: Vec<u8>) -> Option<bool> {
+        if self.down.contains(&node) {
+            return None;
+        }
+        let holder = self.holders.get(&node)?;
+        let remote = peer::identity::peer_id(&self.key.node_id()).unwrap();
+        let raw = holder
+            .handlers
+            .answer(Protocol::Store, remote, RequestFrame::Bytes(bytes))
+            .await;
+        let reply: Reply<StoreAck> = wire::decode(&raw, Protocol::Store.limits().1).ok()?;
+        Some(reply.result.is_ok())
+    }
+
+    /// What the daemon does at start-up and in its upkeep: retire pending epochs, then deliver
+    /// every owed deletion (all holders reachable).
+    async fn restart(&mut self) {
+        self.db.retire_all_pending_epochs().unwrap();
+        let owed = self.db.owed_deletions().unwrap();
+        let orders = delete_orders(&self.signer(), &owed);
+        let mut delivery = Delivery::new(&owed, &orders, self.now, ANSWER_MS, 0);
+        let run = self.drive(&mut delivery, None).await;
+        assert!(delivery.finished(), "{run:?}");
+        assert!(
+            self.db.owed_deletions().unwrap().is_empty(),
+            "deletions left owed after recovery"
+        );
+        assert!(self.db.pending_epochs().unwrap().is_empty());
+    }
+
+    /// No holder keeps a share the database does not list for it.
+    fn assert_no_stray_share(&self, context: &str) {
+        let listed: BTreeSet<(NodeId, SessionId, u32)> = self
+            .db
+            .sessions()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.holders.iter().map(move |h| (h.node, s.session, s.epoch)))
+            .collect();
+        for (node, holder) in &self.holders {
+            for info in holder.store.list().unwrap() {
+                assert!(
+                    listed.contains(&(*node, info.session, info.epoch)),
+                    "{context}: holder {} keeps epoch {} of {} which the coordinator does not list",
+                    node.short(),
+                    info.epoch,
+                    info.session
+                );
+            }
+        }
+    }
+
+    /// The recorded session rebuilds a secret matching commitment 0 from its holders' stores.
+    fn assert_rebuilds(
+        &self,
+        record: &SessionRecord,
+        c0: &sharing::CommitmentBytes,
+        context: &str,
+    ) {
+        let shares = self.recorded_shares(record);
+        assert!(
+            shares.len() >= record.commitments.threshold(),
+            "{context}: {} of {} shares left for epoch {}",
+            shares.len(),
+            record.commitments.threshold(),
+            record.epoch
+        );
+        sharing::combine(&shares, &record.commitments)
+            .expect("the recorded epoch rebuilds the key");
+        assert_eq!(
+            record.commitments.0.first(),
+            Some(c0),
+            "{context}: commitment 0 changed"
+        );
+    }
+}
+
+fn placements(nodes: &[NodeId]) -> Vec<Placement> {
+    nodes
+        .iter()
+        .zip(1u8..)
+        .map(|(node, index)| Placement { node: *node, index })
+        .collect()
+}
+
+/// Creates a session on the first `n` holders without a crash; returns its record.
+async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
+    let nodes: Vec<NodeId> = world.nodes().into_iter().take(n).collect();
+    let (dealt, record) = world.deal_session(&nodes, k);
+    let mut p = world.placement(Placing::Creation, dealt, record);
+    let run = world.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed));
+    run.committed.expect("committed")
+}
+
+/// A rotation of `record` onto `nodes`, dealt from its holders' shares.
+fn rotation(world: &mut World, record: &SessionRecord, nodes: &[NodeId]) -> EpochPlacement {
+    let k = record.commitments.threshold();
+    let mut shares = world.recorded_shares(record);
+    shares.truncate(k);
+    let n = nodes.len();
+    let plan = Planned::new(
+        record.session,
+        record.epoch,
+        record.commitments.clone(),
+        placements(nodes),
+        k,
+        k.max(n - 1),
+    )
+    .unwrap();
+    let dealt = plan.deal(&shares, &mut world.rng).unwrap();
+    world.placement(Placing::Rotation, dealt, record.clone())
+}
+
+#[tokio::test]
+async fn a_creation_crashed_after_any_action_loses_no_acknowledged_session_and_leaks_no_share() {
+    // Steps of a crash-free run bound the crash points.
+    let total = {
+        let mut w = World::new(3, 1);
+        let nodes = w.nodes();
+        let (dealt, record) = w.deal_session(&nodes, 2);
+        let mut p = w.placement(Placing::Creation, dealt, record);
+        w.drive(&mut p, None).await.steps
+    };
+    assert!(total >= 6, "{total} steps");
+    let mut points = 0;
+    for seed in 0..4u64 {
+        for crash_after in 0..=total {
+            let mut w = World::new(3, seed);
+            let nodes = w.nodes();
+            let (dealt, record) = w.deal_session(&nodes, 2);
+            let (session, c0) = (record.session, dealt.commitments().0[0]);
+            let mut p = w.placement(Placing::Creation, dealt, record);
+            let run = w.drive(&mut p, Some(crash_after)).await;
+            drop(p);
+            w.restart().await;
+            let context = format!("seed {seed}, crash after {crash_after} steps");
+            let recorded = w.db.session(&session).unwrap();
+            if let Some(acked) = &run.committed {
+                let recorded = recorded
+                    .as_ref()
+                    .expect("an acknowledged session is recorded");
+                assert_eq!(recorded, acked, "{context}");
+            }
+            if let Some(r) = &recorded {
+                w.assert_rebuilds(r, &c0, &context);
+            }
+            w.assert_no_stray_share(&context);
+            points += 1;
+        }
+    }
+    assert!(points >= 24);
+}
+
+#[tokio::test]
+async fn a_rotation_crashed_after_any_action_leaves_the_session_on_one_whole_epoch() {
+    let mut points = 0;
+    for seed in 0..4u64 {
+        let total = {
+            let mut w = World::new(5, seed);
+            let before = created(&mut w, 3, 2).await;
+            let nodes: Vec<NodeId> = w.nodes().into_iter().skip(2).collect();
+            let mut p = rotation(&mut w, &before, &nodes);
+            w.drive(&mut p, None).await.steps
+        };
+        for crash_after in 0..=total {
+            let mut w = World::new(5, seed);
+            let before = created(&mut w, 3, 2).await;
+            let c0 = before.commitments.0[0];
+            // Holders 2..5: one old holder stays, two are new.
+            let nodes: Vec<NodeId> = w.nodes().into_iter().skip(2).collect();
+            let mut p = rotation(&mut w, &before, &nodes);
+            let run = w.drive(&mut p, Some(crash_after)).await;
+            drop(p);
+            w.restart().await;
+            let context = format!("seed {seed}, crash after {crash_after} of {total} steps");
+            let after =
+                w.db.session(&before.session)
+                    .unwrap()
+                    .expect("still recorded");
+            match &run.committed {
+                Some(committed) => assert_eq!(&after, committed, "{context}"),
+                None => assert!(
+                    after.epoch == before.epoch || after.epoch == before.epoch + 1,
+                    "{context}"
+                ),
+            }
+            if after.epoch == before.epoch {
+                assert_eq!(
+                    after, before,
+                    "{context}: a rolled-back rotation changed the record"
+                );
+            } else {
+                assert_eq!(after.rotations, before.rotations + 1, "{context}");
+            }
+            w.assert_rebuilds(&after, &c0, &context);
+            w.assert_no_stray_share(&context);
+            points += 1;
+        }
+    }
+    assert!(points >= 40, "{points} crash points");
+}
+
+#[tokio::test]
+async fn a_holder_down_during_creation_is_left_out_and_owes_its_deletion() {
+    let mut w = World::new(4, 7);
+    let nodes = w.nodes();
+    let (dealt, record) = w.deal_session(&nodes, 2);
+    let c0 = dealt.commitments().0[0];
+    w.down.insert(nodes[3]);
+    let mut p = w.placement(Placing::Creation, dealt, record);
+    let run = w.drive(&mut p, None).await;
+    // min_acks = max(k, n - 1) = 3 of 4: the commit goes ahead on the answer window.
+    assert_eq!(run.outcome, Some(Outcome::Committed));
+    let record = run.committed.unwrap();
+    assert_eq!(record.holders.len(), 3);
+    assert!(!record.holders.iter().any(|h| h.node == nodes[3]));
+    let owed = w.db.owed_deletions().unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(owed[0].node, nodes[3]);
+    w.down.clear();
+    w.restart().await;
+    w.assert_rebuilds(&record, &c0, "holder back");
+    w.assert_no_stray_share("holder back");
+}
+
+#[tokio::test]
+async fn too_few_acknowledgements_roll_the_creation_back_and_delete_what_was_stored() {
+    let mut w = World::new(4, 8);
+    let nodes = w.nodes();
+    let (dealt, record) = w.deal_session(&nodes, 2);
+    let session = record.session;
+    w.down.extend([nodes[0], nodes[1]]);
+    let mut p = w.placement(Placing::Creation, dealt, record);
+    let run = w.drive(&mut p, None).await;
+    assert!(
+        matches!(run.outcome, Some(Outcome::RolledBack(_))),
+        "{run:?}"
+    );
+    assert!(run.committed.is_none());
+    assert!(w.db.session(&session).unwrap().is_none());
+    // The two holders that stored were told to delete at once; the two down still owe it.
+    let owed = w.db.owed_deletions().unwrap();
+    assert_eq!(owed.len(), 2, "{owed:?}");
+    w.assert_no_stray_share("rolled back");
+    w.down.clear();
+    w.restart().await;
+}
+
+#[tokio::test]
+async fn a_failed_commit_write_rolls_the_epoch_back() {
+    let mut w = World::new(3, 9);
+    let nodes = w.nodes();
+    let (dealt, record) = w.deal_session(&nodes, 2);
+    let session = record.session;
+    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut outcome = None;
+    let mut answers = Vec::new();
+    let mut wake = None;
+    let mut run = Run {
+        committed: None,
+        outcome: None,
+        steps: 0,
+    };
+    // Carry out actions by hand, failing the commit write.
+    while outcome.is_none() {
+        match p.poll_action() {
+            Some(Action::Write(Write::Commit { .. })) => {
+                p.handle_written(Err("disk full".into()), w.now)
+            }
+            Some(Action::Done(o)) => outcome = Some(o),
+            Some(Action::Committed(_)) => panic!("reported committed"),
+            Some(Action::Write(other)) => {
+                let r = w.write(other);
+                p.handle_written(r, w.now);
+            }
+            Some(Action::Send { id, node, bytes }) => {
+                if let Some(ack) = w.deliver(node, bytes).await {
+                    answers.push((id, ack));
+                }
+            }
+            Some(Action::WakeAt(at)) => wake = Some(at),
+            None => {
+                if let Some((id, ack)) = answers.pop() {
+                    p.handle_answer(id, ack, w.now);
+                } else if let Some(at) = wake.take() {
+                    p.handle_timeout(at);
+                } else {
+                    panic!("stalled");
+                }
+            }
+        }
+        run.steps += 1;
+    }
+    assert!(
+        matches!(outcome, Some(Outcome::RolledBack(ref r)) if r.contains("disk full")),
+        "{outcome:?}"
+    );
+    assert!(w.db.session(&session).unwrap().is_none());
+    assert!(w.db.pending_epochs().unwrap().is_empty());
+    w.assert_no_stray_share("commit failed");
+}
