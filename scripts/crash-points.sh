@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long run of the coordinator crash test: SIGKILL at POINTS points (default 100) during session
 # distribution and rotation, each followed by a restart and the checks of
-# tests/faults_coordinator_crash.rs. CI runs 20 points.
+# tests/faults_coordinator_crash.rs. CI runs 5 points (every crash point between two actions is replayed in coordinator::core).
 #
 #   scripts/crash-points.sh [POINTS] [SEED]      (or: scripts/crash-points.sh --points 100)
 set -euo pipefail

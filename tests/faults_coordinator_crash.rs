@@ -4,8 +4,8 @@
 //! once recovery completes no holder keeps a share the coordinator does not list: not of a
 //! rolled-back epoch, not of a superseded one, not of a session that was never acknowledged.
 //!
-//! Points: `ENTROSHARD_CRASH_POINTS` (default 5, one per stage; `scripts/crash-points.sh 100` for a long
-//! run). Every crash point between two actions of a creation or a rotation is replayed
+//! Points: `ENTROSHARD_CRASH_POINTS` (default 5, one per stage; `scripts/crash-points.sh 100`
+//! for a long run). Every crash point between two actions of a creation or a rotation is replayed
 //! deterministically in `coordinator::core` (decision 0041); this test keeps what needs a
 //! process: SIGKILL of the real daemon, its redb file, restart and re-attestation.
 //! Each point waits for one stage in the coordinator's log (store orders of a new session sent,
