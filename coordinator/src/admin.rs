@@ -2,13 +2,14 @@
 //! runs, or on its database directly when it is stopped.
 
 mod lines;
+pub mod requests;
 
-pub(crate) use lines::peer_lines;
 pub use lines::{MAX_REASON_CHARS, PeerLine, SourceLine, SourceStanding};
 
 use crate::db::{CoordinatorDb, Enrolment, JoinToken, SessionRecord};
-use crate::service::{AdminRequest, now_ms};
+use crate::os::now_ms;
 use protocols::ids::NodeId;
+use requests::AdminRequest;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -111,7 +112,7 @@ pub fn apply(
             operator,
             ttl_s,
         } => {
-            let token: [u8; 32] = crate::service::os_random();
+            let token: [u8; 32] = crate::os::os_random();
             let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token).into();
             let expires_at_ms = now_ms().saturating_add(ttl_s.saturating_mul(1000));
             db.add_join_token(

@@ -9,5 +9,6 @@ pub mod core;
 pub mod db;
 pub mod intake;
 pub mod metrics;
+mod os;
 pub mod peers;
 pub mod service;

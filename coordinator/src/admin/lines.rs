@@ -1,7 +1,6 @@
 //! The lines of `coordinator status`: one per peer, and under it one per source with its audit standing, claim, credit and refusals.
 
 use crate::intake::sources::{SourceEntry, Standing};
-use crate::service::{State, now_ms};
 use protocols::ids::NodeId;
 use protocols::wire::SourceHealth;
 use serde::{Deserialize, Serialize};
@@ -130,41 +129,6 @@ impl SourceLine {
                 .collect(),
         }
     }
-}
-
-/// The peer table as admin lines.
-pub(crate) fn peer_lines(state: &State) -> Vec<PeerLine> {
-    let now = now_ms();
-    state
-        .peers
-        .iter()
-        .map(|(node, p)| PeerLine {
-            node: *node,
-            region: p.region.clone(),
-            operator: p.operator.clone(),
-            trusted: p.quarantine.is_none() && p.attested_at_ms.is_some(),
-            quarantine: p.quarantine.as_ref().map(|q| format!("{q:?}")),
-            power: p
-                .heartbeat
-                .as_ref()
-                .map(|h| format!("{:?}", h.power))
-                .unwrap_or_else(|| "unknown".into()),
-            shares_held: state.shares_held.get(node).copied().unwrap_or(0),
-            heartbeat_age_s: p.heartbeat_at_ms.map(|t| now.saturating_sub(t) / 1000),
-            credited_bits: p.credited_bits,
-            sources: p.sources().to_vec(),
-            refusals: p
-                .refusals
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), *v))
-                .collect(),
-            source_lines: state
-                .sources
-                .of(node)
-                .map(|(name, entry)| SourceLine::of(name, entry, now))
-                .collect(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

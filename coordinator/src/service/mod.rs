@@ -7,6 +7,7 @@ mod detached;
 mod entropy_audit;
 pub mod figures;
 mod gossip;
+mod holders;
 mod placing;
 mod reports;
 pub mod rotation;
@@ -27,12 +28,11 @@ use protocols::wire::{
     self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
     WIRE_VERSION,
 };
-use rand_core::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 #[doc(hidden)]
@@ -40,20 +40,9 @@ pub use detached::DetachedService;
 pub(crate) use detached::ReplyTo;
 pub use sessions::SessionSummary;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Fills a buffer from the OS generator.
-pub(crate) fn os_random<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut out);
-    out
-}
+pub use crate::admin::requests::AdminRequest;
+pub use crate::os::now_ms;
+pub(crate) use crate::os::os_random;
 
 /// What never changes while the daemon runs; shared with its tasks.
 pub(crate) struct Ctx {
@@ -112,26 +101,6 @@ pub(crate) enum Internal {
         /// Which audit of the epoch this was (0: the first).
         attempt: u32,
     },
-}
-
-/// Admin requests from the local socket.
-pub enum AdminRequest {
-    /// Enrol or relabel a peer.
-    Enrol {
-        node: NodeId,
-        region: String,
-        operator: String,
-    },
-    /// Allow a binary digest.
-    Allow([u8; 32]),
-    /// Authorise a requester.
-    AddRequester(NodeId),
-    /// Peer table lines.
-    Status(oneshot::Sender<Vec<crate::admin::PeerLine>>),
-    /// Rotate a session now.
-    Rotate(protocols::ids::SessionId),
-    /// Running totals (rotations by cause, intake counters) for the simulator and reports.
-    Figures(oneshot::Sender<figures::CoordinatorFigures>),
 }
 
 /// The loop's mutable state.

@@ -2,7 +2,7 @@
 //! writes on a blocking thread, orders to holders over the node, timers on the wall clock — and
 //! feeds the results back. It decides nothing itself.
 
-use super::sessions::holder_order;
+use super::holders;
 use super::{Ctx, now_ms};
 use crate::core::deletions::{Delivery, delete_orders};
 use crate::core::orders::Signer;
@@ -48,8 +48,9 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
                         .find(|(n, _)| n == &node)
                         .map(|(_, a)| a.clone())
                         .unwrap_or_default();
-                    requests
-                        .push(async move { (id, node, holder_order(ctx, &node, to, bytes).await) });
+                    requests.push(async move {
+                        (id, node, holders::order(ctx, &node, to, bytes).await)
+                    });
                 }
                 Action::WakeAt(at) => wake = Some(at),
                 Action::Committed(record) => return Stop::Committed(record),

@@ -114,10 +114,45 @@ pub(super) async fn on_admin(
             state.requesters.insert(node);
         }
         AdminRequest::Status(reply) => {
-            let _ = reply.send(crate::admin::peer_lines(state));
+            let _ = reply.send(peer_lines(state));
         }
         AdminRequest::Figures(reply) => {
             let _ = reply.send(figures::of(state));
         }
     }
+}
+
+/// The peer table as admin lines.
+fn peer_lines(state: &State) -> Vec<crate::admin::PeerLine> {
+    let now = now_ms();
+    state
+        .peers
+        .iter()
+        .map(|(node, p)| crate::admin::PeerLine {
+            node: *node,
+            region: p.region.clone(),
+            operator: p.operator.clone(),
+            trusted: p.quarantine.is_none() && p.attested_at_ms.is_some(),
+            quarantine: p.quarantine.as_ref().map(|q| format!("{q:?}")),
+            power: p
+                .heartbeat
+                .as_ref()
+                .map(|h| format!("{:?}", h.power))
+                .unwrap_or_else(|| "unknown".into()),
+            shares_held: state.shares_held.get(node).copied().unwrap_or(0),
+            heartbeat_age_s: p.heartbeat_at_ms.map(|t| now.saturating_sub(t) / 1000),
+            credited_bits: p.credited_bits,
+            sources: p.sources().to_vec(),
+            refusals: p
+                .refusals
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), *v))
+                .collect(),
+            source_lines: state
+                .sources
+                .of(node)
+                .map(|(name, entry)| crate::admin::SourceLine::of(name, entry, now))
+                .collect(),
+        })
+        .collect()
 }

@@ -7,7 +7,6 @@ use crate::core::Outcome;
 use crate::core::placement::{EpochPlacement, Placing};
 use crate::db::SessionRecord;
 use crate::intake::shortfall::{Shortfall, refused_since_start};
-use peer::node::Protocol;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
 use protocols::quorum::{QuorumPolicy, select_quorum};
@@ -15,7 +14,7 @@ use protocols::reshare::{Dealt, Placement};
 use protocols::sealing::ShareSlot;
 use protocols::ticket::{OpeningKeyEntry, Ticket, TicketGrant, TicketHolder};
 use protocols::wire::{
-    self, Refusal, Reply, SessionCreated, SessionPolicy, SignedEnvelope, StoreAck, WIRE_VERSION,
+    self, Refusal, Reply, SessionCreated, SessionPolicy, SignedEnvelope, WIRE_VERSION,
 };
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -220,24 +219,6 @@ pub(super) async fn create(
         tracing::warn!(%session, reason = %refusal, "session creation failed");
         let _ = responder.respond(refuse(&ctx, refusal)).await;
     });
-}
-
-/// Sends one encoded holder order and waits for its acknowledgement.
-pub(super) async fn holder_order(
-    ctx: &Ctx,
-    node: &NodeId,
-    addrs: Vec<libp2p::Multiaddr>,
-    bytes: Vec<u8>,
-) -> Result<(), String> {
-    let peer = peer::identity::peer_id(node).ok_or("bad holder id")?;
-    let raw = ctx
-        .node
-        .request(Protocol::Store, peer, addrs, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reply: Reply<StoreAck> =
-        wire::decode(&raw, Protocol::Store.limits().1).map_err(|e| e.to_string())?;
-    reply.result.map(|_| ()).map_err(|r| r.to_string())
 }
 
 /// A ticket grant for `requester` on the session's current epoch.

@@ -1,0 +1,40 @@
+//! What the admin socket (and the simulator) hands the coordinator's loop: a leaf module, so the
+//! admin server and the service never import each other.
+
+use protocols::ids::{NodeId, SessionId};
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+/// Admin requests from the local socket.
+pub enum AdminRequest {
+    /// Enrol or relabel a peer.
+    Enrol {
+        /// The peer.
+        node: NodeId,
+        /// Its region.
+        region: String,
+        /// Its operator.
+        operator: String,
+    },
+    /// Allow a binary digest.
+    Allow([u8; 32]),
+    /// Authorise a requester.
+    AddRequester(NodeId),
+    /// Peer table lines.
+    Status(oneshot::Sender<Vec<super::PeerLine>>),
+    /// Rotate a session now.
+    Rotate(SessionId),
+    /// Running totals (rotations by cause, intake counters) for the simulator and reports.
+    Figures(oneshot::Sender<CoordinatorFigures>),
+}
+
+/// A snapshot of the coordinator's running totals.
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorFigures {
+    /// Committed rotations by cause (`Period`, `Repair`, `Quarantine`, `Manual`).
+    pub rotations_by_cause: BTreeMap<String, u64>,
+    /// Sessions rotating (or being deleted) right now.
+    pub rotating: usize,
+    /// Intake counters: clones, replays, credited bits.
+    pub intake: crate::intake::IntakeStats,
+}
