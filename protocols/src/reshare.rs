@@ -417,3 +417,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "reshare_props.rs"]
+mod props;
