@@ -261,10 +261,18 @@ fn validate(holders: &[Placement], k: usize, min_acks: usize) -> Result<(), Resh
     if min_acks < k || min_acks > n {
         return Err(ReshareError::BadAckQuorum { min_acks, k, n });
     }
-    let mut seen = BTreeSet::new();
+    // Share indices are checked here too, so a rotation is refused when it is planned, before
+    // the old shares are gathered, not only when it is dealt.
+    let (mut nodes, mut indices) = (BTreeSet::new(), BTreeSet::new());
     for p in holders {
-        if !seen.insert(p.node) {
+        if !nodes.insert(p.node) {
             return Err(ReshareError::DuplicateHolder(p.node));
+        }
+        if p.index == 0 {
+            return Err(SharingError::ZeroIndex.into());
+        }
+        if !indices.insert(p.index) {
+            return Err(SharingError::DuplicateIndex { index: p.index }.into());
         }
     }
     Ok(())
