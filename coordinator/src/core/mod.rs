@@ -11,10 +11,12 @@
 //! * [`deletions`] — owed deletions delivered to their holders and settled as they acknowledge
 //!   (after a commit, a roll-back, or a restart).
 //! * [`orders`] — the signed holder orders both send.
+//! * [`schedule`] — what each upkeep tick starts: expiries, rotations and their causes.
 
 pub mod deletions;
 pub mod orders;
 pub mod placement;
+pub mod schedule;
 
 use crate::db::{OwedDeletion, PendingEpoch, SessionRecord};
 use protocols::ids::{NodeId, SessionId};

@@ -6,77 +6,31 @@ use super::{Ctx, Internal, State, now_ms};
 use crate::core::Outcome;
 use crate::core::placement::{EpochPlacement, Placing};
 use crate::db::SessionRecord;
-use protocols::ids::{NodeId, SessionId};
+use protocols::ids::NodeId;
 use protocols::reshare::{Placement, Planned};
 use protocols::sharing::VerifiedShare;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Why a rotation started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// The rotation period elapsed.
-    Period,
-    /// Live holders fell to k + 1 or fewer.
-    Repair,
-    /// A holder was quarantined.
-    Quarantine,
-    /// An operator asked for it.
-    Manual,
-}
+pub use crate::core::schedule::Cause;
+use crate::core::schedule::Standing;
 
-impl Cause {
-    /// The metric label (`period`, `repair`, `quarantine`, `manual`).
-    pub fn label(self) -> &'static str {
-        match self {
-            Cause::Period => "period",
-            Cause::Repair => "repair",
-            Cause::Quarantine => "quarantine",
-            Cause::Manual => "manual",
-        }
-    }
-}
-
-/// Sessions that need rotating now, with the cause.
-pub(super) fn due(ctx: &Ctx, state: &State, sessions: &[SessionRecord]) -> Vec<(SessionId, Cause)> {
-    let now = now_ms();
+/// How `node` stands for upkeep, from the peer table at `now`.
+pub(super) fn standing(ctx: &Ctx, state: &State, node: &NodeId, now: u64) -> Standing {
     let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
     let max_age = (ctx.config.heartbeat_max_age_s * 1000.0) as u64;
-    let period = (ctx.config.rotation_period_s * 1000.0) as u64;
-    sessions
-        .iter()
-        .filter(|s| s.expires_at_ms > now && !state.rotating.contains(&s.session))
-        .filter_map(|s| {
-            let k = s.commitments.threshold();
-            let quarantined = s.holders.iter().any(|h| {
-                state
-                    .peers
-                    .get(&h.node)
-                    .is_none_or(|p| p.quarantine.is_some())
-            });
-            let live = s
-                .holders
-                .iter()
-                .filter(|h| {
-                    state.peers.get(&h.node).is_some_and(|p| {
-                        p.trusted(now, validity)
-                            && p.heartbeat_at_ms
-                                .is_some_and(|t| now.saturating_sub(t) <= max_age)
-                    })
-                })
-                .count();
-            let last = s.created_at_ms.max(s.rotated_at_ms);
-            if quarantined {
-                Some((s.session, Cause::Quarantine))
-            } else if live <= k + 1 && s.holders.len() > k + 1 {
-                Some((s.session, Cause::Repair))
-            } else if now.saturating_sub(last) >= period {
-                Some((s.session, Cause::Period))
-            } else {
-                None
-            }
-        })
-        .collect()
+    match state.peers.get(node) {
+        None => Standing::Lost,
+        Some(p) if p.quarantine.is_some() => Standing::Lost,
+        Some(p)
+            if p.trusted(now, validity)
+                && p.heartbeat_at_ms
+                    .is_some_and(|t| now.saturating_sub(t) <= max_age) =>
+        {
+            Standing::Live
+        }
+        Some(_) => Standing::Silent,
+    }
 }
 
 /// Starts rotating `session` in a task; the outcome comes back as [`Internal::Rotated`].

@@ -2,8 +2,10 @@
 //! and redemption of one-time join tokens.
 
 use super::{Ctx, Internal, State, now_ms, rotation};
-use protocols::ids::NodeId;
+use crate::core::schedule;
+use protocols::ids::{NodeId, SessionId};
 use protocols::wire::{Refusal, Reply};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -19,21 +21,24 @@ pub(super) async fn rotate_due(
     };
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
-    for expired in sessions.iter().filter(|s| s.expires_at_ms <= now) {
-        expire(ctx, state, internal, expired.clone());
+    let requested: BTreeSet<SessionId> = state.requested.keys().copied().collect();
+    let plan = schedule::plan(
+        &sessions,
+        &state.rotating,
+        &requested,
+        |node| rotation::standing(ctx, state, node, now),
+        now,
+        (ctx.config.rotation_period_s * 1000.0) as u64,
+    );
+    for session in &plan.forget_requests {
+        state.requested.remove(session);
     }
-    let mut due = rotation::due(ctx, state, &sessions);
-    state.requested.retain(|r, _| {
-        sessions
-            .iter()
-            .any(|s| &s.session == r && s.expires_at_ms > now)
-    });
-    for session in state.requested.keys() {
-        if !state.rotating.contains(session) && !due.iter().any(|(s, _)| s == session) {
-            due.push((*session, rotation::Cause::Manual));
+    for session in plan.expire {
+        if let Some(record) = sessions.iter().find(|s| s.session == session) {
+            expire(ctx, state, internal, record.clone());
         }
     }
-    for (session, cause) in due {
+    for (session, cause) in plan.rotate {
         if let Some(record) = sessions.iter().find(|s| s.session == session) {
             rotation::start(ctx, state, internal, record.clone(), cause);
         }
