@@ -1,5 +1,6 @@
 //! End-to-end: `entroshard bench --json` starts a coordinator and peers, measures, and prints one
 //! JSON document whose figures are all positive.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Crash safety with real processes: a session writer is SIGKILLed mid-stream and every session it acknowledged must survive.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

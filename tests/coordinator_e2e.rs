@@ -2,6 +2,7 @@
 //! three operators, and requesters using the library. Sessions are created only once entropy from
 //! enough peers is credited; two requesters rebuild the same key; an unnamed requester is refused;
 //! with n − k holders killed by SIGKILL the key is still fetched.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

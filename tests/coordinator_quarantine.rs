@@ -2,6 +2,7 @@
 //! not on the allowlist fails attestation, is quarantined, loses its shares to a rotation (cause
 //! `quarantine`) that keeps the key fetchable, and never receives a share of a new session; its
 //! contributions are refused. Counted in the coordinator's `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

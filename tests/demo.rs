@@ -1,5 +1,6 @@
 //! End-to-end: `entroshard demo` runs the whole system on loopback (real processes, the machine's
 //! own entropy sources) and reports each step; bad options are refused before anything starts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

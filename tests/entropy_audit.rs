@@ -3,6 +3,7 @@
 //! sample while the raw samples it gives the audit are stuck (its source is quarantined and
 //! never credited), and a second source answers the audit with garbage (the audit fails and is
 //! counted, the source is not credited); the coordinator keeps serving throughout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -12,6 +12,7 @@
 //! a rotation's pending epoch stored, an epoch committed, a session recorded) or for a random
 //! delay, adds a random few milliseconds, and kills. The seed is printed; set
 //! `ENTROSHARD_CRASH_SEED` to replay an order of points.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! share, before or after its acknowledgement (the session is committed without it or with it,
 //! and once it is back it keeps exactly what the coordinator lists: a share written but never
 //! acknowledged is deleted).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

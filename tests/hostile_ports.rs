@@ -6,6 +6,7 @@
 //! author. Each is refused by type and counted in metrics, the nodes
 //! keep serving (a real fetch succeeds afterwards) and their memory stays bounded. Corrupted
 //! database files stop the daemons with a clear message and are not written to.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

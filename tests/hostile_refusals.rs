@@ -3,6 +3,7 @@
 //! (`ticket_expired`); an enrolled node that answers attestation with evidence of a binary not on
 //! the allowlist is quarantined, and its contributions are refused as `quarantined` and counted in
 //! the coordinator's `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! Each is refused with a log line naming the connection and the reason, while the listener keeps
 //! listening (decision 0033); afterwards a real `tunnel connect` with the session's ticket still
 //! carries a message, and a second listener with `--idle-timeout` closes a quiet channel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

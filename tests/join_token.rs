@@ -1,5 +1,6 @@
 //! End-to-end: a device joins with a one-time token instead of enrolment by PeerId; the token
 //! cannot be used twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! End-to-end: `entroshard peer run` as a real process against a test coordinator and requester
 //! on loopback. Contributions arrive sealed; a stored share survives SIGKILL and is served over
 //! QUIC; bad requests on the real port get typed refusals while the node keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! samples at the first start, a contribution a minute), and a requester using the CLI. The
 //! session is created from real noise and its key fetched; each source's model is stored and
 //! shown by `entropy models`; the coordinator audited the sources it credited.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

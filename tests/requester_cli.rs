@@ -1,6 +1,7 @@
 //! End-to-end through the CLI only: requesters created with `requester init`, a session made with
 //! `session create`, keys fetched in every format by two requesters, and a Noise tunnel keyed by the
 //! session key (and refused with a different key).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Real nodes on loopback (TCP and QUIC) and on the memory transport: gossip and request-response.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, STATUS_TOPIC};

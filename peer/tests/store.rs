@@ -1,4 +1,5 @@
 //! Behaviour of the share store through its public API, including a model-based property test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use peer::store::{PutOutcome, ShareStore, StoreError, StoredShare, StoredShareInfo};
 use proptest::prelude::*;

@@ -1,4 +1,5 @@
 //! Crash safety with real processes: a writer is SIGKILLed mid-stream and every share it acknowledged must survive.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../tests/common/crash_loop.rs"]
 mod crash_loop;

@@ -91,36 +91,6 @@ fn bench_verify_share(c: &mut Criterion) {
     group.finish();
 }
 
-/// What a requester checks per fetch: k shares at once (one random linear combination).
-fn bench_verify_k_together(c: &mut Criterion) {
-    let mut group = c.benchmark_group("verify_k_together");
-    for (n, k, name) in SHAPES {
-        let (shares, commitments) = sharing_of(n, k, 2);
-        let raw: Vec<(u8, [u8; 32])> = shares
-            .iter()
-            .take(k)
-            .map(|s| (s.index(), s.value_bytes()))
-            .collect();
-        let mut rng = rng(3);
-        group.bench_function(name, |b| {
-            b.iter_batched(
-                || {
-                    raw.iter()
-                        .map(|(i, v)| UnverifiedShare::new(*i, *v))
-                        .collect::<Vec<_>>()
-                },
-                |u| {
-                    let out = sharing::verify_all(u, black_box(&commitments), &mut rng);
-                    assert!(out.iter().all(Result::is_ok));
-                    out
-                },
-                BatchSize::SmallInput,
-            );
-        });
-    }
-    group.finish();
-}
-
 /// What a requester does per fetch with a kept checker (decision 0008): one share checked as it
 /// arrives (public share already known), and combining k with the kept Lagrange weights.
 fn bench_checker(c: &mut Criterion) {
@@ -344,7 +314,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = crypto;
     config = config();
-    targets = bench_split, bench_verify_share, bench_verify_k_together, bench_checker, bench_combine, bench_sealing, bench_derive,
+    targets = bench_split, bench_verify_share, bench_checker, bench_combine, bench_sealing, bench_derive,
         bench_session_pipeline, bench_wire
 }
 criterion_group! {

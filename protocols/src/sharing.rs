@@ -15,9 +15,7 @@ use vsss_rs::{
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-mod batch;
 mod checker;
-pub use batch::verify_all;
 pub use checker::ShareChecker;
 
 type Field = IdentifierPrimeField<Scalar>;

@@ -1,5 +1,6 @@
 //! Every scenario shipped in `scenarios/` loads and passes validation, so a typo in one is caught
 //! by the test suite rather than by an operator's 10-minute run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use simulator::Scenario;
 

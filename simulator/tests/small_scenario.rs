@@ -2,6 +2,7 @@
 //! the report must show no wrong key, every bad holder that held a share found, cloned, biased
 //! and stuck entropy never credited, no clone's original blamed, and every session keeping k
 //! running holders through the outage.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use simulator::scenario::{Outage, Scenario};
 use simulator::{Options, Progress};

@@ -48,6 +48,7 @@ impl Default for AccumulatorConfig {
 
 /// Accumulator errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum AccumulatorError {
     /// `generate` was called before the first reseed.
     #[error("generator not seeded yet: no reseed has happened")]

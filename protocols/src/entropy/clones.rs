@@ -45,6 +45,7 @@ const DOMAIN_DIGEST: &[u8] = b"entroshard/entropy/clone-digest/v1";
 
 /// Why a [`CloneDetector`] could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
+#[non_exhaustive]
 pub enum CloneError {
     /// Capacity must be in 1..=MAX_CAPACITY.
     #[error("capacity {0} is not in 1..={MAX_CAPACITY}")]

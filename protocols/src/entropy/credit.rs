@@ -7,6 +7,7 @@ use thiserror::Error;
 
 /// Why a [`CreditPolicy`] was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
+#[non_exhaustive]
 pub enum CreditError {
     /// The conservative factor must be finite and in (0, 1].
     #[error("conservative factor {0} is not in (0, 1]")]

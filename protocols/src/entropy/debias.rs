@@ -94,6 +94,7 @@ impl DebiasedBlock {
 
 /// Why a [`Debiaser`] could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DebiasError {
     /// `bits_per_sample` must be 1..=8.
     #[error("bits_per_sample must be 1..=8, got {0}")]

@@ -41,6 +41,7 @@ pub fn mcv_min_entropy(samples: &[u8]) -> Option<f64> {
 
 /// Why a [`SlidingMcv`] could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum EstimateError {
     /// Window must be in `2..=MAX_WINDOW`.
     #[error("window {0} is not in 2..={MAX_WINDOW}")]

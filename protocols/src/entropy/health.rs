@@ -47,6 +47,7 @@ pub fn false_alarm_period_s(samples_per_s: f64, alpha_log2: u32) -> f64 {
 
 /// Why a [`SourceSpec`] was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Error)]
+#[non_exhaustive]
 pub enum SpecError {
     /// `bits_per_sample` must be 1..=8.
     #[error("bits_per_sample must be 1..=8, got {0}")]
