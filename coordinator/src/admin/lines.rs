@@ -155,7 +155,13 @@ mod tests {
         assert_eq!(book.audits_due(1).len(), 5);
         book.on_audit(dev, "audited", found(1.5, 100_000, 1_000), 0.5, 1_000);
         book.credited(&dev, "audited", 3_000);
-        book.on_audit(dev, "failed", Err("x".repeat(500)), 0.5, 1_000);
+        book.on_audit(
+            dev,
+            "failed",
+            Err::<crate::intake::sources::AuditResult, _>("x".repeat(500)),
+            0.5,
+            1_000,
+        );
         contribute(&mut book, dev, "failed", 2.0, 2_000);
         contribute(&mut book, dev, "liar", 7.5, 2_000);
         book.on_audit(dev, "liar", found(0.2, 100_000, 3_000), 0.5, 3_000);

@@ -3,7 +3,7 @@
 //! later delivery (the daemon's upkeep), so a crash or an unreachable holder loses nothing.
 
 use super::orders::Signer;
-use super::{Action, Write};
+use super::{Action, Write, WriteError};
 use crate::db::OwedDeletion;
 use protocols::ids::{Epoch, SessionId};
 use std::collections::{BTreeMap, VecDeque};
@@ -108,7 +108,7 @@ impl Delivery {
     }
 
     /// The settling write finished (a failure leaves the deletions owed: they are sent again).
-    pub fn handle_written(&mut self, _result: Result<(), String>, _now_ms: u64) {
+    pub fn handle_written(&mut self, _result: Result<(), WriteError>, _now_ms: u64) {
         if matches!(self.phase, Phase::Settling) {
             self.phase = Phase::Finished;
         }

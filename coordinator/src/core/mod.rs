@@ -71,10 +71,45 @@ pub enum Outcome {
     /// Committed (and its owed deletions delivered or left owed for later).
     Committed,
     /// Given up before the commit and rolled back (the holders owe their deletions).
-    RolledBack(String),
+    RolledBack(PlacementError),
     /// A durable write failed: nothing more can be decided until the next start-up, whose
     /// recovery rolls back whatever is left pending.
-    WriteFailed(String),
+    WriteFailed(PlacementError),
+}
+
+/// Why a placement did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlacementError {
+    /// Fewer holders acknowledged a durable write than the commit needs.
+    #[error("not enough holders stored their share: {0}")]
+    TooFewAcknowledgements(protocols::reshare::ReshareError),
+    /// The pending epoch could not be recorded (nothing was sent).
+    #[error("the pending epoch was not recorded: {0}")]
+    PendingNotRecorded(WriteError),
+    /// The commit could not be recorded.
+    #[error("the commit was not recorded: {0}")]
+    CommitNotRecorded(WriteError),
+    /// Giving the epoch up could not be recorded either; start-up recovery will.
+    #[error("{cause}; its roll-back was not recorded either: {rollback}")]
+    RollBackNotRecorded {
+        /// Why the epoch was given up.
+        cause: Box<PlacementError>,
+        /// Why the roll-back failed.
+        rollback: WriteError,
+    },
+}
+
+/// A durable write the driver could not carry out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The database refused it.
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    /// The thread carrying it out ended without an answer (a panic or a shutdown).
+    #[error("the write task ended without an answer: {0}")]
+    Task(String),
 }
 
 /// The interface every core state machine offers its driver.
@@ -82,7 +117,7 @@ pub trait Machine {
     /// The next thing to do, if any.
     fn poll_action(&mut self) -> Option<Action>;
     /// The outcome of the write last asked for.
-    fn handle_written(&mut self, result: Result<(), String>, now_ms: u64);
+    fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64);
     /// A holder's answer to the order sent as `id`.
     fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64);
     /// Time passed (a [`Action::WakeAt`] came due).
@@ -97,7 +132,7 @@ macro_rules! machine {
             fn poll_action(&mut self) -> Option<Action> {
                 <$t>::poll_action(self)
             }
-            fn handle_written(&mut self, result: Result<(), String>, now_ms: u64) {
+            fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
                 <$t>::handle_written(self, result, now_ms)
             }
             fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {

@@ -17,7 +17,7 @@
 
 use super::deletions::{DeleteOrders, Delivery};
 use super::orders::Signer;
-use super::{Action, Outcome, Write};
+use super::{Action, Outcome, PlacementError, Write, WriteError};
 use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord, holders_of};
 use protocols::ids::{Epoch, NodeId};
 use protocols::reshare::Dealt;
@@ -37,7 +37,7 @@ enum Phase {
     WritingPending,
     Storing { deadline: u64 },
     WritingCommit,
-    Retiring { reason: String },
+    Retiring { reason: PlacementError },
     Delivering { outcome: Outcome },
     Done,
 }
@@ -144,11 +144,11 @@ impl EpochPlacement {
     }
 
     /// The outcome of the write last asked for.
-    pub fn handle_written(&mut self, result: Result<(), String>, now_ms: u64) {
+    pub fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::WritingPending => match result {
                 Ok(()) => self.send_stores(now_ms),
-                Err(e) => self.finish(Outcome::WriteFailed(e)),
+                Err(e) => self.finish(Outcome::WriteFailed(PlacementError::PendingNotRecorded(e))),
             },
             Phase::WritingCommit => match result {
                 Ok(()) => {
@@ -158,14 +158,17 @@ impl EpochPlacement {
                     self.deliver(&owed, Outcome::Committed, now_ms);
                 }
                 // The commit did not happen: the pending epoch is still recorded; give it up.
-                Err(e) => self.retire(format!("commit not recorded: {e}")),
+                Err(e) => self.retire(PlacementError::CommitNotRecorded(e)),
             },
             Phase::Retiring { reason } => match result {
                 Ok(()) => {
                     let owed = self.owed_after_retire();
                     self.deliver(&owed, Outcome::RolledBack(reason), now_ms);
                 }
-                Err(e) => self.finish(Outcome::WriteFailed(format!("{reason}; roll-back: {e}"))),
+                Err(e) => self.finish(Outcome::WriteFailed(PlacementError::RollBackNotRecorded {
+                    cause: Box::new(reason),
+                    rollback: e,
+                })),
             },
             Phase::Delivering { outcome } => {
                 self.phase = Phase::Delivering { outcome };
@@ -267,12 +270,12 @@ impl EpochPlacement {
             }
             Err(failed) => {
                 let (_, e) = *failed;
-                self.retire(format!("not enough holders stored their share: {e}"));
+                self.retire(PlacementError::TooFewAcknowledgements(e));
             }
         }
     }
 
-    fn retire(&mut self, reason: String) {
+    fn retire(&mut self, reason: PlacementError) {
         self.phase = Phase::Retiring { reason };
         self.actions
             .push_back(Action::Write(Write::Retire(self.record.session)));

@@ -14,7 +14,7 @@
 use super::deletions::{Delivery, delete_orders};
 use super::orders::Signer;
 use super::placement::{EpochPlacement, Placing};
-use super::{Action, Machine, Outcome, Write};
+use super::{Action, Machine, Outcome, PlacementError, Write, WriteError};
 use crate::db::{CoordinatorDb, SessionRecord};
 use peer::agent::DetachedHandlers;
 use peer::agent::measure::Measurement;
@@ -269,14 +269,14 @@ impl World {
         }
     }
 
-    fn write(&self, w: Write) -> Result<(), String> {
+    fn write(&self, w: Write) -> Result<(), WriteError> {
         let r = match w {
             Write::Pending(p) => self.db.put_pending_epoch(&p),
             Write::Commit { record, owed } => self.db.commit_epoch_owing(&record, &owed),
             Write::Retire(session) => self.db.retire_pending_epoch(&session).map(|_| ()),
             Write::Settle(owed) => self.db.settle_deletions(&owed),
         };
-        r.map_err(|e| e.to_string())
+        r.map_err(WriteError::from)
     }
 
     /// A holder answers an order through its real handlers; `None` when it is down.
@@ -355,6 +355,16 @@ impl World {
             "{context}: commitment 0 changed"
         );
     }
+}
+
+/// A write refused for want of space.
+fn disk_full() -> WriteError {
+    WriteError::Database(crate::db::DbError::Io {
+        path: "coordinator.redb".into(),
+        op: "committing an epoch",
+        kind: std::io::ErrorKind::StorageFull,
+        detail: "No space left on device".into(),
+    })
 }
 
 fn placements(nodes: &[NodeId]) -> Vec<Placement> {
@@ -547,9 +557,7 @@ async fn a_failed_commit_write_rolls_the_epoch_back() {
     // Carry out actions by hand, failing the commit write.
     while outcome.is_none() {
         match p.poll_action() {
-            Some(Action::Write(Write::Commit { .. })) => {
-                p.handle_written(Err("disk full".into()), w.now)
-            }
+            Some(Action::Write(Write::Commit { .. })) => p.handle_written(Err(disk_full()), w.now),
             Some(Action::Done(o)) => outcome = Some(o),
             Some(Action::Committed(_)) => panic!("reported committed"),
             Some(Action::Write(other)) => {
@@ -574,9 +582,11 @@ async fn a_failed_commit_write_rolls_the_epoch_back() {
         }
         run.steps += 1;
     }
-    assert!(
-        matches!(outcome, Some(Outcome::RolledBack(ref r)) if r.contains("disk full")),
-        "{outcome:?}"
+    assert_eq!(
+        outcome,
+        Some(Outcome::RolledBack(PlacementError::CommitNotRecorded(
+            disk_full()
+        )))
     );
     assert!(w.db.session(&session).unwrap().is_none());
     assert!(w.db.pending_epochs().unwrap().is_empty());

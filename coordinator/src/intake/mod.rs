@@ -123,35 +123,20 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// A fresh intake for one process whose arrival order is the send order (`demo --core`):
-    /// credit counts at once (no duplicate window) and one duplicate event names the later
-    /// sender. `sketch_key` must come from the OS generator (it hides the clone sketch
-    /// positions). The service, fed over a mesh that reorders, uses [`Self::with_rules`].
-    pub fn new(sketch_key: [u8; 32], credit: CreditPolicy) -> Result<Self, String> {
-        Self::with_rules(
-            sketch_key,
-            credit,
-            DuplicateRules {
-                hold_ms: 0,
-                min_events: 1,
-            },
-        )
-    }
-
-    /// A fresh intake under `rules`; `sketch_key` as for [`Self::new`].
+    /// A fresh intake under `rules`. `sketch_key` must come from the OS generator (it hides
+    /// the clone sketch positions).
     pub fn with_rules(
         sketch_key: [u8; 32],
         credit: CreditPolicy,
         rules: DuplicateRules,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, protocols::entropy::CloneError> {
         Ok(Self {
             accumulator: Accumulator::new(AccumulatorConfig::default()),
             clones: CloneDetector::new(
                 4096,
                 sketch_key,
                 protocols::entropy::clones::DEFAULT_DISTANCE_FRACTION,
-            )
-            .map_err(|e| e.to_string())?,
+            )?,
             ledger: PeerCreditLedger::new(credit, 4096),
             rules,
             held: HeldCredit::default(),
@@ -377,14 +362,13 @@ impl Intake {
     pub fn draw(
         &mut self,
         os_random: &[u8; 32],
-    ) -> Result<([u8; 32], protocols::wire::EntropyReceipt), String> {
+    ) -> Result<([u8; 32], protocols::wire::EntropyReceipt), protocols::entropy::AccumulatorError>
+    {
         // Everything `ready` counted goes into the key, so the receipt is true (decision 0005).
         self.accumulator.reseed_all(self.last_now_ms);
         let receipt = self.accumulator.reset_accounting();
         let mut out = [0u8; 32];
-        self.accumulator
-            .generate(os_random, &mut out)
-            .map_err(|e| e.to_string())?;
+        self.accumulator.generate(os_random, &mut out)?;
         let (passed, rejected) = std::mem::take(&mut self.blocks_since_key);
         let receipt = protocols::wire::EntropyReceipt {
             contributors: receipt

@@ -270,12 +270,13 @@ impl SourceBook {
     }
 
     /// Records an audit's outcome (`uniform` in [0, 1) spreads the next one). Blocks that waited
-    /// are handed back with the cap to credit them at, or none.
+    /// are handed back with the cap to credit them at, or none. A failure is kept as the text an
+    /// operator reads in `status`.
     pub fn on_audit(
         &mut self,
         node: NodeId,
         source: &str,
-        outcome: Result<AuditResult, String>,
+        outcome: Result<AuditResult, impl std::fmt::Display>,
         uniform: f64,
         now_ms: u64,
     ) -> Settled {
@@ -319,7 +320,9 @@ impl SourceBook {
             Err(reason) => {
                 e.audits.1 += 1;
                 e.next_audit_ms = now_ms.saturating_add(retry);
-                e.standing = Standing::Failed { reason };
+                e.standing = Standing::Failed {
+                    reason: reason.to_string(),
+                };
                 Settled {
                     waiting,
                     cap: None,
@@ -385,7 +388,7 @@ pub(crate) mod test_support {
     }
 
     /// An audit that found `h` bits per sample over `samples` at `at_ms`.
-    pub fn found(h: f64, samples: usize, at_ms: u64) -> Result<AuditResult, String> {
+    pub fn found(h: f64, samples: usize, at_ms: u64) -> Result<AuditResult, &'static str> {
         Ok(AuditResult {
             h,
             samples,

@@ -67,7 +67,7 @@ fn a_failed_audit_credits_nothing_until_a_later_one_succeeds() {
     let mut book = SourceBook::new(true, 600_000);
     book.on_contribution(node(3), "s", w(0, accounting(1.0)), "MCV", 0);
     book.audits_due(1);
-    let settled = book.on_audit(node(3), "s", Err("no answer".into()), 0.5, 5);
+    let settled = book.on_audit(node(3), "s", Err::<AuditResult, _>("no answer"), 0.5, 5);
     assert_eq!((settled.waiting.len(), settled.cap), (1, None));
     assert_eq!(
         book.on_contribution(node(3), "s", w(0, accounting(1.0)), "MCV", 6),
@@ -92,7 +92,7 @@ fn audits_recur_at_random_times_and_an_old_audit_stops_counting() {
     assert!(book.audits_due(20_000).is_empty());
     assert_eq!(book.audits_due(24_000).len(), 1);
     // Past 3 means without a new result the cap no longer counts: blocks wait again.
-    book.on_audit(node(4), "s", Err("busy".into()), 0.5, 24_500);
+    book.on_audit(node(4), "s", Err::<AuditResult, _>("busy"), 0.5, 24_500);
     book.audits_due(60_000);
     assert_eq!(
         book.on_contribution(node(4), "s", w(0, accounting(1.0)), "MCV", 61_000),

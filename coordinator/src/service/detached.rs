@@ -51,7 +51,7 @@ impl DetachedService {
         config: CoordinatorConfig,
         key: NodeKey,
         db: Arc<CoordinatorDb>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::errors::StartError> {
         let mut config = config;
         config.metrics = None;
         let (ctx, state, events, _admin_rx, _admin_tx) =

@@ -2,6 +2,7 @@
 //! window of raw samples of a named source, assess it with the ten SP 800-90B §6.3 estimators on
 //! a blocking thread (one at a time), and settle the source's standing and waiting blocks.
 
+use super::errors::AuditError;
 use super::{Ctx, Internal, State, gossip, now_ms, os_random};
 use crate::intake::sources::AuditResult;
 use peer::node::Protocol;
@@ -47,7 +48,7 @@ async fn run(
     addrs: Vec<libp2p::Multiaddr>,
     source: &str,
     samples: u32,
-) -> Result<AuditResult, String> {
+) -> Result<AuditResult, AuditError> {
     let request = AuditRequest {
         v: WIRE_VERSION,
         source: source.to_string(),
@@ -58,37 +59,35 @@ async fn run(
         .node
         .request(Protocol::Audit, peer_id, addrs, wire::encode(&request));
     let bytes = match tokio::time::timeout(timeout, sent).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return Err(format!("request failed: {e}")),
-        Err(_) => return Err("no answer in time".into()),
+        Ok(answer) => answer?,
+        Err(_) => return Err(AuditError::NoAnswer),
     };
-    let reply: Reply<AuditWindow> = wire::decode(&bytes, Protocol::Audit.limits().1)
-        .map_err(|e| format!("malformed answer: {e}"))?;
-    let window = reply.result.map_err(|r| format!("refused: {r}"))?;
+    let reply: Reply<AuditWindow> = wire::decode(&bytes, Protocol::Audit.limits().1)?;
+    let window = reply.result.map_err(AuditError::Refused)?;
     if window.source != source || !(1..=8).contains(&window.bits_per_sample) {
-        return Err("answer for another source or of a bad width".into());
+        return Err(AuditError::WrongWindow);
     }
     if window.samples.len() > samples as usize {
-        return Err(format!(
-            "{} samples where {samples} were asked",
-            window.samples.len()
-        ));
+        return Err(AuditError::TooManySamples {
+            got: window.samples.len(),
+            asked: samples,
+        });
     }
     if window.samples.len() < MIN_SAMPLES {
-        return Err(format!(
-            "{} samples, fewer than the {MIN_SAMPLES} the estimators need",
-            window.samples.len()
-        ));
+        return Err(AuditError::TooFewSamples {
+            got: window.samples.len(),
+            min: MIN_SAMPLES,
+        });
     }
     let _slot = ctx
         .assessing
         .acquire()
         .await
-        .map_err(|_| "shutting down".to_string())?;
+        .map_err(|_| AuditError::NotRun("shutting down".into()))?;
     let bits = window.bits_per_sample;
     let count = window.samples.len();
     tokio::task::spawn_blocking(move || {
-        let assessment = assess(&window.samples, bits).map_err(|e| format!("assessment: {e}"))?;
+        let assessment = assess(&window.samples, bits)?;
         let lowest = assessment.estimates.iter().min_by(|a, b| {
             a.min_entropy_per_sample
                 .total_cmp(&b.min_entropy_per_sample)
@@ -101,7 +100,7 @@ async fn run(
         })
     })
     .await
-    .map_err(|e| format!("assessment task: {e}"))?
+    .map_err(|e| AuditError::NotRun(e.to_string()))?
 }
 
 /// Settles an audit's outcome: the source's cap, its waiting blocks, a quarantine.
@@ -110,7 +109,7 @@ pub(super) fn settle(
     state: &mut State,
     node: NodeId,
     source: String,
-    outcome: Result<AuditResult, String>,
+    outcome: Result<AuditResult, AuditError>,
 ) {
     match &outcome {
         Ok(r) => {
@@ -144,7 +143,13 @@ pub(super) fn tick(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<In
     let now = now_ms();
     let timeout_ms = ((ctx.config.attestation_answer_s + 60.0) * 1000.0) as u64;
     for (node, source) in state.sources.expire_pending(now, timeout_ms) {
-        settle(ctx, state, node, source, Err("audit task lost".into()));
+        settle(
+            ctx,
+            state,
+            node,
+            source,
+            Err(AuditError::NotRun("audit task lost".into())),
+        );
     }
     for (node, source) in state.sources.audits_due(now) {
         start(ctx, state, internal, node, source);

@@ -1,6 +1,7 @@
 //! Orders to holders over the node: the layer beneath sessions, rotation, audits and expiry.
 
 use super::Ctx;
+use super::errors::OrderError;
 use peer::node::Protocol;
 use protocols::ids::NodeId;
 use protocols::wire::{self, Reply, StoreAck};
@@ -11,14 +12,12 @@ pub(super) async fn order(
     node: &NodeId,
     addrs: Vec<libp2p::Multiaddr>,
     bytes: Vec<u8>,
-) -> Result<(), String> {
-    let peer = peer::identity::peer_id(node).ok_or("bad holder id")?;
+) -> Result<(), OrderError> {
+    let peer = peer::identity::peer_id(node).ok_or(OrderError::BadHolderId)?;
     let raw = ctx
         .node
         .request(Protocol::Store, peer, addrs, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reply: Reply<StoreAck> =
-        wire::decode(&raw, Protocol::Store.limits().1).map_err(|e| e.to_string())?;
-    reply.result.map(|_| ()).map_err(|r| r.to_string())
+        .await?;
+    let reply: Reply<StoreAck> = wire::decode(&raw, Protocol::Store.limits().1)?;
+    reply.result.map(|_| ()).map_err(OrderError::Refused)
 }

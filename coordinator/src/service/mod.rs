@@ -5,6 +5,7 @@ mod attest;
 mod audit;
 mod detached;
 mod entropy_audit;
+pub mod errors;
 pub mod figures;
 mod gossip;
 mod holders;
@@ -43,6 +44,7 @@ pub use sessions::SessionSummary;
 pub use crate::admin::requests::AdminRequest;
 pub use crate::os::now_ms;
 pub(crate) use crate::os::os_random;
+use errors::StartError;
 
 /// What never changes while the daemon runs; shared with its tasks.
 pub(crate) struct Ctx {
@@ -81,7 +83,7 @@ pub(crate) enum Internal {
     Rotated {
         session: protocols::ids::SessionId,
         cause: rotation::Cause,
-        outcome: Result<rotation::Moved, String>,
+        outcome: Result<rotation::Moved, errors::RotationError>,
         started: std::time::Instant,
         /// Holders whose answer to the rotation's fetch proved them bad.
         faults: Vec<(NodeId, audit::HolderFault)>,
@@ -90,7 +92,7 @@ pub(crate) enum Internal {
     EntropyAudited {
         node: NodeId,
         source: String,
-        outcome: Result<crate::intake::sources::AuditResult, String>,
+        outcome: Result<crate::intake::sources::AuditResult, errors::AuditError>,
     },
     /// A holder audit finished (the session's lock is released).
     Audited {
@@ -137,12 +139,15 @@ pub async fn run(
     key: NodeKey,
     db: Arc<CoordinatorDb>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let socket = config.admin_socket();
     let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, None).await?;
     crate::admin::serve(&socket, ctx.db.clone(), admin_tx)
         .await
-        .map_err(|e| format!("admin socket {}: {e}", socket.display()))?;
+        .map_err(|source| StartError::AdminSocket {
+            path: socket.clone(),
+            source,
+        })?;
     run_loop(ctx, state, events, admin_rx, shutdown).await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
@@ -161,24 +166,21 @@ async fn start(
     key: NodeKey,
     db: Arc<CoordinatorDb>,
     node_config: Option<NodeConfig>,
-) -> Result<Started, String> {
+) -> Result<Started, StartError> {
     let load = db.clone();
     let (secrets, enrolments, allowlist, requesters, sessions) =
-        tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let s = load
-                .secrets()
-                .map_err(|e| e.to_string())?
-                .ok_or("the database has no secrets: run `coordinator init`")?;
+        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            let s = load.secrets()?.ok_or(StartError::NotInitialised)?;
             Ok((
                 s,
-                load.enrolments().map_err(|e| e.to_string())?,
-                load.allowed_binaries().map_err(|e| e.to_string())?,
-                load.requesters().map_err(|e| e.to_string())?,
-                load.sessions().map_err(|e| e.to_string())?,
+                load.enrolments()?,
+                load.allowed_binaries()?,
+                load.requesters()?,
+                load.sessions()?,
             ))
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| StartError::Task(e.to_string()))??;
     let mut node_config = node_config.unwrap_or_else(|| {
         let mut c = NodeConfig::network(
             config
@@ -192,9 +194,7 @@ async fn start(
     });
     // The coordinator reads every contribution and heartbeat; nobody needs them after it.
     node_config.gossip_sink = true;
-    let (node, events) = node::start(&key, node_config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (node, events) = node::start(&key, node_config).await?;
     let noise_static = Zeroizing::new(secrets.noise_static);
     let record = SignedEnvelope::seal(
         &key,
@@ -217,7 +217,7 @@ async fn start(
     }
     // A block is worth what its accounting says, capped by its source's audit; no factor on
     // top (decision 0039). The per-peer cap per round stays.
-    let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits).map_err(|e| e.to_string())?;
+    let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits)?;
     let sources = crate::intake::sources::SourceBook::new(
         config.entropy_audit_samples > 0,
         (config.entropy_audit_s.max(1.0) * 1000.0) as u64,
@@ -228,7 +228,7 @@ async fn start(
         let render = metrics.clone();
         let bound = peer::metrics_http::serve_with_node(addr, &node, move || render.render())
             .await
-            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+            .map_err(|source| StartError::Metrics { addr, source })?;
         tracing::info!(%bound, "serving /metrics and /health");
     }
     let ctx = Arc::new(Ctx {
@@ -264,7 +264,7 @@ pub async fn spawn(
     config: CoordinatorConfig,
     key: NodeKey,
     db: Arc<CoordinatorDb>,
-) -> Result<Handle, String> {
+) -> Result<Handle, StartError> {
     spawn_on(config, key, db, None).await
 }
 
@@ -275,7 +275,7 @@ pub async fn spawn_with_node(
     key: NodeKey,
     db: Arc<CoordinatorDb>,
     node_config: NodeConfig,
-) -> Result<Handle, String> {
+) -> Result<Handle, StartError> {
     spawn_on(config, key, db, Some(node_config)).await
 }
 
@@ -284,7 +284,7 @@ async fn spawn_on(
     key: NodeKey,
     db: Arc<CoordinatorDb>,
     node_config: Option<NodeConfig>,
-) -> Result<Handle, String> {
+) -> Result<Handle, StartError> {
     let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, node_config).await?;
     let node = ctx.node.clone();
     let metrics = ctx.metrics.clone();

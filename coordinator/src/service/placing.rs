@@ -6,7 +6,7 @@ use super::holders;
 use super::{Ctx, now_ms};
 use crate::core::deletions::{Delivery, delete_orders};
 use crate::core::orders::Signer;
-use crate::core::{Action, Machine, Outcome, Write};
+use crate::core::{Action, Machine, Outcome, Write, WriteError};
 use crate::db::{OwedDeletion, SessionRecord};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -96,7 +96,7 @@ pub(super) fn signer(ctx: &Ctx) -> Signer<'_> {
 }
 
 /// Carries out one durable write on a blocking thread.
-async fn write(ctx: &Ctx, w: Write) -> Result<(), String> {
+async fn write(ctx: &Ctx, w: Write) -> Result<(), WriteError> {
     let db = ctx.db.clone();
     let done = tokio::task::spawn_blocking(move || match w {
         Write::Pending(p) => db.put_pending_epoch(&p),
@@ -109,8 +109,8 @@ async fn write(ctx: &Ctx, w: Write) -> Result<(), String> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "coordinator database write failed");
-            Err(e.to_string())
+            Err(e.into())
         }
-        Err(e) => Err(format!("write task: {e}")),
+        Err(e) => Err(WriteError::Task(e.to_string())),
     }
 }

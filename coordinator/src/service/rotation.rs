@@ -1,6 +1,7 @@
 //! Rotation and repair: move a session to a fresh quorum as epoch e+1, commit after durable acks,
 //! only then delete epoch e from the old holders. A crash mid-rotation rolls back at start-up.
 
+use super::errors::RotationError;
 use super::placing::{self, Stop};
 use super::{Ctx, Internal, State, now_ms};
 use crate::core::Outcome;
@@ -98,10 +99,13 @@ async fn rotate(
     new_holders: Vec<NodeId>,
     old_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
     new_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-) -> Result<Moved, String> {
+) -> Result<Moved, RotationError> {
     let k = record.commitments.threshold();
     if old_shares.len() < k {
-        return Err(format!("gathered {} of {k} shares", old_shares.len()));
+        return Err(RotationError::TooFewShares {
+            have: old_shares.len(),
+            need: k,
+        });
     }
     old_shares.truncate(k);
     let placements: Vec<Placement> = new_holders
@@ -119,10 +123,10 @@ async fn rotate(
         .iter()
         .find(|d| d.session == session && d.epoch == next && new_holders.contains(&d.node))
     {
-        return Err(format!(
-            "holder {} still owes the deletion of a rolled-back epoch {next}; rotation waits",
-            d.node.short()
-        ));
+        return Err(RotationError::DeletionStillOwed {
+            node: d.node,
+            epoch: next,
+        });
     }
     let plan = Planned::new(
         record.session,
@@ -131,11 +135,8 @@ async fn rotate(
         placements,
         k,
         k.max(n.saturating_sub(1)),
-    )
-    .map_err(|e| e.to_string())?;
-    let dealt = plan
-        .deal(&old_shares, &mut rand_core::UnwrapErr(rand::rngs::SysRng))
-        .map_err(|e| e.to_string())?;
+    )?;
+    let dealt = plan.deal(&old_shares, &mut rand_core::UnwrapErr(rand::rngs::SysRng))?;
     drop(old_shares);
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
     let mut placement = EpochPlacement::new(
@@ -155,20 +156,22 @@ async fn rotate(
             placing::drive(ctx, &mut placement, &addrs).await;
             Ok((old, record.holders.iter().map(|h| h.node).collect()))
         }
-        Stop::Done(Some(Outcome::RolledBack(reason) | Outcome::WriteFailed(reason))) => Err(reason),
-        Stop::Done(other) => Err(format!("rotation ended without a decision: {other:?}")),
+        Stop::Done(Some(Outcome::RolledBack(reason) | Outcome::WriteFailed(reason))) => {
+            Err(reason.into())
+        }
+        Stop::Done(_) => Err(RotationError::Undecided),
     }
 }
 
 async fn blocking<T: Send + 'static>(
     ctx: &Ctx,
     f: impl FnOnce(&crate::db::CoordinatorDb) -> Result<T, crate::db::DbError> + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, RotationError> {
     let db = ctx.db.clone();
-    tokio::task::spawn_blocking(move || f(&db))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    match tokio::task::spawn_blocking(move || f(&db)).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(RotationError::Task(e.to_string())),
+    }
 }
 
 /// At start-up: epochs left pending by a crash (a rotation or a creation) are rolled back: each

@@ -139,7 +139,9 @@ pub(super) async fn create(
     let (generated, receipt) = match state.intake.draw(&os_random()) {
         Ok(g) => g,
         Err(e) => {
-            let _ = responder.respond(refuse(ctx, Refusal::NotReady(e))).await;
+            let _ = responder
+                .respond(refuse(ctx, Refusal::NotReady(e.to_string())))
+                .await;
             return;
         }
     };
@@ -210,7 +212,7 @@ pub(super) async fn create(
                 placing::drive(&ctx, &mut placement, &addrs).await;
                 return;
             }
-            Stop::Done(Some(Outcome::RolledBack(reason))) => Refusal::NotReady(reason),
+            Stop::Done(Some(Outcome::RolledBack(reason))) => Refusal::NotReady(reason.to_string()),
             Stop::Done(other) => {
                 tracing::error!(%session, outcome = ?other, "session not recorded");
                 Refusal::Internal
