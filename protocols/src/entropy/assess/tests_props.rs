@@ -119,21 +119,77 @@ fn brute_tuple_stats(s: &[u8]) -> (Vec<u64>, Vec<u128>) {
     (most, pairs)
 }
 
+/// Suffix start positions sorted by direct comparison of the suffixes.
+fn direct_suffix_order(text: &[u8]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..text.len() as u32).collect();
+    order.sort_by(|&a, &b| text[a as usize..].cmp(&text[b as usize..]));
+    order
+}
+
+/// LCP array in suffix order by direct comparison of adjacent sorted suffixes.
+fn direct_lcp(text: &[u8]) -> Vec<u32> {
+    let order = direct_suffix_order(text);
+    let mut want = vec![0u32; text.len()];
+    for i in 1..order.len() {
+        let (a, b) = (&text[order[i - 1] as usize..], &text[order[i] as usize..]);
+        want[i] = a.iter().zip(b).take_while(|(x, y)| x == y).count() as u32;
+    }
+    want
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn suffix_array_sorts_suffixes_and_lcp_matches_direct_comparison(
         s in small_alphabet(5, 0..400),
+        period in prop::option::of(1usize..40),
+        sample in 1usize..20,
     ) {
-        let (sa, lcp) = suffix::suffix_and_lcp(&s).unwrap();
-        let mut expected: Vec<u32> = (0..s.len() as u32).collect();
-        expected.sort_by(|&a, &b| s[a as usize..].cmp(&s[b as usize..]));
-        prop_assert_eq!(&sa, &expected);
+        // A short period makes long repeats: deep SA-IS recursion and long PLCP runs.
+        let s: Vec<u8> = match period {
+            Some(p) => (0..s.len()).map(|i| s[i % p]).collect(),
+            None => s,
+        };
+        let (sa, lcp) = suffix::suffix_and_lcp(&s, sample).unwrap();
+        prop_assert_eq!(&sa, &direct_suffix_order(&s));
+        prop_assert_eq!(lcp.len(), sa.len());
+        if !lcp.is_empty() {
+            prop_assert_eq!(lcp[0], 0);
+        }
         for i in 1..sa.len() {
             let (a, b) = (&s[sa[i - 1] as usize..], &s[sa[i] as usize..]);
             let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
             prop_assert_eq!(lcp[i] as usize, common);
+        }
+    }
+
+    #[test]
+    fn window_route_matches_direct_comparison_or_declines_on_64_bit_repeats(
+        raw in prop::collection::vec(any::<u8>(), 0..3000),
+        ones_in_256 in prop::sample::select(vec![128u32, 40, 8]),
+        period in prop::option::of(20usize..300),
+        bucket_bits in 0u32..=16,
+        sort_buffer in prop::sample::select(vec![0usize, 16, 4096]),
+    ) {
+        // Skewed bits crowd few buckets; a period shorter than the text by 64 or more
+        // repeats 64-bit windows, as do long zero runs. Both ways of sorting a bucket (cached
+        // keys, keys recomputed per comparison) run.
+        let bits: Vec<u8> = raw.iter().map(|&b| u8::from(u32::from(b) < ones_in_256)).collect();
+        let bits: Vec<u8> = match period {
+            Some(p) => (0..bits.len()).map(|i| bits[i % p]).collect(),
+            None => bits,
+        };
+        let repeats = {
+            let mut seen = std::collections::HashSet::new();
+            !bits.windows(64).all(|w| seen.insert(w))
+        };
+        match suffix::binary_window_lcp_for_test(&bits, bucket_bits, sort_buffer) {
+            None => prop_assert!(repeats),
+            Some(lcp) => {
+                prop_assert!(!repeats);
+                prop_assert_eq!(lcp, direct_lcp(&bits));
+            }
         }
     }
 
@@ -148,25 +204,30 @@ proptest! {
             None => s,
         };
         for text in [s.iter().map(|b| b & 1).collect::<Vec<u8>>(), s] {
-            let mut order: Vec<usize> = (0..text.len()).collect();
-            order.sort_by(|&a, &b| text[a..].cmp(&text[b..]));
-            let mut want = vec![0u32; text.len()];
-            for i in 1..order.len() {
-                let (a, b) = (&text[order[i - 1]..], &text[order[i]..]);
-                want[i] = a.iter().zip(b).take_while(|(x, y)| x == y).count() as u32;
-            }
-            prop_assert_eq!(suffix::sorted_lcp(&text).unwrap(), want);
+            prop_assert_eq!(suffix::sorted_lcp(&text).unwrap(), direct_lcp(&text));
         }
     }
 
     #[test]
     fn tuple_statistics_from_lcp_intervals_match_brute_force_counting(
         s in small_alphabet(4, 1..250),
+        period in prop::option::of(1usize..12),
     ) {
-        let (most, pairs) = t_tuple_lrs::tuple_stats_for_test(&s).unwrap();
+        // Periodic inputs nest intervals deeply (long progressions on the interval stack).
+        let s: Vec<u8> = match period {
+            Some(p) => (0..s.len()).map(|i| s[i % p]).collect(),
+            None => s,
+        };
+        let (((most, pairs), t), (used_most, used_pairs)) =
+            t_tuple_lrs::tuple_stats_for_test(&s).unwrap();
         let (want_most, want_pairs) = brute_tuple_stats(&s);
-        prop_assert_eq!(most, want_most);
-        prop_assert_eq!(pairs, want_pairs);
+        let want_t = want_most.iter().take_while(|&&c| c >= 35).count();
+        prop_assert_eq!(&most, &want_most);
+        prop_assert_eq!(&pairs, &want_pairs);
+        prop_assert_eq!(t, want_t);
+        // What the estimators tally: counts up to t, pairs beyond it.
+        prop_assert_eq!(&used_most[..], &want_most[..want_t]);
+        prop_assert_eq!(&used_pairs[..], &want_pairs[want_t..]);
     }
 
     #[test]
