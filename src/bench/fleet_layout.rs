@@ -8,6 +8,7 @@
 use super::stats::Deadline;
 use crate::fleet::{CoordinatorSettings, Fleet, FleetSettings, PeerLayout};
 use anyhow::Context;
+use coordinator::admin::SourceStanding;
 use protocols::wire::SourceState;
 use std::time::Duration;
 
@@ -53,7 +54,10 @@ pub(crate) fn start(
     Fleet::start(settings, |what| deadline.check(what))
 }
 
-/// Waits until every peer is attested, trusted and heartbeating, then [`SETTLE_AFTER_START`].
+/// Waits until every peer is attested, trusted and heartbeating and the coordinator has audited
+/// every source it reports once (each audit assesses a window of 100,000 samples through the
+/// ten SP 800-90B estimators: CPU that would otherwise land in the first figures), then
+/// [`SETTLE_AFTER_START`].
 pub(crate) async fn wait_until_all_eligible(
     fleet: &Fleet,
     deadline: &Deadline,
@@ -64,10 +68,23 @@ pub(crate) async fn wait_until_all_eligible(
             .iter()
             .filter(|l| l.trusted && l.heartbeat_age_s.is_some())
             .count();
-        if eligible >= fleet.peers.len() {
+        let sources: usize = lines.iter().map(|l| l.sources.len()).sum();
+        let audited = lines
+            .iter()
+            .flat_map(|l| &l.source_lines)
+            .filter(|s| !s.audit_pending && !matches!(s.standing, SourceStanding::Unaudited))
+            .count();
+        if eligible >= fleet.peers.len() && audited >= sources {
             // Start-up work (health tests, first contributions) would otherwise be measured.
             tokio::time::sleep(SETTLE_AFTER_START).await;
             return Ok(());
+        }
+        if eligible >= fleet.peers.len() {
+            deadline.check(&format!(
+                "waiting for the coordinator's first audit of every source ({audited} of {sources} so far)"
+            ))?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         }
         let waiting_for: Vec<String> = lines
             .iter()
