@@ -50,6 +50,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let filter = tracing_subscriber::EnvFilter::new("error");
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .try_init();
     } else {
