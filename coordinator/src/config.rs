@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// How the coordinator runs.
+/// How the coordinator runs. A key it does not know is refused by name (a misspelt setting
+/// would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CoordinatorConfig {
     /// Data directory (identity, database, admin socket).
     pub data_dir: PathBuf,

@@ -222,7 +222,7 @@ pub use crate::sources::feed::FeedConfig;
 
 /// Which sources to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SourcesConfig {
     /// Probe the real Linux sources (thermal, hwmon, IIO, interrupts, CPU load, hwrng, network
     /// counters, softnet, packet arrival timings, Wi-Fi levels, key timings, jitter).
@@ -306,8 +306,10 @@ impl ResourceProfile {
     }
 }
 
-/// The agent's whole configuration.
+/// The agent's whole configuration. A key it does not know is refused by name (a misspelt
+/// setting would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     /// Coordinator multiaddress ending in `/p2p/<PeerId>`: the pinned coordinator.
     pub coordinator: String,
