@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod out;
+
 mod bench;
 mod cli;
 mod demo;

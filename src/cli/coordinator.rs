@@ -306,10 +306,10 @@ fn admin_call(
         }
     };
     match answer {
-        AdminAnswer::Done => println!("done"),
-        AdminAnswer::Token(t) => println!("{t}"),
-        AdminAnswer::Status(lines) => print!("{}", status::render(&lines)),
-        AdminAnswer::Sessions(s) => println!("{} sessions", s.len()),
+        AdminAnswer::Done => outln!("done"),
+        AdminAnswer::Token(t) => outln!("{t}"),
+        AdminAnswer::Status(lines) => out!("{}", status::render(&lines)),
+        AdminAnswer::Sessions(s) => outln!("{} sessions", s.len()),
         AdminAnswer::Error(e) => bail!("{e}"),
     }
     Ok(())

@@ -210,11 +210,12 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         args.data_dir.display(),
         config_path.display()
     );
-    println!("node id {}", key.node_id());
-    println!("peer id {peer_id}");
-    println!(
+    outln!("node id {}", key.node_id());
+    outln!("peer id {peer_id}");
+    outln!(
         "enrol it on the coordinator with: entroshard coordinator enrol {peer_id} --region {} --operator {}",
-        config.region, config.operator
+        config.region,
+        config.operator
     );
     Ok(())
 }

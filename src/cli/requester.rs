@@ -194,9 +194,9 @@ pub fn run_requester(command: RequesterCommand) -> anyhow::Result<()> {
         toml::to_string(&RequesterConfig { coordinator })?,
     )?;
     let pid = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    println!("requester initialised in {}", dir.data_dir.display());
-    println!("peer id {pid}");
-    println!("authorise it with: entroshard coordinator requesters add {pid}");
+    outln!("requester initialised in {}", dir.data_dir.display());
+    outln!("peer id {pid}");
+    outln!("authorise it with: entroshard coordinator requesters add {pid}");
     Ok(())
 }
 
@@ -234,18 +234,18 @@ pub fn run_session(command: SessionCommand) -> anyhow::Result<()> {
 
 fn show(file: &TicketFile) -> anyhow::Result<()> {
     let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
-    println!("session    {}", t.session);
-    println!("epoch      {}", t.epoch);
-    println!("threshold  {} of {}", t.threshold(), t.holders.len());
-    println!("expires    {} (unix ms)", t.expires_at_ms);
-    println!(
+    outln!("session    {}", t.session);
+    outln!("epoch      {}", t.epoch);
+    outln!("threshold  {} of {}", t.threshold(), t.holders.len());
+    outln!("expires    {} (unix ms)", t.expires_at_ms);
+    outln!(
         "requester  {}",
         peer::identity::peer_id(&t.requester)
             .map(|p| p.to_string())
             .unwrap_or_default()
     );
     for h in &t.holders {
-        println!(
+        outln!(
             "holder #{:<3} {}",
             h.index,
             peer::identity::peer_id(&h.node)
@@ -254,7 +254,7 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
         );
     }
     if let Some(r) = &file.receipt {
-        println!(
+        outln!(
             "entropy    {} credited bits from {} peers; {} blocks passed, {} rejected",
             r.credited_bits,
             r.contributors.len(),
@@ -262,7 +262,7 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
             r.blocks_rejected
         );
         for c in &r.contributors {
-            println!(
+            outln!(
                 "  {} {:>6} bits",
                 peer::identity::peer_id(&c.node)
                     .map(|p| p.to_string())
@@ -355,9 +355,7 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
     match args.output {
         Some(path) => write_secret(&path, &out),
         None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&out)?;
-            stdout.flush()?;
+            crate::out::write_bytes(&out);
             Ok(())
         }
     }

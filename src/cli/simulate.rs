@@ -139,7 +139,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     ));
     bar.finish_and_clear();
     let report = report?;
-    println!(
+    outln!(
         "{}: {} devices, {:.3} % of {} fetches succeeded, {} wrong keys, peak RSS {:.0} MiB ({:.0} KiB per device)",
         report.scenario.name,
         report.peers,
@@ -151,7 +151,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     );
     let mut failed = 0;
     for c in &report.checks {
-        println!(
+        outln!(
             "  [{}] {} — {}",
             if c.passed { "ok" } else { "FAILED" },
             c.name,
@@ -159,7 +159,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         );
         failed += usize::from(!c.passed);
     }
-    println!("report: {}", out.join("report.md").display());
+    outln!("report: {}", out.join("report.md").display());
     if args.strict && failed > 0 {
         bail!("{failed} checks failed");
     }
