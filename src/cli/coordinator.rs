@@ -1,5 +1,6 @@
 //! `entroshard coordinator …`: initialise, run and administer the coordinator.
 
+mod reach;
 mod status;
 
 use super::systemd::{self, ConfigTarget};
@@ -267,15 +268,19 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
         }
         CoordinatorCommand::Rotate(a) => {
             let session = session_of(&a.session)?;
+            let socket = a.data_dir.join("admin.sock");
             let answer = runtime
-                .block_on(admin::call(
-                    &a.data_dir.join("admin.sock"),
-                    &AdminCall::Rotate { session },
-                ))
-                .context("rotation needs a running coordinator")?;
+                .block_on(admin::call(&socket, &AdminCall::Rotate { session }))
+                .map_err(|e| match reach::socket_refusal(&socket, &e) {
+                    Some(refusal) => anyhow::anyhow!(refusal),
+                    None => anyhow::anyhow!(
+                        "rotation needs a running coordinator; none answers on {}: {e}",
+                        socket.display()
+                    ),
+                })?;
             match answer {
                 AdminAnswer::Error(e) => bail!("{e}"),
-                _ => println!("rotation of {session} started"),
+                _ => outln!("rotation of {session} started"),
             }
             Ok(())
         }
@@ -299,9 +304,16 @@ fn admin_call(
     let socket = data_dir.join("admin.sock");
     let answer = match runtime.block_on(admin::call(&socket, &call)) {
         Ok(answer) => answer,
-        Err(_) => {
-            let db = CoordinatorDb::open(&data_dir.join("coordinator.redb"))
-                .context("the coordinator is not running and its database could not be opened")?;
+        Err(e) => {
+            if let Some(refusal) = reach::socket_refusal(&socket, &e) {
+                bail!(refusal);
+            }
+            let db_path = data_dir.join("coordinator.redb");
+            if let Some(missing) = reach::missing_database(data_dir, &db_path) {
+                bail!(missing);
+            }
+            let db = CoordinatorDb::open(&db_path)
+                .map_err(|e| anyhow::anyhow!(reach::database_refusal(&socket, &e)))?;
             admin::apply(&db, &call).map_err(anyhow::Error::msg)?.0
         }
     };
