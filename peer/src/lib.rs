@@ -12,6 +12,7 @@ pub mod metrics_http;
 pub mod node;
 pub mod pace;
 pub mod pipeline;
+pub mod secret_file;
 pub mod sources;
 pub mod store;
 pub mod ticket_cache;

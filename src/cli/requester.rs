@@ -14,7 +14,6 @@ use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 use requester::Requester;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,18 +147,10 @@ pub fn parse_ttl(s: &str) -> anyhow::Result<u64> {
     n.checked_mul(mult).context("duration too long")
 }
 
+/// Writes a ticket or key file: mode 0600, whole (temporary file, sync, rename), never through
+/// a symlink.
 fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    Ok(peer::secret_file::replace(path, bytes)?)
 }
 
 /// Reads a ticket file.
