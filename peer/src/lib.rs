@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod addr;
 pub mod agent;
 pub mod config;
 pub mod contribution;

@@ -333,11 +333,6 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         .config
         .clone()
         .unwrap_or_else(|| args.data_dir.join("coordinator.toml"));
-    // Checked before any key is made, so a refused config leaves nothing behind.
-    let target = systemd::config_target(&config_path)?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let listen = if args.listen.is_empty() {
         vec![
             "/ip4/0.0.0.0/tcp/7400".into(),
@@ -360,34 +355,62 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         config.credit_round_s = v;
     }
     config.metrics = args.metrics;
-    let mut os = UnwrapErr(SysRng);
-    let key = NodeKey::generate(&mut os);
-    peer::identity::write_new_key(&config.identity_path(), &key)?;
-    let db = CoordinatorDb::open(&config.db_path())?;
-    std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
-    let mut secrets = CoordinatorSecrets {
-        sealing_master: [0; 32],
-        noise_static: [0; 32],
-    };
-    os.fill_bytes(&mut secrets.sealing_master);
-    os.fill_bytes(&mut secrets.noise_static);
-    db.init_secrets(&secrets)?;
+    // Everything is checked before anything is written: a refused command leaves no file behind
+    // and can be run again as typed, corrected.
+    config.validate().map_err(anyhow::Error::msg)?;
+    let target = systemd::config_target(&config_path)?;
+    let settings = toml::to_string_pretty(&config).context("encoding the config")?;
+    for existing in [config.identity_path(), config.db_path()] {
+        if std::fs::symlink_metadata(&existing).is_ok() {
+            bail!(
+                "{} already exists: {} already holds a coordinator",
+                existing.display(),
+                args.data_dir.display()
+            );
+        }
+    }
     // Peers running this very build are allowed; other builds must be allowed explicitly.
     let own = peer::agent::measure::binary_sha256().context("hashing the running binary")?;
-    db.allow_binary(own)?;
-    match target {
-        ConfigTarget::New => config.save_new(&config_path).map_err(anyhow::Error::msg)?,
-        ConfigTarget::Template(template) => systemd::fill_template(
-            &config_path,
-            &toml::to_string_pretty(&config).context("encoding the config")?,
-            &template,
-        )?,
+    let mut os = UnwrapErr(SysRng);
+    let key = NodeKey::generate(&mut os);
+    let mut written = super::Written::default();
+    written.create_dir_all(&args.data_dir)?;
+    let result = (|| -> anyhow::Result<()> {
+        std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", args.data_dir.display()))?;
+        written.secret(&config.identity_path(), key.secret_bytes())?;
+        written.file(&config.db_path());
+        let db = CoordinatorDb::open(&config.db_path())?;
+        std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
+        let mut secrets = CoordinatorSecrets {
+            sealing_master: [0; 32],
+            noise_static: [0; 32],
+        };
+        os.fill_bytes(&mut secrets.sealing_master);
+        os.fill_bytes(&mut secrets.noise_static);
+        db.init_secrets(&secrets)?;
+        db.allow_binary(own)?;
+        match &target {
+            ConfigTarget::New => {
+                config.save_new(&config_path).map_err(anyhow::Error::msg)?;
+                written.file(&config_path);
+            }
+            ConfigTarget::Template(template) => {
+                written.template(&config_path, template);
+                systemd::fill_template(&config_path, &settings, template)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        written.undo();
+        return Err(e);
     }
     let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    println!("coordinator initialised in {}", args.data_dir.display());
-    println!("peer id {peer_id}");
-    println!("allowed peer binary {}", protocols::ids::hex8(&own));
-    println!(
+    outln!("coordinator initialised in {}", args.data_dir.display());
+    outln!("peer id {peer_id}");
+    outln!("allowed peer binary {}", protocols::ids::hex8(&own));
+    outln!(
         "peers pin it with: entroshard peer init --coordinator /ip4/<address>/tcp/<port>/p2p/{peer_id} ..."
     );
     Ok(())

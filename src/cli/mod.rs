@@ -7,6 +7,9 @@ pub mod requester;
 pub mod simulate;
 pub mod systemd;
 pub mod tunnel;
+mod written;
+
+use written::Written;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]

@@ -174,9 +174,7 @@ pub async fn connect(dir: &Path) -> anyhow::Result<(NodeKey, Requester)> {
 /// Runs `requester init`.
 pub fn run_requester(command: RequesterCommand) -> anyhow::Result<()> {
     let RequesterCommand::Init { coordinator, dir } = command;
-    coordinator
-        .parse::<libp2p::Multiaddr>()
-        .context("coordinator address")?;
+    peer::addr::coordinator_addr(&coordinator).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&dir.data_dir)?;
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
     peer::identity::write_new_key(&dir.data_dir.join("identity.key"), &key)?;
