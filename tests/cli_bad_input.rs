@@ -105,6 +105,27 @@ fn peer_init_with_a_host_port_listen_address_shows_the_multiaddr_form_and_writes
 }
 
 #[test]
+fn requester_init_with_a_coordinator_address_lacking_its_peer_id_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_in(
+        tmp.path(),
+        &[
+            "requester",
+            "init",
+            "--coordinator",
+            "/ip4/127.0.0.1/tcp/7400",
+            "--data-dir",
+            "r",
+        ],
+    );
+    assert_refused(
+        &out,
+        &["coordinator address \"/ip4/127.0.0.1/tcp/7400\" does not end in /p2p/<PeerId>"],
+    );
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
 fn coordinator_init_with_a_host_port_listen_address_shows_the_multiaddr_form_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run_in(

@@ -175,13 +175,30 @@ pub async fn connect(dir: &Path) -> anyhow::Result<(NodeKey, Requester)> {
 pub fn run_requester(command: RequesterCommand) -> anyhow::Result<()> {
     let RequesterCommand::Init { coordinator, dir } = command;
     peer::addr::coordinator_addr(&coordinator).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&dir.data_dir)?;
+    let config = toml::to_string(&RequesterConfig { coordinator })?;
+    let config_path = dir.data_dir.join("requester.toml");
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
-    peer::identity::write_new_key(&dir.data_dir.join("identity.key"), &key)?;
-    std::fs::write(
-        dir.data_dir.join("requester.toml"),
-        toml::to_string(&RequesterConfig { coordinator })?,
-    )?;
+    let mut written = super::Written::default();
+    written.create_dir_all(&dir.data_dir)?;
+    let result = (|| -> anyhow::Result<()> {
+        written.secret(&dir.data_dir.join("identity.key"), key.secret_bytes())?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&config_path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(config.as_bytes())?;
+                f.sync_all()
+            })
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        written.file(&config_path);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        written.undo();
+        return Err(e);
+    }
     let pid = peer::identity::peer_id(&key.node_id()).context("identity")?;
     outln!("requester initialised in {}", dir.data_dir.display());
     outln!("peer id {pid}");
