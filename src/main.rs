@@ -1,5 +1,8 @@
 //! `entroshard`: one binary for every role. This file only parses the command line and dispatches.
 
+#[macro_use]
+mod out;
+
 mod bench;
 mod cli;
 mod demo;

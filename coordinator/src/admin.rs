@@ -139,7 +139,13 @@ pub fn apply(
             None,
         ),
         AdminCall::Sessions => (AdminAnswer::Sessions(db.sessions().map_err(e)?), None),
-        AdminCall::Rotate { session } => (AdminAnswer::Done, Some(AdminRequest::Rotate(*session))),
+        AdminCall::Rotate { session } => {
+            // Checked here, before the loop is asked: the loop answers nothing back.
+            if db.session(session).map_err(e)?.is_none() {
+                return Err(format!("session {session} not found"));
+            }
+            (AdminAnswer::Done, Some(AdminRequest::Rotate(*session)))
+        }
     })
 }
 
@@ -356,6 +362,17 @@ mod tests {
     }
 
     use std::time::Duration;
+
+    #[test]
+    fn rotating_an_unknown_session_is_refused_by_name_and_never_reaches_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = CoordinatorDb::open(&dir.path().join("c.redb")).unwrap();
+        let session = protocols::ids::SessionId([7; 16]);
+        let Err(err) = apply(&db, &AdminCall::Rotate { session }) else {
+            panic!("an unknown session was accepted for rotation");
+        };
+        assert_eq!(err, format!("session {session} not found"));
+    }
 
     #[tokio::test]
     async fn silent_surplus_and_garbage_connections_are_closed_and_the_socket_keeps_serving() {

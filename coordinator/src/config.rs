@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// How the coordinator runs.
+/// How the coordinator runs. A key it does not know is refused by name (a misspelt setting
+/// would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CoordinatorConfig {
     /// Data directory (identity, database, admin socket).
     pub data_dir: PathBuf,
@@ -163,34 +165,50 @@ impl CoordinatorConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        for (name, v) in [
-            ("credit_round_s", config.credit_round_s),
-            ("attestation_interval_s", config.attestation_interval_s),
-            ("attestation_validity_s", config.attestation_validity_s),
-            ("attestation_answer_s", config.attestation_answer_s),
-            ("heartbeat_max_age_s", config.heartbeat_max_age_s),
-            ("contribution_max_age_s", config.contribution_max_age_s),
-            ("rotation_period_s", config.rotation_period_s),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{}: {name} must be positive", path.display()));
-            }
-        }
-        for (name, v) in [
-            ("credit_hold_s", config.credit_hold_s),
-            ("holder_audit_s", config.holder_audit_s),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{}: {name} must be 0 or more", path.display()));
-            }
-        }
-        if config.clone_min_events == 0 {
+        config
+            .validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks every setting (what [`CoordinatorConfig::load`] refuses); `coordinator init` runs
+    /// it before writing anything. At least one listen address is required: a coordinator that
+    /// listens on nothing cannot be reached.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
             return Err(format!(
-                "{}: clone_min_events must be at least 1",
-                path.display()
+                "no listen address; the coordinator would listen on nothing (expected {})",
+                peer::addr::LISTEN_FORMS
             ));
         }
-        Ok(config)
+        for l in &self.listen {
+            peer::addr::listen_addr(l)?;
+        }
+        for (name, v) in [
+            ("credit_round_s", self.credit_round_s),
+            ("attestation_interval_s", self.attestation_interval_s),
+            ("attestation_validity_s", self.attestation_validity_s),
+            ("attestation_answer_s", self.attestation_answer_s),
+            ("heartbeat_max_age_s", self.heartbeat_max_age_s),
+            ("contribution_max_age_s", self.contribution_max_age_s),
+            ("rotation_period_s", self.rotation_period_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        for (name, v) in [
+            ("credit_hold_s", self.credit_hold_s),
+            ("holder_audit_s", self.holder_audit_s),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be 0 or more"));
+            }
+        }
+        if self.clone_min_events == 0 {
+            return Err("clone_min_events must be at least 1".into());
+        }
+        Ok(())
     }
 
     /// The intake's duplicate rules from this configuration.

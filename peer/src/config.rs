@@ -222,7 +222,7 @@ pub use crate::sources::feed::FeedConfig;
 
 /// Which sources to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SourcesConfig {
     /// Probe the real Linux sources (thermal, hwmon, IIO, interrupts, CPU load, hwrng, network
     /// counters, softnet, packet arrival timings, Wi-Fi levels, key timings, jitter).
@@ -306,8 +306,10 @@ impl ResourceProfile {
     }
 }
 
-/// The agent's whole configuration.
+/// The agent's whole configuration. A key it does not know is refused by name (a misspelt
+/// setting would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     /// Coordinator multiaddress ending in `/p2p/<PeerId>`: the pinned coordinator.
     pub coordinator: String,
@@ -339,7 +341,8 @@ pub struct PeerConfig {
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
     /// A one-time join token from `coordinator join-token`, redeemed at the first start.
-    #[serde(default)]
+    /// `peer init` keeps it out of this file, in [`PeerConfig::join_token_path`] (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join_token: Option<String>,
     /// Sources.
     #[serde(default)]
@@ -372,6 +375,28 @@ impl PeerConfig {
     /// The identity file inside the data directory.
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join("identity.key")
+    }
+
+    /// The file `peer init` keeps a join token in (mode 0600), beside the identity.
+    pub fn join_token_path(&self) -> PathBuf {
+        self.data_dir.join("join-token")
+    }
+
+    /// The join token to redeem: the config's own, else the one in
+    /// [`PeerConfig::join_token_path`], if any.
+    pub fn join_token(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(token) = &self.join_token {
+            return Ok(Some(token.clone()));
+        }
+        let path = self.join_token_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ConfigError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
     }
 
     /// The share store inside the data directory.
@@ -428,20 +453,12 @@ impl PeerConfig {
         Ok(sha2::Sha256::digest(&bytes).into())
     }
 
-    fn validate(&self) -> Result<(), String> {
-        let addr: libp2p::Multiaddr = self
-            .coordinator
-            .parse()
-            .map_err(|e| format!("coordinator address: {e}"))?;
-        if !matches!(
-            addr.iter().last(),
-            Some(libp2p::multiaddr::Protocol::P2p(_))
-        ) {
-            return Err("coordinator address must end in /p2p/<PeerId>".into());
-        }
+    /// Checks every setting (what [`PeerConfig::load`] refuses); `peer init` runs it before
+    /// writing anything.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::addr::coordinator_addr(&self.coordinator)?;
         for l in &self.listen {
-            l.parse::<libp2p::Multiaddr>()
-                .map_err(|e| format!("listen address {l}: {e}"))?;
+            crate::addr::listen_addr(l)?;
         }
         let positive = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {

@@ -92,3 +92,49 @@ fn sensor_models_round_trip_through_the_config_file() {
     let back: SourcesConfig = toml::from_str(&text).unwrap();
     assert_eq!(back, sources);
 }
+
+fn minimal_text(data_dir: &Path) -> String {
+    format!(
+        "coordinator = \"/ip4/127.0.0.1/tcp/7400/p2p/12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X\"\n\
+         region = \"r\"\noperator = \"o\"\ndata_dir = {:?}\n",
+        data_dir.display().to_string()
+    )
+}
+
+fn minimal(data_dir: &Path) -> PeerConfig {
+    toml::from_str(&minimal_text(data_dir)).unwrap()
+}
+
+#[test]
+fn the_join_token_is_read_from_its_own_file_when_the_config_carries_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = minimal(dir.path());
+    assert_eq!(config.join_token().unwrap(), None);
+    std::fs::write(config.join_token_path(), "abcd\n").unwrap();
+    assert_eq!(config.join_token().unwrap().as_deref(), Some("abcd"));
+    let inline = PeerConfig {
+        join_token: Some("ef".into()),
+        ..config
+    };
+    assert_eq!(inline.join_token().unwrap().as_deref(), Some("ef"));
+    assert!(
+        !toml::to_string(&minimal(dir.path()))
+            .unwrap()
+            .contains("join_token")
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name_in_the_config_and_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peer.toml");
+    let good = minimal_text(dir.path());
+    for (extra, key) in [
+        ("metrcs = \"127.0.0.1:1\"\n", "metrcs"),
+        ("[sources]\ndetect_hardwre = false\n", "detect_hardwre"),
+    ] {
+        std::fs::write(&path, format!("{good}{extra}")).unwrap();
+        let err = PeerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
+    }
+}

@@ -4,7 +4,6 @@ use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
-use std::io::Write;
 use std::path::Path;
 use thiserror::Error;
 
@@ -34,6 +33,9 @@ pub enum IdentityError {
         /// Mode found.
         mode: u32,
     },
+    /// A new identity file was not written.
+    #[error("identity file: {0}")]
+    Write(crate::secret_file::SecretFileError),
     /// The key bytes were refused by libp2p.
     #[error("libp2p refused the key: {0}")]
     Libp2p(String),
@@ -62,21 +64,10 @@ pub fn node_id(peer: &PeerId) -> Option<NodeId> {
     Some(NodeId(ed.to_bytes()))
 }
 
-/// Writes a new identity file with mode 0600; refuses to overwrite an existing one.
+/// Writes a new identity file with mode 0600, whole or not at all; refuses to overwrite an
+/// existing file or to follow a symlink ([`crate::secret_file::write_new`]).
 pub fn write_new_key(path: &Path, key: &NodeKey) -> Result<(), IdentityError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| IdentityError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(key.secret_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    crate::secret_file::write_new(path, key.secret_bytes()).map_err(IdentityError::Write)
 }
 
 /// Reads an identity file, refusing one that others can read.

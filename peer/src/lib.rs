@@ -1,6 +1,7 @@
 //! The mesh node shared by every role, and the device agent that runs on each peer:
 //! entropy sources, the contribution loop, the share store and the share service.
 
+pub mod addr;
 pub mod agent;
 pub mod config;
 pub mod contribution;
@@ -10,6 +11,7 @@ pub mod metrics_http;
 pub mod node;
 pub mod pace;
 pub mod pipeline;
+pub mod secret_file;
 pub mod sources;
 pub mod store;
 pub mod ticket_cache;

@@ -121,9 +121,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let report = measured?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{}", report.table());
+        outln!("{}", report.table());
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `entroshard coordinator …`: initialise, run and administer the coordinator.
 
+mod reach;
 mod status;
 
 use super::systemd::{self, ConfigTarget};
@@ -267,15 +268,19 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
         }
         CoordinatorCommand::Rotate(a) => {
             let session = session_of(&a.session)?;
+            let socket = a.data_dir.join("admin.sock");
             let answer = runtime
-                .block_on(admin::call(
-                    &a.data_dir.join("admin.sock"),
-                    &AdminCall::Rotate { session },
-                ))
-                .context("rotation needs a running coordinator")?;
+                .block_on(admin::call(&socket, &AdminCall::Rotate { session }))
+                .map_err(|e| match reach::socket_refusal(&socket, &e) {
+                    Some(refusal) => anyhow::anyhow!(refusal),
+                    None => anyhow::anyhow!(
+                        "rotation needs a running coordinator; none answers on {}: {e}",
+                        socket.display()
+                    ),
+                })?;
             match answer {
                 AdminAnswer::Error(e) => bail!("{e}"),
-                _ => println!("rotation of {session} started"),
+                _ => outln!("rotation of {session} started"),
             }
             Ok(())
         }
@@ -299,17 +304,24 @@ fn admin_call(
     let socket = data_dir.join("admin.sock");
     let answer = match runtime.block_on(admin::call(&socket, &call)) {
         Ok(answer) => answer,
-        Err(_) => {
-            let db = CoordinatorDb::open(&data_dir.join("coordinator.redb"))
-                .context("the coordinator is not running and its database could not be opened")?;
+        Err(e) => {
+            if let Some(refusal) = reach::socket_refusal(&socket, &e) {
+                bail!(refusal);
+            }
+            let db_path = data_dir.join("coordinator.redb");
+            if let Some(missing) = reach::missing_database(data_dir, &db_path) {
+                bail!(missing);
+            }
+            let db = CoordinatorDb::open(&db_path)
+                .map_err(|e| anyhow::anyhow!(reach::database_refusal(&socket, &e)))?;
             admin::apply(&db, &call).map_err(anyhow::Error::msg)?.0
         }
     };
     match answer {
-        AdminAnswer::Done => println!("done"),
-        AdminAnswer::Token(t) => println!("{t}"),
-        AdminAnswer::Status(lines) => print!("{}", status::render(&lines)),
-        AdminAnswer::Sessions(s) => println!("{} sessions", s.len()),
+        AdminAnswer::Done => outln!("done"),
+        AdminAnswer::Token(t) => outln!("{t}"),
+        AdminAnswer::Status(lines) => out!("{}", status::render(&lines)),
+        AdminAnswer::Sessions(s) => outln!("{} sessions", s.len()),
         AdminAnswer::Error(e) => bail!("{e}"),
     }
     Ok(())
@@ -321,11 +333,6 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         .config
         .clone()
         .unwrap_or_else(|| args.data_dir.join("coordinator.toml"));
-    // Checked before any key is made, so a refused config leaves nothing behind.
-    let target = systemd::config_target(&config_path)?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let listen = if args.listen.is_empty() {
         vec![
             "/ip4/0.0.0.0/tcp/7400".into(),
@@ -348,34 +355,62 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         config.credit_round_s = v;
     }
     config.metrics = args.metrics;
-    let mut os = UnwrapErr(SysRng);
-    let key = NodeKey::generate(&mut os);
-    peer::identity::write_new_key(&config.identity_path(), &key)?;
-    let db = CoordinatorDb::open(&config.db_path())?;
-    std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
-    let mut secrets = CoordinatorSecrets {
-        sealing_master: [0; 32],
-        noise_static: [0; 32],
-    };
-    os.fill_bytes(&mut secrets.sealing_master);
-    os.fill_bytes(&mut secrets.noise_static);
-    db.init_secrets(&secrets)?;
+    // Everything is checked before anything is written: a refused command leaves no file behind
+    // and can be run again as typed, corrected.
+    config.validate().map_err(anyhow::Error::msg)?;
+    let target = systemd::config_target(&config_path)?;
+    let settings = toml::to_string_pretty(&config).context("encoding the config")?;
+    for existing in [config.identity_path(), config.db_path()] {
+        if std::fs::symlink_metadata(&existing).is_ok() {
+            bail!(
+                "{} already exists: {} already holds a coordinator",
+                existing.display(),
+                args.data_dir.display()
+            );
+        }
+    }
     // Peers running this very build are allowed; other builds must be allowed explicitly.
     let own = peer::agent::measure::binary_sha256().context("hashing the running binary")?;
-    db.allow_binary(own)?;
-    match target {
-        ConfigTarget::New => config.save_new(&config_path).map_err(anyhow::Error::msg)?,
-        ConfigTarget::Template(template) => systemd::fill_template(
-            &config_path,
-            &toml::to_string_pretty(&config).context("encoding the config")?,
-            &template,
-        )?,
+    let mut os = UnwrapErr(SysRng);
+    let key = NodeKey::generate(&mut os);
+    let mut written = super::Written::default();
+    written.create_dir_all(&args.data_dir)?;
+    let result = (|| -> anyhow::Result<()> {
+        std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", args.data_dir.display()))?;
+        written.secret(&config.identity_path(), key.secret_bytes())?;
+        written.file(&config.db_path());
+        let db = CoordinatorDb::open(&config.db_path())?;
+        std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
+        let mut secrets = CoordinatorSecrets {
+            sealing_master: [0; 32],
+            noise_static: [0; 32],
+        };
+        os.fill_bytes(&mut secrets.sealing_master);
+        os.fill_bytes(&mut secrets.noise_static);
+        db.init_secrets(&secrets)?;
+        db.allow_binary(own)?;
+        match &target {
+            ConfigTarget::New => {
+                config.save_new(&config_path).map_err(anyhow::Error::msg)?;
+                written.file(&config_path);
+            }
+            ConfigTarget::Template(template) => {
+                written.template(&config_path, template);
+                systemd::fill_template(&config_path, &settings, template)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        written.undo();
+        return Err(e);
     }
     let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    println!("coordinator initialised in {}", args.data_dir.display());
-    println!("peer id {peer_id}");
-    println!("allowed peer binary {}", protocols::ids::hex8(&own));
-    println!(
+    outln!("coordinator initialised in {}", args.data_dir.display());
+    outln!("peer id {peer_id}");
+    outln!("allowed peer binary {}", protocols::ids::hex8(&own));
+    outln!(
         "peers pin it with: entroshard peer init --coordinator /ip4/<address>/tcp/<port>/p2p/{peer_id} ..."
     );
     Ok(())

@@ -7,6 +7,9 @@ pub mod requester;
 pub mod simulate;
 pub mod systemd;
 pub mod tunnel;
+mod written;
+
+use written::Written;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]
@@ -18,12 +21,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the tracing subscriber (RUST_LOG overrides the default `info`).
+/// Installs the tracing subscriber (RUST_LOG overrides the default `info`). Human lines carry
+/// ANSI colours only when standard error is a terminal, never into a file or a pipe.
 pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -146,8 +146,6 @@ fn parse_feed(spec: &str) -> anyhow::Result<FeedConfig> {
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let listen = if args.listen.is_empty() {
         vec![
             "/ip4/0.0.0.0/tcp/0".into(),
@@ -173,7 +171,8 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
             ResourceProfile::Standard
         },
         metrics: args.metrics,
-        join_token: args.join_token,
+        // Kept out of the config file: it goes to its own 0600 file below.
+        join_token: None,
         sources: SourcesConfig {
             detect_hardware: !args.no_hardware,
             system_root: PathBuf::from("/"),
@@ -191,30 +190,48 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     let config_path = args
         .config
         .unwrap_or_else(|| args.data_dir.join("peer.toml"));
-    // Checked before the identity is written, so a refused config leaves nothing behind.
+    // Everything is checked before anything is written: a refused command leaves no file behind
+    // and can be run again as typed, corrected.
+    config.validate().map_err(anyhow::Error::msg)?;
     let target = systemd::config_target(&config_path)?;
+    let settings = toml::to_string_pretty(&config).context("encoding the config")?;
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
-    peer::identity::write_new_key(&config.identity_path(), &key)?;
-    match target {
-        ConfigTarget::New => config.save_new(&config_path)?,
-        ConfigTarget::Template(template) => systemd::fill_template(
-            &config_path,
-            &toml::to_string_pretty(&config).context("encoding the config")?,
-            &template,
-        )?,
+    let mut written = super::Written::default();
+    written.create_dir_all(&args.data_dir)?;
+    let result = (|| -> anyhow::Result<()> {
+        written.secret(&config.identity_path(), key.secret_bytes())?;
+        if let Some(token) = &args.join_token {
+            written.secret(&config.join_token_path(), token.trim().as_bytes())?;
+        }
+        match &target {
+            ConfigTarget::New => {
+                config.save_new(&config_path)?;
+                written.file(&config_path);
+            }
+            ConfigTarget::Template(template) => {
+                written.template(&config_path, template);
+                systemd::fill_template(&config_path, &settings, template)?;
+            }
+        }
+        PeerConfig::load(&config_path).context("the written config does not load back")?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        written.undo();
+        return Err(e);
     }
-    PeerConfig::load(&config_path).context("the written config does not load back")?;
     let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    println!(
+    outln!(
         "peer initialised in {} (config {})",
         args.data_dir.display(),
         config_path.display()
     );
-    println!("node id {}", key.node_id());
-    println!("peer id {peer_id}");
-    println!(
+    outln!("node id {}", key.node_id());
+    outln!("peer id {peer_id}");
+    outln!(
         "enrol it on the coordinator with: entroshard coordinator enrol {peer_id} --region {} --operator {}",
-        config.region, config.operator
+        config.region,
+        config.operator
     );
     Ok(())
 }

@@ -14,7 +14,6 @@ use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
 use requester::Requester;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,18 +147,10 @@ pub fn parse_ttl(s: &str) -> anyhow::Result<u64> {
     n.checked_mul(mult).context("duration too long")
 }
 
+/// Writes a ticket or key file: mode 0600, whole (temporary file, sync, rename), never through
+/// a symlink.
 fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    Ok(peer::secret_file::replace(path, bytes)?)
 }
 
 /// Reads a ticket file.
@@ -183,20 +174,35 @@ pub async fn connect(dir: &Path) -> anyhow::Result<(NodeKey, Requester)> {
 /// Runs `requester init`.
 pub fn run_requester(command: RequesterCommand) -> anyhow::Result<()> {
     let RequesterCommand::Init { coordinator, dir } = command;
-    coordinator
-        .parse::<libp2p::Multiaddr>()
-        .context("coordinator address")?;
-    std::fs::create_dir_all(&dir.data_dir)?;
+    peer::addr::coordinator_addr(&coordinator).map_err(anyhow::Error::msg)?;
+    let config = toml::to_string(&RequesterConfig { coordinator })?;
+    let config_path = dir.data_dir.join("requester.toml");
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
-    peer::identity::write_new_key(&dir.data_dir.join("identity.key"), &key)?;
-    std::fs::write(
-        dir.data_dir.join("requester.toml"),
-        toml::to_string(&RequesterConfig { coordinator })?,
-    )?;
+    let mut written = super::Written::default();
+    written.create_dir_all(&dir.data_dir)?;
+    let result = (|| -> anyhow::Result<()> {
+        written.secret(&dir.data_dir.join("identity.key"), key.secret_bytes())?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&config_path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(config.as_bytes())?;
+                f.sync_all()
+            })
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        written.file(&config_path);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        written.undo();
+        return Err(e);
+    }
     let pid = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    println!("requester initialised in {}", dir.data_dir.display());
-    println!("peer id {pid}");
-    println!("authorise it with: entroshard coordinator requesters add {pid}");
+    outln!("requester initialised in {}", dir.data_dir.display());
+    outln!("peer id {pid}");
+    outln!("authorise it with: entroshard coordinator requesters add {pid}");
     Ok(())
 }
 
@@ -234,18 +240,18 @@ pub fn run_session(command: SessionCommand) -> anyhow::Result<()> {
 
 fn show(file: &TicketFile) -> anyhow::Result<()> {
     let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
-    println!("session    {}", t.session);
-    println!("epoch      {}", t.epoch);
-    println!("threshold  {} of {}", t.threshold(), t.holders.len());
-    println!("expires    {} (unix ms)", t.expires_at_ms);
-    println!(
+    outln!("session    {}", t.session);
+    outln!("epoch      {}", t.epoch);
+    outln!("threshold  {} of {}", t.threshold(), t.holders.len());
+    outln!("expires    {} (unix ms)", t.expires_at_ms);
+    outln!(
         "requester  {}",
         peer::identity::peer_id(&t.requester)
             .map(|p| p.to_string())
             .unwrap_or_default()
     );
     for h in &t.holders {
-        println!(
+        outln!(
             "holder #{:<3} {}",
             h.index,
             peer::identity::peer_id(&h.node)
@@ -254,7 +260,7 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
         );
     }
     if let Some(r) = &file.receipt {
-        println!(
+        outln!(
             "entropy    {} credited bits from {} peers; {} blocks passed, {} rejected",
             r.credited_bits,
             r.contributors.len(),
@@ -262,7 +268,7 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
             r.blocks_rejected
         );
         for c in &r.contributors {
-            println!(
+            outln!(
                 "  {} {:>6} bits",
                 peer::identity::peer_id(&c.node)
                     .map(|p| p.to_string())
@@ -355,9 +361,7 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
     match args.output {
         Some(path) => write_secret(&path, &out),
         None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&out)?;
-            stdout.flush()?;
+            crate::out::write_bytes(&out);
             Ok(())
         }
     }

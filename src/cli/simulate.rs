@@ -50,6 +50,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let filter = tracing_subscriber::EnvFilter::new("error");
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .try_init();
     } else {
@@ -138,7 +139,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     ));
     bar.finish_and_clear();
     let report = report?;
-    println!(
+    outln!(
         "{}: {} devices, {:.3} % of {} fetches succeeded, {} wrong keys, peak RSS {:.0} MiB ({:.0} KiB per device)",
         report.scenario.name,
         report.peers,
@@ -150,7 +151,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     );
     let mut failed = 0;
     for c in &report.checks {
-        println!(
+        outln!(
             "  [{}] {} — {}",
             if c.passed { "ok" } else { "FAILED" },
             c.name,
@@ -158,7 +159,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         );
         failed += usize::from(!c.passed);
     }
-    println!("report: {}", out.join("report.md").display());
+    outln!("report: {}", out.join("report.md").display());
     if args.strict && failed > 0 {
         bail!("{failed} checks failed");
     }

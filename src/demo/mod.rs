@@ -51,13 +51,13 @@ impl Narrator {
         let t0 = Instant::now();
         let (value, lines) = f().with_context(|| format!("step {} ({title}) failed", self.step))?;
         let elapsed = t0.elapsed();
-        println!(
+        outln!(
             "[{:>2}] {title:<44} {:>10.3} ms",
             self.step,
             elapsed.as_secs_f64() * 1e3
         );
         for line in lines {
-            println!("       {line}");
+            outln!("       {line}");
         }
         Ok(value)
     }
@@ -73,15 +73,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     protocols::sharing::check_parameters(usize::from(args.n), usize::from(args.k))?;
-    println!(
+    outln!(
         "entroshard demo — a coordinator, {} peers in 3 regions under 3 operators, 2 requesters; real processes and sockets on loopback",
         args.peers
     );
-    println!();
+    outln!();
     let mut narrator = Narrator::new();
     network::run(&args, &mut narrator)?;
-    println!();
-    println!(
+    outln!();
+    outln!(
         "demo finished: every step did what it shows ({:.1} s in all)",
         narrator.started.elapsed().as_secs_f64()
     );

@@ -247,7 +247,7 @@ pub async fn run_with_readiness(
             .await
             .map_err(|e| AgentError::Sources(format!("metrics on {addr}: {e}")))?;
     }
-    if let Some(token) = config.join_token.clone() {
+    if let Some(token) = config.join_token()? {
         let marker = config.data_dir.join("joined");
         tokio::spawn(async move {
             contribute::redeem_join_token(

@@ -215,6 +215,16 @@ impl SwarmTask {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let _ = self.offer(NodeEvent::Listening(address));
             }
+            SwarmEvent::ListenerClosed {
+                addresses,
+                reason: Err(e),
+                ..
+            } => {
+                tracing::error!(?addresses, error = %super::error_chain(&e), "listener failed");
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::error!(error = %super::error_chain(&error), "listener error");
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,

@@ -17,6 +17,7 @@ use thiserror::Error;
 
 /// One configured external feed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeedConfig {
     /// File, FIFO or device to read, or `-` for standard input.
     pub path: PathBuf,

@@ -95,17 +95,11 @@ fn parse_simulated(spec: &str) -> anyhow::Result<(SimulatedKind, u64)> {
     Ok(config.kind_and_seed())
 }
 
-/// Writes `text` to standard output; a reader that went away (`| head`) is not an error.
+/// Writes `text` to standard output; a reader that went away (`| head`) ends the process
+/// quietly.
 fn emit(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("writing to standard output"),
-    }
+    crate::out::write_bytes(text.as_bytes());
+    Ok(())
 }
 
 /// Largest number of samples asked of a source in one call.

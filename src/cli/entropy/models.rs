@@ -20,16 +20,22 @@ pub struct ModelsArgs {
 pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
     let models = ModelStore::in_data_dir(&args.data_dir).all();
     if models.is_empty() {
-        println!(
+        outln!(
             "no stored models in {} (a peer assesses its sources at its first start)",
             args.data_dir.join("entropy-models").display()
         );
         return Ok(());
     }
     if !args.json {
-        println!(
+        outln!(
             "{:<20} {:>4} {:>8} {:>9} {:>11} {:>6} {:>14}  ESTIMATOR",
-            "SOURCE", "BITS", "H", "SAMPLES", "SAMPLES/S", "ALPHA", "FALSE ALARM"
+            "SOURCE",
+            "BITS",
+            "H",
+            "SAMPLES",
+            "SAMPLES/S",
+            "ALPHA",
+            "FALSE ALARM"
         );
     }
     for m in models {
@@ -37,7 +43,7 @@ pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
         let a = alpha_log2_for_rate(rate);
         let days = false_alarm_period_s(rate, a) / 86_400.0;
         if args.json {
-            println!(
+            outln!(
                 "{{\"source\":{:?},\"bits_per_sample\":{},\"h_per_sample\":{},\"estimator\":{:?},\"samples\":{},\"samples_per_s\":{},\"alpha_log2\":{a},\"binary_sha256\":{:?},\"assessed_at_ms\":{}}}",
                 m.source,
                 m.bits_per_sample,
@@ -49,7 +55,7 @@ pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
                 m.assessed_at_ms
             );
         } else {
-            println!(
+            outln!(
                 "{:<20} {:>4} {:>8.4} {:>9} {:>11.0} {:>6} {:>10.0} days  {}",
                 m.source,
                 m.bits_per_sample,
@@ -68,7 +74,7 @@ pub fn show(args: ModelsArgs) -> anyhow::Result<()> {
 /// Removes every stored model.
 pub fn reassess(args: ModelsArgs) -> anyhow::Result<()> {
     let removed = ModelStore::in_data_dir(&args.data_dir).clear()?;
-    println!(
+    outln!(
         "removed {removed} stored model(s); each source is assessed again at the next `peer run`"
     );
     Ok(())
