@@ -1,5 +1,6 @@
 //! Bad input an operator types at the CLI, without starting any daemon: each is refused with a
 //! message naming the problem, and a refused command writes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

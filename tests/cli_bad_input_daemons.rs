@@ -1,6 +1,7 @@
 //! Bad input that only a running coordinator shows: a listen port already in use (TCP and
 //! QUIC) fails `coordinator run` with the OS's reason, and `coordinator rotate` of an unknown
 //! session is refused by name. Each test holds the fleet slot.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
