@@ -36,15 +36,20 @@ pub enum SecretFileError {
     },
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Writes `bytes` to a new file at `path` with mode 0600, atomically and without replacing or
 /// following anything already there.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), SecretFileError> {
     let shown = path.display().to_string();
     refuse_existing(path)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     let io = |source| SecretFileError::Io {
         path: shown.clone(),
         source,
@@ -81,10 +86,7 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), SecretFileError> {
         Ok(meta) if !meta.is_file() => return Err(SecretFileError::Exists { path: shown }),
         _ => {}
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     let io = |source| SecretFileError::Io {
         path: shown.clone(),
         source,

@@ -28,10 +28,42 @@ pub(super) fn neg_log2(p: f64) -> f64 {
     if p >= 1.0 { 0.0 } else { 0.0 - p.log2() }
 }
 
+/// The z value every estimator uses: [`Z_ALPHA`]. Test builds can replace it on the current
+/// thread (`with_z_alpha`) to separate the effect of NIST's more precise quantile from any
+/// other difference against the NIST tool's published outputs.
+#[cfg(not(test))]
+#[inline]
+pub(super) fn z_alpha() -> f64 {
+    Z_ALPHA
+}
+
+#[cfg(test)]
+thread_local! {
+    static Z_OVERRIDE: std::cell::Cell<f64> = const { std::cell::Cell::new(Z_ALPHA) };
+}
+
+#[cfg(test)]
+pub(super) fn z_alpha() -> f64 {
+    Z_OVERRIDE.with(std::cell::Cell::get)
+}
+
+/// Runs `f` with [`z_alpha`] returning `z` on this thread (test builds only).
+#[cfg(test)]
+pub(super) fn with_z_alpha<T>(z: f64, f: impl FnOnce() -> T) -> T {
+    struct Restore(f64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            Z_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(Z_OVERRIDE.with(|c| c.replace(z)));
+    f()
+}
+
 /// `min(1, p + 2.576 sqrt(p (1 - p) / (n - 1)))`, the 99% upper bound used throughout §6.3.
 /// Callers guarantee `n >= 2`.
 pub(super) fn upper_bound(p: f64, n: f64) -> f64 {
-    let spread = Z_ALPHA * (p * (1.0 - p) / (n - 1.0)).max(0.0).sqrt();
+    let spread = z_alpha() * (p * (1.0 - p) / (n - 1.0)).max(0.0).sqrt();
     (p + spread).min(1.0)
 }
 

@@ -1,7 +1,6 @@
 //! §6.3.4 Compression estimate (Maurer's universal statistic on 6-bit blocks, 1000-block dictionary).
 
-use super::Z_ALPHA;
-use super::common::{Root, is_binary, solve_decreasing};
+use super::common::{Root, is_binary, solve_decreasing, z_alpha};
 
 /// Block width b of step 1.
 const BLOCK_BITS: usize = 6;
@@ -54,7 +53,7 @@ pub fn compression(bits: &[u8]) -> Option<f64> {
     let mean = sum / vf;
     let sigma = SIGMA_FACTOR * (sum_sq / (vf - 1.0) - mean * mean).max(0.0).sqrt();
     // Step 5: X̄' = X̄ - 2.576 σ̂ / sqrt(v).
-    let mean_lower = mean - Z_ALPHA * sigma / vf.sqrt();
+    let mean_lower = mean - z_alpha() * sigma / vf.sqrt();
     // Step 6: solve X̄' = G(p) + (2^b - 1) G(q), q = (1 - p)/(2^b - 1), for p in [2^-b, 1].
     let g = GFunction::new(n_blocks);
     let alphabet_minus_one = ((1usize << BLOCK_BITS) - 1) as f64;

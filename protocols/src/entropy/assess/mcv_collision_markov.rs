@@ -1,6 +1,6 @@
 //! §6.3.1 Most Common Value, §6.3.2 Collision and §6.3.3 Markov estimates.
 
-use super::common::{Root, is_binary, neg_log2, solve_decreasing, upper_bound};
+use super::common::{Root, is_binary, neg_log2, solve_decreasing, upper_bound, z_alpha};
 
 /// §6.3.1 Most Common Value estimate, bits per symbol. `None` with fewer than two symbols.
 pub fn most_common_value(symbols: &[u8]) -> Option<f64> {
@@ -73,7 +73,7 @@ pub fn collision(bits: &[u8]) -> Option<f64> {
     let var = (sum_sq as f64 - sum as f64 * mean) / (vf - 1.0);
     let sigma = var.max(0.0).sqrt();
     // Step 6: X̄' = X̄ - 2.576 σ̂ / sqrt(v).
-    let mean_lower = mean - super::Z_ALPHA * sigma / vf.sqrt();
+    let mean_lower = mean - z_alpha() * sigma / vf.sqrt();
     // Step 7: solve X̄' = E(p) for p in [1/2, 1] by bisection (E decreases from 2.5 to 2).
     // Step 8: no solution (X̄' above 2.5) means min-entropy log2(2) = 1; X̄' at or below 2, the
     // smallest possible mean, gives p = 1.
