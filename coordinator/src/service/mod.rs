@@ -86,7 +86,7 @@ pub(crate) enum Internal {
         outcome: Result<rotation::Moved, errors::RotationError>,
         started: std::time::Instant,
         /// Holders whose answer to the rotation's fetch proved them bad.
-        faults: Vec<(NodeId, audit::HolderFault)>,
+        faults: Vec<(NodeId, crate::core::holder_audits::HolderFault)>,
     },
     /// An entropy audit of one source finished.
     EntropyAudited {
@@ -97,7 +97,7 @@ pub(crate) enum Internal {
     /// A holder audit finished (the session's lock is released).
     Audited {
         session: protocols::ids::SessionId,
-        faults: Vec<(NodeId, audit::HolderFault)>,
+        faults: Vec<(NodeId, crate::core::holder_audits::HolderFault)>,
         /// Holders that did not answer, to be asked again.
         silent: Vec<NodeId>,
         /// Which audit of the epoch this was (0: the first).
@@ -118,7 +118,7 @@ pub(crate) struct State {
     pub requested: BTreeMap<protocols::ids::SessionId, std::time::Instant>,
     pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
     /// Holder audits to run, by session.
-    pub audits: BTreeMap<protocols::ids::SessionId, audit::PendingAudit>,
+    pub audits: crate::core::holder_audits::HolderAudits,
     /// Every contributing source's audits and credit.
     pub sources: crate::intake::sources::SourceBook,
 }
@@ -253,7 +253,7 @@ async fn start(
         rotating: BTreeSet::new(),
         requested: BTreeMap::new(),
         rotations_by_cause: Default::default(),
-        audits: BTreeMap::new(),
+        audits: crate::core::holder_audits::HolderAudits::new(ctx.config.holder_audit_s),
         sources,
     };
     Ok((ctx, state, events, admin_rx, admin_tx))

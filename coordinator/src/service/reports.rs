@@ -22,7 +22,7 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             for h in holders {
                 *state.shares_held.entry(h).or_insert(0) += 1;
             }
-            audit::schedule(ctx, state, session);
+            state.audits.handle_committed(session, now_ms());
             tracing::info!(%session, "session stored");
         }
         Internal::Audited {
@@ -33,7 +33,9 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
         } => {
             state.rotating.remove(&session);
             audit::apply_faults(ctx, state, faults);
-            audit::retry_silent(ctx, state, session, silent, attempt);
+            state
+                .audits
+                .handle_audited(session, silent, attempt, now_ms());
         }
         Internal::ExpiryDone { session } => {
             state.rotating.remove(&session);
@@ -74,7 +76,7 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
                 for h in new {
                     *state.shares_held.entry(h).or_insert(0) += 1;
                 }
-                audit::schedule(ctx, state, session);
+                state.audits.handle_committed(session, now_ms());
                 *state
                     .rotations_by_cause
                     .entry(format!("{cause:?}"))

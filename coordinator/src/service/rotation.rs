@@ -65,11 +65,11 @@ pub(super) fn start(
         // Every holder is asked and judged, not only k: a bad holder is caught here even when
         // enough others answer (decision 0014).
         let answers = super::audit::ask_holders(&ctx, &record, &old_addrs).await;
-        let faults = super::audit::faults_of(&answers);
+        let faults = crate::core::holder_audits::faults_of(&answers);
         let shares: Vec<VerifiedShare> = answers
             .into_iter()
             .filter_map(|(_, a)| match a {
-                super::audit::Answer::Verified(s) => Some(s),
+                crate::core::holder_audits::Answer::Verified(s) => Some(s),
                 _ => None,
             })
             .collect();

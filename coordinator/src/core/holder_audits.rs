@@ -1,0 +1,255 @@
+//! Holder audits decided on virtual time (decision 0014): when the coordinator fetches a
+//! session's shares itself, which holders it asks, how it judges each reply, and whom it asks
+//! again. The first audit of an epoch comes `holder_audit_s` after its commit; a holder that did
+//! not answer is asked again, alone, after twice, four times … that wait (at most ten minutes,
+//! six times), so a bad holder cannot escape by being away when its audit falls due; a newer
+//! epoch's audit replaces those retries. The driver sends the fetches and feeds back what came.
+
+use crate::db::SessionRecord;
+use crate::peers::{PeerTable, Quarantine};
+use protocols::ids::{NodeId, SessionId};
+use protocols::sealing::{self, SealedShare, ShareOpeningKey, ShareSlot};
+use protocols::sharing::VerifiedShare;
+use protocols::wire::Refusal;
+use std::collections::BTreeMap;
+
+/// A "not found" this close to the session's expiry is not held against a holder: its clock may
+/// run ahead of the coordinator's and its expiry sweep may have deleted the share.
+pub const EXPIRY_MARGIN_MS: u64 = 60_000;
+
+/// How many times a holder that did not answer its audit is asked again.
+pub const SILENT_RETRIES: u32 = 6;
+
+/// The longest wait before asking a silent holder again.
+pub const MAX_RETRY_DELAY_MS: u64 = 600_000;
+
+/// What a holder did wrong, as the coordinator saw it on its own authenticated connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HolderFault {
+    /// The share it returned does not open under its slot's key or fails the commitments.
+    BadShare(String),
+    /// It said it has no share of an epoch it acknowledged storing durably.
+    Withheld,
+}
+
+/// What came back from one holder, as the driver received it.
+#[derive(Debug)]
+pub enum Reply {
+    /// No decodable answer: unreachable, timed out, or bytes that are not a fetch reply.
+    NoAnswer(String),
+    /// The holder refused.
+    Refused(Refusal),
+    /// The holder returned a sealed share.
+    Sealed(SealedShare),
+}
+
+/// One holder's answer, judged.
+#[derive(Debug)]
+pub enum Answer {
+    /// A share that opened and verified.
+    Verified(VerifiedShare),
+    /// Proof of a bad holder.
+    Fault(HolderFault),
+    /// Unreachable, busy, or a refusal that says nothing about its store: no blame.
+    Silent(String),
+}
+
+/// Judges `reply` from the holder of `slot` of `record`, fetched at `now_ms`: a share that opens
+/// with `key` and verifies against the commitments, proof of a fault, or silence.
+pub fn judge(
+    record: &SessionRecord,
+    slot: &ShareSlot,
+    key: &ShareOpeningKey,
+    reply: Reply,
+    now_ms: u64,
+) -> Answer {
+    let near_expiry = record.expires_at_ms <= now_ms.saturating_add(EXPIRY_MARGIN_MS);
+    match reply {
+        Reply::NoAnswer(why) => Answer::Silent(why),
+        Reply::Refused(Refusal::NotFound) if !near_expiry => Answer::Fault(HolderFault::Withheld),
+        Reply::Refused(r) => Answer::Silent(r.to_string()),
+        Reply::Sealed(sealed) => match sealing::open(key, slot, &sealed) {
+            Err(e) => Answer::Fault(HolderFault::BadShare(format!("seal: {e}"))),
+            Ok(share) => match share.verify(&record.commitments) {
+                Ok(verified) => Answer::Verified(verified),
+                Err(e) => Answer::Fault(HolderFault::BadShare(format!("commitments: {e}"))),
+            },
+        },
+    }
+}
+
+/// The holders among `answers` that did not answer.
+pub fn silent_of(answers: &[(NodeId, Answer)]) -> Vec<NodeId> {
+    answers
+        .iter()
+        .filter(|(_, a)| matches!(a, Answer::Silent(_)))
+        .map(|(node, _)| *node)
+        .collect()
+}
+
+/// The faults among `answers`.
+pub fn faults_of(answers: &[(NodeId, Answer)]) -> Vec<(NodeId, HolderFault)> {
+    answers
+        .iter()
+        .filter_map(|(node, a)| match a {
+            Answer::Fault(f) => Some((*node, f.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Quarantines each holder with a fault unless it already carries a quarantine that never
+/// lifts; returns the metric label of each new quarantine (`bad_share`, `withheld_share`).
+pub fn quarantine_faulty(
+    peers: &mut PeerTable,
+    faults: Vec<(NodeId, HolderFault)>,
+) -> Vec<&'static str> {
+    let mut labels = Vec::new();
+    for (node, fault) in faults {
+        let Some(p) = peers.get_mut(&node) else {
+            continue;
+        };
+        if p.quarantine.as_ref().is_some_and(Quarantine::is_sticky) {
+            continue;
+        }
+        let (quarantine, label) = match fault {
+            HolderFault::BadShare(why) => (Quarantine::BadShare(why), "bad_share"),
+            HolderFault::Withheld => (Quarantine::WithheldShare, "withheld_share"),
+        };
+        tracing::warn!(node = %node.short(), reason = label, "bad holder quarantined");
+        p.quarantine = Some(quarantine);
+        labels.push(label);
+    }
+    labels
+}
+
+/// An audit that is due at `at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingAudit {
+    at_ms: u64,
+    /// The holders to ask: all of the epoch's (`None`), or the ones silent last time.
+    only: Option<Vec<NodeId>>,
+    /// How many audits of this epoch ran before (0 for the first).
+    attempt: u32,
+}
+
+/// An audit to run now: fetch from every holder `record` lists (already narrowed to the ones
+/// to ask) and report with [`HolderAudits::handle_audited`] and this `attempt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOrder {
+    /// The session at its current epoch, holders narrowed to those asked.
+    pub record: SessionRecord,
+    /// Which audit of this epoch it is (0: the first).
+    pub attempt: u32,
+}
+
+/// The audits of every live session's current epoch.
+#[derive(Debug, Default)]
+pub struct HolderAudits {
+    /// Wait before an epoch's first audit (ms); `None`: audits are off.
+    first_wait_ms: Option<u64>,
+    pending: BTreeMap<SessionId, PendingAudit>,
+}
+
+impl HolderAudits {
+    /// Audits `holder_audit_s` seconds after each commit (none when it is 0 or less).
+    pub fn new(holder_audit_s: f64) -> Self {
+        Self {
+            first_wait_ms: (holder_audit_s > 0.0).then_some((holder_audit_s * 1000.0) as u64),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The wait before audit number `attempt` (0: the first), doubling per retry.
+    fn wait_ms(first: u64, attempt: u32) -> u64 {
+        first
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(MAX_RETRY_DELAY_MS.max(first))
+    }
+
+    /// A new epoch of `session` was committed at `now_ms`: its first audit replaces any retry
+    /// of the last epoch's.
+    pub fn handle_committed(&mut self, session: SessionId, now_ms: u64) {
+        if let Some(first) = self.first_wait_ms {
+            self.pending.insert(
+                session,
+                PendingAudit {
+                    at_ms: now_ms.saturating_add(first),
+                    only: None,
+                    attempt: 0,
+                },
+            );
+        }
+    }
+
+    /// Audit `attempt` of `session` finished at `now_ms` with `silent` holders: they are asked
+    /// again later, alone, unless a newer epoch's audit is pending or the retries are used up.
+    pub fn handle_audited(
+        &mut self,
+        session: SessionId,
+        silent: Vec<NodeId>,
+        attempt: u32,
+        now_ms: u64,
+    ) {
+        let Some(first) = self.first_wait_ms else {
+            return;
+        };
+        if silent.is_empty() || attempt >= SILENT_RETRIES {
+            return;
+        }
+        let next = attempt + 1;
+        self.pending.entry(session).or_insert(PendingAudit {
+            at_ms: now_ms.saturating_add(Self::wait_ms(first, next)),
+            only: Some(silent),
+            attempt: next,
+        });
+    }
+
+    /// The audits due at `now_ms` among `sessions` (the live ones as recorded), skipping the
+    /// sessions `busy` names (a rotation or expiry under way: they stay due). Sessions no longer
+    /// recorded, or expired, are forgotten.
+    pub fn due(
+        &mut self,
+        now_ms: u64,
+        sessions: &[SessionRecord],
+        busy: impl Fn(&SessionId) -> bool,
+    ) -> Vec<AuditOrder> {
+        let live = |s: &SessionId| {
+            sessions
+                .iter()
+                .find(|r| &r.session == s && r.expires_at_ms > now_ms)
+        };
+        self.pending.retain(|s, _| live(s).is_some());
+        let due: Vec<SessionId> = self
+            .pending
+            .iter()
+            .filter(|(s, a)| a.at_ms <= now_ms && !busy(s))
+            .map(|(s, _)| *s)
+            .collect();
+        let mut orders = Vec::with_capacity(due.len());
+        for session in due {
+            let (Some(audit), Some(record)) = (self.pending.remove(&session), live(&session))
+            else {
+                continue;
+            };
+            let mut record = record.clone();
+            if let Some(only) = &audit.only {
+                record.holders.retain(|h| only.contains(&h.node));
+            }
+            orders.push(AuditOrder {
+                record,
+                attempt: audit.attempt,
+            });
+        }
+        orders
+    }
+
+    /// When the next audit falls due, if any is pending.
+    pub fn next_at_ms(&self) -> Option<u64> {
+        self.pending.values().map(|a| a.at_ms).min()
+    }
+}
+
+#[cfg(test)]
+#[path = "holder_audits_tests.rs"]
+mod tests;
