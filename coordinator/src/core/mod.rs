@@ -11,9 +11,11 @@
 //! * [`deletions`] — owed deletions delivered to their holders and settled as they acknowledge
 //!   (after a commit, a roll-back, or a restart).
 //! * [`orders`] — the signed holder orders both send.
+//! * [`attestation`] — whom to challenge, and the verdict on each answer.
 //! * [`holder_audits`] — when the coordinator fetches shares itself, and how it judges them.
 //! * [`schedule`] — what each upkeep tick starts: expiries, rotations and their causes.
 
+pub mod attestation;
 pub mod deletions;
 pub mod holder_audits;
 pub mod orders;

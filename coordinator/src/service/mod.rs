@@ -20,7 +20,6 @@ use crate::db::CoordinatorDb;
 use crate::intake::Intake;
 use crate::peers::PeerTable;
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
-use protocols::attestation::Challenge;
 use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
@@ -29,7 +28,7 @@ use protocols::wire::{
     self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
     WIRE_VERSION,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -64,7 +63,7 @@ pub(crate) struct Ctx {
 pub(crate) enum Internal {
     Attested {
         node: NodeId,
-        challenge: Challenge,
+        nonce: [u8; 32],
         reply: Result<Vec<u8>, String>,
         /// When the answer reached this node (coordinator clock): the answer window is judged
         /// on it, not on when the loop got round to it.
@@ -111,7 +110,7 @@ pub(crate) struct State {
     pub intake: Intake,
     pub allowlist: BTreeSet<[u8; 32]>,
     pub requesters: BTreeSet<NodeId>,
-    pub challenges: HashMap<NodeId, Challenge>,
+    pub attestations: crate::core::attestation::Attestations,
     pub shares_held: std::collections::BTreeMap<NodeId, u32>,
     pub rotating: BTreeSet<protocols::ids::SessionId>,
     /// Rotations an operator asked for that have not committed yet; retried every tick.
@@ -248,7 +247,10 @@ async fn start(
         intake,
         allowlist,
         requesters,
-        challenges: HashMap::new(),
+        attestations: crate::core::attestation::Attestations::new(
+            (ctx.config.attestation_answer_s * 1000.0) as u64,
+            (ctx.config.attestation_validity_s * 1000.0) as u64,
+        ),
         shares_held,
         rotating: BTreeSet::new(),
         requested: BTreeMap::new(),

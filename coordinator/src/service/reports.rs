@@ -7,10 +7,10 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
     match msg {
         Internal::Attested {
             node,
-            challenge,
+            nonce,
             reply,
             received_at_ms,
-        } => attest::judge(ctx, state, node, challenge, reply, received_at_ms),
+        } => attest::judge(ctx, state, node, nonce, reply, received_at_ms),
         Internal::EntropyAudited {
             node,
             source,
