@@ -58,6 +58,15 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Runs `args` in a fresh directory and fails unless it is refused with every one of `parts`
+/// and leaves the directory empty.
+fn assert_refused_writing_nothing(args: &[&str], parts: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_in(tmp.path(), args);
+    assert_refused(&out, parts);
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}
+
 #[test]
 fn peer_init_with_a_bad_coordinator_address_names_it_writes_nothing_and_the_retry_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
@@ -87,29 +96,21 @@ fn peer_init_with_a_bad_coordinator_address_names_it_writes_nothing_and_the_retr
 
 #[test]
 fn peer_init_with_a_host_port_listen_address_shows_the_multiaddr_form_and_writes_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run_in(
-        tmp.path(),
+    assert_refused_writing_nothing(
         &peer_init(
             "p",
             &["--coordinator", COORDINATOR, "--listen", "0.0.0.0:7401"],
         ),
-    );
-    assert_refused(
-        &out,
         &[
             "listen address \"0.0.0.0:7401\" is not a multiaddr",
             "write it as /ip4/0.0.0.0/tcp/7401 (TCP) or /ip4/0.0.0.0/udp/7401/quic-v1 (QUIC)",
         ],
     );
-    assert!(entries(tmp.path()).is_empty());
 }
 
 #[test]
 fn requester_init_with_a_coordinator_address_lacking_its_peer_id_writes_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run_in(
-        tmp.path(),
+    assert_refused_writing_nothing(
         &[
             "requester",
             "init",
@@ -118,19 +119,13 @@ fn requester_init_with_a_coordinator_address_lacking_its_peer_id_writes_nothing(
             "--data-dir",
             "r",
         ],
-    );
-    assert_refused(
-        &out,
         &["coordinator address \"/ip4/127.0.0.1/tcp/7400\" does not end in /p2p/<PeerId>"],
     );
-    assert!(entries(tmp.path()).is_empty());
 }
 
 #[test]
 fn coordinator_init_with_a_host_port_listen_address_shows_the_multiaddr_form_and_writes_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = run_in(
-        tmp.path(),
+    assert_refused_writing_nothing(
         &[
             "coordinator",
             "init",
@@ -139,15 +134,11 @@ fn coordinator_init_with_a_host_port_listen_address_shows_the_multiaddr_form_and
             "--data-dir",
             "c",
         ],
-    );
-    assert_refused(
-        &out,
         &[
             "listen address \"0.0.0.0:7400\" is not a multiaddr",
             "/ip4/0.0.0.0/tcp/7400",
         ],
     );
-    assert!(entries(tmp.path()).is_empty());
 }
 
 /// `coordinator init` in `tmp/c` on a loopback port nobody dials (the daemon is never run).
