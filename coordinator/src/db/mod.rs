@@ -1,15 +1,18 @@
 //! The coordinator's durable state: secrets, enrolments, join tokens, allowlists and sessions, in one redb file.
 
+mod audit;
 mod deletions;
 mod error;
 mod records;
 mod registry;
+mod revocation;
 mod sessions;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 mod writer;
 
+pub use audit::{AUDIT_KEEP, AuditEntry};
 pub use deletions::OwedDeletion;
 pub use error::DbError;
 pub use records::{
@@ -84,6 +87,36 @@ pub mod fuzzing {
             }
             for table in [super::SESSIONS, super::PENDING_EPOCHS] {
                 records(db, txn, table, &mut rows)?;
+            }
+            // Created by the first removal.
+            match txn.open_table(super::revocation::REVOKED_REQUESTERS) {
+                Ok(t) => {
+                    for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                        let (k, _) = entry.map_err(|e| db.err(OP, e))?;
+                        rows.push((
+                            "revoked_requesters".to_string(),
+                            k.value().to_vec(),
+                            Vec::new(),
+                        ));
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(db.err(OP, e)),
+            }
+            // Created by the first audit entry.
+            match txn.open_table(super::audit::AUDIT_LOG) {
+                Ok(t) => {
+                    for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                        let (k, v) = entry.map_err(|e| db.err(OP, e))?;
+                        rows.push((
+                            "audit_log".to_string(),
+                            k.value().to_be_bytes().to_vec(),
+                            v.value().to_vec(),
+                        ));
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(db.err(OP, e)),
             }
             // Created by the first owed deletion.
             match txn.open_table(super::deletions::OWED_DELETIONS) {
