@@ -1,14 +1,19 @@
 //! Admin commands on a local Unix socket (mode 0600 in the data directory) while the coordinator
 //! runs, or on its database directly when it is stopped.
 
+mod fleet;
 mod lines;
 pub mod requests;
+pub mod rfc3339;
 
+pub use fleet::{
+    AdminError, EnrolledPeer, LivePeer, RequesterLine, enrolled_peers, peer_text, requester_lines,
+};
 pub use lines::{MAX_REASON_CHARS, PeerLine, SourceLine, SourceStanding};
 
-use crate::db::{CoordinatorDb, Enrolment, JoinToken, SessionRecord};
+use crate::db::{AuditEntry, CoordinatorDb, Enrolment, JoinToken, SessionRecord};
 use crate::os::now_ms;
-use protocols::ids::NodeId;
+use protocols::ids::{NodeId, SessionId, hex8};
 use requests::AdminRequest;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -19,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest admin frame.
 const MAX_FRAME: usize = 1 << 20;
 
-/// An admin command.
+/// An admin command (docs/protocol/admin-socket.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminCall {
     /// Enrol (or relabel) a peer.
@@ -54,12 +59,54 @@ pub enum AdminCall {
     /// Rotate a session now (running coordinator only).
     Rotate {
         /// The session.
-        session: protocols::ids::SessionId,
+        session: SessionId,
     },
     /// The peer table.
     Status,
     /// Every session.
     Sessions,
+    /// Withdraw a binary's SHA-256.
+    Disallow {
+        /// Digest.
+        #[serde(with = "serde_bytes")]
+        sha256: [u8; 32],
+    },
+    /// Every allowed binary.
+    AllowedBinaries,
+    /// Remove a requester: no more sessions, no more tickets.
+    RemoveRequester {
+        /// The requester.
+        node: NodeId,
+    },
+    /// Every requester known.
+    Requesters,
+    /// Every enrolled peer.
+    Peers,
+    /// Withdraw a peer's enrolment.
+    RemovePeer {
+        /// The peer.
+        node: NodeId,
+    },
+    /// Lift a peer's quarantine (running coordinator only).
+    Unquarantine {
+        /// The peer.
+        node: NodeId,
+    },
+    /// One session.
+    Session {
+        /// The session.
+        session: SessionId,
+    },
+    /// Revoke a session: its record goes, its holders owe the deletion of their shares.
+    RevokeSession {
+        /// The session.
+        session: SessionId,
+    },
+    /// The audit trail from a time on.
+    Audit {
+        /// Entries written at or after this time (ms since the Unix epoch).
+        since_ms: u64,
+    },
 }
 
 /// The answer to an admin command.
@@ -75,14 +122,33 @@ pub enum AdminAnswer {
     Sessions(Vec<SessionRecord>),
     /// It failed.
     Error(String),
+    /// Allowed binaries.
+    Binaries(Vec<[u8; 32]>),
+    /// Requesters.
+    Requesters(Vec<RequesterLine>),
+    /// Enrolled peers.
+    Peers(Vec<EnrolledPeer>),
+    /// One session.
+    Session(Box<SessionRecord>),
+    /// A session revoked; this many holders owe a deletion.
+    Revoked {
+        /// Holders of the current epoch.
+        holders: usize,
+    },
+    /// Audit entries, oldest first.
+    Audit(Vec<AuditEntry>),
 }
 
-/// Carries out a command on the database; returns what the running loop must also learn.
+/// Carries out a command on the database as `actor` (recorded in the audit trail); returns what
+/// the running loop must also learn. A refused command writes nothing.
 pub fn apply(
     db: &CoordinatorDb,
     call: &AdminCall,
-) -> Result<(AdminAnswer, Option<AdminRequest>), String> {
-    let e = |e: crate::db::DbError| e.to_string();
+    actor: &str,
+) -> Result<(AdminAnswer, Option<AdminRequest>), AdminError> {
+    let audit = |action: &str, subject: String, detail: String| {
+        fleet::audit(db, actor, action, subject, detail)
+    };
     Ok(match call {
         AdminCall::Enrol {
             node,
@@ -96,8 +162,12 @@ pub fn apply(
                     operator: operator.clone(),
                     enrolled_at_ms: now_ms(),
                 },
-            )
-            .map_err(e)?;
+            )?;
+            audit(
+                "peers enrol",
+                peer_text(node),
+                format!("region {region}, operator {operator}"),
+            );
             (
                 AdminAnswer::Done,
                 Some(AdminRequest::Enrol {
@@ -122,31 +192,131 @@ pub fn apply(
                     operator: operator.clone(),
                     expires_at_ms,
                 },
-            )
-            .map_err(e)?;
-            (AdminAnswer::Token(protocols::ids::hex8(&token)), None)
+            )?;
+            audit(
+                "join-token",
+                format!("token sha256 {}", hex8(&digest)),
+                format!(
+                    "region {region}, operator {operator}, expires {}",
+                    rfc3339::format_ms(expires_at_ms)
+                ),
+            );
+            (AdminAnswer::Token(hex8(&token)), None)
         }
         AdminCall::Allow { sha256 } => {
-            db.allow_binary(*sha256).map_err(e)?;
+            db.allow_binary(*sha256)?;
+            audit("allow", hex8(sha256), String::new());
             (AdminAnswer::Done, Some(AdminRequest::Allow(*sha256)))
         }
+        AdminCall::Disallow { sha256 } => {
+            if !db.disallow_binary(sha256)? {
+                return Err(AdminError::NotFound {
+                    what: "binary",
+                    id: hex8(sha256),
+                });
+            }
+            audit("disallow", hex8(sha256), String::new());
+            (AdminAnswer::Done, Some(AdminRequest::Disallow(*sha256)))
+        }
+        AdminCall::AllowedBinaries => (
+            AdminAnswer::Binaries(db.allowed_binaries()?.into_iter().collect()),
+            None,
+        ),
         AdminCall::AddRequester { node } => {
-            db.add_requester(node).map_err(e)?;
+            db.add_requester(node)?;
+            audit("requesters add", peer_text(node), String::new());
             (AdminAnswer::Done, Some(AdminRequest::AddRequester(*node)))
+        }
+        AdminCall::RemoveRequester { node } => {
+            if !db.revoke_requester(node)? {
+                return Err(AdminError::NotFound {
+                    what: "requester",
+                    id: peer_text(node),
+                });
+            }
+            audit("requesters remove", peer_text(node), String::new());
+            (
+                AdminAnswer::Done,
+                Some(AdminRequest::RemoveRequester(*node)),
+            )
+        }
+        AdminCall::Requesters => (AdminAnswer::Requesters(requester_lines(db)?), None),
+        AdminCall::Peers => (AdminAnswer::Peers(enrolled_peers(db, None)?), None),
+        AdminCall::RemovePeer { node } => {
+            if !db.unenrol(node)? {
+                return Err(AdminError::NotFound {
+                    what: "peer",
+                    id: peer_text(node),
+                });
+            }
+            audit("peers remove", peer_text(node), String::new());
+            (AdminAnswer::Done, Some(AdminRequest::RemovePeer(*node)))
+        }
+        AdminCall::Unquarantine { node } => {
+            if !db.enrolments()?.iter().any(|(n, _)| n == node) {
+                return Err(AdminError::NotFound {
+                    what: "peer",
+                    id: peer_text(node),
+                });
+            }
+            return Err(AdminError::NeedsRunning(
+                "the coordinator is not running: quarantines live in the running coordinator, \
+                 and a restart clears them",
+            ));
         }
         AdminCall::Status => (
             AdminAnswer::Error("status needs a running coordinator".into()),
             None,
         ),
-        AdminCall::Sessions => (AdminAnswer::Sessions(db.sessions().map_err(e)?), None),
+        AdminCall::Sessions => (AdminAnswer::Sessions(db.sessions()?), None),
+        AdminCall::Session { session } => match db.session(session)? {
+            Some(record) => (AdminAnswer::Session(Box::new(record)), None),
+            None => return Err(session_not_found(session)),
+        },
+        AdminCall::RevokeSession { session } => {
+            let Some(record) = db.revoke_session(session)? else {
+                return Err(session_not_found(session));
+            };
+            audit_revoked(db, actor, &record);
+            (
+                AdminAnswer::Revoked {
+                    holders: record.holders.len(),
+                },
+                None,
+            )
+        }
+        AdminCall::Audit { since_ms } => (AdminAnswer::Audit(db.audit_since(*since_ms)?), None),
         AdminCall::Rotate { session } => {
             // Checked here, before the loop is asked: the loop answers nothing back.
-            if db.session(session).map_err(e)?.is_none() {
-                return Err(format!("session {session} not found"));
+            if db.session(session)?.is_none() {
+                return Err(session_not_found(session));
             }
+            audit("rotate", session.to_string(), String::new());
             (AdminAnswer::Done, Some(AdminRequest::Rotate(*session)))
         }
     })
+}
+
+fn session_not_found(session: &SessionId) -> AdminError {
+    AdminError::NotFound {
+        what: "session",
+        id: session.to_string(),
+    }
+}
+
+/// The audit line of a revoked session.
+fn audit_revoked(db: &CoordinatorDb, actor: &str, record: &SessionRecord) {
+    fleet::audit(
+        db,
+        actor,
+        "sessions revoke",
+        record.session.to_string(),
+        format!(
+            "epoch {}, {} holders owe a deletion",
+            record.epoch,
+            record.holders.len()
+        ),
+    );
 }
 
 /// How long a connection may take to send its command before it is dropped.
@@ -237,7 +407,8 @@ pub async fn serve_with(
                         return;
                     }
                 };
-                let answer = answer(call, db, &to_loop).await;
+                let actor = socket_actor(&stream);
+                let answer = answer(call, db, &to_loop, actor).await;
                 let _ = write_frame(&mut stream, &answer).await;
             });
         }
@@ -245,30 +416,102 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// Carries out one command, asking the running loop where it must.
+/// Carries out one command for `actor`, asking the running loop where it must.
 async fn answer(
     call: AdminCall,
     db: Arc<CoordinatorDb>,
     to_loop: &mpsc::Sender<AdminRequest>,
+    actor: String,
 ) -> AdminAnswer {
+    match answer_or_refuse(call, db, to_loop, actor).await {
+        Ok(answer) => answer,
+        Err(e) => AdminAnswer::Error(e.to_string()),
+    }
+}
+
+async fn answer_or_refuse(
+    call: AdminCall,
+    db: Arc<CoordinatorDb>,
+    to_loop: &mpsc::Sender<AdminRequest>,
+    actor: String,
+) -> Result<AdminAnswer, AdminError> {
     match call {
-        AdminCall::Status => {
-            let (tx, rx) = oneshot::channel();
-            let _ = to_loop.send(AdminRequest::Status(tx)).await;
-            rx.await
-                .map(AdminAnswer::Status)
-                .unwrap_or_else(|_| AdminAnswer::Error("coordinator stopping".into()))
+        AdminCall::Status => Ok(AdminAnswer::Status(status_lines(to_loop).await?)),
+        AdminCall::Peers => {
+            let lines = status_lines(to_loop).await?;
+            blocking(db, move |db| {
+                Ok(AdminAnswer::Peers(enrolled_peers(db, Some(&lines))?))
+            })
+            .await
         }
-        call => match tokio::task::spawn_blocking(move || apply(&db, &call)).await {
-            Ok(Ok((answer, update))) => {
-                if let Some(update) = update {
-                    let _ = to_loop.send(update).await;
-                }
-                answer
+        AdminCall::Unquarantine { node } => {
+            let (tx, rx) = oneshot::channel();
+            let _ = to_loop.send(AdminRequest::Unquarantine(node, tx)).await;
+            let reason = rx.await.map_err(|_| AdminError::Stopping)??;
+            blocking(db, move |db| {
+                fleet::audit(db, &actor, "peers unquarantine", peer_text(&node), reason);
+                Ok(AdminAnswer::Done)
+            })
+            .await
+        }
+        AdminCall::RevokeSession { session } => {
+            // The loop revokes once no rotation or audit holds the session.
+            let (tx, rx) = oneshot::channel();
+            let _ = to_loop.send(AdminRequest::Revoke(session, tx)).await;
+            let record = rx
+                .await
+                .map_err(|_| AdminError::Stopping)??
+                .ok_or_else(|| session_not_found(&session))?;
+            blocking(db, move |db| {
+                audit_revoked(db, &actor, &record);
+                Ok(AdminAnswer::Revoked {
+                    holders: record.holders.len(),
+                })
+            })
+            .await
+        }
+        call => {
+            let (answer, update) = tokio::task::spawn_blocking(move || apply(&db, &call, &actor))
+                .await
+                .map_err(|_| AdminError::Stopping)??;
+            if let Some(update) = update {
+                let _ = to_loop.send(update).await;
             }
-            Ok(Err(e)) => AdminAnswer::Error(e),
-            Err(e) => AdminAnswer::Error(e.to_string()),
-        },
+            Ok(answer)
+        }
+    }
+}
+
+/// Runs `f` on the database on a blocking thread.
+async fn blocking(
+    db: Arc<CoordinatorDb>,
+    f: impl FnOnce(&CoordinatorDb) -> Result<AdminAnswer, AdminError> + Send + 'static,
+) -> Result<AdminAnswer, AdminError> {
+    tokio::task::spawn_blocking(move || f(&db))
+        .await
+        .map_err(|_| AdminError::Stopping)?
+}
+
+/// The running loop's peer table.
+async fn status_lines(to_loop: &mpsc::Sender<AdminRequest>) -> Result<Vec<PeerLine>, AdminError> {
+    let (tx, rx) = oneshot::channel();
+    let _ = to_loop.send(AdminRequest::Status(tx)).await;
+    rx.await.map_err(|_| AdminError::Stopping)
+}
+
+/// Who is on the other end of an admin connection, for the audit trail.
+fn socket_actor(stream: &tokio::net::UnixStream) -> String {
+    match stream.peer_cred() {
+        Ok(cred) => format!("operator (admin socket, uid {})", cred.uid()),
+        Err(_) => "operator (admin socket)".to_string(),
+    }
+}
+
+/// Who applies a command to the database of a stopped coordinator, for the audit trail.
+pub fn database_actor() -> String {
+    match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+        Ok(user) if !user.is_empty() => format!("operator (database, user {user})"),
+        _ => "operator (database)".to_string(),
     }
 }
 
@@ -368,10 +611,77 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = CoordinatorDb::open(&dir.path().join("c.redb")).unwrap();
         let session = protocols::ids::SessionId([7; 16]);
-        let Err(err) = apply(&db, &AdminCall::Rotate { session }) else {
+        let Err(err) = apply(&db, &AdminCall::Rotate { session }, "test") else {
             panic!("an unknown session was accepted for rotation");
         };
-        assert_eq!(err, format!("session {session} not found"));
+        assert_eq!(err.to_string(), format!("session {session} not found"));
+    }
+
+    #[test]
+    fn admin_actions_are_audited_in_order_and_unknown_ids_are_not_found_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = CoordinatorDb::open(&dir.path().join("c.redb")).unwrap();
+        let node = protocols::identity::NodeKey::from_secret_bytes(&[5; 32]).node_id();
+        let calls = [
+            AdminCall::AddRequester { node },
+            AdminCall::Enrol {
+                node,
+                region: "eu".into(),
+                operator: "a".into(),
+            },
+            AdminCall::Allow { sha256: [9; 32] },
+            AdminCall::Disallow { sha256: [9; 32] },
+            AdminCall::RemovePeer { node },
+            AdminCall::RemoveRequester { node },
+        ];
+        for call in &calls {
+            apply(&db, call, "tester").unwrap();
+        }
+        let before = crate::db::fuzzing::raw_contents(&db).unwrap();
+        let stranger = protocols::identity::NodeKey::from_secret_bytes(&[6; 32]).node_id();
+        let unknown = [
+            AdminCall::Disallow { sha256: [8; 32] },
+            AdminCall::RemovePeer { node: stranger },
+            AdminCall::RemoveRequester { node: stranger },
+            AdminCall::Unquarantine { node: stranger },
+            AdminCall::Session {
+                session: SessionId([1; 16]),
+            },
+            AdminCall::RevokeSession {
+                session: SessionId([1; 16]),
+            },
+        ];
+        for call in &unknown {
+            let Err(err) = apply(&db, call, "tester") else {
+                panic!("{call:?} was accepted");
+            };
+            assert!(err.to_string().ends_with("not found"), "{call:?}: {err}");
+        }
+        assert_eq!(
+            crate::db::fuzzing::raw_contents(&db).unwrap(),
+            before,
+            "a refused command wrote"
+        );
+        let trail = db.audit_since(0).unwrap();
+        let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "requesters add",
+                "peers enrol",
+                "allow",
+                "disallow",
+                "peers remove",
+                "requesters remove"
+            ]
+        );
+        assert!(trail.iter().all(|e| e.actor == "tester"));
+        assert_eq!(trail[0].subject, peer_text(&node));
+        assert!(
+            trail[0].subject.starts_with("12D3KooW"),
+            "{}",
+            trail[0].subject
+        );
     }
 
     #[tokio::test]
