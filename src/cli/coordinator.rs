@@ -141,6 +141,9 @@ pub struct InitArgs {
     /// Serve Prometheus /metrics and /health on this address (e.g. 127.0.0.1:9400).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Longest a ticket lives, seconds (default 3600); `ticket_ttl_s` in the config.
+    #[arg(long)]
+    pub ticket_ttl: Option<u64>,
     /// Where to write the config (default `<data-dir>/coordinator.toml`). A comment-only
     /// template there, such as the package's `/etc/entroshard/coordinator.toml`, is filled in.
     #[arg(long)]
@@ -402,6 +405,9 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         config.credit_round_s = v;
     }
     config.metrics = args.metrics;
+    if let Some(v) = args.ticket_ttl {
+        config.ticket_ttl_s = v;
+    }
     // Everything is checked before anything is written: a refused command leaves no file behind
     // and can be run again as typed, corrected.
     config.validate().map_err(anyhow::Error::msg)?;
