@@ -289,3 +289,106 @@ fn assert_in_order(trail: &str, expected: &[(&str, &str)]) {
         );
     }
 }
+
+#[test]
+fn unknown_ids_are_not_found_exit_1_and_leave_a_stopped_coordinator_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c");
+    run_ok(
+        &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
+        &[("--data-dir", &c)],
+    );
+    let known = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
+    let stranger = "12D3KooWNRx3CGCQoKY4bvo8rYczsQ9Y9pcjzcjK7MNCY9ya1yhv";
+    run_ok(
+        &["coordinator", "requesters", "add", known],
+        &[("--data-dir", &c)],
+    );
+    let snapshot = || {
+        ["audit", "allowed"]
+            .iter()
+            .map(|cmd| run_ok(&["coordinator", cmd], &[("--data-dir", &c)]))
+            .chain(
+                [
+                    ["requesters", "list"],
+                    ["peers", "list"],
+                    ["sessions", "list"],
+                ]
+                .iter()
+                .map(|args| run_ok(&["coordinator", args[0], args[1]], &[("--data-dir", &c)])),
+            )
+            .collect::<Vec<_>>()
+    };
+    let before = snapshot();
+    assert!(
+        before[0].contains(&format!("requesters add  {known}")),
+        "{}",
+        before[0]
+    );
+
+    let session = "00112233445566778899aabbccddeeff";
+    let digest = "ab".repeat(32);
+    let cases: [(&[&str], String); 8] = [
+        (
+            &["requesters", "remove", stranger],
+            format!("requester {stranger} not found"),
+        ),
+        (
+            &["peers", "remove", stranger],
+            format!("peer {stranger} not found"),
+        ),
+        (
+            &["peers", "unquarantine", stranger],
+            format!("peer {stranger} not found"),
+        ),
+        (&["disallow", &digest], format!("binary {digest} not found")),
+        (
+            &["sessions", "show", session],
+            format!("session {session} not found"),
+        ),
+        (
+            &["sessions", "revoke", session],
+            format!("session {session} not found"),
+        ),
+        (
+            &["requesters", "remove", "garbage"],
+            "\"garbage\" is not a PeerId".into(),
+        ),
+        (
+            &["audit", "--since", "yesterday"],
+            "--since \"yesterday\" is neither an RFC 3339 time".into(),
+        ),
+    ];
+    for (args, message) in &cases {
+        let mut full = vec!["coordinator"];
+        full.extend_from_slice(args);
+        let out = entroshard_in(&full, "--data-dir", &c);
+        assert_refused(&out, &[message]);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    assert_eq!(snapshot(), before, "a refused command changed the database");
+
+    // Removing twice is not an error; the trail has both in order, with RFC 3339 times.
+    run_ok(
+        &["coordinator", "requesters", "remove", known],
+        &[("--data-dir", &c)],
+    );
+    run_ok(
+        &["coordinator", "requesters", "remove", known],
+        &[("--data-dir", &c)],
+    );
+    let trail = run_ok(&["coordinator", "audit"], &[("--data-dir", &c)]);
+    assert_in_order(
+        &trail,
+        &[
+            ("requesters add", known),
+            ("requesters remove", known),
+            ("requesters remove", known),
+        ],
+    );
+    let time = trail.split_whitespace().nth(1).unwrap();
+    assert!(
+        coordinator::admin::rfc3339::parse_ms(time).is_some(),
+        "{time} in {trail}"
+    );
+}
