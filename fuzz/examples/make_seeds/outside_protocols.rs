@@ -358,7 +358,10 @@ pub fn admin_call() -> Vec<(&'static str, Vec<u8>)> {
         ("sessions", call(AdminCall::Sessions)),
         ("disallow", call(AdminCall::Disallow { sha256: [0xaa; 32] })),
         ("allowed_binaries", call(AdminCall::AllowedBinaries)),
-        ("remove_requester", call(AdminCall::RemoveRequester { node })),
+        (
+            "remove_requester",
+            call(AdminCall::RemoveRequester { node }),
+        ),
         ("requesters", call(AdminCall::Requesters)),
         ("peers", call(AdminCall::Peers)),
         ("remove_peer", call(AdminCall::RemovePeer { node })),
