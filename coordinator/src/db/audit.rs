@@ -94,6 +94,20 @@ impl CoordinatorDb {
         Ok(entry)
     }
 
+    /// The sequence number of the newest entry (0: none yet).
+    pub(super) fn audit_last_seq(&self) -> Result<u64, DbError> {
+        const OP: &str = "reading the audit trail";
+        self.read(OP, |txn| match txn.open_table(AUDIT_LOG) {
+            Ok(t) => Ok(t
+                .last()
+                .map_err(|e| self.err(OP, e))?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(OP, e)),
+        })
+    }
+
     /// Every kept entry written at or after `since_ms`, oldest first.
     pub fn audit_since(&self, since_ms: u64) -> Result<Vec<AuditEntry>, DbError> {
         const OP: &str = "reading the audit trail";
