@@ -66,6 +66,10 @@ pub struct CoordinatorConfig {
     /// Longest session lifetime a requester may ask for.
     #[serde(default = "d_max_ttl")]
     pub max_session_ttl_s: u64,
+    /// Longest a ticket lives, seconds (it never outlives its session). A requester's `fetch`
+    /// asks for a new one when it has expired; a removed requester gets none (decision 0045).
+    #[serde(default = "d_ticket_ttl")]
+    pub ticket_ttl_s: u64,
     /// Prometheus `/metrics` and `/health` listen address; off when absent.
     #[serde(default)]
     pub metrics: Option<std::net::SocketAddr>,
@@ -116,6 +120,9 @@ fn d_audit_samples() -> u32 {
 fn d_audit_interval() -> f64 {
     600.0
 }
+fn d_ticket_ttl() -> u64 {
+    3600
+}
 fn d_max_ttl() -> u64 {
     30 * 24 * 3600
 }
@@ -136,6 +143,7 @@ impl CoordinatorConfig {
             heartbeat_max_age_s: d_heartbeat_age(),
             contribution_max_age_s: d_freshness(),
             rotation_period_s: d_rotation(),
+            ticket_ttl_s: d_ticket_ttl(),
             credit_hold_s: d_credit_hold(),
             clone_min_events: d_clone_events(),
             holder_audit_s: d_holder_audit(),
@@ -196,6 +204,9 @@ impl CoordinatorConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("{name} must be positive"));
             }
+        }
+        if self.ticket_ttl_s == 0 {
+            return Err("ticket_ttl_s must be positive".into());
         }
         for (name, v) in [
             ("credit_hold_s", self.credit_hold_s),

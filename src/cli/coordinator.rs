@@ -1,7 +1,10 @@
 //! `entroshard coordinator …`: initialise, run and administer the coordinator.
 
+mod fleet;
 mod reach;
 mod status;
+
+pub use fleet::{PeersCommand, SessionsCommand};
 
 use super::systemd::{self, ConfigTarget};
 use anyhow::{Context, bail};
@@ -28,9 +31,21 @@ pub enum CoordinatorCommand {
     JoinToken(JoinTokenArgs),
     /// Allow a peer binary by its SHA-256 (hex).
     Allow(AllowArgs),
+    /// Withdraw a peer binary's SHA-256: peers running it fail their next attestation.
+    Disallow(AllowArgs),
+    /// List the SHA-256 of every allowed peer binary.
+    Allowed(fleet::DataDir),
     /// Manage authorised requesters.
     #[command(subcommand)]
     Requesters(RequestersCommand),
+    /// List, remove or un-quarantine enrolled peers.
+    #[command(subcommand)]
+    Peers(PeersCommand),
+    /// List, show or revoke sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Print the audit trail: admin actions, enrolments, joins and tickets, oldest first.
+    Audit(fleet::AuditArgs),
     /// Show the peer table of the running coordinator, with each source's audit standing, claim,
     /// credit and refusals under its peer.
     Status(DirArgs),
@@ -69,8 +84,12 @@ pub fn session_of(hex_id: &str) -> anyhow::Result<protocols::ids::SessionId> {
 /// `coordinator requesters …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum RequestersCommand {
-    /// Authorise a requester PeerId to create sessions.
+    /// Authorise a requester PeerId to create sessions (and lift an earlier removal).
     Add(PeerArg),
+    /// Remove a requester: it can create no session and get no ticket from now on.
+    Remove(PeerArg),
+    /// List requesters: authorised, removed, or named by a stored session.
+    List(fleet::DataDir),
 }
 
 /// The data directory.
@@ -122,6 +141,9 @@ pub struct InitArgs {
     /// Serve Prometheus /metrics and /health on this address (e.g. 127.0.0.1:9400).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Longest a ticket lives, seconds (default 3600); `ticket_ttl_s` in the config.
+    #[arg(long)]
+    pub ticket_ttl: Option<u64>,
     /// Where to write the config (default `<data-dir>/coordinator.toml`). A comment-only
     /// template there, such as the package's `/etc/entroshard/coordinator.toml`, is filled in.
     #[arg(long)]
@@ -189,6 +211,15 @@ pub fn node_of(peer_id: &str) -> anyhow::Result<NodeId> {
     peer::identity::node_id(&pid).context("the PeerId is not an Ed25519 key")
 }
 
+/// Parses a SHA-256 digest from hex.
+fn sha256_of(hex_digest: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(hex_digest.trim()).context("sha256 must be hex")?;
+    bytes
+        .as_slice()
+        .try_into()
+        .context("sha256 must be 32 bytes")
+}
+
 /// Runs a `coordinator` subcommand.
 pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -248,16 +279,38 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
             },
         ),
         CoordinatorCommand::Allow(a) => {
-            let bytes = hex::decode(a.sha256.trim()).context("sha256 must be hex")?;
-            let sha256: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .context("sha256 must be 32 bytes")?;
+            let sha256 = sha256_of(&a.sha256)?;
             admin_call(&runtime, &a.data_dir, AdminCall::Allow { sha256 })
+        }
+        CoordinatorCommand::Disallow(a) => {
+            let sha256 = sha256_of(&a.sha256)?;
+            admin_call(&runtime, &a.data_dir, AdminCall::Disallow { sha256 })
+        }
+        CoordinatorCommand::Allowed(a) => {
+            admin_call(&runtime, &a.data_dir, AdminCall::AllowedBinaries)
         }
         CoordinatorCommand::Requesters(RequestersCommand::Add(a)) => {
             let node = node_of(&a.peer_id)?;
             admin_call(&runtime, &a.data_dir, AdminCall::AddRequester { node })
+        }
+        CoordinatorCommand::Requesters(RequestersCommand::Remove(a)) => {
+            let node = node_of(&a.peer_id)?;
+            admin_call(&runtime, &a.data_dir, AdminCall::RemoveRequester { node })
+        }
+        CoordinatorCommand::Requesters(RequestersCommand::List(a)) => {
+            admin_call(&runtime, &a.data_dir, AdminCall::Requesters)
+        }
+        CoordinatorCommand::Peers(c) => {
+            let (data_dir, call) = fleet::peers_call(c)?;
+            admin_call(&runtime, &data_dir, call)
+        }
+        CoordinatorCommand::Sessions(c) => {
+            let (data_dir, call) = fleet::sessions_call(c)?;
+            admin_call(&runtime, &data_dir, call)
+        }
+        CoordinatorCommand::Audit(a) => {
+            let since_ms = fleet::since_ms(a.since.as_deref())?;
+            admin_call(&runtime, &a.data_dir, AdminCall::Audit { since_ms })
         }
         CoordinatorCommand::Status(a) => admin_call(&runtime, &a.data_dir, AdminCall::Status),
         CoordinatorCommand::SessionWriter { path } => {
@@ -314,15 +367,12 @@ fn admin_call(
             }
             let db = CoordinatorDb::open(&db_path)
                 .map_err(|e| anyhow::anyhow!(reach::database_refusal(&socket, &e)))?;
-            admin::apply(&db, &call).map_err(anyhow::Error::msg)?.0
+            admin::apply(&db, &call, &admin::database_actor())?.0
         }
     };
     match answer {
-        AdminAnswer::Done => outln!("done"),
-        AdminAnswer::Token(t) => outln!("{t}"),
         AdminAnswer::Status(lines) => out!("{}", status::render(&lines)),
-        AdminAnswer::Sessions(s) => outln!("{} sessions", s.len()),
-        AdminAnswer::Error(e) => bail!("{e}"),
+        answer => fleet::render(answer)?,
     }
     Ok(())
 }
@@ -355,6 +405,9 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         config.credit_round_s = v;
     }
     config.metrics = args.metrics;
+    if let Some(v) = args.ticket_ttl {
+        config.ticket_ttl_s = v;
+    }
     // Everything is checked before anything is written: a refused command leaves no file behind
     // and can be run again as typed, corrected.
     config.validate().map_err(anyhow::Error::msg)?;

@@ -217,8 +217,11 @@ pub fn run_session(command: SessionCommand) -> anyhow::Result<()> {
             dir,
         } => runtime()?.block_on(async move {
             let session = super::coordinator::session_of(&session)?;
-            let (_, client) = connect(&dir.data_dir).await?;
-            let grant = client.ticket(session).await.context("ticket")?;
+            let (key, client) = connect(&dir.data_dir).await?;
+            let grant = client
+                .ticket(session)
+                .await
+                .map_err(|e| ticket_refused(session, &key, e))?;
             let config: RequesterConfig = toml::from_str(&std::fs::read_to_string(
                 dir.data_dir.join("requester.toml"),
             )?)?;
@@ -286,42 +289,78 @@ pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey,
 }
 
 /// [`fetch_key`] with the time after which one more holder is asked.
+///
+/// A ticket that has expired (tickets live an hour by default, decision 0045) is renewed before
+/// fetching, and a fetch that fails is tried once more with a current ticket; either way the
+/// renewed ticket is written back. A refused renewal ends the fetch with what the refusal means.
 pub async fn fetch_key_with(
     dir: &Path,
     ticket: &Path,
     hedge_after: Duration,
 ) -> anyhow::Result<(SessionKey, Ticket)> {
     let file = read_ticket_file(ticket)?;
-    let (_, mut client) = connect(dir).await?;
+    let (key, mut client) = connect(dir).await?;
     client.hedge_after = hedge_after;
     let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
-    eprintln!(
-        "fetching {} of {} shares for session {} (epoch {})…",
-        t.threshold(),
-        t.holders.len(),
-        t.session,
-        t.epoch
-    );
-    match client.fetch_with_report(&file.grant).await {
-        Ok((key, failures)) => {
-            for f in failures {
-                eprintln!("skipped {f}");
+    let expired = t.expires_at_ms <= coordinator::service::now_ms();
+    if expired {
+        eprintln!(
+            "ticket for session {} expired at {}; asking the coordinator for a new one…",
+            t.session,
+            coordinator::admin::rfc3339::format_ms(t.expires_at_ms)
+        );
+    } else {
+        eprintln!(
+            "fetching {} of {} shares for session {} (epoch {})…",
+            t.threshold(),
+            t.holders.len(),
+            t.session,
+            t.epoch
+        );
+        match client.fetch_with_report(&file.grant).await {
+            Ok((key, failures)) => {
+                for f in failures {
+                    eprintln!("skipped {f}");
+                }
+                return Ok((key, t));
             }
-            Ok((key, t))
+            Err(first) => {
+                eprintln!("{first}; asking the coordinator for a current ticket…");
+            }
         }
-        Err(first) => {
-            eprintln!("{first}; asking the coordinator for a current ticket…");
-            let grant = client.ticket(t.session).await.context("fresh ticket")?;
-            let (_, t2): (_, Ticket) = grant.ticket.open_from_any_signer().context("ticket")?;
-            let key = client
-                .fetch(&grant)
-                .await
-                .context("fetch with a fresh ticket")?;
-            let mut updated = file.clone();
-            updated.grant = grant;
-            write_secret(ticket, &protocols::wire::encode(&updated))?;
-            Ok((key, t2))
-        }
+    }
+    let grant = client
+        .ticket(t.session)
+        .await
+        .map_err(|e| ticket_refused(t.session, &key, e))?;
+    let (_, t2): (_, Ticket) = grant.ticket.open_from_any_signer().context("ticket")?;
+    let session_key = client
+        .fetch(&grant)
+        .await
+        .context("fetch with a fresh ticket")?;
+    let mut updated = file.clone();
+    updated.grant = grant;
+    write_secret(ticket, &protocols::wire::encode(&updated))?;
+    Ok((session_key, t2))
+}
+
+/// What a refused ticket request means, for the person who asked.
+pub fn ticket_refused(
+    session: protocols::ids::SessionId,
+    key: &NodeKey,
+    e: requester::RequesterError,
+) -> anyhow::Error {
+    use protocols::wire::Refusal;
+    let me = coordinator::admin::peer_text(&key.node_id());
+    match e {
+        requester::RequesterError::Refused(Refusal::NotFound) => anyhow::anyhow!(
+            "the coordinator has no session {session}: it was revoked or has expired"
+        ),
+        requester::RequesterError::Refused(Refusal::Unauthorized) => anyhow::anyhow!(
+            "the coordinator refuses requester {me} a ticket for session {session}: \
+             it was removed (`coordinator requesters remove`) or is not named by the session"
+        ),
+        e => anyhow::Error::new(e).context(format!("asking for a ticket for session {session}")),
     }
 }
 

@@ -24,6 +24,19 @@ pub enum AdminRequest {
     Status(oneshot::Sender<Vec<super::PeerLine>>),
     /// Rotate a session now.
     Rotate(SessionId),
+    /// Withdraw a binary digest.
+    Disallow([u8; 32]),
+    /// A requester was removed.
+    RemoveRequester(NodeId),
+    /// A peer's enrolment was withdrawn.
+    RemovePeer(NodeId),
+    /// Lift a peer's quarantine; answers what was lifted.
+    Unquarantine(NodeId, oneshot::Sender<Result<String, super::AdminError>>),
+    /// Revoke a session once nothing holds it (`None`: no such session).
+    Revoke(
+        SessionId,
+        oneshot::Sender<Result<Option<crate::db::SessionRecord>, crate::db::DbError>>,
+    ),
     /// Running totals (rotations by cause, intake counters) for the simulator and reports.
     Figures(oneshot::Sender<CoordinatorFigures>),
 }

@@ -25,7 +25,7 @@ pub struct OwedDeletion {
 }
 
 impl OwedDeletion {
-    fn key(&self) -> [u8; 52] {
+    pub(super) fn key(&self) -> [u8; 52] {
         let mut key = [0u8; 52];
         key[..16].copy_from_slice(&self.session.0);
         key[16..20].copy_from_slice(&self.epoch.to_be_bytes());

@@ -1,15 +1,18 @@
 //! The coordinator's durable state: secrets, enrolments, join tokens, allowlists and sessions, in one redb file.
 
+mod audit;
 mod deletions;
 mod error;
 mod records;
 mod registry;
+mod revocation;
 mod sessions;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 mod writer;
 
+pub use audit::{AUDIT_KEEP, AuditEntry};
 pub use deletions::OwedDeletion;
 pub use error::DbError;
 pub use records::{
@@ -56,9 +59,10 @@ pub mod fuzzing {
         records::filed_under(path, table, key, found)
     }
 
-    /// Every row of every table of `db` as `(table, key, value)` raw bytes, in table and key
-    /// order: the fuzz target `coordinator_requests` compares it before and after a request to
-    /// prove that refused input wrote nothing.
+    /// Every row of every table of `db` but the audit trail as `(table, key, value)` raw bytes,
+    /// in table and key order: the fuzz target `coordinator_requests` compares it before and
+    /// after a request to prove that refused input wrote nothing. The audit trail, which only
+    /// grows, is followed with [`audit_last_seq`] instead.
     pub fn raw_contents(db: &super::CoordinatorDb) -> Result<Vec<RawRow>, DbError> {
         const OP: &str = "reading every table";
         let mut rows = Vec::new();
@@ -85,6 +89,21 @@ pub mod fuzzing {
             for table in [super::SESSIONS, super::PENDING_EPOCHS] {
                 records(db, txn, table, &mut rows)?;
             }
+            // Created by the first removal.
+            match txn.open_table(super::revocation::REVOKED_REQUESTERS) {
+                Ok(t) => {
+                    for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                        let (k, _) = entry.map_err(|e| db.err(OP, e))?;
+                        rows.push((
+                            "revoked_requesters".to_string(),
+                            k.value().to_vec(),
+                            Vec::new(),
+                        ));
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(db.err(OP, e)),
+            }
             // Created by the first owed deletion.
             match txn.open_table(super::deletions::OWED_DELETIONS) {
                 Ok(t) => {
@@ -99,6 +118,11 @@ pub mod fuzzing {
             Ok(())
         })?;
         Ok(rows)
+    }
+
+    /// The sequence number of the newest audit entry (0: none yet).
+    pub fn audit_last_seq(db: &super::CoordinatorDb) -> Result<u64, DbError> {
+        db.audit_last_seq()
     }
 
     /// Appends every row of a records table (fixed-size key, byte value) to `rows`.

@@ -147,9 +147,20 @@ impl CoordinatorDb {
             .collect())
     }
 
-    /// Allows `node` to create sessions, durably.
+    /// Allows `node` to create sessions, durably, and takes it off the revoked list.
     pub fn add_requester(&self, node: &NodeId) -> Result<(), DbError> {
-        self.insert_key("adding a requester", REQUESTERS, &node.0)
+        const OP: &str = "adding a requester";
+        self.write(OP, |txn| {
+            txn.open_table(REQUESTERS)
+                .map_err(|e| self.err(OP, e))?
+                .insert(&node.0, ())
+                .map_err(|e| self.err(OP, e))?;
+            txn.open_table(super::revocation::REVOKED_REQUESTERS)
+                .map_err(|e| self.err(OP, e))?
+                .remove(&node.0)
+                .map_err(|e| self.err(OP, e))?;
+            Ok(((), true))
+        })
     }
 
     /// Withdraws `node`'s right to create sessions, durably; `false` if it had none.

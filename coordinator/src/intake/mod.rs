@@ -392,6 +392,11 @@ impl Intake {
         &self.flagged
     }
 
+    /// Clears a peer's clone flag (an operator lifted its quarantine); `true` if it had one.
+    pub fn unflag(&mut self, node: &NodeId) -> bool {
+        self.flagged.remove(node)
+    }
+
     /// Running totals.
     pub fn stats(&self) -> &IntakeStats {
         &self.stats

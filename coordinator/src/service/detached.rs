@@ -270,4 +270,92 @@ mod tests {
         let verdict = service.gossip(peer::node::STATUS_TOPIC, None, b"unsigned");
         assert!(matches!(verdict, GossipVerdict::Reject));
     }
+
+    /// Every ticket request is checked against the database: a ticket lives `ticket_ttl_s` at
+    /// most and is audited; a removed requester (even one only named by the session) and a
+    /// revoked session are refused, and the refusals leave no audit entry.
+    #[tokio::test]
+    async fn tickets_are_short_lived_audited_and_refused_after_a_removal_or_a_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(CoordinatorDb::open(&dir.path().join("coordinator.redb")).unwrap());
+        db.init_secrets(&CoordinatorSecrets {
+            sealing_master: [1; 32],
+            noise_static: [2; 32],
+        })
+        .unwrap();
+        let (coordinator, creator, named) = (
+            NodeKey::from_secret_bytes(&[1; 32]),
+            NodeKey::from_secret_bytes(&[2; 32]),
+            NodeKey::from_secret_bytes(&[3; 32]),
+        );
+        db.add_requester(&creator.node_id()).unwrap();
+        let mut session = session_writer_record(0);
+        session.creator = creator.node_id();
+        session.policy.requesters = vec![named.node_id()];
+        db.put_session(&session).unwrap();
+        let mut config = CoordinatorConfig::new(dir.path().to_path_buf(), Vec::new());
+        config.ticket_ttl_s = 60;
+        let mut service =
+            DetachedService::start(config, NodeKey::from_secret_bytes(&[1; 32]), db.clone())
+                .await
+                .unwrap();
+        let get_ticket = call(CoordinatorRequest::GetTicket(TicketRequest {
+            v: WIRE_VERSION,
+            session: session.session,
+        }));
+
+        let before = crate::os::now_ms();
+        let granted = service
+            .request(peer_of(&named), get_ticket.clone())
+            .await
+            .unwrap();
+        let grant: Reply<TicketGrant> = wire::decode(&granted, wire::MAX_MESSAGE_BYTES).unwrap();
+        let ticket: Ticket = grant
+            .result
+            .unwrap()
+            .ticket
+            .open(&coordinator.node_id())
+            .unwrap();
+        assert!(ticket.expires_at_ms <= crate::os::now_ms() + 60_000);
+        assert!(ticket.expires_at_ms >= before + 60_000);
+        assert!(ticket.expires_at_ms < session.expires_at_ms);
+        let trail = db.audit_since(0).unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].action, "ticket");
+        assert_eq!(
+            trail[0].actor,
+            format!("requester {}", crate::admin::peer_text(&named.node_id()))
+        );
+
+        db.revoke_requester(&named.node_id()).unwrap();
+        let refused = service
+            .request(peer_of(&named), get_ticket.clone())
+            .await
+            .unwrap();
+        assert_eq!(refusal::<TicketGrant>(&refused), Refusal::Unauthorized);
+        let granted = service
+            .request(peer_of(&creator), get_ticket.clone())
+            .await
+            .unwrap();
+        assert!(
+            wire::decode::<Reply<TicketGrant>>(&granted, wire::MAX_MESSAGE_BYTES)
+                .unwrap()
+                .result
+                .is_ok()
+        );
+
+        db.revoke_session(&session.session).unwrap().unwrap();
+        let refused = service
+            .request(peer_of(&creator), get_ticket.clone())
+            .await
+            .unwrap();
+        assert_eq!(refusal::<TicketGrant>(&refused), Refusal::NotFound);
+        let actions: Vec<String> = db
+            .audit_since(0)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["ticket", "ticket"], "a refusal was audited");
+    }
 }

@@ -120,7 +120,13 @@ pub(crate) struct State {
     pub audits: crate::core::holder_audits::HolderAudits,
     /// Every contributing source's audits and credit.
     pub sources: crate::intake::sources::SourceBook,
+    /// Sessions an operator revoked, waiting for their rotation or audit to finish.
+    pub revocations: Vec<(protocols::ids::SessionId, RevokeReply)>,
 }
+
+/// Where the loop answers a revocation.
+pub(crate) type RevokeReply =
+    tokio::sync::oneshot::Sender<Result<Option<crate::db::SessionRecord>, crate::db::DbError>>;
 
 /// A running coordinator, for tests and the demo.
 pub struct Handle {
@@ -257,6 +263,7 @@ async fn start(
         rotations_by_cause: Default::default(),
         audits: crate::core::holder_audits::HolderAudits::new(ctx.config.holder_audit_s),
         sources,
+        revocations: Vec::new(),
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
 }
@@ -339,6 +346,7 @@ async fn run_loop(
             _ = rotation_tick.tick() => {
                 entropy_audit::tick(&ctx, &mut state, &internal_tx);
                 gossip::settle_intake(&ctx, &mut state);
+                reports::revoke_ready(&ctx, &mut state).await;
                 upkeep::rotate_due(&ctx, &mut state, &internal_tx).await
             }
         }

@@ -115,12 +115,86 @@ pub(super) async fn on_admin(
         AdminRequest::AddRequester(node) => {
             state.requesters.insert(node);
         }
+        AdminRequest::Disallow(digest) => {
+            state.allowlist.remove(&digest);
+        }
+        AdminRequest::RemoveRequester(node) => {
+            state.requesters.remove(&node);
+        }
+        AdminRequest::RemovePeer(node) => {
+            // Its shares move with the next rotation sweep: an unenrolled holder is lost.
+            state.peers.remove(&node);
+        }
+        AdminRequest::Unquarantine(node, reply) => {
+            let lifted = unquarantine(state, node);
+            if lifted.is_ok() {
+                attest::challenge_if_untrusted(ctx, state, internal, node);
+            }
+            let _ = reply.send(lifted);
+        }
+        AdminRequest::Revoke(session, reply) => {
+            state.revocations.push((session, reply));
+            revoke_ready(ctx, state).await;
+        }
         AdminRequest::Status(reply) => {
             let _ = reply.send(peer_lines(state));
         }
         AdminRequest::Figures(reply) => {
             let _ = reply.send(figures::of(state));
         }
+    }
+}
+
+/// Lifts `node`'s quarantine (and its clone flag); answers what was lifted.
+fn unquarantine(state: &mut State, node: NodeId) -> Result<String, crate::admin::AdminError> {
+    use crate::admin::{AdminError, peer_text};
+    let flagged = state.intake.flagged().contains(&node);
+    let Some(p) = state.peers.get_mut(&node) else {
+        return Err(AdminError::NotFound {
+            what: "peer",
+            id: peer_text(&node),
+        });
+    };
+    let lifted = match (p.quarantine.take(), flagged) {
+        (None, false) => return Err(AdminError::NotQuarantined(peer_text(&node))),
+        (Some(q), _) => format!("lifted {q:?}"),
+        (None, true) => "lifted the clone flag".to_string(),
+    };
+    // Trusted again only after a fresh attestation.
+    p.attested_at_ms = None;
+    state.intake.unflag(&node);
+    tracing::info!(peer = %peer_text(&node), %lifted, "quarantine lifted by the operator");
+    Ok(lifted)
+}
+
+/// Revokes each session an operator asked to revoke that no rotation, audit or deletion holds
+/// now; the others wait for a later tick.
+pub(super) async fn revoke_ready(ctx: &Arc<Ctx>, state: &mut State) {
+    let waiting = std::mem::take(&mut state.revocations);
+    for (session, reply) in waiting {
+        if state.rotating.contains(&session) {
+            state.revocations.push((session, reply));
+            continue;
+        }
+        let db = ctx.db.clone();
+        let revoked = match tokio::task::spawn_blocking(move || db.revoke_session(&session)).await {
+            Ok(r) => r,
+            Err(e) => Err(crate::db::DbError::Database {
+                path: ctx.db.path().to_path_buf(),
+                op: "revoking a session",
+                detail: e.to_string(),
+            }),
+        };
+        if let Ok(Some(record)) = &revoked {
+            for h in &record.holders {
+                if let Some(c) = state.shares_held.get_mut(&h.node) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            state.requested.remove(&session);
+            tracing::info!(%session, holders = record.holders.len(), "session revoked; its holders owe a deletion");
+        }
+        let _ = reply.send(revoked);
     }
 }
 

@@ -204,6 +204,14 @@ pub(super) async fn create(
                     grant: grant(&ctx, &record, requester, &addrs),
                     receipt: record.receipt.clone(),
                 };
+                audit_grant(
+                    &ctx,
+                    &crate::admin::peer_text(&requester),
+                    "session create",
+                    &record,
+                    &created.grant,
+                )
+                .await;
                 let _ = internal
                     .send(Internal::SessionStored { session, holders })
                     .await;
@@ -237,6 +245,7 @@ pub(super) fn grant(
             .map(|(_, a)| a.iter().map(|a| a.to_string()).collect())
             .unwrap_or_default()
     };
+    let now = now_ms();
     let ticket = Ticket {
         v: WIRE_VERSION,
         coordinator: ctx.key.node_id(),
@@ -254,8 +263,8 @@ pub(super) fn grant(
             .collect(),
         commitments: record.commitments.clone(),
         policy_digest: record.policy_digest,
-        issued_at_ms: now_ms(),
-        expires_at_ms: record.expires_at_ms,
+        issued_at_ms: now,
+        expires_at_ms: ticket_expiry(record.expires_at_ms, now, ctx.config.ticket_ttl_s),
         nonce: os_random(),
     };
     let opening_keys = record
@@ -281,7 +290,19 @@ pub(super) fn grant(
     }
 }
 
-/// Handles `GetTicket`: the session's creator and the requesters its policy names may fetch.
+/// When a ticket issued at `now_ms` expires: after `ticket_ttl_s`, never after its session.
+pub(crate) fn ticket_expiry(session_expires_at_ms: u64, now_ms: u64, ticket_ttl_s: u64) -> u64 {
+    session_expires_at_ms.min(now_ms.saturating_add(ticket_ttl_s.saturating_mul(1000)))
+}
+
+/// What a ticket request is checked against, read from the database on every request.
+struct TicketStanding {
+    record: Option<SessionRecord>,
+    removed: bool,
+}
+
+/// Handles `GetTicket`: the session's creator and the requesters its policy names may fetch,
+/// unless an operator removed them; checked against the database on every request.
 pub(super) async fn ticket(
     ctx: &Arc<Ctx>,
     state: &State,
@@ -290,21 +311,82 @@ pub(super) async fn ticket(
     responder: ReplyTo,
 ) {
     let db = ctx.db.clone();
-    let record = tokio::task::spawn_blocking(move || db.session(&session)).await;
-    let reply = match record {
-        Ok(Ok(Some(record))) if record.expires_at_ms <= now_ms() => refuse(ctx, Refusal::NotFound),
-        Ok(Ok(Some(record)))
-            if record.creator == requester || record.policy.requesters.contains(&requester) =>
-        {
-            let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
-            wire::encode(&Reply::ok(grant(ctx, &record, requester, &addrs)))
-        }
-        Ok(Ok(Some(_))) => {
-            tracing::info!(requester = %requester.short(), %session, "ticket refused: requester not named by the session");
+    let standing = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::db::DbError>(TicketStanding {
+            record: db.session(&session)?,
+            removed: db.requester_revoked(&requester)?,
+        })
+    })
+    .await;
+    let who = crate::admin::peer_text(&requester);
+    let reply = match standing {
+        Ok(Ok(TicketStanding {
+            record: Some(record),
+            ..
+        })) if record.expires_at_ms <= now_ms() => refuse(ctx, Refusal::NotFound),
+        Ok(Ok(TicketStanding { removed: true, .. })) => {
+            tracing::info!(requester = %who, %session, "ticket refused: requester removed by the operator");
             refuse(ctx, Refusal::Unauthorized)
         }
-        Ok(Ok(None)) => refuse(ctx, Refusal::NotFound),
+        Ok(Ok(TicketStanding {
+            record: Some(record),
+            ..
+        })) if record.creator == requester || record.policy.requesters.contains(&requester) => {
+            let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
+            let grant = grant(ctx, &record, requester, &addrs);
+            audit_grant(ctx, &who, "ticket", &record, &grant).await;
+            wire::encode(&Reply::ok(grant))
+        }
+        Ok(Ok(TicketStanding {
+            record: Some(_), ..
+        })) => {
+            tracing::info!(requester = %who, %session, "ticket refused: requester not named by the session");
+            refuse(ctx, Refusal::Unauthorized)
+        }
+        Ok(Ok(TicketStanding { record: None, .. })) => {
+            tracing::info!(requester = %who, %session, "ticket refused: no such session (revoked, expired or never made)");
+            refuse(ctx, Refusal::NotFound)
+        }
         _ => refuse(ctx, Refusal::Internal),
     };
     let _ = responder.respond(reply).await;
+}
+
+/// Records a ticket issued to `who` in the audit trail.
+async fn audit_grant(
+    ctx: &Arc<Ctx>,
+    who: &str,
+    action: &'static str,
+    record: &SessionRecord,
+    grant: &TicketGrant,
+) {
+    let expires = grant
+        .ticket
+        .open::<Ticket>(&ctx.key.node_id())
+        .map(|t| crate::admin::rfc3339::format_ms(t.expires_at_ms))
+        .unwrap_or_default();
+    let entry = crate::db::AuditEntry::new(
+        now_ms(),
+        format!("requester {who}"),
+        action,
+        record.session.to_string(),
+        format!("epoch {}, ticket expires {expires}", record.epoch),
+    );
+    let db = ctx.db.clone();
+    match tokio::task::spawn_blocking(move || db.append_audit(entry)).await {
+        Ok(Ok(_)) => {}
+        _ => tracing::error!(session = %record.session, "audit entry of a ticket not recorded"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticket_expiry;
+
+    #[test]
+    fn a_ticket_lives_its_ttl_but_never_past_its_session() {
+        assert_eq!(ticket_expiry(10_000_000, 1_000, 3600), 3_601_000);
+        assert_eq!(ticket_expiry(2_000, 1_000, 3600), 2_000);
+        assert_eq!(ticket_expiry(u64::MAX, u64::MAX - 5, 3600), u64::MAX);
+    }
 }

@@ -153,6 +153,24 @@ pub(super) async fn redeem(
     {
         Ok(Ok(Some(e))) => {
             tracing::info!(node = %node.short(), region = %e.region, operator = %e.operator, "device joined with a token");
+            let who = crate::admin::peer_text(&node);
+            let entry = crate::db::AuditEntry::new(
+                now_ms(),
+                format!("peer {who}"),
+                "join",
+                who,
+                format!(
+                    "join token redeemed: region {}, operator {}",
+                    e.region, e.operator
+                ),
+            );
+            let db = ctx.db.clone();
+            if !matches!(
+                tokio::task::spawn_blocking(move || db.append_audit(entry)).await,
+                Ok(Ok(_))
+            ) {
+                tracing::error!(node = %node.short(), "audit entry of a join not recorded");
+            }
             state
                 .peers
                 .enrol(node, e.region.clone(), e.operator.clone());

@@ -356,6 +356,22 @@ pub fn admin_call() -> Vec<(&'static str, Vec<u8>)> {
         ("rotate", call(AdminCall::Rotate { session: SESSION })),
         ("status", call(AdminCall::Status)),
         ("sessions", call(AdminCall::Sessions)),
+        ("disallow", call(AdminCall::Disallow { sha256: [0xaa; 32] })),
+        ("allowed_binaries", call(AdminCall::AllowedBinaries)),
+        (
+            "remove_requester",
+            call(AdminCall::RemoveRequester { node }),
+        ),
+        ("requesters", call(AdminCall::Requesters)),
+        ("peers", call(AdminCall::Peers)),
+        ("remove_peer", call(AdminCall::RemovePeer { node })),
+        ("unquarantine", call(AdminCall::Unquarantine { node })),
+        ("session", call(AdminCall::Session { session: SESSION })),
+        (
+            "revoke_session",
+            call(AdminCall::RevokeSession { session: SESSION }),
+        ),
+        ("audit", call(AdminCall::Audit { since_ms: 0 })),
         (
             "oversized_announcement",
             (2u32 << 20).to_be_bytes().to_vec(),

@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use crate::fixtures::*;
 use checks::{check_gossip, check_reply};
 use coordinator::config::CoordinatorConfig;
-use coordinator::db::fuzzing::{RawRow, raw_contents};
+use coordinator::db::fuzzing::{RawRow, audit_last_seq, raw_contents};
 use coordinator::db::{CoordinatorDb, CoordinatorSecrets, Enrolment, JoinToken, SessionRecord};
 use coordinator::service::DetachedService;
 use peer::node::{CONTRIBUTIONS_TOPIC, Protocol, RequestFrame, STATUS_TOPIC};
@@ -353,6 +353,10 @@ impl Coordinator {
         }
     }
 
+    fn audit_last_seq(&self) -> u64 {
+        audit_last_seq(&self.db).unwrap_or_else(|e| panic!("audit trail read failed: {e}"))
+    }
+
     fn contents(&self) -> Vec<RawRow> {
         raw_contents(&self.db).unwrap_or_else(|e| panic!("database read failed: {e}"))
     }
@@ -367,6 +371,7 @@ impl Coordinator {
             .service
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let audited_before = self.audit_last_seq();
         let outcome = if let Some(frame) = input.frame() {
             let reply = self
                 .runtime
@@ -384,6 +389,19 @@ impl Coordinator {
             0,
             "bits were credited though no peer is attested"
         );
+        // Only a ticket, a session or a join that was answered leaves an audit entry.
+        if self.audit_last_seq() != audited_before {
+            assert!(
+                outcome == Outcome::Answered
+                    && matches!(
+                        input.kind,
+                        Kind::Raw | Kind::Create | Kind::Ticket | Kind::Join
+                    ),
+                "an audit entry was written for {:?} from {:?} ({outcome:?})",
+                input.kind,
+                input.caller
+            );
+        }
         let after = self.contents();
         if after != self.baseline {
             self.explain_and_restore(input, outcome, &after, &mut service);
