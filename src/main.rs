@@ -91,3 +91,32 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(all(test, not(feature = "lab")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_device_build_parses_lab_subcommands_and_refuses_them_naming_the_feature() {
+        for (name, args) in [
+            ("simulate", &["--peers", "3", "--no-plots"][..]),
+            ("bench", &["--json", "--no-large"][..]),
+        ] {
+            let argv = std::iter::once("entroshard")
+                .chain(std::iter::once(name))
+                .chain(args.iter().copied());
+            let parsed = match Cli::try_parse_from(argv).unwrap().command {
+                Command::Simulate(_) => "simulate",
+                Command::Bench(_) => "bench",
+                _ => "another subcommand",
+            };
+            assert_eq!(parsed, name);
+            let refusal = cli::lab::left_out(name).unwrap_err().to_string();
+            assert!(
+                refusal.contains(&format!("`{name}`")) && refusal.contains("`lab` feature"),
+                "{refusal}"
+            );
+        }
+    }
+}
