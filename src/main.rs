@@ -43,7 +43,7 @@ enum Command {
     /// Measure fetch latency against the bare QUIC stack, sessions per second, rotation time, RSS.
     #[cfg(feature = "lab")]
     Bench(bench::BenchArgs),
-    /// Left out of this build (no `lab` feature): says so.
+    /// Not in this build (built without the `lab` feature); says so and exits 1.
     #[cfg(not(feature = "lab"))]
     #[command(hide = true)]
     Bench(cli::lab::LeftOut),
@@ -56,7 +56,7 @@ enum Command {
     /// Thousands of real devices in one process with churn, partitions and misbehaviour; a report with plots.
     #[cfg(feature = "lab")]
     Simulate(cli::simulate::SimulateArgs),
-    /// Left out of this build (no `lab` feature): says so.
+    /// Not in this build (built without the `lab` feature); says so and exits 1.
     #[cfg(not(feature = "lab"))]
     #[command(hide = true)]
     Simulate(cli::lab::LeftOut),
