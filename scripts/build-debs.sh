@@ -2,8 +2,10 @@
 # Builds the Debian packages entroshard, entroshard-peer and entroshard-coordinator for amd64,
 # arm64 and armhf with cargo-deb, then runs lintian on them (fails on any lintian error).
 # Binaries come from the `dist` profile: native here, cross-built by scripts/cross-build.sh.
+# They are the device binary, without the lab tools (`simulate`, `bench`; docs/decisions/0044).
 # Usage: scripts/build-debs.sh [ARCH...]     ARCH: amd64 arm64 armhf (default: all three)
 #        NO_BUILD=1 scripts/build-debs.sh    (package binaries already built)
+#        FEATURES=lab scripts/build-debs.sh  (package the full binary, with the lab tools)
 # Output: target/debian/*.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +36,15 @@ if [ "$(grep -c "entroshard (>= $VERSION)" Cargo.toml)" != 2 ]; then
   exit 2
 fi
 
+FEATURES=${FEATURES:-}
+export FEATURES # scripts/cross-build.sh reads it too
+FEATURE_ARGS=(--no-default-features)
+[ -n "$FEATURES" ] && FEATURE_ARGS+=(--features "$FEATURES")
+
 if [ -z "${NO_BUILD:-}" ]; then
   CROSS=()
   for a in "${ARCHES[@]}"; do
-    case "$a" in arm64) CROSS+=(aarch64) ;; armhf) CROSS+=(armv7) ;; amd64) cargo build --locked --profile dist -p entroshard --bin entroshard ;; esac
+    case "$a" in arm64) CROSS+=(aarch64) ;; armhf) CROSS+=(armv7) ;; amd64) cargo build --locked --profile dist "${FEATURE_ARGS[@]}" -p entroshard --bin entroshard ;; esac
   done
   [ ${#CROSS[@]} -gt 0 ] && scripts/cross-build.sh "${CROSS[@]}"
 fi

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Cross-builds the `entroshard` binary for Raspberry-Pi-class boards without containers:
 # installs Debian's cross compilers and the Rust targets it needs, then builds with the
-# `dist` profile (LTO, one codegen unit, stripped) unless PROFILE says otherwise.
+# `dist` profile (LTO, one codegen unit, stripped) unless PROFILE says otherwise. It builds the
+# device binary: no default features, so none of the lab tools (`simulate`, `bench`; see
+# docs/decisions/0044) unless FEATURES names them.
 #
 # Usage: scripts/cross-build.sh [TARGET...]
 #   TARGET: aarch64 | armv7 | armv6 | a full Rust triple   (default: aarch64 armv7)
 #   PROFILE=release scripts/cross-build.sh aarch64         (another cargo profile)
 #   NO_INSTALL=1 scripts/cross-build.sh                    (skip apt-get / rustup)
+#   FEATURES=lab scripts/cross-build.sh aarch64            (the full binary, with the lab tools)
 # Output: target/<triple>/<profile>/entroshard, and a size line per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-dist}
+FEATURES=${FEATURES:-}
+FEATURE_ARGS=(--no-default-features)
+[ -n "$FEATURES" ] && FEATURE_ARGS+=(--features "$FEATURES")
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(aarch64 armv7)
 
@@ -65,7 +71,7 @@ for t in "${TARGETS[@]}"; do
   prefix=$(gcc_prefix_of "$triple")
   upper=$(echo "$triple" | tr 'a-z-' 'A-Z_')
   lower=$(echo "$triple" | tr '-' '_')
-  echo "== building $triple ($PROFILE)"
+  echo "== building $triple ($PROFILE, features: ${FEATURES:-none})"
   cargo=(cargo)
   cflags=""
   if [ "$triple" = arm-unknown-linux-gnueabihf ]; then
@@ -78,9 +84,10 @@ for t in "${TARGETS[@]}"; do
   # Linker for rustc, compiler and archiver for C code in dependencies (ring, aws-lc-sys).
   env "CARGO_TARGET_${upper}_LINKER=$prefix-gcc" "CC_${lower}=$prefix-gcc" "AR_${lower}=$prefix-ar" \
     "CFLAGS_${lower}=$cflags" \
-    "${cargo[@]}" build --locked --profile "$PROFILE" --target "$triple" -p entroshard --bin entroshard
+    "${cargo[@]}" build --locked --profile "$PROFILE" --target "$triple" "${FEATURE_ARGS[@]}" \
+    -p entroshard --bin entroshard
   dir=$PROFILE; [ "$PROFILE" = dev ] && dir=debug
   bin=${CARGO_TARGET_DIR:-target}/$triple/$dir/entroshard
   file "$bin" 2>/dev/null || true
-  echo "size $triple $(stat -c %s "$bin") bytes ($(awk -v b="$(stat -c %s "$bin")" 'BEGIN {printf "%.1f", b/1048576}') MiB)"
+  echo "size $triple (features: ${FEATURES:-none}) $(stat -c %s "$bin") bytes ($(awk -v b="$(stat -c %s "$bin")" 'BEGIN {printf "%.1f", b/1048576}') MiB)"
 done

@@ -70,6 +70,10 @@ pub(crate) struct FleetPeer {
     /// Its identity.
     pub node: NodeId,
     /// Its libp2p identity.
+    #[cfg_attr(
+        not(feature = "lab"),
+        expect(dead_code, reason = "only `bench` reads it")
+    )]
     pub peer_id: PeerId,
     /// Its region.
     pub region: &'static str,
@@ -80,6 +84,10 @@ pub(crate) struct FleetPeer {
     /// Its TCP and UDP port, fixed as on a real device: a restarted peer is found where it was.
     pub port: u16,
     /// Its QUIC listen address (without `/p2p/`).
+    #[cfg_attr(
+        not(feature = "lab"),
+        expect(dead_code, reason = "only `bench` reads it")
+    )]
     pub quic: Multiaddr,
     child: Option<Child>,
 }
@@ -276,6 +284,7 @@ impl Fleet {
     }
 
     /// Adds peers until there are `total`.
+    #[cfg(feature = "lab")]
     pub(crate) async fn grow_to(&mut self, total: usize) -> anyhow::Result<()> {
         while self.peers.len() < total {
             self.add_peer().await?;
@@ -321,6 +330,7 @@ impl Fleet {
     }
 
     /// The last `lines` lines of the coordinator's log and of every non-empty peer log.
+    #[cfg(feature = "lab")]
     pub(crate) fn log_tails(&self, lines: usize) -> String {
         let logs = std::iter::once(self.coordinator_dir().join("coordinator.log"))
             .chain(self.peers.iter().map(|p| p.dir.join("peer.log")));
@@ -341,11 +351,13 @@ impl Fleet {
     }
 
     /// The coordinator's process id.
+    #[cfg(feature = "lab")]
     pub(crate) fn coordinator_pid(&self) -> Option<u32> {
         self.coordinator.as_ref().map(Child::id)
     }
 
     /// The first peer's process id.
+    #[cfg(feature = "lab")]
     pub(crate) fn first_peer_pid(&self) -> Option<u32> {
         self.peers.first()?.child.as_ref().map(Child::id)
     }

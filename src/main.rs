@@ -3,6 +3,7 @@
 #[macro_use]
 mod out;
 
+#[cfg(feature = "lab")]
 mod bench;
 mod cli;
 mod demo;
@@ -40,7 +41,12 @@ enum Command {
     /// Fetch a session key from its holders.
     Fetch(cli::requester::FetchArgs),
     /// Measure fetch latency against the bare QUIC stack, sessions per second, rotation time, RSS.
+    #[cfg(feature = "lab")]
     Bench(bench::BenchArgs),
+    /// Not in this build (built without the `lab` feature); says so and exits 1.
+    #[cfg(not(feature = "lab"))]
+    #[command(hide = true)]
+    Bench(cli::lab::LeftOut),
     /// A Noise channel keyed by a session key, like `nc`.
     #[command(subcommand)]
     Tunnel(cli::tunnel::TunnelCommand),
@@ -48,7 +54,12 @@ enum Command {
     #[command(subcommand)]
     Entropy(cli::entropy::EntropyCommand),
     /// Thousands of real devices in one process with churn, partitions and misbehaviour; a report with plots.
+    #[cfg(feature = "lab")]
     Simulate(cli::simulate::SimulateArgs),
+    /// Not in this build (built without the `lab` feature); says so and exits 1.
+    #[cfg(not(feature = "lab"))]
+    #[command(hide = true)]
+    Simulate(cli::lab::LeftOut),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,14 +74,49 @@ fn main() -> std::process::ExitCode {
         Command::Session(command) => cli::requester::run_session(command),
         Command::Fetch(args) => cli::requester::run_fetch(args),
         Command::Tunnel(command) => cli::tunnel::run(command),
+        #[cfg(feature = "lab")]
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "lab")]
         Command::Simulate(args) => cli::simulate::run(args),
+        #[cfg(not(feature = "lab"))]
+        Command::Bench(_) => cli::lab::left_out("bench"),
+        #[cfg(not(feature = "lab"))]
+        Command::Simulate(_) => cli::lab::left_out("simulate"),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "lab")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_device_build_parses_lab_subcommands_and_refuses_them_naming_the_feature() {
+        for (name, args) in [
+            ("simulate", &["--peers", "3", "--no-plots"][..]),
+            ("bench", &["--json", "--no-large"][..]),
+        ] {
+            let argv = std::iter::once("entroshard")
+                .chain(std::iter::once(name))
+                .chain(args.iter().copied());
+            let parsed = match Cli::try_parse_from(argv).unwrap().command {
+                Command::Simulate(_) => "simulate",
+                Command::Bench(_) => "bench",
+                _ => "another subcommand",
+            };
+            assert_eq!(parsed, name);
+            let refusal = cli::lab::left_out(name).unwrap_err().to_string();
+            assert!(
+                refusal.contains(&format!("`{name}`")) && refusal.contains("`lab` feature"),
+                "{refusal}"
+            );
         }
     }
 }

@@ -2,8 +2,11 @@
 
 pub mod coordinator;
 pub mod entropy;
+#[cfg(not(feature = "lab"))]
+pub mod lab;
 pub mod peer;
 pub mod requester;
+#[cfg(feature = "lab")]
 pub mod simulate;
 pub mod systemd;
 pub mod tunnel;
