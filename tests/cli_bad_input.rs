@@ -92,6 +92,22 @@ fn peer_init_with_a_bad_coordinator_address_names_it_writes_nothing_and_the_retr
         entries(&tmp.path().join("p")),
         ["identity.key", "peer.toml"]
     );
+
+    // `peer id` prints the same PeerId `init` did, later, from the data directory.
+    let peer_id_line = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("peer id 12D3KooW"))
+            .map(str::to_owned)
+    };
+    let at_init = peer_id_line(&out).expect("init prints the peer id");
+    let id = run_in(tmp.path(), &["peer", "id", "--data-dir", "p"]);
+    assert!(id.status.success(), "{}", stderr(&id));
+    assert_eq!(peer_id_line(&id), Some(at_init));
+    assert_refused(
+        &run_in(tmp.path(), &["peer", "id", "--data-dir", "nowhere"]),
+        &["loading the peer config"],
+    );
 }
 
 #[test]

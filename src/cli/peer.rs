@@ -17,6 +17,19 @@ pub enum PeerCommand {
     Init(InitArgs),
     /// Run the device agent until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Print this device's PeerId (what `coordinator enrol` takes) and node id.
+    Id(IdArgs),
+}
+
+/// Options of `peer id`.
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    /// Data directory written by `peer init`.
+    #[arg(long, default_value = "entroshard-peer")]
+    pub data_dir: PathBuf,
+    /// Config file (default `<data-dir>/peer.toml`); its `data_dir` names the identity.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Options of `peer init`.
@@ -95,6 +108,18 @@ pub struct RunArgs {
 pub fn run(command: PeerCommand) -> anyhow::Result<()> {
     match command {
         PeerCommand::Init(args) => init(args),
+        PeerCommand::Id(args) => {
+            let config_path = args
+                .config
+                .unwrap_or_else(|| args.data_dir.join("peer.toml"));
+            let config = PeerConfig::load(&config_path).context("loading the peer config")?;
+            let key = peer::identity::read_key(&config.identity_path())
+                .with_context(|| format!("reading {}", config.identity_path().display()))?;
+            let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
+            outln!("peer id {peer_id}");
+            outln!("node id {}", key.node_id());
+            Ok(())
+        }
         PeerCommand::Run(args) => {
             super::init_tracing(args.log_format);
             let config_path = args
