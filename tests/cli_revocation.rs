@@ -392,3 +392,36 @@ fn unknown_ids_are_not_found_exit_1_and_leave_a_stopped_coordinator_as_it_was() 
         "{time} in {trail}"
     );
 }
+
+#[test]
+fn admin_commands_find_the_data_directory_in_entroshard_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c");
+    run_ok(
+        &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
+        &[("--data-dir", &c)],
+    );
+    let known = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
+    let with_env = |args: &[&str], dir: &Path| {
+        entroshard()
+            .current_dir(tmp.path())
+            .env("ENTROSHARD_DATA_DIR", dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let added = with_env(&["coordinator", "requesters", "add", known], &c);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let listed = with_env(&["coordinator", "requesters", "list"], &c);
+    assert!(stdout(&listed).contains(known), "{}", stdout(&listed));
+    // `--data-dir` wins over the variable; a variable naming nothing is refused by name.
+    let flag = run_ok(
+        &["coordinator", "requesters", "list"],
+        &[("--data-dir", &c)],
+    );
+    assert!(flag.contains(known), "{flag}");
+    let missing = tmp.path().join("missing");
+    let refused = with_env(&["coordinator", "requesters", "list"], &missing);
+    assert_refused(&refused, &[&missing.display().to_string()]);
+    assert!(!missing.exists(), "nothing is created");
+}

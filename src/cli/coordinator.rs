@@ -16,7 +16,32 @@ use protocols::ids::NodeId;
 use rand::rngs::SysRng;
 use rand_core::{Rng, UnwrapErr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Names the coordinator's data directory for commands run without `--data-dir`.
+pub const DATA_DIR_ENV: &str = "ENTROSHARD_DATA_DIR";
+
+/// Where the Debian package keeps the coordinator's config (`coordinator init --config` fills it).
+const PACKAGED_CONFIG: &str = "/etc/entroshard/coordinator.toml";
+
+/// The data directory of a command given neither `--data-dir` nor `ENTROSHARD_DATA_DIR`: the
+/// `data_dir` of `/etc/entroshard/coordinator.toml` where the packages put one, else
+/// `entroshard-coordinator` in the current directory.
+pub fn default_data_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        data_dir_in(Path::new(PACKAGED_CONFIG))
+            .unwrap_or_else(|| PathBuf::from("entroshard-coordinator"))
+    })
+    .clone()
+}
+
+/// The `data_dir` a coordinator config file names, if it exists and names one.
+fn data_dir_in(config: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table.get("data_dir")?.as_str().map(PathBuf::from)
+}
 
 /// `coordinator` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -66,7 +91,7 @@ pub struct RotateArgs {
     /// Session id (hex).
     pub session: String,
     /// Data directory.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -96,7 +121,7 @@ pub enum RequestersCommand {
 #[derive(Debug, clap::Args)]
 pub struct DirArgs {
     /// Data directory written by `coordinator init`.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
@@ -107,7 +132,7 @@ pub struct DirArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Data directory written by `coordinator init`.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// Config file (default `<data-dir>/coordinator.toml`); its `data_dir` names the state.
     #[arg(long)]
@@ -121,7 +146,11 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// Data directory.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(
+        long,
+        env = "ENTROSHARD_DATA_DIR",
+        default_value = "entroshard-coordinator"
+    )]
     pub data_dir: PathBuf,
     /// Listen addresses (repeatable); default TCP 7400 and QUIC 7400 on every interface.
     #[arg(long)]
@@ -156,7 +185,7 @@ pub struct PeerArg {
     /// The PeerId.
     pub peer_id: String,
     /// Data directory.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -172,7 +201,7 @@ pub struct EnrolArgs {
     #[arg(long)]
     pub operator: String,
     /// Data directory.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -189,7 +218,7 @@ pub struct JoinTokenArgs {
     #[arg(long, default_value_t = 86_400)]
     pub ttl: u64,
     /// Data directory.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -199,7 +228,7 @@ pub struct AllowArgs {
     /// SHA-256 of the peer binary, hex.
     pub sha256: String,
     /// Data directory.
-    #[arg(long, default_value = "entroshard-coordinator")]
+    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -467,4 +496,33 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         "peers pin it with: entroshard peer init --coordinator /ip4/<address>/tcp/<port>/p2p/{peer_id} ..."
     );
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod data_dir_tests {
+    use super::data_dir_in;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn a_config_names_the_data_directory_and_a_template_or_no_file_names_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let filled = dir.path().join("filled.toml");
+        std::fs::write(&filled, "data_dir = \"/var/lib/entroshard/coordinator\"\n").unwrap();
+        assert_eq!(
+            data_dir_in(&filled),
+            Some(PathBuf::from("/var/lib/entroshard/coordinator"))
+        );
+        let template = dir.path().join("template.toml");
+        std::fs::write(
+            &template,
+            "# data_dir = \"/var/lib/entroshard/coordinator\"\n",
+        )
+        .unwrap();
+        assert_eq!(data_dir_in(&template), None);
+        assert_eq!(
+            data_dir_in(Path::new("/nonexistent/coordinator.toml")),
+            None
+        );
+    }
 }
