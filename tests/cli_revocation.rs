@@ -48,7 +48,8 @@ fn ticket_expiry_ms(ticket: &Path) -> u64 {
     first
         .parse()
         .ok()
-        .or_else(|| coordinator::admin::rfc3339::parse_ms(first))
+        // RFC 3339 as printed has whole seconds: the expiry lies within the second after.
+        .or_else(|| coordinator::admin::rfc3339::parse_ms(first).map(|ms| ms + 999))
         .unwrap_or_else(|| panic!("no expiry in {shown}"))
 }
 

@@ -246,7 +246,10 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
     outln!("session    {}", t.session);
     outln!("epoch      {}", t.epoch);
     outln!("threshold  {} of {}", t.threshold(), t.holders.len());
-    outln!("expires    {} (unix ms)", t.expires_at_ms);
+    outln!(
+        "expires    {}",
+        coordinator::admin::rfc3339::format_ms(t.expires_at_ms)
+    );
     outln!(
         "requester  {}",
         peer::identity::peer_id(&t.requester)

@@ -9,8 +9,8 @@ pub fn render(lines: &[PeerLine]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  sources",
-        "node", "region", "operator", "trusted", "power", "shares", "hb age", "credited"
+        "{:<52} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  sources",
+        "peer id", "region", "operator", "trusted", "power", "shares", "hb age", "credited"
     );
     for l in lines {
         let sources: Vec<String> = l
@@ -20,8 +20,8 @@ pub fn render(lines: &[PeerLine]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{:<16} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  {}{}",
-            l.node.short(),
+            "{:<52} {:<10} {:<10} {:<8} {:<22} {:>6} {:>8} {:>9}  {}{}",
+            coordinator::admin::peer_text(&l.node),
             l.region,
             l.operator,
             l.trusted,
@@ -205,8 +205,8 @@ mod tests {
         ])]);
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(rows.len(), 5, "{text}");
-        assert!(rows[0].starts_with("node "));
-        assert!(rows[1].starts_with(&NodeId([7; 32]).short()));
+        assert!(rows[0].starts_with("peer id "));
+        assert!(rows[1].starts_with(&coordinator::admin::peer_text(&NodeId([7; 32]))));
         assert!(rows[1].contains("eu-west") && rows[1].contains("4096"));
         assert_eq!(rows[2], "    refused: unattested 18, audit_pending 12");
         assert!(rows[3].starts_with("    source a: unaudited;"));
