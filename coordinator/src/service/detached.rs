@@ -152,11 +152,8 @@ mod tests {
         }
     }
 
-    /// The entry point answers each kind of request through the loop's handler: refusals for
-    /// garbage, strangers and an empty pool, a ticket only for the session's creator, one join
-    /// per token; refused requests write nothing.
-    #[tokio::test]
-    async fn detached_service_answers_requests_as_the_loop_does() {
+    /// A coordinator database with its secrets, in a directory of its own.
+    fn fresh_db() -> (tempfile::TempDir, Arc<CoordinatorDb>) {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(CoordinatorDb::open(&dir.path().join("coordinator.redb")).unwrap());
         db.init_secrets(&CoordinatorSecrets {
@@ -164,6 +161,15 @@ mod tests {
             noise_static: [2; 32],
         })
         .unwrap();
+        (dir, db)
+    }
+
+    /// The entry point answers each kind of request through the loop's handler: refusals for
+    /// garbage, strangers and an empty pool, a ticket only for the session's creator, one join
+    /// per token; refused requests write nothing.
+    #[tokio::test]
+    async fn detached_service_answers_requests_as_the_loop_does() {
+        let (dir, db) = fresh_db();
         let (coordinator, requester, stranger) = (
             NodeKey::from_secret_bytes(&[1; 32]),
             NodeKey::from_secret_bytes(&[2; 32]),
@@ -276,13 +282,7 @@ mod tests {
     /// revoked session are refused, and the refusals leave no audit entry.
     #[tokio::test]
     async fn tickets_are_short_lived_audited_and_refused_after_a_removal_or_a_revocation() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(CoordinatorDb::open(&dir.path().join("coordinator.redb")).unwrap());
-        db.init_secrets(&CoordinatorSecrets {
-            sealing_master: [1; 32],
-            noise_static: [2; 32],
-        })
-        .unwrap();
+        let (dir, db) = fresh_db();
         let (coordinator, creator, named) = (
             NodeKey::from_secret_bytes(&[1; 32]),
             NodeKey::from_secret_bytes(&[2; 32]),
