@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::cli::{assert_refused, stderr};
 use common::entroshard;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -15,20 +16,6 @@ const COORDINATOR: &str =
 /// Runs `entroshard args…` in `dir`.
 fn run_in(dir: &Path, args: &[&str]) -> Output {
     entroshard().current_dir(dir).args(args).output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Fails unless `out` failed with a message containing every one of `parts`, and no panic.
-fn assert_refused(out: &Output, parts: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for part in parts {
-        assert!(err.contains(part), "no {part:?} in: {err}");
-    }
 }
 
 fn peer_init<'a>(data_dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

@@ -22,24 +22,6 @@ fn entroshard_in(args: &[&str], dir_flag: &str, dir: &Path) -> Output {
         .unwrap()
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Fails unless `out` failed (status 1, no panic) with every one of `parts` on stderr.
-fn assert_refused(out: &Output, parts: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for part in parts {
-        assert!(err.contains(part), "no {part:?} in: {err}");
-    }
-}
-
 /// When the ticket in `ticket` expires, from `session show`.
 fn ticket_expiry_ms(ticket: &Path) -> u64 {
     let shown = run_ok(&["session", "show", ticket.to_str().unwrap()], &[]);

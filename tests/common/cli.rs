@@ -123,3 +123,23 @@ impl StderrLines {
         }
     }
 }
+
+/// A finished command's standard error, as text.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A finished command's standard output, as text.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails unless `out` failed (status 1, no panic) with every one of `parts` on stderr.
+pub fn assert_refused(out: &std::process::Output, parts: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for part in parts {
+        assert!(err.contains(part), "no {part:?} in: {err}");
+    }
+}
