@@ -10,9 +10,12 @@ SECONDS_TO_RUN=${1:-120}
 PEERS=${2:-3}
 INTERVAL=${3:-60}
 cd "$(dirname "$0")/.."
-# PROFILE=dist measures the binary that ships (LTO, stripped).
+# PROFILE=dist measures the binary that ships (LTO, stripped, without the lab tools; decision
+# 0044); FEATURES=lab adds them back.
 PROFILE=${PROFILE:-release}
-cargo build --profile "$PROFILE" --locked -q -p entroshard --bin entroshard
+FEATURE_ARGS=()
+if [ "$PROFILE" = dist ] && [ "${FEATURES:-}" != lab ]; then FEATURE_ARGS=(--no-default-features); fi
+cargo build --profile "$PROFILE" --locked -q -p entroshard --bin entroshard "${FEATURE_ARGS[@]}"
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE/entroshard
 TMP=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
