@@ -39,6 +39,9 @@ pub enum AdminRequest {
     ),
     /// Running totals (rotations by cause, intake counters) for the simulator and reports.
     Figures(oneshot::Sender<CoordinatorFigures>),
+    /// Audit every live session's holders at the next tick (the simulator, before its last
+    /// sample, so every holder reachable then has been checked).
+    AuditHoldersNow,
 }
 
 /// A snapshot of the coordinator's running totals.
@@ -46,8 +49,10 @@ pub enum AdminRequest {
 pub struct CoordinatorFigures {
     /// Committed rotations by cause (`Period`, `Repair`, `Quarantine`, `Manual`).
     pub rotations_by_cause: BTreeMap<String, u64>,
-    /// Sessions rotating (or being deleted) right now.
+    /// Sessions rotating (or being deleted, or audited) right now.
     pub rotating: usize,
+    /// Holder audits due now and not started yet.
+    pub holder_audits_due: usize,
     /// Intake counters: clones, replays, credited bits.
     pub intake: crate::intake::IntakeStats,
 }

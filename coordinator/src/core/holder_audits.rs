@@ -244,6 +244,29 @@ impl HolderAudits {
         orders
     }
 
+    /// Audits every one of `sessions` at `now_ms`, all holders, replacing pending retries (an
+    /// operator's or the simulator's sweep). Nothing when audits are off.
+    pub fn audit_now(&mut self, sessions: impl Iterator<Item = SessionId>, now_ms: u64) {
+        if self.first_wait_ms.is_none() {
+            return;
+        }
+        for session in sessions {
+            self.pending.insert(
+                session,
+                PendingAudit {
+                    at_ms: now_ms,
+                    only: None,
+                    attempt: 0,
+                },
+            );
+        }
+    }
+
+    /// How many audits are due at `now_ms` and not started.
+    pub fn due_count(&self, now_ms: u64) -> usize {
+        self.pending.values().filter(|a| a.at_ms <= now_ms).count()
+    }
+
     /// When the next audit falls due, if any is pending.
     pub fn next_at_ms(&self) -> Option<u64> {
         self.pending.values().map(|a| a.at_ms).min()

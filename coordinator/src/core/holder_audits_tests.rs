@@ -235,3 +235,23 @@ fn faults_quarantine_their_holders_once_and_a_sticky_quarantine_stays() {
         "a sticky quarantine is not replaced"
     );
 }
+
+#[test]
+fn a_sweep_audits_every_holder_of_every_session_now_replacing_retries() {
+    let s = [session(1, 3), session(2, 3)];
+    let mut audits = HolderAudits::new(3.0);
+    audits.handle_audited(s[0].session, vec![node(1)], 2, 0);
+    assert_eq!(audits.due_count(1), 0);
+    audits.audit_now(s.iter().map(|r| r.session), 5 * S);
+    assert_eq!(audits.due_count(5 * S), 2);
+    let due = audits.due(5 * S, &s, idle);
+    assert_eq!(due.len(), 2);
+    assert!(
+        due.iter()
+            .all(|o| o.attempt == 0 && o.record.holders.len() == 3)
+    );
+    assert_eq!(audits.due_count(5 * S), 0);
+    let mut off = HolderAudits::new(0.0);
+    off.audit_now(s.iter().map(|r| r.session), 0);
+    assert_eq!(off.due_count(0), 0);
+}

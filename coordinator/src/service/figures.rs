@@ -7,6 +7,7 @@ pub(super) fn of(state: &State) -> CoordinatorFigures {
     CoordinatorFigures {
         rotations_by_cause: state.rotations_by_cause.clone(),
         rotating: state.rotating.len(),
+        holder_audits_due: state.audits.due_count(super::now_ms()),
         intake: state.intake.stats().clone(),
     }
 }

@@ -142,6 +142,17 @@ pub(super) async fn on_admin(
         AdminRequest::Figures(reply) => {
             let _ = reply.send(figures::of(state));
         }
+        AdminRequest::AuditHoldersNow => {
+            let db = ctx.db.clone();
+            if let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await {
+                let now = now_ms();
+                let live = sessions
+                    .iter()
+                    .filter(|s| s.expires_at_ms > now)
+                    .map(|s| s.session);
+                state.audits.audit_now(live, now);
+            }
+        }
     }
 }
 
