@@ -24,16 +24,25 @@ pub const DATA_DIR_ENV: &str = "ENTROSHARD_DATA_DIR";
 /// Where the Debian package keeps the coordinator's config (`coordinator init --config` fills it).
 const PACKAGED_CONFIG: &str = "/etc/entroshard/coordinator.toml";
 
-/// The data directory of a command given neither `--data-dir` nor `ENTROSHARD_DATA_DIR`: the
+/// The data directory of a command given no `--data-dir`: `ENTROSHARD_DATA_DIR`, else the
 /// `data_dir` of `/etc/entroshard/coordinator.toml` where the packages put one, else
-/// `entroshard-coordinator` in the current directory.
+/// `entroshard-coordinator` in the current directory. (Read by hand rather than with clap's
+/// `env` feature, which costs the Pi build bytes it does not have to spare.)
 pub fn default_data_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        data_dir_in(Path::new(PACKAGED_CONFIG))
+        env_data_dir()
+            .or_else(|| data_dir_in(Path::new(PACKAGED_CONFIG)))
             .unwrap_or_else(|| PathBuf::from("entroshard-coordinator"))
     })
     .clone()
+}
+
+/// `ENTROSHARD_DATA_DIR`, when set and not empty.
+fn env_data_dir() -> Option<PathBuf> {
+    std::env::var_os(DATA_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The `data_dir` a coordinator config file names, if it exists and names one.
@@ -91,7 +100,7 @@ pub struct RotateArgs {
     /// Session id (hex).
     pub session: String,
     /// Data directory.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -121,7 +130,7 @@ pub enum RequestersCommand {
 #[derive(Debug, clap::Args)]
 pub struct DirArgs {
     /// Data directory written by `coordinator init`.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
@@ -132,7 +141,7 @@ pub struct DirArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Data directory written by `coordinator init`.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// Config file (default `<data-dir>/coordinator.toml`); its `data_dir` names the state.
     #[arg(long)]
@@ -145,12 +154,8 @@ pub struct RunArgs {
 /// Options of `coordinator init`.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Data directory.
-    #[arg(
-        long,
-        env = "ENTROSHARD_DATA_DIR",
-        default_value = "entroshard-coordinator"
-    )]
+    /// Data directory (default `ENTROSHARD_DATA_DIR`, else `entroshard-coordinator`).
+    #[arg(long, default_value_os_t = env_data_dir().unwrap_or_else(|| PathBuf::from("entroshard-coordinator")))]
     pub data_dir: PathBuf,
     /// Listen addresses (repeatable); default TCP 7400 and QUIC 7400 on every interface.
     #[arg(long)]
@@ -185,7 +190,7 @@ pub struct PeerArg {
     /// The PeerId.
     pub peer_id: String,
     /// Data directory.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -201,7 +206,7 @@ pub struct EnrolArgs {
     #[arg(long)]
     pub operator: String,
     /// Data directory.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -218,7 +223,7 @@ pub struct JoinTokenArgs {
     #[arg(long, default_value_t = 86_400)]
     pub ttl: u64,
     /// Data directory.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -228,7 +233,7 @@ pub struct AllowArgs {
     /// SHA-256 of the peer binary, hex.
     pub sha256: String,
     /// Data directory.
-    #[arg(long, env = DATA_DIR_ENV, default_value_os_t = default_data_dir())]
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }
 
