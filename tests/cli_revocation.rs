@@ -273,15 +273,24 @@ fn assert_in_order(trail: &str, expected: &[(&str, &str)]) {
     }
 }
 
-#[test]
-fn unknown_ids_are_not_found_exit_1_and_leave_a_stopped_coordinator_as_it_was() {
+/// A valid PeerId the stopped-coordinator tests add as a requester.
+const KNOWN_REQUESTER: &str = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
+
+/// A coordinator initialised (never started) in `<tmp>/c`.
+fn stopped_coordinator() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let c = tmp.path().join("c");
     run_ok(
         &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
         &[("--data-dir", &c)],
     );
-    let known = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
+    (tmp, c)
+}
+
+#[test]
+fn unknown_ids_are_not_found_exit_1_and_leave_a_stopped_coordinator_as_it_was() {
+    let (_tmp, c) = stopped_coordinator();
+    let known = KNOWN_REQUESTER;
     let stranger = "12D3KooWNRx3CGCQoKY4bvo8rYczsQ9Y9pcjzcjK7MNCY9ya1yhv";
     run_ok(
         &["coordinator", "requesters", "add", known],
@@ -378,13 +387,8 @@ fn unknown_ids_are_not_found_exit_1_and_leave_a_stopped_coordinator_as_it_was() 
 
 #[test]
 fn admin_commands_find_the_data_directory_in_entroshard_data_dir() {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = tmp.path().join("c");
-    run_ok(
-        &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
-        &[("--data-dir", &c)],
-    );
-    let known = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
+    let (tmp, c) = stopped_coordinator();
+    let known = KNOWN_REQUESTER;
     let with_env = |args: &[&str], dir: &Path| {
         entroshard()
             .current_dir(tmp.path())
