@@ -1,6 +1,6 @@
 //! The observer: samples the process (RSS), the coordinator (peer table, running totals,
 //! sessions) and the workload at a fixed period, and notes when each misbehaving device was
-//! first caught and how.
+//! first caught and how; before the last sample, has every holder audited once more.
 
 use crate::fleet::Fleet;
 use crate::workload::WorkloadStats;
@@ -311,4 +311,26 @@ impl Observer {
             }
         }
     }
+}
+
+/// Has the coordinator audit every live session's holders now and waits until none of those
+/// audits is due or under way (bounded only as a hang: 120 s).
+pub(crate) async fn audit_every_holder(admin: &tokio::sync::mpsc::Sender<AdminRequest>) {
+    if admin.send(AdminRequest::AuditHoldersNow).await.is_err() {
+        return;
+    }
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < bound {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if admin.send(AdminRequest::Figures(tx)).await.is_err() {
+            return;
+        }
+        match rx.await {
+            Ok(f) if f.holder_audits_due == 0 && f.rotating == 0 => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    tracing::warn!("holder audits still running after 120 s; sampling anyway");
 }

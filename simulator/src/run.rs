@@ -305,10 +305,9 @@ pub async fn run(
     // audit the shares placed last, so every holder that held a share has been checked.
     let settle_s = 3.0 + scenario.timing.holder_audit_s.max(0.0);
     tokio::time::sleep(Duration::from_secs_f64(settle_s)).await;
-    // Then every live session's holders are audited once more and the run waits for those
-    // audits to finish: a holder that was away at its audit and its first retries (a region
-    // down) is checked now that it is back, however slow the machine.
-    audit_every_holder(&coordinator.admin).await;
+    // Then every live session's holders are audited once more, so a holder away for its audit
+    // and first retries (a region down) is checked now that it is back, however slow the machine.
+    crate::observe::audit_every_holder(&coordinator.admin).await;
     observer
         .sample(&fleet, &coordinator, &db, &workload.stats, nk)
         .await;
@@ -498,26 +497,4 @@ async fn apply(
 
 fn fleet_churn(fleet: &Fleet) -> crate::scenario::Churn {
     fleet.scenario().churn.clone()
-}
-
-/// Has the coordinator audit every live session's holders now and waits until none of those
-/// audits is due or under way (bounded only as a hang: 120 s).
-async fn audit_every_holder(admin: &tokio::sync::mpsc::Sender<AdminRequest>) {
-    if admin.send(AdminRequest::AuditHoldersNow).await.is_err() {
-        return;
-    }
-    let bound = std::time::Instant::now() + Duration::from_secs(120);
-    while std::time::Instant::now() < bound {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if admin.send(AdminRequest::Figures(tx)).await.is_err() {
-            return;
-        }
-        match rx.await {
-            Ok(f) if f.holder_audits_due == 0 && f.rotating == 0 => return,
-            Ok(_) => {}
-            Err(_) => return,
-        }
-    }
-    tracing::warn!("holder audits still running after 120 s; sampling anyway");
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct DataDir {
     /// Data directory.
-    #[arg(long, default_value_os_t = super::default_data_dir())]
+    #[arg(long, default_value_os_t = super::data_dir::default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -22,7 +22,7 @@ pub struct SessionArg {
     /// Session id (hex, as `sessions list` prints it).
     pub session: String,
     /// Data directory.
-    #[arg(long, default_value_os_t = super::default_data_dir())]
+    #[arg(long, default_value_os_t = super::data_dir::default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -60,7 +60,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub since: Option<String>,
     /// Data directory.
-    #[arg(long, default_value_os_t = super::default_data_dir())]
+    #[arg(long, default_value_os_t = super::data_dir::default_data_dir())]
     pub data_dir: PathBuf,
 }
 
