@@ -82,16 +82,7 @@ fn removed_requesters_and_revoked_sessions_are_refused_and_the_audit_trail_lists
     let a_ticket = a_dir.path().join("ticket.cbor");
     let session = create_session(a_dir.path(), &a_ticket, 3, 2, &["--requester", &b]);
     let b_ticket = b_dir.path().join("ticket.cbor");
-    run_ok(
-        &[
-            "session",
-            "ticket",
-            &session,
-            "-o",
-            b_ticket.to_str().unwrap(),
-        ],
-        &[("--data-dir", b_dir.path())],
-    );
+    session_ticket(b_dir.path(), &session, &b_ticket);
     let key = fetch_key(a_dir.path(), &a_ticket, "hex");
     assert_eq!(fetch_key(b_dir.path(), &b_ticket, "hex"), key);
 

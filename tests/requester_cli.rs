@@ -65,16 +65,7 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
     );
 
     let b_ticket = b_dir.path().join("ticket.cbor");
-    run_ok(
-        &[
-            "session",
-            "ticket",
-            &session,
-            "-o",
-            b_ticket.to_str().unwrap(),
-        ],
-        &[("--data-dir", b_dir.path())],
-    );
+    session_ticket(b_dir.path(), &session, &b_ticket);
     let hex_a = String::from_utf8(fetch_key(a_dir.path(), &a_ticket, "hex")).unwrap();
     let hex_b = String::from_utf8(fetch_key(b_dir.path(), &b_ticket, "hex")).unwrap();
     assert_eq!(hex_a, hex_b);

@@ -143,3 +143,11 @@ pub fn assert_refused(out: &std::process::Output, parts: &[&str]) {
         assert!(err.contains(part), "no {part:?} in: {err}");
     }
 }
+
+/// `session ticket SESSION -o OUT` for the requester in `dir` (a named requester's own ticket).
+pub fn session_ticket(dir: &Path, session: &str, out: &Path) {
+    run_ok(
+        &["session", "ticket", session, "-o", out.to_str().unwrap()],
+        &[("--data-dir", dir)],
+    );
+}
