@@ -28,13 +28,9 @@ pub(crate) struct PeerLayout {
     pub regions: &'static [&'static str],
     /// Operators, in turn.
     pub operators: &'static [&'static str],
-    /// Simulated sources per peer (the first of [`simulated_sources`]); 0: the machine's own.
-    pub sources_per_peer: usize,
-    /// With the machine's own sources: only these (`--only-source`; empty: every source
-    /// detected), each assessed on this many samples at the peer's first start.
+    /// The machine's own sources: only these (`--only-source`; empty: every source detected),
+    /// each assessed on this many samples at the peer's first start.
     pub real_sources: (&'static [&'static str], usize),
-    /// Peer i's sources are seeded from `1000 + i × seed_step`.
-    pub seed_step: u64,
     /// Peer i listens on 127.0.0.(2+i) rather than 127.0.0.1 (gossipsub's peer scoring
     /// penalises many peers behind one IP address).
     pub address_per_peer: bool,
@@ -233,19 +229,11 @@ impl Fleet {
         ];
         // No simulated source: the machine's own (jitter, interrupts, /dev/hwrng, sensors),
         // each assessed at the peer's first start.
-        let sources = simulated_sources(1000 + i as u64 * layout.seed_step);
         let assess = layout.real_sources.1.to_string();
-        if layout.sources_per_peer > 0 {
-            init.push("--no-hardware");
-        } else {
-            for only in layout.real_sources.0 {
-                init.extend(["--only-source", only]);
-            }
-            init.extend(["--assess-samples", assess.as_str()]);
+        for only in layout.real_sources.0 {
+            init.extend(["--only-source", only]);
         }
-        for source in sources.iter().take(layout.sources_per_peer) {
-            init.extend(["--simulated-source", source.as_str()]);
-        }
+        init.extend(["--assess-samples", assess.as_str()]);
         init.extend([
             "--contribution-interval",
             &interval,
@@ -442,17 +430,6 @@ fn run_to_completion(exe: &Path, args: &[&str], dir: &Path) -> anyhow::Result<St
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The simulated sources a peer may have, seeded from `seed` (as `peer init --simulated-source`
-/// takes them); a layout takes the first few.
-fn simulated_sources(seed: u64) -> [String; 4] {
-    [
-        format!("biased:0.6:{seed}"),
-        format!("correlated:4:0.01:{}", seed + 1),
-        format!("biased:0.55:{}", seed + 2),
-        format!("correlated:4:0.02:{}", seed + 3),
-    ]
 }
 
 /// Rewrites a freshly initialised peer's config with another share fetch rate.

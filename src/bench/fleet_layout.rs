@@ -30,6 +30,10 @@ pub(crate) const PEER_FETCH_RATE_PER_S: f64 = 1_000_000.0;
 
 /// Starts the bench's coordinator; children log warnings only, or `$ENTROSHARD_BENCH_LOG`
 /// (per-request log lines would be part of what is measured).
+/// The peers' sources: the machine's fast ones only, assessed on 200,000 samples (18 peers
+/// assessing every polled sensor on 1,000,000 samples would be what the bench measures).
+pub(crate) const PEER_SOURCES: (&[&str], usize) = (&["jitter", "hwrng"], 200_000);
+
 pub(crate) fn start(
     coordinator: CoordinatorSettings,
     deadline: &Deadline,
@@ -39,11 +43,7 @@ pub(crate) fn start(
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            sources_per_peer: 0,
-            // The machine's fast sources only, assessed on 200,000 samples: 18 peers assessing
-            // every polled sensor on 1,000,000 samples would be what the bench measures.
-            real_sources: (&["jitter", "hwrng"], 200_000),
-            seed_step: 11,
+            real_sources: PEER_SOURCES,
             address_per_peer: true,
             coordinator_over_quic: true,
             contribution_interval_s: CONTRIBUTION_INTERVAL_S,

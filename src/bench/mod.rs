@@ -336,7 +336,11 @@ async fn measure_on(
             operators: OPERATORS.len(),
             min_credited_bits: args.min_credited_bits,
             min_contributors: args.min_contributors,
-            sources_per_peer: 0,
+            sources: format!(
+                "this machine's {} ({}-sample assessment)",
+                fleet_layout::PEER_SOURCES.0.join(" and "),
+                fleet_layout::PEER_SOURCES.1
+            ),
             contribution_interval_s: CONTRIBUTION_INTERVAL_S,
             peer_fetch_rate_per_s: PEER_FETCH_RATE_PER_S,
             bare_probe: "ShareFetch on /entroshard/fetch/1 with a ticket signed by a stranger, \

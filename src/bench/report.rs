@@ -21,8 +21,8 @@ pub(crate) struct Setup {
     pub min_credited_bits: u64,
     /// The coordinator's `--min-contributors`.
     pub min_contributors: usize,
-    /// Simulated sources per peer.
-    pub sources_per_peer: usize,
+    /// The peers' sources (the machine's own) and their start-up assessment.
+    pub sources: String,
     /// Seconds between a peer's contributions.
     pub contribution_interval_s: f64,
     /// Share fetches a peer allows per requester per second.
@@ -122,10 +122,10 @@ impl BenchReport {
                 s.peers, s.regions, s.operators, s.build, self.elapsed_s
             ),
             format!(
-                "  coordinator --min-credited-bits {} --min-contributors {}; peers: {} simulated sources each, contribute every {} s, allow {} fetches/s per requester",
+                "  coordinator --min-credited-bits {} --min-contributors {}; peers on {}, contribute every {} s, allow {} fetches/s per requester",
                 s.min_credited_bits,
                 s.min_contributors,
-                s.sources_per_peer,
+                s.sources,
                 s.contribution_interval_s,
                 s.peer_fetch_rate_per_s
             ),

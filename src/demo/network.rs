@@ -32,9 +32,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            sources_per_peer: 0,
             real_sources: (&[], 1_000_000),
-            seed_step: 7,
             address_per_peer: false,
             coordinator_over_quic: false,
             contribution_interval_s: 0.3,
