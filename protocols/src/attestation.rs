@@ -23,6 +23,7 @@ pub struct Challenge {
     /// The peer's sources as the coordinator sees them (bounded by [`feedback::bounded`]; absent
     /// from older coordinators). Not part of what the evidence answers: that binds the nonce.
     #[serde(default)]
+    #[cfg_attr(test, proptest(strategy = "crate::test_sizes::small_vec()"))]
     pub feedback: Vec<SourceFeedback>,
 }
 

@@ -17,3 +17,6 @@ pub mod sealing;
 pub mod sharing;
 pub mod ticket;
 pub mod wire;
+
+#[cfg(test)]
+mod test_sizes;

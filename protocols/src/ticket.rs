@@ -19,6 +19,7 @@ pub struct TicketHolder {
     /// The share index it holds for this epoch.
     pub index: ShareIndex,
     /// Multiaddresses the holder was last seen at.
+    #[cfg_attr(test, proptest(strategy = "crate::test_sizes::small_vec()"))]
     pub addrs: Vec<String>,
 }
 
@@ -37,6 +38,7 @@ pub struct Ticket {
     /// The only node that may present it.
     pub requester: NodeId,
     /// Holders of this epoch's shares.
+    #[cfg_attr(test, proptest(strategy = "crate::test_sizes::small_vec()"))]
     pub holders: Vec<TicketHolder>,
     /// Feldman commitments of this epoch (threshold = length).
     pub commitments: Commitments,

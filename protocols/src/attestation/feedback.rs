@@ -27,6 +27,7 @@ pub struct SourceFeedback {
     /// Bits credited from this source by this coordinator run.
     pub credited_bits: u64,
     /// Contributions not credited since the coordinator started, by reason (a metric label).
+    #[cfg_attr(test, proptest(strategy = "crate::test_sizes::small_vec()"))]
     pub refusals: Vec<(String, u64)>,
 }
 
