@@ -10,6 +10,8 @@
 //!   orders, commit after durable acknowledgements or roll-back, then the owed deletions.
 //! * [`deletions`] — owed deletions delivered to their holders and settled as they acknowledge
 //!   (after a commit, a roll-back, or a restart).
+//! * [`gossip`] — heartbeats and contributions from peers: checked, credited, held for their
+//!   source's audit or only witnessed; audits settled.
 //! * [`orders`] — the signed holder orders both send.
 //! * [`attestation`] — whom to challenge, and the verdict on each answer.
 //! * [`holder_audits`] — when the coordinator fetches shares itself, and how it judges them.
@@ -17,6 +19,7 @@
 
 pub mod attestation;
 pub mod deletions;
+pub mod gossip;
 pub mod holder_audits;
 pub mod orders;
 pub mod placement;

@@ -103,7 +103,7 @@ async fn run(
     .map_err(|e| AuditError::NotRun(e.to_string()))?
 }
 
-/// Settles an audit's outcome: the source's cap, its waiting blocks, a quarantine.
+/// Settles an audit's outcome in the core: the source's cap, its waiting blocks, a quarantine.
 pub(super) fn settle(
     ctx: &Ctx,
     state: &mut State,
@@ -111,31 +111,12 @@ pub(super) fn settle(
     source: String,
     outcome: Result<AuditResult, AuditError>,
 ) {
-    match &outcome {
-        Ok(r) => {
-            tracing::info!(node = %node.short(), %source, h = r.h, samples = r.samples, estimator = %r.estimator, "entropy audit");
-            ctx.metrics.entropy_audits.inc("assessed");
-        }
-        Err(reason) => {
-            tracing::info!(node = %node.short(), %source, %reason, "entropy audit failed: source not credited until one succeeds");
-            ctx.metrics.entropy_audits.inc("failed");
-        }
-    }
     let uniform = f64::from(u32::from_le_bytes(os_random())) / f64::from(u32::MAX);
-    let settled = state
-        .sources
-        .on_audit(node, &source, outcome, uniform, now_ms());
-    if settled.quarantined {
-        let claim = state.sources.get(&node, &source).map(|e| e.last_claim);
-        tracing::warn!(node = %node.short(), %source, ?claim, "source claims far more entropy than its audit found: source quarantined");
-        ctx.metrics.entropy_audits.inc("overclaim");
-        if let Some(p) = state.peers.get_mut(&node) {
-            p.note_refusal("source_quarantined");
-        }
-    }
-    for w in settled.waiting {
-        gossip::credit_or_witness(ctx, state, node, &source, w, settled.cap);
-    }
+    let mut counts = Vec::new();
+    state
+        .books()
+        .settle_audit(node, &source, outcome, uniform, now_ms(), &mut counts);
+    gossip::count(ctx, counts);
 }
 
 /// Starts the audits that are due and fails the ones under way for too long.
