@@ -15,6 +15,7 @@
 //! * [`orders`] — the signed holder orders both send.
 //! * [`attestation`] — whom to challenge, and the verdict on each answer.
 //! * [`holder_audits`] — when the coordinator fetches shares itself, and how it judges them.
+//! * [`sessions`] — a session's admission, quorum and dealing; tickets admitted and granted.
 //! * [`schedule`] — what each upkeep tick starts: expiries, rotations and their causes.
 
 pub mod attestation;
@@ -24,6 +25,7 @@ pub mod holder_audits;
 pub mod orders;
 pub mod placement;
 pub mod schedule;
+pub mod sessions;
 
 use crate::db::{OwedDeletion, PendingEpoch, SessionRecord};
 use protocols::ids::{NodeId, SessionId};
