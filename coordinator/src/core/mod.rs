@@ -14,6 +14,7 @@
 //!   source's audit or only witnessed; audits settled.
 //! * [`orders`] — the signed holder orders both send.
 //! * [`attestation`] — whom to challenge, and the verdict on each answer.
+//! * [`ledger`] — shares held per peer, busy sessions, operator rotation requests.
 //! * [`holder_audits`] — when the coordinator fetches shares itself, and how it judges them.
 //! * [`sessions`] — a session's admission, quorum and dealing; tickets admitted and granted.
 //! * [`schedule`] — what each upkeep tick starts: expiries, rotations and their causes.
@@ -22,6 +23,7 @@ pub mod attestation;
 pub mod deletions;
 pub mod gossip;
 pub mod holder_audits;
+pub mod ledger;
 pub mod orders;
 pub mod placement;
 pub mod schedule;

@@ -99,13 +99,11 @@ pub(super) fn start_due(
     internal: &mpsc::Sender<Internal>,
     sessions: &[SessionRecord],
 ) {
-    let rotating = &state.rotating;
-    let orders = state
-        .audits
-        .due(now_ms(), sessions, |s| rotating.contains(s));
+    let ledger = &state.ledger;
+    let orders = state.audits.due(now_ms(), sessions, |s| ledger.is_busy(s));
     for order in orders {
         let session = order.record.session;
-        state.rotating.insert(session);
+        state.ledger.lock(session);
         let addrs = state
             .peers
             .addrs_of(order.record.holders.iter().map(|h| h.node));

@@ -5,8 +5,8 @@ pub use crate::admin::requests::CoordinatorFigures;
 
 pub(super) fn of(state: &State) -> CoordinatorFigures {
     CoordinatorFigures {
-        rotations_by_cause: state.rotations_by_cause.clone(),
-        rotating: state.rotating.len(),
+        rotations_by_cause: state.ledger.rotations_by_cause().clone(),
+        rotating: state.ledger.busy().len(),
         holder_audits_due: state.audits.due_count(super::now_ms()),
         intake: state.intake.stats().clone(),
     }

@@ -28,7 +28,7 @@ use protocols::wire::{
     self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
     WIRE_VERSION,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -84,6 +84,8 @@ pub(crate) enum Internal {
         cause: rotation::Cause,
         outcome: Result<rotation::Moved, errors::RotationError>,
         started: std::time::Instant,
+        /// Where it started among operator requests.
+        mark: crate::core::ledger::Mark,
         /// Holders whose answer to the rotation's fetch proved them bad.
         faults: Vec<(NodeId, crate::core::holder_audits::HolderFault)>,
     },
@@ -111,11 +113,8 @@ pub(crate) struct State {
     pub allowlist: BTreeSet<[u8; 32]>,
     pub requesters: BTreeSet<NodeId>,
     pub attestations: crate::core::attestation::Attestations,
-    pub shares_held: std::collections::BTreeMap<NodeId, u32>,
-    pub rotating: BTreeSet<protocols::ids::SessionId>,
-    /// Rotations an operator asked for that have not committed yet; retried every tick.
-    pub requested: BTreeMap<protocols::ids::SessionId, std::time::Instant>,
-    pub rotations_by_cause: std::collections::BTreeMap<String, u64>,
+    /// Shares held per peer, busy sessions, operator rotation requests.
+    pub ledger: crate::core::ledger::Ledger,
     /// Holder audits to run, by session.
     pub audits: crate::core::holder_audits::HolderAudits,
     /// Every contributing source's audits and credit.
@@ -214,12 +213,7 @@ async fn start(
     for (node_id, e) in enrolments {
         peers.enrol(node_id, e.region, e.operator);
     }
-    let mut shares_held = std::collections::BTreeMap::new();
-    for s in &sessions {
-        for h in &s.holders {
-            *shares_held.entry(h.node).or_insert(0u32) += 1;
-        }
-    }
+    let ledger = crate::core::ledger::Ledger::from_sessions(&sessions);
     // A block is worth what its accounting says, capped by its source's audit; no factor on
     // top (decision 0039). The per-peer cap per round stays.
     let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits)?;
@@ -257,10 +251,7 @@ async fn start(
             (ctx.config.attestation_answer_s * 1000.0) as u64,
             (ctx.config.attestation_validity_s * 1000.0) as u64,
         ),
-        shares_held,
-        rotating: BTreeSet::new(),
-        requested: BTreeMap::new(),
-        rotations_by_cause: Default::default(),
+        ledger,
         audits: crate::core::holder_audits::HolderAudits::new(ctx.config.holder_audit_s),
         sources,
         revocations: Vec::new(),

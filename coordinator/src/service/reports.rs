@@ -19,9 +19,7 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
         Internal::SessionStored { session, holders } => {
             ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
             ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);
-            for h in holders {
-                *state.shares_held.entry(h).or_insert(0) += 1;
-            }
+            state.ledger.stored(holders);
             state.audits.handle_committed(session, now_ms());
             tracing::info!(%session, "session stored");
         }
@@ -31,18 +29,16 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             silent,
             attempt,
         } => {
-            state.rotating.remove(&session);
+            state.ledger.release(&session);
             audit::apply_faults(ctx, state, faults);
             state
                 .audits
                 .handle_audited(session, silent, attempt, now_ms());
         }
-        Internal::ExpiryDone { session } => {
-            state.rotating.remove(&session);
-        }
+        Internal::ExpiryDone { session } => state.ledger.release(&session),
         Internal::Settled { sessions } => {
             for session in sessions {
-                state.rotating.remove(&session);
+                state.ledger.release(&session);
             }
         }
         Internal::Rotated {
@@ -50,38 +46,20 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             cause,
             outcome,
             started,
+            mark,
             faults,
         } => {
-            state.rotating.remove(&session);
             audit::apply_faults(ctx, state, faults);
-            let took = started.elapsed();
-            if outcome.is_err() {
-                ctx.metrics.rotations_failed.inc(cause.label());
-            }
-            if let Ok((old, new)) = outcome {
-                // A request that arrived after this rotation started asks for another one.
-                if state
-                    .requested
-                    .get(&session)
-                    .is_some_and(|at| *at <= started)
-                {
-                    state.requested.remove(&session);
+            let moved = outcome.as_ref().ok().map(|(old, new)| (&old[..], &new[..]));
+            state.ledger.rotation_ended(session, cause, mark, moved);
+            match outcome {
+                Ok(_) => {
+                    ctx.metrics.rotations.inc(cause.label());
+                    state.audits.handle_committed(session, now_ms());
+                    let took_ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(%session, ?cause, took_ms, "rotation committed");
                 }
-                ctx.metrics.rotations.inc(cause.label());
-                for h in old {
-                    if let Some(c) = state.shares_held.get_mut(&h) {
-                        *c = c.saturating_sub(1);
-                    }
-                }
-                for h in new {
-                    *state.shares_held.entry(h).or_insert(0) += 1;
-                }
-                state.audits.handle_committed(session, now_ms());
-                *state
-                    .rotations_by_cause
-                    .entry(format!("{cause:?}"))
-                    .or_insert(0) += 1;
-                tracing::info!(%session, ?cause, took_ms = took.as_millis() as u64, "rotation committed");
+                Err(_) => ctx.metrics.rotations_failed.inc(cause.label()),
             }
         }
     }
@@ -95,11 +73,11 @@ pub(super) async fn on_admin(
 ) {
     match req {
         AdminRequest::Rotate(session) => {
-            state.requested.insert(session, std::time::Instant::now());
+            state.ledger.request_rotation(session);
             let db = ctx.db.clone();
             if let Ok(Ok(Some(record))) =
                 tokio::task::spawn_blocking(move || db.session(&session)).await
-                && !state.rotating.contains(&session)
+                && !state.ledger.is_busy(&session)
             {
                 rotation::start(ctx, state, internal, record, rotation::Cause::Manual);
             }
@@ -183,7 +161,7 @@ fn unquarantine(state: &mut State, node: NodeId) -> Result<String, crate::admin:
 pub(super) async fn revoke_ready(ctx: &Arc<Ctx>, state: &mut State) {
     let waiting = std::mem::take(&mut state.revocations);
     for (session, reply) in waiting {
-        if state.rotating.contains(&session) {
+        if state.ledger.is_busy(&session) {
             state.revocations.push((session, reply));
             continue;
         }
@@ -197,12 +175,8 @@ pub(super) async fn revoke_ready(ctx: &Arc<Ctx>, state: &mut State) {
             }),
         };
         if let Ok(Some(record)) = &revoked {
-            for h in &record.holders {
-                if let Some(c) = state.shares_held.get_mut(&h.node) {
-                    *c = c.saturating_sub(1);
-                }
-            }
-            state.requested.remove(&session);
+            state.ledger.dropped(record.holders.iter().map(|h| h.node));
+            state.ledger.forget_request(&session);
             tracing::info!(%session, holders = record.holders.len(), "session revoked; its holders owe a deletion");
         }
         let _ = reply.send(revoked);
@@ -226,7 +200,7 @@ fn peer_lines(state: &State) -> Vec<crate::admin::PeerLine> {
                 .as_ref()
                 .map(|h| format!("{:?}", h.power))
                 .unwrap_or_else(|| "unknown".into()),
-            shares_held: state.shares_held.get(node).copied().unwrap_or(0),
+            shares_held: state.ledger.shares_held().get(node).copied().unwrap_or(0),
             heartbeat_age_s: p.heartbeat_at_ms.map(|t| now.saturating_sub(t) / 1000),
             credited_bits: p.credited_bits,
             sources: p.sources().to_vec(),

@@ -52,7 +52,7 @@ pub(super) fn start(
             return;
         }
     };
-    state.rotating.insert(record.session);
+    let mark = state.ledger.rotation_started(record.session);
     let old_addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
     let new_addrs = state.peers.addrs_of(quorum.holders.iter().copied());
     let (ctx, internal) = (ctx.clone(), internal.clone());
@@ -83,6 +83,7 @@ pub(super) fn start(
                 cause,
                 outcome,
                 started,
+                mark,
                 faults,
             })
             .await;

@@ -57,7 +57,7 @@ pub(super) fn choose_quorum(
     let round_trips = ctx.node.round_trips();
     let candidates = Candidates {
         peers: &state.peers,
-        shares_held: &state.shares_held,
+        shares_held: state.ledger.shares_held(),
         flagged: state.intake.flagged(),
         round_trips: &round_trips,
     };
@@ -93,7 +93,7 @@ pub(super) async fn create(
         intake: &mut state.intake,
         sources: &state.sources,
         peers: &state.peers,
-        shares_held: &state.shares_held,
+        shares_held: state.ledger.shares_held(),
         round_trips: &round_trips,
     }
     .deal(

@@ -3,9 +3,8 @@
 
 use super::{Ctx, Internal, State, now_ms, rotation};
 use crate::core::schedule;
-use protocols::ids::{NodeId, SessionId};
+use protocols::ids::NodeId;
 use protocols::wire::{Refusal, Reply};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -21,17 +20,17 @@ pub(super) async fn rotate_due(
     };
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
-    let requested: BTreeSet<SessionId> = state.requested.keys().copied().collect();
+    let requested = state.ledger.requested();
     let plan = schedule::plan(
         &sessions,
-        &state.rotating,
+        state.ledger.busy(),
         &requested,
         |node| rotation::standing(ctx, state, node, now),
         now,
         (ctx.config.rotation_period_s * 1000.0) as u64,
     );
     for session in &plan.forget_requests {
-        state.requested.remove(session);
+        state.ledger.forget_request(session);
     }
     for session in plan.expire {
         if let Some(record) = sessions.iter().find(|s| s.session == session) {
@@ -59,14 +58,16 @@ async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<
     };
     let owed: Vec<_> = owed
         .into_iter()
-        .filter(|d| !state.rotating.contains(&d.session))
+        .filter(|d| !state.ledger.is_busy(&d.session))
         .collect();
     if owed.is_empty() {
         return;
     }
     let mut sessions: Vec<_> = owed.iter().map(|d| d.session).collect();
     sessions.dedup();
-    state.rotating.extend(sessions.iter().copied());
+    for session in &sessions {
+        state.ledger.lock(*session);
+    }
     let mut nodes: Vec<NodeId> = owed.iter().map(|d| d.node).collect();
     nodes.sort();
     nodes.dedup();
@@ -99,14 +100,10 @@ fn expire(
     internal: &mpsc::Sender<Internal>,
     record: crate::db::SessionRecord,
 ) {
-    if !state.rotating.insert(record.session) {
+    if !state.ledger.lock(record.session) {
         return;
     }
-    for h in &record.holders {
-        if let Some(c) = state.shares_held.get_mut(&h.node) {
-            *c = c.saturating_sub(1);
-        }
-    }
+    state.ledger.dropped(record.holders.iter().map(|h| h.node));
     let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
