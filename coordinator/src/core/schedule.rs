@@ -3,6 +3,7 @@
 //! operator requests to forget. The daemon asks every tick and carries the plan out.
 
 use crate::db::SessionRecord;
+use crate::peers::PeerTable;
 use protocols::ids::{NodeId, SessionId};
 use std::collections::BTreeSet;
 
@@ -40,6 +41,30 @@ pub enum Standing {
     Silent,
     /// Quarantined, or not in the peer table at all: its shares must move.
     Lost,
+}
+
+/// How `node` stands in `peers` at `now_ms`: lost when quarantined or unknown, live when
+/// trusted (attested within `validity_ms`) with a heartbeat at most `heartbeat_max_age_ms` old,
+/// silent otherwise.
+pub fn standing(
+    peers: &PeerTable,
+    node: &NodeId,
+    now_ms: u64,
+    validity_ms: u64,
+    heartbeat_max_age_ms: u64,
+) -> Standing {
+    match peers.get(node) {
+        None => Standing::Lost,
+        Some(p) if p.quarantine.is_some() => Standing::Lost,
+        Some(p)
+            if p.trusted(now_ms, validity_ms)
+                && p.heartbeat_at_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) <= heartbeat_max_age_ms) =>
+        {
+            Standing::Live
+        }
+        Some(_) => Standing::Silent,
+    }
 }
 
 /// The plan of one upkeep tick.

@@ -156,3 +156,38 @@ fn operator_requests_rotate_as_manual_unless_already_due_and_are_forgotten_once_
     assert_eq!(p.expire, vec![a.session]);
     assert!(p.forget_requests.contains(&a.session));
 }
+
+#[test]
+fn a_holder_is_live_while_trusted_and_beating_silent_when_either_lapses_and_lost_when_quarantined_or_gone()
+ {
+    use crate::peers::{PeerTable, Quarantine};
+
+    let (now, validity, max_age) = (1_000_000, 600_000, 60_000);
+    let node = NodeId([9; 32]);
+    let mut peers = PeerTable::default();
+    assert_eq!(
+        standing(&peers, &node, now, validity, max_age),
+        Standing::Lost
+    );
+    peers.enrol(node, "eu".into(), "op".into());
+    assert_eq!(
+        standing(&peers, &node, now, validity, max_age),
+        Standing::Silent
+    );
+    let p = peers.get_mut(&node).unwrap();
+    p.attested_at_ms = Some(now - validity);
+    p.heartbeat_at_ms = Some(now - max_age);
+    assert_eq!(
+        standing(&peers, &node, now, validity, max_age),
+        Standing::Live
+    );
+    assert_eq!(
+        standing(&peers, &node, now + 1, validity, max_age),
+        Standing::Silent
+    );
+    peers.get_mut(&node).unwrap().quarantine = Some(Quarantine::ClonedEntropy);
+    assert_eq!(
+        standing(&peers, &node, now, validity, max_age),
+        Standing::Lost
+    );
+}

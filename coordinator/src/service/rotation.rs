@@ -18,20 +18,13 @@ use crate::core::schedule::Standing;
 
 /// How `node` stands for upkeep, from the peer table at `now`.
 pub(super) fn standing(ctx: &Ctx, state: &State, node: &NodeId, now: u64) -> Standing {
-    let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
-    let max_age = (ctx.config.heartbeat_max_age_s * 1000.0) as u64;
-    match state.peers.get(node) {
-        None => Standing::Lost,
-        Some(p) if p.quarantine.is_some() => Standing::Lost,
-        Some(p)
-            if p.trusted(now, validity)
-                && p.heartbeat_at_ms
-                    .is_some_and(|t| now.saturating_sub(t) <= max_age) =>
-        {
-            Standing::Live
-        }
-        Some(_) => Standing::Silent,
-    }
+    crate::core::schedule::standing(
+        &state.peers,
+        node,
+        now,
+        (ctx.config.attestation_validity_s * 1000.0) as u64,
+        (ctx.config.heartbeat_max_age_s * 1000.0) as u64,
+    )
 }
 
 /// Starts rotating `session` in a task; the outcome comes back as [`Internal::Rotated`].
