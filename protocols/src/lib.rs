@@ -14,6 +14,7 @@ pub mod quorum;
 pub mod ratelimit;
 pub mod reshare;
 pub mod sealing;
+pub mod share_box;
 pub mod sharing;
 pub mod ticket;
 pub mod wire;
