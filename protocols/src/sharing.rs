@@ -16,6 +16,7 @@ use vsss_rs::{
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod checker;
+pub mod redistribute;
 pub use checker::ShareChecker;
 
 type Field = IdentifierPrimeField<Scalar>;
