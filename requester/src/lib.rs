@@ -50,6 +50,29 @@ pub enum RequesterError {
     Fetch(#[from] FetchError),
 }
 
+/// Why [`Requester::fetch_renewing`] asked for a new ticket.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Renewal {
+    /// The ticket expired at this time (unix milliseconds).
+    Expired {
+        /// Its expiry.
+        at_ms: u64,
+    },
+    /// A fetch with it failed.
+    Failed(RequesterError),
+}
+
+/// A key fetched, the holders that failed on the way, and the renewed grant if there was one.
+pub struct Fetched {
+    /// The session key.
+    pub key: SessionKey,
+    /// Holders that failed even though the key was rebuilt from others.
+    pub failures: Vec<HolderFailure>,
+    /// The grant the key was fetched with when the given one had to be renewed.
+    pub renewed: Option<TicketGrant>,
+}
+
 /// A connected requester.
 pub struct Requester {
     node: NodeHandle,
@@ -229,6 +252,44 @@ impl Requester {
             kept.push_front(checker);
         }
         Ok(fetched?)
+    }
+
+    /// Fetches the key of `grant`'s session, renewing the ticket when it has expired by
+    /// `now_ms` or when a fetch with it fails (the session may have rotated to a new epoch).
+    /// `on_renew` hears why, before the coordinator is asked; a renewed grant comes back in
+    /// [`Fetched::renewed`] for the caller to keep. A refused renewal is
+    /// [`RequesterError::Refused`] with the coordinator's reason.
+    pub async fn fetch_renewing(
+        &self,
+        grant: &TicketGrant,
+        now_ms: u64,
+        on_renew: impl FnOnce(&Renewal),
+    ) -> Result<Fetched, RequesterError> {
+        let ticket = self.open_ticket(grant)?;
+        let why = if ticket.expires_at_ms <= now_ms {
+            Renewal::Expired {
+                at_ms: ticket.expires_at_ms,
+            }
+        } else {
+            match self.fetch_with_report(grant).await {
+                Ok((key, failures)) => {
+                    return Ok(Fetched {
+                        key,
+                        failures,
+                        renewed: None,
+                    });
+                }
+                Err(e) => Renewal::Failed(e),
+            }
+        };
+        on_renew(&why);
+        let fresh = self.ticket(ticket.session).await?;
+        let (key, failures) = self.fetch_with_report(&fresh).await?;
+        Ok(Fetched {
+            key,
+            failures,
+            renewed: Some(fresh),
+        })
     }
 
     /// The kept checker for the ticket's commitments, or a new one (taken out while in use, so

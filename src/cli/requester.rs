@@ -305,14 +305,7 @@ pub async fn fetch_key_with(
     let (key, mut client) = connect(dir).await?;
     client.hedge_after = hedge_after;
     let (_, t): (_, Ticket) = file.grant.ticket.open_from_any_signer().context("ticket")?;
-    let expired = t.expires_at_ms <= coordinator::service::now_ms();
-    if expired {
-        eprintln!(
-            "ticket for session {} expired at {}; asking the coordinator for a new one…",
-            t.session,
-            coordinator::admin::rfc3339::format_ms(t.expires_at_ms)
-        );
-    } else {
+    if t.expires_at_ms > coordinator::service::now_ms() {
         eprintln!(
             "fetching {} of {} shares for session {} (epoch {})…",
             t.threshold(),
@@ -320,31 +313,39 @@ pub async fn fetch_key_with(
             t.session,
             t.epoch
         );
-        match client.fetch_with_report(&file.grant).await {
-            Ok((key, failures)) => {
-                for f in failures {
-                    eprintln!("skipped {f}");
-                }
-                return Ok((key, t));
-            }
-            Err(first) => {
-                eprintln!("{first}; asking the coordinator for a current ticket…");
-            }
-        }
     }
-    let grant = client
-        .ticket(t.session)
+    let fetched = client
+        .fetch_renewing(
+            &file.grant,
+            coordinator::service::now_ms(),
+            |why| match why {
+                requester::Renewal::Expired { at_ms } => eprintln!(
+                    "ticket for session {} expired at {}; asking the coordinator for a new one…",
+                    t.session,
+                    coordinator::admin::rfc3339::format_ms(*at_ms)
+                ),
+                requester::Renewal::Failed(first) => {
+                    eprintln!("{first}; asking the coordinator for a current ticket…")
+                }
+                _ => eprintln!("asking the coordinator for a current ticket…"),
+            },
+        )
         .await
-        .map_err(|e| ticket_refused(t.session, &key, e))?;
+        .map_err(|e| match e {
+            requester::RequesterError::Refused(_) => ticket_refused(t.session, &key, e),
+            other => anyhow::Error::new(other).context("fetch with a fresh ticket"),
+        })?;
+    for f in &fetched.failures {
+        eprintln!("skipped {f}");
+    }
+    let Some(grant) = fetched.renewed else {
+        return Ok((fetched.key, t));
+    };
     let (_, t2): (_, Ticket) = grant.ticket.open_from_any_signer().context("ticket")?;
-    let session_key = client
-        .fetch(&grant)
-        .await
-        .context("fetch with a fresh ticket")?;
     let mut updated = file.clone();
     updated.grant = grant;
     write_secret(ticket, &protocols::wire::encode(&updated))?;
-    Ok((session_key, t2))
+    Ok((fetched.key, t2))
 }
 
 /// What a refused ticket request means, for the person who asked.
