@@ -17,8 +17,8 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             outcome,
         } => super::entropy_audit::settle(ctx, state, node, source, outcome),
         Internal::SessionStored { session, holders } => {
-            ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
-            ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.sessions_created.inc();
+            ctx.metrics.sessions_live.inc();
             for h in holders {
                 *state.shares_held.entry(h).or_insert(0) += 1;
             }
@@ -68,6 +68,7 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
                     state.requested.remove(&session);
                 }
                 ctx.metrics.rotations.inc(cause.label());
+                ctx.metrics.rotation_seconds.observe(took.as_secs_f64());
                 for h in old {
                     if let Some(c) = state.shares_held.get_mut(&h) {
                         *c = c.saturating_sub(1);

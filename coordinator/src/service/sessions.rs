@@ -38,7 +38,7 @@ pub(super) fn refuse(ctx: &Ctx, r: Refusal) -> Vec<u8> {
 }
 
 /// What the pool lacks for a key, what was refused on the way and what is under way.
-fn shortfall(ctx: &Ctx, state: &State) -> Shortfall {
+pub(super) fn shortfall(ctx: &Ctx, state: &State) -> Shortfall {
     let (credited_bits, contributors) = state.intake.pool_credit();
     let (held_bits, _) = state.intake.held();
     Shortfall {
@@ -66,6 +66,23 @@ pub(super) fn choose_quorum(
     k: usize,
     now: u64,
 ) -> Result<protocols::quorum::Quorum, protocols::quorum::QuorumError> {
+    let (table, policy) = quorum_inputs(ctx, state, now);
+    select_quorum(
+        &table,
+        n,
+        k,
+        &policy,
+        now,
+        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
+    )
+}
+
+/// The peer table and policy a quorum is chosen with at `now`.
+fn quorum_inputs(
+    ctx: &Ctx,
+    state: &State,
+    now: u64,
+) -> (Vec<protocols::quorum::PeerRecord>, QuorumPolicy) {
     let validity = (ctx.config.attestation_validity_s * 1000.0) as u64;
     let table =
         state
@@ -76,14 +93,13 @@ pub(super) fn choose_quorum(
         ..QuorumPolicy::default()
     }
     .excluding(state.intake.flagged().iter().copied());
-    select_quorum(
-        &table,
-        n,
-        k,
-        &policy,
-        now,
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    )
+    (table, policy)
+}
+
+/// Peers a quorum could be chosen from at `now`.
+pub(super) fn eligible_holders(ctx: &Ctx, state: &State, now: u64) -> usize {
+    let (table, policy) = quorum_inputs(ctx, state, now);
+    protocols::quorum::eligible(&table, &policy, now).len()
 }
 
 /// Handles `CreateSession` from an authorised requester.
@@ -95,6 +111,7 @@ pub(super) async fn create(
     policy: SessionPolicy,
     responder: ReplyTo,
 ) {
+    let started = std::time::Instant::now();
     let (n, k) = (usize::from(policy.n), usize::from(policy.k));
     // Credit whose duplicate window has closed counts from now on.
     super::gossip::settle_intake(ctx, state);
@@ -216,6 +233,8 @@ pub(super) async fn create(
                     .send(Internal::SessionStored { session, holders })
                     .await;
                 let _ = responder.respond(wire::encode(&Reply::ok(created))).await;
+                let seconds = peer::telemetry::seconds_since(started);
+                ctx.metrics.session_create_seconds.observe(seconds);
                 // Holders dealt a share that never acknowledged it are told to delete it.
                 placing::drive(&ctx, &mut placement, &addrs).await;
                 return;
@@ -310,6 +329,7 @@ pub(super) async fn ticket(
     session: SessionId,
     responder: ReplyTo,
 ) {
+    let started = std::time::Instant::now();
     let db = ctx.db.clone();
     let standing = tokio::task::spawn_blocking(move || {
         Ok::<_, crate::db::DbError>(TicketStanding {
@@ -335,6 +355,8 @@ pub(super) async fn ticket(
             let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
             let grant = grant(ctx, &record, requester, &addrs);
             audit_grant(ctx, &who, "ticket", &record, &grant).await;
+            let seconds = peer::telemetry::seconds_since(started);
+            ctx.metrics.ticket_issue_seconds.observe(seconds);
             wire::encode(&Reply::ok(grant))
         }
         Ok(Ok(TicketStanding {
