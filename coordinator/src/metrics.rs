@@ -127,13 +127,14 @@ impl CoordinatorMetrics {
                 &self.peers_quarantined,
             ),
             (
-                "entroshard_pool_pending_bits",
-                "Min-entropy bits in the pool not yet used by a key",
+                "entroshard_pool_pending_entropy",
+                "Min-entropy in the pool not yet used by a key, in bits",
                 &self.pool_pending_bits,
             ),
             (
                 "entroshard_pool_ready",
-                "1 when a session could be created now (pool credit and eligible holders), else 0",
+                "1 when a session could be created now (pool credit, and a 2-of-3 quorum could \
+                 be placed), else 0",
                 &self.pool_ready,
             ),
             (
@@ -163,8 +164,8 @@ impl CoordinatorMetrics {
                 &self.quarantines,
             ),
             (
-                "entroshard_credited_bits",
-                "Min-entropy bits credited, by contributing peer (PeerId)",
+                "entroshard_credited_entropy",
+                "Min-entropy credited, in bits, by contributing peer (PeerId)",
                 &self.credited_bits,
             ),
             (
@@ -239,7 +240,7 @@ mod tests {
         assert!(text.contains("entroshard_rotations_total{cause=\"quarantine\"} 2\n"));
         assert!(text.contains("entroshard_intake_rejections_total{reason=\"unenrolled\"} 1\n"));
         assert!(text.contains("entroshard_sessions_live 7\n"));
-        assert!(text.contains("# TYPE entroshard_credited_bits_total counter\n"));
+        assert!(text.contains("# TYPE entroshard_credited_entropy_total counter\n"));
         assert!(text.contains("entroshard_sessions_created_total 0\n"));
         assert!(text.contains("entroshard_quarantines_total{reason=\"withheld_share\"} 0\n"));
         assert!(text.contains("entroshard_rotations_failed_total{cause=\"repair\"} 0\n"));

@@ -199,9 +199,9 @@ mod tests {
         ]);
         let text = metrics.render();
         for line in [
-            "# TYPE entroshard_source_credited_bits gauge\n",
-            "entroshard_source_credited_bits{source=\"jitter\"} 4096\n",
-            "entroshard_source_credited_bits{source=\"odd\\\"name\"} 0\n",
+            "# TYPE entroshard_source_credited_entropy gauge\n",
+            "entroshard_source_credited_entropy{source=\"jitter\"} 4096\n",
+            "entroshard_source_credited_entropy{source=\"odd\\\"name\"} 0\n",
             "# TYPE entroshard_contributions_refused_total counter\n",
             "entroshard_contributions_refused_total{source=\"*\",reason=\"unattested\"} 18\n",
             "entroshard_contributions_refused_total{source=\"jitter\",reason=\"audit_pending\"} 12\n",
@@ -209,7 +209,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
-        assert!(!text.contains("entroshard_source_credited_bits{source=\"*\"}"));
+        assert!(!text.contains("entroshard_source_credited_entropy{source=\"*\"}"));
         telemetry::exposition::check(&text).unwrap();
     }
 

@@ -62,8 +62,8 @@ impl Collector for SourceSeries {
         }
         let feedback = self.feedback();
         let mut credited = encoder.encode_descriptor(
-            "entroshard_source_credited_bits",
-            "Min-entropy bits the coordinator credited to each source, from its last feedback.",
+            "entroshard_source_credited_entropy",
+            "Min-entropy the coordinator credited to each source, in bits, from its last feedback.",
             None,
             MetricType::Gauge,
         )?;
