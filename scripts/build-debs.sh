@@ -39,6 +39,9 @@ fi
 
 FEATURES=${FEATURES:-}
 export FEATURES # scripts/cross-build.sh reads it too
+# The commit the binaries are built from, as the `git` label of `entroshard_build_info`.
+ENTROSHARD_GIT_COMMIT=${ENTROSHARD_GIT_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || true)}
+export ENTROSHARD_GIT_COMMIT
 FEATURE_ARGS=(--no-default-features)
 [ -n "$FEATURES" ] && FEATURE_ARGS+=(--features "$FEATURES")
 
