@@ -19,11 +19,10 @@ pub(super) fn refresh(ctx: &Ctx, state: &State, now_ms: u64) {
     } else {
         Err(sessions::shortfall(ctx, state).to_string())
     };
-    let eligible = sessions::eligible_holders(ctx, state, now_ms);
     let (n, k) = SMALLEST;
-    let quorum = sessions::choose_quorum(ctx, state, n, k, now_ms)
-        .map(|_| ())
-        .map_err(|e| format!("no {k}-of-{n} quorum among {eligible} eligible peers: {e}"));
+    let (eligible, quorum) = sessions::quorum_outlook(ctx, state, n, k, now_ms);
+    let quorum =
+        quorum.map_err(|e| format!("no {k}-of-{n} quorum among {eligible} eligible peers: {e}"));
     let verdict = judge(pool, quorum);
     ctx.metrics.pool_ready.set(u64::from(verdict.is_ok()));
     ctx.metrics.holders_eligible.set(eligible as u64);

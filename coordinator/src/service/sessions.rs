@@ -96,10 +96,20 @@ fn quorum_inputs(
     (table, policy)
 }
 
-/// Peers a quorum could be chosen from at `now`.
-pub(super) fn eligible_holders(ctx: &Ctx, state: &State, now: u64) -> usize {
+/// Peers a quorum could be chosen from at `now`, and whether an `n`-holder, threshold-`k`
+/// quorum could be chosen among them (what `/ready` asks).
+pub(super) fn quorum_outlook(
+    ctx: &Ctx,
+    state: &State,
+    n: usize,
+    k: usize,
+    now: u64,
+) -> (usize, Result<(), protocols::quorum::QuorumError>) {
     let (table, policy) = quorum_inputs(ctx, state, now);
-    protocols::quorum::eligible(&table, &policy, now).len()
+    let eligible = protocols::quorum::eligible(&table, &policy, now).len();
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let chosen = select_quorum(&table, n, k, &policy, now, &mut rng).map(|_| ());
+    (eligible, chosen)
 }
 
 /// Handles `CreateSession` from an authorised requester.

@@ -93,8 +93,7 @@ pub(super) async fn run(
             },
             _ = heartbeat.tick() => {
                 heartbeat_seq += 1;
-                let connected = node.connected_peers().await.ok();
-                if let Some(peers) = &connected {
+                if let Ok(peers) = node.connected_peers().await {
                     // The events keep these current; a dropped event is corrected here.
                     shared.metrics.gossip_peers.set(peers.len() as u64);
                     let to_coordinator = peers.contains(&settings.coordinator_peer);
