@@ -67,7 +67,7 @@ sed 's/\x1b\[[0-9;]*m//g' "$TMP/c.log" \
   | sed -n 's/.*entropy audit node=\([0-9a-f]*\) source=\([^ ]*\) h=\([0-9.]*\) samples=\([0-9]*\) estimator=\(.*\)$/  \1 \2 \3 \4 \5/p' | sort | uniq -c | sort -rn | head -40
 echo
 M=$(curl -s "127.0.0.1:$MPORT/metrics")
-echo "coordinator: credited bits (all peers) $(echo "$M" | awk '/^entroshard_credited_bits_total/ {s+=$2} END {print s+0}') in $(echo "$NOW - $START" | bc | cut -d. -f1) s"
+echo "coordinator: credited bits (all peers) $(echo "$M" | awk '/^entroshard_credited_entropy_total/ {s+=$2} END {print s+0}') in $(echo "$NOW - $START" | bc | cut -d. -f1) s"
 echo "$M" | grep -E '^entroshard_(intake_rejections_total|entropy_audits_total)' | sed 's/^/  /'
 echo
 echo "coordinator status (per peer and source: audit, claim, credited bits, refusals):"

@@ -60,6 +60,22 @@ enum Command {
     #[cfg(not(feature = "lab"))]
     #[command(hide = true)]
     Simulate(cli::lab::LeftOut),
+    /// Print a shell completion script (bash, zsh, fish, …) for the packaged command line.
+    #[cfg(feature = "lab")]
+    #[command(hide = true)]
+    Completions(cli::docs::CompletionsArgs),
+    /// Not in this build (built without the `lab` feature); says so and exits 1.
+    #[cfg(not(feature = "lab"))]
+    #[command(hide = true)]
+    Completions(cli::lab::LeftOut),
+    /// Write man pages for the command and every subcommand into a directory.
+    #[cfg(feature = "lab")]
+    #[command(hide = true)]
+    Man(cli::docs::ManArgs),
+    /// Not in this build (built without the `lab` feature); says so and exits 1.
+    #[cfg(not(feature = "lab"))]
+    #[command(hide = true)]
+    Man(cli::lab::LeftOut),
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +98,16 @@ fn main() -> std::process::ExitCode {
         Command::Bench(_) => cli::lab::left_out("bench"),
         #[cfg(not(feature = "lab"))]
         Command::Simulate(_) => cli::lab::left_out("simulate"),
+        #[cfg(feature = "lab")]
+        Command::Completions(args) => {
+            cli::docs::completions(args, &<Cli as clap::CommandFactory>::command())
+        }
+        #[cfg(feature = "lab")]
+        Command::Man(args) => cli::docs::man(args, &<Cli as clap::CommandFactory>::command()),
+        #[cfg(not(feature = "lab"))]
+        Command::Completions(_) => cli::lab::left_out("completions"),
+        #[cfg(not(feature = "lab"))]
+        Command::Man(_) => cli::lab::left_out("man"),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -102,6 +128,8 @@ mod tests {
         for (name, args) in [
             ("simulate", &["--peers", "3", "--no-plots"][..]),
             ("bench", &["--json", "--no-large"][..]),
+            ("completions", &["bash"][..]),
+            ("man", &["/tmp/man"][..]),
         ] {
             let argv = std::iter::once("entroshard")
                 .chain(std::iter::once(name))
@@ -109,6 +137,8 @@ mod tests {
             let parsed = match Cli::try_parse_from(argv).unwrap().command {
                 Command::Simulate(_) => "simulate",
                 Command::Bench(_) => "bench",
+                Command::Completions(_) => "completions",
+                Command::Man(_) => "man",
                 _ => "another subcommand",
             };
             assert_eq!(parsed, name);

@@ -211,7 +211,7 @@ async fn a_device_claiming_more_entropy_than_its_raw_samples_hold_is_quarantined
     assert_eq!(
         metric(
             &text,
-            &format!("entroshard_credited_bits_total{{peer=\"{pid}\"}}")
+            &format!("entroshard_credited_entropy_total{{peer=\"{pid}\"}}")
         ),
         None,
         "{text}"

@@ -70,7 +70,7 @@ pub struct CoordinatorConfig {
     /// asks for a new one when it has expired; a removed requester gets none (decision 0045).
     #[serde(default = "d_ticket_ttl")]
     pub ticket_ttl_s: u64,
-    /// Prometheus `/metrics` and `/health` listen address; off when absent.
+    /// Prometheus `/metrics`, `/health` and `/ready` listen address; off when absent.
     #[serde(default)]
     pub metrics: Option<std::net::SocketAddr>,
 }

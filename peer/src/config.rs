@@ -337,7 +337,7 @@ pub struct PeerConfig {
     /// Share fetches allowed per remote per second (burst twice that).
     #[serde(default = "default_fetch_rate")]
     pub fetch_rate_per_s: f64,
-    /// Prometheus `/metrics` and `/health` listen address; off when absent.
+    /// Prometheus `/metrics`, `/health` and `/ready` listen address; off when absent.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
     /// A one-time join token from `coordinator join-token`, redeemed at the first start.

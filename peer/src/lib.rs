@@ -14,4 +14,5 @@ pub mod pipeline;
 pub mod secret_file;
 pub mod sources;
 pub mod store;
+pub mod telemetry;
 pub mod ticket_cache;

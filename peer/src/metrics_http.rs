@@ -1,15 +1,25 @@
-//! The small HTTP endpoint every role uses for Prometheus `GET /metrics` and `GET /health`, and a
-//! labelled counter family for the text exposition format.
+//! The small HTTP endpoint every daemon serves: `GET /metrics` (the registry, in the format the
+//! scraper asks for), `GET /health` (liveness: the process answers) and `GET /ready` (200 when
+//! the daemon can do its work, 503 with the reason when not).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use crate::telemetry::exposition::{self, Format};
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Renders the current metrics text on each scrape.
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+/// Whether the daemon is ready, and if not why (one line for an operator).
+pub type Ready = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// What the endpoint serves.
+#[derive(Clone)]
+pub struct Endpoints {
+    /// Every series of the daemon, with `entroshard_build_info`.
+    pub registry: Arc<Registry>,
+    /// The readiness check behind `/ready`.
+    pub ready: Ready,
+}
 
 /// Longest request head read; the rest of a request is ignored.
 const MAX_HEAD: usize = 4096;
@@ -34,25 +44,62 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8
     Ok(head)
 }
 
-/// Serves a daemon's metrics: what `render` writes, then the events its `node` dropped
-/// (`entroshard_node_events_dropped_total`). See [`serve`].
-pub async fn serve_with_node(
-    addr: SocketAddr,
-    node: &crate::node::NodeHandle,
-    render: impl Fn() -> String + Send + Sync + 'static,
-) -> std::io::Result<SocketAddr> {
-    let dropped = node.dropped();
-    let render = move || {
-        let mut out = render();
-        dropped.render(&mut out);
-        out
-    };
-    serve(addr, Arc::new(render)).await
+/// A response: status line, content type and body.
+struct Response {
+    status: &'static str,
+    content_type: &'static str,
+    body: String,
 }
 
-/// Serves `GET /metrics` (from `render`) and `GET /health` on `addr`; returns the bound address.
-/// Bind it to loopback or a management network: it has no authentication.
-pub async fn serve(addr: SocketAddr, render: Render) -> std::io::Result<SocketAddr> {
+impl Response {
+    fn plain(status: &'static str, body: String) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body,
+        }
+    }
+}
+
+/// The answer to one request head.
+fn respond(endpoints: &Endpoints, head: &str) -> Response {
+    let mut lines = head.lines();
+    let request: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(2)
+        .collect();
+    let accept = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("accept")
+            .then(|| value.trim())
+    });
+    match request.as_slice() {
+        ["GET", "/metrics"] => {
+            let format = Format::negotiate(accept);
+            Response {
+                status: "200 OK",
+                content_type: format.content_type(),
+                body: exposition::encode(&endpoints.registry, format),
+            }
+        }
+        ["GET", "/health"] => Response::plain("200 OK", "ok\n".into()),
+        ["GET", "/ready"] => match (endpoints.ready)() {
+            Ok(()) => Response::plain("200 OK", "ready\n".into()),
+            Err(reason) => Response::plain(
+                "503 Service Unavailable",
+                format!("not ready: {}\n", reason.replace('\n', " ")),
+            ),
+        },
+        _ => Response::plain("404 Not Found", "not found\n".into()),
+    }
+}
+
+/// Serves [`Endpoints`] on `addr`; returns the bound address. Bind it to loopback or a
+/// management network: it has no authentication.
+pub async fn serve(addr: SocketAddr, endpoints: Endpoints) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -64,26 +111,19 @@ pub async fn serve(addr: SocketAddr, render: Render) -> std::io::Result<SocketAd
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 continue;
             };
-            let render = render.clone();
+            let endpoints = endpoints.clone();
             tokio::spawn(async move {
                 let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
                     Ok(Ok(head)) => head,
                     _ => return,
                 };
-                let request = String::from_utf8_lossy(&head);
-                let (status, body) = match request
-                    .split_whitespace()
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .as_slice()
-                {
-                    ["GET", "/metrics"] => ("200 OK", render()),
-                    ["GET", "/health"] => ("200 OK", "ok\n".to_string()),
-                    _ => ("404 Not Found", "not found\n".to_string()),
-                };
+                let r = respond(&endpoints, &String::from_utf8_lossy(&head));
                 let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+                    "HTTP/1.1 {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                    r.status,
+                    r.content_type,
+                    r.body.len(),
+                    r.body
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
                 drop(permit);
@@ -93,61 +133,54 @@ pub async fn serve(addr: SocketAddr, render: Render) -> std::io::Result<SocketAd
     Ok(bound)
 }
 
-/// A counter with one label (`reason`, `cause`, `peer`, …); label values must come from code or
-/// from bounded sets such as enrolled peers, never from remote input.
-#[derive(Debug, Default)]
-pub struct CounterFamily {
-    values: Mutex<BTreeMap<String, u64>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl CounterFamily {
-    /// Adds `by` to the counter labelled `label`.
-    pub fn add(&self, label: &str, by: u64) {
-        if let Ok(mut m) = self.values.lock() {
-            let v = m.entry(label.to_string()).or_default();
-            *v = v.saturating_add(by);
+    fn endpoints(ready: Result<(), String>) -> Endpoints {
+        Endpoints {
+            registry: Arc::new(crate::telemetry::registry("peer")),
+            ready: Arc::new(move || ready.clone()),
         }
     }
 
-    /// Adds one to the counter labelled `label`.
-    pub fn inc(&self, label: &str) {
-        self.add(label, 1);
+    #[test]
+    fn ready_answers_503_with_the_reason_until_the_daemon_is_ready() {
+        let head = "GET /ready HTTP/1.1\r\nhost: x\r\n\r\n";
+        let r = respond(&endpoints(Err("pool empty".into())), head);
+        assert_eq!(r.status, "503 Service Unavailable");
+        assert_eq!(r.body, "not ready: pool empty\n");
+        let r = respond(&endpoints(Ok(())), head);
+        assert_eq!((r.status, r.body.as_str()), ("200 OK", "ready\n"));
     }
 
-    /// The counter labelled `label` (0 when never counted).
-    pub fn get(&self, label: &str) -> u64 {
-        self.values
-            .lock()
-            .map(|m| m.get(label).copied().unwrap_or(0))
-            .unwrap_or(0)
+    #[test]
+    fn health_is_liveness_only() {
+        let r = respond(
+            &endpoints(Err("pool empty".into())),
+            "GET /health HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!((r.status, r.body.as_str()), ("200 OK", "ok\n"));
     }
 
-    /// Writes `# TYPE name counter` and one line per label value.
-    pub fn render(&self, out: &mut String, name: &str, label: &str) {
-        match self.values.lock() {
-            Ok(m) => labelled_counter(out, name, label, m.iter().map(|(v, n)| (v.as_str(), *n))),
-            Err(_) => labelled_counter(out, name, label, std::iter::empty()),
-        }
+    #[test]
+    fn metrics_follow_the_accept_header() {
+        let e = endpoints(Ok(()));
+        let open = respond(
+            &e,
+            "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n",
+        );
+        assert!(
+            open.content_type
+                .starts_with("application/openmetrics-text")
+        );
+        assert!(open.body.ends_with("# EOF\n"));
+        let text = respond(&e, "GET /metrics HTTP/1.1\r\naccept: */*\r\n\r\n");
+        assert!(text.content_type.starts_with("text/plain; version=0.0.4"));
+        assert!(text.body.contains("entroshard_build_info{"));
+        assert_eq!(
+            respond(&e, "POST /metrics HTTP/1.1\r\n\r\n").status,
+            "404 Not Found"
+        );
     }
-}
-
-/// Writes `# TYPE name counter` and one `name{label="value"} n` line per value (quotes,
-/// backslashes and newlines in a value become `_`).
-pub fn labelled_counter<'a>(
-    out: &mut String,
-    name: &str,
-    label: &str,
-    values: impl IntoIterator<Item = (&'a str, u64)>,
-) {
-    let _ = writeln!(out, "# TYPE {name} counter");
-    for (value, n) in values {
-        let value = value.replace(['"', '\\', '\n'], "_");
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
-    }
-}
-
-/// Writes one unlabelled sample with its type line.
-pub fn sample(out: &mut String, name: &str, kind: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
 }

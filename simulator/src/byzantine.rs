@@ -14,7 +14,6 @@ use protocols::wire::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -56,7 +55,7 @@ pub async fn relay_copies(
             .front()
             .filter(|next| Arc::ptr_eq(&next.published, &copy.published))
             .map(|next| next.count_at_take)
-            .unwrap_or_else(|| copy.published.contributions_sent.load(Ordering::Relaxed));
+            .unwrap_or_else(|| copy.published.contributions_sent.get());
         if count_after > copy.count_at_take {
             if blocks.send(copy.block).await.is_err() {
                 return;

@@ -337,11 +337,7 @@ impl Fleet {
         Some(crate::report::DeviceView {
             connections: connected.len(),
             connected_to_coordinator: coordinator_id.is_some_and(|c| connected.contains(&c)),
-            contributions_sent: running
-                .agent
-                .metrics
-                .contributions_sent
-                .load(Ordering::Relaxed),
+            contributions_sent: running.agent.metrics.contributions_sent.get(),
             dropped,
             coordinator_connected: coordinator_peers.contains(&node.peer_id()),
             coordinator_gossip_score: coordinator

@@ -141,7 +141,7 @@ pub struct InitArgs {
     /// Seconds between crediting rounds (per-peer credit caps reset each round).
     #[arg(long)]
     pub credit_round: Option<f64>,
-    /// Serve Prometheus /metrics and /health on this address (e.g. 127.0.0.1:9400).
+    /// Serve Prometheus /metrics, /health and /ready on this address (e.g. 127.0.0.1:9400).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
     /// Longest a ticket lives, seconds (default 3600); `ticket_ttl_s` in the config.

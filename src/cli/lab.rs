@@ -1,6 +1,6 @@
-//! The lab tools' place in a build without the `lab` feature (the device packages): `bench` and
-//! `simulate` still parse, whatever follows them, and refuse with a line saying how to get them
-//! (docs/decisions/0044).
+//! The lab tools' place in a build without the `lab` feature (the device packages): `bench`,
+//! `simulate` and the hidden `completions` and `man` still parse, whatever follows them, and
+//! refuse with a line saying how to get them (docs/decisions/0044, 0047).
 
 /// Whatever was given after a left-out subcommand; never read.
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,8 @@
 //! Subcommand implementations; `main.rs` only parses and dispatches.
 
 pub mod coordinator;
+#[cfg(feature = "lab")]
+pub mod docs;
 pub mod entropy;
 #[cfg(not(feature = "lab"))]
 pub mod lab;

@@ -69,7 +69,7 @@ pub struct InitArgs {
     /// Use only this detected source (a name, or a kind such as `hwrng`); repeatable.
     #[arg(long = "only-source")]
     pub only_sources: Vec<String>,
-    /// Serve /metrics and /health on this address.
+    /// Serve Prometheus /metrics, /health and /ready on this address.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
     /// A one-time join token from `coordinator join-token` (instead of enrolment by PeerId).

@@ -22,7 +22,7 @@ pub enum Cause {
 
 impl Cause {
     /// The metric label (`period`, `repair`, `quarantine`, `manual`).
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             Cause::Period => "period",
             Cause::Repair => "repair",

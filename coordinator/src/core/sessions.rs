@@ -53,17 +53,12 @@ pub struct Candidates<'a> {
     pub round_trips: &'a HashMap<libp2p::PeerId, std::time::Duration>,
 }
 
-/// Chooses `n` holders (threshold `k`) among the trusted peers with a fresh heartbeat, for a
-/// new session or a rotation alike: never a flagged peer (clones) nor a quarantined one (a
-/// quarantined peer is not trusted, so the table marks it unattested).
-pub fn choose_quorum<R: rand_core::CryptoRng + ?Sized>(
+/// The peer table and policy a quorum is chosen with at `now_ms`.
+fn quorum_inputs(
     candidates: &Candidates<'_>,
     rules: &SessionRules,
-    n: usize,
-    k: usize,
     now_ms: u64,
-    rng: &mut R,
-) -> Result<Quorum, QuorumError> {
+) -> (Vec<protocols::quorum::PeerRecord>, QuorumPolicy) {
     let table = candidates.peers.quorum_table(
         now_ms,
         rules.attestation_validity_ms,
@@ -75,7 +70,38 @@ pub fn choose_quorum<R: rand_core::CryptoRng + ?Sized>(
         ..QuorumPolicy::default()
     }
     .excluding(candidates.flagged.iter().copied());
+    (table, policy)
+}
+
+/// Chooses `n` holders (threshold `k`) among the trusted peers with a fresh heartbeat, for a
+/// new session or a rotation alike: never a flagged peer (clones) nor a quarantined one (a
+/// quarantined peer is not trusted, so the table marks it unattested).
+pub fn choose_quorum<R: rand_core::CryptoRng + ?Sized>(
+    candidates: &Candidates<'_>,
+    rules: &SessionRules,
+    n: usize,
+    k: usize,
+    now_ms: u64,
+    rng: &mut R,
+) -> Result<Quorum, QuorumError> {
+    let (table, policy) = quorum_inputs(candidates, rules, now_ms);
     select_quorum(&table, n, k, &policy, now_ms, rng)
+}
+
+/// Peers a quorum could be chosen from at `now_ms`, and whether an `n`-holder, threshold-`k`
+/// quorum could be chosen among them (what `/ready` asks).
+pub fn quorum_outlook<R: rand_core::CryptoRng + ?Sized>(
+    candidates: &Candidates<'_>,
+    rules: &SessionRules,
+    n: usize,
+    k: usize,
+    now_ms: u64,
+    rng: &mut R,
+) -> (usize, Result<(), QuorumError>) {
+    let (table, policy) = quorum_inputs(candidates, rules, now_ms);
+    let eligible = protocols::quorum::eligible(&table, &policy, now_ms).len();
+    let chosen = select_quorum(&table, n, k, &policy, now_ms, rng).map(|_| ());
+    (eligible, chosen)
 }
 
 /// What the pool lacks for a key, what was refused on the way and what is under way.

@@ -10,6 +10,7 @@ pub mod figures;
 mod gossip;
 mod holders;
 mod placing;
+mod readiness;
 mod reports;
 pub mod rotation;
 mod sessions;
@@ -30,7 +31,6 @@ use protocols::wire::{
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
@@ -55,6 +55,8 @@ pub(crate) struct Ctx {
     pub node: NodeHandle,
     pub config: CoordinatorConfig,
     pub metrics: Arc<crate::metrics::CoordinatorMetrics>,
+    /// Whether a session could be created now (`GET /ready`), refreshed at each upkeep tick.
+    pub readiness: Arc<peer::telemetry::Readiness>,
     /// Entropy audit windows assessed one at a time (each is seconds of CPU on a small board).
     pub assessing: tokio::sync::Semaphore,
 }
@@ -223,15 +225,18 @@ async fn start(
     );
     let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
     let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
+    let readiness = Arc::new(peer::telemetry::Readiness::not_yet(
+        "starting: the pool has not been checked yet",
+    ));
     if let Some(addr) = config.metrics {
-        let render = metrics.clone();
-        let bound = peer::metrics_http::serve_with_node(addr, &node, move || render.render())
+        let bound = serve_metrics(addr, &metrics, &node, &readiness)
             .await
             .map_err(|source| StartError::Metrics { addr, source })?;
-        tracing::info!(%bound, "serving /metrics and /health");
+        tracing::info!(%bound, "serving /metrics, /health and /ready");
     }
     let ctx = Arc::new(Ctx {
         metrics,
+        readiness,
         master: SealingMasterKey::from_bytes(secrets.sealing_master),
         noise_static,
         record,
@@ -257,6 +262,25 @@ async fn start(
         revocations: Vec::new(),
     };
     Ok((ctx, state, events, admin_rx, admin_tx))
+}
+
+/// Serves the coordinator's series with the build info and the events its node dropped on
+/// `/metrics`, with `/health` and `/ready` (the loop's last verdict).
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: &crate::metrics::CoordinatorMetrics,
+    node: &NodeHandle,
+    readiness: &Arc<peer::telemetry::Readiness>,
+) -> std::io::Result<std::net::SocketAddr> {
+    let mut registry = peer::telemetry::registry("coordinator");
+    metrics.register(&mut registry);
+    registry.register_collector(Box::new(node.dropped()));
+    let readiness = readiness.clone();
+    let endpoints = peer::metrics_http::Endpoints {
+        registry: Arc::new(registry),
+        ready: Arc::new(move || readiness.get()),
+    };
+    peer::metrics_http::serve(addr, endpoints).await
 }
 
 /// Starts a coordinator in this process and returns its handle (the loop runs as a task).

@@ -17,8 +17,8 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             outcome,
         } => super::entropy_audit::settle(ctx, state, node, source, outcome),
         Internal::SessionStored { session, holders } => {
-            ctx.metrics.sessions_created.fetch_add(1, Ordering::Relaxed);
-            ctx.metrics.sessions_live.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.sessions_created.inc();
+            ctx.metrics.sessions_live.inc();
             state.ledger.stored(holders);
             state.audits.handle_committed(session, now_ms());
             tracing::info!(%session, "session stored");
@@ -56,7 +56,9 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
                 Ok(_) => {
                     ctx.metrics.rotations.inc(cause.label());
                     state.audits.handle_committed(session, now_ms());
-                    let took_ms = started.elapsed().as_millis() as u64;
+                    let took = started.elapsed();
+                    ctx.metrics.rotation_seconds.observe(took.as_secs_f64());
+                    let took_ms = took.as_millis() as u64;
                     tracing::info!(%session, ?cause, took_ms, "rotation committed");
                 }
                 Err(_) => ctx.metrics.rotations_failed.inc(cause.label()),

@@ -46,6 +46,19 @@ pub(super) fn rules(ctx: &Ctx) -> SessionRules {
     }
 }
 
+/// Where holders are chosen from, as the loop's state has it.
+fn candidates<'a>(
+    state: &'a State,
+    round_trips: &'a std::collections::HashMap<libp2p::PeerId, std::time::Duration>,
+) -> Candidates<'a> {
+    Candidates {
+        peers: &state.peers,
+        shares_held: state.ledger.shares_held(),
+        flagged: state.intake.flagged(),
+        round_trips,
+    }
+}
+
 /// Chooses a rotation's quorum as a session's is chosen.
 pub(super) fn choose_quorum(
     ctx: &Ctx,
@@ -55,20 +68,38 @@ pub(super) fn choose_quorum(
     now: u64,
 ) -> Result<protocols::quorum::Quorum, protocols::quorum::QuorumError> {
     let round_trips = ctx.node.round_trips();
-    let candidates = Candidates {
-        peers: &state.peers,
-        shares_held: state.ledger.shares_held(),
-        flagged: state.intake.flagged(),
-        round_trips: &round_trips,
-    };
     decide::choose_quorum(
-        &candidates,
+        &candidates(state, &round_trips),
         &rules(ctx),
         n,
         k,
         now,
         &mut rand_core::UnwrapErr(rand::rngs::SysRng),
     )
+}
+
+/// Peers a quorum could be chosen from now, and whether an `n`-of-`k` quorum could be (`/ready`).
+pub(super) fn quorum_outlook(
+    ctx: &Ctx,
+    state: &State,
+    n: usize,
+    k: usize,
+    now: u64,
+) -> (usize, Result<(), protocols::quorum::QuorumError>) {
+    let round_trips = ctx.node.round_trips();
+    decide::quorum_outlook(
+        &candidates(state, &round_trips),
+        &rules(ctx),
+        n,
+        k,
+        now,
+        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
+    )
+}
+
+/// What the pool lacks for a key (`/ready`, refusals).
+pub(super) fn shortfall(ctx: &Ctx, state: &State) -> crate::intake::shortfall::Shortfall {
+    decide::shortfall(&rules(ctx), &state.intake, &state.sources, &state.peers)
 }
 
 /// Handles `CreateSession`: the core deals the key, the placement driver places it.
@@ -80,6 +111,7 @@ pub(super) async fn create(
     policy: SessionPolicy,
     responder: ReplyTo,
 ) {
+    let started = std::time::Instant::now();
     // Credit whose duplicate window has closed counts from now on.
     super::gossip::settle_intake(ctx, state);
     let round_trips = ctx.node.round_trips();
@@ -152,6 +184,8 @@ pub(super) async fn create(
                     .send(Internal::SessionStored { session, holders })
                     .await;
                 let _ = responder.respond(wire::encode(&Reply::ok(created))).await;
+                let seconds = peer::telemetry::seconds_since(started);
+                ctx.metrics.session_create_seconds.observe(seconds);
                 // Holders dealt a share that never acknowledged it are told to delete it.
                 placing::drive(&ctx, &mut placement, &addrs).await;
                 return;
@@ -193,6 +227,7 @@ pub(super) async fn ticket(
     session: SessionId,
     responder: ReplyTo,
 ) {
+    let started = std::time::Instant::now();
     let db = ctx.db.clone();
     let standing = tokio::task::spawn_blocking(move || {
         Ok::<_, crate::db::DbError>(TicketStanding {
@@ -208,6 +243,8 @@ pub(super) async fn ticket(
                 let grant = grant(ctx, &record, requester, &addrs);
                 let who = crate::admin::peer_text(&requester);
                 audit_grant(ctx, &who, "ticket", &record, &grant).await;
+                let seconds = peer::telemetry::seconds_since(started);
+                ctx.metrics.ticket_issue_seconds.observe(seconds);
                 wire::encode(&Reply::ok(grant))
             }
             Err(r) => refuse(ctx, r),

@@ -6,7 +6,6 @@ use crate::core::schedule;
 use protocols::ids::NodeId;
 use protocols::wire::{Refusal, Reply};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 pub(super) async fn rotate_due(
@@ -83,14 +82,14 @@ async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<
 fn record_gauges(ctx: &Ctx, state: &State, sessions: &[crate::db::SessionRecord], now: u64) {
     let m = &ctx.metrics;
     let live = sessions.iter().filter(|s| s.expires_at_ms > now).count();
-    m.sessions_live.store(live as u64, Ordering::Relaxed);
+    m.sessions_live.set(live as u64);
     let (enrolled, quarantined) = state.peers.iter().fold((0u64, 0u64), |(e, q), (_, p)| {
         (e + 1, q + u64::from(p.quarantine.is_some()))
     });
-    m.peers_enrolled.store(enrolled, Ordering::Relaxed);
-    m.peers_quarantined.store(quarantined, Ordering::Relaxed);
-    m.pool_pending_bits
-        .store(state.intake.pending_bits(), Ordering::Relaxed);
+    m.peers_enrolled.set(enrolled);
+    m.peers_quarantined.set(quarantined);
+    m.pool_pending_bits.set(state.intake.pending_bits());
+    super::readiness::refresh(ctx, state, now);
 }
 
 /// Deletes an expired session everywhere: its holders first (best effort), then the record.
@@ -123,7 +122,7 @@ fn expire(
         let session = record.session;
         match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {
             Ok(Ok(_)) => {
-                ctx.metrics.sessions_expired.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.sessions_expired.inc();
                 tracing::info!(%session, "expired session deleted")
             }
             _ => {

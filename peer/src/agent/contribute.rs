@@ -10,7 +10,6 @@ use protocols::wire::{
 };
 use rand::RngExt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -41,10 +40,7 @@ pub async fn run(
         seq += 1;
         match publish(&shared, &node, &key, seq, &block).await {
             Ok(()) => {
-                shared
-                    .metrics
-                    .contributions_sent
-                    .fetch_add(1, Ordering::Relaxed);
+                shared.metrics.contributions_sent.inc();
                 tracing::debug!(seq, source = %block.source, "contribution published");
             }
             Err(e) => tracing::debug!(error = %e, "contribution not published"),

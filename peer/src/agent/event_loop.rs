@@ -93,8 +93,14 @@ pub(super) async fn run(
             },
             _ = heartbeat.tick() => {
                 heartbeat_seq += 1;
-                if settings.hosting.redial_coordinator {
-                    redial_coordinator(&node, settings.coordinator_peer, &settings.coordinator_addr).await;
+                if let Ok(peers) = node.connected_peers().await {
+                    // The events keep these current; a dropped event is corrected here.
+                    shared.metrics.gossip_peers.set(peers.len() as u64);
+                    let to_coordinator = peers.contains(&settings.coordinator_peer);
+                    shared.metrics.coordinator_connected.set(u64::from(to_coordinator));
+                    if settings.hosting.redial_coordinator && !to_coordinator {
+                        redial_coordinator(&node, &settings.coordinator_addr).await;
+                    }
                 }
                 let power = settings
                     .hosting
@@ -149,17 +155,18 @@ async fn on_event(
             let _ = node.report_gossip(id, propagation_source, verdict).await;
         }
         NodeEvent::Connected(peer) => {
-            shared
-                .metrics
-                .gossip_peers
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.metrics.gossip_peers.inc();
+            if crate::identity::node_id(&peer) == Some(shared.coordinator) {
+                shared.metrics.coordinator_connected.set(1);
+            }
             tracing::debug!(%peer, "connected");
         }
         NodeEvent::Disconnected(peer) => {
-            shared
-                .metrics
-                .gossip_peers
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let peers = &shared.metrics.gossip_peers;
+            peers.set(peers.get().saturating_sub(1));
+            if crate::identity::node_id(&peer) == Some(shared.coordinator) {
+                shared.metrics.coordinator_connected.set(0);
+            }
             tracing::debug!(%peer, "disconnected");
         }
         NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
@@ -170,15 +177,10 @@ async fn on_event(
 /// Dials the coordinator again when no connection to it is open (it restarted, or the network
 /// dropped): gossip and the coordinator's orders reach this peer only over that connection, and
 /// the bootstrap dial happens once at start. Called once per heartbeat, which bounds the rate.
-async fn redial_coordinator(node: &NodeHandle, coordinator: PeerId, addr: &Multiaddr) {
-    match node.connected_peers().await {
-        Ok(peers) if !peers.contains(&coordinator) => {
-            tracing::debug!(%addr, "not connected to the coordinator; dialling it");
-            if let Err(e) = node.dial(addr.clone()).await {
-                tracing::debug!(%addr, error = %e, "coordinator dial failed");
-            }
-        }
-        _ => {}
+async fn redial_coordinator(node: &NodeHandle, addr: &Multiaddr) {
+    tracing::debug!(%addr, "not connected to the coordinator; dialling it");
+    if let Err(e) = node.dial(addr.clone()).await {
+        tracing::debug!(%addr, error = %e, "coordinator dial failed");
     }
 }
 
@@ -208,15 +210,16 @@ async fn send_heartbeat(
         .await
         .unwrap_or((0, 0))
     };
-    shared
-        .metrics
-        .shares_held
-        .store(u64::from(shares_held), std::sync::atomic::Ordering::Relaxed);
+    shared.metrics.shares_held.set(u64::from(shares_held));
     let sources = shared
         .health
         .lock()
         .map(|h| h.sources.clone())
         .unwrap_or_default();
+    shared
+        .metrics
+        .sources_running
+        .set(super::readiness::running(&sources) as u64);
     shared.metrics.set_source_health(
         sources
             .iter()

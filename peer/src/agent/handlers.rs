@@ -39,6 +39,7 @@ pub async fn answer(
         return encode_reply(&Reply::<()>::refused(Refusal::Unauthorized));
     };
     let (max, _) = protocol.limits();
+    let started = std::time::Instant::now();
     let result = match protocol {
         Protocol::Attest => {
             attest(&shared, &remote_node, &bytes, max).map(|v| encode_reply(&Reply::ok(v)))
@@ -57,6 +58,10 @@ pub async fn answer(
     match result {
         Ok(reply) => {
             shared.metrics.served(protocol);
+            if matches!(protocol, Protocol::Fetch) {
+                let seconds = crate::telemetry::seconds_since(started);
+                shared.metrics.fetch_serve_seconds.observe(seconds);
+            }
             reply
         }
         Err(refusal) => {

@@ -1,34 +1,53 @@
-//! Peer metrics in the Prometheus text format, served with `/health` on an optional local address.
+//! Peer metrics: the agent's counters, gauges and fetch-latency histogram, registered with HELP
+//! text in the registry its `/metrics` endpoint serves with `/health` and `/ready`.
 
+use super::source_series::SourceSeries;
+use crate::metrics_http::{Endpoints, Ready};
 use crate::node::Protocol;
+use crate::telemetry::{self, CountGauge};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use protocols::attestation::SourceFeedback;
-use protocols::attestation::feedback::DEVICE_WIDE;
 use protocols::wire::Refusal;
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Counters and gauges of one peer.
-#[derive(Debug, Default)]
+/// Counters, gauges and histograms of one peer.
+#[derive(Debug)]
 pub struct PeerMetrics {
     /// Contributions published.
-    pub contributions_sent: AtomicU64,
+    pub contributions_sent: Counter,
     /// Shares in the store.
-    pub shares_held: AtomicU64,
+    pub shares_held: CountGauge,
     /// Connected peers.
-    pub gossip_peers: AtomicI64,
-    served: Mutex<BTreeMap<&'static str, u64>>,
-    refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    health: Mutex<Vec<(String, u64, u64)>>,
-    /// The coordinator's last word on each source (from its attestation challenge).
-    feedback: Mutex<Vec<SourceFeedback>>,
+    pub gossip_peers: CountGauge,
+    /// 1 while a connection to the coordinator is open.
+    pub coordinator_connected: CountGauge,
+    /// Sources passing their continuous health tests.
+    pub sources_running: CountGauge,
+    /// Seconds from a share fetch's arrival to its answer, fetches served.
+    pub fetch_serve_seconds: Histogram,
+    served: Family<[(&'static str, &'static str); 1], Counter>,
+    refused: Family<[(&'static str, &'static str); 2], Counter>,
+    sources: Arc<SourceSeries>,
 }
 
-/// A label value as Prometheus text takes it (quotes, backslashes and newlines replaced).
-fn label(value: &str) -> String {
-    value.replace(['"', '\\', '\n'], "_")
+impl Default for PeerMetrics {
+    fn default() -> Self {
+        Self {
+            contributions_sent: Counter::default(),
+            shares_held: CountGauge::default(),
+            gossip_peers: CountGauge::default(),
+            coordinator_connected: CountGauge::default(),
+            sources_running: CountGauge::default(),
+            fetch_serve_seconds: telemetry::histogram(&telemetry::REQUEST_BUCKETS),
+            served: Family::default(),
+            refused: Family::default(),
+            sources: Arc::new(SourceSeries::default()),
+        }
+    }
 }
 
 fn protocol_label(p: Protocol) -> &'static str {
@@ -44,154 +63,113 @@ fn protocol_label(p: Protocol) -> &'static str {
 impl PeerMetrics {
     /// Counts a request answered.
     pub fn served(&self, protocol: Protocol) {
-        if let Ok(mut m) = self.served.lock() {
-            *m.entry(protocol_label(protocol)).or_default() += 1;
-        }
+        self.served
+            .get_or_create(&[("protocol", protocol_label(protocol))])
+            .inc();
     }
 
     /// Counts a refusal by protocol and reason.
     pub fn refused(&self, protocol: Protocol, refusal: &Refusal) {
-        if let Ok(mut m) = self.refused.lock() {
-            *m.entry((protocol_label(protocol), refusal.label()))
-                .or_default() += 1;
-        }
-    }
-
-    /// Refusals counted for (protocol, reason).
-    pub fn refusals(&self, protocol: Protocol, reason: &str) -> u64 {
         self.refused
-            .lock()
-            .map(|m| {
-                m.get(&(protocol_label(protocol), reason))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0)
+            .get_or_create(&[
+                ("protocol", protocol_label(protocol)),
+                ("reason", refusal.label()),
+            ])
+            .inc();
     }
 
     /// Records per-source health-test failures and samples.
     pub fn set_source_health(&self, lines: Vec<(String, u64, u64)>) {
-        if let Ok(mut h) = self.health.lock() {
-            *h = lines;
-        }
+        self.sources.set_health(lines);
     }
 
     /// Keeps the coordinator's feedback on this device's sources; returns the one it replaces.
     pub fn replace_source_feedback(&self, feedback: Vec<SourceFeedback>) -> Vec<SourceFeedback> {
-        self.feedback
-            .lock()
-            .map(|mut f| std::mem::replace(&mut *f, feedback))
-            .unwrap_or_default()
+        self.sources.replace_feedback(feedback)
     }
 
     /// The coordinator's last feedback on this device's sources.
     pub fn source_feedback(&self) -> Vec<SourceFeedback> {
-        self.feedback.lock().map(|f| f.clone()).unwrap_or_default()
+        self.sources.feedback()
     }
 
-    /// Prometheus text exposition.
+    /// Registers every series of the peer in `registry`, each with its HELP text.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "entroshard_contributions_sent",
+            "Entropy contributions this peer published to the coordinator",
+            self.contributions_sent.clone(),
+        );
+        registry.register(
+            "entroshard_shares_held",
+            "Key shares in this peer's store",
+            self.shares_held.clone(),
+        );
+        registry.register(
+            "entroshard_gossip_peers",
+            "Peers this node has a connection to",
+            self.gossip_peers.clone(),
+        );
+        registry.register(
+            "entroshard_coordinator_connected",
+            "1 while a connection to the pinned coordinator is open, else 0",
+            self.coordinator_connected.clone(),
+        );
+        registry.register(
+            "entroshard_sources_running",
+            "Entropy sources passing their continuous health tests",
+            self.sources_running.clone(),
+        );
+        registry.register(
+            "entroshard_requests_served",
+            "Requests this peer answered, by protocol (attest, store, fetch, audit)",
+            telemetry::Declared(self.served.clone()),
+        );
+        registry.register(
+            "entroshard_requests_refused",
+            "Requests this peer refused, by protocol and reason",
+            telemetry::Declared(self.refused.clone()),
+        );
+        registry.register(
+            "entroshard_fetch_serve_duration_seconds",
+            "Seconds from a share fetch's arrival at this holder to its answer, fetches served",
+            self.fetch_serve_seconds.clone(),
+        );
+        registry.register_collector(Box::new(self.sources.clone()));
+    }
+
+    /// The peer's exposition in the Prometheus text format (build info and these series; no
+    /// node counters): what tests read.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "# TYPE entroshard_contributions_sent_total counter");
-        let _ = writeln!(
-            out,
-            "entroshard_contributions_sent_total {}",
-            self.contributions_sent.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE entroshard_shares_held gauge");
-        let _ = writeln!(
-            out,
-            "entroshard_shares_held {}",
-            self.shares_held.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE entroshard_gossip_peers gauge");
-        let _ = writeln!(
-            out,
-            "entroshard_gossip_peers {}",
-            self.gossip_peers.load(Ordering::Relaxed).max(0)
-        );
-        let _ = writeln!(out, "# TYPE entroshard_requests_served_total counter");
-        if let Ok(m) = self.served.lock() {
-            for (p, n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "entroshard_requests_served_total{{protocol=\"{p}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(out, "# TYPE entroshard_requests_refused_total counter");
-        if let Ok(m) = self.refused.lock() {
-            for ((p, r), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "entroshard_requests_refused_total{{protocol=\"{p}\",reason=\"{r}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(out, "# TYPE entroshard_source_samples_total counter");
-        let _ = writeln!(
-            out,
-            "# TYPE entroshard_source_health_failures_total counter"
-        );
-        if let Ok(h) = self.health.lock() {
-            for (name, samples, failures) in h.iter() {
-                let name = label(name);
-                let _ = writeln!(
-                    out,
-                    "entroshard_source_samples_total{{source=\"{name}\"}} {samples}"
-                );
-                let _ = writeln!(
-                    out,
-                    "entroshard_source_health_failures_total{{source=\"{name}\"}} {failures}"
-                );
-            }
-        }
-        self.render_feedback(&mut out);
-        out
-    }
-
-    /// The coordinator's feedback as series: credited bits per source and refusals per source
-    /// and reason (`source="*"`: refusals not tied to one source).
-    fn render_feedback(&self, out: &mut String) {
-        let Ok(feedback) = self.feedback.lock() else {
-            return;
-        };
-        let _ = writeln!(out, "# TYPE entroshard_source_credited_bits gauge");
-        for f in feedback.iter().filter(|f| f.source != DEVICE_WIDE) {
-            let _ = writeln!(
-                out,
-                "entroshard_source_credited_bits{{source=\"{}\"}} {}",
-                label(&f.source),
-                f.credited_bits
-            );
-        }
-        let _ = writeln!(out, "# TYPE entroshard_contributions_refused_total counter");
-        for f in feedback.iter() {
-            for (reason, n) in &f.refusals {
-                let _ = writeln!(
-                    out,
-                    "entroshard_contributions_refused_total{{source=\"{}\",reason=\"{}\"}} {n}",
-                    label(&f.source),
-                    label(reason)
-                );
-            }
-        }
+        let mut registry = telemetry::registry("peer");
+        self.register(&mut registry);
+        telemetry::exposition::encode(&registry, telemetry::exposition::Format::Text)
     }
 }
 
-/// Serves `GET /metrics` and `GET /health` on `addr` (bind it to loopback or a management network):
-/// the agent's figures and the events its node dropped.
+/// Serves `/metrics` (the agent's series, the build info and the events its node dropped),
+/// `/health` and `/ready` on `addr` (bind it to loopback or a management network).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<PeerMetrics>,
     node: &crate::node::NodeHandle,
+    ready: Ready,
 ) -> std::io::Result<SocketAddr> {
-    crate::metrics_http::serve_with_node(addr, node, move || metrics.render()).await
+    let mut registry = telemetry::registry("peer");
+    metrics.register(&mut registry);
+    registry.register_collector(Box::new(node.dropped()));
+    let endpoints = Endpoints {
+        registry: Arc::new(registry),
+        ready,
+    };
+    crate::metrics_http::serve(addr, endpoints).await
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use protocols::attestation::feedback::DEVICE_WIDE;
 
     #[test]
     fn source_feedback_is_served_as_credited_bits_and_refusals_per_source_and_reason() {
@@ -221,9 +199,9 @@ mod tests {
         ]);
         let text = metrics.render();
         for line in [
-            "# TYPE entroshard_source_credited_bits gauge\n",
-            "entroshard_source_credited_bits{source=\"jitter\"} 4096\n",
-            "entroshard_source_credited_bits{source=\"odd_name\"} 0\n",
+            "# TYPE entroshard_source_credited_entropy gauge\n",
+            "entroshard_source_credited_entropy{source=\"jitter\"} 4096\n",
+            "entroshard_source_credited_entropy{source=\"odd\\\"name\"} 0\n",
             "# TYPE entroshard_contributions_refused_total counter\n",
             "entroshard_contributions_refused_total{source=\"*\",reason=\"unattested\"} 18\n",
             "entroshard_contributions_refused_total{source=\"jitter\",reason=\"audit_pending\"} 12\n",
@@ -231,13 +209,44 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
-        assert!(!text.contains("entroshard_source_credited_bits{source=\"*\"}"));
+        assert!(!text.contains("entroshard_source_credited_entropy{source=\"*\"}"));
+        telemetry::exposition::check(&text).unwrap();
     }
 
     #[test]
-    fn without_feedback_only_the_type_lines_are_served() {
+    fn without_feedback_only_the_help_and_type_lines_are_served() {
         let text = PeerMetrics::default().render();
         assert!(text.contains("# TYPE entroshard_contributions_refused_total counter\n"));
         assert!(!text.contains("entroshard_contributions_refused_total{"));
+    }
+
+    #[test]
+    fn every_peer_series_has_help_and_type_and_the_names_operators_know() {
+        let metrics = PeerMetrics::default();
+        metrics.served(Protocol::Fetch);
+        metrics.refused(Protocol::Fetch, &Refusal::NotFound);
+        metrics.fetch_serve_seconds.observe(0.002);
+        metrics.set_source_health(vec![("jitter".into(), 10, 0)]);
+        let checked = telemetry::exposition::check(&metrics.render()).unwrap();
+        for family in [
+            "entroshard_build_info",
+            "entroshard_contributions_sent_total",
+            "entroshard_shares_held",
+            "entroshard_gossip_peers",
+            "entroshard_coordinator_connected",
+            "entroshard_sources_running",
+            "entroshard_requests_served_total",
+            "entroshard_requests_refused_total",
+            "entroshard_fetch_serve_duration_seconds",
+            "entroshard_source_samples_total",
+            "entroshard_source_health_failures_total",
+        ] {
+            let f = checked.families.get(family);
+            assert!(f.is_some_and(|f| !f.help.is_empty()), "{family}");
+        }
+        assert_eq!(
+            checked.families["entroshard_fetch_serve_duration_seconds"].kind,
+            "histogram"
+        );
     }
 }

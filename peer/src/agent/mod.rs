@@ -9,6 +9,8 @@ mod handlers;
 pub mod harvest;
 pub mod measure;
 pub mod metrics;
+pub mod readiness;
+mod source_series;
 
 use crate::config::PeerConfig;
 use crate::node::NodeConfig;
@@ -209,6 +211,7 @@ pub async fn run_with_readiness(
                 .unwrap_or(Duration::from_secs(5)),
         },
     };
+    let health_now = health.clone();
     let harvesters = harvest::spawn(
         pipelines,
         block_tx,
@@ -243,7 +246,15 @@ pub async fn run_with_readiness(
     tracing::info!(peer = %node.peer_id(), node = %node_id, coordinator = %coordinator_peer, "peer agent started");
 
     if let Some(addr) = config.metrics {
-        metrics::serve(addr, metrics, &node)
+        let connected = metrics.clone();
+        let ready: crate::metrics_http::Ready = Arc::new(move || {
+            let sources = health_now
+                .lock()
+                .map(|h| h.sources.clone())
+                .unwrap_or_default();
+            readiness::judge(connected.coordinator_connected.get() == 1, &sources)
+        });
+        metrics::serve(addr, metrics, &node, ready)
             .await
             .map_err(|e| AgentError::Sources(format!("metrics on {addr}: {e}")))?;
     }

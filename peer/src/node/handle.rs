@@ -88,19 +88,31 @@ impl DroppedEvents {
     pub fn other(&self) -> u64 {
         self.other.load(Ordering::Relaxed)
     }
+}
 
-    /// Appends `entroshard_node_events_dropped_total{kind}` in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        crate::metrics_http::labelled_counter(
-            out,
-            "entroshard_node_events_dropped_total",
-            "kind",
-            [
-                ("gossip", self.gossip()),
-                ("request", self.requests()),
-                ("other", self.other()),
-            ],
-        );
+/// `entroshard_node_events_dropped_total{kind}`, read at each scrape.
+impl prometheus_client::collector::Collector for DroppedEvents {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let mut family = encoder.encode_descriptor(
+            "entroshard_node_events_dropped",
+            "Events the node could not hand to its owner because its queue was full, by kind \
+             (gossip, request, other).",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, n) in [
+            ("gossip", self.gossip()),
+            ("request", self.requests()),
+            ("other", self.other()),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&[("kind", kind)])?)?;
+        }
+        Ok(())
     }
 }
 

@@ -15,7 +15,6 @@ use peer::node::NodeConfig;
 use peer::pipeline::{PipelineOutput, SourcePipeline};
 use protocols::wire::PowerState;
 use sha2::{Digest, Sha256};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -275,7 +274,7 @@ async fn harvest(
                 let copy = copy_block(&ready);
                 // The publish counter before the agent takes the previous block: read while that
                 // block still fills the slot, so the count cannot include its publication yet.
-                let before_take = copies.published.contributions_sent.load(Ordering::Relaxed);
+                let before_take = copies.published.contributions_sent.get();
                 let taken_now = match blocks.try_send(ready) {
                     // The slot was free: the previous block was taken earlier, at a count not
                     // known here, so it is not copied.
