@@ -177,6 +177,35 @@ fn a_destroyed_coordinator_restored_from_a_backup_serves_the_old_key_and_rotates
             "no {action} in:\n{trail}"
         );
     }
+
+    // The same backup again, now older than the session's rotation: its record names epoch 0,
+    // which the holders deleted (they refuse the epoch-0 ticket). A rotation of it fails (a
+    // backup serves a session only until its next rotation), and the holders are not
+    // quarantined for a share they rightly deleted.
+    coord.proc.kill9();
+    std::fs::remove_dir_all(&c).unwrap();
+    let out = coordinator_cmd(
+        &["restore", file.to_str().unwrap()],
+        &[("--data-dir", &c), ("--passphrase-file", &pass)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    coord.proc = run_coordinator(&c);
+    run_ok(&["coordinator", "rotate", &session], &[("--data-dir", &c)]);
+    let deadline = Instant::now() + DEADLINE;
+    let failed = "entroshard_rotations_failed_total{cause=\"manual\"}";
+    loop {
+        let text = try_http_get(&coord.metrics, "/metrics").unwrap_or_default();
+        if metric(&text, failed).unwrap_or(0.0) >= 1.0 {
+            let withheld = "entroshard_quarantines_total{reason=\"withheld_share\"}";
+            assert_eq!(metric(&text, withheld).unwrap_or(0.0), 0.0, "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stale session's rotation never failed: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// `session ticket SESSION -o FILE` as the requester in `dir`, then `fetch FILE`; both asked

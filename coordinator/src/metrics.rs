@@ -19,7 +19,7 @@ pub struct CoordinatorMetrics {
     pub peers_quarantined: AtomicU64,
     /// Bits in the pool not yet used by a key (gauge).
     pub pool_pending_bits: AtomicU64,
-    /// Committed rotations by cause (`period`, `repair`, `quarantine`, `manual`).
+    /// Committed rotations by cause (`period`, `repair`, `quarantine`, `manual`, `reseal`).
     pub rotations: CounterFamily,
     /// Rotations that failed and left the session on its epoch, by cause.
     pub rotations_failed: CounterFamily,

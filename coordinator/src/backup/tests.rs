@@ -173,3 +173,27 @@ fn contents_debug_and_snapshot_debug_print_no_secret() {
     let (contents, _) = gather(tmp.path(), None, snapshot, 1).unwrap();
     assert_eq!(format!("{contents:?}"), "BackupContents([redacted])");
 }
+
+#[test]
+fn a_restore_mark_is_kept_read_back_and_carried_by_a_later_backup() {
+    let (_tmp, db, _) = data_dir();
+    assert_eq!(db.restored_from().unwrap(), None);
+    db.mark_restored(42).unwrap();
+    assert_eq!(
+        db.restored_from().unwrap().map(|r| r.backup_created_at_ms),
+        Some(42)
+    );
+    let snapshot = db.snapshot().unwrap();
+    assert_eq!(snapshot.rows_of("restored"), 1);
+    let other = tempfile::tempdir().unwrap();
+    let restored = CoordinatorDb::open(&other.path().join("coordinator.redb")).unwrap();
+    restored.restore_snapshot(&snapshot).unwrap();
+    restored.mark_restored(99).unwrap();
+    assert_eq!(
+        restored
+            .restored_from()
+            .unwrap()
+            .map(|r| r.backup_created_at_ms),
+        Some(99)
+    );
+}

@@ -41,6 +41,12 @@ impl CoordinatorDb {
     /// nothing when there is nothing to do. Call only once `master.key` durably holds the key.
     pub fn finish_master_key_move(&self, id: MasterKeyId) -> Result<MasterKeyMoved, DbError> {
         const OP: &str = "moving the sealing master key out of the database";
+        // Read first: a database with nothing to move is never opened for writing (and a
+        // corrupt one is refused by the read, untouched).
+        let unstamped = self.sessions()?.iter().any(|s| s.sealed_under.is_none());
+        if !unstamped && self.legacy_sealing_master()?.is_none() {
+            return Ok(MasterKeyMoved::default());
+        }
         self.write(OP, |txn| {
             let mut moved = MasterKeyMoved::default();
             let mut secrets = txn.open_table(SECRETS).map_err(|e| self.err(OP, e))?;

@@ -6,6 +6,7 @@ mod error;
 mod master_key;
 mod records;
 mod registry;
+mod restored;
 mod revocation;
 mod sessions;
 mod snapshot;
@@ -22,6 +23,7 @@ pub use records::{
     CoordinatorSecrets, Enrolment, Holder, JoinToken, MAX_RECORD_BYTES, PendingEpoch,
     SessionRecord, holders_of,
 };
+pub use restored::RestoredFrom;
 pub use snapshot::{DbSnapshot, SnapshotRow, SnapshotTable};
 pub use writer::{run_session_writer, session_writer_record};
 

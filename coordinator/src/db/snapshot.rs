@@ -5,6 +5,7 @@
 
 use super::audit::AUDIT_LOG;
 use super::deletions::OWED_DELETIONS;
+use super::restored::RESTORED;
 use super::revocation::REVOKED_REQUESTERS;
 use super::{
     BINARIES, CoordinatorDb, DbError, ENROLMENTS, JOIN_TOKENS, PENDING_EPOCHS, REQUESTERS, Records,
@@ -36,6 +37,7 @@ const TABLES: &[&str] = &[
     "revoked_requesters",
     "owed_deletions",
     "audit_log",
+    "restored",
 ];
 
 /// One row: the key's and the value's bytes as the table stores them (an `u64` key as 8
@@ -130,6 +132,7 @@ impl CoordinatorDb {
             add(self.dump_set(txn, REVOKED_REQUESTERS)?);
             add(self.dump_set(txn, OWED_DELETIONS)?);
             add(self.dump(txn, AUDIT_LOG, |k: u64| k.to_be_bytes().to_vec())?);
+            add(self.dump(txn, RESTORED, |k: &str| k.as_bytes().to_vec())?);
             Ok(snap)
         })
     }
@@ -159,7 +162,8 @@ impl CoordinatorDb {
                     return Err(bad(format!("table {} appears twice", table.name)));
                 }
                 match table.name.as_str() {
-                    "secrets" => self.load_secrets(txn, table)?,
+                    "secrets" => self.load_text_keyed(txn, SECRETS, table)?,
+                    "restored" => self.load_text_keyed(txn, RESTORED, table)?,
                     "enrolments" => self.load_records(txn, ENROLMENTS, table)?,
                     "join_tokens" => self.load_records(txn, JOIN_TOKENS, table)?,
                     "allowed_binaries" => self.load_set(txn, BINARIES, table)?,
@@ -252,10 +256,15 @@ impl CoordinatorDb {
         }))
     }
 
-    /// Inserts the secrets table (UTF-8 keys).
-    fn load_secrets(&self, txn: &WriteTransaction, table: &SnapshotTable) -> Result<(), DbError> {
+    /// Inserts a table of UTF-8 keys and byte-string values.
+    fn load_text_keyed(
+        &self,
+        txn: &WriteTransaction,
+        def: TableDefinition<'static, &'static str, &'static [u8]>,
+        table: &SnapshotTable,
+    ) -> Result<(), DbError> {
         const OP: &str = "restoring a snapshot";
-        let mut t = txn.open_table(SECRETS).map_err(|e| self.err(OP, e))?;
+        let mut t = txn.open_table(def).map_err(|e| self.err(OP, e))?;
         for row in &table.rows {
             let key = std::str::from_utf8(&row.key)
                 .map_err(|_| bad(format!("table {}: a key that is not UTF-8", table.name)))?;

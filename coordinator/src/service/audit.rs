@@ -60,6 +60,8 @@ pub(super) async fn ask_holders(
                 holder: h.node,
                 index: h.index,
             };
+            let restored = ctx.restored.map(|r| r.backup_created_at_ms);
+            let reply = holder_audits::excuse_after_restore(record, reply, restored);
             // The grant above found the key: the keyring only loses a key no session needs.
             let key = ctx.opening_key(record, &slot);
             let answer = match key {

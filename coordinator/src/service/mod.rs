@@ -53,6 +53,8 @@ pub(crate) struct Ctx {
     /// The sealing master keys; replaced (never held across an await) when a master-key
     /// rotation starts or ends.
     pub masters: std::sync::RwLock<Keyring>,
+    /// The backup the database was restored from, if any (decision 0046).
+    pub restored: Option<crate::db::RestoredFrom>,
     pub noise_static: Zeroizing<[u8; 32]>,
     pub record: SignedEnvelope,
     pub db: Arc<CoordinatorDb>,
@@ -230,13 +232,14 @@ async fn start(
 ) -> Result<Started, StartError> {
     let load = db.clone();
     let master_key_path = config.master_key_path();
-    let (secrets, keyring, enrolments, allowlist, requesters, sessions) =
+    let (secrets, keyring, restored, enrolments, allowlist, requesters, sessions) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let s = load.secrets()?.ok_or(StartError::NotInitialised)?;
             let keyring = crate::master_key::open(&master_key_path, &load)?;
             Ok((
                 s,
                 keyring,
+                load.restored_from()?,
                 load.enrolments()?,
                 load.allowed_binaries()?,
                 load.requesters()?,
@@ -293,6 +296,7 @@ async fn start(
     let ctx = Arc::new(Ctx {
         metrics,
         masters: std::sync::RwLock::new(keyring),
+        restored,
         noise_static,
         record,
         db,

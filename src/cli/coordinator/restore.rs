@@ -173,6 +173,7 @@ fn stage(
         db.restore_snapshot(&contents.database)?;
         db.check_restored()?;
         coordinator::master_key::open(&staging.join("master.key"), &db)?;
+        db.mark_restored(header.created_at_ms)?;
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
