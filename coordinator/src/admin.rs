@@ -16,14 +16,17 @@ pub use socket::{
     AdminLimits, MAX_CONNECTIONS, READ_DEADLINE, call, read_admin_call, serve, serve_with,
 };
 
-use crate::db::{AuditEntry, CoordinatorDb, Enrolment, JoinToken, SessionRecord};
+use crate::db::{AuditEntry, CoordinatorDb, DbSnapshot, Enrolment, JoinToken, SessionRecord};
 use crate::os::now_ms;
 use protocols::ids::{NodeId, SessionId, hex8};
 use requests::AdminRequest;
 use serde::{Deserialize, Serialize};
 
-/// Largest admin frame.
+/// Largest admin command frame (what the socket reads from a client).
 const MAX_FRAME: usize = 1 << 20;
+/// Largest answer frame a client reads from the coordinator: a database snapshot for a backup,
+/// or a long audit trail (100,000 entries of about 200 bytes), is far larger than a command.
+pub const MAX_ANSWER_FRAME: usize = 512 << 20;
 
 /// An admin command (docs/protocol/admin-socket.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +111,10 @@ pub enum AdminCall {
         /// Entries written at or after this time (ms since the Unix epoch).
         since_ms: u64,
     },
+    /// Every table of the database at one committed state, for a backup.
+    Snapshot,
+    /// Start a master-key rotation (running coordinator only).
+    RotateMasterKey,
 }
 
 /// The answer to an admin command.
@@ -138,6 +145,10 @@ pub enum AdminAnswer {
     },
     /// Audit entries, oldest first.
     Audit(Vec<AuditEntry>),
+    /// The database at one committed state.
+    Snapshot(Box<DbSnapshot>),
+    /// A master-key rotation started.
+    MasterKeyRotated(requests::MasterKeyRotation),
 }
 
 /// Carries out a command on the database as `actor` (recorded in the audit trail); returns what
@@ -287,6 +298,25 @@ pub fn apply(
             )
         }
         AdminCall::Audit { since_ms } => (AdminAnswer::Audit(db.audit_since(*since_ms)?), None),
+        AdminCall::Snapshot => {
+            let snapshot = db.snapshot()?;
+            audit(
+                "backup",
+                "coordinator.redb".into(),
+                format!(
+                    "database snapshot taken ({} sessions, {} audit entries)",
+                    snapshot.rows_of("sessions"),
+                    snapshot.rows_of("audit_log")
+                ),
+            );
+            (AdminAnswer::Snapshot(Box::new(snapshot)), None)
+        }
+        AdminCall::RotateMasterKey => {
+            return Err(AdminError::NeedsRunning(
+                "rotating the master key needs a running coordinator: it re-seals every session \
+                 by rotating it to a fresh quorum; start the coordinator and run this again",
+            ));
+        }
         AdminCall::Rotate { session } => {
             // Checked here, before the loop is asked: the loop answers nothing back.
             if db.session(session)?.is_none() {

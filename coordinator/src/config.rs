@@ -159,6 +159,11 @@ impl CoordinatorConfig {
         self.data_dir.join("identity.key")
     }
 
+    /// Sealing master key file (decision 0046).
+    pub fn master_key_path(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+
     /// Database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("coordinator.redb")

@@ -12,6 +12,27 @@ use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 const SEAL_SALT: &[u8] = b"entroshard/v1/share-seal";
+/// Domain separation of a master key's id from every other hash of it.
+const KEY_ID_DOMAIN: &[u8] = b"entroshard/v1/master-key-id";
+
+/// A sealing master key's public name: the first 8 bytes of
+/// SHA-256(`"entroshard/v1/master-key-id"` ‖ key). Printed as 16 hex digits; it tells keys apart
+/// and names which key sealed a session, and reveals nothing usable about the key.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct MasterKeyId(#[serde(with = "serde_bytes")] pub [u8; 8]);
+
+impl std::fmt::Display for MasterKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::ids::hex8(&self.0))
+    }
+}
+
+impl std::fmt::Debug for MasterKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKeyId({self})")
+    }
+}
 
 /// The coordinator's long-term sealing master key. Never leaves the coordinator.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -23,9 +44,21 @@ impl SealingMasterKey {
         Self(bytes)
     }
 
-    /// The secret bytes, for storing inside the coordinator's database.
+    /// The secret bytes, for writing the coordinator's `master.key` file.
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The key's id ([`MasterKeyId`]).
+    pub fn id(&self) -> MasterKeyId {
+        use sha2::Digest;
+        let digest = Sha256::new()
+            .chain_update(KEY_ID_DOMAIN)
+            .chain_update(self.0)
+            .finalize();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        MasterKeyId(id)
     }
 
     /// Derives the key that seals and opens one share slot.
@@ -190,6 +223,17 @@ pub fn open(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_master_key_id_is_stable_and_tells_keys_apart() {
+        let a = SealingMasterKey::from_bytes([1; 32]);
+        assert_eq!(a.id(), SealingMasterKey::from_bytes([1; 32]).id());
+        assert_ne!(a.id(), SealingMasterKey::from_bytes([2; 32]).id());
+        assert_eq!(a.id().to_string().len(), 16);
+        // Not a prefix of the plain SHA-256 of the key: the id is domain-separated.
+        use sha2::Digest;
+        assert_ne!(a.id().0[..], Sha256::digest([1u8; 32])[..8]);
+    }
 
     fn slot() -> ShareSlot {
         ShareSlot {

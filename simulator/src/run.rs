@@ -130,11 +130,13 @@ pub async fn run(
     let db =
         Arc::new(CoordinatorDb::open(&dir.path().join("coordinator.redb")).map_err(|e| setup(&e))?);
     let secrets = CoordinatorSecrets {
-        sealing_master: rand::random(),
         noise_static: rand::random(),
     };
     let coordinator_static = peer::contribution::static_public(&secrets.noise_static);
     db.init_secrets(&secrets).map_err(|e| setup(&e))?;
+    let coordinator_dir = dir.path().join("coordinator");
+    std::fs::create_dir_all(&coordinator_dir).map_err(|e| setup(&e))?;
+    coordinator::master_key::create(&coordinator_dir.join("master.key")).map_err(|e| setup(&e))?;
     let binary_sha256 = peer::agent::measure::binary_sha256().map_err(|e| setup(&e))?;
     db.allow_binary(binary_sha256).map_err(|e| setup(&e))?;
     let requester_keys: Vec<NodeKey> = (0..scenario.sessions.requesters)
@@ -174,7 +176,7 @@ pub async fn run(
     let coordinator_runtime = OwnRuntime::new("coordinator").map_err(|e| setup(&e))?;
     let coordinator = coordinator_runtime
         .spawn(service::spawn_with_node(
-            coordinator_config(&scenario, dir.path().join("coordinator")),
+            coordinator_config(&scenario, coordinator_dir),
             coordinator_key,
             db.clone(),
             node,

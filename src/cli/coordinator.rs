@@ -1,8 +1,11 @@
 //! `entroshard coordinator …`: initialise, run and administer the coordinator.
 
+mod backup;
 mod data_dir;
 mod fleet;
+mod passphrase;
 mod reach;
+mod restore;
 mod status;
 
 pub use fleet::{PeersCommand, SessionsCommand};
@@ -54,6 +57,16 @@ pub enum CoordinatorCommand {
     Status(DirArgs),
     /// Rotate a session to a fresh quorum now (running coordinator).
     Rotate(RotateArgs),
+    /// Write an encrypted backup: identity, master keys, config and a consistent snapshot of the
+    /// database, from a running or a stopped coordinator.
+    Backup(backup::BackupArgs),
+    /// Rebuild a data directory from a backup, into an empty or new directory only.
+    Restore(restore::RestoreArgs),
+    /// Start a master-key rotation: a new key seals from now on, every session is re-sealed by
+    /// rotating it, then the old key is erased (running coordinator).
+    RotateMasterKey(fleet::DataDir),
+    /// Show the sealing master key's id, and a retiring key's with the sessions still under it.
+    MasterKey(fleet::DataDir),
     /// Crash-test helper: put sessions into a database forever, printing `ACK i` after each
     /// durable write (the fault tests SIGKILL it).
     #[command(hide = true)]
@@ -316,6 +329,12 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
             admin_call(&runtime, &a.data_dir, AdminCall::Audit { since_ms })
         }
         CoordinatorCommand::Status(a) => admin_call(&runtime, &a.data_dir, AdminCall::Status),
+        CoordinatorCommand::Backup(a) => backup::run(&runtime, a),
+        CoordinatorCommand::Restore(a) => restore::run(a),
+        CoordinatorCommand::RotateMasterKey(a) => {
+            admin_call(&runtime, &a.data_dir, AdminCall::RotateMasterKey)
+        }
+        CoordinatorCommand::MasterKey(a) => master_key(&runtime, &a.data_dir),
         CoordinatorCommand::SessionWriter { path } => {
             match coordinator::db::run_session_writer(&path, std::io::stdout().lock()) {
                 Ok(never) => match never {},
@@ -343,6 +362,38 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `coordinator master-key`: the ids in `master.key`, and how many sessions are still sealed
+/// under a retiring key.
+fn master_key(runtime: &tokio::runtime::Runtime, data_dir: &Path) -> anyhow::Result<()> {
+    use coordinator::master_key::{self, MasterKeyError};
+    let path = data_dir.join("master.key");
+    let ring = match master_key::read(&path) {
+        Ok(ring) => ring,
+        Err(MasterKeyError::Missing { .. }) if data_dir.join("coordinator.redb").exists() => bail!(
+            "{} is missing: a coordinator whose database still holds its master key (from before \
+             decision 0046) moves it there at its next start; otherwise restore it from a backup",
+            path.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    outln!("master key  {}  ({})", ring.current().id(), path.display());
+    if let Some(retiring) = ring.retiring() {
+        let AdminAnswer::Sessions(sessions) = answer_of(runtime, data_dir, AdminCall::Sessions)?
+        else {
+            bail!("the coordinator answered the sessions request with something else");
+        };
+        let left = sessions
+            .iter()
+            .filter(|s| s.sealed_under == Some(retiring.id()))
+            .count();
+        outln!(
+            "retiring    {}  {left} sessions still sealed under it; erased once they are re-sealed",
+            retiring.id()
+        );
+    }
+    Ok(())
+}
+
 /// Whether a coordinator's main loop answers a status call on its admin socket.
 async fn answers_status(socket: &Path) -> bool {
     matches!(
@@ -351,12 +402,27 @@ async fn answers_status(socket: &Path) -> bool {
     )
 }
 
-/// Sends the command to the running coordinator, or applies it to the database when none runs.
+/// Sends the command to the running coordinator, or applies it to the database when none runs,
+/// and prints the answer.
 fn admin_call(
     runtime: &tokio::runtime::Runtime,
     data_dir: &Path,
     call: AdminCall,
 ) -> anyhow::Result<()> {
+    match answer_of(runtime, data_dir, call)? {
+        AdminAnswer::Status(lines) => out!("{}", status::render(&lines)),
+        answer => fleet::render(answer)?,
+    }
+    Ok(())
+}
+
+/// The answer to a command: from the running coordinator over its admin socket, or, when none
+/// runs, applied to its database directly.
+pub fn answer_of(
+    runtime: &tokio::runtime::Runtime,
+    data_dir: &Path,
+    call: AdminCall,
+) -> anyhow::Result<AdminAnswer> {
     let socket = data_dir.join("admin.sock");
     let answer = match runtime.block_on(admin::call(&socket, &call)) {
         Ok(answer) => answer,
@@ -373,11 +439,7 @@ fn admin_call(
             admin::apply(&db, &call, &admin::database_actor())?.0
         }
     };
-    match answer {
-        AdminAnswer::Status(lines) => out!("{}", status::render(&lines)),
-        answer => fleet::render(answer)?,
-    }
-    Ok(())
+    Ok(answer)
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
@@ -416,7 +478,11 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let target = systemd::config_target(&config_path)?;
     let settings = toml::to_string_pretty(&config).context("encoding the config")?;
-    for existing in [config.identity_path(), config.db_path()] {
+    for existing in [
+        config.identity_path(),
+        config.master_key_path(),
+        config.db_path(),
+    ] {
         if std::fs::symlink_metadata(&existing).is_ok() {
             bail!(
                 "{} already exists: {} already holds a coordinator",
@@ -435,14 +501,14 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("making {} private", args.data_dir.display()))?;
         written.secret(&config.identity_path(), key.secret_bytes())?;
+        coordinator::master_key::create(&config.master_key_path())?;
+        written.file(&config.master_key_path());
         written.file(&config.db_path());
         let db = CoordinatorDb::open(&config.db_path())?;
         std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
         let mut secrets = CoordinatorSecrets {
-            sealing_master: [0; 32],
             noise_static: [0; 32],
         };
-        os.fill_bytes(&mut secrets.sealing_master);
         os.fill_bytes(&mut secrets.noise_static);
         db.init_secrets(&secrets)?;
         db.allow_binary(own)?;

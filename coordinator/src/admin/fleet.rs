@@ -30,6 +30,21 @@ pub enum AdminError {
     /// The running coordinator is stopping.
     #[error("the coordinator is stopping")]
     Stopping,
+    /// A master-key rotation is already under way.
+    #[error(
+        "a master-key rotation is already under way: {sessions} sessions are still sealed under \
+         master key {key}, which is erased once they are re-sealed (`entroshard coordinator \
+         master-key` shows it)"
+    )]
+    MasterKeyRotating {
+        /// The retiring key.
+        key: String,
+        /// Sessions still sealed under it.
+        sessions: usize,
+    },
+    /// `master.key` could not be written; nothing changed.
+    #[error("the master key file could not be written, nothing changed: {0}")]
+    MasterKeyFile(String),
 }
 
 /// A node as people read it: its PeerId (the 64-hex node id if it is not an Ed25519 key).

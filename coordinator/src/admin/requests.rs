@@ -2,6 +2,7 @@
 //! admin server and the service never import each other.
 
 use protocols::ids::{NodeId, SessionId};
+use protocols::sealing::MasterKeyId;
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 
@@ -42,6 +43,19 @@ pub enum AdminRequest {
     /// Audit every live session's holders at the next tick (the simulator, before its last
     /// sample, so every holder reachable then has been checked).
     AuditHoldersNow,
+    /// Start a master-key rotation (decision 0046).
+    RotateMasterKey(oneshot::Sender<Result<MasterKeyRotation, super::AdminError>>),
+}
+
+/// A master-key rotation started.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct MasterKeyRotation {
+    /// The key that retires.
+    pub old: MasterKeyId,
+    /// The key that seals from now on.
+    pub new: MasterKeyId,
+    /// Sessions sealed under the old key, to be re-sealed by rotation.
+    pub sessions: usize,
 }
 
 /// A snapshot of the coordinator's running totals.

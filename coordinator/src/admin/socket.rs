@@ -5,8 +5,8 @@
 use super::fleet::{self, AdminError};
 use super::requests::AdminRequest;
 use super::{
-    AdminAnswer, AdminCall, MAX_FRAME, PeerLine, apply, audit_revoked, enrolled_peers, peer_text,
-    session_not_found,
+    AdminAnswer, AdminCall, MAX_ANSWER_FRAME, MAX_FRAME, PeerLine, apply, audit_revoked,
+    enrolled_peers, peer_text, session_not_found,
 };
 use crate::db::CoordinatorDb;
 use serde::Serialize;
@@ -150,6 +150,25 @@ async fn answer_or_refuse(
             })
             .await
         }
+        AdminCall::RotateMasterKey => {
+            let (tx, rx) = oneshot::channel();
+            let _ = to_loop.send(AdminRequest::RotateMasterKey(tx)).await;
+            let rotation = rx.await.map_err(|_| AdminError::Stopping)??;
+            blocking(db, move |db| {
+                fleet::audit(
+                    db,
+                    &actor,
+                    "master-key rotate",
+                    rotation.new.to_string(),
+                    format!(
+                        "master key {} retires once its {} sessions are re-sealed",
+                        rotation.old, rotation.sessions
+                    ),
+                );
+                Ok(AdminAnswer::MasterKeyRotated(rotation))
+            })
+            .await
+        }
         AdminCall::RevokeSession { session } => {
             // The loop revokes once no rotation or audit holds the session.
             let (tx, rx) = oneshot::channel();
@@ -203,11 +222,12 @@ fn socket_actor(stream: &tokio::net::UnixStream) -> String {
     }
 }
 
-/// Sends one command to a running coordinator's socket.
+/// Sends one command to a running coordinator's socket. Its answer may be as large as
+/// [`MAX_ANSWER_FRAME`] (a database snapshot, a long audit trail).
 pub async fn call(path: &Path, call: &AdminCall) -> std::io::Result<AdminAnswer> {
     let mut stream = tokio::net::UnixStream::connect(path).await?;
     write_frame(&mut stream, call).await?;
-    read_frame(&mut stream).await
+    read_frame_within(&mut stream, MAX_ANSWER_FRAME).await
 }
 
 async fn write_frame<T: Serialize>(
@@ -234,10 +254,18 @@ pub async fn read_admin_call<R: tokio::io::AsyncRead + Unpin>(
 async fn read_frame<T: serde::de::DeserializeOwned, R: tokio::io::AsyncRead + Unpin>(
     stream: &mut R,
 ) -> std::io::Result<T> {
+    read_frame_within(stream, MAX_FRAME).await
+}
+
+/// Reads one frame of at most `max` bytes (checked before the body is read).
+async fn read_frame_within<T: serde::de::DeserializeOwned, R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    max: usize,
+) -> std::io::Result<T> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "admin frame over the limit",
@@ -245,7 +273,7 @@ async fn read_frame<T: serde::de::DeserializeOwned, R: tokio::io::AsyncRead + Un
     }
     let mut buf = vec![0u8; len];
     stream.read_exact(&mut buf).await?;
-    protocols::wire::decode_bounded(&buf, MAX_FRAME)
+    protocols::wire::decode_bounded(&buf, max)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
 }
 

@@ -54,6 +54,26 @@ pub enum Answer {
     Silent(String),
 }
 
+/// `reply` as judged after a restore (decision 0046): when the database was restored from a
+/// backup taken at `restored_backup_ms`, no earlier than `record`'s last commit, the session may
+/// have rotated since and its holders rightly deleted the epoch the record names; their "not
+/// found" is then silence, not withholding.
+pub fn excuse_after_restore(
+    record: &SessionRecord,
+    reply: Reply,
+    restored_backup_ms: Option<u64>,
+) -> Reply {
+    let may_predate_a_rotation = restored_backup_ms
+        .is_some_and(|backup| record.created_at_ms.max(record.rotated_at_ms) <= backup);
+    match reply {
+        Reply::Refused(Refusal::NotFound) if may_predate_a_rotation => Reply::NoAnswer(
+            "share not found; the session comes from a restored backup and may have rotated since"
+                .into(),
+        ),
+        reply => reply,
+    }
+}
+
 /// Judges `reply` from the holder of `slot` of `record`, fetched at `now_ms`: a share that opens
 /// with `key` and verifies against the commitments, proof of a fault, or silence.
 pub fn judge(

@@ -255,3 +255,34 @@ fn a_sweep_audits_every_holder_of_every_session_now_replacing_retries() {
     off.audit_now(s.iter().map(|r| r.session), 0);
     assert_eq!(off.due_count(0), 0);
 }
+
+#[test]
+fn after_a_restore_not_found_for_a_session_from_the_backup_is_silence_not_withholding() {
+    let (mut record, slot, key, _) = dealt(36_000 * S);
+    record.created_at_ms = 1_000;
+    record.rotated_at_ms = 5_000;
+    let not_found = || Reply::Refused(Refusal::NotFound);
+    let judged = |restored: Option<u64>| {
+        let reply = excuse_after_restore(&record, not_found(), restored);
+        judge(&record, &slot, &key, reply, 0)
+    };
+    let last_commit = 5_000;
+    // Never restored, or restored from a backup older than the session's last commit: the
+    // holder must have the share.
+    for restored in [None, Some(last_commit - 1)] {
+        assert!(
+            matches!(judged(restored), Answer::Fault(HolderFault::Withheld)),
+            "{restored:?}"
+        );
+    }
+    // Restored from a backup no older than that commit: the session may have rotated since.
+    let Answer::Silent(why) = judged(Some(last_commit)) else {
+        panic!("a holder was blamed for a share the restored record may wrongly name");
+    };
+    assert!(why.contains("restored backup"), "{why}");
+    // Other replies are judged as always.
+    assert!(matches!(
+        excuse_after_restore(&record, Reply::NoAnswer("x".into()), Some(u64::MAX)),
+        Reply::NoAnswer(_)
+    ));
+}

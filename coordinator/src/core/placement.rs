@@ -21,6 +21,7 @@ use super::{Action, Outcome, PlacementError, Write, WriteError};
 use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord, holders_of};
 use protocols::ids::{Epoch, NodeId};
 use protocols::reshare::Dealt;
+use protocols::sealing::MasterKeyId;
 use std::collections::{BTreeMap, VecDeque};
 
 /// What is being placed.
@@ -52,6 +53,8 @@ pub struct EpochPlacement {
     old: Option<(Epoch, Vec<NodeId>)>,
     dealt: Option<Dealt>,
     record: SessionRecord,
+    /// The master key every share of this epoch is sealed under; the committed record names it.
+    sealed_under: MasterKeyId,
     stores: Vec<(NodeId, Vec<u8>)>,
     waiting: BTreeMap<u32, NodeId>,
     deletes: DeleteOrders,
@@ -118,6 +121,7 @@ impl EpochPlacement {
             old,
             dealt: Some(dealt),
             record,
+            sealed_under: signer.master.id(),
             stores,
             waiting: BTreeMap::new(),
             deletes,
@@ -257,6 +261,7 @@ impl EpochPlacement {
                 self.record.epoch = committed.epoch();
                 self.record.holders = holders_of(committed.holders());
                 self.record.commitments = committed.commitments().clone();
+                self.record.sealed_under = Some(self.sealed_under);
                 if self.placing == Placing::Rotation {
                     self.record.rotations = self.record.rotations.saturating_add(1);
                     self.record.rotated_at_ms = now_ms;

@@ -5,6 +5,7 @@
 use crate::db::SessionRecord;
 use crate::peers::PeerTable;
 use protocols::ids::{NodeId, SessionId};
+use protocols::sealing::MasterKeyId;
 use std::collections::BTreeSet;
 
 /// Why a rotation started.
@@ -18,16 +19,19 @@ pub enum Cause {
     Quarantine,
     /// An operator asked for it.
     Manual,
+    /// The session is sealed under a master key that is being retired (decision 0046).
+    Reseal,
 }
 
 impl Cause {
-    /// The metric label (`period`, `repair`, `quarantine`, `manual`).
+    /// The metric label (`period`, `repair`, `quarantine`, `manual`, `reseal`).
     pub const fn label(self) -> &'static str {
         match self {
             Cause::Period => "period",
             Cause::Repair => "repair",
             Cause::Quarantine => "quarantine",
             Cause::Manual => "manual",
+            Cause::Reseal => "reseal",
         }
     }
 }
@@ -78,8 +82,23 @@ pub struct Plan {
     pub forget_requests: Vec<SessionId>,
 }
 
+/// Sessions sealed under a retiring master key that are re-sealed (rotated) at once; the others
+/// wait for a later tick, so a master-key rotation never starts every session's rotation together.
+pub const RESEAL_AT_ONCE: usize = 4;
+
+/// What re-sealing is due: sessions not sealed under `current` are rotated, at most
+/// `slots` of them started in one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reseal {
+    /// The master key that seals new shares.
+    pub current: MasterKeyId,
+    /// Re-sealing rotations that may start this tick.
+    pub slots: usize,
+}
+
 /// Decides the tick at `now_ms`: `busy` sessions (rotating or being deleted) are left alone;
-/// `requested` are operator requests not yet satisfied; `standing` judges each holder.
+/// `requested` are operator requests not yet satisfied; `standing` judges each holder;
+/// `reseal` names the master key sessions must be sealed under.
 pub fn plan(
     sessions: &[SessionRecord],
     busy: &BTreeSet<SessionId>,
@@ -87,8 +106,10 @@ pub fn plan(
     standing: impl Fn(&NodeId) -> Standing,
     now_ms: u64,
     rotation_period_ms: u64,
+    reseal: Reseal,
 ) -> Plan {
     let mut plan = Plan::default();
+    let mut slots = reseal.slots;
     for s in sessions {
         if busy.contains(&s.session) {
             continue;
@@ -98,7 +119,14 @@ pub fn plan(
             continue;
         }
         let cause = due(s, &standing, now_ms, rotation_period_ms)
-            .or_else(|| requested.contains(&s.session).then_some(Cause::Manual));
+            .or_else(|| requested.contains(&s.session).then_some(Cause::Manual))
+            .or_else(|| {
+                let stale = s.sealed_under.is_some_and(|k| k != reseal.current);
+                (stale && slots > 0).then(|| {
+                    slots -= 1;
+                    Cause::Reseal
+                })
+            });
         if let Some(cause) = cause {
             plan.rotate.push((s.session, cause));
         }

@@ -9,6 +9,33 @@ use std::collections::BTreeMap;
 
 const HOUR: u64 = 3_600_000;
 
+/// The key every session of these tests is sealed under.
+const KEY: MasterKeyId = MasterKeyId([1; 8]);
+
+/// [`super::plan`] with every session sealed under the current master key.
+fn plan(
+    sessions: &[SessionRecord],
+    busy: &BTreeSet<SessionId>,
+    requested: &BTreeSet<SessionId>,
+    standing: impl Fn(&NodeId) -> Standing,
+    now_ms: u64,
+    rotation_period_ms: u64,
+) -> Plan {
+    let reseal = Reseal {
+        current: KEY,
+        slots: RESEAL_AT_ONCE,
+    };
+    super::plan(
+        sessions,
+        busy,
+        requested,
+        standing,
+        now_ms,
+        rotation_period_ms,
+        reseal,
+    )
+}
+
 /// A session with `n` holders (nodes 1..=n), threshold 2, created at 0, expiring at 10 h.
 fn session(tag: u8, n: u8) -> SessionRecord {
     let mut s = session_writer_record(u64::from(tag));
@@ -22,6 +49,7 @@ fn session(tag: u8, n: u8) -> SessionRecord {
     s.created_at_ms = 0;
     s.rotated_at_ms = 0;
     s.expires_at_ms = 10 * HOUR;
+    s.sealed_under = Some(KEY);
     s
 }
 
@@ -190,4 +218,52 @@ fn a_holder_is_live_while_trusted_and_beating_silent_when_either_lapses_and_lost
         standing(&peers, &node, now, validity, max_age),
         Standing::Lost
     );
+}
+
+#[test]
+fn sessions_under_a_retiring_master_key_are_resealed_a_few_at_a_time_after_every_other_cause() {
+    let new_key = MasterKeyId([2; 8]);
+    let mut sessions: Vec<SessionRecord> = (1..=6).map(|t| session(t, 5)).collect();
+    sessions[5].sealed_under = Some(new_key);
+    // Session 1's holder is lost: a quarantine rotation, which re-seals it too, and takes no slot.
+    for h in &mut sessions[0].holders {
+        h.node = NodeId([h.index + 100; 32]);
+    }
+    let lost = |n: &NodeId| {
+        if *n == NodeId([101; 32]) {
+            Standing::Lost
+        } else {
+            Standing::Live
+        }
+    };
+    let reseal = Reseal {
+        current: new_key,
+        slots: 2,
+    };
+    let busy = BTreeSet::from([sessions[1].session]);
+    let p = super::plan(&sessions, &busy, &none(), lost, 10, HOUR, reseal);
+    assert_eq!(
+        p.rotate,
+        vec![
+            (sessions[0].session, Cause::Quarantine),
+            (sessions[2].session, Cause::Reseal),
+            (sessions[3].session, Cause::Reseal),
+        ]
+    );
+    assert_eq!(Cause::Reseal.label(), "reseal");
+    // No slot: nothing is re-sealed; a session under the current key never is.
+    let none_left = Reseal {
+        current: new_key,
+        slots: 0,
+    };
+    let p = super::plan(
+        &sessions[2..],
+        &none(),
+        &none(),
+        |_| Standing::Live,
+        10,
+        HOUR,
+        none_left,
+    );
+    assert!(p.rotate.is_empty(), "{:?}", p.rotate);
 }

@@ -241,6 +241,8 @@ impl Nursery<'_> {
             expires_at_ms: now_ms.saturating_add(ttl_ms),
             rotations: 0,
             rotated_at_ms: 0,
+            // Set by the placement to the master key it seals under.
+            sealed_under: None,
         };
         Ok(Born {
             dealt,

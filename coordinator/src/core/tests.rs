@@ -160,6 +160,7 @@ impl World {
             expires_at_ms: EXPIRES_MS,
             rotations: 0,
             rotated_at_ms: 0,
+            sealed_under: None,
         };
         (dealt, record)
     }

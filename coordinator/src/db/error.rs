@@ -50,6 +50,12 @@ pub enum DbError {
         /// The database's file.
         path: PathBuf,
     },
+    /// A snapshot (from a backup) cannot be restored: nothing was written.
+    #[error("the backup's database cannot be restored: {detail}")]
+    BadSnapshot {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The encoded record is larger than a record may be; nothing was written.
     #[error("{what} of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge {

@@ -3,10 +3,13 @@
 mod audit;
 mod deletions;
 mod error;
+mod master_key;
 mod records;
 mod registry;
+mod restored;
 mod revocation;
 mod sessions;
+mod snapshot;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -15,10 +18,13 @@ mod writer;
 pub use audit::{AUDIT_KEEP, AuditEntry};
 pub use deletions::OwedDeletion;
 pub use error::DbError;
+pub use master_key::MasterKeyMoved;
 pub use records::{
     CoordinatorSecrets, Enrolment, Holder, JoinToken, MAX_RECORD_BYTES, PendingEpoch,
     SessionRecord, holders_of,
 };
+pub use restored::RestoredFrom;
+pub use snapshot::{DbSnapshot, SnapshotRow, SnapshotTable};
 pub use writer::{run_session_writer, session_writer_record};
 
 /// The record codec the database reads and writes its tables with, reachable from outside for

@@ -2,6 +2,7 @@
 
 use super::DbError;
 use protocols::ids::{Epoch, NodeId, SessionId, ShareIndex, hex8};
+use protocols::sealing::MasterKeyId;
 use protocols::sharing::Commitments;
 use protocols::wire::{EntropyReceipt, SessionPolicy, decode_bounded, encode};
 use serde::de::DeserializeOwned;
@@ -15,18 +16,26 @@ pub(super) const RECORD_VERSION: u16 = 1;
 /// Upper bound of one encoded record; a session of 255 holders and a long receipt fits.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 
-/// The coordinator's long-term secrets, created once by `coordinator init`.
+/// The coordinator's long-term secrets kept in its database, created once by `coordinator
+/// init`. (The sealing master key is in `master.key`, decision 0046; a record written before
+/// kept it here too, under `sealing_master`, which this type ignores and [`LegacySecrets`] reads.)
 ///
 /// Zeroed on drop; its `Debug` prints `[redacted]`. It has no `Clone` nor `PartialEq`: copies
 /// and non-constant-time comparisons of secrets are avoided.
 #[derive(Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
 pub struct CoordinatorSecrets {
-    /// The sealing master key (see `protocols::sealing::SealingMasterKey`).
-    #[serde(with = "serde_bytes")]
-    pub sealing_master: [u8; 32],
     /// The X25519 static key of the coordinator's Noise channel.
     #[serde(with = "serde_bytes")]
     pub noise_static: [u8; 32],
+}
+
+/// The secrets record as databases before decision 0046 wrote it: with the sealing master key.
+/// Read only to move that key into `master.key`.
+#[derive(Zeroize, ZeroizeOnDrop, Deserialize)]
+pub(super) struct LegacySecrets {
+    /// The sealing master key, if the record still holds it.
+    #[serde(default, with = "serde_bytes")]
+    pub sealing_master: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for CoordinatorSecrets {
@@ -95,6 +104,10 @@ pub struct SessionRecord {
     /// When the last rotation committed (0: never).
     #[serde(default)]
     pub rotated_at_ms: u64,
+    /// The master key the current epoch's shares are sealed under (`None` only in records
+    /// written before key ids, until the first start stamps them: decision 0046).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_under: Option<MasterKeyId>,
 }
 
 /// A rotation in flight: the next epoch's placement, kept to finish or undo it after a crash.

@@ -49,6 +49,7 @@ pub fn session_writer_record(i: u64) -> SessionRecord {
         expires_at_ms: u64::MAX - i,
         rotations: (i % 3) as u32,
         rotated_at_ms: 0,
+        sealed_under: None,
     }
 }
 

@@ -20,7 +20,9 @@ pub(super) async fn ask_holders(
     record: &SessionRecord,
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
 ) -> Vec<(NodeId, Answer)> {
-    let grant = grant(ctx, record, ctx.key.node_id(), addrs);
+    let Some(grant) = grant(ctx, record, ctx.key.node_id(), addrs) else {
+        return Vec::new();
+    };
     let request = wire::encode(&ShareFetch {
         v: WIRE_VERSION,
         ticket: grant.ticket,
@@ -58,11 +60,15 @@ pub(super) async fn ask_holders(
                 holder: h.node,
                 index: h.index,
             };
-            let key = ctx.master.share_key(&slot);
-            (
-                h.node,
-                holder_audits::judge(record, &slot, &key, reply, now_ms()),
-            )
+            let restored = ctx.restored.map(|r| r.backup_created_at_ms);
+            let reply = holder_audits::excuse_after_restore(record, reply, restored);
+            // The grant above found the key: the keyring only loses a key no session needs.
+            let key = ctx.opening_key(record, &slot);
+            let answer = match key {
+                Some(key) => holder_audits::judge(record, &slot, &key, reply, now_ms()),
+                None => Answer::Silent("no master key in force opens this session".into()),
+            };
+            (h.node, answer)
         }
     });
     let answers = futures::future::join_all(asks).await;

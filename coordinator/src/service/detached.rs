@@ -157,10 +157,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(CoordinatorDb::open(&dir.path().join("coordinator.redb")).unwrap());
         db.init_secrets(&CoordinatorSecrets {
-            sealing_master: [1; 32],
             noise_static: [2; 32],
         })
         .unwrap();
+        crate::master_key::create(&dir.path().join("master.key")).unwrap();
         (dir, db)
     }
 

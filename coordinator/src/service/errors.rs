@@ -118,6 +118,9 @@ pub enum StartError {
     /// The database holds no secrets yet.
     #[error("the database has no secrets: run `coordinator init`")]
     NotInitialised,
+    /// The sealing master keys could not be read or trusted.
+    #[error(transparent)]
+    MasterKey(#[from] crate::master_key::MasterKeyError),
     /// Loading the database ended without an answer.
     #[error("loading the database: {0}")]
     Task(String),

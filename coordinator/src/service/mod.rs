@@ -9,6 +9,7 @@ pub mod errors;
 pub mod figures;
 mod gossip;
 mod holders;
+mod master_keys;
 mod placing;
 mod readiness;
 mod reports;
@@ -19,12 +20,13 @@ mod upkeep;
 use crate::config::CoordinatorConfig;
 use crate::db::CoordinatorDb;
 use crate::intake::Intake;
+use crate::master_key::{Keyring, MasterKey};
 use crate::peers::PeerTable;
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
-use protocols::sealing::SealingMasterKey;
+use protocols::sealing::{ShareOpeningKey, ShareSlot};
 use protocols::wire::{
     self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
     WIRE_VERSION,
@@ -48,7 +50,11 @@ use errors::StartError;
 /// What never changes while the daemon runs; shared with its tasks.
 pub(crate) struct Ctx {
     pub key: NodeKey,
-    pub master: SealingMasterKey,
+    /// The sealing master keys; replaced (never held across an await) when a master-key
+    /// rotation starts or ends.
+    pub masters: std::sync::RwLock<Keyring>,
+    /// The backup the database was restored from, if any (decision 0046).
+    pub restored: Option<crate::db::RestoredFrom>,
     pub noise_static: Zeroizing<[u8; 32]>,
     pub record: SignedEnvelope,
     pub db: Arc<CoordinatorDb>,
@@ -59,6 +65,59 @@ pub(crate) struct Ctx {
     pub readiness: Arc<peer::telemetry::Readiness>,
     /// Entropy audit windows assessed one at a time (each is seconds of CPU on a small board).
     pub assessing: tokio::sync::Semaphore,
+}
+
+impl Ctx {
+    /// The master keys in force now.
+    pub fn keyring(&self) -> Keyring {
+        self.masters
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the master keys in force (after `master.key` holds them durably).
+    pub fn set_keyring(&self, ring: Keyring) {
+        *self
+            .masters
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+    }
+
+    /// The key new shares are sealed under; a placement holds it until it ends, which keeps a
+    /// retiring key in force while a placement still seals under it.
+    pub fn sealing_key(&self) -> Arc<MasterKey> {
+        self.keyring().current().clone()
+    }
+
+    /// The retiring master key's id, and whether anything besides the keyring still holds it (a
+    /// placement that seals under it). `None` when no master-key rotation is under way.
+    pub fn retiring_key(&self) -> Option<(protocols::sealing::MasterKeyId, bool)> {
+        let ring = self
+            .masters
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ring.retiring().map(|k| (k.id(), Arc::strong_count(k) > 1))
+    }
+
+    /// The key of `slot` of `record`'s current epoch, derived from the master key that epoch is
+    /// sealed under; `None` if no key in force has that id (which the start-up check and the
+    /// retirement rule exclude).
+    pub fn opening_key(
+        &self,
+        record: &crate::db::SessionRecord,
+        slot: &ShareSlot,
+    ) -> Option<ShareOpeningKey> {
+        let ring = self.keyring();
+        let key = match &record.sealed_under {
+            Some(id) => ring.get(id),
+            None => Some(&**ring.current()),
+        };
+        if key.is_none() {
+            tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
+        }
+        key.map(|k| k.share_key(slot))
+    }
 }
 
 /// Results tasks send back to the loop.
@@ -174,11 +233,15 @@ async fn start(
     node_config: Option<NodeConfig>,
 ) -> Result<Started, StartError> {
     let load = db.clone();
-    let (secrets, enrolments, allowlist, requesters, sessions) =
+    let master_key_path = config.master_key_path();
+    let (secrets, keyring, restored, enrolments, allowlist, requesters, sessions) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let s = load.secrets()?.ok_or(StartError::NotInitialised)?;
+            let keyring = crate::master_key::open(&master_key_path, &load)?;
             Ok((
                 s,
+                keyring,
+                load.restored_from()?,
                 load.enrolments()?,
                 load.allowed_binaries()?,
                 load.requesters()?,
@@ -237,7 +300,8 @@ async fn start(
     let ctx = Arc::new(Ctx {
         metrics,
         readiness,
-        master: SealingMasterKey::from_bytes(secrets.sealing_master),
+        masters: std::sync::RwLock::new(keyring),
+        restored,
         noise_static,
         record,
         db,

@@ -8,6 +8,7 @@ use crate::core::deletions::{Delivery, delete_orders};
 use crate::core::orders::Signer;
 use crate::core::{Action, Machine, Outcome, Write, WriteError};
 use crate::db::{OwedDeletion, SessionRecord};
+use crate::master_key::MasterKey;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use protocols::ids::NodeId;
@@ -82,16 +83,19 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
 
 /// Delivers `owed` deletions and settles those acknowledged (the rest stay owed).
 pub(super) async fn deliver_owed(ctx: &Ctx, owed: &[OwedDeletion], addrs: &Addrs) {
-    let orders = delete_orders(&signer(ctx), owed);
+    // Delete orders are only signed: the master key is not used for them.
+    let master = ctx.sealing_key();
+    let orders = delete_orders(&signer(ctx, &master), owed);
     let mut delivery = Delivery::new(owed, &orders, now_ms(), HOLDER_ANSWER_MS, 0);
     drive(ctx, &mut delivery, addrs).await;
 }
 
-/// The coordinator's keys, for the orders a machine makes.
-pub(super) fn signer(ctx: &Ctx) -> Signer<'_> {
+/// The coordinator's keys, for the orders a machine makes: its identity, and `master` (from
+/// [`Ctx::sealing_key`], held by the caller until the placement ends) to seal shares under.
+pub(super) fn signer<'a>(ctx: &'a Ctx, master: &'a MasterKey) -> Signer<'a> {
     Signer {
         key: &ctx.key,
-        master: &ctx.master,
+        master: master.key(),
     }
 }
 

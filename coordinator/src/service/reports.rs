@@ -116,6 +116,9 @@ pub(super) async fn on_admin(
             state.revocations.push((session, reply));
             revoke_ready(ctx, state).await;
         }
+        AdminRequest::RotateMasterKey(reply) => {
+            let _ = reply.send(super::master_keys::begin_rotation(ctx).await);
+        }
         AdminRequest::Status(reply) => {
             let _ = reply.send(peer_lines(state));
         }

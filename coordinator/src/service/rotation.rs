@@ -133,11 +133,13 @@ async fn rotate(
     let dealt = plan.deal(&old_shares, &mut rand_core::UnwrapErr(rand::rngs::SysRng))?;
     drop(old_shares);
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
+    // Held until the placement ends: the new epoch is sealed under the key in force now.
+    let master = ctx.sealing_key();
     let mut placement = EpochPlacement::new(
         Placing::Rotation,
         dealt,
         record,
-        &placing::signer(ctx),
+        &placing::signer(ctx, &master),
         &mut rand_core::UnwrapErr(rand::rngs::SysRng),
         now_ms(),
         placing::HOLDER_ANSWER_MS,

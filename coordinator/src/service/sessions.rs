@@ -154,11 +154,13 @@ pub(super) async fn create(
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        // Held until the placement ends: the session is sealed under the key in force now.
+        let master = ctx.sealing_key();
         let mut placement = EpochPlacement::new(
             Placing::Creation,
             dealt,
             record,
-            &placing::signer(&ctx),
+            &placing::signer(&ctx, &master),
             &mut rng,
             now_ms(),
             placing::HOLDER_ANSWER_MS,
@@ -166,10 +168,15 @@ pub(super) async fn create(
         let refusal = match placing::drive(&ctx, &mut placement, &addrs).await {
             Stop::Committed(record) => {
                 let holders = record.holders.iter().map(|h| h.node).collect();
+                // The placement still holds the key the session is sealed under.
+                let Some(grant) = grant(&ctx, &record, requester, &addrs) else {
+                    let _ = responder.respond(refuse(&ctx, Refusal::Internal)).await;
+                    return;
+                };
                 let created = SessionCreated {
                     v: WIRE_VERSION,
                     session,
-                    grant: grant(&ctx, &record, requester, &addrs),
+                    grant,
                     receipt: record.receipt.clone(),
                 };
                 audit_grant(
@@ -201,22 +208,32 @@ pub(super) async fn create(
     });
 }
 
-/// A ticket grant for `requester` on the session's current epoch.
+/// A ticket grant for `requester` on the session's current epoch; `None` if no master key in
+/// force opens that epoch (see [`Ctx::opening_key`]).
 pub(super) fn grant(
     ctx: &Ctx,
     record: &SessionRecord,
     requester: NodeId,
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-) -> TicketGrant {
-    decide::grant(
-        &placing::signer(ctx),
+) -> Option<TicketGrant> {
+    let ring = ctx.keyring();
+    let master = match &record.sealed_under {
+        Some(id) => ring.get(id),
+        None => Some(&**ring.current()),
+    };
+    let Some(master) = master else {
+        tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
+        return None;
+    };
+    Some(decide::grant(
+        &placing::signer(ctx, master),
         &rules(ctx),
         record,
         requester,
         addrs,
         os_random(),
         now_ms(),
-    )
+    ))
 }
 
 /// Handles `GetTicket`, checked by the core against the database as it is now.
@@ -240,12 +257,16 @@ pub(super) async fn ticket(
         Ok(Ok(standing)) => match decide::admit_ticket(standing, requester, now_ms()) {
             Ok(record) => {
                 let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
-                let grant = grant(ctx, &record, requester, &addrs);
-                let who = crate::admin::peer_text(&requester);
-                audit_grant(ctx, &who, "ticket", &record, &grant).await;
-                let seconds = peer::telemetry::seconds_since(started);
-                ctx.metrics.ticket_issue_seconds.observe(seconds);
-                wire::encode(&Reply::ok(grant))
+                match grant(ctx, &record, requester, &addrs) {
+                    Some(grant) => {
+                        let who = crate::admin::peer_text(&requester);
+                        audit_grant(ctx, &who, "ticket", &record, &grant).await;
+                        let seconds = peer::telemetry::seconds_since(started);
+                        ctx.metrics.ticket_issue_seconds.observe(seconds);
+                        wire::encode(&Reply::ok(grant))
+                    }
+                    None => refuse(ctx, Refusal::Internal),
+                }
             }
             Err(r) => refuse(ctx, r),
         },

@@ -20,6 +20,10 @@ pub(super) async fn rotate_due(
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
     let requested = state.ledger.requested();
+    let reseal = schedule::Reseal {
+        current: ctx.keyring().current().id(),
+        slots: schedule::RESEAL_AT_ONCE.saturating_sub(state.ledger.busy().len()),
+    };
     let plan = schedule::plan(
         &sessions,
         state.ledger.busy(),
@@ -27,6 +31,7 @@ pub(super) async fn rotate_due(
         |node| rotation::standing(ctx, state, node, now),
         now,
         (ctx.config.rotation_period_s * 1000.0) as u64,
+        reseal,
     );
     for session in &plan.forget_requests {
         state.ledger.forget_request(session);
@@ -46,6 +51,7 @@ pub(super) async fn rotate_due(
     // After rotations start: settling locks a session, and an unreachable holder's deliveries
     // can take a request timeout; settling first would starve that session's rotations.
     settle_owed(ctx, state, internal).await;
+    super::master_keys::erase_retired(ctx).await;
 }
 
 /// Delivers owed deletions (rolled-back, aborted or superseded epochs) of sessions that are not

@@ -292,6 +292,7 @@ pub fn coordinator_records() -> Vec<(&'static str, Vec<u8>)> {
         expires_at_ms: 3_601_000,
         rotations: 2,
         rotated_at_ms: 2_000,
+        sealed_under: Some(protocols::sealing::SealingMasterKey::from_bytes([0x4d; 32]).id()),
     };
     let pending = PendingEpoch {
         session: SESSION,
@@ -323,7 +324,6 @@ pub fn coordinator_records() -> Vec<(&'static str, Vec<u8>)> {
         (
             "secrets",
             enc(encode_stored_record(&CoordinatorSecrets {
-                sealing_master: [0x4d; 32],
                 noise_static: [0x4e; 32],
             })),
         ),

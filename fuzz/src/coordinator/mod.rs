@@ -308,10 +308,14 @@ impl Coordinator {
             CoordinatorDb::open(&dir.join("coordinator.redb")).expect("open the database"),
         );
         db.init_secrets(&CoordinatorSecrets {
-            sealing_master: [0x4d; 32],
             noise_static: [0x6e; 32],
         })
         .expect("store the secrets");
+        let masters = coordinator::master_key::Keyring::single(
+            protocols::sealing::SealingMasterKey::from_bytes([0x4d; 32]),
+        );
+        peer::secret_file::write_new(&dir.join("master.key"), &masters.encode())
+            .expect("write the master key file");
         db.add_requester(&Caller::Authorised.key().node_id())
             .expect("authorise the requester");
         let enrolment = Enrolment {

@@ -24,6 +24,12 @@ pub fn default_data_dir() -> PathBuf {
     .clone()
 }
 
+/// The packaged config, `/etc/entroshard/coordinator.toml`, when its `data_dir` is `data_dir`.
+pub fn packaged_config_naming(data_dir: &Path) -> Option<PathBuf> {
+    let packaged = Path::new(PACKAGED_CONFIG);
+    (data_dir_in(packaged)? == data_dir).then(|| packaged.to_path_buf())
+}
+
 /// `ENTROSHARD_DATA_DIR`, when set and not empty.
 pub fn env_data_dir() -> Option<PathBuf> {
     std::env::var_os(DATA_DIR_ENV)

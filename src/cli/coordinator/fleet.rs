@@ -122,6 +122,16 @@ pub fn since_ms(since: Option<&str>) -> anyhow::Result<u64> {
 pub fn render(answer: AdminAnswer) -> anyhow::Result<()> {
     match answer {
         AdminAnswer::Done => outln!("done"),
+        AdminAnswer::Snapshot(_) => outln!("database snapshot taken"),
+        AdminAnswer::MasterKeyRotated(r) => {
+            outln!("master key {} seals from now on", r.new);
+            outln!(
+                "master key {} retires: {} sessions sealed under it are re-sealed by rotation, then it is erased",
+                r.old,
+                r.sessions
+            );
+            outln!("follow it with: entroshard coordinator master-key");
+        }
         AdminAnswer::Token(t) => outln!("{t}"),
         AdminAnswer::Status(lines) => outln!("{} peers", lines.len()),
         AdminAnswer::Error(e) => bail!("{e}"),
@@ -248,6 +258,9 @@ fn session_detail(s: &SessionRecord) {
         outln!("rotated    {}", rfc3339::format_ms(s.rotated_at_ms));
     }
     outln!("expires    {}", rfc3339::format_ms(s.expires_at_ms));
+    if let Some(key) = s.sealed_under {
+        outln!("sealed     under master key {key}");
+    }
     outln!(
         "entropy    {} credited bits from {} peers",
         s.receipt.credited_bits,
