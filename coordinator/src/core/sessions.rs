@@ -104,6 +104,41 @@ pub fn quorum_outlook<R: rand_core::CryptoRng + ?Sized>(
     (eligible, chosen)
 }
 
+/// The smallest session a requester may ask for: k = [`protocols::sharing::MIN_THRESHOLD`] of
+/// n = k + 1 holders (n = k leaves no room in any region under the quorum caps).
+pub const SMALLEST: (usize, usize) = (
+    protocols::sharing::MIN_THRESHOLD as usize + 1,
+    protocols::sharing::MIN_THRESHOLD as usize,
+);
+
+/// Whether a session could be created now (`GET /ready`): the pool holds enough credited
+/// entropy from enough peers, and the [`SMALLEST`] session could be placed. Returns the peers a
+/// quorum could be chosen from, and the verdict with every reason it is not ready, in one line.
+pub fn readiness<R: rand_core::CryptoRng + ?Sized>(
+    candidates: &Candidates<'_>,
+    rules: &SessionRules,
+    intake: &Intake,
+    sources: &SourceBook,
+    now_ms: u64,
+    rng: &mut R,
+) -> (usize, Result<(), String>) {
+    let pool = if intake.ready(rules.min_credited_bits, rules.min_contributors) {
+        Ok(())
+    } else {
+        Err(shortfall(rules, intake, sources, candidates.peers).to_string())
+    };
+    let (n, k) = SMALLEST;
+    let (eligible, quorum) = quorum_outlook(candidates, rules, n, k, now_ms, rng);
+    let quorum =
+        quorum.map_err(|e| format!("no {k}-of-{n} quorum among {eligible} eligible peers: {e}"));
+    let verdict = match (pool, quorum) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(p), Err(q)) => Err(format!("{p}; {q}")),
+    };
+    (eligible, verdict)
+}
+
 /// What the pool lacks for a key, what was refused on the way and what is under way.
 pub fn shortfall(
     rules: &SessionRules,

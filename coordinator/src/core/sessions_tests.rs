@@ -288,3 +288,41 @@ fn a_grant_is_signed_short_lived_and_carries_one_opening_key_per_holder() {
     assert_eq!(ticket.expires_at_ms, NOW + 10);
     assert_eq!(ticket_expiry(u64::MAX, u64::MAX - 5, 3600), u64::MAX);
 }
+
+#[test]
+fn ready_needs_a_full_pool_and_a_quorum_and_names_everything_missing() {
+    let ready = |books: &Books| {
+        let candidates = Candidates {
+            peers: &books.peers,
+            shares_held: &books.shares_held,
+            flagged: books.intake.flagged(),
+            round_trips: &books.round_trips,
+        };
+        readiness(
+            &candidates,
+            &rules(),
+            &books.intake,
+            &books.sources,
+            NOW,
+            &mut StdRng::seed_from_u64(2),
+        )
+    };
+    // One peer: neither the pool nor a 2-of-3 quorum.
+    let mut books = Books::new(1);
+    let (eligible, verdict) = ready(&books);
+    assert_eq!(eligible, 1);
+    let why = verdict.unwrap_err();
+    assert!(
+        why.contains("credited bits") && why.contains("no 2-of-3 quorum"),
+        "{why}"
+    );
+    // Three peers, empty pool: only the pool is missing.
+    books = Books::new(3);
+    let why = ready(&books).1.unwrap_err();
+    assert!(
+        why.contains("credited bits") && !why.contains("quorum"),
+        "{why}"
+    );
+    books.fill(2, 1024);
+    assert_eq!(ready(&books), (3, Ok(())));
+}

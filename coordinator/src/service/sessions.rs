@@ -78,28 +78,17 @@ pub(super) fn choose_quorum(
     )
 }
 
-/// Peers a quorum could be chosen from now, and whether an `n`-of-`k` quorum could be (`/ready`).
-pub(super) fn quorum_outlook(
-    ctx: &Ctx,
-    state: &State,
-    n: usize,
-    k: usize,
-    now: u64,
-) -> (usize, Result<(), protocols::quorum::QuorumError>) {
+/// Whether a session could be created now, and the peers a quorum could be chosen from.
+pub(super) fn readiness(ctx: &Ctx, state: &State, now: u64) -> (usize, Result<(), String>) {
     let round_trips = ctx.node.round_trips();
-    decide::quorum_outlook(
+    decide::readiness(
         &candidates(state, &round_trips),
         &rules(ctx),
-        n,
-        k,
+        &state.intake,
+        &state.sources,
         now,
         &mut rand_core::UnwrapErr(rand::rngs::SysRng),
     )
-}
-
-/// What the pool lacks for a key (`/ready`, refusals).
-pub(super) fn shortfall(ctx: &Ctx, state: &State) -> crate::intake::shortfall::Shortfall {
-    decide::shortfall(&rules(ctx), &state.intake, &state.sources, &state.peers)
 }
 
 /// Handles `CreateSession`: the core deals the key, the placement driver places it.
