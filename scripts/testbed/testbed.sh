@@ -23,7 +23,9 @@
 #   es-h3-rt    home 3 router   100.64.13.2 / 10.3.0.1   ap, 75 ms, NAT endpoint-independent
 #   es-h3-p1,2  peers           10.3.0.11, 10.3.0.12
 #   es-h3-req   requester       10.3.0.20
-# Every home router forwards only what its LAN started (conntrack: established,related), so
+# Inside a home, peers reach each other on the LAN (bridged frames pass the router's forward
+# chain when br_netfilter is on, so the LAN is allowed there). Every home router forwards only
+# what its LAN started (conntrack: established,related), so
 # unsolicited inbound is dropped; loss is 1 % on each region's downlink. Kernels without the netem
 # qdisc (Firecracker guests, say) get no delay: the loss is then an nftables rule on es-inet.
 # Environment: TESTBED_LOSS (default 1%), TESTBED_NO_NETEM=1 to skip netem.
@@ -178,6 +180,7 @@ table inet filter {
     type filter hook forward priority filter; policy drop;
     ct state established,related accept
     iifname "lan" oifname "wan" accept
+    ip saddr 10.${home#h}.0.0/24 ip daddr 10.${home#h}.0.0/24 accept
   }
   chain input {
     type filter hook input priority filter; policy accept;
