@@ -11,7 +11,7 @@
 
 mod fetch;
 
-pub use fetch::{FetchError, HolderFailure, HolderProblem};
+pub use fetch::{FetchError, HolderFailure, HolderProblem, PathCounts};
 
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeHandle, Protocol};
@@ -88,7 +88,9 @@ impl Requester {
                 .parse()
                 .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
         ]);
-        config.kademlia = false;
+        // Kademlia as a client: a holder the ticket's addresses do not reach is looked up by
+        // PeerId, seeded with the coordinator (no dial until a lookup is needed).
+        config.kademlia = true;
         // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
         config.dial_concurrency = std::num::NonZeroU8::MIN;
         Self::connect_with(key, coordinator_addr, config).await
@@ -218,10 +220,28 @@ impl Requester {
         &self,
         grant: &TicketGrant,
     ) -> Result<(SessionKey, Vec<HolderFailure>), RequesterError> {
+        let (key, failures, _) = self.fetch_traced(grant).await?;
+        Ok((key, failures))
+    }
+
+    /// Like [`Self::fetch_with_report`], and also counts the holders that answered directly,
+    /// after a hole punch, or through a relay.
+    pub async fn fetch_traced(
+        &self,
+        grant: &TicketGrant,
+    ) -> Result<(SessionKey, Vec<HolderFailure>, PathCounts), RequesterError> {
         let ticket = self.open_ticket(grant)?;
         let mut checker = self.checker_for(&ticket)?;
-        let fetched =
-            fetch::fetch(&self.node, &ticket, &mut checker, grant, self.hedge_after).await;
+        let seeds = [self.coordinator_addr.clone()];
+        let fetched = fetch::fetch(
+            &self.node,
+            &ticket,
+            &mut checker,
+            grant,
+            self.hedge_after,
+            &seeds,
+        )
+        .await;
         if let Ok(mut kept) = self.checkers.lock() {
             if kept.len() >= CHECKERS_KEPT {
                 kept.pop_back();

@@ -320,11 +320,12 @@ pub async fn fetch_key_with(
             t.session,
             t.epoch
         );
-        match client.fetch_with_report(&file.grant).await {
-            Ok((key, failures)) => {
+        match client.fetch_traced(&file.grant).await {
+            Ok((key, failures, paths)) => {
                 for f in failures {
                     eprintln!("skipped {f}");
                 }
+                eprintln!("shares by path: {paths}");
                 return Ok((key, t));
             }
             Err(first) => {
@@ -337,10 +338,11 @@ pub async fn fetch_key_with(
         .await
         .map_err(|e| ticket_refused(t.session, &key, e))?;
     let (_, t2): (_, Ticket) = grant.ticket.open_from_any_signer().context("ticket")?;
-    let session_key = client
-        .fetch(&grant)
+    let (session_key, _, paths) = client
+        .fetch_traced(&grant)
         .await
         .context("fetch with a fresh ticket")?;
+    eprintln!("shares by path: {paths}");
     let mut updated = file.clone();
     updated.grant = grant;
     write_secret(ticket, &protocols::wire::encode(&updated))?;
