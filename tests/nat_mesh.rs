@@ -274,6 +274,7 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
 
     // Peers: the relay on its public address, the others at home behind NAT.
     let mut peers = Vec::new();
+    let mut relay_addr = String::new();
     for (i, spec) in PEERS.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let tcp = format!("/ip4/{}/tcp/4001", spec.ip);
@@ -288,8 +289,13 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
             "--heartbeat-interval",
             "1",
         ];
-        if !spec.natted && std::env::var_os("NAT_MESH_BIN").is_none() {
+        let baseline = std::env::var_os("NAT_MESH_BIN").is_some();
+        if !spec.natted && !baseline {
             extra.push("--relay-server");
+        }
+        // NATed peers reserve on the relay peer too (the coordinator is their first relay).
+        if spec.natted && !baseline {
+            extra.extend(["--relay", relay_addr.as_str()]);
         }
         init_peer_via(
             exits_with_this_test(Command::new(bin())),
@@ -301,6 +307,13 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
             &extra,
         );
         let node = enrol(coord_dir.path(), dir.path(), spec.region, spec.operator);
+        if !spec.natted {
+            relay_addr = format!(
+                "/ip4/{}/tcp/4001/p2p/{}",
+                spec.ip,
+                peer::identity::peer_id(&node).unwrap()
+            );
+        }
         let log = dir.path().join("peer.log");
         let proc = spawn_in(spec.ns, &["peer", "run"], dir.path(), &log);
         peers.push((dir, proc, node));
@@ -434,6 +447,17 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
         total.2,
         attempts,
         started.elapsed().as_secs_f64()
+    );
+    // DCUtR's outcome as the holders logged it (a hole punch completes after the relayed fetch it
+    // upgrades; each fetch is a new process, so later fetches do not reuse it).
+    let (mut punched, mut punch_failed) = (0, 0);
+    for (dir, _, _) in &peers {
+        let log = std::fs::read_to_string(dir.path().join("peer.log")).unwrap_or_default();
+        punched += log.matches("hole punched: direct connection").count();
+        punch_failed += log.matches("hole punch failed").count();
+    }
+    eprintln!(
+        "NAT mesh: hole punches logged by holders: {punched} succeeded, {punch_failed} failed"
     );
     if expect_all {
         assert_eq!(ok, FETCHES, "not every fetch succeeded\n{}", logs());

@@ -283,3 +283,52 @@ pub(crate) async fn fetch(
         .map_err(|e| FetchError::Combine(e.to_string()))?;
     Ok((secret.user_key(&ticket.policy_digest), failures, paths))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_quic_is_dialled_first_then_direct_tcp_then_relayed_addresses() {
+        let relay = "/ip4/100.64.1.2/tcp/4001/p2p/12D3KooWCwJTZGxJrpsBeZfavqd7YiuiuGMEwYJnEYwEriZaj2E3/p2p-circuit";
+        let holder = TicketHolder {
+            node: NodeId([7; 32]),
+            index: 1,
+            addrs: vec![
+                relay.into(),
+                "/ip4/10.1.0.11/tcp/4001".into(),
+                "not an address".into(),
+                "/ip4/10.1.0.11/udp/4001/quic-v1".into(),
+            ],
+        };
+        let order: Vec<String> = dial_addrs(&holder).iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "/ip4/10.1.0.11/udp/4001/quic-v1",
+                "/ip4/10.1.0.11/tcp/4001",
+                relay
+            ]
+        );
+    }
+
+    #[test]
+    fn path_counts_name_each_path_and_show_unknown_only_when_some_were() {
+        let mut counts = PathCounts::default();
+        for path in [
+            Some(ConnectionPath::Direct),
+            Some(ConnectionPath::Relayed),
+            Some(ConnectionPath::Relayed),
+            Some(ConnectionPath::HolePunched),
+        ] {
+            counts.count(path);
+        }
+        assert_eq!(counts.to_string(), "direct 1, hole-punched 1, relayed 2");
+        counts.count(None);
+        assert_eq!(
+            counts.to_string(),
+            "direct 1, hole-punched 1, relayed 2, unknown 1"
+        );
+    }
+}
