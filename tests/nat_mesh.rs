@@ -171,17 +171,20 @@ fn read_ticket(path: &Path) -> Ticket {
     file.grant.ticket.open_from_any_signer().unwrap().1
 }
 
-/// `(direct, hole-punched, relayed)` from the fetch's "shares by path: …" line, if it printed one.
-fn paths(stderr: &str) -> Option<(u32, u32, u32)> {
-    let line = stderr
+/// `(direct, hole-punched, relayed)` from each of the fetch's "shares by path: …" lines.
+fn paths(stderr: &str) -> Vec<(u32, u32, u32)> {
+    stderr
         .lines()
-        .find_map(|l| l.strip_prefix("shares by path: "))?;
-    let count = |name: &str| -> u32 {
-        line.split(", ")
-            .find_map(|part| part.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Some((count("direct "), count("hole-punched "), count("relayed ")))
+        .filter_map(|l| l.strip_prefix("shares by path: "))
+        .map(|line| {
+            let count = |name: &str| -> u32 {
+                line.split(", ")
+                    .find_map(|part| part.strip_prefix(name)?.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            (count("direct "), count("hole-punched "), count("relayed "))
+        })
+        .collect()
 }
 
 /// `coordinator enrol` of the peer initialised in `peer_dir`; its node id.
@@ -417,7 +420,7 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        let by_path = paths(&err).unwrap_or_default();
+        let by_path = paths(&err).first().copied().unwrap_or_default();
         eprintln!(
             "fetch {}: {} in {:.2} s; shares by path (direct, hole-punched, relayed) {:?}{}",
             i + 1,
@@ -448,6 +451,45 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
         attempts,
         started.elapsed().as_secs_f64()
     );
+    // Warm: one requester process fetching again and again keeps its connections, so a relayed
+    // one DCUtR upgraded carries the later fetches.
+    let mut warm = (0, 0, 0);
+    let mut warm_ok = 0;
+    if expect_all {
+        let out = in_ns("es-h3-req")
+            .arg("fetch")
+            .arg(&ticket_path)
+            .args([
+                "--format",
+                "hex",
+                "--repeat",
+                &FETCHES.to_string(),
+                "--data-dir",
+            ])
+            .arg(req_dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "repeated fetch failed: {err}\n{}",
+            logs()
+        );
+        keys.insert(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        for (i, p) in paths(&err).into_iter().enumerate() {
+            eprintln!(
+                "warm fetch {}: shares by path (direct, hole-punched, relayed) {p:?}",
+                i + 1
+            );
+            warm_ok += 1;
+            warm = (warm.0 + p.0, warm.1 + p.1, warm.2 + p.2);
+        }
+        eprintln!(
+            "NAT mesh, one requester fetching {FETCHES} times: {warm_ok} fetches; shares by path: direct {}, hole-punched {}, relayed {}",
+            warm.0, warm.1, warm.2
+        );
+    }
+
     // DCUtR's outcome as the holders logged it (a hole punch completes after the relayed fetch it
     // upgrades; each fetch is a new process, so later fetches do not reuse it).
     let (mut punched, mut punch_failed) = (0, 0);
@@ -461,6 +503,10 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
     );
     if expect_all {
         assert_eq!(ok, FETCHES, "not every fetch succeeded\n{}", logs());
+        assert_eq!(
+            warm_ok, FETCHES,
+            "the repeated fetch did not report every fetch"
+        );
         assert_eq!(keys.len(), 1, "fetches rebuilt different keys: {keys:?}");
     }
 }

@@ -137,7 +137,7 @@ struct SwarmTask {
     events: mpsc::Sender<NodeEvent>,
     pending: HashMap<(Protocol, OutboundRequestId), ReplySender>,
     /// How each open connection reached its remote (one entry per connection, removed on close).
-    paths: HashMap<ConnectionId, ConnectionPath>,
+    paths: HashMap<ConnectionId, (PeerId, ConnectionPath)>,
     /// Kademlia lookups of a peer's addresses waiting for their query to finish (bounded by
     /// Kademlia's query timeout; one entry per query).
     lookups: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
@@ -389,7 +389,7 @@ impl SwarmTask {
                     ConnectionPath::Direct
                 };
                 // A hole punch reports its connection before or after this event; keep its mark.
-                self.paths.entry(connection_id).or_insert(path);
+                self.paths.entry(connection_id).or_insert((peer_id, path));
                 if !endpoint.is_relayed() {
                     self.reserve_on(peer_id);
                 }
@@ -503,7 +503,21 @@ impl SwarmTask {
                 Ok(connection_id) => {
                     tracing::info!(peer = %remote_peer_id, "hole punched: direct connection");
                     self.paths
-                        .insert(connection_id, ConnectionPath::HolePunched);
+                        .insert(connection_id, (remote_peer_id, ConnectionPath::HolePunched));
+                    // Later requests go direct (request-response spreads them over every
+                    // connection to the peer) and the relay's circuit is freed. A request still
+                    // on the relayed connection fails as "connection lost"; callers retry that.
+                    let relayed: Vec<ConnectionId> = self
+                        .paths
+                        .iter()
+                        .filter(|(_, (peer, path))| {
+                            *peer == remote_peer_id && *path == ConnectionPath::Relayed
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in relayed {
+                        self.swarm.close_connection(id);
+                    }
                 }
                 Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed"),
             },
@@ -596,7 +610,7 @@ impl SwarmTask {
                 if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
                     let _ = reply.send(Ok(Answer {
                         bytes: response,
-                        path: self.paths.get(&connection_id).copied(),
+                        path: self.paths.get(&connection_id).map(|(_, path)| *path),
                     }));
                 }
             }
