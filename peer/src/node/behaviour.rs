@@ -119,7 +119,22 @@ impl MeshBehaviour {
                 .map_err(|e| format!("subscribe {topic}: {e}"))?;
         }
         let kad = config.kademlia.then(|| {
-            let mut kad = kad::Behaviour::new(local, kad::store::MemoryStore::new(local));
+            // Kademlia is for peer routing only: we store no records and no provider records,
+            // and a NATed device turns server once it has a relayed address, so what remotes
+            // ask it to store is handed to us (and dropped) instead of stored, and the store
+            // itself holds nothing (it held up to 1,024 values of 65 KiB by default).
+            let mut kad_config = kad::Config::new(kad::PROTOCOL_NAME);
+            kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+            let store = kad::store::MemoryStore::with_config(
+                local,
+                kad::store::MemoryStoreConfig {
+                    max_records: 0,
+                    max_value_bytes: 0,
+                    max_providers_per_key: 0,
+                    max_provided_keys: 0,
+                },
+            );
+            let mut kad = kad::Behaviour::with_config(local, store, kad_config);
             // Forced server on the coordinator; elsewhere libp2p decides from confirmed external
             // addresses (a relay reservation confirms the relayed one).
             kad.set_mode(config.kad_server.then_some(kad::Mode::Server));
