@@ -306,6 +306,20 @@ impl ResourceProfile {
     }
 }
 
+/// Whether a peer holds a reservation on relays, so others reach it through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelayReservation {
+    /// Unless the peer is a relay itself or listens on loopback only (a test on one machine).
+    /// AutoNAT is meant to decide this (issue 19); until then a device assumes it is behind NAT.
+    #[default]
+    Auto,
+    /// Always reserve.
+    Always,
+    /// Never reserve (a device with a public address).
+    Never,
+}
+
 /// The agent's whole configuration. A key it does not know is refused by name (a misspelt
 /// setting would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,9 +336,20 @@ pub struct PeerConfig {
     /// Listen addresses (TCP and QUIC).
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
-    /// Run Kademlia in server mode (only for nodes others can reach).
+    /// Run Kademlia in server mode from the start (only for nodes others can reach). Otherwise
+    /// libp2p turns it on once the node has a confirmed external address (a relay reservation).
     #[serde(default)]
     pub kad_server: bool,
+    /// Serve as a circuit relay v2 for NATed peers (only on a device others can reach), within
+    /// `peer::node::RelayLimits`'s defaults.
+    #[serde(default)]
+    pub relay_server: bool,
+    /// When to hold a reservation on the relays (the coordinator, then [`PeerConfig::relays`]).
+    #[serde(default)]
+    pub relay_reservation: RelayReservation,
+    /// Relays to reserve a slot on besides the coordinator (multiaddrs ending in /p2p/<PeerId>).
+    #[serde(default)]
+    pub relays: Vec<String>,
     /// Share slots in the store.
     #[serde(default = "default_capacity")]
     pub store_capacity: u32,
@@ -372,6 +397,33 @@ fn default_fetch_rate() -> f64 {
 }
 
 impl PeerConfig {
+    /// The relays to reserve a slot on: none when [`PeerConfig::relay_reservation`] says so,
+    /// else the coordinator and [`PeerConfig::relays`].
+    pub fn reservation_relays(&self) -> Vec<libp2p::Multiaddr> {
+        let loopback_only = !self.listen.is_empty()
+            && self.listen.iter().all(|l| {
+                l.parse::<libp2p::Multiaddr>().is_ok_and(|a| {
+                    a.iter().any(|p| match p {
+                        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+                        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+                        _ => false,
+                    })
+                })
+            });
+        let reserve = match self.relay_reservation {
+            RelayReservation::Always => true,
+            RelayReservation::Never => false,
+            RelayReservation::Auto => !self.relay_server && !loopback_only,
+        };
+        if !reserve {
+            return Vec::new();
+        }
+        std::iter::once(&self.coordinator)
+            .chain(&self.relays)
+            .filter_map(|a| crate::addr::coordinator_addr(a).ok())
+            .collect()
+    }
+
     /// The identity file inside the data directory.
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join("identity.key")
@@ -459,6 +511,9 @@ impl PeerConfig {
         crate::addr::coordinator_addr(&self.coordinator)?;
         for l in &self.listen {
             crate::addr::listen_addr(l)?;
+        }
+        for r in &self.relays {
+            crate::addr::coordinator_addr(r).map_err(|e| format!("relay: {e}"))?;
         }
         let positive = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {

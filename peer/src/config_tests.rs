@@ -138,3 +138,45 @@ fn an_unknown_key_is_refused_by_name_in_the_config_and_its_sources() {
         assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
     }
 }
+
+#[test]
+fn a_natted_peer_reserves_on_the_coordinator_and_its_relays_unless_told_or_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = "/ip4/100.64.2.2/tcp/4001/p2p/12D3KooWCwJTZGxJrpsBeZfavqd7YiuiuGMEwYJnEYwEriZaj2E3";
+    let home = PeerConfig {
+        listen: vec!["/ip4/10.1.0.11/tcp/4001".into()],
+        relays: vec![relay.into()],
+        ..minimal(dir.path())
+    };
+    let relays: Vec<String> = home
+        .reservation_relays()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(relays, [home.coordinator.clone(), relay.to_string()]);
+    let never = PeerConfig {
+        relay_reservation: RelayReservation::Never,
+        ..home.clone()
+    };
+    assert!(never.reservation_relays().is_empty());
+    let relay_itself = PeerConfig {
+        relay_server: true,
+        ..home.clone()
+    };
+    assert!(relay_itself.reservation_relays().is_empty());
+    let loopback = PeerConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        ..home.clone()
+    };
+    assert!(loopback.reservation_relays().is_empty());
+    let forced = PeerConfig {
+        relay_reservation: RelayReservation::Always,
+        ..loopback
+    };
+    assert_eq!(forced.reservation_relays().len(), 2);
+    let bad = PeerConfig {
+        relays: vec!["/ip4/100.64.2.2/tcp/4001".into()],
+        ..home
+    };
+    assert!(bad.validate().unwrap_err().contains("relay"));
+}

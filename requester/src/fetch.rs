@@ -4,7 +4,7 @@
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::Multiaddr;
-use peer::node::{NodeHandle, Protocol};
+use peer::node::{ConnectionPath, NodeHandle, Protocol};
 use protocols::ids::NodeId;
 use protocols::keys::SessionKey;
 use protocols::sealing::{self, ShareSlot};
@@ -83,10 +83,54 @@ pub enum FetchError {
     Combine(String),
 }
 
-/// Prefers QUIC addresses (the fetch path), keeps the rest as fallbacks.
+/// How many holders answered over each kind of connection in one fetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathCounts {
+    /// Over a direct connection.
+    pub direct: u32,
+    /// Over a direct connection DCUtR opened by hole punching.
+    pub hole_punched: u32,
+    /// Through a circuit relay.
+    pub relayed: u32,
+    /// Over a connection that closed before its path was read.
+    pub unknown: u32,
+}
+
+impl PathCounts {
+    fn count(&mut self, path: Option<ConnectionPath>) {
+        let slot = match path {
+            Some(ConnectionPath::Direct) => &mut self.direct,
+            Some(ConnectionPath::HolePunched) => &mut self.hole_punched,
+            Some(ConnectionPath::Relayed) => &mut self.relayed,
+            None => &mut self.unknown,
+        };
+        *slot = slot.saturating_add(1);
+    }
+}
+
+impl std::fmt::Display for PathCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "direct {}, hole-punched {}, relayed {}",
+            self.direct, self.hole_punched, self.relayed
+        )?;
+        if self.unknown > 0 {
+            write!(f, ", unknown {}", self.unknown)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prefers direct QUIC addresses (the fetch path), then direct TCP, then relayed ones.
 fn dial_addrs(holder: &TicketHolder) -> Vec<Multiaddr> {
     let mut addrs: Vec<Multiaddr> = holder.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    addrs.sort_by_key(|a: &Multiaddr| !a.to_string().contains("quic"));
+    addrs.sort_by_key(|a: &Multiaddr| {
+        let relayed = a
+            .iter()
+            .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit));
+        (relayed, !a.to_string().contains("quic"))
+    });
     addrs
 }
 
@@ -94,32 +138,53 @@ async fn ask(
     node: &NodeHandle,
     ticket_bytes: Vec<u8>,
     holder: &TicketHolder,
-) -> Result<protocols::sealing::SealedShare, HolderProblem> {
+    seeds: &[Multiaddr],
+) -> Result<(protocols::sealing::SealedShare, Option<ConnectionPath>), HolderProblem> {
     let peer = peer::identity::peer_id(&holder.node)
         .ok_or_else(|| HolderProblem::Unreachable("bad holder id".into()))?;
     let mut raw = node
-        .request(
+        .request_traced(
             Protocol::Fetch,
             peer,
             dial_addrs(holder),
             ticket_bytes.clone(),
         )
         .await;
-    // A connection that died under the request (the holder restarted since we last asked it) is
-    // gone now: ask once more, on a new connection. A fetch changes nothing at the holder.
-    if let Err(peer::node::NodeError::Request {
-        connection_lost: true,
-        ..
-    }) = &raw
-    {
-        raw = node
-            .request(Protocol::Fetch, peer, dial_addrs(holder), ticket_bytes)
-            .await;
+    match &raw {
+        // A connection that died under the request (the holder restarted since we last asked
+        // it) is gone now: ask once more, on a new connection. A fetch changes nothing at the
+        // holder.
+        Err(peer::node::NodeError::Request {
+            connection_lost: true,
+            ..
+        }) => {
+            raw = node
+                .request_traced(Protocol::Fetch, peer, dial_addrs(holder), ticket_bytes)
+                .await;
+        }
+        // None of the ticket's addresses answered: the holder may have moved (a new home
+        // address, another relay). Look its PeerId up in Kademlia and ask there.
+        Err(peer::node::NodeError::Request { .. }) => {
+            let found = node
+                .find_peer(peer, seeds.to_vec())
+                .await
+                .unwrap_or_default();
+            if !found.is_empty() {
+                tracing::info!(holder = %holder.node.short(), addrs = found.len(), "holder found through Kademlia");
+                raw = node
+                    .request_traced(Protocol::Fetch, peer, found, ticket_bytes)
+                    .await;
+            }
+        }
+        _ => {}
     }
-    let raw = raw.map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
-    let reply: ShareFetchReply = wire::decode(&raw, Protocol::Fetch.limits().1)
+    let answer = raw.map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
+    let reply: ShareFetchReply = wire::decode(&answer.bytes, Protocol::Fetch.limits().1)
         .map_err(|e| HolderProblem::BadShare(format!("undecodable reply: {e}")))?;
-    reply.result.map_err(HolderProblem::Refused)
+    reply
+        .result
+        .map(|share| (share, answer.path))
+        .map_err(HolderProblem::Refused)
 }
 
 fn failed(failures: &mut Vec<HolderFailure>, holder: &TicketHolder, problem: HolderProblem) {
@@ -138,7 +203,8 @@ pub(crate) async fn fetch(
     checker: &mut ShareChecker,
     grant: &TicketGrant,
     hedge_after: Duration,
-) -> Result<(SessionKey, Vec<HolderFailure>), FetchError> {
+    seeds: &[Multiaddr],
+) -> Result<(SessionKey, Vec<HolderFailure>, PathCounts), FetchError> {
     let need = ticket.threshold();
     let request = wire::encode(&ShareFetch {
         v: WIRE_VERSION,
@@ -150,7 +216,7 @@ pub(crate) async fn fetch(
         let holder = holder.clone();
         let request = request.clone();
         async move {
-            let result = ask(node, request, &holder).await;
+            let result = ask(node, request, &holder, seeds).await;
             (holder, result)
         }
     };
@@ -159,6 +225,7 @@ pub(crate) async fn fetch(
     }
     let mut verified: Vec<VerifiedShare> = Vec::with_capacity(need);
     let mut failures = Vec::new();
+    let mut paths = PathCounts::default();
     while verified.len() < need {
         let next = tokio::time::timeout(hedge_after, in_flight.next()).await;
         let (holder, result) = match next {
@@ -173,7 +240,8 @@ pub(crate) async fn fetch(
                 continue;
             }
         };
-        let outcome = result.and_then(|sealed| {
+        let outcome = result.and_then(|(sealed, path)| {
+            paths.count(path);
             let key = grant
                 .opening_keys
                 .iter()
@@ -213,5 +281,54 @@ pub(crate) async fn fetch(
     let secret = checker
         .combine(&verified)
         .map_err(|e| FetchError::Combine(e.to_string()))?;
-    Ok((secret.user_key(&ticket.policy_digest), failures))
+    Ok((secret.user_key(&ticket.policy_digest), failures, paths))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_quic_is_dialled_first_then_direct_tcp_then_relayed_addresses() {
+        let relay = "/ip4/100.64.1.2/tcp/4001/p2p/12D3KooWCwJTZGxJrpsBeZfavqd7YiuiuGMEwYJnEYwEriZaj2E3/p2p-circuit";
+        let holder = TicketHolder {
+            node: NodeId([7; 32]),
+            index: 1,
+            addrs: vec![
+                relay.into(),
+                "/ip4/10.1.0.11/tcp/4001".into(),
+                "not an address".into(),
+                "/ip4/10.1.0.11/udp/4001/quic-v1".into(),
+            ],
+        };
+        let order: Vec<String> = dial_addrs(&holder).iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "/ip4/10.1.0.11/udp/4001/quic-v1",
+                "/ip4/10.1.0.11/tcp/4001",
+                relay
+            ]
+        );
+    }
+
+    #[test]
+    fn path_counts_name_each_path_and_show_unknown_only_when_some_were() {
+        let mut counts = PathCounts::default();
+        for path in [
+            Some(ConnectionPath::Direct),
+            Some(ConnectionPath::Relayed),
+            Some(ConnectionPath::Relayed),
+            Some(ConnectionPath::HolePunched),
+        ] {
+            counts.count(path);
+        }
+        assert_eq!(counts.to_string(), "direct 1, hole-punched 1, relayed 2");
+        counts.count(None);
+        assert_eq!(
+            counts.to_string(),
+            "direct 1, hole-punched 1, relayed 2, unknown 1"
+        );
+    }
 }

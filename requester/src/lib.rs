@@ -11,7 +11,7 @@
 
 mod fetch;
 
-pub use fetch::{FetchError, HolderFailure, HolderProblem};
+pub use fetch::{FetchError, HolderFailure, HolderProblem, PathCounts};
 
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeHandle, Protocol};
@@ -69,6 +69,8 @@ pub struct Fetched {
     pub key: SessionKey,
     /// Holders that failed even though the key was rebuilt from others.
     pub failures: Vec<HolderFailure>,
+    /// How the shares came: direct, hole-punched or relayed.
+    pub paths: PathCounts,
     /// The grant the key was fetched with when the given one had to be renewed.
     pub renewed: Option<TicketGrant>,
 }
@@ -111,7 +113,9 @@ impl Requester {
                 .parse()
                 .map_err(|_| RequesterError::BadCoordinator("listen".into()))?,
         ]);
-        config.kademlia = false;
+        // Kademlia as a client: a holder the ticket's addresses do not reach is looked up by
+        // PeerId, seeded with the coordinator (no dial until a lookup is needed).
+        config.kademlia = true;
         // One handshake per holder: QUIC first, TCP only if QUIC fails (not both at once).
         config.dial_concurrency = std::num::NonZeroU8::MIN;
         Self::connect_with(key, coordinator_addr, config).await
@@ -241,10 +245,28 @@ impl Requester {
         &self,
         grant: &TicketGrant,
     ) -> Result<(SessionKey, Vec<HolderFailure>), RequesterError> {
+        let (key, failures, _) = self.fetch_traced(grant).await?;
+        Ok((key, failures))
+    }
+
+    /// Like [`Self::fetch_with_report`], and also counts the holders that answered directly,
+    /// after a hole punch, or through a relay.
+    pub async fn fetch_traced(
+        &self,
+        grant: &TicketGrant,
+    ) -> Result<(SessionKey, Vec<HolderFailure>, PathCounts), RequesterError> {
         let ticket = self.open_ticket(grant)?;
         let mut checker = self.checker_for(&ticket)?;
-        let fetched =
-            fetch::fetch(&self.node, &ticket, &mut checker, grant, self.hedge_after).await;
+        let seeds = [self.coordinator_addr.clone()];
+        let fetched = fetch::fetch(
+            &self.node,
+            &ticket,
+            &mut checker,
+            grant,
+            self.hedge_after,
+            &seeds,
+        )
+        .await;
         if let Ok(mut kept) = self.checkers.lock() {
             if kept.len() >= CHECKERS_KEPT {
                 kept.pop_back();
@@ -271,11 +293,12 @@ impl Requester {
                 at_ms: ticket.expires_at_ms,
             }
         } else {
-            match self.fetch_with_report(grant).await {
-                Ok((key, failures)) => {
+            match self.fetch_traced(grant).await {
+                Ok((key, failures, paths)) => {
                     return Ok(Fetched {
                         key,
                         failures,
+                        paths,
                         renewed: None,
                     });
                 }
@@ -284,10 +307,11 @@ impl Requester {
         };
         on_renew(&why);
         let fresh = self.ticket(ticket.session).await?;
-        let (key, failures) = self.fetch_with_report(&fresh).await?;
+        let (key, failures, paths) = self.fetch_traced(&fresh).await?;
         Ok(Fetched {
             key,
             failures,
+            paths,
             renewed: Some(fresh),
         })
     }

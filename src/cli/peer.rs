@@ -2,7 +2,21 @@
 
 use super::systemd::{self, ConfigTarget};
 use anyhow::Context;
-use peer::config::{FeedConfig, PeerConfig, ResourceProfile, SimulatedSourceConfig, SourcesConfig};
+use peer::config::{
+    FeedConfig, PeerConfig, RelayReservation, ResourceProfile, SimulatedSourceConfig, SourcesConfig,
+};
+
+/// `--relay-reservation` (peer::config::RelayReservation).
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum ReservationArg {
+    /// Unless a relay itself or listening on loopback only.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never (a device with a public address).
+    Never,
+}
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
@@ -88,6 +102,15 @@ pub struct InitArgs {
     /// Use the low-memory resource profile (Pi-class boards).
     #[arg(long)]
     pub low_memory: bool,
+    /// Serve as a circuit relay for NATed peers (only on a device others can reach).
+    #[arg(long)]
+    pub relay_server: bool,
+    /// When to hold a relay reservation (`auto`: unless a relay or on loopback only).
+    #[arg(long, value_enum, default_value_t)]
+    pub relay_reservation: ReservationArg,
+    /// A relay to reserve a slot on besides the coordinator (multiaddr with /p2p/); repeatable.
+    #[arg(long = "relay")]
+    pub relays: Vec<String>,
 }
 
 /// Options of `peer run`.
@@ -186,6 +209,13 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         listen,
         kad_server: false,
+        relay_server: args.relay_server,
+        relay_reservation: match args.relay_reservation {
+            ReservationArg::Auto => RelayReservation::Auto,
+            ReservationArg::Always => RelayReservation::Always,
+            ReservationArg::Never => RelayReservation::Never,
+        },
+        relays: args.relays,
         store_capacity: 4096,
         contribution_interval_s: args.contribution_interval,
         heartbeat_interval_s: args.heartbeat_interval,

@@ -109,6 +109,10 @@ pub struct FetchArgs {
     /// A larger value waits for a slow holder instead of going around it, so it gets named.
     #[arg(long, value_parser = parse_hedge, default_value = "500ms")]
     pub hedge_after: Duration,
+    /// Fetch this many times with one requester node (connections kept between fetches: a
+    /// relayed one DCUtR upgraded is reused), printing each fetch's `shares by path` line.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     #[command(flatten)]
     pub dir: RequesterDir,
 }
@@ -288,7 +292,7 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
 
 /// Fetches the key of a ticket file, asking for a fresh ticket when the epoch moved on.
 pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey, Ticket)> {
-    fetch_key_with(dir, ticket, Duration::from_millis(500)).await
+    fetch_key_with(dir, ticket, Duration::from_millis(500), 1).await
 }
 
 /// [`fetch_key`] with the time after which one more holder is asked.
@@ -296,10 +300,15 @@ pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey,
 /// A ticket that has expired (tickets live an hour by default, decision 0045) is renewed before
 /// fetching, and a fetch that fails is tried once more with a current ticket; either way the
 /// renewed ticket is written back. A refused renewal ends the fetch with what the refusal means.
+///
+/// `repeat` > 1 fetches that many times in all with the same requester node (its connections,
+/// relayed or hole-punched, kept between fetches), printing each fetch's paths; every fetch must
+/// rebuild the same key.
 pub async fn fetch_key_with(
     dir: &Path,
     ticket: &Path,
     hedge_after: Duration,
+    repeat: u32,
 ) -> anyhow::Result<(SessionKey, Ticket)> {
     let file = read_ticket_file(ticket)?;
     let (key, mut client) = connect(dir).await?;
@@ -338,6 +347,15 @@ pub async fn fetch_key_with(
     for f in &fetched.failures {
         eprintln!("skipped {f}");
     }
+    eprintln!("shares by path: {}", fetched.paths);
+    let used = fetched.renewed.as_ref().unwrap_or(&file.grant);
+    for _ in 1..repeat {
+        let (again, _, paths) = client.fetch_traced(used).await.context("repeated fetch")?;
+        eprintln!("shares by path: {paths}");
+        if again.fingerprint() != fetched.key.fingerprint() {
+            bail!("a repeated fetch rebuilt another key");
+        }
+    }
     let Some(grant) = fetched.renewed else {
         return Ok((fetched.key, t));
     };
@@ -374,6 +392,7 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
         &args.dir.data_dir,
         &args.ticket,
         args.hedge_after,
+        args.repeat,
     ))?;
     let bytes = key.expose();
     let out: Vec<u8> = match args.format {

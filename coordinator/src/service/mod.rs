@@ -259,6 +259,8 @@ async fn start(
                 .collect(),
         );
         c.kad_server = true;
+        // The coordinator is reachable by every device: NATed ones reserve a slot on it.
+        c.relay_server = Some(peer::node::RelayLimits::default());
         c
     });
     // The coordinator reads every contribution and heartbeat; nobody needs them after it.

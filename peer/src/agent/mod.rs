@@ -190,6 +190,8 @@ pub async fn run_with_readiness(
             .collect(),
     );
     node_config.kad_server = config.kad_server;
+    node_config.relay_server = config.relay_server.then(crate::node::RelayLimits::default);
+    node_config.relays = config.reservation_relays();
     if config.profile == crate::config::ResourceProfile::LowMemory {
         node_config = node_config.low_memory();
     }

@@ -1,11 +1,12 @@
-//! The composed libp2p behaviour: gossipsub, Kademlia, identify, ping and our request-response protocols.
+//! The composed libp2p behaviour: gossipsub, Kademlia, identify, ping, circuit relay v2 (server
+//! and client), DCUtR and our request-response protocols.
 
 use super::codec::FramedCodec;
-use super::config::{NodeConfig, Protocol};
+use super::config::{NodeConfig, Protocol, RelayLimits};
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{
-    PeerId, StreamProtocol, connection_limits, gossipsub, identify, identity::Keypair, kad, ping,
-    request_response,
+    PeerId, StreamProtocol, connection_limits, dcutr, gossipsub, identify, identity::Keypair, kad,
+    ping, relay, request_response,
 };
 use std::time::Duration;
 
@@ -41,6 +42,26 @@ pub struct MeshBehaviour {
     pub audit: Rr,
     /// Bounds on pending and established connections (`NodeConfig::max_established`).
     pub limits: connection_limits::Behaviour,
+    /// Circuit relay v2 server (the coordinator and publicly reachable peers), bounded.
+    pub relay: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 client: reservations on relays, relayed dials (real transports only).
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    /// Hole punching: upgrades a relayed connection to a direct one when the NATs allow it.
+    pub dcutr: Toggle<dcutr::Behaviour>,
+}
+
+fn relay_config(limits: &RelayLimits) -> relay::Config {
+    relay::Config {
+        max_reservations: limits.max_reservations,
+        max_reservations_per_peer: limits.max_reservations_per_peer,
+        reservation_duration: limits.reservation_duration,
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration,
+        max_circuit_bytes: limits.max_circuit_bytes,
+        // libp2p's per-peer and per-IP rate limiters of reservations and circuits stay.
+        ..relay::Config::default()
+    }
 }
 
 fn rr(protocol: Protocol, timeout: Duration) -> Rr {
@@ -61,10 +82,12 @@ fn rr(protocol: Protocol, timeout: Duration) -> Rr {
 }
 
 impl MeshBehaviour {
-    /// Builds the behaviour for `key` under `config`.
+    /// Builds the behaviour for `key` under `config`; `relay_client` is the behaviour half of
+    /// the relay client transport (absent on the memory transport).
     pub fn new(
         key: &Keypair,
         config: &NodeConfig,
+        relay_client: Option<relay::client::Behaviour>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let local = PeerId::from(key.public());
         let gossip_config = gossipsub::ConfigBuilder::default()
@@ -96,12 +119,25 @@ impl MeshBehaviour {
                 .map_err(|e| format!("subscribe {topic}: {e}"))?;
         }
         let kad = config.kademlia.then(|| {
-            let mut kad = kad::Behaviour::new(local, kad::store::MemoryStore::new(local));
-            kad.set_mode(Some(if config.kad_server {
-                kad::Mode::Server
-            } else {
-                kad::Mode::Client
-            }));
+            // Kademlia is for peer routing only: we store no records and no provider records,
+            // and a NATed device turns server once it has a relayed address, so what remotes
+            // ask it to store is handed to us (and dropped) instead of stored, and the store
+            // itself holds nothing (it held up to 1,024 values of 65 KiB by default).
+            let mut kad_config = kad::Config::new(kad::PROTOCOL_NAME);
+            kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+            let store = kad::store::MemoryStore::with_config(
+                local,
+                kad::store::MemoryStoreConfig {
+                    max_records: 0,
+                    max_value_bytes: 0,
+                    max_providers_per_key: 0,
+                    max_provided_keys: 0,
+                },
+            );
+            let mut kad = kad::Behaviour::with_config(local, store, kad_config);
+            // Forced server on the coordinator; elsewhere libp2p decides from confirmed external
+            // addresses (a relay reservation confirms the relayed one).
+            kad.set_mode(config.kad_server.then_some(kad::Mode::Server));
             kad
         });
         Ok(Self {
@@ -130,6 +166,22 @@ impl MeshBehaviour {
                     .with_max_pending_incoming(config.max_pending)
                     .with_max_pending_outgoing(config.max_pending),
             ),
+            relay: config
+                .relay_server
+                .as_ref()
+                .map(|limits| {
+                    let mut relay = relay::Behaviour::new(local, relay_config(limits));
+                    // Configured as a relay because it is publicly reachable: advertise the hop
+                    // protocol now instead of waiting for a confirmed external address.
+                    relay.set_status(Some(relay::Status::Enable));
+                    relay
+                })
+                .into(),
+            dcutr: relay_client
+                .is_some()
+                .then(|| dcutr::Behaviour::new(local))
+                .into(),
+            relay_client: relay_client.into(),
         })
     }
 

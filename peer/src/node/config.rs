@@ -77,6 +77,39 @@ pub const LIBP2P_DIAL_CONCURRENCY: std::num::NonZeroU8 = match std::num::NonZero
     None => std::num::NonZeroU8::MIN,
 };
 
+/// Bounds of a circuit relay v2 server (libp2p-relay): what one relay carries for others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Reservations held at once (each a NATed peer that can be reached through us).
+    pub max_reservations: usize,
+    /// Reservations one peer may hold.
+    pub max_reservations_per_peer: usize,
+    /// How long a reservation lasts before the client must renew it.
+    pub reservation_duration: Duration,
+    /// Circuits (relayed connections) open at once.
+    pub max_circuits: usize,
+    /// Circuits one source peer may have open at once.
+    pub max_circuits_per_peer: usize,
+    /// Longest a circuit lives.
+    pub max_circuit_duration: Duration,
+    /// Most bytes a circuit carries (both ways); a share fetch is a few KiB.
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_reservations: 256,
+            max_reservations_per_peer: 2,
+            reservation_duration: Duration::from_secs(30 * 60),
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            max_circuit_duration: Duration::from_secs(120),
+            max_circuit_bytes: 256 * 1024,
+        }
+    }
+}
+
 /// How a node is built and bounded.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -88,8 +121,17 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Run Kademlia at all.
     pub kademlia: bool,
-    /// Kademlia server mode (only nodes others can reach).
+    /// Kademlia server mode forced on (the coordinator). Otherwise libp2p switches a node to
+    /// server mode when it has a confirmed external address (a relay reservation counts: a
+    /// NATed node is then found through its relay) and keeps it a client until then.
     pub kad_server: bool,
+    /// Serve as a circuit relay v2 for NATed peers, within these bounds (`None`: not a relay).
+    /// A relay server also serves as an endpoint of DCUtR hole punches between its clients.
+    pub relay_server: Option<RelayLimits>,
+    /// Relays (multiaddrs ending in `/p2p/<PeerId>`) to hold a reservation on: the node
+    /// listens on `<relay>/p2p-circuit`, so it is reachable through them, and its relayed
+    /// address appears among its listen addresses (and so in heartbeats and tickets).
+    pub relays: Vec<Multiaddr>,
     /// Gossipsub `max_transmit_size`.
     pub gossip_max_transmit: usize,
     /// Gossipsub mesh degree.
@@ -140,6 +182,8 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             kademlia: true,
             kad_server: false,
+            relay_server: None,
+            relays: Vec::new(),
             gossip_max_transmit: 16 * 1024,
             gossip_mesh_n: 6,
             gossip_heartbeat: Duration::from_millis(700),
@@ -178,6 +222,15 @@ impl NodeConfig {
             quic_max_streams: 64,
             ..self
         }
+    }
+
+    /// Listen addresses on relays: `<relay>/p2p-circuit` for each of [`Self::relays`].
+    pub fn relay_listen_addrs(&self) -> Vec<Multiaddr> {
+        self.relays
+            .iter()
+            .filter(|r| matches!(r.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))))
+            .map(|r| r.clone().with(libp2p::multiaddr::Protocol::P2pCircuit))
+            .collect()
     }
 
     /// Defaults for an in-memory simulated node.

@@ -25,7 +25,12 @@ pub(super) enum Command {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<u8>, NodeError>>,
+        reply: oneshot::Sender<Result<Answer, NodeError>>,
+    },
+    FindPeer {
+        peer: PeerId,
+        seeds: Vec<Multiaddr>,
+        reply: oneshot::Sender<Vec<Multiaddr>>,
     },
     Respond {
         protocol: Protocol,
@@ -131,6 +136,37 @@ pub struct NodeHandle {
 /// a second).
 pub(super) type RoundTrips = Arc<std::sync::Mutex<HashMap<PeerId, Duration>>>;
 
+/// How the connection a request went out on reached the remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionPath {
+    /// Dialled or accepted directly (no relay).
+    Direct,
+    /// A direct connection DCUtR opened by hole punching through the NATs on both sides.
+    HolePunched,
+    /// Through a circuit relay (`/p2p-circuit`).
+    Relayed,
+}
+
+impl ConnectionPath {
+    /// `direct`, `hole-punched` or `relayed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionPath::Direct => "direct",
+            ConnectionPath::HolePunched => "hole-punched",
+            ConnectionPath::Relayed => "relayed",
+        }
+    }
+}
+
+/// A response and the path of the connection it came back on.
+#[derive(Debug)]
+pub struct Answer {
+    /// Response bytes.
+    pub bytes: Vec<u8>,
+    /// How the connection reached the remote (`None`: the connection closed before we looked).
+    pub path: Option<ConnectionPath>,
+}
+
 /// Gossip validation outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GossipVerdict {
@@ -187,6 +223,23 @@ impl NodeHandle {
         addrs: Vec<Multiaddr>,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, NodeError> {
+        Ok(self
+            .request_traced(protocol, peer, addrs, data)
+            .await?
+            .bytes)
+    }
+
+    /// Like [`Self::request`], and says whether the answer came directly, through a hole punch or
+    /// through a relay. When not connected, `addrs` are dialled; relayed ones (`/p2p-circuit`)
+    /// are dialled together with the direct ones, and the first connection up carries the
+    /// request.
+    pub async fn request_traced(
+        &self,
+        protocol: Protocol,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        data: Vec<u8>,
+    ) -> Result<Answer, NodeError> {
         self.call(|reply| Command::Request {
             protocol,
             peer,
@@ -195,6 +248,19 @@ impl NodeHandle {
             reply,
         })
         .await?
+    }
+
+    /// Looks `peer` up in Kademlia (a closest-peers query for its id), first adding `seeds`
+    /// (multiaddrs ending in `/p2p/<PeerId>`, the coordinator say) to the routing table; the
+    /// addresses found, empty when none (or when the node runs without Kademlia). Bounded by
+    /// Kademlia's query timeout.
+    pub async fn find_peer(
+        &self,
+        peer: PeerId,
+        seeds: Vec<Multiaddr>,
+    ) -> Result<Vec<Multiaddr>, NodeError> {
+        self.call(|reply| Command::FindPeer { peer, seeds, reply })
+            .await
     }
 
     /// Reports the validation result of a gossip message.

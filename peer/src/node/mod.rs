@@ -13,8 +13,8 @@ mod transport;
 
 pub use behaviour::{CONTRIBUTIONS_TOPIC, STATUS_TOPIC};
 pub use codec::RequestFrame;
-pub use config::{NodeConfig, Protocol, TransportKind};
-pub use handle::{DroppedEvents, GossipVerdict, NodeHandle};
+pub use config::{NodeConfig, Protocol, RelayLimits, TransportKind};
+pub use handle::{Answer, ConnectionPath, DroppedEvents, GossipVerdict, NodeHandle};
 pub use swarm_task::{NodeEvent, Responder};
 
 use libp2p::Multiaddr;

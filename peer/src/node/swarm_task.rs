@@ -4,12 +4,14 @@ use super::NodeError;
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::codec::RequestFrame;
 use super::config::{NodeConfig, Protocol};
-use super::handle::{Command, DroppedEvents, NodeHandle, RoundTrips};
+use super::handle::{Answer, Command, ConnectionPath, DroppedEvents, NodeHandle, RoundTrips};
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::multiaddr::Protocol as Part;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
+use libp2p::swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts};
+use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, kad, ping, relay};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -101,6 +103,26 @@ pub(super) async fn spawn(
         command_tx: cmd_tx.downgrade(),
         events: event_tx,
         pending: HashMap::new(),
+        paths: HashMap::new(),
+        lookups: HashMap::new(),
+        public_listeners: config.relay_server.is_some(),
+        relays: config
+            .relay_listen_addrs()
+            .into_iter()
+            .filter_map(|circuit| {
+                let relay = circuit.iter().find_map(|p| match p {
+                    Part::P2p(id) => Some(id),
+                    _ => None,
+                })?;
+                Some((
+                    relay,
+                    Reservation {
+                        circuit,
+                        listener: None,
+                    },
+                ))
+            })
+            .collect(),
     };
     tokio::spawn(task.run());
     (handle, event_rx)
@@ -114,15 +136,48 @@ struct SwarmTask {
     command_tx: mpsc::WeakSender<Command>,
     events: mpsc::Sender<NodeEvent>,
     pending: HashMap<(Protocol, OutboundRequestId), ReplySender>,
+    /// How each open connection reached its remote (one entry per connection, removed on close).
+    paths: HashMap<ConnectionId, (PeerId, ConnectionPath)>,
+    /// Kademlia lookups of a peer's addresses waiting for their query to finish (bounded by
+    /// Kademlia's query timeout; one entry per query).
+    lookups: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
+    /// Listen addresses are reachable by others (a relay server: the coordinator, a public
+    /// device): each non-loopback one is confirmed as external. A relay hands its external
+    /// addresses out in reservations and refuses to reserve without any.
+    public_listeners: bool,
+    /// The relays this node keeps a reservation on, by relay PeerId.
+    relays: HashMap<PeerId, Reservation>,
 }
 
-type ReplySender = oneshot::Sender<Result<Vec<u8>, NodeError>>;
+/// A reservation on one relay: asked for (by listening on the circuit address) once a
+/// connection to the relay is up, asked for again when its listener closes.
+struct Reservation {
+    /// `<relay>/p2p/<relay id>/p2p-circuit`.
+    circuit: Multiaddr,
+    /// The listener while a reservation is asked for or held.
+    listener: Option<ListenerId>,
+}
+
+/// How often reservations that are missing are asked for again (and their relays dialled).
+const RESERVATION_RETRY: std::time::Duration = std::time::Duration::from_secs(20);
+
+type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;
+
+/// Kademlia lookups in flight at once; past it a lookup answers "nothing found" at once.
+const MAX_LOOKUPS: usize = 32;
+
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Part::P2pCircuit))
+}
 
 impl SwarmTask {
     async fn run(mut self) {
+        let mut retry = tokio::time::interval(RESERVATION_RETRY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = retry.tick(), if !self.relays.is_empty() => self.keep_reservations(),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
@@ -130,6 +185,49 @@ impl SwarmTask {
             }
         }
         tracing::debug!(peer = %self.swarm.local_peer_id(), "node stopped");
+    }
+
+    /// Asks for the reservations not held: on a relay we are connected to, listen on its circuit
+    /// address (the relay client reuses the connection); otherwise dial the relay, and the
+    /// reservation follows when the connection is up. Listening while a dial to the relay is
+    /// under way would lose the reservation (the relay client's own dial is refused).
+    fn keep_reservations(&mut self) {
+        let missing: Vec<PeerId> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.listener.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for relay in missing {
+            self.reserve_on(relay);
+        }
+    }
+
+    fn reserve_on(&mut self, relay: PeerId) {
+        let connected = self.swarm.is_connected(&relay);
+        let Some(reservation) = self.relays.get_mut(&relay) else {
+            return;
+        };
+        if reservation.listener.is_some() {
+            return;
+        }
+        if connected {
+            match self.swarm.listen_on(reservation.circuit.clone()) {
+                Ok(id) => reservation.listener = Some(id),
+                Err(e) => {
+                    tracing::warn!(%relay, error = %super::error_chain(&e), "relay reservation not asked for");
+                }
+            }
+        } else {
+            let relay_addr: Multiaddr = reservation
+                .circuit
+                .iter()
+                .take_while(|p| !matches!(p, Part::P2pCircuit))
+                .collect();
+            if let Err(e) = self.swarm.dial(relay_addr) {
+                tracing::debug!(%relay, error = %e, "relay not dialled");
+            }
+        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -150,6 +248,23 @@ impl SwarmTask {
                 data,
                 reply,
             } => {
+                // Relayed addresses are dialled together with the direct ones (the first
+                // connection up carries the request; DCUtR may upgrade a relayed one later): one
+                // at a time, a dead direct address would hold the relay back for a handshake
+                // timeout. Otherwise request-response dials in the configured order.
+                let relayed = addrs.iter().filter(|a| is_relayed(a)).count();
+                if relayed > 0 && !self.swarm.is_connected(&peer) {
+                    let factor = std::num::NonZeroU8::new(u8::try_from(addrs.len()).unwrap_or(8))
+                        .unwrap_or(std::num::NonZeroU8::MIN);
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(addrs.clone())
+                        .override_dial_concurrency_factor(factor)
+                        .build();
+                    if let Err(e) = self.swarm.dial(opts) {
+                        tracing::debug!(%peer, error = %e, "dial not started");
+                    }
+                }
+                let behaviour = self.swarm.behaviour_mut();
                 let id = behaviour.rr_mut(protocol).send_request_with_addresses(
                     &peer,
                     RequestFrame::Bytes(data),
@@ -157,6 +272,20 @@ impl SwarmTask {
                 );
                 self.pending.insert((protocol, id), reply);
             }
+            Command::FindPeer { peer, seeds, reply } => match behaviour.kad.as_mut() {
+                Some(kad) if self.lookups.len() < MAX_LOOKUPS => {
+                    for seed in seeds {
+                        if let Some(Part::P2p(id)) = seed.iter().last() {
+                            kad.add_address(&id, seed);
+                        }
+                    }
+                    let id = kad.get_closest_peers(peer);
+                    self.lookups.insert(id, (peer, reply));
+                }
+                _ => {
+                    let _ = reply.send(Vec::new());
+                }
+            },
             Command::Respond {
                 protocol,
                 channel,
@@ -213,14 +342,36 @@ impl SwarmTask {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
+                let loopback = address.iter().any(|p| match p {
+                    Part::Ip4(ip) => ip.is_loopback(),
+                    Part::Ip6(ip) => ip.is_loopback(),
+                    _ => false,
+                });
+                if self.public_listeners && !loopback && !is_relayed(&address) {
+                    self.swarm.add_external_address(address.clone());
+                }
                 let _ = self.offer(NodeEvent::Listening(address));
             }
             SwarmEvent::ListenerClosed {
+                listener_id,
                 addresses,
-                reason: Err(e),
-                ..
+                reason,
             } => {
-                tracing::error!(?addresses, error = %super::error_chain(&e), "listener failed");
+                let relay = self
+                    .relays
+                    .iter_mut()
+                    .find(|(_, r)| r.listener == Some(listener_id));
+                match (relay, reason) {
+                    (Some((relay, r)), reason) => {
+                        // Asked for again on the next retry tick or connection to the relay.
+                        r.listener = None;
+                        tracing::info!(%relay, ?reason, "relay reservation ended");
+                    }
+                    (None, Err(e)) => {
+                        tracing::error!(?addresses, error = %super::error_chain(&e), "listener failed");
+                    }
+                    (None, Ok(())) => {}
+                }
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::error!(error = %super::error_chain(&error), "listener error");
@@ -228,19 +379,45 @@ impl SwarmTask {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 num_established,
+                connection_id,
+                endpoint,
                 ..
-            } if num_established.get() == 1 => {
-                let _ = self.offer(NodeEvent::Connected(peer_id));
+            } => {
+                let path = if endpoint.is_relayed() {
+                    ConnectionPath::Relayed
+                } else {
+                    ConnectionPath::Direct
+                };
+                // A hole punch reports its connection before or after this event; keep its mark.
+                self.paths.entry(connection_id).or_insert((peer_id, path));
+                if !endpoint.is_relayed() {
+                    self.reserve_on(peer_id);
+                }
+                if num_established.get() == 1 {
+                    let _ = self.offer(NodeEvent::Connected(peer_id));
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
+                connection_id,
                 ..
             } => {
-                if let Ok(mut rtts) = self.round_trips.lock() {
-                    rtts.remove(&peer_id);
+                self.paths.remove(&connection_id);
+                if num_established == 0 {
+                    if let Ok(mut rtts) = self.round_trips.lock() {
+                        rtts.remove(&peer_id);
+                    }
+                    let _ = self.offer(NodeEvent::Disconnected(peer_id));
                 }
-                let _ = self.offer(NodeEvent::Disconnected(peer_id));
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                self.paths.remove(&connection_id);
+                tracing::debug!(?peer_id, error = %super::error_chain(&error), "dial failed");
             }
             _ => {}
         }
@@ -291,6 +468,84 @@ impl SwarmTask {
             }) => {
                 if let Ok(mut rtts) = self.round_trips.lock() {
                     rtts.insert(peer, rtt);
+                }
+            }
+            MeshBehaviourEvent::RelayClient(event) => match event {
+                relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal: false,
+                    ..
+                } => tracing::info!(relay = %relay_peer_id, "relay reservation accepted"),
+                other => tracing::debug!(?other, "relay client"),
+            },
+            MeshBehaviourEvent::Relay(event) => match event {
+                relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                    tracing::debug!(peer = %src_peer_id, "relay: reservation granted");
+                }
+                relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                    tracing::info!(peer = %src_peer_id, "relay: reservation refused (limits)");
+                }
+                relay::Event::CircuitReqDenied {
+                    src_peer_id,
+                    dst_peer_id,
+                    ..
+                } => tracing::info!(
+                    src = %src_peer_id,
+                    dst = %dst_peer_id,
+                    "relay: circuit refused (limits or no reservation)"
+                ),
+                other => tracing::debug!(?other, "relay server"),
+            },
+            MeshBehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(connection_id) => {
+                    tracing::info!(peer = %remote_peer_id, "hole punched: direct connection");
+                    self.paths
+                        .insert(connection_id, (remote_peer_id, ConnectionPath::HolePunched));
+                    // Later requests go direct (request-response spreads them over every
+                    // connection to the peer) and the relay's circuit is freed. A request still
+                    // on the relayed connection fails as "connection lost"; callers retry that.
+                    let relayed: Vec<ConnectionId> = self
+                        .paths
+                        .iter()
+                        .filter(|(_, (peer, path))| {
+                            *peer == remote_peer_id && *path == ConnectionPath::Relayed
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in relayed {
+                        self.swarm.close_connection(id);
+                    }
+                }
+                Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed"),
+            },
+            MeshBehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                step,
+                ..
+            }) => {
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                let found: Vec<Multiaddr> = self
+                    .lookups
+                    .get(&id)
+                    .map(|(target, _)| {
+                        peers
+                            .into_iter()
+                            .filter(|p| p.peer_id == *target)
+                            .flat_map(|p| p.addrs)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if (!found.is_empty() || step.last)
+                    && let Some((_, reply)) = self.lookups.remove(&id)
+                {
+                    let _ = reply.send(found);
                 }
             }
             MeshBehaviourEvent::Attest(e) => self.on_rr_event(Protocol::Attest, e),
@@ -344,6 +599,7 @@ impl SwarmTask {
                 }
             }
             Event::Message {
+                connection_id,
                 message:
                     Message::Response {
                         request_id,
@@ -352,7 +608,10 @@ impl SwarmTask {
                 ..
             } => {
                 if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
-                    let _ = reply.send(Ok(response));
+                    let _ = reply.send(Ok(Answer {
+                        bytes: response,
+                        path: self.paths.get(&connection_id).map(|(_, path)| *path),
+                    }));
                 }
             }
             Event::OutboundFailure {

@@ -1,4 +1,5 @@
-//! Swarm construction: TCP + Noise + yamux and QUIC for real nodes, memory + Noise + yamux for the simulator.
+//! Swarm construction: TCP + Noise + yamux, QUIC and relayed circuits for real nodes, memory +
+//! Noise + yamux for the simulator.
 
 use super::NodeError;
 use super::behaviour::MeshBehaviour;
@@ -32,7 +33,9 @@ pub(super) fn build_swarm(
                 c.max_concurrent_stream_limit = config.quic_max_streams;
                 c
             })
-            .with_behaviour(|key| MeshBehaviour::new(key, config))
+            .with_relay_client(noise::Config::new, yamux_config)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|key, relay_client| MeshBehaviour::new(key, config, Some(relay_client)))
             .map_err(|e| setup(&e))?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(idle)
@@ -51,7 +54,7 @@ pub(super) fn build_swarm(
                     .boxed())
             })
             .map_err(|e| setup(&e))?
-            .with_behaviour(|key| MeshBehaviour::new(key, config))
+            .with_behaviour(|key| MeshBehaviour::new(key, config, None))
             .map_err(|e| setup(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
