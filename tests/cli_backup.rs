@@ -223,13 +223,7 @@ fn fetch_with_fresh_ticket(dir: &Path, session: &str, ticket: &Path) -> Vec<u8> 
             .output()
             .unwrap();
         let out = if got.status.success() {
-            entroshard()
-                .arg("fetch")
-                .arg(ticket)
-                .args(["--format", "hex", "--data-dir"])
-                .arg(dir)
-                .output()
-                .unwrap()
+            fetch_output(dir, ticket)
         } else {
             got
         };

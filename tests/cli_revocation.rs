@@ -45,16 +45,6 @@ fn wait_expired(ticket: &Path) {
     }
 }
 
-fn fetch(dir: &Path, ticket: &Path) -> Output {
-    entroshard()
-        .arg("fetch")
-        .arg(ticket)
-        .args(["--format", "hex", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn removed_requesters_and_revoked_sessions_are_refused_and_the_audit_trail_lists_it_all() {
     let mut coord = spawn_coordinator_with(512, 3, &["--ticket-ttl", "15"]);
@@ -142,7 +132,7 @@ fn removed_requesters_and_revoked_sessions_are_refused_and_the_audit_trail_lists
     let refused = format!("the coordinator refuses requester {b} a ticket for session {session}");
     assert_refused(&out, &[&refused, "removed"]);
     wait_expired(&b_ticket);
-    let out = fetch(b_dir.path(), &b_ticket);
+    let out = fetch_output(b_dir.path(), &b_ticket);
     assert_refused(&out, &[&refused]);
     assert!(stderr(&out).contains("expired at 20"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
@@ -150,7 +140,7 @@ fn removed_requesters_and_revoked_sessions_are_refused_and_the_audit_trail_lists
     // A is still authorised: its expired ticket is renewed and the key is the same.
     wait_expired(&a_ticket);
     let old_expiry = ticket_expiry_ms(&a_ticket);
-    let out = fetch(a_dir.path(), &a_ticket);
+    let out = fetch_output(a_dir.path(), &a_ticket);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("asking the coordinator for a new one"),
@@ -185,7 +175,7 @@ fn removed_requesters_and_revoked_sessions_are_refused_and_the_audit_trail_lists
     // their shares (delivered by the next upkeep sweep), then the coordinator knows no session.
     let deadline = Instant::now() + DEADLINE;
     let out = loop {
-        let out = fetch(a_dir.path(), &a_ticket);
+        let out = fetch_output(a_dir.path(), &a_ticket);
         if !out.status.success() {
             break out;
         }

@@ -187,32 +187,6 @@ fn paths(stderr: &str) -> Vec<(u32, u32, u32)> {
         .collect()
 }
 
-/// `coordinator enrol` of the peer initialised in `peer_dir`; its node id.
-fn enrol(
-    coord_dir: &Path,
-    peer_dir: &Path,
-    region: &str,
-    operator: &str,
-) -> protocols::ids::NodeId {
-    let node = peer::identity::read_key(&peer_dir.join("identity.key"))
-        .unwrap()
-        .node_id();
-    let pid = peer::identity::peer_id(&node).unwrap().to_string();
-    run_ok(
-        &[
-            "coordinator",
-            "enrol",
-            &pid,
-            "--region",
-            region,
-            "--operator",
-            operator,
-        ],
-        &[("--data-dir", coord_dir)],
-    );
-    node
-}
-
 #[test]
 fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
     if let Some(reason) = unavailable() {
@@ -309,7 +283,7 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
             900 + i as u64,
             &extra,
         );
-        let node = enrol(coord_dir.path(), dir.path(), spec.region, spec.operator);
+        let node = enrol_in(coord_dir.path(), dir.path(), spec.region, spec.operator);
         if !spec.natted {
             relay_addr = format!(
                 "/ip4/{}/tcp/4001/p2p/{}",

@@ -266,6 +266,16 @@ pub fn enrol_peer(
     region: &str,
     operator: &str,
 ) -> protocols::ids::NodeId {
+    enrol_in(coord.dir.path(), peer_dir, region, operator)
+}
+
+/// `coordinator enrol --data-dir coord_dir` of the peer initialised in `peer_dir`; its id.
+pub fn enrol_in(
+    coord_dir: &Path,
+    peer_dir: &Path,
+    region: &str,
+    operator: &str,
+) -> protocols::ids::NodeId {
     let node = peer::identity::read_key(&peer_dir.join("identity.key"))
         .unwrap()
         .node_id();
@@ -280,9 +290,20 @@ pub fn enrol_peer(
             "--operator",
             operator,
         ],
-        &[("--data-dir", coord.dir.path())],
+        &[("--data-dir", coord_dir)],
     );
     node
+}
+
+/// `entroshard fetch ticket --format hex` as the requester in `dir`, whatever its outcome.
+pub fn fetch_output(dir: &Path, ticket: &Path) -> std::process::Output {
+    entroshard()
+        .arg("fetch")
+        .arg(ticket)
+        .args(["--format", "hex", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap()
 }
 
 /// `entroshard fetch ticket --format format` as the requester in `dir`; its stdout.
