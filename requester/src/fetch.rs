@@ -1,6 +1,6 @@
 //! Parallel, hedged share fetching: ask k holders, add one more whenever one is slow or fails,
-//! verify every share against the commitments as it arrives, combine, check G·s = C0, derive the
-//! user key.
+//! ask the unreachable ones once more when the others are exhausted, verify every share against
+//! the commitments as it arrives, combine, check G·s = C0, derive the user key.
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::Multiaddr;
@@ -224,12 +224,25 @@ pub(crate) async fn fetch(
         in_flight.push(launch(holder));
     }
     let mut verified: Vec<VerifiedShare> = Vec::with_capacity(need);
-    let mut failures = Vec::new();
+    let mut failures: Vec<HolderFailure> = Vec::new();
     let mut paths = PathCounts::default();
+    // Holders that were unreachable (no answer in time, a dial that failed) are asked once
+    // more when every other holder has answered and shares are still missing: on a loaded
+    // machine or a lossy link a live holder can miss one request's timeout.
+    let mut unreachable: Vec<TicketHolder> = Vec::new();
+    let mut asked_again = false;
     while verified.len() < need {
         let next = tokio::time::timeout(hedge_after, in_flight.next()).await;
         let (holder, result) = match next {
             Ok(Some(done)) => done,
+            Ok(None) if !asked_again && !unreachable.is_empty() => {
+                asked_again = true;
+                for h in unreachable.drain(..) {
+                    tracing::debug!(holder = %h.node.short(), "asking an unreachable holder once more");
+                    in_flight.push(launch(&h));
+                }
+                continue;
+            }
             Ok(None) => break,
             Err(_) => {
                 // Slow holders: hedge with one more, keep waiting for the slow ones too.
@@ -261,8 +274,16 @@ pub(crate) async fn fetch(
                 .map_err(|e| HolderProblem::BadShare(e.to_string()))
         });
         match outcome {
-            Ok(share) => verified.push(share),
+            Ok(share) => {
+                // A holder asked again that answered is no failure.
+                failures.retain(|f| f.node != holder.node);
+                verified.push(share);
+            }
             Err(problem) => {
+                if matches!(problem, HolderProblem::Unreachable(_)) && !asked_again {
+                    unreachable.push(holder.clone());
+                }
+                failures.retain(|f| f.node != holder.node);
                 failed(&mut failures, &holder, problem);
                 // Replace the failed holder by the next one not yet asked.
                 if let Some(h) = waiting.next() {
