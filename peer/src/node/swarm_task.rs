@@ -1,17 +1,20 @@
 //! The swarm task: one `select!` over swarm events and owner commands; bounded both ways.
 
+mod relaying;
+
+use relaying::{RESERVATION_RETRY, Reservation, is_relayed, on_relay_client_event, on_relay_event};
+
 use super::NodeError;
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::codec::RequestFrame;
 use super::config::{NodeConfig, Protocol};
 use super::handle::{Answer, Command, ConnectionPath, DroppedEvents, NodeHandle, RoundTrips};
 use futures::StreamExt;
-use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::multiaddr::Protocol as Part;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts};
-use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, kad, ping, relay};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -149,26 +152,10 @@ struct SwarmTask {
     relays: HashMap<PeerId, Reservation>,
 }
 
-/// A reservation on one relay: asked for (by listening on the circuit address) once a
-/// connection to the relay is up, asked for again when its listener closes.
-struct Reservation {
-    /// `<relay>/p2p/<relay id>/p2p-circuit`.
-    circuit: Multiaddr,
-    /// The listener while a reservation is asked for or held.
-    listener: Option<ListenerId>,
-}
-
-/// How often reservations that are missing are asked for again (and their relays dialled).
-const RESERVATION_RETRY: std::time::Duration = std::time::Duration::from_secs(20);
-
 type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;
 
 /// Kademlia lookups in flight at once; past it a lookup answers "nothing found" at once.
 const MAX_LOOKUPS: usize = 32;
-
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| matches!(p, Part::P2pCircuit))
-}
 
 impl SwarmTask {
     async fn run(mut self) {
@@ -185,49 +172,6 @@ impl SwarmTask {
             }
         }
         tracing::debug!(peer = %self.swarm.local_peer_id(), "node stopped");
-    }
-
-    /// Asks for the reservations not held: on a relay we are connected to, listen on its circuit
-    /// address (the relay client reuses the connection); otherwise dial the relay, and the
-    /// reservation follows when the connection is up. Listening while a dial to the relay is
-    /// under way would lose the reservation (the relay client's own dial is refused).
-    fn keep_reservations(&mut self) {
-        let missing: Vec<PeerId> = self
-            .relays
-            .iter()
-            .filter(|(_, r)| r.listener.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for relay in missing {
-            self.reserve_on(relay);
-        }
-    }
-
-    fn reserve_on(&mut self, relay: PeerId) {
-        let connected = self.swarm.is_connected(&relay);
-        let Some(reservation) = self.relays.get_mut(&relay) else {
-            return;
-        };
-        if reservation.listener.is_some() {
-            return;
-        }
-        if connected {
-            match self.swarm.listen_on(reservation.circuit.clone()) {
-                Ok(id) => reservation.listener = Some(id),
-                Err(e) => {
-                    tracing::warn!(%relay, error = %super::error_chain(&e), "relay reservation not asked for");
-                }
-            }
-        } else {
-            let relay_addr: Multiaddr = reservation
-                .circuit
-                .iter()
-                .take_while(|p| !matches!(p, Part::P2pCircuit))
-                .collect();
-            if let Err(e) = self.swarm.dial(relay_addr) {
-                tracing::debug!(%relay, error = %e, "relay not dialled");
-            }
-        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -470,57 +414,9 @@ impl SwarmTask {
                     rtts.insert(peer, rtt);
                 }
             }
-            MeshBehaviourEvent::RelayClient(event) => match event {
-                relay::client::Event::ReservationReqAccepted {
-                    relay_peer_id,
-                    renewal: false,
-                    ..
-                } => tracing::info!(relay = %relay_peer_id, "relay reservation accepted"),
-                other => tracing::debug!(?other, "relay client"),
-            },
-            MeshBehaviourEvent::Relay(event) => match event {
-                relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
-                    tracing::debug!(peer = %src_peer_id, "relay: reservation granted");
-                }
-                relay::Event::ReservationReqDenied { src_peer_id, .. } => {
-                    tracing::info!(peer = %src_peer_id, "relay: reservation refused (limits)");
-                }
-                relay::Event::CircuitReqDenied {
-                    src_peer_id,
-                    dst_peer_id,
-                    ..
-                } => tracing::info!(
-                    src = %src_peer_id,
-                    dst = %dst_peer_id,
-                    "relay: circuit refused (limits or no reservation)"
-                ),
-                other => tracing::debug!(?other, "relay server"),
-            },
-            MeshBehaviourEvent::Dcutr(dcutr::Event {
-                remote_peer_id,
-                result,
-            }) => match result {
-                Ok(connection_id) => {
-                    tracing::info!(peer = %remote_peer_id, "hole punched: direct connection");
-                    self.paths
-                        .insert(connection_id, (remote_peer_id, ConnectionPath::HolePunched));
-                    // Later requests go direct (request-response spreads them over every
-                    // connection to the peer) and the relay's circuit is freed. A request still
-                    // on the relayed connection fails as "connection lost"; callers retry that.
-                    let relayed: Vec<ConnectionId> = self
-                        .paths
-                        .iter()
-                        .filter(|(_, (peer, path))| {
-                            *peer == remote_peer_id && *path == ConnectionPath::Relayed
-                        })
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in relayed {
-                        self.swarm.close_connection(id);
-                    }
-                }
-                Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed"),
-            },
+            MeshBehaviourEvent::RelayClient(event) => on_relay_client_event(event),
+            MeshBehaviourEvent::Relay(event) => on_relay_event(event),
+            MeshBehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
             MeshBehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
