@@ -195,12 +195,13 @@ impl CoordinatorDb {
         Ok(())
     }
 
-    /// A table whose values are byte strings; `None` if the table was never created.
-    fn dump<K: redb::Key + 'static>(
+    /// Every row of a table, each key and value as bytes; `None` if the table was never created.
+    fn dump_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
         txn: &ReadTransaction,
-        def: TableDefinition<'static, K, &'static [u8]>,
+        def: TableDefinition<'static, K, V>,
         key_bytes: impl Fn(K::SelfType<'_>) -> Vec<u8>,
+        value_bytes: impl Fn(V::SelfType<'_>) -> Vec<u8>,
     ) -> Result<Option<SnapshotTable>, DbError> {
         const OP: &str = "taking a snapshot";
         let t = match txn.open_table(def) {
@@ -213,13 +214,23 @@ impl CoordinatorDb {
             let (k, v) = entry.map_err(|e| self.err(OP, e))?;
             rows.push(SnapshotRow {
                 key: key_bytes(k.value()),
-                value: v.value().to_vec(),
+                value: value_bytes(v.value()),
             });
         }
         Ok(Some(SnapshotTable {
             name: def.name().to_string(),
             rows,
         }))
+    }
+
+    /// A table whose values are byte strings.
+    fn dump<K: redb::Key + 'static>(
+        &self,
+        txn: &ReadTransaction,
+        def: TableDefinition<'static, K, &'static [u8]>,
+        key_bytes: impl Fn(K::SelfType<'_>) -> Vec<u8>,
+    ) -> Result<Option<SnapshotTable>, DbError> {
+        self.dump_table(txn, def, key_bytes, |v: &[u8]| v.to_vec())
     }
 
     fn dump_records<const N: usize>(
@@ -236,24 +247,7 @@ impl CoordinatorDb {
         txn: &ReadTransaction,
         def: TableDefinition<'static, &'static [u8; N], ()>,
     ) -> Result<Option<SnapshotTable>, DbError> {
-        const OP: &str = "taking a snapshot";
-        let t = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.err(OP, e)),
-        };
-        let mut rows = Vec::new();
-        for entry in t.iter().map_err(|e| self.err(OP, e))? {
-            let (k, _) = entry.map_err(|e| self.err(OP, e))?;
-            rows.push(SnapshotRow {
-                key: k.value().to_vec(),
-                value: Vec::new(),
-            });
-        }
-        Ok(Some(SnapshotTable {
-            name: def.name().to_string(),
-            rows,
-        }))
+        self.dump_table(txn, def, |k: &[u8; N]| k.to_vec(), |()| Vec::new())
     }
 
     /// Inserts a table of UTF-8 keys and byte-string values.
