@@ -239,17 +239,6 @@ fn fetch_with_fresh_ticket(dir: &Path, session: &str, ticket: &Path) -> Vec<u8> 
     }
 }
 
-/// A coordinator initialised (never started) in `<tmp>/c`.
-fn stopped_coordinator() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = tmp.path().join("c");
-    run_ok(
-        &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
-        &[("--data-dir", &c)],
-    );
-    (tmp, c)
-}
-
 const KNOWN_REQUESTER: &str = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
 
 #[test]

@@ -257,17 +257,6 @@ fn assert_in_order(trail: &str, expected: &[(&str, &str)]) {
 /// A valid PeerId the stopped-coordinator tests add as a requester.
 const KNOWN_REQUESTER: &str = "12D3KooWLbwY9UYf7ZXkU9NxYW7reLkwtWfk3PUY4q88fXQZBB5X";
 
-/// A coordinator initialised (never started) in `<tmp>/c`.
-fn stopped_coordinator() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = tmp.path().join("c");
-    run_ok(
-        &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
-        &[("--data-dir", &c)],
-    );
-    (tmp, c)
-}
-
 #[test]
 fn unknown_ids_are_not_found_exit_1_and_leave_a_stopped_coordinator_as_it_was() {
     let (_tmp, c) = stopped_coordinator();

@@ -151,3 +151,14 @@ pub fn session_ticket(dir: &Path, session: &str, out: &Path) {
         &[("--data-dir", dir)],
     );
 }
+
+/// A coordinator initialised (never started) in `<tmp>/c`.
+pub fn stopped_coordinator() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c");
+    super::run_ok(
+        &["coordinator", "init", "--listen", "/ip4/127.0.0.1/tcp/7400"],
+        &[("--data-dir", &c)],
+    );
+    (tmp, c)
+}
