@@ -25,7 +25,8 @@ pub struct TestPeer {
 }
 
 pub async fn admin_async(coord_socket: std::path::PathBuf, what: AdminCall) -> AdminAnswer {
-    tokio::task::spawn_blocking(move || {
+    let socket = coord_socket.clone();
+    let answer = tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -33,8 +34,20 @@ pub async fn admin_async(coord_socket: std::path::PathBuf, what: AdminCall) -> A
         rt.block_on(call(&coord_socket, &what))
     })
     .await
-    .unwrap()
-    .unwrap()
+    .unwrap();
+    answer.unwrap_or_else(|e| {
+        // Say why: the end of the coordinator's log next to its socket.
+        let log = socket.with_file_name("coordinator.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "admin call on {} failed: {e}\nlast lines of {}:\n{}",
+            socket.display(),
+            log.display(),
+            tail.join("\n")
+        )
+    })
 }
 
 pub async fn sessions(coord: &CoordinatorProc) -> Vec<SessionRecord> {

@@ -48,6 +48,25 @@ pub async fn serve(
     serve_with(path, db, to_loop, AdminLimits::default()).await
 }
 
+/// Binds the socket under a temporary name, listens, restricts it to mode 0600 and only then
+/// renames it to `path`: whoever sees `path` can connect at once (a client waiting for the file
+/// never meets a bound socket that does not listen yet), and it is 0600 before it has its name.
+fn bind_ready(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".binding-{}", std::process::id()));
+    let staging = std::path::PathBuf::from(staging);
+    let _ = std::fs::remove_file(&staging);
+    let listener = tokio::net::UnixListener::bind(&staging)?;
+    let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&staging, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&staging);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
 /// Serves the admin socket: each connection sends one command within `limits.read_deadline`
 /// and gets one answer; at most `limits.max_connections` are served at once. Refused
 /// connections (too many, too slow, a bad frame) are logged and closed; the socket keeps serving.
@@ -57,10 +76,7 @@ pub async fn serve_with(
     to_loop: mpsc::Sender<AdminRequest>,
     limits: AdminLimits,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::remove_file(path);
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = bind_ready(path)?;
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::spawn(async move {
         loop {
