@@ -2,15 +2,15 @@
 //! session, then run the workload and the fault timeline for the scenario's duration while the
 //! observer samples; finally build the report.
 
-use crate::faults::{Event, Timeline, exponential};
-use crate::fleet::{Down, Fleet, FleetContext, derive, memory_addr};
+use crate::Scenario;
+use crate::faults::Timeline;
+use crate::fleet::{Fleet, FleetContext, derive, memory_addr};
 use crate::observe::{Observer, rss_mib};
 use crate::report::{self, AppliedEvent, Report, RunFacts};
 use crate::workload::Workload;
-use crate::{Role, Scenario};
 use coordinator::config::CoordinatorConfig;
 use coordinator::db::{CoordinatorDb, CoordinatorSecrets, Enrolment};
-use coordinator::service::{self, AdminRequest};
+use coordinator::service;
 use peer::node::NodeConfig;
 use protocols::identity::NodeKey;
 use std::collections::BTreeMap;
@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+mod events;
+use events::apply;
 
 /// Run failures.
 #[derive(Debug, Error)]
@@ -103,7 +106,7 @@ fn coordinator_config(s: &Scenario, dir: PathBuf) -> CoordinatorConfig {
     c
 }
 
-fn enrolment(region: &str, operator: &str) -> Enrolment {
+pub(crate) fn enrolment(region: &str, operator: &str) -> Enrolment {
     Enrolment {
         region: region.to_string(),
         operator: operator.to_string(),
@@ -386,117 +389,4 @@ impl Drop for OwnRuntime {
             runtime.shutdown_background();
         }
     }
-}
-
-/// Applies one event; returns what to log.
-async fn apply(
-    fleet: &mut Fleet,
-    timeline: &mut Timeline,
-    coordinator: &service::Handle,
-    db: &Arc<CoordinatorDb>,
-    event: &Event,
-    at_s: f64,
-    facts: &mut RunFacts,
-) -> Result<Option<String>, SimError> {
-    let scenario_churn = fleet_churn(fleet);
-    let in_regions = |fleet: &Fleet, regions: &[String]| -> Vec<usize> {
-        fleet
-            .peers
-            .iter()
-            .filter(|p| regions.contains(&p.region))
-            .map(|p| p.index)
-            .collect()
-    };
-    let what = match event {
-        Event::Leave => {
-            let Some(index) = fleet.random_running() else {
-                return Ok(None);
-            };
-            let permanent = fleet.unit() < scenario_churn.permanent_fraction;
-            let back_after = exponential(fleet.unit(), scenario_churn.offline_mean_s.max(0.1));
-            if let Some(p) = fleet.peers.get_mut(index) {
-                p.down.insert(Down::Churn);
-                p.gone = permanent;
-            }
-            fleet.reconcile(index).await?;
-            facts.left.insert(index);
-            if permanent {
-                facts.left_for_good += 1;
-            } else {
-                timeline.push(at_s + back_after, Event::Return { index });
-            }
-            None
-        }
-        Event::Return { index } => {
-            if let Some(p) = fleet.peers.get_mut(*index) {
-                p.down.remove(&Down::Churn);
-            }
-            fleet.reconcile(*index).await?;
-            facts.returned += 1;
-            None
-        }
-        Event::Join => {
-            let index = fleet.add(Role::Honest)?;
-            if let Some(p) = fleet.peers.get(index) {
-                let e = enrolment(&p.region, &p.operator);
-                let (store, node) = (db.clone(), p.node);
-                let _ = tokio::task::spawn_blocking(move || store.enrol(&node, &e)).await;
-                let _ = coordinator
-                    .admin
-                    .send(AdminRequest::Enrol {
-                        node: p.node,
-                        region: p.region.clone(),
-                        operator: p.operator.clone(),
-                    })
-                    .await;
-            }
-            fleet.reconcile(index).await?;
-            facts.joined += 1;
-            None
-        }
-        Event::PartitionStart { regions } | Event::PartitionEnd { regions } => {
-            let start = matches!(event, Event::PartitionStart { .. });
-            let affected = in_regions(fleet, regions);
-            for &i in &affected {
-                if let Some(p) = fleet.peers.get_mut(i) {
-                    if start {
-                        p.down.insert(Down::Partition);
-                    } else {
-                        p.down.remove(&Down::Partition);
-                    }
-                }
-                fleet.reconcile(i).await?;
-            }
-            Some(format!(
-                "partition of {} ({} devices) {}",
-                regions.join(", "),
-                affected.len(),
-                if start { "starts" } else { "heals" }
-            ))
-        }
-        Event::OutageStart { region } | Event::OutageEnd { region } => {
-            let start = matches!(event, Event::OutageStart { .. });
-            let affected = in_regions(fleet, std::slice::from_ref(region));
-            for &i in &affected {
-                if let Some(p) = fleet.peers.get_mut(i) {
-                    if start {
-                        p.down.insert(Down::Outage);
-                    } else {
-                        p.down.remove(&Down::Outage);
-                    }
-                }
-                fleet.reconcile(i).await?;
-            }
-            Some(format!(
-                "region {region} ({} devices) {}",
-                affected.len(),
-                if start { "goes down" } else { "comes back" }
-            ))
-        }
-    };
-    Ok(what)
-}
-
-fn fleet_churn(fleet: &Fleet) -> crate::scenario::Churn {
-    fleet.scenario().churn.clone()
 }
