@@ -3,6 +3,7 @@
 mod backup;
 mod data_dir;
 mod fleet;
+mod init;
 mod passphrase;
 mod reach;
 mod restore;
@@ -10,19 +11,17 @@ mod status;
 
 pub use fleet::{PeersCommand, SessionsCommand};
 
-use super::systemd::{self, ConfigTarget};
+use super::systemd;
 use anyhow::{Context, bail};
 use coordinator::admin::{self, AdminAnswer, AdminCall};
 use coordinator::config::CoordinatorConfig;
-use coordinator::db::{CoordinatorDb, CoordinatorSecrets};
-use protocols::identity::NodeKey;
+use coordinator::db::CoordinatorDb;
 use protocols::ids::NodeId;
-use rand::rngs::SysRng;
-use rand_core::{Rng, UnwrapErr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use data_dir::{default_data_dir, env_data_dir};
+use data_dir::default_data_dir;
+pub use init::InitArgs;
 
 /// `coordinator` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -133,39 +132,6 @@ pub struct RunArgs {
     pub log_format: super::LogFormat,
 }
 
-/// Options of `coordinator init`.
-#[derive(Debug, clap::Args)]
-pub struct InitArgs {
-    /// Data directory (default `ENTROSHARD_DATA_DIR`, else `entroshard-coordinator`).
-    #[arg(long, default_value_os_t = env_data_dir().unwrap_or_else(|| PathBuf::from("entroshard-coordinator")))]
-    pub data_dir: PathBuf,
-    /// Listen addresses (repeatable); default TCP 7400 and QUIC 7400 on every interface.
-    #[arg(long)]
-    pub listen: Vec<String>,
-    /// Credited bits required before a key is derived.
-    #[arg(long)]
-    pub min_credited_bits: Option<u64>,
-    /// Distinct contributors required before a key is derived.
-    #[arg(long)]
-    pub min_contributors: Option<usize>,
-    /// Seconds between attestation challenges.
-    #[arg(long)]
-    pub attestation_interval: Option<f64>,
-    /// Seconds between crediting rounds (per-peer credit caps reset each round).
-    #[arg(long)]
-    pub credit_round: Option<f64>,
-    /// Serve Prometheus /metrics, /health and /ready on this address (e.g. 127.0.0.1:9400).
-    #[arg(long)]
-    pub metrics: Option<std::net::SocketAddr>,
-    /// Longest a ticket lives, seconds (default 3600); `ticket_ttl_s` in the config.
-    #[arg(long)]
-    pub ticket_ttl: Option<u64>,
-    /// Where to write the config (default `<data-dir>/coordinator.toml`). A comment-only
-    /// template there, such as the package's `/etc/entroshard/coordinator.toml`, is filled in.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-}
-
 /// A PeerId argument.
 #[derive(Debug, clap::Args)]
 pub struct PeerArg {
@@ -242,7 +208,7 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match command {
-        CoordinatorCommand::Init(args) => init(args),
+        CoordinatorCommand::Init(args) => init::init(args),
         CoordinatorCommand::Run(args) => {
             super::init_tracing(args.log_format);
             let config_path = args
@@ -440,100 +406,4 @@ pub fn answer_of(
         }
     };
     Ok(answer)
-}
-
-fn init(args: InitArgs) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("coordinator.toml"));
-    let listen = if args.listen.is_empty() {
-        vec![
-            "/ip4/0.0.0.0/tcp/7400".into(),
-            "/ip4/0.0.0.0/udp/7400/quic-v1".into(),
-        ]
-    } else {
-        args.listen
-    };
-    let mut config = CoordinatorConfig::new(args.data_dir.clone(), listen);
-    if let Some(v) = args.min_credited_bits {
-        config.min_credited_bits = v;
-    }
-    if let Some(v) = args.min_contributors {
-        config.min_contributors = v;
-    }
-    if let Some(v) = args.attestation_interval {
-        config.attestation_interval_s = v;
-    }
-    if let Some(v) = args.credit_round {
-        config.credit_round_s = v;
-    }
-    config.metrics = args.metrics;
-    if let Some(v) = args.ticket_ttl {
-        config.ticket_ttl_s = v;
-    }
-    // Everything is checked before anything is written: a refused command leaves no file behind
-    // and can be run again as typed, corrected.
-    config.validate().map_err(anyhow::Error::msg)?;
-    let target = systemd::config_target(&config_path)?;
-    let settings = toml::to_string_pretty(&config).context("encoding the config")?;
-    for existing in [
-        config.identity_path(),
-        config.master_key_path(),
-        config.db_path(),
-    ] {
-        if std::fs::symlink_metadata(&existing).is_ok() {
-            bail!(
-                "{} already exists: {} already holds a coordinator",
-                existing.display(),
-                args.data_dir.display()
-            );
-        }
-    }
-    // Peers running this very build are allowed; other builds must be allowed explicitly.
-    let own = peer::agent::measure::binary_sha256().context("hashing the running binary")?;
-    let mut os = UnwrapErr(SysRng);
-    let key = NodeKey::generate(&mut os);
-    let mut written = super::Written::default();
-    written.create_dir_all(&args.data_dir)?;
-    let result = (|| -> anyhow::Result<()> {
-        std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("making {} private", args.data_dir.display()))?;
-        written.secret(&config.identity_path(), key.secret_bytes())?;
-        coordinator::master_key::create(&config.master_key_path())?;
-        written.file(&config.master_key_path());
-        written.file(&config.db_path());
-        let db = CoordinatorDb::open(&config.db_path())?;
-        std::fs::set_permissions(config.db_path(), std::fs::Permissions::from_mode(0o600))?;
-        let mut secrets = CoordinatorSecrets {
-            noise_static: [0; 32],
-        };
-        os.fill_bytes(&mut secrets.noise_static);
-        db.init_secrets(&secrets)?;
-        db.allow_binary(own)?;
-        match &target {
-            ConfigTarget::New => {
-                config.save_new(&config_path).map_err(anyhow::Error::msg)?;
-                written.file(&config_path);
-            }
-            ConfigTarget::Template(template) => {
-                written.template(&config_path, template);
-                systemd::fill_template(&config_path, &settings, template)?;
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        written.undo();
-        return Err(e);
-    }
-    let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
-    outln!("coordinator initialised in {}", args.data_dir.display());
-    outln!("peer id {peer_id}");
-    outln!("allowed peer binary {}", protocols::ids::hex8(&own));
-    outln!(
-        "peers pin it with: entroshard peer init --coordinator /ip4/<address>/tcp/<port>/p2p/{peer_id} ..."
-    );
-    Ok(())
 }
