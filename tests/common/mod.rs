@@ -131,6 +131,11 @@ pub fn init_peer_with(
     );
 }
 
+/// Samples in a test peer's first-start assessment and in the coordinator's entropy audits of
+/// it: enough for the ten SP 800-90B estimators to give a model (credit stays capped by the
+/// source's declared rate), few enough that a debug fleet beside other work starts in seconds.
+pub const TEST_WINDOW_SAMPLES: &str = "16384";
+
 /// `init_peer_with` run through `cmd` (the binary itself, or an emulator running another build).
 /// Listeners on ephemeral loopback ports, a contribution every 0.2 s and a heartbeat every 0.5 s
 /// unless `extra` gives `--listen`, `--contribution-interval` or `--heartbeat-interval`.
@@ -188,11 +193,17 @@ pub fn init_peer_via(
                 Vec::new()
             } else {
                 // The machine's own CPU-jitter source, assessed on fewer samples than a device's
-                // 1,000,000 so a test fleet starts in seconds; the polled sensors are left out so
-                // five debug-build peers do not keep two cores busy reading /proc (`seed` is
-                // unused: real noise has none).
+                // 1,000,000 so a test fleet starts in seconds even on a busy machine (the ten
+                // estimators over each window are most of a debug fleet's start-up); the polled
+                // sensors are left out so five debug-build peers do not keep two cores busy
+                // reading /proc (`seed` is unused: real noise has none).
                 let _ = seed;
-                vec!["--assess-samples", "200000", "--only-source", "jitter"]
+                vec![
+                    "--assess-samples",
+                    TEST_WINDOW_SAMPLES,
+                    "--only-source",
+                    "jitter",
+                ]
             },
         )
         .args(extra)
@@ -352,7 +363,8 @@ pub fn spawn_coordinator(min_bits: u64, min_contributors: usize) -> CoordinatorP
 }
 
 /// `spawn_coordinator` with extra `coordinator init` arguments (an extra
-/// `--attestation-interval` replaces the default of 2 s).
+/// `--attestation-interval` replaces the default of 2 s, an extra `--entropy-audit-samples` the
+/// default of [`TEST_WINDOW_SAMPLES`]).
 pub fn spawn_coordinator_with(
     min_bits: u64,
     min_contributors: usize,
@@ -383,6 +395,12 @@ pub fn spawn_coordinator_with(
     .to_vec();
     if !extra.contains(&"--attestation-interval") {
         args.extend(["--attestation-interval".to_string(), "2".to_string()]);
+    }
+    if !extra.contains(&"--entropy-audit-samples") {
+        args.extend([
+            "--entropy-audit-samples".to_string(),
+            TEST_WINDOW_SAMPLES.to_string(),
+        ]);
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
