@@ -3,6 +3,28 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Config file problems (the same shape as the peer's `peer::config::ConfigError`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Read or write failed.
+    #[error("config {}: {source}", path.display())]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema, or a setting is out of range.
+    #[error("config {} is invalid: {detail}", path.display())]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
 /// How the coordinator runs. A key it does not know is refused by name (a misspelt setting
 /// would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,12 +197,17 @@ impl CoordinatorConfig {
     }
 
     /// Reads and checks a config file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let config: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |detail: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let config: Self = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
         Ok(config)
     }
 
@@ -236,16 +263,23 @@ impl CoordinatorConfig {
     }
 
     /// Writes a new config file (refuses to overwrite).
-    pub fn save_new(&self, path: &Path) -> Result<(), String> {
+    pub fn save_new(&self, path: &Path) -> Result<(), ConfigError> {
         use std::io::Write;
-        let text = toml::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let io = |source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(io)?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(io)
     }
 }

@@ -214,7 +214,7 @@ pub fn run(command: CoordinatorCommand) -> anyhow::Result<()> {
             let config_path = args
                 .config
                 .unwrap_or_else(|| args.data_dir.join("coordinator.toml"));
-            let config = CoordinatorConfig::load(&config_path).map_err(anyhow::Error::msg)?;
+            let config = CoordinatorConfig::load(&config_path)?;
             let key = peer::identity::read_key(&config.identity_path())?;
             let db = Arc::new(CoordinatorDb::open(&config.db_path())?);
             let socket = config.admin_socket();

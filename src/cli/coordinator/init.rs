@@ -123,7 +123,7 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
         db.allow_binary(own)?;
         match &target {
             ConfigTarget::New => {
-                config.save_new(&config_path).map_err(anyhow::Error::msg)?;
+                config.save_new(&config_path)?;
                 written.file(&config_path);
             }
             ConfigTarget::Template(template) => {
