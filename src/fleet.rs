@@ -18,6 +18,9 @@ pub(crate) struct CoordinatorSettings {
     pub min_credited_bits: u64,
     /// Distinct contributors the pool must have heard from.
     pub min_contributors: usize,
+    /// Samples in each entropy audit (`--entropy-audit-samples`); the coordinator's default
+    /// when `None`.
+    pub entropy_audit_samples: Option<u32>,
 }
 
 /// How peers are placed and configured; peer i gets region `i mod R` and operator
@@ -155,6 +158,12 @@ impl Fleet {
                 "1",
                 "--credit-round",
                 "1",
+                "--entropy-audit-samples",
+                &settings
+                    .coordinator
+                    .entropy_audit_samples
+                    .unwrap_or(coordinator::config::DEFAULT_ENTROPY_AUDIT_SAMPLES)
+                    .to_string(),
             ],
             &dir,
         )?;

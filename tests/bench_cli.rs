@@ -28,6 +28,12 @@ fn a_short_bench_prints_positive_figures_as_json() {
             "3",
             "--no-large",
             "--json",
+            // What is tested is the bench's report, not the estimators: short windows and two
+            // rotations start and finish a debug fleet sooner on a busy machine (decision 0050).
+            "--window-samples",
+            common::TEST_WINDOW_SAMPLES,
+            "--rotations",
+            "2",
         ])
         .output()
         .expect("the entroshard binary runs");
@@ -109,6 +115,7 @@ fn a_bench_killed_with_sigkill_leaves_no_coordinator_or_peer_running() {
     use std::io::BufRead;
     let mut bench = Command::new(env!("CARGO_BIN_EXE_entroshard"))
         .args(["bench", "--requests", "5", "--cold", "1", "--no-large"])
+        .args(["--window-samples", common::TEST_WINDOW_SAMPLES])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -136,8 +136,11 @@ fn d_clone_events() -> u32 {
 fn d_holder_audit() -> f64 {
     60.0
 }
+/// Raw samples asked for in an entropy audit unless the config says otherwise.
+pub const DEFAULT_ENTROPY_AUDIT_SAMPLES: u32 = 100_000;
+
 fn d_audit_samples() -> u32 {
-    100_000
+    DEFAULT_ENTROPY_AUDIT_SAMPLES
 }
 fn d_audit_interval() -> f64 {
     600.0

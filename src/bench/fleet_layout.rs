@@ -36,6 +36,7 @@ pub(crate) const PEER_SOURCES: (&[&str], usize) = (&["jitter", "hwrng"], 200_000
 
 pub(crate) fn start(
     coordinator: CoordinatorSettings,
+    assess_samples: usize,
     deadline: &Deadline,
 ) -> anyhow::Result<Fleet> {
     let settings = FleetSettings {
@@ -43,7 +44,7 @@ pub(crate) fn start(
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            real_sources: PEER_SOURCES,
+            real_sources: (PEER_SOURCES.0, assess_samples),
             address_per_peer: true,
             coordinator_over_quic: true,
             contribution_interval_s: CONTRIBUTION_INTERVAL_S,

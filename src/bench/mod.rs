@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Global deadline in seconds (default 600, plus one second per --sessions).
     #[arg(long)]
     pub deadline: Option<u64>,
+    /// Samples in each peer's first-start assessment and in each of the coordinator's entropy
+    /// audits (default 200,000 and 100,000): fewer start the fleet sooner on a slow machine.
+    #[arg(long)]
+    pub window_samples: Option<u32>,
 }
 
 /// The progress bar on a terminal; unset when stderr is not one (plain `[bench]` lines then).
@@ -95,6 +99,12 @@ fn progress(line: &str) {
         }
         None => eprintln!("[bench] {line}"),
     }
+}
+
+/// Samples in each peer's first-start assessment.
+fn assess_samples(args: &BenchArgs) -> usize {
+    args.window_samples
+        .map_or(fleet_layout::PEER_SOURCES.1, |n| n as usize)
 }
 
 /// Runs the benchmark.
@@ -135,9 +145,10 @@ async fn measure_everything(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let settings = CoordinatorSettings {
         min_credited_bits: args.min_credited_bits,
         min_contributors: args.min_contributors,
+        entropy_audit_samples: args.window_samples,
     };
     progress("starting the coordinator");
-    let mut fleet = fleet_layout::start(settings, &deadline)?;
+    let mut fleet = fleet_layout::start(settings, assess_samples(args), &deadline)?;
     let measured = measure_on(&mut fleet, args, &deadline, started).await;
     let tails = measured.is_err().then(|| fleet.log_tails(12));
     drop(fleet);
@@ -339,7 +350,7 @@ async fn measure_on(
             sources: format!(
                 "this machine's {} ({}-sample assessment)",
                 fleet_layout::PEER_SOURCES.0.join(" and "),
-                fleet_layout::PEER_SOURCES.1
+                assess_samples(args)
             ),
             contribution_interval_s: CONTRIBUTION_INTERVAL_S,
             peer_fetch_rate_per_s: PEER_FETCH_RATE_PER_S,

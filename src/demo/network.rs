@@ -28,6 +28,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         coordinator: CoordinatorSettings {
             min_credited_bits: args.min_credited_bits,
             min_contributors: args.min_contributors,
+            entropy_audit_samples: None,
         },
         peers: PeerLayout {
             regions: &REGIONS,
