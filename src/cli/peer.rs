@@ -1,6 +1,6 @@
 //! `entroshard peer init|run`: set up and run the device agent.
 
-use super::systemd::{self, ConfigTarget};
+use super::systemd;
 use anyhow::Context;
 use peer::config::{
     FeedConfig, PeerConfig, RelayReservation, ResourceProfile, SimulatedSourceConfig, SourcesConfig,
@@ -258,16 +258,9 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
         if let Some(token) = &args.join_token {
             written.secret(&config.join_token_path(), token.trim().as_bytes())?;
         }
-        match &target {
-            ConfigTarget::New => {
-                config.save_new(&config_path)?;
-                written.file(&config_path);
-            }
-            ConfigTarget::Template(template) => {
-                written.template(&config_path, template);
-                systemd::fill_template(&config_path, &settings, template)?;
-            }
-        }
+        systemd::write_config(&mut written, &config_path, &target, &settings, |path| {
+            Ok(config.save_new(path)?)
+        })?;
         PeerConfig::load(&config_path).context("the written config does not load back")?;
         Ok(())
     })();

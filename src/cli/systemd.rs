@@ -104,6 +104,29 @@ pub fn fill_template(path: &Path, settings: &str, template: &str) -> anyhow::Res
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes `init`'s config to `path` as [`config_target`] decided: a new file through `save_new`,
+/// or the generated `settings` into the packaged template; either way recorded in `written` so a
+/// later failure undoes it.
+pub fn write_config(
+    written: &mut super::Written,
+    path: &Path,
+    target: &ConfigTarget,
+    settings: &str,
+    save_new: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match target {
+        ConfigTarget::New => {
+            save_new(path)?;
+            written.file(path);
+        }
+        ConfigTarget::Template(template) => {
+            written.template(path, template);
+            fill_template(path, settings, template)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

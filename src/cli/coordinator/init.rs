@@ -2,7 +2,7 @@
 //! every input checked before anything is written, and everything written undone on failure.
 
 use super::data_dir::env_data_dir;
-use crate::cli::systemd::{self, ConfigTarget};
+use crate::cli::systemd;
 use anyhow::{Context, bail};
 use coordinator::config::CoordinatorConfig;
 use coordinator::db::{CoordinatorDb, CoordinatorSecrets};
@@ -121,17 +121,9 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
         os.fill_bytes(&mut secrets.noise_static);
         db.init_secrets(&secrets)?;
         db.allow_binary(own)?;
-        match &target {
-            ConfigTarget::New => {
-                config.save_new(&config_path)?;
-                written.file(&config_path);
-            }
-            ConfigTarget::Template(template) => {
-                written.template(&config_path, template);
-                systemd::fill_template(&config_path, &settings, template)?;
-            }
-        }
-        Ok(())
+        systemd::write_config(&mut written, &config_path, &target, &settings, |path| {
+            Ok(config.save_new(path)?)
+        })
     })();
     if let Err(e) = result {
         written.undo();
