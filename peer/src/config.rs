@@ -337,7 +337,7 @@ pub struct PeerConfig {
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
     /// Run Kademlia in server mode from the start (only for nodes others can reach). Otherwise
-    /// libp2p turns it on once the node has a confirmed external address (a relay reservation).
+    /// AutoNAT decides: a server once a direct address of the peer is confirmed reachable.
     #[serde(default)]
     pub kad_server: bool,
     /// Serve as a circuit relay v2 for NATed peers (only on a device others can reach), within

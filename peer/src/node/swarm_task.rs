@@ -1,14 +1,18 @@
 //! The swarm task: one `select!` over swarm events and owner commands; bounded both ways.
 
+mod discovery;
 mod relaying;
 
-use relaying::{RESERVATION_RETRY, Reservation, is_relayed, on_relay_client_event, on_relay_event};
+use relaying::{
+    RESERVATION_RETRY, Reservations, is_relayed, on_relay_client_event, on_relay_event,
+};
 
 use super::NodeError;
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::codec::RequestFrame;
 use super::config::{NodeConfig, Protocol};
 use super::handle::{Answer, Command, ConnectionPath, DroppedEvents, NodeHandle, RoundTrips};
+use super::reachability::{SharedReachability, Tracker};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::multiaddr::Protocol as Part;
@@ -91,7 +95,9 @@ pub(super) async fn spawn(
     let (event_tx, event_rx) = mpsc::channel(config.channel_capacity);
     let dropped = Arc::new(DroppedEvents::default());
     let round_trips = RoundTrips::default();
+    let reachability = SharedReachability::default();
     let handle = NodeHandle {
+        reachability: reachability.clone(),
         peer_id: *swarm.local_peer_id(),
         gossip_sink: config.gossip_sink,
         commands: cmd_tx.clone(),
@@ -108,24 +114,17 @@ pub(super) async fn spawn(
         pending: HashMap::new(),
         paths: HashMap::new(),
         lookups: HashMap::new(),
-        public_listeners: config.relay_server.is_some(),
-        relays: config
-            .relay_listen_addrs()
-            .into_iter()
-            .filter_map(|circuit| {
-                let relay = circuit.iter().find_map(|p| match p {
-                    Part::P2p(id) => Some(id),
-                    _ => None,
-                })?;
-                Some((
-                    relay,
-                    Reservation {
-                        circuit,
-                        listener: None,
-                    },
-                ))
-            })
-            .collect(),
+        // The coordinator (a relay that is a Kademlia server by configuration) is reachable by
+        // definition; a relay peer's addresses are confirmed by AutoNAT like anyone's.
+        public_listeners: config.relay_server.is_some() && (config.kad_server || !config.autonat),
+        reachability,
+        tracker: Tracker::default(),
+        forced_kad_server: config.kad_server,
+        reservations: Reservations::new(
+            config.relay_listen_addrs(),
+            config.max_relay_reservations,
+            config.relay_backoff,
+        ),
     };
     tokio::spawn(task.run());
     (handle, event_rx)
@@ -148,8 +147,14 @@ struct SwarmTask {
     /// device): each non-loopback one is confirmed as external. A relay hands its external
     /// addresses out in reservations and refuses to reserve without any.
     public_listeners: bool,
-    /// The relays this node keeps a reservation on, by relay PeerId.
-    relays: HashMap<PeerId, Reservation>,
+    /// The reservations this node keeps on relays.
+    reservations: Reservations,
+    /// Reachability as AutoNAT found it, shared with the handle.
+    reachability: SharedReachability,
+    /// The AutoNAT outcomes it adds up from.
+    tracker: Tracker,
+    /// Kademlia is a server whatever AutoNAT finds (the coordinator).
+    forced_kad_server: bool,
 }
 
 type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;
@@ -164,7 +169,7 @@ impl SwarmTask {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = retry.tick(), if !self.relays.is_empty() => self.keep_reservations(),
+                _ = retry.tick(), if !self.reservations.is_empty() => self.keep_reservations(),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
@@ -301,21 +306,30 @@ impl SwarmTask {
                 addresses,
                 reason,
             } => {
-                let relay = self
-                    .relays
-                    .iter_mut()
-                    .find(|(_, r)| r.listener == Some(listener_id));
-                match (relay, reason) {
-                    (Some((relay, r)), reason) => {
-                        // Asked for again on the next retry tick or connection to the relay.
-                        r.listener = None;
+                match (
+                    self.reservations
+                        .on_listener_closed(listener_id, std::time::Instant::now()),
+                    reason,
+                ) {
+                    (Some(relay), reason) => {
+                        // Passed over for a while; the next relay in the list takes its place.
                         tracing::info!(%relay, ?reason, "relay reservation ended");
+                        self.keep_reservations();
                     }
                     (None, Err(e)) => {
                         tracing::error!(?addresses, error = %super::error_chain(&e), "listener failed");
                     }
                     (None, Ok(())) => {}
                 }
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+                self.tracker.confirmed(&address);
+                self.on_reachability();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.tracker.expired(&address);
+                self.on_reachability();
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::error!(error = %super::error_chain(&error), "listener error");
@@ -362,6 +376,15 @@ impl SwarmTask {
             } => {
                 self.paths.remove(&connection_id);
                 tracing::debug!(?peer_id, error = %super::error_chain(&error), "dial failed");
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                    && self
+                        .reservations
+                        .on_dial_failed(&peer, std::time::Instant::now())
+                {
+                    tracing::info!(relay = %peer, "relay unreachable; trying the next one");
+                    self.keep_reservations();
+                }
             }
             _ => {}
         }
@@ -417,33 +440,13 @@ impl SwarmTask {
             MeshBehaviourEvent::RelayClient(event) => on_relay_client_event(event),
             MeshBehaviourEvent::Relay(event) => on_relay_event(event),
             MeshBehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
+            MeshBehaviourEvent::Autonat(event) => self.on_autonat_event(event),
             MeshBehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
                 step,
                 ..
-            }) => {
-                let peers = match result {
-                    Ok(ok) => ok.peers,
-                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                };
-                let found: Vec<Multiaddr> = self
-                    .lookups
-                    .get(&id)
-                    .map(|(target, _)| {
-                        peers
-                            .into_iter()
-                            .filter(|p| p.peer_id == *target)
-                            .flat_map(|p| p.addrs)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if (!found.is_empty() || step.last)
-                    && let Some((_, reply)) = self.lookups.remove(&id)
-                {
-                    let _ = reply.send(found);
-                }
-            }
+            }) => self.on_closest_peers(id, result, step.last),
             MeshBehaviourEvent::Attest(e) => self.on_rr_event(Protocol::Attest, e),
             MeshBehaviourEvent::Store(e) => self.on_rr_event(Protocol::Store, e),
             MeshBehaviourEvent::Fetch(e) => self.on_rr_event(Protocol::Fetch, e),
