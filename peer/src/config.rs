@@ -310,8 +310,8 @@ impl ResourceProfile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RelayReservation {
-    /// Unless the peer is a relay itself or listens on loopback only (a test on one machine).
-    /// AutoNAT is meant to decide this (issue 19); until then a device assumes it is behind NAT.
+    /// Unless the peer is a relay itself or listens on loopback only (a test on one machine),
+    /// and while AutoNAT does not find it public (reservations are dropped once it does).
     #[default]
     Auto,
     /// Always reserve.
@@ -422,6 +422,12 @@ impl PeerConfig {
             .chain(&self.relays)
             .filter_map(|a| crate::addr::coordinator_addr(a).ok())
             .collect()
+    }
+
+    /// Whether the reservations of [`Self::reservation_relays`] follow AutoNAT: dropped while the
+    /// device is found public (`relay_reservation = auto`).
+    pub fn reserve_unless_public(&self) -> bool {
+        self.relay_reservation == RelayReservation::Auto
     }
 
     /// The identity file inside the data directory.

@@ -140,6 +140,9 @@ pub struct NodeConfig {
     pub max_relay_reservations: usize,
     /// How long a relay whose reservation or dial failed is passed over.
     pub relay_backoff: Duration,
+    /// Hold no reservation while AutoNAT finds this node public (others dial it directly); hold
+    /// them again if it turns private. Off: reserve whatever AutoNAT finds.
+    pub reserve_unless_public: bool,
     /// Run the AutoNAT v2 client: the node learns whether it is reachable (a direct address of
     /// it confirmed by an AutoNAT server's dial-back) and is a Kademlia server only then. On in
     /// the peer agent; a requester (short-lived) and the coordinator (public by definition) do
@@ -199,6 +202,7 @@ impl NodeConfig {
             relays: Vec::new(),
             max_relay_reservations: 2,
             relay_backoff: Duration::from_secs(30),
+            reserve_unless_public: false,
             autonat: false,
             gossip_max_transmit: 16 * 1024,
             gossip_mesh_n: 6,

@@ -120,6 +120,7 @@ pub(super) async fn spawn(
         reachability,
         tracker: Tracker::default(),
         forced_kad_server: config.kad_server,
+        reserve_unless_public: config.reserve_unless_public,
         reservations: Reservations::new(
             config.relay_listen_addrs(),
             config.max_relay_reservations,
@@ -155,6 +156,8 @@ struct SwarmTask {
     tracker: Tracker,
     /// Kademlia is a server whatever AutoNAT finds (the coordinator).
     forced_kad_server: bool,
+    /// Reservations are dropped while AutoNAT finds this node public.
+    reserve_unless_public: bool,
 }
 
 type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;

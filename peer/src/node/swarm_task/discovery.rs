@@ -81,6 +81,19 @@ impl SwarmTask {
         {
             kad.set_mode(mode);
         }
+        if self.reserve_unless_public {
+            match now {
+                Reachability::Public => {
+                    for listener in self.reservations.pause() {
+                        self.swarm.remove_listener(listener);
+                    }
+                }
+                Reachability::Private | Reachability::Unknown => {
+                    self.reservations.resume();
+                    self.keep_reservations();
+                }
+            }
+        }
         tracing::info!(
             reachability = now.name(),
             kademlia = mode.map_or("auto", |m| if m == kad::Mode::Server {

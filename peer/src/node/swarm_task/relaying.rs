@@ -19,6 +19,8 @@ pub(super) struct Reservations {
     relays: Vec<Reservation>,
     max: usize,
     backoff: Duration,
+    /// None asked for while set (the node was found publicly reachable).
+    paused: bool,
 }
 
 /// A reservation on one relay.
@@ -71,7 +73,28 @@ impl Reservations {
             relays,
             max,
             backoff,
+            paused: false,
         }
+    }
+
+    /// Stops asking for reservations; the listeners of those held or asked for, to close.
+    pub(super) fn pause(&mut self) -> Vec<ListenerId> {
+        self.paused = true;
+        self.relays
+            .iter_mut()
+            .filter_map(|r| {
+                let State::Listening(id) = r.state else {
+                    return None;
+                };
+                r.state = State::Idle;
+                Some(id)
+            })
+            .collect()
+    }
+
+    /// Asks for reservations again after [`Self::pause`].
+    pub(super) fn resume(&mut self) {
+        self.paused = false;
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -92,6 +115,9 @@ impl Reservations {
     /// The relays to act on now, given which ones we are connected to: fills the free places
     /// (up to `max`) with the first relays in the list that are neither held nor down.
     pub(super) fn steps(&mut self, now: Instant, connected: impl Fn(&PeerId) -> bool) -> Vec<Step> {
+        if self.paused {
+            return Vec::new();
+        }
         let mut free = self.max.saturating_sub(self.active(now));
         let mut steps = Vec::new();
         for r in &mut self.relays {
@@ -122,6 +148,9 @@ impl Reservations {
     /// A direct connection to `peer` is up: the circuit address to listen on if `peer` is a relay
     /// we dialled, or one we may use now (a place is free and it is not down).
     pub(super) fn on_connected(&mut self, peer: &PeerId, now: Instant) -> Option<Multiaddr> {
+        if self.paused {
+            return None;
+        }
         let free = self.active(now) < self.max;
         let r = self.relays.iter_mut().find(|r| r.relay == *peer)?;
         match r.state {
@@ -352,6 +381,22 @@ mod tests {
             r.steps(now + BACKOFF, |_| true),
             vec![Step::Listen(relays[0].1.clone())]
         );
+    }
+
+    #[test]
+    fn paused_reservations_are_given_up_and_not_asked_for_until_resumed() {
+        let relays: Vec<_> = (1..=2).map(circuit).collect();
+        let mut r = Reservations::new(relays.iter().map(|(_, c)| c.clone()).collect(), 2, BACKOFF);
+        let now = Instant::now();
+        let held = ListenerId::next();
+        r.listening(&relays[0].1, held);
+        assert_eq!(r.pause(), vec![held]);
+        assert!(r.steps(now, |_| true).is_empty());
+        assert_eq!(r.on_connected(&relays[1].0, now), None);
+        // The closed listener is no longer a reservation.
+        assert_eq!(r.on_listener_closed(held, now), None);
+        r.resume();
+        assert_eq!(r.steps(now, |_| true).len(), 2);
     }
 
     #[test]
