@@ -56,6 +56,9 @@ pub struct MeshBehaviour {
 }
 
 fn relay_config(limits: &RelayLimits) -> relay::Config {
+    let nonzero = |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
+    let (peer_burst, peer_every) = limits.circuit_rate_per_peer;
+    let (ip_burst, ip_every) = limits.circuit_rate_per_ip;
     relay::Config {
         max_reservations: limits.max_reservations,
         max_reservations_per_peer: limits.max_reservations_per_peer,
@@ -64,9 +67,13 @@ fn relay_config(limits: &RelayLimits) -> relay::Config {
         max_circuits_per_peer: limits.max_circuits_per_peer,
         max_circuit_duration: limits.max_circuit_duration,
         max_circuit_bytes: limits.max_circuit_bytes,
-        // libp2p's per-peer and per-IP rate limiters of reservations and circuits stay.
+        // Circuits are rate-limited by ours (below); libp2p's per-peer and per-IP rate limiters
+        // of reservations stay.
+        circuit_src_rate_limiters: Vec::new(),
         ..relay::Config::default()
     }
+    .circuit_src_per_peer(nonzero(peer_burst), peer_every)
+    .circuit_src_per_ip(nonzero(ip_burst), ip_every)
 }
 
 fn rr(protocol: Protocol, timeout: Duration) -> Rr {

@@ -94,6 +94,12 @@ pub struct RelayLimits {
     pub max_circuit_duration: Duration,
     /// Most bytes a circuit carries (both ways); a share fetch is a few KiB.
     pub max_circuit_bytes: u64,
+    /// Circuits one source peer may open in a burst, and how often it gets one more (a token
+    /// bucket). libp2p's default, 30 and then one every 2 minutes, refused a requester's circuits
+    /// after a dozen fetches through the relay.
+    pub circuit_rate_per_peer: (u32, Duration),
+    /// The same per source IP address (several devices may share one home address).
+    pub circuit_rate_per_ip: (u32, Duration),
 }
 
 impl Default for RelayLimits {
@@ -106,6 +112,8 @@ impl Default for RelayLimits {
             max_circuits_per_peer: 8,
             max_circuit_duration: Duration::from_secs(120),
             max_circuit_bytes: 256 * 1024,
+            circuit_rate_per_peer: (64, Duration::from_secs(1)),
+            circuit_rate_per_ip: (256, Duration::from_millis(250)),
         }
     }
 }

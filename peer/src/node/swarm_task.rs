@@ -1,5 +1,6 @@
 //! The swarm task: one `select!` over swarm events and owner commands; bounded both ways.
 
+mod dialing;
 mod discovery;
 mod relaying;
 
@@ -17,7 +18,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::multiaddr::Protocol as Part;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -120,6 +121,7 @@ pub(super) async fn spawn(
         reachability,
         tracker: Tracker::default(),
         forced_kad_server: config.kad_server,
+        waiting: dialing::Waiting::default(),
         reserve_unless_public: config.reserve_unless_public,
         reservations: Reservations::new(
             config.relay_listen_addrs(),
@@ -156,6 +158,8 @@ struct SwarmTask {
     tracker: Tracker,
     /// Kademlia is a server whatever AutoNAT finds (the coordinator).
     forced_kad_server: bool,
+    /// Requests waiting for a connection to the relays their relayed addresses go through.
+    waiting: dialing::Waiting,
     /// Reservations are dropped while AutoNAT finds this node public.
     reserve_unless_public: bool,
 }
@@ -169,10 +173,13 @@ impl SwarmTask {
     async fn run(mut self) {
         let mut retry = tokio::time::interval(RESERVATION_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut waited = tokio::time::interval(dialing::RELAY_WAIT / 4);
+        waited.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = retry.tick(), if !self.reservations.is_empty() => self.keep_reservations(),
+                _ = waited.tick(), if !self.waiting.is_empty() => self.release_waiting(),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
@@ -199,31 +206,13 @@ impl SwarmTask {
                 addrs,
                 data,
                 reply,
-            } => {
-                // Relayed addresses are dialled together with the direct ones (the first
-                // connection up carries the request; DCUtR may upgrade a relayed one later): one
-                // at a time, a dead direct address would hold the relay back for a handshake
-                // timeout. Otherwise request-response dials in the configured order.
-                let relayed = addrs.iter().filter(|a| is_relayed(a)).count();
-                if relayed > 0 && !self.swarm.is_connected(&peer) {
-                    let factor = std::num::NonZeroU8::new(u8::try_from(addrs.len()).unwrap_or(8))
-                        .unwrap_or(std::num::NonZeroU8::MIN);
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(addrs.clone())
-                        .override_dial_concurrency_factor(factor)
-                        .build();
-                    if let Err(e) = self.swarm.dial(opts) {
-                        tracing::debug!(%peer, error = %e, "dial not started");
-                    }
-                }
-                let behaviour = self.swarm.behaviour_mut();
-                let id = behaviour.rr_mut(protocol).send_request_with_addresses(
-                    &peer,
-                    RequestFrame::Bytes(data),
-                    addrs,
-                );
-                self.pending.insert((protocol, id), reply);
-            }
+            } => self.request(dialing::Request {
+                protocol,
+                peer,
+                addrs,
+                data,
+                reply,
+            }),
             Command::FindPeer { peer, seeds, reply } => match behaviour.kad.as_mut() {
                 Some(kad) if self.lookups.len() < MAX_LOOKUPS => {
                     for seed in seeds {
@@ -346,11 +335,19 @@ impl SwarmTask {
             } => {
                 let path = if endpoint.is_relayed() {
                     ConnectionPath::Relayed
+                } else if endpoint.is_listener() && self.relayed_to(&peer_id) {
+                    // A direct connection the remote opened while we only reached each other
+                    // through a relay: the remote's side of a hole punch (DCUtR reports it to
+                    // the side that dialled the punched connection only).
+                    ConnectionPath::HolePunched
                 } else {
                     ConnectionPath::Direct
                 };
                 // A hole punch reports its connection before or after this event; keep its mark.
                 self.paths.entry(connection_id).or_insert((peer_id, path));
+                if !endpoint.is_relayed() {
+                    self.relay_dial_ended(peer_id);
+                }
                 if !endpoint.is_relayed() {
                     self.reserve_on(peer_id);
                 }
@@ -379,6 +376,9 @@ impl SwarmTask {
             } => {
                 self.paths.remove(&connection_id);
                 tracing::debug!(?peer_id, error = %super::error_chain(&error), "dial failed");
+                if let Some(peer) = peer_id {
+                    self.relay_dial_ended(peer);
+                }
                 if let Some(peer) = peer_id
                     && !self.swarm.is_connected(&peer)
                     && self
@@ -391,6 +391,13 @@ impl SwarmTask {
             }
             _ => {}
         }
+    }
+
+    /// Whether a relayed connection to `peer` is open.
+    fn relayed_to(&self, peer: &PeerId) -> bool {
+        self.paths
+            .values()
+            .any(|(p, path)| p == peer && *path == ConnectionPath::Relayed)
     }
 
     fn on_behaviour_event(&mut self, event: MeshBehaviourEvent) {

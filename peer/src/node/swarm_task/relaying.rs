@@ -202,7 +202,7 @@ impl Reservations {
 }
 
 /// The relay's own address: `circuit` up to `/p2p-circuit`.
-fn relay_addr(circuit: &Multiaddr) -> Multiaddr {
+pub(super) fn relay_addr(circuit: &Multiaddr) -> Multiaddr {
     circuit
         .iter()
         .take_while(|p| !matches!(p, Part::P2pCircuit))
@@ -215,6 +215,36 @@ pub(super) const RESERVATION_RETRY: Duration = Duration::from_secs(20);
 /// Whether `addr` goes through a relay.
 pub(super) fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Part::P2pCircuit))
+}
+
+/// `addrs` with only the first relayed address through each relay (direct ones all kept, the
+/// order unchanged).
+pub(super) fn one_circuit_per_relay(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
+    let mut relays: Vec<PeerId> = Vec::new();
+    addrs
+        .into_iter()
+        .filter(|a| match relay_of(a) {
+            Some(id) if relays.contains(&id) => false,
+            Some(id) => {
+                relays.push(id);
+                true
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// The relay a relayed address goes through (the `/p2p/` before `/p2p-circuit`).
+pub(super) fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    if !is_relayed(addr) {
+        return None;
+    }
+    addr.iter()
+        .take_while(|p| !matches!(p, Part::P2pCircuit))
+        .find_map(|p| match p {
+            Part::P2p(id) => Some(id),
+            _ => None,
+        })
 }
 
 /// Logs what the relay client reports.
@@ -381,6 +411,32 @@ mod tests {
             r.steps(now + BACKOFF, |_| true),
             vec![Step::Listen(relays[0].1.clone())]
         );
+    }
+
+    #[test]
+    fn a_holder_is_dialled_through_each_relay_once() {
+        let (r1, c1) = circuit(1);
+        let (_, c2) = circuit(2);
+        let holder = PeerId::random();
+        let via = |c: &Multiaddr, quic: bool| -> Multiaddr {
+            let s = c.to_string();
+            let s = if quic {
+                s.replacen("/tcp/4001", "/udp/4001/quic-v1", 1)
+            } else {
+                s
+            };
+            format!("{s}/p2p/{holder}").parse().unwrap()
+        };
+        let direct: Multiaddr = "/ip4/10.1.0.11/udp/4001/quic-v1".parse().unwrap();
+        let addrs = vec![
+            direct.clone(),
+            via(&c1, true),
+            via(&c2, false),
+            via(&c1, false),
+        ];
+        let kept = one_circuit_per_relay(addrs);
+        assert_eq!(kept, vec![direct, via(&c1, true), via(&c2, false)]);
+        assert!(kept[1].to_string().contains(&r1.to_string()));
     }
 
     #[test]
