@@ -346,7 +346,7 @@ impl SwarmTask {
                 // A hole punch reports its connection before or after this event; keep its mark.
                 self.paths.entry(connection_id).or_insert((peer_id, path));
                 if !endpoint.is_relayed() {
-                    self.relay_dial_ended(peer_id);
+                    self.relay_dial_ended(peer_id, true);
                 }
                 if !endpoint.is_relayed() {
                     self.reserve_on(peer_id);
@@ -377,7 +377,7 @@ impl SwarmTask {
                 self.paths.remove(&connection_id);
                 tracing::debug!(?peer_id, error = %super::error_chain(&error), "dial failed");
                 if let Some(peer) = peer_id {
-                    self.relay_dial_ended(peer);
+                    self.relay_dial_ended(peer, false);
                 }
                 if let Some(peer) = peer_id
                     && !self.swarm.is_connected(&peer)
