@@ -88,7 +88,14 @@ fn main() -> std::process::ExitCode {
         Command::Entropy(command) => cli::entropy::run(command),
         Command::Requester(command) => cli::requester::run_requester(command),
         Command::Session(command) => cli::requester::run_session(command),
-        Command::Fetch(args) => cli::requester::run_fetch(args),
+        Command::Fetch(args) => {
+            // Quiet by default (the key or its errors only); RUST_LOG asks for the node's log,
+            // on stderr like the progress lines (the NAT testbed reads why a fetch was slow).
+            if std::env::var_os("RUST_LOG").is_some() {
+                cli::init_tracing(cli::LogFormat::Human);
+            }
+            cli::requester::run_fetch(args)
+        }
         Command::Tunnel(command) => cli::tunnel::run(command),
         #[cfg(feature = "lab")]
         Command::Bench(args) => bench::run(args),

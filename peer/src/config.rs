@@ -310,8 +310,8 @@ impl ResourceProfile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RelayReservation {
-    /// Unless the peer is a relay itself or listens on loopback only (a test on one machine).
-    /// AutoNAT is meant to decide this (issue 19); until then a device assumes it is behind NAT.
+    /// Unless the peer is a relay itself or listens on loopback only (a test on one machine),
+    /// and while AutoNAT does not find it public (reservations are dropped once it does).
     #[default]
     Auto,
     /// Always reserve.
@@ -337,7 +337,7 @@ pub struct PeerConfig {
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
     /// Run Kademlia in server mode from the start (only for nodes others can reach). Otherwise
-    /// libp2p turns it on once the node has a confirmed external address (a relay reservation).
+    /// AutoNAT decides: a server once a direct address of the peer is confirmed reachable.
     #[serde(default)]
     pub kad_server: bool,
     /// Serve as a circuit relay v2 for NATed peers (only on a device others can reach), within
@@ -422,6 +422,12 @@ impl PeerConfig {
             .chain(&self.relays)
             .filter_map(|a| crate::addr::coordinator_addr(a).ok())
             .collect()
+    }
+
+    /// Whether the reservations of [`Self::reservation_relays`] follow AutoNAT: dropped while the
+    /// device is found public (`relay_reservation = auto`).
+    pub fn reserve_unless_public(&self) -> bool {
+        self.relay_reservation == RelayReservation::Auto
     }
 
     /// The identity file inside the data directory.

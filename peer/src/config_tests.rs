@@ -154,6 +154,8 @@ fn a_natted_peer_reserves_on_the_coordinator_and_its_relays_unless_told_or_on_lo
         .map(|a| a.to_string())
         .collect();
     assert_eq!(relays, [home.coordinator.clone(), relay.to_string()]);
+    // `auto` gives them up while AutoNAT finds the device public; `always` keeps them.
+    assert!(home.reserve_unless_public());
     let never = PeerConfig {
         relay_reservation: RelayReservation::Never,
         ..home.clone()
@@ -174,6 +176,7 @@ fn a_natted_peer_reserves_on_the_coordinator_and_its_relays_unless_told_or_on_lo
         ..loopback
     };
     assert_eq!(forced.reservation_relays().len(), 2);
+    assert!(!forced.reserve_unless_public());
     let bad = PeerConfig {
         relays: vec!["/ip4/100.64.2.2/tcp/4001".into()],
         ..home

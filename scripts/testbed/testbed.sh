@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A NAT testbed of network namespaces (issue 19): a public "internet" router, the coordinator and
-# one relay-capable peer on public addresses, three homes behind nftables NAT (two with
+# two relay-capable peers on public addresses, three homes behind nftables NAT (two with
 # endpoint-independent mapping, one symmetric-like), peers and a requester behind them, and
 # `tc netem` delay and loss between the regions. Run as root. Nothing leaves the namespaces:
 # addresses are in 100.64.0.0/10 (public side) and 10.0.0.0/8 (homes), and no namespace has a
@@ -15,6 +15,7 @@
 #   es-inet     router, 100.64.R.1 on each link
 #   es-coord    coordinator     100.64.1.2      region eu, 10 ms
 #   es-relay    public peer     100.64.2.2      region us, 40 ms
+#   es-relay2   public peer     100.64.3.2      region ap, 75 ms
 #   es-h1-rt    home 1 router   100.64.11.2 / 10.1.0.1   eu, 10 ms, NAT endpoint-independent
 #   es-h1-p1,2  peers           10.1.0.11, 10.1.0.12
 #   es-h2-rt    home 2 router   100.64.12.2 / 10.2.0.1   us, 40 ms, NAT symmetric-like
@@ -35,7 +36,7 @@ PREFIX=es-
 LOSS=${TESTBED_LOSS:-1%}
 
 # name:link-number:delay-ms
-PUBLIC=("coord:1:10" "relay:2:40")
+PUBLIC=("coord:1:10" "relay:2:40" "relay2:3:75")
 # home:link-number:delay-ms:nat(eim|sym):members
 HOMES=("h1:11:10:eim:p1 p2" "h2:12:40:sym:p1 p2" "h3:13:75:eim:p1 p2 req")
 

@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod cluster;
 pub mod crash_loop;
+pub mod mesh;
 pub mod promtool;
+pub mod testbed;
 
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle};

@@ -158,6 +158,7 @@ pub async fn serve(
     let mut registry = telemetry::registry("peer");
     metrics.register(&mut registry);
     registry.register_collector(Box::new(node.dropped()));
+    registry.register_collector(Box::new(node.reachability()));
     let endpoints = Endpoints {
         registry: Arc::new(registry),
         ready,

@@ -192,6 +192,9 @@ pub async fn run_with_readiness(
     node_config.kad_server = config.kad_server;
     node_config.relay_server = config.relay_server.then(crate::node::RelayLimits::default);
     node_config.relays = config.reservation_relays();
+    node_config.reserve_unless_public = config.reserve_unless_public();
+    // Reachability (and so Kademlia server or client mode) is found by AutoNAT.
+    node_config.autonat = true;
     if config.profile == crate::config::ResourceProfile::LowMemory {
         node_config = node_config.low_memory();
     }

@@ -1,12 +1,12 @@
 //! The composed libp2p behaviour: gossipsub, Kademlia, identify, ping, circuit relay v2 (server
-//! and client), DCUtR and our request-response protocols.
+//! and client), DCUtR, AutoNAT v2 (client and server) and our request-response protocols.
 
 use super::codec::FramedCodec;
 use super::config::{NodeConfig, Protocol, RelayLimits};
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{
-    PeerId, StreamProtocol, connection_limits, dcutr, gossipsub, identify, identity::Keypair, kad,
-    ping, relay, request_response,
+    PeerId, StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify,
+    identity::Keypair, kad, ping, relay, request_response,
 };
 use std::time::Duration;
 
@@ -48,9 +48,17 @@ pub struct MeshBehaviour {
     pub relay_client: Toggle<relay::client::Behaviour>,
     /// Hole punching: upgrades a relayed connection to a direct one when the NATs allow it.
     pub dcutr: Toggle<dcutr::Behaviour>,
+    /// AutoNAT v2 client: asks AutoNAT servers to dial back each candidate external address
+    /// (what identify saw) and confirms those they reach; the node's reachability follows.
+    pub autonat: Toggle<autonat::v2::client::Behaviour>,
+    /// AutoNAT v2 server: dials back the addresses clients ask about (publicly reachable nodes).
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
 }
 
 fn relay_config(limits: &RelayLimits) -> relay::Config {
+    let nonzero = |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
+    let (peer_burst, peer_every) = limits.circuit_rate_per_peer;
+    let (ip_burst, ip_every) = limits.circuit_rate_per_ip;
     relay::Config {
         max_reservations: limits.max_reservations,
         max_reservations_per_peer: limits.max_reservations_per_peer,
@@ -59,9 +67,13 @@ fn relay_config(limits: &RelayLimits) -> relay::Config {
         max_circuits_per_peer: limits.max_circuits_per_peer,
         max_circuit_duration: limits.max_circuit_duration,
         max_circuit_bytes: limits.max_circuit_bytes,
-        // libp2p's per-peer and per-IP rate limiters of reservations and circuits stay.
+        // Circuits are rate-limited by ours (below); libp2p's per-peer and per-IP rate limiters
+        // of reservations stay.
+        circuit_src_rate_limiters: Vec::new(),
         ..relay::Config::default()
     }
+    .circuit_src_per_peer(nonzero(peer_burst), peer_every)
+    .circuit_src_per_ip(nonzero(ip_burst), ip_every)
 }
 
 fn rr(protocol: Protocol, timeout: Duration) -> Rr {
@@ -135,9 +147,16 @@ impl MeshBehaviour {
                 },
             );
             let mut kad = kad::Behaviour::with_config(local, store, kad_config);
-            // Forced server on the coordinator; elsewhere libp2p decides from confirmed external
-            // addresses (a relay reservation confirms the relayed one).
-            kad.set_mode(config.kad_server.then_some(kad::Mode::Server));
+            // Forced server on the coordinator. Elsewhere AutoNAT decides (the swarm task turns
+            // a node server once a direct address of it is confirmed reachable, client when none
+            // is); without AutoNAT, libp2p decides from confirmed external addresses.
+            kad.set_mode(if config.kad_server {
+                Some(kad::Mode::Server)
+            } else if config.autonat {
+                Some(kad::Mode::Client)
+            } else {
+                None
+            });
             kad
         });
         Ok(Self {
@@ -182,6 +201,15 @@ impl MeshBehaviour {
                 .then(|| dcutr::Behaviour::new(local))
                 .into(),
             relay_client: relay_client.into(),
+            autonat: config
+                .autonat
+                .then(autonat::v2::client::Behaviour::default)
+                .into(),
+            autonat_server: config
+                .relay_server
+                .is_some()
+                .then(autonat::v2::server::Behaviour::default)
+                .into(),
         })
     }
 

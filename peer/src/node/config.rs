@@ -94,6 +94,12 @@ pub struct RelayLimits {
     pub max_circuit_duration: Duration,
     /// Most bytes a circuit carries (both ways); a share fetch is a few KiB.
     pub max_circuit_bytes: u64,
+    /// Circuits one source peer may open in a burst, and how often it gets one more (a token
+    /// bucket). libp2p's default, 30 and then one every 2 minutes, refused a requester's circuits
+    /// after a dozen fetches through the relay.
+    pub circuit_rate_per_peer: (u32, Duration),
+    /// The same per source IP address (several devices may share one home address).
+    pub circuit_rate_per_ip: (u32, Duration),
 }
 
 impl Default for RelayLimits {
@@ -106,6 +112,8 @@ impl Default for RelayLimits {
             max_circuits_per_peer: 8,
             max_circuit_duration: Duration::from_secs(120),
             max_circuit_bytes: 256 * 1024,
+            circuit_rate_per_peer: (64, Duration::from_secs(1)),
+            circuit_rate_per_ip: (256, Duration::from_millis(250)),
         }
     }
 }
@@ -121,17 +129,33 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Run Kademlia at all.
     pub kademlia: bool,
-    /// Kademlia server mode forced on (the coordinator). Otherwise libp2p switches a node to
-    /// server mode when it has a confirmed external address (a relay reservation counts: a
-    /// NATed node is then found through its relay) and keeps it a client until then.
+    /// Kademlia server mode forced on (the coordinator). Otherwise, with [`Self::autonat`], a
+    /// node is a server once AutoNAT confirmed a direct address of it and a client until then;
+    /// without it libp2p switches a node to server mode when it has any confirmed external
+    /// address (a relay reservation counts).
     pub kad_server: bool,
     /// Serve as a circuit relay v2 for NATed peers, within these bounds (`None`: not a relay).
-    /// A relay server also serves as an endpoint of DCUtR hole punches between its clients.
+    /// A relay server also serves as an endpoint of DCUtR hole punches between its clients, and
+    /// as an AutoNAT v2 server.
     pub relay_server: Option<RelayLimits>,
     /// Relays (multiaddrs ending in `/p2p/<PeerId>`) to hold a reservation on: the node
     /// listens on `<relay>/p2p-circuit`, so it is reachable through them, and its relayed
     /// address appears among its listen addresses (and so in heartbeats and tickets).
     pub relays: Vec<Multiaddr>,
+    /// Reservations held at once: the first relays of [`Self::relays`] that answer. When one
+    /// ends (its relay died, say) the next relay in the list takes its place, and the one that
+    /// failed is skipped for [`Self::relay_backoff`].
+    pub max_relay_reservations: usize,
+    /// How long a relay whose reservation or dial failed is passed over.
+    pub relay_backoff: Duration,
+    /// Hold no reservation while AutoNAT finds this node public (others dial it directly); hold
+    /// them again if it turns private. Off: reserve whatever AutoNAT finds.
+    pub reserve_unless_public: bool,
+    /// Run the AutoNAT v2 client: the node learns whether it is reachable (a direct address of
+    /// it confirmed by an AutoNAT server's dial-back) and is a Kademlia server only then. On in
+    /// the peer agent; a requester (short-lived) and the coordinator (public by definition) do
+    /// without.
+    pub autonat: bool,
     /// Gossipsub `max_transmit_size`.
     pub gossip_max_transmit: usize,
     /// Gossipsub mesh degree.
@@ -184,6 +208,10 @@ impl NodeConfig {
             kad_server: false,
             relay_server: None,
             relays: Vec::new(),
+            max_relay_reservations: 2,
+            relay_backoff: Duration::from_secs(30),
+            reserve_unless_public: false,
+            autonat: false,
             gossip_max_transmit: 16 * 1024,
             gossip_mesh_n: 6,
             gossip_heartbeat: Duration::from_millis(700),

@@ -129,6 +129,7 @@ pub struct NodeHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) dropped: Arc<DroppedEvents>,
     pub(super) round_trips: RoundTrips,
+    pub(super) reachability: super::SharedReachability,
 }
 
 /// The last ping round trip to each connected peer, kept by the swarm task (a table the owner
@@ -190,6 +191,11 @@ impl NodeHandle {
             .lock()
             .map(|rtts| rtts.clone())
             .unwrap_or_default()
+    }
+
+    /// Whether others can dial this node, as AutoNAT found it (a collector for metrics, too).
+    pub fn reachability(&self) -> super::SharedReachability {
+        self.reachability.clone()
     }
 
     /// Events dropped because the owner did not keep up.

@@ -8,6 +8,7 @@ pub mod behaviour;
 pub mod codec;
 pub mod config;
 mod handle;
+mod reachability;
 mod swarm_task;
 mod transport;
 
@@ -15,6 +16,7 @@ pub use behaviour::{CONTRIBUTIONS_TOPIC, STATUS_TOPIC};
 pub use codec::RequestFrame;
 pub use config::{NodeConfig, Protocol, RelayLimits, TransportKind};
 pub use handle::{Answer, ConnectionPath, DroppedEvents, GossipVerdict, NodeHandle};
+pub use reachability::{Reachability, SharedReachability};
 pub use swarm_task::{NodeEvent, Responder};
 
 use libp2p::Multiaddr;

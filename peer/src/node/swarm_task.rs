@@ -1,19 +1,24 @@
 //! The swarm task: one `select!` over swarm events and owner commands; bounded both ways.
 
+mod dialing;
+mod discovery;
 mod relaying;
 
-use relaying::{RESERVATION_RETRY, Reservation, is_relayed, on_relay_client_event, on_relay_event};
+use relaying::{
+    RESERVATION_RETRY, Reservations, is_relayed, on_relay_client_event, on_relay_event,
+};
 
 use super::NodeError;
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::codec::RequestFrame;
 use super::config::{NodeConfig, Protocol};
 use super::handle::{Answer, Command, ConnectionPath, DroppedEvents, NodeHandle, RoundTrips};
+use super::reachability::{SharedReachability, Tracker};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::multiaddr::Protocol as Part;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,7 +96,9 @@ pub(super) async fn spawn(
     let (event_tx, event_rx) = mpsc::channel(config.channel_capacity);
     let dropped = Arc::new(DroppedEvents::default());
     let round_trips = RoundTrips::default();
+    let reachability = SharedReachability::default();
     let handle = NodeHandle {
+        reachability: reachability.clone(),
         peer_id: *swarm.local_peer_id(),
         gossip_sink: config.gossip_sink,
         commands: cmd_tx.clone(),
@@ -108,24 +115,19 @@ pub(super) async fn spawn(
         pending: HashMap::new(),
         paths: HashMap::new(),
         lookups: HashMap::new(),
-        public_listeners: config.relay_server.is_some(),
-        relays: config
-            .relay_listen_addrs()
-            .into_iter()
-            .filter_map(|circuit| {
-                let relay = circuit.iter().find_map(|p| match p {
-                    Part::P2p(id) => Some(id),
-                    _ => None,
-                })?;
-                Some((
-                    relay,
-                    Reservation {
-                        circuit,
-                        listener: None,
-                    },
-                ))
-            })
-            .collect(),
+        // The coordinator (a relay that is a Kademlia server by configuration) is reachable by
+        // definition; a relay peer's addresses are confirmed by AutoNAT like anyone's.
+        public_listeners: config.relay_server.is_some() && (config.kad_server || !config.autonat),
+        reachability,
+        tracker: Tracker::default(),
+        forced_kad_server: config.kad_server,
+        waiting: dialing::Waiting::default(),
+        reserve_unless_public: config.reserve_unless_public,
+        reservations: Reservations::new(
+            config.relay_listen_addrs(),
+            config.max_relay_reservations,
+            config.relay_backoff,
+        ),
     };
     tokio::spawn(task.run());
     (handle, event_rx)
@@ -148,8 +150,18 @@ struct SwarmTask {
     /// device): each non-loopback one is confirmed as external. A relay hands its external
     /// addresses out in reservations and refuses to reserve without any.
     public_listeners: bool,
-    /// The relays this node keeps a reservation on, by relay PeerId.
-    relays: HashMap<PeerId, Reservation>,
+    /// The reservations this node keeps on relays.
+    reservations: Reservations,
+    /// Reachability as AutoNAT found it, shared with the handle.
+    reachability: SharedReachability,
+    /// The AutoNAT outcomes it adds up from.
+    tracker: Tracker,
+    /// Kademlia is a server whatever AutoNAT finds (the coordinator).
+    forced_kad_server: bool,
+    /// Requests waiting for a connection to the relays their relayed addresses go through.
+    waiting: dialing::Waiting,
+    /// Reservations are dropped while AutoNAT finds this node public.
+    reserve_unless_public: bool,
 }
 
 type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;
@@ -161,10 +173,13 @@ impl SwarmTask {
     async fn run(mut self) {
         let mut retry = tokio::time::interval(RESERVATION_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut waited = tokio::time::interval(dialing::RELAY_WAIT / 4);
+        waited.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = retry.tick(), if !self.relays.is_empty() => self.keep_reservations(),
+                _ = retry.tick(), if !self.reservations.is_empty() => self.keep_reservations(),
+                _ = waited.tick(), if !self.waiting.is_empty() => self.release_waiting(),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
@@ -191,31 +206,13 @@ impl SwarmTask {
                 addrs,
                 data,
                 reply,
-            } => {
-                // Relayed addresses are dialled together with the direct ones (the first
-                // connection up carries the request; DCUtR may upgrade a relayed one later): one
-                // at a time, a dead direct address would hold the relay back for a handshake
-                // timeout. Otherwise request-response dials in the configured order.
-                let relayed = addrs.iter().filter(|a| is_relayed(a)).count();
-                if relayed > 0 && !self.swarm.is_connected(&peer) {
-                    let factor = std::num::NonZeroU8::new(u8::try_from(addrs.len()).unwrap_or(8))
-                        .unwrap_or(std::num::NonZeroU8::MIN);
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(addrs.clone())
-                        .override_dial_concurrency_factor(factor)
-                        .build();
-                    if let Err(e) = self.swarm.dial(opts) {
-                        tracing::debug!(%peer, error = %e, "dial not started");
-                    }
-                }
-                let behaviour = self.swarm.behaviour_mut();
-                let id = behaviour.rr_mut(protocol).send_request_with_addresses(
-                    &peer,
-                    RequestFrame::Bytes(data),
-                    addrs,
-                );
-                self.pending.insert((protocol, id), reply);
-            }
+            } => self.request(dialing::Request {
+                protocol,
+                peer,
+                addrs,
+                data,
+                reply,
+            }),
             Command::FindPeer { peer, seeds, reply } => match behaviour.kad.as_mut() {
                 Some(kad) if self.lookups.len() < MAX_LOOKUPS => {
                     for seed in seeds {
@@ -301,21 +298,30 @@ impl SwarmTask {
                 addresses,
                 reason,
             } => {
-                let relay = self
-                    .relays
-                    .iter_mut()
-                    .find(|(_, r)| r.listener == Some(listener_id));
-                match (relay, reason) {
-                    (Some((relay, r)), reason) => {
-                        // Asked for again on the next retry tick or connection to the relay.
-                        r.listener = None;
+                match (
+                    self.reservations
+                        .on_listener_closed(listener_id, std::time::Instant::now()),
+                    reason,
+                ) {
+                    (Some(relay), reason) => {
+                        // Passed over for a while; the next relay in the list takes its place.
                         tracing::info!(%relay, ?reason, "relay reservation ended");
+                        self.keep_reservations();
                     }
                     (None, Err(e)) => {
                         tracing::error!(?addresses, error = %super::error_chain(&e), "listener failed");
                     }
                     (None, Ok(())) => {}
                 }
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+                self.tracker.confirmed(&address);
+                self.on_reachability();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.tracker.expired(&address);
+                self.on_reachability();
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::error!(error = %super::error_chain(&error), "listener error");
@@ -329,11 +335,19 @@ impl SwarmTask {
             } => {
                 let path = if endpoint.is_relayed() {
                     ConnectionPath::Relayed
+                } else if endpoint.is_listener() && self.relayed_to(&peer_id) {
+                    // A direct connection the remote opened while we only reached each other
+                    // through a relay: the remote's side of a hole punch (DCUtR reports it to
+                    // the side that dialled the punched connection only).
+                    ConnectionPath::HolePunched
                 } else {
                     ConnectionPath::Direct
                 };
                 // A hole punch reports its connection before or after this event; keep its mark.
                 self.paths.entry(connection_id).or_insert((peer_id, path));
+                if !endpoint.is_relayed() {
+                    self.relay_dial_ended(peer_id, true);
+                }
                 if !endpoint.is_relayed() {
                     self.reserve_on(peer_id);
                 }
@@ -362,9 +376,28 @@ impl SwarmTask {
             } => {
                 self.paths.remove(&connection_id);
                 tracing::debug!(?peer_id, error = %super::error_chain(&error), "dial failed");
+                if let Some(peer) = peer_id {
+                    self.relay_dial_ended(peer, false);
+                }
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                    && self
+                        .reservations
+                        .on_dial_failed(&peer, std::time::Instant::now())
+                {
+                    tracing::info!(relay = %peer, "relay unreachable; trying the next one");
+                    self.keep_reservations();
+                }
             }
             _ => {}
         }
+    }
+
+    /// Whether a relayed connection to `peer` is open.
+    fn relayed_to(&self, peer: &PeerId) -> bool {
+        self.paths
+            .values()
+            .any(|(p, path)| p == peer && *path == ConnectionPath::Relayed)
     }
 
     fn on_behaviour_event(&mut self, event: MeshBehaviourEvent) {
@@ -417,33 +450,13 @@ impl SwarmTask {
             MeshBehaviourEvent::RelayClient(event) => on_relay_client_event(event),
             MeshBehaviourEvent::Relay(event) => on_relay_event(event),
             MeshBehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
+            MeshBehaviourEvent::Autonat(event) => self.on_autonat_event(event),
             MeshBehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
                 step,
                 ..
-            }) => {
-                let peers = match result {
-                    Ok(ok) => ok.peers,
-                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                };
-                let found: Vec<Multiaddr> = self
-                    .lookups
-                    .get(&id)
-                    .map(|(target, _)| {
-                        peers
-                            .into_iter()
-                            .filter(|p| p.peer_id == *target)
-                            .flat_map(|p| p.addrs)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if (!found.is_empty() || step.last)
-                    && let Some((_, reply)) = self.lookups.remove(&id)
-                {
-                    let _ = reply.send(found);
-                }
-            }
+            }) => self.on_closest_peers(id, result, step.last),
             MeshBehaviourEvent::Attest(e) => self.on_rr_event(Protocol::Attest, e),
             MeshBehaviourEvent::Store(e) => self.on_rr_event(Protocol::Store, e),
             MeshBehaviourEvent::Fetch(e) => self.on_rr_event(Protocol::Fetch, e),

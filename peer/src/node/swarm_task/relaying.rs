@@ -1,6 +1,7 @@
-//! The relay side of the swarm task: reservations this node keeps on relays (asked for once
-//! connected to the relay, asked again when they end), what the relay client and server report,
-//! and hole punches (DCUtR), after which the relayed connection to that peer is closed.
+//! The relay side of the swarm task: reservations this node keeps on relays (a bounded number,
+//! asked for once connected to the relay, moved to the next relay in the list when one ends),
+//! what the relay client and server report, and hole punches (DCUtR), after which the relayed
+//! connection to that peer is closed.
 
 use super::SwarmTask;
 use crate::node::handle::ConnectionPath;
@@ -8,22 +9,242 @@ use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol as Part;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, dcutr, relay};
+use std::time::{Duration, Instant};
 
-/// A reservation on one relay: asked for (by listening on the circuit address) once a
-/// connection to the relay is up, asked for again when its listener closes.
-pub(super) struct Reservation {
+/// The reservations this node keeps: at most `max` at once, on the first relays of the list
+/// that answer. A relay whose reservation ends or whose dial fails is passed over for `backoff`,
+/// and the next relay in the list takes its place. Pure state: the swarm task acts on what it
+/// answers.
+pub(super) struct Reservations {
+    relays: Vec<Reservation>,
+    max: usize,
+    backoff: Duration,
+    /// None asked for while set (the node was found publicly reachable).
+    paused: bool,
+}
+
+/// A reservation on one relay.
+struct Reservation {
+    relay: PeerId,
     /// `<relay>/p2p/<relay id>/p2p-circuit`.
-    pub(super) circuit: Multiaddr,
-    /// The listener while a reservation is asked for or held.
-    pub(super) listener: Option<ListenerId>,
+    circuit: Multiaddr,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not asked for.
+    Idle,
+    /// The relay is being dialled; the reservation is asked for once connected.
+    Dialling(Instant),
+    /// Asked for or held, through this listener.
+    Listening(ListenerId),
+    /// Failed; not asked for again before this instant.
+    Down(Instant),
+}
+
+/// What to do about one relay now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Listen on the circuit address (a connection to the relay is up).
+    Listen(Multiaddr),
+    /// Dial the relay.
+    Dial(Multiaddr),
+}
+
+impl Reservations {
+    /// Reservations on `circuits` (`<relay>/p2p-circuit` addresses, in order of preference).
+    pub(super) fn new(circuits: Vec<Multiaddr>, max: usize, backoff: Duration) -> Self {
+        let relays = circuits
+            .into_iter()
+            .filter_map(|circuit| {
+                let relay = circuit.iter().find_map(|p| match p {
+                    Part::P2p(id) => Some(id),
+                    _ => None,
+                })?;
+                Some(Reservation {
+                    relay,
+                    circuit,
+                    state: State::Idle,
+                })
+            })
+            .collect();
+        Self {
+            relays,
+            max,
+            backoff,
+            paused: false,
+        }
+    }
+
+    /// Stops asking for reservations; the listeners of those held or asked for, to close.
+    pub(super) fn pause(&mut self) -> Vec<ListenerId> {
+        self.paused = true;
+        self.relays
+            .iter_mut()
+            .filter_map(|r| {
+                let State::Listening(id) = r.state else {
+                    return None;
+                };
+                r.state = State::Idle;
+                Some(id)
+            })
+            .collect()
+    }
+
+    /// Asks for reservations again after [`Self::pause`].
+    pub(super) fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.relays.is_empty()
+    }
+
+    fn active(&self, now: Instant) -> usize {
+        self.relays
+            .iter()
+            .filter(|r| match r.state {
+                State::Listening(_) => true,
+                State::Dialling(since) => now.saturating_duration_since(since) < self.backoff,
+                _ => false,
+            })
+            .count()
+    }
+
+    /// The relays to act on now, given which ones we are connected to: fills the free places
+    /// (up to `max`) with the first relays in the list that are neither held nor down.
+    pub(super) fn steps(&mut self, now: Instant, connected: impl Fn(&PeerId) -> bool) -> Vec<Step> {
+        if self.paused {
+            return Vec::new();
+        }
+        let mut free = self.max.saturating_sub(self.active(now));
+        let mut steps = Vec::new();
+        for r in &mut self.relays {
+            if free == 0 {
+                break;
+            }
+            let available = match r.state {
+                State::Idle => true,
+                State::Down(until) => now >= until,
+                // A dial that never reported back is given up after the backoff.
+                State::Dialling(since) => now.saturating_duration_since(since) >= self.backoff,
+                State::Listening(_) => false,
+            };
+            if !available {
+                continue;
+            }
+            free -= 1;
+            if connected(&r.relay) {
+                steps.push(Step::Listen(r.circuit.clone()));
+            } else {
+                r.state = State::Dialling(now);
+                steps.push(Step::Dial(relay_addr(&r.circuit)));
+            }
+        }
+        steps
+    }
+
+    /// A direct connection to `peer` is up: the circuit address to listen on if `peer` is a relay
+    /// we dialled, or one we may use now (a place is free and it is not down).
+    pub(super) fn on_connected(&mut self, peer: &PeerId, now: Instant) -> Option<Multiaddr> {
+        if self.paused {
+            return None;
+        }
+        let free = self.active(now) < self.max;
+        let r = self.relays.iter_mut().find(|r| r.relay == *peer)?;
+        match r.state {
+            State::Dialling(_) => Some(r.circuit.clone()),
+            State::Idle if free => Some(r.circuit.clone()),
+            State::Down(until) if free && now >= until => Some(r.circuit.clone()),
+            _ => None,
+        }
+    }
+
+    /// The reservation on the relay of `circuit` is being asked for through `listener`.
+    pub(super) fn listening(&mut self, circuit: &Multiaddr, listener: ListenerId) {
+        if let Some(r) = self.relays.iter_mut().find(|r| r.circuit == *circuit) {
+            r.state = State::Listening(listener);
+        }
+    }
+
+    /// Asking on the relay of `circuit` failed at once: pass it over for the backoff.
+    pub(super) fn refused(&mut self, circuit: &Multiaddr, now: Instant) {
+        if let Some(r) = self.relays.iter_mut().find(|r| r.circuit == *circuit) {
+            r.state = State::Down(now + self.backoff);
+        }
+    }
+
+    /// `listener` closed: if it was a reservation, its relay (now passed over for the backoff).
+    pub(super) fn on_listener_closed(
+        &mut self,
+        listener: ListenerId,
+        now: Instant,
+    ) -> Option<PeerId> {
+        let r = self
+            .relays
+            .iter_mut()
+            .find(|r| r.state == State::Listening(listener))?;
+        r.state = State::Down(now + self.backoff);
+        Some(r.relay)
+    }
+
+    /// A dial to `peer` failed: if it was a relay we were dialling, it is passed over.
+    pub(super) fn on_dial_failed(&mut self, peer: &PeerId, now: Instant) -> bool {
+        match self.relays.iter_mut().find(|r| r.relay == *peer) {
+            Some(r) if matches!(r.state, State::Dialling(_)) => {
+                r.state = State::Down(now + self.backoff);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The relay's own address: `circuit` up to `/p2p-circuit`.
+pub(super) fn relay_addr(circuit: &Multiaddr) -> Multiaddr {
+    circuit
+        .iter()
+        .take_while(|p| !matches!(p, Part::P2pCircuit))
+        .collect()
 }
 
 /// How often reservations that are missing are asked for again (and their relays dialled).
-pub(super) const RESERVATION_RETRY: std::time::Duration = std::time::Duration::from_secs(20);
+pub(super) const RESERVATION_RETRY: Duration = Duration::from_secs(20);
 
 /// Whether `addr` goes through a relay.
 pub(super) fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Part::P2pCircuit))
+}
+
+/// `addrs` with only the first relayed address through each relay (direct ones all kept, the
+/// order unchanged).
+pub(super) fn one_circuit_per_relay(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
+    let mut relays: Vec<PeerId> = Vec::new();
+    addrs
+        .into_iter()
+        .filter(|a| match relay_of(a) {
+            Some(id) if relays.contains(&id) => false,
+            Some(id) => {
+                relays.push(id);
+                true
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// The relay a relayed address goes through (the `/p2p/` before `/p2p-circuit`).
+pub(super) fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    if !is_relayed(addr) {
+        return None;
+    }
+    addr.iter()
+        .take_while(|p| !matches!(p, Part::P2pCircuit))
+        .find_map(|p| match p {
+            Part::P2p(id) => Some(id),
+            _ => None,
+        })
 }
 
 /// Logs what the relay client reports.
@@ -61,45 +282,41 @@ pub(super) fn on_relay_event(event: relay::Event) {
 }
 
 impl SwarmTask {
-    /// Asks for the reservations not held: on a relay we are connected to, listen on its circuit
-    /// address (the relay client reuses the connection); otherwise dial the relay, and the
-    /// reservation follows when the connection is up. Listening while a dial to the relay is
-    /// under way would lose the reservation (the relay client's own dial is refused).
+    /// Asks for the reservations not held, up to the configured number: on a relay we are
+    /// connected to, listen on its circuit address (the relay client reuses the connection);
+    /// otherwise dial the relay, and the reservation follows when the connection is up.
+    /// Listening while a dial to the relay is under way would lose the reservation (the relay
+    /// client's own dial is refused).
     pub(super) fn keep_reservations(&mut self) {
-        let missing: Vec<PeerId> = self
-            .relays
-            .iter()
-            .filter(|(_, r)| r.listener.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for relay in missing {
-            self.reserve_on(relay);
+        let swarm = &self.swarm;
+        let steps = self
+            .reservations
+            .steps(Instant::now(), |peer| swarm.is_connected(peer));
+        for step in steps {
+            match step {
+                Step::Listen(circuit) => self.listen_on_relay(circuit),
+                Step::Dial(addr) => {
+                    if let Err(e) = self.swarm.dial(addr.clone()) {
+                        tracing::debug!(%addr, error = %e, "relay not dialled");
+                    }
+                }
+            }
         }
     }
 
-    pub(super) fn reserve_on(&mut self, relay: PeerId) {
-        let connected = self.swarm.is_connected(&relay);
-        let Some(reservation) = self.relays.get_mut(&relay) else {
-            return;
-        };
-        if reservation.listener.is_some() {
-            return;
+    /// A direct connection to `peer` is up: reserve on it if it is a relay we want.
+    pub(super) fn reserve_on(&mut self, peer: PeerId) {
+        if let Some(circuit) = self.reservations.on_connected(&peer, Instant::now()) {
+            self.listen_on_relay(circuit);
         }
-        if connected {
-            match self.swarm.listen_on(reservation.circuit.clone()) {
-                Ok(id) => reservation.listener = Some(id),
-                Err(e) => {
-                    tracing::warn!(%relay, error = %crate::node::error_chain(&e), "relay reservation not asked for");
-                }
-            }
-        } else {
-            let relay_addr: Multiaddr = reservation
-                .circuit
-                .iter()
-                .take_while(|p| !matches!(p, Part::P2pCircuit))
-                .collect();
-            if let Err(e) = self.swarm.dial(relay_addr) {
-                tracing::debug!(%relay, error = %e, "relay not dialled");
+    }
+
+    fn listen_on_relay(&mut self, circuit: Multiaddr) {
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(id) => self.reservations.listening(&circuit, id),
+            Err(e) => {
+                tracing::warn!(%circuit, error = %crate::node::error_chain(&e), "relay reservation not asked for");
+                self.reservations.refused(&circuit, Instant::now());
             }
         }
     }
@@ -132,5 +349,124 @@ impl SwarmTask {
             }
             Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed"),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use libp2p::core::transport::ListenerId;
+
+    fn circuit(i: u8) -> (PeerId, Multiaddr) {
+        let id = PeerId::random();
+        let addr: Multiaddr = format!("/ip4/100.64.{i}.2/tcp/4001/p2p/{id}/p2p-circuit")
+            .parse()
+            .unwrap();
+        (id, addr)
+    }
+
+    const BACKOFF: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_first_relays_up_to_the_bound_are_dialled_and_the_rest_wait() {
+        let relays: Vec<_> = (1..=3).map(circuit).collect();
+        let mut r = Reservations::new(relays.iter().map(|(_, c)| c.clone()).collect(), 2, BACKOFF);
+        let now = Instant::now();
+        let steps = r.steps(now, |_| false);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Dial(relay_addr(&relays[0].1)),
+                Step::Dial(relay_addr(&relays[1].1))
+            ]
+        );
+        // Dials under way hold their places: nothing more is asked for.
+        assert!(r.steps(now, |_| false).is_empty());
+        // The third relay connecting for some other reason is not reserved on.
+        assert_eq!(r.on_connected(&relays[2].0, now), None);
+        assert_eq!(r.on_connected(&relays[0].0, now), Some(relays[0].1.clone()));
+    }
+
+    #[test]
+    fn a_reservation_that_ends_moves_to_the_next_relay_and_the_dead_one_waits_out_the_backoff() {
+        let relays: Vec<_> = (1..=3).map(circuit).collect();
+        let mut r = Reservations::new(relays.iter().map(|(_, c)| c.clone()).collect(), 2, BACKOFF);
+        let now = Instant::now();
+        let listener = ListenerId::next();
+        r.listening(&relays[0].1, listener);
+        r.listening(&relays[1].1, ListenerId::next());
+        assert!(r.steps(now, |_| true).is_empty());
+        assert_eq!(r.on_listener_closed(listener, now), Some(relays[0].0));
+        assert_eq!(r.on_listener_closed(listener, now), None);
+        // The next relay takes the free place; the first is down for the backoff.
+        assert_eq!(
+            r.steps(now, |_| false),
+            vec![Step::Dial(relay_addr(&relays[2].1))]
+        );
+        assert!(r.on_dial_failed(&relays[2].0, now));
+        assert!(r.steps(now + BACKOFF / 2, |_| true).is_empty());
+        // After the backoff the first one (first in preference) is tried again.
+        assert_eq!(
+            r.steps(now + BACKOFF, |_| true),
+            vec![Step::Listen(relays[0].1.clone())]
+        );
+    }
+
+    #[test]
+    fn a_holder_is_dialled_through_each_relay_once() {
+        let (r1, c1) = circuit(1);
+        let (_, c2) = circuit(2);
+        let holder = PeerId::random();
+        let via = |c: &Multiaddr, quic: bool| -> Multiaddr {
+            let s = c.to_string();
+            let s = if quic {
+                s.replacen("/tcp/4001", "/udp/4001/quic-v1", 1)
+            } else {
+                s
+            };
+            format!("{s}/p2p/{holder}").parse().unwrap()
+        };
+        let direct: Multiaddr = "/ip4/10.1.0.11/udp/4001/quic-v1".parse().unwrap();
+        let addrs = vec![
+            direct.clone(),
+            via(&c1, true),
+            via(&c2, false),
+            via(&c1, false),
+        ];
+        let kept = one_circuit_per_relay(addrs);
+        assert_eq!(kept, vec![direct, via(&c1, true), via(&c2, false)]);
+        assert!(kept[1].to_string().contains(&r1.to_string()));
+    }
+
+    #[test]
+    fn paused_reservations_are_given_up_and_not_asked_for_until_resumed() {
+        let relays: Vec<_> = (1..=2).map(circuit).collect();
+        let mut r = Reservations::new(relays.iter().map(|(_, c)| c.clone()).collect(), 2, BACKOFF);
+        let now = Instant::now();
+        let held = ListenerId::next();
+        r.listening(&relays[0].1, held);
+        assert_eq!(r.pause(), vec![held]);
+        assert!(r.steps(now, |_| true).is_empty());
+        assert_eq!(r.on_connected(&relays[1].0, now), None);
+        // The closed listener is no longer a reservation.
+        assert_eq!(r.on_listener_closed(held, now), None);
+        r.resume();
+        assert_eq!(r.steps(now, |_| true).len(), 2);
+    }
+
+    #[test]
+    fn a_dial_that_never_reports_back_is_given_up_after_the_backoff() {
+        let relays: Vec<_> = (1..=2).map(circuit).collect();
+        let mut r = Reservations::new(relays.iter().map(|(_, c)| c.clone()).collect(), 1, BACKOFF);
+        let now = Instant::now();
+        assert_eq!(r.steps(now, |_| false).len(), 1);
+        assert!(r.steps(now + BACKOFF / 2, |_| false).is_empty());
+        assert_eq!(
+            r.steps(now + BACKOFF, |_| false),
+            vec![Step::Dial(relay_addr(&relays[0].1))]
+        );
+        // A failed dial of a relay not being dialled changes nothing.
+        assert!(!r.on_dial_failed(&relays[1].0, now));
     }
 }

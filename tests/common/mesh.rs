@@ -1,0 +1,426 @@
+//! A mesh running in the NAT testbed: a coordinator and two relay peers on public addresses,
+//! peers in three homes behind nftables NAT (one symmetric-like), a requester behind the third
+//! home's NAT. Shared by the NAT scenario tests; everything is torn down when the [`Mesh`] is
+//! dropped.
+
+use super::testbed::*;
+use super::*;
+use protocols::ticket::Ticket;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A started peer.
+pub struct MeshPeer {
+    pub spec: &'static PeerSpec,
+    pub dir: tempfile::TempDir,
+    pub proc: Option<Proc>,
+    pub node: protocols::ids::NodeId,
+    pub pid: PeerId,
+}
+
+/// The mesh in the testbed. Dropping it kills every process and tears the namespaces down.
+pub struct Mesh {
+    pub coord: Option<Proc>,
+    pub coord_dir: tempfile::TempDir,
+    pub coord_log: PathBuf,
+    pub coord_addr: Multiaddr,
+    pub coord_pid: PeerId,
+    pub peers: Vec<MeshPeer>,
+    pub req_dir: tempfile::TempDir,
+    /// The requester's PeerId.
+    pub req_pid: PeerId,
+    pub started: Instant,
+    testbed: Option<Testbed>,
+    _fleet: FleetSlot,
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.coord.take() {
+            p.kill9();
+        }
+        for p in &mut self.peers {
+            if let Some(mut proc) = p.proc.take() {
+                proc.kill9();
+            }
+        }
+        self.testbed.take();
+    }
+}
+
+impl Mesh {
+    /// Builds the testbed and starts the coordinator, the peers (NATed ones reserving on the
+    /// coordinator and the two relay peers, `peer_extra` added to every NATed peer's `peer init`)
+    /// and initialises the requester.
+    pub fn start(peer_extra: &[&str]) -> Self {
+        Self::start_with(peer_extra, || {})
+    }
+
+    /// [`Self::start`], running `setup` once the namespaces are up, before any process starts
+    /// (to [`cut`] a path, say).
+    pub fn start_with(peer_extra: &[&str], setup: impl FnOnce()) -> Self {
+        let started = Instant::now();
+        let fleet = fleet_slot();
+        let testbed = Testbed::up();
+        setup();
+        let coord_dir = tempfile::tempdir().unwrap();
+        let init = Command::new(bin())
+            .args(["coordinator", "init", "--data-dir"])
+            .arg(coord_dir.path())
+            .args([
+                "--listen",
+                "/ip4/100.64.1.2/tcp/4001",
+                "--listen",
+                "/ip4/100.64.1.2/udp/4001/quic-v1",
+                "--min-credited-bits",
+                "1024",
+                "--min-contributors",
+                "3",
+                "--attestation-interval",
+                "2",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let coord_id = line_value(&String::from_utf8_lossy(&init.stdout), "peer id ");
+        let coord_pid: PeerId = coord_id.parse().unwrap();
+        let coord_addr: Multiaddr = format!("/ip4/100.64.1.2/tcp/4001/p2p/{coord_id}")
+            .parse()
+            .unwrap();
+        let coord_log = coord_dir.path().join("coordinator.log");
+        let coord = spawn_in(
+            "es-coord",
+            &["coordinator", "run"],
+            coord_dir.path(),
+            &coord_log,
+        );
+        let socket = coord_dir.path().join("admin.sock");
+        let deadline = Instant::now() + DEADLINE;
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "coordinator did not start: {}",
+                std::fs::read_to_string(&coord_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut mesh = Mesh {
+            coord: Some(coord),
+            coord_dir,
+            coord_log,
+            coord_addr,
+            coord_pid,
+            peers: Vec::new(),
+            req_dir: tempfile::tempdir().unwrap(),
+            req_pid: PeerId::random(),
+            started,
+            testbed: Some(testbed),
+            _fleet: fleet,
+        };
+        let mut relay_addrs: Vec<String> = Vec::new();
+        for (i, spec) in PEERS.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let tcp = format!("/ip4/{}/tcp/4001", spec.ip);
+            let quic = format!("/ip4/{}/udp/4001/quic-v1", spec.ip);
+            let mut extra: Vec<&str> = vec![
+                "--listen",
+                &tcp,
+                "--listen",
+                &quic,
+                "--contribution-interval",
+                "0.5",
+                "--heartbeat-interval",
+                "1",
+            ];
+            if !baseline() {
+                if spec.natted {
+                    for r in &relay_addrs {
+                        extra.extend(["--relay", r.as_str()]);
+                    }
+                    extra.extend(peer_extra);
+                } else {
+                    extra.push("--relay-server");
+                }
+            }
+            init_peer_via(
+                exits_with_this_test(Command::new(bin())),
+                dir.path(),
+                &mesh.coord_addr,
+                spec.region,
+                spec.operator,
+                900 + i as u64,
+                &extra,
+            );
+            let node = enrol_in(
+                mesh.coord_dir.path(),
+                dir.path(),
+                spec.region,
+                spec.operator,
+            );
+            let pid = peer::identity::peer_id(&node).unwrap();
+            if !spec.natted {
+                relay_addrs.push(format!("/ip4/{}/tcp/4001/p2p/{pid}", spec.ip));
+            }
+            let log = dir.path().join("peer.log");
+            let proc = spawn_in(spec.ns, &["peer", "run"], dir.path(), &log);
+            mesh.peers.push(MeshPeer {
+                spec,
+                dir,
+                proc: Some(proc),
+                node,
+                pid,
+            });
+        }
+        let out = in_ns(REQUESTER_NS)
+            .args([
+                "requester",
+                "init",
+                "--coordinator",
+                &mesh.coord_addr.to_string(),
+                "--data-dir",
+            ])
+            .arg(mesh.req_dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let req_pid = line_value(&String::from_utf8_lossy(&out.stdout), "peer id ");
+        mesh.req_pid = req_pid.parse().unwrap();
+        run_ok(
+            &["coordinator", "requesters", "add", &req_pid],
+            &[("--data-dir", mesh.coord_dir.path())],
+        );
+        mesh
+    }
+
+    /// The peer in namespace `ns`.
+    pub fn peer(&self, ns: &str) -> &MeshPeer {
+        self.peers.iter().find(|p| p.spec.ns == ns).unwrap()
+    }
+
+    /// The log of the peer in namespace `ns`.
+    pub fn peer_log(&self, ns: &str) -> String {
+        std::fs::read_to_string(self.peer(ns).dir.path().join("peer.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs the peer in namespace `ns`.
+    pub fn kill_peer(&mut self, ns: &str) {
+        let p = self.peers.iter_mut().find(|p| p.spec.ns == ns).unwrap();
+        if let Some(mut proc) = p.proc.take() {
+            proc.kill9();
+        }
+    }
+
+    /// SIGKILLs the coordinator.
+    pub fn kill_coordinator(&mut self) {
+        if let Some(mut p) = self.coord.take() {
+            p.kill9();
+        }
+    }
+
+    /// The last lines of every log, for a failure message.
+    pub fn logs(&self) -> String {
+        let tail = |text: String, n: usize| -> String {
+            let lines: Vec<&str> = text.lines().rev().take(n).collect();
+            lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        let mut text = String::new();
+        for p in &self.peers {
+            text += &format!(
+                "--- {}\n{}\n",
+                p.spec.ns,
+                tail(self.peer_log(p.spec.ns), 12)
+            );
+        }
+        let coord = std::fs::read_to_string(&self.coord_log).unwrap_or_default();
+        text + "--- coordinator\n" + &tail(coord, 20)
+    }
+
+    /// Waits (bounded by [`DEADLINE`]) until `done` holds, polling every half second; panics
+    /// with `what` and the logs otherwise. Returns the seconds it took.
+    pub fn wait_for(&self, what: &str, mut done: impl FnMut(&Self) -> bool) -> f64 {
+        let t0 = Instant::now();
+        while !done(self) {
+            assert!(
+                t0.elapsed() < DEADLINE,
+                "timed out waiting for {what}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        t0.elapsed().as_secs_f64()
+    }
+
+    /// Creates 2-of-3 sessions from the requester until one's ticket satisfies `accept`; writes
+    /// it to `ticket_path` and returns it with the number of sessions created.
+    pub fn session(&self, ticket_path: &Path, accept: impl Fn(&Ticket) -> bool) -> (Ticket, u32) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut attempts = 0;
+        loop {
+            let out = in_ns(REQUESTER_NS)
+                .args([
+                    "session", "create", "--n", "3", "--k", "2", "--ttl", "10m", "-o",
+                ])
+                .arg(ticket_path)
+                .arg("--data-dir")
+                .arg(self.req_dir.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            // Not ready yet (too little entropy credited), or placing the session on holders
+            // behind relays took longer than the call's timeout on a loaded machine: ask again.
+            let again = err.contains("not ready") || err.contains("Timeout while waiting");
+            assert!(
+                out.status.success() || again,
+                "session create failed: {err}\n{}",
+                self.logs()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "no session as wanted after {attempts} sessions: {err}\n{}",
+                self.logs()
+            );
+            if out.status.success() {
+                attempts += 1;
+                let ticket = read_ticket(ticket_path);
+                if accept(&ticket) {
+                    for h in &ticket.holders {
+                        eprintln!("holder #{} at {:?}", h.index, h.addrs);
+                    }
+                    return (ticket, attempts);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Whether no holder of `ticket` is a public peer.
+    pub fn natted_holders(&self, ticket: &Ticket) -> bool {
+        ticket
+            .holders
+            .iter()
+            .all(|h| self.peers.iter().any(|p| p.node == h.node && p.spec.natted))
+    }
+
+    /// `fetch` in the requester's namespace; its log filter is `NAT_MESH_FETCH_LOG` when set.
+    fn fetch_command() -> Command {
+        let mut cmd = in_ns(REQUESTER_NS);
+        if let Some(filter) = std::env::var_os("NAT_MESH_FETCH_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
+        cmd.arg("fetch");
+        cmd
+    }
+
+    /// One `fetch` process from the requester's namespace.
+    pub fn fetch(&self, ticket_path: &Path) -> Fetch {
+        let t0 = Instant::now();
+        let out = Self::fetch_command()
+            .arg(ticket_path)
+            .args(["--format", "hex", "--data-dir"])
+            .arg(self.req_dir.path())
+            .output()
+            .unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let ok = out.status.success();
+        Fetch {
+            ok,
+            secs,
+            paths: paths(&err).first().copied().unwrap_or_default(),
+            output: if ok {
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            } else {
+                err.trim().to_string()
+            },
+            stderr: err,
+        }
+    }
+
+    /// `fetch --repeat n` in one requester process. Each fetch after the first is timed from the
+    /// previous fetch's "shares by path" line to its own (the CLI prints one per fetch as it
+    /// ends); the first from the process's start, so it includes starting the node. Returns the
+    /// fetches reported and the process's stderr when it failed.
+    pub fn fetch_repeated(&self, ticket_path: &Path, n: usize) -> (Vec<Fetch>, Option<String>) {
+        let t0 = Instant::now();
+        let mut child = Self::fetch_command()
+            .arg(ticket_path)
+            .args(["--format", "hex", "--repeat", &n.to_string(), "--data-dir"])
+            .arg(self.req_dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut fetches = Vec::new();
+        let mut text = String::new();
+        let mut last = t0;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(p) = path_line(&line) {
+                let now = Instant::now();
+                fetches.push(Fetch {
+                    ok: true,
+                    secs: now.duration_since(last).as_secs_f64(),
+                    paths: p,
+                    output: String::new(),
+                    stderr: String::new(),
+                });
+                last = now;
+            }
+            text += &line;
+            text.push('\n');
+        }
+        let out = child.wait_with_output().unwrap();
+        let failed = (!out.status.success()).then_some(text);
+        (fetches, failed)
+    }
+
+    /// The running coordinator's `status` row of `peer`, split into fields (peer id, region,
+    /// operator, trusted, power, shares, heartbeat age, credited bits, sources), if it has one.
+    pub fn status_row(&self, peer: &PeerId) -> Option<Vec<String>> {
+        let out = entroshard()
+            .args(["coordinator", "status", "--data-dir"])
+            .arg(self.coord_dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let id = peer.to_string();
+        text.lines()
+            .find(|l| l.starts_with(&id))
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// Hole punches with the requester the holders logged: (succeeded, failed). Punches with
+    /// other peers (an AutoNAT server dialling back through a relay, say) are not counted.
+    pub fn hole_punches(&self) -> (usize, usize) {
+        self.hole_punches_by_nat()
+            .iter()
+            .fold((0, 0), |(a, b), (_, ok, failed)| (a + ok, b + failed))
+    }
+
+    /// [`Self::hole_punches`] by the NAT of the holder's home: `endpoint-independent` (homes 1
+    /// and 3) and `symmetric-like` (home 2).
+    pub fn hole_punches_by_nat(&self) -> [(&'static str, usize, usize); 2] {
+        let mut counts = [("endpoint-independent", 0, 0), ("symmetric-like", 0, 0)];
+        let with = format!("peer={}", self.req_pid);
+        for p in self.peers.iter().filter(|p| p.spec.natted) {
+            let c = &mut counts[usize::from(p.spec.ns.starts_with("es-h2-"))];
+            for line in self.peer_log(p.spec.ns).lines() {
+                if line.contains(&with) {
+                    c.1 += usize::from(line.contains("hole punched: direct connection"));
+                    c.2 += usize::from(line.contains("hole punch failed"));
+                }
+            }
+        }
+        counts
+    }
+}

@@ -1,0 +1,289 @@
+//! The NAT testbed (scripts/testbed/testbed.sh): its namespaces, the peers placed in them, and
+//! what the NAT tests read from a fetch (its shares by path, latencies by path). The mesh that
+//! runs in it is in `mesh.rs`.
+
+use super::*;
+use protocols::ticket::{Ticket, TicketGrant};
+use std::path::PathBuf;
+
+fn testbed_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed/testbed.sh")
+}
+
+/// Why the testbed cannot run here, if it cannot.
+pub fn unavailable() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root: network namespaces need root".into());
+    }
+    match Command::new("ip").args(["netns", "list"]).output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "`ip netns` unavailable: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("`ip` (iproute2) missing: {e}")),
+    }
+}
+
+/// `true` when the testbed can run; otherwise says why and returns `false`, except under `CI=1`,
+/// where it fails the test.
+pub fn testbed_runs_here() -> bool {
+    match unavailable() {
+        None => true,
+        Some(reason) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("1"),
+                "the NAT testbed must run in CI: {reason}"
+            );
+            eprintln!("skipped: {reason}");
+            false
+        }
+    }
+}
+
+/// The namespaces, up while this lives; torn down (every process in them killed) when dropped.
+pub struct Testbed;
+
+impl Testbed {
+    pub fn up() -> Self {
+        let out = Command::new(testbed_script()).arg("up").output().unwrap();
+        assert!(
+            out.status.success(),
+            "testbed up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Testbed
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = Command::new(testbed_script()).arg("down").status();
+    }
+}
+
+/// Drops, on home router `router` (`es-h1-rt`, …), every packet from `from` to `to` (IPv4
+/// addresses), established connections included: a device cut off from one address. The rule
+/// counts what it drops ([`dropped_by_cut`]).
+pub fn cut(router: &str, from: &str, to: &str) {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", router, "nft", "insert", "rule", "inet", "filter", "forward",
+        ])
+        .args(["ip", "saddr", from, "ip", "daddr", to, "counter", "drop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft insert failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Packets the [`cut`] rules on `router` dropped so far.
+pub fn dropped_by_cut(router: &str) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", router, "nft", "list", "chain", "inet", "filter", "forward",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("drop") && l.contains("counter packets"))
+        .filter_map(|l| {
+            l.split("counter packets ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The binary under test, or the one `NAT_MESH_BIN` names (a baseline measurement).
+pub fn bin() -> PathBuf {
+    std::env::var_os("NAT_MESH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_entroshard")))
+}
+
+/// Whether another build runs (`NAT_MESH_BIN`): it knows no relay flags.
+pub fn baseline() -> bool {
+    std::env::var_os("NAT_MESH_BIN").is_some()
+}
+
+/// `entroshard` in namespace `ns`.
+pub fn in_ns(ns: &str) -> Command {
+    let mut cmd = exits_with_this_test(Command::new("ip"));
+    cmd.args(["netns", "exec", ns]).arg(bin());
+    cmd
+}
+
+pub fn spawn_in(ns: &str, args: &[&str], dir: &Path, log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Proc(
+        in_ns(ns)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info,libp2p_relay=info,libp2p_dcutr=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A peer of the testbed: namespace, address, region, operator, whether it is behind NAT.
+pub struct PeerSpec {
+    pub ns: &'static str,
+    pub ip: &'static str,
+    pub region: &'static str,
+    pub operator: &'static str,
+    pub natted: bool,
+}
+
+/// The peers: the two public relays first, then the homes.
+pub const PEERS: [PeerSpec; 7] = [
+    PeerSpec {
+        ns: "es-relay",
+        ip: "100.64.2.2",
+        region: "us",
+        operator: "r",
+        natted: false,
+    },
+    PeerSpec {
+        ns: "es-relay2",
+        ip: "100.64.3.2",
+        region: "ap",
+        operator: "s",
+        natted: false,
+    },
+    PeerSpec {
+        ns: "es-h1-p1",
+        ip: "10.1.0.11",
+        region: "eu",
+        operator: "a",
+        natted: true,
+    },
+    PeerSpec {
+        ns: "es-h1-p2",
+        ip: "10.1.0.12",
+        region: "eu",
+        operator: "b",
+        natted: true,
+    },
+    PeerSpec {
+        ns: "es-h2-p1",
+        ip: "10.2.0.11",
+        region: "us",
+        operator: "c",
+        natted: true,
+    },
+    PeerSpec {
+        ns: "es-h2-p2",
+        ip: "10.2.0.12",
+        region: "us",
+        operator: "d",
+        natted: true,
+    },
+    PeerSpec {
+        ns: "es-h3-p1",
+        ip: "10.3.0.11",
+        region: "ap",
+        operator: "e",
+        natted: true,
+    },
+];
+
+/// The requester's namespace (behind the third home's NAT).
+pub const REQUESTER_NS: &str = "es-h3-req";
+
+/// The ticket inside a ticket file (the CLI's `TicketFile`, read field by field).
+pub fn read_ticket(path: &Path) -> Ticket {
+    #[derive(serde::Deserialize)]
+    struct TicketFile {
+        #[allow(dead_code)]
+        v: u16,
+        #[allow(dead_code)]
+        coordinator: String,
+        grant: TicketGrant,
+    }
+    let file: TicketFile =
+        protocols::wire::decode_bounded(&std::fs::read(path).unwrap(), 1 << 20).unwrap();
+    file.grant.ticket.open_from_any_signer().unwrap().1
+}
+
+/// `(direct, hole-punched, relayed)` from each of a fetch's "shares by path: …" lines.
+pub fn paths(stderr: &str) -> Vec<(u32, u32, u32)> {
+    stderr.lines().filter_map(path_line).collect()
+}
+
+pub fn path_line(line: &str) -> Option<(u32, u32, u32)> {
+    let line = line.strip_prefix("shares by path: ")?;
+    let count = |name: &str| -> u32 {
+        line.split(", ")
+            .find_map(|part| part.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Some((count("direct "), count("hole-punched "), count("relayed ")))
+}
+
+/// The path a fetch is counted under: relayed if any share came through a relay, else
+/// hole-punched if any came over a punched connection, else direct.
+pub fn path_name((direct, punched, relayed): (u32, u32, u32)) -> &'static str {
+    if relayed > 0 {
+        "relayed"
+    } else if punched > 0 {
+        "hole-punched"
+    } else if direct > 0 {
+        "direct"
+    } else {
+        "none"
+    }
+}
+
+/// One fetch: whether it succeeded, its seconds, its shares by path, the key or the error.
+pub struct Fetch {
+    pub ok: bool,
+    pub secs: f64,
+    pub paths: (u32, u32, u32),
+    pub output: String,
+    /// The process's stderr.
+    pub stderr: String,
+}
+
+/// Fetch latencies by path, printed as p50 / p99 (nearest rank) with their counts.
+#[derive(Default)]
+pub struct Latencies(std::collections::BTreeMap<&'static str, Vec<f64>>);
+
+impl Latencies {
+    pub fn add(&mut self, f: &Fetch) {
+        if f.ok {
+            self.0.entry(path_name(f.paths)).or_default().push(f.secs);
+        }
+    }
+
+    pub fn report(&self, what: &str) -> String {
+        let mut text = format!("fetch latency by path ({what}):");
+        for (path, secs) in &self.0 {
+            let mut s = secs.clone();
+            s.sort_by(f64::total_cmp);
+            let rank = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+            text += &format!(
+                " {path} n={} p50 {:.0} ms p99 {:.0} ms;",
+                s.len(),
+                rank(0.5) * 1e3,
+                rank(0.99) * 1e3
+            );
+        }
+        text
+    }
+}
