@@ -29,7 +29,7 @@ fn a_short_bench_prints_positive_figures_as_json() {
             "--no-large",
             "--json",
             // What is tested is the bench's report, not the estimators: short windows and two
-            // rotations start and finish a debug fleet sooner on a busy machine (decision 0050).
+            // rotations start and finish a debug fleet sooner on a busy machine (decision 0052).
             "--window-samples",
             common::TEST_WINDOW_SAMPLES,
             "--rotations",
