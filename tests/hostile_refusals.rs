@@ -110,6 +110,7 @@ fn answer_with_bad_evidence(key: NodeKey, mut events: tokio::sync::mpsc::Receive
                     sources_cut_off: 0,
                 },
                 at_ms: coordinator::service::now_ms(),
+                share_key: None,
             };
             let reply = Reply::ok(SignedEnvelope::seal(&key, &evidence));
             let _ = responder.respond(wire::encode(&reply)).await;

@@ -266,6 +266,7 @@ impl Holder {
         };
         let handlers = DetachedHandlers::new(
             NodeKey::from_secret_bytes(&[3; 32]),
+            protocols::share_box::BoxSecret::from_uniform_bytes(&[3; 64]),
             fx.coordinator.node_id(),
             store.clone(),
             measurement,

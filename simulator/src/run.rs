@@ -108,6 +108,7 @@ fn enrolment(region: &str, operator: &str) -> Enrolment {
         region: region.to_string(),
         operator: operator.to_string(),
         enrolled_at_ms: peer::agent::now_ms(),
+        share_key: None,
     }
 }
 

@@ -65,11 +65,18 @@ fn quorum_inputs(
         candidates.shares_held,
         candidates.round_trips,
     );
+    // A peer whose share key is not known cannot be dealt a share (nothing to box it to).
+    let keyless = candidates
+        .peers
+        .iter()
+        .filter(|(_, p)| p.share_key.is_none())
+        .map(|(n, _)| *n);
     let policy = QuorumPolicy {
         heartbeat_max_age_ms: rules.heartbeat_max_age_ms,
         ..QuorumPolicy::default()
     }
-    .excluding(candidates.flagged.iter().copied());
+    .excluding(candidates.flagged.iter().copied())
+    .excluding(keyless);
     (table, policy)
 }
 
@@ -129,14 +136,33 @@ pub fn readiness<R: rand_core::CryptoRng + ?Sized>(
     };
     let (n, k) = SMALLEST;
     let (eligible, quorum) = quorum_outlook(candidates, rules, n, k, now_ms, rng);
-    let quorum =
-        quorum.map_err(|e| format!("no {k}-of-{n} quorum among {eligible} eligible peers: {e}"));
+    let keyless = candidates
+        .peers
+        .trusted_without_share_key(now_ms, rules.attestation_validity_ms)
+        .len();
+    let quorum = quorum.map_err(|e| {
+        format!(
+            "no {k}-of-{n} quorum among {eligible} eligible peers: {e}{}",
+            keyless_note(keyless)
+        )
+    });
     let verdict = match (pool, quorum) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
         (Err(p), Err(q)) => Err(format!("{p}; {q}")),
     };
     (eligible, verdict)
+}
+
+/// Why trusted peers were left out of every quorum, for a refusal's or a log's text.
+pub fn keyless_note(keyless: usize) -> String {
+    if keyless == 0 {
+        return String::new();
+    }
+    format!(
+        " ({keyless} trusted peer(s) left out: no verified share key; they run a build from \
+         before holder share keys or have not attested since)"
+    )
 }
 
 /// What the pool lacks for a key, what was refused on the way and what is under way.
@@ -243,8 +269,13 @@ impl Nursery<'_> {
             flagged: self.intake.flagged(),
             round_trips: self.round_trips,
         };
-        let quorum = choose_quorum(&candidates, rules, n, k, now_ms, rng)
-            .map_err(|e| Refusal::NotReady(e.to_string()))?;
+        let quorum = choose_quorum(&candidates, rules, n, k, now_ms, rng).map_err(|e| {
+            let keyless = self
+                .peers
+                .trusted_without_share_key(now_ms, rules.attestation_validity_ms)
+                .len();
+            Refusal::NotReady(format!("{e}{}", keyless_note(keyless)))
+        })?;
         let session = SessionId(fresh.session);
         let (generated, receipt) = self
             .intake

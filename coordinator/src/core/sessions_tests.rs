@@ -50,6 +50,7 @@ impl Books {
             table.enrol(node(i), format!("region-{i}"), format!("operator-{i}"));
             let p = table.get_mut(&node(i)).unwrap();
             p.attested_at_ms = Some(NOW);
+            p.share_key = Some(share_key_of(i).public());
             p.heartbeat_at_ms = Some(NOW);
             p.heartbeat = Some(StatusHeartbeat {
                 v: protocols::wire::WIRE_VERSION,
@@ -185,6 +186,31 @@ fn a_pool_short_of_contributors_says_what_it_lacks() {
     books.fill(1, 2048);
     match books.deal(node(100), policy(5, 3)) {
         Err(Refusal::NotReady(why)) => assert!(why.contains("1 of 2 peers"), "{why}"),
+        other => panic!("expected NotReady, got {:?}", other.map(|b| b.holders)),
+    }
+}
+
+/// Peer `i`'s share key.
+fn share_key_of(i: u8) -> protocols::share_box::BoxSecret {
+    protocols::share_box::BoxSecret::from_uniform_bytes(&[i; 64])
+}
+
+#[test]
+fn a_peer_without_a_verified_share_key_never_holds_shares_and_the_refusal_says_why() {
+    let mut books = Books::new(6);
+    books.fill(3, 512);
+    books.peers.get_mut(&node(6)).unwrap().share_key = None;
+    let born = books.deal(node(100), policy(5, 3)).unwrap();
+    assert!(!born.holders.contains(&node(6)));
+    books.peers.get_mut(&node(5)).unwrap().share_key = None;
+    books.fill(3, 512);
+    match books.deal(node(100), policy(5, 3)) {
+        Err(Refusal::NotReady(why)) => {
+            assert!(
+                why.contains("2 trusted peer(s) left out: no verified share key"),
+                "{why}"
+            )
+        }
         other => panic!("expected NotReady, got {:?}", other.map(|b| b.holders)),
     }
 }

@@ -25,6 +25,7 @@ use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
 use protocols::reshare::{Dealt, Placement, Planned};
 use protocols::sealing::{self, SealingMasterKey, ShareSlot};
+use protocols::share_box::BoxSecret;
 use protocols::sharing::{self, VerifiedShare};
 use protocols::wire::{self, EntropyReceipt, Reply, SessionPolicy, StoreAck};
 use rand::rngs::StdRng;
@@ -83,8 +84,15 @@ impl World {
                     boot_id: "core-tests".into(),
                 };
                 let node = hkey.node_id();
-                let handlers =
-                    DetachedHandlers::new(hkey, key.node_id(), store.clone(), measurement, 1e12);
+                let share_key = BoxSecret::from_uniform_bytes(&[i as u8 + 10; 64]);
+                let handlers = DetachedHandlers::new(
+                    hkey,
+                    share_key,
+                    key.node_id(),
+                    store.clone(),
+                    measurement,
+                    1e12,
+                );
                 (
                     node,
                     Holder {

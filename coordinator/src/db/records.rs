@@ -53,6 +53,12 @@ pub struct Enrolment {
     pub operator: String,
     /// When the peer was enrolled (or relabelled), in milliseconds since the Unix epoch.
     pub enrolled_at_ms: u64,
+    /// The share key the peer stated in a valid attestation (docs/protocol/redistribution.md,
+    /// "Keys"); shares are boxed to it. `None` until then, and in records written before share
+    /// keys (read as absent: the next good attestation records it). Kept when the peer is
+    /// relabelled; dropped with the enrolment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_key: Option<protocols::share_box::BoxPublic>,
 }
 
 /// A single-use join token, stored under the SHA-256 of the token.

@@ -41,7 +41,12 @@ pub(super) fn start(
     let quorum = match super::sessions::choose_quorum(ctx, state, n, k, now) {
         Ok(q) => q,
         Err(e) => {
-            tracing::warn!(session = %record.session, ?cause, error = %e, "rotation postponed: no quorum");
+            let keyless = state
+                .peers
+                .trusted_without_share_key(now, (ctx.config.attestation_validity_s * 1000.0) as u64)
+                .len();
+            let note = crate::core::sessions::keyless_note(keyless);
+            tracing::warn!(session = %record.session, ?cause, error = %format!("{e}{note}"), "rotation postponed: no quorum");
             return;
         }
     };

@@ -311,6 +311,7 @@ pub fn coordinator_records() -> Vec<(&'static str, Vec<u8>)> {
                 region: "eu-west".into(),
                 operator: "alpha".into(),
                 enrolled_at_ms: 1_000,
+                share_key: None,
             })),
         ),
         (

@@ -117,6 +117,7 @@ fn attest(
         uptime_s: shared.started.elapsed().as_secs(),
         health,
         at_ms: super::now_ms(),
+        share_key: Some(shared.share_key_statement.clone()),
     };
     Ok(SignedEnvelope::seal(&shared.key, &evidence))
 }

@@ -151,6 +151,7 @@ impl Fleet {
         let timing = &ctx.scenario.timing;
         let agent = embedded::start(EmbeddedConfig {
             key: p.key(),
+            share_key: p.share_key(),
             coordinator: ctx.coordinator.clone(),
             region,
             operator,
