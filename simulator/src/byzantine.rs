@@ -87,12 +87,18 @@ pub async fn tamper_store(store: Arc<ShareStore>, since: Arc<Mutex<Option<Instan
                 else {
                     continue;
                 };
-                if let Some(byte) = stored.share.ciphertext.first_mut() {
+                // A sealed share's ciphertext, or a boxed share's box: either way what the
+                // holder serves no longer opens to its share.
+                let bytes = match &mut stored.share {
+                    peer::store::HeldShare::Sealed(sealed) => &mut sealed.ciphertext,
+                    peer::store::HeldShare::Boxed(boxed) => &mut boxed.boxed.sealed,
+                };
+                if let Some(byte) = bytes.first_mut() {
                     *byte ^= 0x01;
                 }
                 s.delete_epoch(&info.session, info.epoch)
                     .map_err(|e| e.to_string())?;
-                s.put(&stored.share, stored.expires_at_ms)
+                s.put_held(&stored.share, stored.expires_at_ms)
                     .map_err(|e| e.to_string())?;
                 changed.push(slot);
             }

@@ -207,8 +207,10 @@ impl World {
                     holder: h.node,
                     index: h.index,
                 };
-                let share =
-                    sealing::open(&self.master.share_key(&slot), &slot, &stored.share).ok()?;
+                let peer::store::HeldShare::Sealed(sealed) = &stored.share else {
+                    return None;
+                };
+                let share = sealing::open(&self.master.share_key(&slot), &slot, sealed).ok()?;
                 share.verify(&record.commitments).ok()
             })
             .collect()

@@ -237,7 +237,7 @@ pub fn share_store_record() -> Vec<(&'static str, Vec<u8>)> {
         out
     };
     let future = encode(&ShareRecord {
-        v: 2,
+        v: 3,
         share: &share,
         expires_at_ms: 1,
     });

@@ -1,6 +1,8 @@
 //! The device agent (`entroshard peer run`): harvest, contribute, heartbeat, attest, store and serve shares.
 
 pub mod audit;
+#[cfg(test)]
+mod boxed_tests;
 mod contribute;
 pub mod embedded;
 mod event_loop;
@@ -63,7 +65,6 @@ pub fn now_ms() -> u64 {
 pub(crate) struct Shared {
     pub key: NodeKey,
     /// The secret every share this device holds is boxed to.
-    #[allow(dead_code)]
     pub share_key: BoxSecret,
     /// `(NodeId, PK_h)` signed by `key`, sent in every attestation evidence.
     pub share_key_statement: protocols::wire::SignedEnvelope,
