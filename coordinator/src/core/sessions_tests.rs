@@ -284,7 +284,8 @@ fn tickets_go_to_the_creator_and_named_requesters_only_while_allowed_and_alive()
 }
 
 #[test]
-fn a_grant_is_signed_short_lived_and_carries_one_opening_key_per_holder() {
+fn a_grant_is_signed_short_lived_and_carries_opening_keys_only_for_a_session_sealed_before_share_keys()
+ {
     let key = NodeKey::from_secret_bytes(&[9; 32]);
     let master = SealingMasterKey::from_bytes([8; 32]);
     let signer = Signer {
@@ -303,6 +304,15 @@ fn a_grant_is_signed_short_lived_and_carries_one_opening_key_per_holder() {
     assert_eq!(ticket.requester, node(101));
     assert_eq!(ticket.expires_at_ms, NOW + 3_600_000);
     assert_eq!(ticket.holders.len(), 5);
+    // Born boxed to its holders: the grant opens nothing.
+    assert!(long.boxed);
+    assert!(g.opening_keys.is_empty());
+    // A session dealt before holder share keys (until it is re-dealt): one key per holder.
+    let legacy = SessionRecord {
+        boxed: false,
+        ..long.clone()
+    };
+    let g = grant(&signer, &rules(), &legacy, node(101), &[], [3; 16], NOW);
     assert_eq!(g.opening_keys.len(), 5);
     // Never past its session.
     let short = SessionRecord {

@@ -114,6 +114,11 @@ pub struct SessionRecord {
     /// written before key ids, until the first start stamps them: decision 0046).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_under: Option<MasterKeyId>,
+    /// The current epoch's shares are boxed to their holders' share keys (decision 0050): no
+    /// master key opens them, and `sealed_under` is `None`. `false` in records written before,
+    /// whose sessions the upkeep re-deals boxed (cause `reseal`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boxed: bool,
 }
 
 /// A rotation in flight: the next epoch's placement, kept to finish or undo it after a crash.

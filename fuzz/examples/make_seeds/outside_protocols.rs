@@ -293,6 +293,7 @@ pub fn coordinator_records() -> Vec<(&'static str, Vec<u8>)> {
         rotations: 2,
         rotated_at_ms: 2_000,
         sealed_under: Some(protocols::sealing::SealingMasterKey::from_bytes([0x4d; 32]).id()),
+        boxed: false,
     };
     let pending = PendingEpoch {
         session: SESSION,
