@@ -133,6 +133,7 @@ impl Fleet {
             Some(ByzantineKind::TamperedShares) => {
                 tasks.push(tokio::spawn(byzantine::tamper_store(
                     p.store.clone(),
+                    p.share_key(),
                     p.misbehaving_since.clone(),
                 )));
             }
