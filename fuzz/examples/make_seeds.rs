@@ -78,7 +78,6 @@ fn evidence() -> Evidence {
             sources_cut_off: 0,
         },
         at_ms: 10_100,
-        share_key: None,
     }
 }
 

@@ -7,7 +7,6 @@
 
 pub mod attestation;
 pub mod entropy;
-pub mod holder_box;
 pub mod identity;
 pub mod ids;
 pub mod keys;

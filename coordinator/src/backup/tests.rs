@@ -37,7 +37,6 @@ fn data_dir() -> (tempfile::TempDir, CoordinatorDb, MasterKeyId) {
             region: "eu".into(),
             operator: "a".into(),
             enrolled_at_ms: 1,
-            share_key: None,
         },
     )
     .unwrap();
