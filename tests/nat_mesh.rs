@@ -44,18 +44,7 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
     let mut cold = Latencies::default();
     for i in 0..FETCHES {
         let f = mesh.fetch(&ticket_path);
-        eprintln!(
-            "fetch {}: {} in {:.2} s; shares by path (direct, hole-punched, relayed) {:?}{}",
-            i + 1,
-            if f.ok { "ok" } else { "FAILED" },
-            f.secs,
-            f.paths,
-            if f.ok {
-                String::new()
-            } else {
-                format!(": {}", f.output)
-            }
-        );
+        eprintln!("fetch {}: {}", i + 1, f.summary());
         cold.add(&f);
         if f.ok {
             ok += 1;

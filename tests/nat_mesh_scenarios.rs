@@ -44,18 +44,7 @@ fn fetches(mesh: &Mesh, ticket_path: &std::path::Path, what: &str) -> (usize, us
     let mut cold = Latencies::default();
     for i in 0..FETCHES {
         let f = mesh.fetch(ticket_path);
-        eprintln!(
-            "{what}: fetch {}: {} in {:.2} s, shares by path (direct, hole-punched, relayed) {:?}{}",
-            i + 1,
-            if f.ok { "ok" } else { "FAILED" },
-            f.secs,
-            f.paths,
-            if f.ok {
-                String::new()
-            } else {
-                format!(": {}", f.output)
-            }
-        );
+        eprintln!("{what}: fetch {}: {}", i + 1, f.summary());
         cold.add(&f);
         if f.ok && f.secs > 5.0 && std::env::var_os("NAT_MESH_FETCH_LOG").is_some() {
             eprintln!("{what}: slow fetch {}'s log:\n{}", i + 1, f.stderr);
@@ -93,6 +82,18 @@ fn fetches(mesh: &Mesh, ticket_path: &std::path::Path, what: &str) -> (usize, us
     (ok, FETCHES + REPEATED)
 }
 
+/// A session placed on NATed holders each reachable through `relay`, and one fetch of it that
+/// must succeed (`when` names the moment in the failure message); returns its ticket's path.
+fn session_through(mesh: &Mesh, relay: &PeerId, when: &str) -> std::path::PathBuf {
+    let ticket_path = mesh.req_dir.path().join("ticket.cbor");
+    mesh.session(&ticket_path, |t| {
+        mesh.natted_holders(t) && reachable_through(t, relay)
+    });
+    let first = mesh.fetch(&ticket_path);
+    assert!(first.ok, "fetch {when} failed: {}", first.output);
+    ticket_path
+}
+
 #[test]
 fn with_the_coordinator_killed_requesters_behind_nat_keep_fetching_with_live_tickets() {
     if !testbed_runs_here() {
@@ -102,16 +103,7 @@ fn with_the_coordinator_killed_requesters_behind_nat_keep_fetching_with_live_tic
     let relay = mesh.peer("es-relay").pid;
     let relay2 = mesh.peer("es-relay2").pid;
     // A session on NATed holders, each reachable through a relay that is not the coordinator.
-    let ticket_path = mesh.req_dir.path().join("ticket.cbor");
-    mesh.session(&ticket_path, |t| {
-        mesh.natted_holders(t) && reachable_through(t, &relay)
-    });
-    let before = mesh.fetch(&ticket_path);
-    assert!(
-        before.ok,
-        "fetch with the coordinator up failed: {}",
-        before.output
-    );
+    let ticket_path = session_through(&mesh, &relay, "with the coordinator up");
 
     mesh.kill_coordinator();
     eprintln!("coordinator killed (SIGKILL)");
@@ -142,16 +134,7 @@ fn with_a_relay_killed_holders_reserve_on_the_next_and_fetches_go_on() {
     mesh.wait_for("NATed peers reserving on the first relay", |m| {
         all_natted_reserved_on(m, &relay)
     });
-    let ticket_path = mesh.req_dir.path().join("ticket.cbor");
-    mesh.session(&ticket_path, |t| {
-        mesh.natted_holders(t) && reachable_through(t, &relay)
-    });
-    let before = mesh.fetch(&ticket_path);
-    assert!(
-        before.ok,
-        "fetch before the relay died failed: {}",
-        before.output
-    );
+    let ticket_path = session_through(&mesh, &relay, "before the relay died");
 
     mesh.kill_peer("es-relay");
     let killed = std::time::Instant::now();

@@ -260,6 +260,23 @@ pub struct Fetch {
     pub stderr: String,
 }
 
+impl Fetch {
+    /// One line for the test's output: the outcome, its time, its shares by path, the error.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} in {:.2} s, shares by path (direct, hole-punched, relayed) {:?}{}",
+            if self.ok { "ok" } else { "FAILED" },
+            self.secs,
+            self.paths,
+            if self.ok {
+                String::new()
+            } else {
+                format!(": {}", self.output)
+            }
+        )
+    }
+}
+
 /// Fetch latencies by path, printed as p50 / p99 (nearest rank) with their counts.
 #[derive(Default)]
 pub struct Latencies(std::collections::BTreeMap<&'static str, Vec<f64>>);
