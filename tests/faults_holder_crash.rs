@@ -129,13 +129,35 @@ async fn holders_killed_mid_fetch_and_mid_write_cost_no_fetch_and_leak_no_share(
         tokio::time::sleep(Duration::from_micros(rng.random_range(0..15_000))).await;
         let victim = rng.random_range(..peers.len());
         peers[victim].proc.kill9();
+        // The device comes back at once, as a rebooted one does: a placement that lost too many
+        // acknowledgements rolls back, and the retry (`create`) needs every peer again.
+        peers[victim].proc = spawn_peer(peers[victim].dir.path());
         match creating.await.unwrap() {
             Ok((session, grant)) => {
                 keys.insert(session, a.fetch(&grant).await.unwrap());
             }
-            Err(e) => eprintln!("round {round}: creation refused after the kill: {e}"),
+            Err(e) => {
+                let log = std::fs::read(coord.log_path()).unwrap_or_default();
+                let since: Vec<_> = String::from_utf8_lossy(&log[from.min(log.len())..])
+                    .lines()
+                    .filter(|l| {
+                        ![
+                            "session create refused",
+                            "contribution held",
+                            "peer attested",
+                        ]
+                        .iter()
+                        .any(|noise| l.contains(noise))
+                    })
+                    .take(60)
+                    .map(str::to_owned)
+                    .collect();
+                eprintln!(
+                    "round {round}: creation refused after killing peer {victim}: {e}\n{}",
+                    since.join("\n")
+                )
+            }
         }
-        peers[victim].proc = spawn_peer(peers[victim].dir.path());
     }
 
     // Every session rebuilds its key; each holder keeps exactly the shares it is listed for.

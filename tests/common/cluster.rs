@@ -68,17 +68,30 @@ pub async fn status(coord: &CoordinatorProc) -> Vec<PeerLine> {
 pub async fn wait_trusted(coord: &CoordinatorProc, want: usize) {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let ready = status(coord)
-            .await
-            .iter()
-            .filter(|l| l.trusted && l.heartbeat_age_s.is_some_and(|a| a < 5))
-            .count();
+        let lines = status(coord).await;
+        let is_ready = |l: &PeerLine| l.trusted && l.heartbeat_age_s.is_some_and(|a| a < 5);
+        let ready = lines.iter().filter(|l| is_ready(l)).count();
         if ready >= want {
             return;
         }
+        let waiting: Vec<String> = lines
+            .iter()
+            .filter(|l| !is_ready(l))
+            .map(|l| {
+                format!(
+                    "{} trusted={} quarantine={:?} heartbeat_age_s={:?} refusals={:?}",
+                    l.node.short(),
+                    l.trusted,
+                    l.quarantine,
+                    l.heartbeat_age_s,
+                    l.refusals
+                )
+            })
+            .collect();
         assert!(
             Instant::now() < deadline,
-            "only {ready} peers trusted after a restart; coordinator log:\n{}",
+            "only {ready} peers trusted after a restart; not ready:\n{}\ncoordinator log:\n{}",
+            waiting.join("\n"),
             log_tail(&coord.log_path())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

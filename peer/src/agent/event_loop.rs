@@ -81,6 +81,7 @@ pub(super) async fn run(
     let mut heartbeat = tokio::time::interval(settings.heartbeat);
     heartbeat.set_missed_tick_behavior(settings.hosting.missed_heartbeats);
     let mut heartbeat_seq = now_ms().saturating_mul(1000);
+    let mut unannounced = Unannounced::default();
     loop {
         tokio::select! {
             () = &mut stop => break,
@@ -100,6 +101,9 @@ pub(super) async fn run(
                     shared.metrics.coordinator_connected.set(u64::from(to_coordinator));
                     if settings.hosting.redial_coordinator && !to_coordinator {
                         redial_coordinator(&node, &settings.coordinator_addr).await;
+                    }
+                    if to_coordinator {
+                        unannounced.check(&node, settings.coordinator_peer).await;
                     }
                 }
                 let power = settings
@@ -181,6 +185,39 @@ async fn redial_coordinator(node: &NodeHandle, addr: &Multiaddr) {
     tracing::debug!(%addr, "not connected to the coordinator; dialling it");
     if let Err(e) = node.dial(addr.clone()).await {
         tracing::debug!(%addr, error = %e, "coordinator dial failed");
+    }
+}
+
+/// Heartbeats in a row, connected to the coordinator without its gossip subscriptions, before
+/// the connection is dropped and redialled.
+const UNANNOUNCED_HEARTBEATS: u32 = 3;
+
+/// Watches for a connection to the coordinator that carries no gossip. gossipsub announces a
+/// node's subscriptions on the first connection to a peer only; when this device restarted
+/// faster than the coordinator noticed (a killed QUIC peer sends no close), the coordinator still
+/// holds the dead connection, takes the new one for a second, and never announces itself: this
+/// device then publishes its heartbeats and contributions to nobody, for as long as it runs.
+/// Dropping the connection makes the next one a first connection again (once the coordinator's
+/// dead one has timed out).
+#[derive(Default)]
+struct Unannounced {
+    heartbeats: u32,
+}
+
+impl Unannounced {
+    async fn check(&mut self, node: &NodeHandle, coordinator: PeerId) {
+        match node.gossip_subscribed(coordinator).await {
+            Ok(false) => self.heartbeats += 1,
+            _ => self.heartbeats = 0,
+        }
+        if self.heartbeats >= UNANNOUNCED_HEARTBEATS {
+            tracing::info!(
+                heartbeats = self.heartbeats,
+                "connected to the coordinator, but its gossip subscriptions never came; reconnecting"
+            );
+            self.heartbeats = 0;
+            let _ = node.disconnect(coordinator).await;
+        }
     }
 }
 

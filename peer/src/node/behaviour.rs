@@ -177,7 +177,7 @@ impl MeshBehaviour {
                     .request_timeout
                     .min(std::time::Duration::from_secs(3)),
             ),
-            coord: rr(Protocol::Coord, config.request_timeout),
+            coord: rr(Protocol::Coord, config.coordinator_call_timeout),
             audit: rr(Protocol::Audit, config.request_timeout),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()

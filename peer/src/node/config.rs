@@ -164,6 +164,12 @@ pub struct NodeConfig {
     pub gossip_heartbeat: Duration,
     /// Request-response timeout.
     pub request_timeout: Duration,
+    /// How long a call to the coordinator (`Protocol::Coord`) may take. Longer than
+    /// `request_timeout`: creating or rotating a session waits for every holder's store
+    /// acknowledgement, and a holder that died mid-store answers only by its own request
+    /// timeout (a SIGKILLed QUIC peer sends no close), after which the coordinator commits
+    /// without it. A requester that gave up first would call a placed session a failure.
+    pub coordinator_call_timeout: Duration,
     /// Idle connection timeout.
     pub idle_timeout: Duration,
     /// Capacity of the command and event channels.
@@ -216,6 +222,7 @@ impl NodeConfig {
             gossip_mesh_n: 6,
             gossip_heartbeat: Duration::from_millis(700),
             request_timeout: Duration::from_secs(10),
+            coordinator_call_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             channel_capacity: 256,
             gossip_subscribe: true,

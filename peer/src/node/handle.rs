@@ -56,6 +56,13 @@ pub(super) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Option<f64>>,
     },
+    GossipSubscribed {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    Disconnect {
+        peer: PeerId,
+    },
     Shutdown,
 }
 
@@ -311,6 +318,23 @@ impl NodeHandle {
     pub async fn gossip_score(&self, peer: PeerId) -> Result<Option<f64>, NodeError> {
         self.call(|reply| Command::GossipScore { peer, reply })
             .await
+    }
+
+    /// Whether gossipsub knows `peer` to be subscribed to any topic. A connected peer whose
+    /// subscriptions never arrived gets none of this node's gossip: gossipsub announces
+    /// subscriptions on a peer's first connection only, so a remote still holding a dead
+    /// connection from before this node restarted never announces them again on the new one.
+    pub async fn gossip_subscribed(&self, peer: PeerId) -> Result<bool, NodeError> {
+        self.call(|reply| Command::GossipSubscribed { peer, reply })
+            .await
+    }
+
+    /// Closes every connection to `peer`.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Disconnect { peer })
+            .await
+            .map_err(|_| NodeError::Closed)
     }
 
     /// Stops the swarm task.

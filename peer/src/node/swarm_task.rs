@@ -265,6 +265,18 @@ impl SwarmTask {
             Command::GossipScore { peer, reply } => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
+            Command::GossipSubscribed { peer, reply } => {
+                let subscribed = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .any(|(p, topics)| p == &peer && !topics.is_empty());
+                let _ = reply.send(subscribed);
+            }
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Shutdown => {}
         }
     }
