@@ -123,7 +123,7 @@ fn a_destroyed_coordinator_restored_from_a_backup_serves_the_old_key_and_rotates
     );
     coord.proc = run_coordinator(&c);
 
-    // The restored coordinator issues a new ticket whose keys open the old shares.
+    // The restored coordinator issues a new ticket; the holders serve the old shares on it.
     let fresh = r.join("fresh.cbor");
     let key_again = fetch_with_fresh_ticket(r, &session, &fresh);
     assert_eq!(
@@ -131,7 +131,8 @@ fn a_destroyed_coordinator_restored_from_a_backup_serves_the_old_key_and_rotates
         "the restored coordinator serves another key"
     );
 
-    // A new master key: the session is re-sealed by a rotation, then the old key is erased.
+    // A new master key: the session is boxed to its holders, under no master key (decision
+    // 0053), so nothing is re-sealed and the old key is erased at once.
     let out = coordinator_cmd(&["rotate-master-key"], &[("--data-dir", &c)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let new_id = line_value(&stdout(&out), "master key ")
@@ -158,10 +159,33 @@ fn a_destroyed_coordinator_restored_from_a_backup_serves_the_old_key_and_rotates
         &[("--data-dir", &c)],
     );
     assert!(
-        shown.contains(&format!("sealed     under master key {new_id}")),
+        shown.contains("sealed     boxed to each holder's share key"),
         "{shown}"
     );
-    assert!(shown.contains("(1 rotations)"), "{shown}");
+    assert!(!shown.contains("under master key"), "{shown}");
+    assert!(shown.contains("(0 rotations)"), "{shown}");
+    assert_eq!(fetch_with_fresh_ticket(r, &session, &fresh), key);
+    // Rotated by hand, so that the backup below is older than the session's epoch.
+    run_ok(&["coordinator", "rotate", &session], &[("--data-dir", &c)]);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let shown = run_ok(
+            &["coordinator", "sessions", "show", &session],
+            &[("--data-dir", &c)],
+        );
+        if shown.contains("(1 rotations)") {
+            assert!(
+                shown.contains("boxed to each holder's share key"),
+                "{shown}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session never rotated: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(fetch_with_fresh_ticket(r, &session, &fresh), key);
 
     let trail = run_ok(&["coordinator", "audit"], &[("--data-dir", &c)]);

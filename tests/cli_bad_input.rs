@@ -77,7 +77,7 @@ fn peer_init_with_a_bad_coordinator_address_names_it_writes_nothing_and_the_retr
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         entries(&tmp.path().join("p")),
-        ["identity.key", "peer.toml"]
+        ["identity.key", "peer.toml", "share-key.key"]
     );
 
     // `peer id` prints the same PeerId `init` did, later, from the data directory.
@@ -356,7 +356,7 @@ fn peer_init_keeps_the_join_token_out_of_peer_toml_in_a_0600_file() {
         std::fs::read_to_string(dir.join("join-token")).unwrap(),
         token
     );
-    for secret in ["join-token", "identity.key"] {
+    for secret in ["join-token", "identity.key", "share-key.key"] {
         let mode = std::fs::metadata(dir.join(secret))
             .unwrap()
             .permissions()

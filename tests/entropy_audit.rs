@@ -62,6 +62,7 @@ fn answer(key: NodeKey, mut events: tokio::sync::mpsc::Receiver<NodeEvent>) {
                             sources_cut_off: 0,
                         },
                         at_ms: coordinator::service::now_ms(),
+                        share_key: None,
                     };
                     wire::encode(&Reply::ok(SignedEnvelope::seal(&key, &evidence)))
                 }

@@ -17,8 +17,8 @@ use protocols::attestation::{Challenge, Evidence, HealthCounters};
 use protocols::identity::NodeKey;
 use protocols::ticket::{Ticket, TicketRefusal};
 use protocols::wire::{
-    self, Contribution, PowerState, Refusal, Reply, SessionPolicy, ShareFetch, ShareFetchReply,
-    SignedEnvelope, StatusHeartbeat, WIRE_VERSION,
+    self, Contribution, PowerState, Refusal, Reply, SessionPolicy, SignedEnvelope, StatusHeartbeat,
+    WIRE_VERSION,
 };
 use rand::RngExt;
 use std::time::Duration;
@@ -63,16 +63,19 @@ async fn fetch_raw(
     holder: libp2p::PeerId,
     addr: &Multiaddr,
     ticket: &SignedEnvelope,
-) -> Result<protocols::sealing::SealedShare, Refusal> {
-    let request = wire::encode(&ShareFetch {
-        v: WIRE_VERSION,
+) -> Result<protocols::wire::FetchedShare, Refusal> {
+    let reply_key = protocols::share_box::BoxSecret::generate(&mut rand::rng()).public();
+    let request = wire::encode(&protocols::wire::BoxedFetch {
+        v: protocols::wire::WIRE_VERSION_2,
         ticket: ticket.clone(),
+        reply_key,
     });
     let raw = node
         .request(Protocol::Fetch, holder, vec![addr.clone()], request)
         .await
         .expect("the holder answers");
-    let reply: ShareFetchReply = wire::decode(&raw, 256 * 1024).expect("a reply of ours");
+    let reply: protocols::wire::BoxedFetchReply =
+        wire::decode(&raw, 256 * 1024).expect("a reply of ours");
     reply.result
 }
 
@@ -110,6 +113,7 @@ fn answer_with_bad_evidence(key: NodeKey, mut events: tokio::sync::mpsc::Receive
                     sources_cut_off: 0,
                 },
                 at_ms: coordinator::service::now_ms(),
+                share_key: None,
             };
             let reply = Reply::ok(SignedEnvelope::seal(&key, &evidence));
             let _ = responder.respond(wire::encode(&reply)).await;

@@ -94,9 +94,26 @@ fn cli_requesters_share_a_key_and_open_a_tunnel_only_with_it() {
             .get(&sid, 0)
             .unwrap()
             .expect("holder #1 holds epoch 0");
-        stored.share.ciphertext[0] ^= 0x01;
+        match &mut stored.share {
+            peer::store::HeldShare::Sealed(sealed) => sealed.ciphertext[0] ^= 0x01,
+            // A holder that alters its share: it opens its box, changes the value and boxes it
+            // to itself again, so it serves a share that opens but fails the commitments.
+            peer::store::HeldShare::Boxed(b) => {
+                let own = peer::share_key::read(&victim_dir.path().join("share-key.key")).unwrap();
+                let context = protocols::holder_box::slot_context(&b.slot);
+                let mut value = *own.open(&context, &b.boxed).unwrap();
+                value[0] ^= 0x01;
+                b.boxed = protocols::share_box::box_to(
+                    &own.public(),
+                    &context,
+                    &value,
+                    &mut rand_core::UnwrapErr(rand::rngs::SysRng),
+                )
+                .unwrap();
+            }
+        }
         store.delete_epoch(&sid, 0).unwrap();
-        store.put(&stored.share, stored.expires_at_ms).unwrap();
+        store.put_held(&stored.share, stored.expires_at_ms).unwrap();
     }
     *victim_proc = spawn_peer(victim_dir.path());
     let config: toml::Value =

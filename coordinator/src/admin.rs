@@ -173,6 +173,7 @@ pub fn apply(
                     region: region.clone(),
                     operator: operator.clone(),
                     enrolled_at_ms: now_ms(),
+                    share_key: None,
                 },
             )?;
             audit(

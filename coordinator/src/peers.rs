@@ -3,6 +3,7 @@
 use libp2p::Multiaddr;
 use protocols::ids::NodeId;
 use protocols::quorum::{PeerRecord, Power};
+use protocols::share_box::BoxPublic;
 use protocols::wire::{SourceHealth, StatusHeartbeat};
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,6 +57,9 @@ pub struct PeerState {
     pub credited_bits: u64,
     /// Contributions from this peer that were not credited, by reason.
     pub refusals: BTreeMap<&'static str, u64>,
+    /// The share key it stated in a valid attestation (recorded with its enrolment); a peer
+    /// without one is never chosen to hold a share.
+    pub share_key: Option<BoxPublic>,
 }
 
 impl PeerState {
@@ -72,6 +76,7 @@ impl PeerState {
             answered: (0, 0),
             credited_bits: 0,
             refusals: BTreeMap::new(),
+            share_key: None,
         }
     }
 
@@ -127,6 +132,21 @@ impl PeerTable {
             .or_insert_with(|| PeerState::new(region.clone(), operator.clone()));
         entry.region = region;
         entry.operator = operator;
+    }
+
+    /// Trusted peers at `now_ms` that stated no share key yet: never chosen to hold a share
+    /// (devices still on a build from before share keys).
+    pub fn trusted_without_share_key(&self, now_ms: u64, validity_ms: u64) -> Vec<NodeId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.share_key.is_none() && p.trusted(now_ms, validity_ms))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// The share key recorded for `node`, if any.
+    pub fn share_key(&self, node: &NodeId) -> Option<BoxPublic> {
+        self.peers.get(node).and_then(|p| p.share_key)
     }
 
     /// Removes a peer.

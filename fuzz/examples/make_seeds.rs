@@ -78,6 +78,7 @@ fn evidence() -> Evidence {
             sources_cut_off: 0,
         },
         at_ms: 10_100,
+        share_key: None,
     }
 }
 

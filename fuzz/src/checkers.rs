@@ -44,7 +44,7 @@ where
         Ok(value) => {
             assert_eq!(
                 value.version(),
-                WIRE_VERSION,
+                T::VERSION,
                 "{what}: decoded a foreign version"
             );
             check_roundtrip(&value, what);
@@ -121,7 +121,7 @@ where
         );
         assert_eq!(
             value.version(),
-            WIRE_VERSION,
+            T::VERSION,
             "{what}: opened a foreign version"
         );
         check_roundtrip(value, what);

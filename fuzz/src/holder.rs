@@ -253,11 +253,11 @@ impl Holder {
             ShareStore::open(&dir.join("shares.redb"), STORE_CAPACITY).expect("open the store"),
         );
         let baseline = StoredShare {
-            share: holder_share(),
+            share: holder_share().into(),
             expires_at_ms: FAR_FUTURE_MS,
         };
         store
-            .put(&baseline.share, baseline.expires_at_ms)
+            .put_held(&baseline.share, baseline.expires_at_ms)
             .expect("store the fixture share");
         let measurement = Measurement {
             binary_sha256: [0xaa; 32],
@@ -266,6 +266,7 @@ impl Holder {
         };
         let handlers = DetachedHandlers::new(
             NodeKey::from_secret_bytes(&[3; 32]),
+            protocols::share_box::BoxSecret::from_uniform_bytes(&[3; 64]),
             fx.coordinator.node_id(),
             store.clone(),
             measurement,
@@ -307,7 +308,7 @@ impl Holder {
                 .unwrap_or_else(|e| panic!("store delete failed: {e}"));
         }
         self.store
-            .put(&self.baseline.share, self.baseline.expires_at_ms)
+            .put_held(&self.baseline.share, self.baseline.expires_at_ms)
             .unwrap_or_else(|e| panic!("store put failed: {e}"));
     }
 
@@ -336,7 +337,8 @@ impl Holder {
                 Ok(share) => {
                     check_served_ticket(&frame, input.remote, asked_at_ms);
                     assert_eq!(
-                        share, self.baseline.share,
+                        peer::store::HeldShare::Sealed(share),
+                        self.baseline.share,
                         "the holder served something else than its stored share"
                     );
                     true

@@ -435,6 +435,11 @@ impl PeerConfig {
         self.data_dir.join("identity.key")
     }
 
+    /// The share key file inside the data directory ([`crate::share_key`]).
+    pub fn share_key_path(&self) -> PathBuf {
+        self.data_dir.join(crate::share_key::FILE_NAME)
+    }
+
     /// The file `peer init` keeps a join token in (mode 0600), beside the identity.
     pub fn join_token_path(&self) -> PathBuf {
         self.data_dir.join("join-token")

@@ -12,7 +12,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum IdentityError {
     /// The file could not be read or written.
-    #[error("identity file {path}: {source}")]
+    #[error("key file {path}: {source}")]
     Io {
         /// File.
         path: String,
@@ -20,13 +20,13 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// The file does not hold a 32-byte key.
-    #[error("identity file {path} is not a 32-byte Ed25519 secret key")]
+    #[error("key file {path} does not hold a valid 32-byte secret key")]
     Malformed {
         /// File.
         path: String,
     },
     /// The file is readable by others.
-    #[error("identity file {path} has mode {mode:o}; it must be 0600")]
+    #[error("key file {path} has mode {mode:o}; it must be 0600")]
     TooOpen {
         /// File.
         path: String,
@@ -72,6 +72,11 @@ pub fn write_new_key(path: &Path, key: &NodeKey) -> Result<(), IdentityError> {
 
 /// Reads an identity file, refusing one that others can read.
 pub fn read_key(path: &Path) -> Result<NodeKey, IdentityError> {
+    Ok(NodeKey::from_secret_bytes(&*read_secret_file(path)?))
+}
+
+/// The 32 bytes of a secret key file, refusing one that others can read or of another length.
+pub(crate) fn read_secret_file(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, IdentityError> {
     use std::os::unix::fs::PermissionsExt;
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| IdentityError::Io {
@@ -82,15 +87,16 @@ pub fn read_key(path: &Path) -> Result<NodeKey, IdentityError> {
     if mode & 0o077 != 0 {
         return Err(IdentityError::TooOpen { path: shown, mode });
     }
-    let bytes = std::fs::read(path).map_err(|source| IdentityError::Io {
-        path: shown.clone(),
-        source,
-    })?;
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| IdentityError::Io {
+            path: shown.clone(),
+            source,
+        })?);
     let secret: [u8; 32] = bytes
         .as_slice()
         .try_into()
         .map_err(|_| IdentityError::Malformed { path: shown })?;
-    Ok(NodeKey::from_secret_bytes(&secret))
+    Ok(zeroize::Zeroizing::new(secret))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod node;
 pub mod pace;
 pub mod pipeline;
 pub mod secret_file;
+pub mod share_key;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -45,7 +45,7 @@ fn a_stored_share_reads_back_identical_after_reopening() {
         PutOutcome::Stored
     );
     let want = StoredShare {
-        share: share(1, 3, 0),
+        share: share(1, 3, 0).into(),
         expires_at_ms: 1234,
     };
     assert_eq!(store.get(&session(1), 3).unwrap(), Some(want.clone()));
@@ -88,7 +88,7 @@ fn a_different_share_for_an_occupied_slot_is_a_conflict_and_changes_nothing() {
     );
     assert_eq!(
         store.get(&session(1), 0).unwrap().unwrap().share,
-        share(1, 0, 0)
+        share(1, 0, 0).into()
     );
 }
 
@@ -181,7 +181,7 @@ fn epochs_and_share_reads_the_epochs_and_only_the_wanted_share_in_one_go() {
     let (held, stored) = store.epochs_and_share(&session(5), 2).unwrap();
     assert_eq!(held, vec![0, 2, 9]);
     let stored = stored.expect("epoch 2 is held");
-    assert_eq!(stored.share, share(5, 2, 1));
+    assert_eq!(stored.share, share(5, 2, 1).into());
     assert_eq!(stored.expires_at_ms, 102);
     let (held, stored) = store.epochs_and_share(&session(5), 3).unwrap();
     assert_eq!(held, vec![0, 2, 9]);
@@ -360,7 +360,7 @@ proptest! {
                 }
                 Op::Get { s, e } => {
                     let want = model.get(&(s, e)).map(|(share, exp)| StoredShare {
-                        share: share.clone(),
+                        share: share.clone().into(),
                         expires_at_ms: *exp,
                     });
                     prop_assert_eq!(store.get(&session(s), e).unwrap(), want);
@@ -426,7 +426,9 @@ fn a_flipped_bit_anywhere_in_the_file_never_panics_nor_yields_a_wrong_share() {
                 opened += 1;
                 for s in 0..40 {
                     match store.get(&session(s), 1) {
-                        Ok(Some(got)) => assert_eq!(got.share, share(s, 1, 0), "offset {offset}"),
+                        Ok(Some(got)) => {
+                            assert_eq!(got.share, share(s, 1, 0).into(), "offset {offset}")
+                        }
                         Ok(None) | Err(StoreError::Corrupt { .. }) => {}
                         Err(e) => panic!("offset {offset}: {e:?}"),
                     }

@@ -25,7 +25,11 @@ fn every_acknowledged_share_survives_sigkill_of_the_writer_five_times_over() {
                 .get(&want.slot.session, want.slot.epoch)
                 .unwrap()
                 .unwrap_or_else(|| panic!("run {run}: acknowledged share {i} is missing"));
-            assert_eq!(got.share, want, "run {run}: share {i} differs");
+            assert_eq!(
+                got.share,
+                peer::store::HeldShare::Sealed(want),
+                "run {run}: share {i} differs"
+            );
             assert_eq!(got.expires_at_ms, u64::MAX);
         }
         u64::from(store.len().unwrap())

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use thiserror::Error;
 
 pub mod feedback;
+pub mod share_key;
 pub use feedback::SourceFeedback;
 
 /// A fresh nonce the coordinator sends to one peer, with what it thinks of the peer's sources.
@@ -88,6 +89,21 @@ pub struct Evidence {
     pub health: HealthCounters,
     /// When the evidence was made, unix milliseconds.
     pub at_ms: u64,
+    /// The device's share key statement ([`share_key`]), signed by `node`; absent from devices
+    /// built before holder share keys, which are then never chosen to hold a share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_key: Option<SignedEnvelope>,
+}
+
+impl Evidence {
+    /// The share key the evidence states, checked ([`share_key::verify`]); `None` when it
+    /// states none.
+    pub fn share_key(&self) -> Result<Option<crate::share_box::BoxPublic>, AttestationError> {
+        self.share_key
+            .as_ref()
+            .map(|s| share_key::verify(s, &self.node).map_err(AttestationError::ShareKey))
+            .transpose()
+    }
 }
 
 impl Versioned for Evidence {
@@ -140,6 +156,9 @@ pub enum AttestationError {
         /// Hex digest measured.
         sha256_hex: String,
     },
+    /// The evidence carries a share key statement that does not check.
+    #[error("{0}")]
+    ShareKey(share_key::ShareKeyError),
 }
 
 /// Checks evidence from `expected` against the challenge it answers, the allowlist and the clock.
@@ -177,6 +196,7 @@ pub fn check_evidence(
             sha256_hex: crate::ids::hex8(&evidence.binary_sha256),
         });
     }
+    evidence.share_key()?;
     Ok(evidence)
 }
 
@@ -217,6 +237,7 @@ mod tests {
             uptime_s: 30,
             health: HealthCounters::default(),
             at_ms: 10_100,
+            share_key: None,
         };
         (peer, challenge, policy, evidence)
     }
@@ -356,5 +377,41 @@ mod tests {
         assert!(attestation_is_current(Some(1_000), 1_500, 500));
         assert!(!attestation_is_current(Some(1_000), 1_501, 500));
         assert!(!attestation_is_current(None, 0, 500));
+    }
+
+    #[test]
+    fn evidence_with_the_nodes_share_key_passes_and_states_it() {
+        let (peer, ch, pol, mut ev) = setup();
+        let pk = crate::share_box::BoxSecret::from_bytes(&[8; 32])
+            .unwrap()
+            .public();
+        ev.share_key = Some(share_key::sign(&peer, pk));
+        let env = SignedEnvelope::seal(&peer, &ev);
+        let checked = check_evidence(&env, &peer.node_id(), &ch, &pol, 10_200).unwrap();
+        assert_eq!(checked.share_key().unwrap(), Some(pk));
+    }
+
+    #[test]
+    fn evidence_with_a_share_key_signed_by_another_node_is_refused() {
+        let (peer, ch, pol, mut ev) = setup();
+        let other = NodeKey::from_secret_bytes(&[9; 32]);
+        let pk = crate::share_box::BoxSecret::from_bytes(&[8; 32])
+            .unwrap()
+            .public();
+        ev.share_key = Some(share_key::sign(&other, pk));
+        let env = SignedEnvelope::seal(&peer, &ev);
+        assert!(matches!(
+            check_evidence(&env, &peer.node_id(), &ch, &pol, 10_200).unwrap_err(),
+            AttestationError::ShareKey(_)
+        ));
+    }
+
+    #[test]
+    fn evidence_without_the_share_key_field_decodes_as_stating_none() {
+        let (peer, ch, pol, ev) = setup();
+        let env = SignedEnvelope::seal(&peer, &ev);
+        assert!(!env.payload.windows(9).any(|w| w == b"share_key"));
+        let checked = check_evidence(&env, &peer.node_id(), &ch, &pol, 10_200).unwrap();
+        assert_eq!(checked.share_key().unwrap(), None);
     }
 }

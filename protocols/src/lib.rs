@@ -7,6 +7,7 @@
 
 pub mod attestation;
 pub mod entropy;
+pub mod holder_box;
 pub mod identity;
 pub mod ids;
 pub mod keys;

@@ -212,6 +212,12 @@ impl Dealt {
         })
     }
 
+    /// The epoch this dealing moves from (none for a first dealing) and its acknowledgement
+    /// quorum, for [`crate::holder_box::BoxedDealing`].
+    pub(crate) fn origin_and_quorum(&self) -> (Option<Epoch>, usize) {
+        (self.from_epoch, self.min_acks)
+    }
+
     /// Gives up on the new epoch: returns the holders that must delete what they were sent.
     pub fn abort(self) -> Vec<Placement> {
         self.deliveries.iter().map(|(p, _)| *p).collect()
@@ -229,6 +235,23 @@ pub struct Committed {
 }
 
 impl Committed {
+    /// A committed epoch from its public facts (for [`crate::holder_box::BoxedDealing`]).
+    pub(crate) fn new(
+        session: SessionId,
+        from_epoch: Option<Epoch>,
+        to_epoch: Epoch,
+        holders: Vec<Placement>,
+        commitments: Commitments,
+    ) -> Self {
+        Self {
+            session,
+            from_epoch,
+            to_epoch,
+            holders,
+            commitments,
+        }
+    }
+
     /// The session.
     pub fn session(&self) -> SessionId {
         self.session

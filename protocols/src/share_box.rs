@@ -78,6 +78,12 @@ impl BoxSecret {
         Self(Scalar::random(rng))
     }
 
+    /// A key from 64 uniformly random bytes, reduced mod q: for hosts that derive a device's
+    /// keys from one seed (the simulator).
+    pub fn from_uniform_bytes(bytes: &[u8; 64]) -> Self {
+        Self(Scalar::from_bytes_mod_order_wide(bytes))
+    }
+
     /// Restores a key from its 32 canonical bytes (`None`: not canonical, or zero).
     pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
         let scalar = Option::<Scalar>::from(Scalar::from_canonical_bytes(*bytes))?;
@@ -260,6 +266,13 @@ pub fn open_revealed(
         return Err(BoxError::BadProof);
     }
     open_with(&z, &to.0, context, boxed)
+}
+
+impl BoxPublic {
+    /// Whether the key is a valid, non-identity ristretto255 point (a key anybody can box to).
+    pub fn check(&self) -> Result<(), BoxError> {
+        point(&self.0).map(|_| ())
+    }
 }
 
 /// A short fingerprint of a public key for logs (never of a secret).

@@ -5,12 +5,17 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::Multiaddr;
 use peer::node::{ConnectionPath, NodeHandle, Protocol};
+use protocols::holder_box;
 use protocols::ids::NodeId;
 use protocols::keys::SessionKey;
 use protocols::sealing::{self, ShareSlot};
+use protocols::share_box::BoxSecret;
 use protocols::sharing::{ShareChecker, VerifiedShare};
 use protocols::ticket::{Ticket, TicketGrant, TicketHolder};
-use protocols::wire::{self, Refusal, ShareFetch, ShareFetchReply, WIRE_VERSION};
+use protocols::wire::{
+    self, BoxedFetch, BoxedFetchReply, FetchedShare, Refusal, ShareFetch, ShareFetchReply,
+    WIRE_VERSION, WIRE_VERSION_2,
+};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -134,12 +139,43 @@ fn dial_addrs(holder: &TicketHolder) -> Vec<Multiaddr> {
     addrs
 }
 
+/// Asks `holder` with `request` (a version-2 fetch); a holder on a build from before boxed
+/// shares refuses that version and is asked once more with `legacy` (version 1), which it
+/// answers with its sealed share.
 async fn ask(
+    node: &NodeHandle,
+    request: Vec<u8>,
+    legacy: Vec<u8>,
+    holder: &TicketHolder,
+    seeds: &[Multiaddr],
+) -> Result<(FetchedShare, Option<ConnectionPath>), HolderProblem> {
+    match ask_once(node, request, holder, seeds).await {
+        Err(HolderProblem::Refused(Refusal::Malformed(why)))
+            if why.contains("unknown wire version") =>
+        {
+            let peer = peer::identity::peer_id(&holder.node)
+                .ok_or_else(|| HolderProblem::Unreachable("bad holder id".into()))?;
+            let answer = node
+                .request_traced(Protocol::Fetch, peer, dial_addrs(holder), legacy)
+                .await
+                .map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
+            let reply: ShareFetchReply = wire::decode(&answer.bytes, Protocol::Fetch.limits().1)
+                .map_err(|e| HolderProblem::BadShare(format!("undecodable reply: {e}")))?;
+            reply
+                .result
+                .map(|sealed| (FetchedShare::Sealed(sealed), answer.path))
+                .map_err(HolderProblem::Refused)
+        }
+        other => other,
+    }
+}
+
+async fn ask_once(
     node: &NodeHandle,
     ticket_bytes: Vec<u8>,
     holder: &TicketHolder,
     seeds: &[Multiaddr],
-) -> Result<(protocols::sealing::SealedShare, Option<ConnectionPath>), HolderProblem> {
+) -> Result<(FetchedShare, Option<ConnectionPath>), HolderProblem> {
     let peer = peer::identity::peer_id(&holder.node)
         .ok_or_else(|| HolderProblem::Unreachable("bad holder id".into()))?;
     let mut raw = node
@@ -179,7 +215,7 @@ async fn ask(
         _ => {}
     }
     let answer = raw.map_err(|e| HolderProblem::Unreachable(e.to_string()))?;
-    let reply: ShareFetchReply = wire::decode(&answer.bytes, Protocol::Fetch.limits().1)
+    let reply: BoxedFetchReply = wire::decode(&answer.bytes, Protocol::Fetch.limits().1)
         .map_err(|e| HolderProblem::BadShare(format!("undecodable reply: {e}")))?;
     reply
         .result
@@ -206,7 +242,14 @@ pub(crate) async fn fetch(
     seeds: &[Multiaddr],
 ) -> Result<(SessionKey, Vec<HolderFailure>, PathCounts), FetchError> {
     let need = ticket.threshold();
-    let request = wire::encode(&ShareFetch {
+    // Fresh for this fetch: holders box their shares to it; wiped when the fetch returns.
+    let reply_secret = BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
+    let request = wire::encode(&BoxedFetch {
+        v: WIRE_VERSION_2,
+        ticket: grant.ticket.clone(),
+        reply_key: reply_secret.public(),
+    });
+    let legacy = wire::encode(&ShareFetch {
         v: WIRE_VERSION,
         ticket: grant.ticket.clone(),
     });
@@ -214,9 +257,9 @@ pub(crate) async fn fetch(
     let mut in_flight = FuturesUnordered::new();
     let launch = |holder: &TicketHolder| {
         let holder = holder.clone();
-        let request = request.clone();
+        let (request, legacy) = (request.clone(), legacy.clone());
         async move {
-            let result = ask(node, request, &holder, seeds).await;
+            let result = ask(node, request, legacy, &holder, seeds).await;
             (holder, result)
         }
     };
@@ -253,21 +296,38 @@ pub(crate) async fn fetch(
                 continue;
             }
         };
-        let outcome = result.and_then(|(sealed, path)| {
+        let outcome = result.and_then(|(fetched, path)| {
             paths.count(path);
-            let key = grant
-                .opening_keys
-                .iter()
-                .find(|e| e.index == holder.index)
-                .ok_or_else(|| HolderProblem::BadShare("no opening key for this index".into()))?;
             let slot = ShareSlot {
                 session: ticket.session,
                 epoch: ticket.epoch,
                 holder: holder.node,
                 index: holder.index,
             };
-            let share = sealing::open(&key.key, &slot, &sealed)
-                .map_err(|e| HolderProblem::BadShare(e.to_string()))?;
+            let share = match fetched {
+                FetchedShare::Reboxed { index, boxed } => {
+                    if index != holder.index {
+                        return Err(HolderProblem::BadShare(format!(
+                            "answered with share {index}, holds {}",
+                            holder.index
+                        )));
+                    }
+                    holder_box::open_fetched_unverified(&reply_secret, &slot, &ticket.nonce, &boxed)
+                        .map_err(|e| HolderProblem::BadShare(e.to_string()))?
+                }
+                // A session dealt before holder share keys, until it is re-dealt boxed.
+                FetchedShare::Sealed(sealed) => {
+                    let key = grant
+                        .opening_keys
+                        .iter()
+                        .find(|e| e.index == holder.index)
+                        .ok_or_else(|| {
+                            HolderProblem::BadShare("no opening key for this index".into())
+                        })?;
+                    sealing::open(&key.key, &slot, &sealed)
+                        .map_err(|e| HolderProblem::BadShare(e.to_string()))?
+                }
+            };
             // Checked on arrival, while the other holders' answers are still on their way.
             checker
                 .verify(share)

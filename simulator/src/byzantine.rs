@@ -66,14 +66,22 @@ pub async fn relay_copies(
     }
 }
 
-/// A holder whose disk lies: every share stored on it is altered (one ciphertext bit) shortly
-/// after it is written. The requester's AEAD check must catch it and name the holder.
-pub async fn tamper_store(store: Arc<ShareStore>, since: Arc<Mutex<Option<Instant>>>) {
+/// A holder that alters every share stored on it shortly after it is written: a sealed share
+/// (dealt before share keys) gets one ciphertext bit flipped, which the requester's AEAD check
+/// catches; a share boxed to it is opened with its `share_key`, changed and boxed to itself
+/// again, so it serves a share that opens but fails the commitments. Either way the requester
+/// and the coordinator's audit must name the holder.
+pub async fn tamper_store(
+    store: Arc<ShareStore>,
+    share_key: protocols::share_box::BoxSecret,
+    since: Arc<Mutex<Option<Instant>>>,
+) {
+    let share_key = Arc::new(share_key);
     let mut tampered = BTreeSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let (s, done) = (store.clone(), tampered.clone());
+        let (s, done, own) = (store.clone(), tampered.clone(), share_key.clone());
         let result = tokio::task::spawn_blocking(move || -> Result<Vec<_>, String> {
             let mut changed = Vec::new();
             for info in s.list().map_err(|e| e.to_string())? {
@@ -87,12 +95,31 @@ pub async fn tamper_store(store: Arc<ShareStore>, since: Arc<Mutex<Option<Instan
                 else {
                     continue;
                 };
-                if let Some(byte) = stored.share.ciphertext.first_mut() {
-                    *byte ^= 0x01;
+                match &mut stored.share {
+                    peer::store::HeldShare::Sealed(sealed) => {
+                        if let Some(byte) = sealed.ciphertext.first_mut() {
+                            *byte ^= 0x01;
+                        }
+                    }
+                    peer::store::HeldShare::Boxed(b) => {
+                        let context = protocols::holder_box::slot_context(&b.slot);
+                        let Ok(value) = own.open(&context, &b.boxed) else {
+                            continue;
+                        };
+                        let mut value = *value;
+                        value[0] ^= 0x01;
+                        b.boxed = protocols::share_box::box_to(
+                            &own.public(),
+                            &context,
+                            &value,
+                            &mut rand::rng(),
+                        )
+                        .map_err(|e| e.to_string())?;
+                    }
                 }
                 s.delete_epoch(&info.session, info.epoch)
                     .map_err(|e| e.to_string())?;
-                s.put(&stored.share, stored.expires_at_ms)
+                s.put_held(&stored.share, stored.expires_at_ms)
                     .map_err(|e| e.to_string())?;
                 changed.push(slot);
             }

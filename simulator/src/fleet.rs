@@ -106,6 +106,16 @@ impl SimPeer {
     pub fn key(&self) -> NodeKey {
         NodeKey::from_secret_bytes(&self.secret)
     }
+
+    /// The device's share key: the same at every start, so the shares it stored stay its own.
+    pub fn share_key(&self) -> protocols::share_box::BoxSecret {
+        let mut wide = [0u8; 64];
+        wide[..32].copy_from_slice(&Sha256::digest(
+            [b"share-key".as_slice(), &self.secret].concat(),
+        ));
+        wide[32..].copy_from_slice(&self.secret);
+        protocols::share_box::BoxSecret::from_uniform_bytes(&wide)
+    }
 }
 
 /// Settings every device start needs.

@@ -111,6 +111,7 @@ pub(crate) fn enrolment(region: &str, operator: &str) -> Enrolment {
         region: region.to_string(),
         operator: operator.to_string(),
         enrolled_at_ms: peer::agent::now_ms(),
+        share_key: None,
     }
 }
 

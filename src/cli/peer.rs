@@ -141,6 +141,13 @@ pub fn run(command: PeerCommand) -> anyhow::Result<()> {
             let peer_id = peer::identity::peer_id(&key.node_id()).context("identity")?;
             outln!("peer id {peer_id}");
             outln!("node id {}", key.node_id());
+            match peer::share_key::read(&config.share_key_path()) {
+                Ok(share_key) => outln!(
+                    "share key {}",
+                    protocols::share_box::fingerprint(&share_key.public())
+                ),
+                Err(_) => outln!("share key none yet (made at the next start)"),
+            }
             Ok(())
         }
         PeerCommand::Run(args) => {
@@ -251,10 +258,12 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     let target = systemd::config_target(&config_path)?;
     let settings = toml::to_string_pretty(&config).context("encoding the config")?;
     let key = NodeKey::generate(&mut UnwrapErr(SysRng));
+    let share_key = protocols::share_box::BoxSecret::generate(&mut UnwrapErr(SysRng));
     let mut written = super::Written::default();
     written.create_dir_all(&args.data_dir)?;
     let result = (|| -> anyhow::Result<()> {
         written.secret(&config.identity_path(), key.secret_bytes())?;
+        written.secret(&config.share_key_path(), share_key.to_bytes().as_ref())?;
         if let Some(token) = &args.join_token {
             written.secret(&config.join_token_path(), token.trim().as_bytes())?;
         }
@@ -276,6 +285,10 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     );
     outln!("node id {}", key.node_id());
     outln!("peer id {peer_id}");
+    outln!(
+        "share key {} (the shares this device holds are boxed to it)",
+        protocols::share_box::fingerprint(&share_key.public())
+    );
     outln!(
         "enrol it on the coordinator with: entroshard coordinator enrol {peer_id} --region {} --operator {}",
         config.region,

@@ -22,6 +22,9 @@ pub struct PeerLine {
     pub trusted: bool,
     /// Quarantine reason.
     pub quarantine: Option<String>,
+    /// Fingerprint of the share key it stated (`None`: none yet; it holds no new shares).
+    #[serde(default)]
+    pub share_key: Option<String>,
     /// Power.
     pub power: String,
     /// Shares held (coordinator's count).

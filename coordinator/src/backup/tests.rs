@@ -37,6 +37,7 @@ fn data_dir() -> (tempfile::TempDir, CoordinatorDb, MasterKeyId) {
             region: "eu".into(),
             operator: "a".into(),
             enrolled_at_ms: 1,
+            share_key: None,
         },
     )
     .unwrap();

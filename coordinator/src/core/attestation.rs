@@ -9,6 +9,7 @@ use protocols::attestation::{
     AttestationPolicy, Challenge, Evidence, SourceFeedback, check_evidence,
 };
 use protocols::ids::NodeId;
+use protocols::share_box::BoxPublic;
 use protocols::wire::{self, Refusal, Reply, SignedEnvelope, WIRE_VERSION};
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,6 +34,9 @@ pub struct Verdict {
     pub label: &'static str,
     /// The peer entered quarantine, or its reason changed (count it as a quarantine).
     pub newly_quarantined: bool,
+    /// A share key stated for the first time: the driver records it with the enrolment
+    /// ([`crate::db::CoordinatorDb::record_share_key`]); the peer table has it already.
+    pub new_share_key: Option<BoxPublic>,
 }
 
 /// The challenges out and the rules their answers are judged by.
@@ -154,8 +158,34 @@ impl Attestations {
             ),
         };
         let p = peers.get_mut(&node)?;
+        let mut new_share_key = None;
+        let verdict = verdict.and_then(|evidence| {
+            // Checked with the evidence: a statement that does not verify failed it.
+            let stated = evidence.share_key().ok().flatten();
+            match (p.share_key, stated) {
+                (Some(known), Some(stated)) if known != stated => Err((
+                    Quarantine::BadEvidence(format!(
+                        "share key changed from {} to {}: the shares it holds are boxed to the \
+                         old one; remove and enrol the device again to accept a new key",
+                        protocols::share_box::fingerprint(&known),
+                        protocols::share_box::fingerprint(&stated)
+                    )),
+                    "bad_evidence",
+                    "share key changed".to_string(),
+                )),
+                (None, Some(stated)) => {
+                    new_share_key = Some(stated);
+                    Ok(evidence)
+                }
+                _ => Ok(evidence),
+            }
+        });
         Some(match verdict {
             Ok(evidence) => {
+                if let Some(key) = new_share_key {
+                    tracing::info!(node = %node.short(), share_key = %protocols::share_box::fingerprint(&key), "share key recorded: the peer may hold shares");
+                    p.share_key = Some(key);
+                }
                 p.answered.0 = p.answered.0.saturating_add(1);
                 p.attested_at_ms = Some(now_ms);
                 if matches!(
@@ -169,6 +199,7 @@ impl Attestations {
                 Verdict {
                     label: "good",
                     newly_quarantined: false,
+                    new_share_key,
                 }
             }
             Err((quarantine, label, reason)) => {
@@ -187,6 +218,7 @@ impl Attestations {
                 Verdict {
                     label,
                     newly_quarantined,
+                    new_share_key: None,
                 }
             }
         })

@@ -33,6 +33,25 @@ fn allowed() -> BTreeSet<[u8; 32]> {
 
 /// The peer's signed answer to `nonce`, made at `at_ms`, from a binary with `binary` digest.
 fn answer(peer: &NodeKey, nonce: [u8; 32], at_ms: u64, binary: [u8; 32]) -> Vec<u8> {
+    answer_stating(peer, nonce, at_ms, binary, Some(share_pk(peer)))
+}
+
+/// The share key peer `peer` states.
+fn share_pk(peer: &NodeKey) -> BoxPublic {
+    protocols::share_box::BoxSecret::from_uniform_bytes(
+        &[peer.node_id().0, [1; 32]].concat().try_into().unwrap(),
+    )
+    .public()
+}
+
+/// [`answer`] stating `stated` as its share key (`None`: a build from before share keys).
+fn answer_stating(
+    peer: &NodeKey,
+    nonce: [u8; 32],
+    at_ms: u64,
+    binary: [u8; 32],
+    stated: Option<BoxPublic>,
+) -> Vec<u8> {
     let evidence = Evidence {
         v: WIRE_VERSION,
         node: peer.node_id(),
@@ -43,6 +62,7 @@ fn answer(peer: &NodeKey, nonce: [u8; 32], at_ms: u64, binary: [u8; 32]) -> Vec<
         uptime_s: 5,
         health: HealthCounters::default(),
         at_ms,
+        share_key: stated.map(|pk| protocols::attestation::share_key::sign(peer, pk)),
     };
     encode(&Reply {
         v: WIRE_VERSION,
@@ -101,10 +121,12 @@ fn good_evidence_attests_and_a_trusted_peer_is_not_challenged_again_on_connect()
         v,
         Some(Verdict {
             label: "good",
-            newly_quarantined: false
+            newly_quarantined: false,
+            new_share_key: Some(share_pk(&key(1)))
         })
     );
     let p = peers.get(&node).unwrap();
+    assert_eq!(p.share_key, Some(share_pk(&key(1))));
     assert_eq!(p.attested_at_ms, Some(1_200));
     assert_eq!(p.answered, (1, 1));
     assert!(!att.wanted_on_connect(&peers, &node, 1_200 + VALIDITY - 1));
@@ -178,7 +200,8 @@ fn a_late_answer_a_foreign_binary_a_wrong_signer_or_garbage_is_bad_evidence() {
             v,
             Some(Verdict {
                 label: "bad_evidence",
-                newly_quarantined: true
+                newly_quarantined: true,
+                new_share_key: None
             }),
             "{what}"
         );
@@ -206,7 +229,8 @@ fn silence_or_a_busy_reply_is_a_missing_answer_counted_once_until_its_reason_cha
         first,
         Some(Verdict {
             label: "no_answer",
-            newly_quarantined: true
+            newly_quarantined: true,
+            new_share_key: None
         })
     );
     let second = round(&mut att, &mut peers, 1, 100, busy, 110);
@@ -214,7 +238,8 @@ fn silence_or_a_busy_reply_is_a_missing_answer_counted_once_until_its_reason_cha
         second,
         Some(Verdict {
             label: "no_answer",
-            newly_quarantined: false
+            newly_quarantined: false,
+            new_share_key: None
         })
     );
     let third = round(&mut att, &mut peers, 1, 200, |_| Ok(vec![1, 2, 3]), 210);
@@ -222,7 +247,8 @@ fn silence_or_a_busy_reply_is_a_missing_answer_counted_once_until_its_reason_cha
         third,
         Some(Verdict {
             label: "bad_evidence",
-            newly_quarantined: true
+            newly_quarantined: true,
+            new_share_key: None
         })
     );
 }
@@ -243,7 +269,8 @@ fn good_evidence_lifts_an_attestation_quarantine_but_never_a_sticky_one() {
         bad,
         Some(Verdict {
             label: "no_answer",
-            newly_quarantined: false
+            newly_quarantined: false,
+            new_share_key: None
         })
     );
     let good2 = |n| Ok(answer(&key(2), n, 150, BINARY));
@@ -283,4 +310,104 @@ fn every_slice_gets_a_share_of_the_fleet() {
         counts[slice_of(&node) as usize] += 1;
     }
     assert!(counts.iter().all(|c| (50..=150).contains(c)), "{counts:?}");
+}
+
+#[test]
+fn a_share_key_is_recorded_once_and_a_changed_one_quarantines_the_peer() {
+    let mut peers = fleet(1);
+    let mut att = Attestations::new(WINDOW, VALIDITY);
+    let node = key(1).node_id();
+    let pk = share_pk(&key(1));
+    let v = round(
+        &mut att,
+        &mut peers,
+        1,
+        1_000,
+        |n| Ok(answer(&key(1), n, 1_100, BINARY)),
+        1_200,
+    );
+    assert_eq!(v.unwrap().new_share_key, Some(pk));
+    // Stated again: nothing new to record.
+    let v = round(
+        &mut att,
+        &mut peers,
+        1,
+        2_000,
+        |n| Ok(answer(&key(1), n, 2_100, BINARY)),
+        2_200,
+    );
+    assert_eq!(v.unwrap().label, "good");
+    assert_eq!(v.unwrap().new_share_key, None);
+    // Another key under the same identity: its stored shares are boxed to the old one.
+    let other = share_pk(&key(2));
+    let v = round(
+        &mut att,
+        &mut peers,
+        1,
+        3_000,
+        |n| Ok(answer_stating(&key(1), n, 3_100, BINARY, Some(other))),
+        3_200,
+    );
+    assert_eq!(v.unwrap().label, "bad_evidence");
+    let p = peers.get(&node).unwrap();
+    assert!(
+        matches!(&p.quarantine, Some(Quarantine::BadEvidence(r)) if r.contains("share key changed"))
+    );
+    assert_eq!(p.share_key, Some(pk), "the recorded key stays");
+}
+
+#[test]
+fn a_peer_stating_no_share_key_is_attested_but_never_chosen_to_hold_a_share() {
+    let mut peers = fleet(1);
+    let mut att = Attestations::new(WINDOW, VALIDITY);
+    let node = key(1).node_id();
+    let v = round(
+        &mut att,
+        &mut peers,
+        1,
+        1_000,
+        |n| Ok(answer_stating(&key(1), n, 1_100, BINARY, None)),
+        1_200,
+    );
+    assert_eq!(v.unwrap().label, "good");
+    assert_eq!(v.unwrap().new_share_key, None);
+    assert!(peers.get(&node).unwrap().trusted(1_200, VALIDITY));
+    assert_eq!(peers.trusted_without_share_key(1_200, VALIDITY), vec![node]);
+}
+
+#[test]
+fn evidence_with_a_share_key_signed_by_another_identity_is_bad_evidence() {
+    let mut peers = fleet(1);
+    let mut att = Attestations::new(WINDOW, VALIDITY);
+    let node = key(1).node_id();
+    let v = round(
+        &mut att,
+        &mut peers,
+        1,
+        1_000,
+        |n| {
+            let evidence = Evidence {
+                v: WIRE_VERSION,
+                node: key(1).node_id(),
+                nonce: n,
+                binary_sha256: BINARY,
+                config_digest: [1; 32],
+                boot_id: "boot".into(),
+                uptime_s: 5,
+                health: HealthCounters::default(),
+                at_ms: 1_100,
+                share_key: Some(protocols::attestation::share_key::sign(
+                    &key(2),
+                    share_pk(&key(2)),
+                )),
+            };
+            Ok(encode(&Reply {
+                v: WIRE_VERSION,
+                result: Ok(SignedEnvelope::seal(&key(1), &evidence)),
+            }))
+        },
+        1_200,
+    );
+    assert_eq!(v.unwrap().label, "bad_evidence");
+    assert_eq!(peers.get(&node).unwrap().share_key, None);
 }

@@ -7,10 +7,12 @@
 
 use crate::db::SessionRecord;
 use crate::peers::{PeerTable, Quarantine};
+use protocols::holder_box;
 use protocols::ids::{NodeId, SessionId};
 use protocols::sealing::{self, SealedShare, ShareOpeningKey, ShareSlot};
+use protocols::share_box::BoxSecret;
 use protocols::sharing::VerifiedShare;
-use protocols::wire::Refusal;
+use protocols::wire::{FetchedShare, Refusal};
 use std::collections::BTreeMap;
 
 /// A "not found" this close to the session's expiry is not held against a holder: its clock may
@@ -39,8 +41,20 @@ pub enum Reply {
     NoAnswer(String),
     /// The holder refused.
     Refused(Refusal),
-    /// The holder returned a sealed share.
+    /// The holder returned a sealed share (a version-1 answer).
     Sealed(SealedShare),
+    /// The holder answered a version-2 fetch: its share boxed to the fetch's key, or a sealed
+    /// share dealt before holder share keys.
+    Fetched(FetchedShare),
+}
+
+/// What opens the answers to one of the coordinator's fetches: the secret of the reply key it
+/// sent (made for that fetch and dropped after) and the ticket's nonce.
+pub struct FetchKey<'a> {
+    /// The fetch's reply secret.
+    pub secret: &'a BoxSecret,
+    /// The nonce of the ticket the fetch carried.
+    pub nonce: [u8; 16],
 }
 
 /// One holder's answer, judged.
@@ -75,26 +89,50 @@ pub fn excuse_after_restore(
 }
 
 /// Judges `reply` from the holder of `slot` of `record`, fetched at `now_ms`: a share that opens
-/// with `key` and verifies against the commitments, proof of a fault, or silence.
+/// (boxed to `fetch`'s key, or for a session dealt before holder share keys sealed under
+/// `legacy`) and verifies against the commitments, proof of a fault, or silence.
 pub fn judge(
     record: &SessionRecord,
     slot: &ShareSlot,
-    key: &ShareOpeningKey,
+    legacy: Option<&ShareOpeningKey>,
+    fetch: &FetchKey<'_>,
     reply: Reply,
     now_ms: u64,
 ) -> Answer {
+    let bad = |why: String| Answer::Fault(HolderFault::BadShare(why));
     let near_expiry = record.expires_at_ms <= now_ms.saturating_add(EXPIRY_MARGIN_MS);
     match reply {
         Reply::NoAnswer(why) => Answer::Silent(why),
         Reply::Refused(Refusal::NotFound) if !near_expiry => Answer::Fault(HolderFault::Withheld),
         Reply::Refused(r) => Answer::Silent(r.to_string()),
-        Reply::Sealed(sealed) => match sealing::open(key, slot, &sealed) {
-            Err(e) => Answer::Fault(HolderFault::BadShare(format!("seal: {e}"))),
-            Ok(share) => match share.verify(&record.commitments) {
+        Reply::Sealed(sealed) | Reply::Fetched(FetchedShare::Sealed(sealed)) => {
+            // A boxed session has no opening key: a sealed answer is not its share.
+            let Some(key) = legacy else {
+                return bad("a sealed share for a session boxed to its holders".into());
+            };
+            match sealing::open(key, slot, &sealed) {
+                Err(e) => bad(format!("seal: {e}")),
+                Ok(share) => match share.verify(&record.commitments) {
+                    Ok(verified) => Answer::Verified(verified),
+                    Err(e) => bad(format!("commitments: {e}")),
+                },
+            }
+        }
+        Reply::Fetched(FetchedShare::Reboxed { index, boxed }) => {
+            if index != slot.index {
+                return bad(format!("answered with share {index}, holds {}", slot.index));
+            }
+            match holder_box::open_fetched(
+                fetch.secret,
+                slot,
+                &fetch.nonce,
+                &boxed,
+                &record.commitments,
+            ) {
                 Ok(verified) => Answer::Verified(verified),
-                Err(e) => Answer::Fault(HolderFault::BadShare(format!("commitments: {e}"))),
-            },
-        },
+                Err(e) => bad(format!("boxed share: {e}")),
+            }
+        }
     }
 }
 

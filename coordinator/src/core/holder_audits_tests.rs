@@ -153,10 +153,75 @@ fn dealt(now_expiry_ms: u64) -> (SessionRecord, ShareSlot, ShareOpeningKey, Seal
     (record, slot, key, sealed)
 }
 
+/// The secret of the coordinator's reply key for one fetch (fixed for the tests).
+fn reply_secret() -> BoxSecret {
+    BoxSecret::from_uniform_bytes(&[41; 64])
+}
+
+static REPLY: std::sync::LazyLock<BoxSecret> = std::sync::LazyLock::new(reply_secret);
+
+fn fetch_key() -> FetchKey<'static> {
+    FetchKey {
+        secret: &REPLY,
+        nonce: [6; 16],
+    }
+}
+
+/// `value` boxed by the holder of `slot` to the fetch's key, as a version-2 answer.
+fn reboxed(slot: &ShareSlot, to: &BoxSecret, nonce: [u8; 16], value: &[u8; 32]) -> Reply {
+    let boxed = protocols::share_box::box_to(
+        &to.public(),
+        &protocols::holder_box::fetch_context(slot, &nonce, &to.public()),
+        value,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    Reply::Fetched(FetchedShare::Reboxed {
+        index: slot.index,
+        boxed,
+    })
+}
+
+#[test]
+fn a_boxed_share_answered_to_the_fetchs_key_is_verified_and_anything_else_is_a_bad_share() {
+    let (mut record, slot, key, sealed) = dealt(36_000 * S);
+    record.boxed = true;
+    let value = sealing::open(&key, &slot, &sealed).unwrap();
+    let value = value.verify(&record.commitments).unwrap().value_bytes();
+    let good = reboxed(&slot, &reply_secret(), [6; 16], &value);
+    assert!(matches!(
+        judge(&record, &slot, None, &fetch_key(), good, 0),
+        Answer::Verified(v) if v.index() == 1
+    ));
+    let stranger = BoxSecret::from_uniform_bytes(&[42; 64]);
+    let mut other_index = slot;
+    other_index.index = 2;
+    for bad in [
+        reboxed(&slot, &stranger, [6; 16], &value),
+        reboxed(&slot, &reply_secret(), [7; 16], &value),
+        reboxed(&slot, &reply_secret(), [6; 16], &[5; 32]),
+        reboxed(&other_index, &reply_secret(), [6; 16], &value),
+        // A sealed share is no answer for a session boxed to its holders.
+        Reply::Fetched(FetchedShare::Sealed(sealed.clone())),
+    ] {
+        match judge(&record, &slot, None, &fetch_key(), bad, 0) {
+            Answer::Fault(HolderFault::BadShare(_)) => {}
+            other => panic!("expected a bad share, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_share_that_opens_and_matches_the_commitments_is_verified() {
     let (record, slot, key, sealed) = dealt(36_000 * S);
-    let answer = judge(&record, &slot, &key, Reply::Sealed(sealed), 0);
+    let answer = judge(
+        &record,
+        &slot,
+        Some(&key),
+        &fetch_key(),
+        Reply::Sealed(sealed),
+        0,
+    );
     assert!(matches!(answer, Answer::Verified(v) if v.index() == 1));
 }
 
@@ -172,7 +237,14 @@ fn a_tampered_seal_a_wrong_slot_or_a_share_off_the_commitments_is_a_bad_share() 
     // A share that opens but is not the dealt one: sealed properly, wrong value.
     let forged = sealing::seal(&key, slot, &[5; 32], [4; 12]);
     for bad in [flipped, moved, forged] {
-        match judge(&record, &slot, &key, Reply::Sealed(bad), 0) {
+        match judge(
+            &record,
+            &slot,
+            Some(&key),
+            &fetch_key(),
+            Reply::Sealed(bad),
+            0,
+        ) {
             Answer::Fault(HolderFault::BadShare(_)) => {}
             other => panic!("expected a bad share, got {other:?}"),
         }
@@ -182,13 +254,21 @@ fn a_tampered_seal_a_wrong_slot_or_a_share_off_the_commitments_is_a_bad_share() 
 #[test]
 fn not_found_is_withheld_unless_the_session_is_about_to_expire() {
     let (record, slot, key, _) = dealt(100 * S);
-    let early = judge(&record, &slot, &key, Reply::Refused(Refusal::NotFound), 0);
+    let early = judge(
+        &record,
+        &slot,
+        Some(&key),
+        &fetch_key(),
+        Reply::Refused(Refusal::NotFound),
+        0,
+    );
     assert!(matches!(early, Answer::Fault(HolderFault::Withheld)));
     let late = 100 * S - EXPIRY_MARGIN_MS;
     let near = judge(
         &record,
         &slot,
-        &key,
+        Some(&key),
+        &fetch_key(),
         Reply::Refused(Refusal::NotFound),
         late,
     );
@@ -203,7 +283,7 @@ fn no_answer_or_a_refusal_about_load_blames_nobody() {
         Reply::Refused(Refusal::RateLimited),
     ] {
         assert!(matches!(
-            judge(&record, &slot, &key, reply, 0),
+            judge(&record, &slot, Some(&key), &fetch_key(), reply, 0),
             Answer::Silent(_)
         ));
     }
@@ -264,7 +344,7 @@ fn after_a_restore_not_found_for_a_session_from_the_backup_is_silence_not_withho
     let not_found = || Reply::Refused(Refusal::NotFound);
     let judged = |restored: Option<u64>| {
         let reply = excuse_after_restore(&record, not_found(), restored);
-        judge(&record, &slot, &key, reply, 0)
+        judge(&record, &slot, Some(&key), &fetch_key(), reply, 0)
     };
     let last_commit = 5_000;
     // Never restored, or restored from a backup older than the session's last commit: the

@@ -1,12 +1,15 @@
-//! The signed orders the coordinator sends holders: store a sealed share, delete an epoch.
+//! The signed orders the coordinator sends holders: store a share boxed to its holder (or, in
+//! tests of sessions dealt before, a sealed one), delete an epoch.
 
+use protocols::holder_box::{BoxedDealing, SealedToHolder};
 use protocols::identity::NodeKey;
 use protocols::ids::{Epoch, SessionId};
 use protocols::reshare::Placement;
 use protocols::sealing::{self, SealingMasterKey, ShareSlot};
 use protocols::sharing::VerifiedShare;
 use protocols::wire::{
-    self, DeleteShares, HolderCall, HolderOrder, SignedEnvelope, StoreShare, WIRE_VERSION,
+    self, DeleteShares, HolderCall, HolderOrder, SignedEnvelope, StoreBoxedShare, StoreShare,
+    WIRE_VERSION, WIRE_VERSION_2,
 };
 
 /// The coordinator's keys an order is made with.
@@ -52,6 +55,29 @@ impl Signer<'_> {
         wire::encode(&HolderCall {
             v: WIRE_VERSION,
             order: HolderOrder::Store(order),
+        })
+    }
+
+    /// An encoded `HolderCall` storing the share boxed to its holder in `b`.
+    pub fn store_boxed_order(
+        &self,
+        dealing: &BoxedDealing,
+        b: &SealedToHolder,
+        expires_at_ms: u64,
+    ) -> Vec<u8> {
+        let order = SignedEnvelope::seal(
+            self.key,
+            &StoreBoxedShare {
+                v: WIRE_VERSION_2,
+                slot: dealing.slot(&b.placement),
+                boxed: b.boxed.clone(),
+                commitments: dealing.commitments().clone(),
+                expires_at_ms,
+            },
+        );
+        wire::encode(&HolderCall {
+            v: WIRE_VERSION,
+            order: HolderOrder::StoreBoxed(order),
         })
     }
 

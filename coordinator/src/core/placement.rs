@@ -2,7 +2,8 @@
 //! (epoch e+1), decided here and carried out by the driver.
 //!
 //! 1. Write the pending epoch (a crash from here on rolls it back at start-up).
-//! 2. Send every holder its sealed share; wait for each durable acknowledgement, or the answer
+//! 2. Send every holder its share, boxed to its share key (the placement holds only those
+//!    boxes: [`BoxedDealing`]); wait for each durable acknowledgement, or the answer
 //!    window.
 //! 3. Enough acknowledgements (`min_acks` of `Dealt`): write the commit — the session at its new
 //!    epoch, the pending record gone, and in the same transaction the deletions it makes owed
@@ -19,9 +20,8 @@ use super::deletions::{DeleteOrders, Delivery};
 use super::orders::Signer;
 use super::{Action, Outcome, PlacementError, Write, WriteError};
 use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord, holders_of};
+use protocols::holder_box::BoxedDealing;
 use protocols::ids::{Epoch, NodeId};
-use protocols::reshare::Dealt;
-use protocols::sealing::MasterKeyId;
 use std::collections::{BTreeMap, VecDeque};
 
 /// What is being placed.
@@ -51,10 +51,8 @@ pub struct EpochPlacement {
     epoch: Epoch,
     /// A rotation's old epoch and its holders.
     old: Option<(Epoch, Vec<NodeId>)>,
-    dealt: Option<Dealt>,
+    dealt: Option<BoxedDealing>,
     record: SessionRecord,
-    /// The master key every share of this epoch is sealed under; the committed record names it.
-    sealed_under: MasterKeyId,
     stores: Vec<(NodeId, Vec<u8>)>,
     waiting: BTreeMap<u32, NodeId>,
     deletes: DeleteOrders,
@@ -66,27 +64,23 @@ pub struct EpochPlacement {
 }
 
 impl EpochPlacement {
-    /// Starts placing `dealt` for `record` (see [`Placing`]) at `now_ms`. Every share is sealed
-    /// here with a nonce from `rng`; holders have `answer_ms` to acknowledge a store order.
-    pub fn new<R: rand_core::CryptoRng + ?Sized>(
+    /// Starts placing `dealt` (already boxed to its holders) for `record` (see [`Placing`]) at
+    /// `now_ms`; holders have `answer_ms` to acknowledge a store order.
+    pub fn new(
         placing: Placing,
-        dealt: Dealt,
+        dealt: BoxedDealing,
         record: SessionRecord,
         signer: &Signer<'_>,
-        rng: &mut R,
         now_ms: u64,
         answer_ms: u64,
     ) -> Self {
         let (session, epoch) = (dealt.session(), dealt.epoch());
         let stores = dealt
-            .deliveries()
+            .boxes()
             .iter()
-            .map(|(p, share)| {
-                let mut nonce = [0u8; 12];
-                rng.fill_bytes(&mut nonce);
-                let order =
-                    signer.store_order(session, epoch, p, share, record.expires_at_ms, nonce);
-                (p.node, order)
+            .map(|b| {
+                let order = signer.store_boxed_order(&dealt, b, record.expires_at_ms);
+                (b.placement.node, order)
             })
             .collect();
         let old = (placing == Placing::Rotation).then(|| {
@@ -105,11 +99,11 @@ impl EpochPlacement {
             session,
             epoch,
             holders: dealt
-                .deliveries()
+                .boxes()
                 .iter()
-                .map(|(p, _)| Holder {
-                    node: p.node,
-                    index: p.index,
+                .map(|b| Holder {
+                    node: b.placement.node,
+                    index: b.placement.index,
                 })
                 .collect(),
             commitments: dealt.commitments().clone(),
@@ -121,7 +115,6 @@ impl EpochPlacement {
             old,
             dealt: Some(dealt),
             record,
-            sealed_under: signer.master.id(),
             stores,
             waiting: BTreeMap::new(),
             deletes,
@@ -261,7 +254,9 @@ impl EpochPlacement {
                 self.record.epoch = committed.epoch();
                 self.record.holders = holders_of(committed.holders());
                 self.record.commitments = committed.commitments().clone();
-                self.record.sealed_under = Some(self.sealed_under);
+                // Boxed to its holders: no master key opens this epoch.
+                self.record.sealed_under = None;
+                self.record.boxed = true;
                 if self.placing == Placing::Rotation {
                     self.record.rotations = self.record.rotations.saturating_add(1);
                     self.record.rotated_at_ms = now_ms;
@@ -273,10 +268,7 @@ impl EpochPlacement {
                     owed,
                 }));
             }
-            Err(failed) => {
-                let (_, e) = *failed;
-                self.retire(PlacementError::TooFewAcknowledgements(e));
-            }
+            Err(e) => self.retire(PlacementError::TooFewAcknowledgements(e)),
         }
     }
 

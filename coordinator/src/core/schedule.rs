@@ -86,8 +86,8 @@ pub struct Plan {
 /// wait for a later tick, so a master-key rotation never starts every session's rotation together.
 pub const RESEAL_AT_ONCE: usize = 4;
 
-/// What re-sealing is due: sessions not sealed under `current` are rotated, at most
-/// `slots` of them started in one tick.
+/// What re-sealing is due: sessions still sealed under a master key (not boxed to their
+/// holders) are rotated, at most `slots` of them started in one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reseal {
     /// The master key that seals new shares.
@@ -121,7 +121,10 @@ pub fn plan(
         let cause = due(s, &standing, now_ms, rotation_period_ms)
             .or_else(|| requested.contains(&s.session).then_some(Cause::Manual))
             .or_else(|| {
-                let stale = s.sealed_under.is_some_and(|k| k != reseal.current);
+                // Sealed under a master key at all (a session dealt before holder share keys,
+                // whatever key): re-dealt boxed to its holders (decision 0053). A boxed session
+                // is under no master key, so a master-key rotation never touches it.
+                let stale = !s.boxed;
                 (stale && slots > 0).then(|| {
                     slots -= 1;
                     Cause::Reseal

@@ -49,7 +49,8 @@ fn session(tag: u8, n: u8) -> SessionRecord {
     s.created_at_ms = 0;
     s.rotated_at_ms = 0;
     s.expires_at_ms = 10 * HOUR;
-    s.sealed_under = Some(KEY);
+    s.sealed_under = None;
+    s.boxed = true;
     s
 }
 
@@ -224,7 +225,12 @@ fn a_holder_is_live_while_trusted_and_beating_silent_when_either_lapses_and_lost
 fn sessions_under_a_retiring_master_key_are_resealed_a_few_at_a_time_after_every_other_cause() {
     let new_key = MasterKeyId([2; 8]);
     let mut sessions: Vec<SessionRecord> = (1..=6).map(|t| session(t, 5)).collect();
-    sessions[5].sealed_under = Some(new_key);
+    // Sessions 1 to 5 were dealt before holder share keys, sealed under the master key; session
+    // 6 is boxed to its holders.
+    for s in &mut sessions[..5] {
+        s.sealed_under = Some(KEY);
+        s.boxed = false;
+    }
     // Session 1's holder is lost: a quarantine rotation, which re-seals it too, and takes no slot.
     for h in &mut sessions[0].holders {
         h.node = NodeId([h.index + 100; 32]);
@@ -251,7 +257,7 @@ fn sessions_under_a_retiring_master_key_are_resealed_a_few_at_a_time_after_every
         ]
     );
     assert_eq!(Cause::Reseal.label(), "reseal");
-    // No slot: nothing is re-sealed; a session under the current key never is.
+    // No slot: nothing is re-sealed; a boxed session never is.
     let none_left = Reseal {
         current: new_key,
         slots: 0,
@@ -266,4 +272,21 @@ fn sessions_under_a_retiring_master_key_are_resealed_a_few_at_a_time_after_every
         none_left,
     );
     assert!(p.rotate.is_empty(), "{:?}", p.rotate);
+}
+
+#[test]
+fn a_session_sealed_under_the_current_master_key_is_re_dealt_boxed_and_a_boxed_one_never_is() {
+    let mut legacy = session(1, 5);
+    legacy.sealed_under = Some(KEY);
+    legacy.boxed = false;
+    let boxed = session(2, 5);
+    let p = plan(
+        &[legacy.clone(), boxed],
+        &none(),
+        &none(),
+        |_| Standing::Live,
+        10,
+        HOUR,
+    );
+    assert_eq!(p.rotate, vec![(legacy.session, Cause::Reseal)]);
 }

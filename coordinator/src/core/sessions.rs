@@ -9,6 +9,7 @@ use crate::intake::Intake;
 use crate::intake::shortfall::{Shortfall, refused_since_start};
 use crate::intake::sources::SourceBook;
 use crate::peers::PeerTable;
+use protocols::holder_box::BoxedDealing;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
 use protocols::quorum::{Quorum, QuorumError, QuorumPolicy, select_quorum};
@@ -65,11 +66,18 @@ fn quorum_inputs(
         candidates.shares_held,
         candidates.round_trips,
     );
+    // A peer whose share key is not known cannot be dealt a share (nothing to box it to).
+    let keyless = candidates
+        .peers
+        .iter()
+        .filter(|(_, p)| p.share_key.is_none())
+        .map(|(n, _)| *n);
     let policy = QuorumPolicy {
         heartbeat_max_age_ms: rules.heartbeat_max_age_ms,
         ..QuorumPolicy::default()
     }
-    .excluding(candidates.flagged.iter().copied());
+    .excluding(candidates.flagged.iter().copied())
+    .excluding(keyless);
     (table, policy)
 }
 
@@ -129,14 +137,33 @@ pub fn readiness<R: rand_core::CryptoRng + ?Sized>(
     };
     let (n, k) = SMALLEST;
     let (eligible, quorum) = quorum_outlook(candidates, rules, n, k, now_ms, rng);
-    let quorum =
-        quorum.map_err(|e| format!("no {k}-of-{n} quorum among {eligible} eligible peers: {e}"));
+    let keyless = candidates
+        .peers
+        .trusted_without_share_key(now_ms, rules.attestation_validity_ms)
+        .len();
+    let quorum = quorum.map_err(|e| {
+        format!(
+            "no {k}-of-{n} quorum among {eligible} eligible peers: {e}{}",
+            keyless_note(keyless)
+        )
+    });
     let verdict = match (pool, quorum) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
         (Err(p), Err(q)) => Err(format!("{p}; {q}")),
     };
     (eligible, verdict)
+}
+
+/// Why trusted peers were left out of every quorum, for a refusal's or a log's text.
+pub fn keyless_note(keyless: usize) -> String {
+    if keyless == 0 {
+        return String::new();
+    }
+    format!(
+        " ({keyless} trusted peer(s) left out: no verified share key; they run a build from \
+         before holder share keys or have not attested since)"
+    )
 }
 
 /// What the pool lacks for a key, what was refused on the way and what is under way.
@@ -173,10 +200,11 @@ pub struct Fresh {
     pub derive: [u8; 32],
 }
 
-/// A session dealt and ready to place: the shares, the record to commit once they are held.
+/// A session dealt and ready to place: the shares boxed to their holders, the record to commit
+/// once they are held. Nothing in it opens a share.
 pub struct Born {
-    /// The shares and commitments, one placement per holder.
-    pub dealt: Dealt,
+    /// The boxes and commitments, one per holder.
+    pub dealt: BoxedDealing,
     /// The session as it will be committed (holders filled in on commit).
     pub record: SessionRecord,
     /// The holders chosen.
@@ -243,8 +271,13 @@ impl Nursery<'_> {
             flagged: self.intake.flagged(),
             round_trips: self.round_trips,
         };
-        let quorum = choose_quorum(&candidates, rules, n, k, now_ms, rng)
-            .map_err(|e| Refusal::NotReady(e.to_string()))?;
+        let quorum = choose_quorum(&candidates, rules, n, k, now_ms, rng).map_err(|e| {
+            let keyless = self
+                .peers
+                .trusted_without_share_key(now_ms, rules.attestation_validity_ms)
+                .len();
+            Refusal::NotReady(format!("{e}{}", keyless_note(keyless)))
+        })?;
         let session = SessionId(fresh.session);
         let (generated, receipt) = self
             .intake
@@ -262,6 +295,13 @@ impl Nursery<'_> {
         let dealt = Dealt::fresh(session, 0, &secret, placements, k, min_acks, rng)
             .map_err(|e| Refusal::Malformed(e.to_string()))?;
         drop(secret);
+        // Boxed to each holder's share key, then the shares are wiped: before any order exists.
+        let dealt = dealt
+            .seal_to_holders(|n| self.peers.share_key(n), rng)
+            .map_err(|e| {
+                tracing::error!(%session, error = %e, "a chosen holder has no share key");
+                Refusal::Internal
+            })?;
         let ttl_ms = policy.ttl_s.saturating_mul(1000);
         let record = SessionRecord {
             session,
@@ -276,8 +316,9 @@ impl Nursery<'_> {
             expires_at_ms: now_ms.saturating_add(ttl_ms),
             rotations: 0,
             rotated_at_ms: 0,
-            // Set by the placement to the master key it seals under.
+            // Boxed to its holders: under no master key.
             sealed_under: None,
+            boxed: true,
         };
         Ok(Born {
             dealt,
@@ -332,7 +373,8 @@ pub fn ticket_expiry(session_expires_at_ms: u64, now_ms: u64, ticket_ttl_s: u64)
 }
 
 /// A ticket grant for `requester` on the session's current epoch: the signed ticket naming the
-/// holders (with the addresses known for them) and the keys that open their shares.
+/// holders (with the addresses known for them), and for a session dealt before holder share
+/// keys the keys that open its sealed shares (none for a boxed session).
 pub fn grant(
     signer: &Signer<'_>,
     rules: &SessionRules,
@@ -370,8 +412,14 @@ pub fn grant(
         expires_at_ms: ticket_expiry(record.expires_at_ms, now_ms, rules.ticket_ttl_s),
         nonce,
     };
-    let opening_keys = record
-        .holders
+    // A boxed session's shares are re-boxed to each fetch's key by their holders: the grant
+    // opens nothing. Sessions dealt before (sealed under the master key) until re-dealt.
+    let legacy = if record.boxed {
+        &[][..]
+    } else {
+        &record.holders[..]
+    };
+    let opening_keys = legacy
         .iter()
         .map(|h| {
             let slot = ShareSlot {

@@ -50,6 +50,7 @@ impl Books {
             table.enrol(node(i), format!("region-{i}"), format!("operator-{i}"));
             let p = table.get_mut(&node(i)).unwrap();
             p.attested_at_ms = Some(NOW);
+            p.share_key = Some(share_key_of(i).public());
             p.heartbeat_at_ms = Some(NOW);
             p.heartbeat = Some(StatusHeartbeat {
                 v: protocols::wire::WIRE_VERSION,
@@ -189,6 +190,31 @@ fn a_pool_short_of_contributors_says_what_it_lacks() {
     }
 }
 
+/// Peer `i`'s share key.
+fn share_key_of(i: u8) -> protocols::share_box::BoxSecret {
+    protocols::share_box::BoxSecret::from_uniform_bytes(&[i; 64])
+}
+
+#[test]
+fn a_peer_without_a_verified_share_key_never_holds_shares_and_the_refusal_says_why() {
+    let mut books = Books::new(6);
+    books.fill(3, 512);
+    books.peers.get_mut(&node(6)).unwrap().share_key = None;
+    let born = books.deal(node(100), policy(5, 3)).unwrap();
+    assert!(!born.holders.contains(&node(6)));
+    books.peers.get_mut(&node(5)).unwrap().share_key = None;
+    books.fill(3, 512);
+    match books.deal(node(100), policy(5, 3)) {
+        Err(Refusal::NotReady(why)) => {
+            assert!(
+                why.contains("2 trusted peer(s) left out: no verified share key"),
+                "{why}"
+            )
+        }
+        other => panic!("expected NotReady, got {:?}", other.map(|b| b.holders)),
+    }
+}
+
 #[test]
 fn quarantined_flagged_silent_and_unattested_peers_never_hold_shares() {
     let mut books = Books::new(8);
@@ -258,7 +284,8 @@ fn tickets_go_to_the_creator_and_named_requesters_only_while_allowed_and_alive()
 }
 
 #[test]
-fn a_grant_is_signed_short_lived_and_carries_one_opening_key_per_holder() {
+fn a_grant_is_signed_short_lived_and_carries_opening_keys_only_for_a_session_sealed_before_share_keys()
+ {
     let key = NodeKey::from_secret_bytes(&[9; 32]);
     let master = SealingMasterKey::from_bytes([8; 32]);
     let signer = Signer {
@@ -277,6 +304,15 @@ fn a_grant_is_signed_short_lived_and_carries_one_opening_key_per_holder() {
     assert_eq!(ticket.requester, node(101));
     assert_eq!(ticket.expires_at_ms, NOW + 3_600_000);
     assert_eq!(ticket.holders.len(), 5);
+    // Born boxed to its holders: the grant opens nothing.
+    assert!(long.boxed);
+    assert!(g.opening_keys.is_empty());
+    // A session dealt before holder share keys (until it is re-dealt): one key per holder.
+    let legacy = SessionRecord {
+        boxed: false,
+        ..long.clone()
+    };
+    let g = grant(&signer, &rules(), &legacy, node(101), &[], [3; 16], NOW);
     assert_eq!(g.opening_keys.len(), 5);
     // Never past its session.
     let short = SessionRecord {

@@ -24,7 +24,8 @@ use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
 use protocols::reshare::{Dealt, Placement, Planned};
-use protocols::sealing::{self, SealingMasterKey, ShareSlot};
+use protocols::sealing::{SealingMasterKey, ShareSlot};
+use protocols::share_box::BoxSecret;
 use protocols::sharing::{self, VerifiedShare};
 use protocols::wire::{self, EntropyReceipt, Reply, SessionPolicy, StoreAck};
 use rand::rngs::StdRng;
@@ -40,6 +41,8 @@ const EXPIRES_MS: u64 = 4_102_444_800_000;
 struct Holder {
     store: Arc<ShareStore>,
     handlers: DetachedHandlers,
+    /// A copy of the share key the handlers hold, to read back what the holder stores.
+    share_key: BoxSecret,
     _dir: tempfile::TempDir,
 }
 
@@ -53,6 +56,9 @@ struct World {
     down: BTreeSet<NodeId>,
     now: u64,
     rng: StdRng,
+    /// The bytes of every share dealt so far (the test keeps them to look for them where they
+    /// must never be: the orders sent and the database).
+    dealt_plain: Vec<[u8; 32]>,
 }
 
 /// How a driven run ended.
@@ -83,13 +89,21 @@ impl World {
                     boot_id: "core-tests".into(),
                 };
                 let node = hkey.node_id();
-                let handlers =
-                    DetachedHandlers::new(hkey, key.node_id(), store.clone(), measurement, 1e12);
+                let share_key = BoxSecret::from_uniform_bytes(&[i as u8 + 10; 64]);
+                let handlers = DetachedHandlers::new(
+                    hkey,
+                    BoxSecret::from_uniform_bytes(&[i as u8 + 10; 64]),
+                    key.node_id(),
+                    store.clone(),
+                    measurement,
+                    1e12,
+                );
                 (
                     node,
                     Holder {
                         store,
                         handlers,
+                        share_key,
                         _dir: dir,
                     },
                 )
@@ -104,6 +118,7 @@ impl World {
             down: BTreeSet::new(),
             now: 1_000_000,
             rng: StdRng::seed_from_u64(seed),
+            dealt_plain: Vec::new(),
         }
     }
 
@@ -161,6 +176,7 @@ impl World {
             rotations: 0,
             rotated_at_ms: 0,
             sealed_under: None,
+            boxed: false,
         };
         (dealt, record)
     }
@@ -172,13 +188,21 @@ impl World {
         record: SessionRecord,
     ) -> EpochPlacement {
         let mut rng = StdRng::seed_from_u64(self.rng.random());
+        self.dealt_plain
+            .extend(dealt.deliveries().iter().map(|(_, s)| s.value_bytes()));
+        let keys: BTreeMap<NodeId, _> = self
+            .holders
+            .iter()
+            .map(|(n, h)| (*n, h.share_key.public()))
+            .collect();
+        let dealt = dealt
+            .seal_to_holders(|n| keys.get(n).copied(), &mut rng)
+            .unwrap();
         let signer = Signer {
             key: &self.key,
             master: &self.master,
         };
-        EpochPlacement::new(
-            placing, dealt, record, &signer, &mut rng, self.now, ANSWER_MS,
-        )
+        EpochPlacement::new(placing, dealt, record, &signer, self.now, ANSWER_MS)
     }
 
     /// The shares `record`'s holders keep for its current epoch, opened and verified.
@@ -199,9 +223,13 @@ impl World {
                     holder: h.node,
                     index: h.index,
                 };
-                let share =
-                    sealing::open(&self.master.share_key(&slot), &slot, &stored.share).ok()?;
-                share.verify(&record.commitments).ok()
+                let peer::store::HeldShare::Boxed(boxed) = &stored.share else {
+                    return None;
+                };
+                assert_eq!(boxed.slot, slot, "a box filed under another slot");
+                let own = &self.holders.get(&h.node)?.share_key;
+                protocols::holder_box::open_at_holder(own, &slot, &boxed.boxed, &record.commitments)
+                    .ok()
             })
             .collect()
     }
@@ -224,6 +252,12 @@ impl World {
                 m.handle_written(result, self.now);
             }
             Action::Send { id, node, bytes } => {
+                for plain in &self.dealt_plain {
+                    assert!(
+                        !bytes.windows(32).any(|w| w == plain),
+                        "an order carries a share's bytes"
+                    );
+                }
                 let acknowledged = self.deliver(node, bytes).await;
                 if let Some(ack) = acknowledged {
                     answers.push((id, ack));
@@ -403,6 +437,30 @@ fn rotation(world: &mut World, record: &SessionRecord, nodes: &[NodeId]) -> Epoc
     .unwrap();
     let dealt = plan.deal(&shares, &mut world.rng).unwrap();
     world.placement(Placing::Rotation, dealt, record.clone())
+}
+
+#[tokio::test]
+async fn no_order_sent_and_nothing_in_the_database_holds_a_share_of_a_created_or_rotated_session() {
+    let mut w = World::new(5, 7);
+    let record = created(&mut w, 4, 3).await;
+    assert!(record.boxed && record.sealed_under.is_none());
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(1).collect();
+    let mut p = rotation(&mut w, &record, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed));
+    assert_eq!(w.recorded_shares(&run.committed.unwrap()).len(), 4);
+    // Every order sent was checked as it went (`step`); now the whole database, row by row.
+    assert_eq!(w.dealt_plain.len(), 8, "two epochs of four shares dealt");
+    let rows = crate::db::fuzzing::raw_contents(&w.db).unwrap();
+    assert!(!rows.is_empty());
+    for (table, key, value) in rows {
+        for plain in &w.dealt_plain {
+            assert!(
+                !value.windows(32).any(|x| x == plain) && !key.windows(32).any(|x| x == plain),
+                "table {table} holds a share's bytes"
+            );
+        }
+    }
 }
 
 #[tokio::test]

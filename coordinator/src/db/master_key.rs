@@ -43,7 +43,10 @@ impl CoordinatorDb {
         const OP: &str = "moving the sealing master key out of the database";
         // Read first: a database with nothing to move is never opened for writing (and a
         // corrupt one is refused by the read, untouched).
-        let unstamped = self.sessions()?.iter().any(|s| s.sealed_under.is_none());
+        let unstamped = self
+            .sessions()?
+            .iter()
+            .any(|s| s.sealed_under.is_none() && !s.boxed);
         if !unstamped && self.legacy_sealing_master()?.is_none() {
             return Ok(MasterKeyMoved::default());
         }
@@ -89,7 +92,7 @@ impl CoordinatorDb {
                 let key = *k.value();
                 let record: SessionRecord =
                     records::decode_record(&self.path, SESSIONS.name(), &key, v.value())?;
-                if record.sealed_under.is_none() {
+                if record.sealed_under.is_none() && !record.boxed {
                     unstamped.push(record);
                 }
             }

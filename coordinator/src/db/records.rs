@@ -53,6 +53,12 @@ pub struct Enrolment {
     pub operator: String,
     /// When the peer was enrolled (or relabelled), in milliseconds since the Unix epoch.
     pub enrolled_at_ms: u64,
+    /// The share key the peer stated in a valid attestation (docs/protocol/redistribution.md,
+    /// "Keys"); shares are boxed to it. `None` until then, and in records written before share
+    /// keys (read as absent: the next good attestation records it). Kept when the peer is
+    /// relabelled; dropped with the enrolment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_key: Option<protocols::share_box::BoxPublic>,
 }
 
 /// A single-use join token, stored under the SHA-256 of the token.
@@ -108,6 +114,11 @@ pub struct SessionRecord {
     /// written before key ids, until the first start stamps them: decision 0046).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_under: Option<MasterKeyId>,
+    /// The current epoch's shares are boxed to their holders' share keys (decision 0053): no
+    /// master key opens them, and `sealed_under` is `None`. `false` in records written before,
+    /// whose sessions the upkeep re-deals boxed (cause `reseal`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boxed: bool,
 }
 
 /// A rotation in flight: the next epoch's placement, kept to finish or undo it after a crash.

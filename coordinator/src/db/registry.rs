@@ -50,13 +50,63 @@ impl CoordinatorDb {
         })
     }
 
-    /// Enrols `node`, or relabels it if already enrolled, durably.
+    /// Enrols `node`, or relabels it if already enrolled (keeping the share key it stated),
+    /// durably.
     pub fn enrol(&self, node: &NodeId, e: &Enrolment) -> Result<(), DbError> {
         const OP: &str = "enrolling a peer";
-        let bytes = records::encode_record("enrolment", e)?;
-        self.put_bytes(OP, ENROLMENTS, &node.0, &bytes)?;
+        self.write(OP, |txn| {
+            let mut enrolments = txn.open_table(ENROLMENTS).map_err(|e| self.err(OP, e))?;
+            let mut e = e.clone();
+            if e.share_key.is_none() {
+                e.share_key = self
+                    .enrolment_in(&enrolments, node)?
+                    .and_then(|old| old.share_key);
+            }
+            let bytes = records::encode_record("enrolment", &e)?;
+            enrolments
+                .insert(&node.0, bytes.as_slice())
+                .map_err(|e| self.err(OP, e))?;
+            Ok(((), true))
+        })?;
         debug!(%node, region = %e.region, operator = %e.operator, "peer enrolled");
         Ok(())
+    }
+
+    /// Records the share key `node` stated in a valid attestation, durably. `Ok(false)` when
+    /// `node` is not enrolled (removed meanwhile): nothing is written.
+    pub fn record_share_key(
+        &self,
+        node: &NodeId,
+        share_key: protocols::share_box::BoxPublic,
+    ) -> Result<bool, DbError> {
+        const OP: &str = "recording a share key";
+        self.write(OP, |txn| {
+            let mut enrolments = txn.open_table(ENROLMENTS).map_err(|e| self.err(OP, e))?;
+            let Some(mut e) = self.enrolment_in(&enrolments, node)? else {
+                return Ok((false, false));
+            };
+            e.share_key = Some(share_key);
+            let bytes = records::encode_record("enrolment", &e)?;
+            enrolments
+                .insert(&node.0, bytes.as_slice())
+                .map_err(|e| self.err(OP, e))?;
+            Ok((true, true))
+        })
+    }
+
+    /// `node`'s enrolment as `table` holds it.
+    fn enrolment_in(
+        &self,
+        table: &redb::Table<'_, &'static [u8; 32], &'static [u8]>,
+        node: &NodeId,
+    ) -> Result<Option<Enrolment>, DbError> {
+        let Some(guard) = table
+            .get(&node.0)
+            .map_err(|e| self.err("reading an enrolment", e))?
+        else {
+            return Ok(None);
+        };
+        records::decode_record(&self.path, ENROLMENTS.name(), &node.0, guard.value()).map(Some)
     }
 
     /// Removes `node`'s enrolment, durably; `false` if it was not enrolled.
@@ -108,13 +158,16 @@ impl CoordinatorDb {
             if token.expires_at_ms <= now_ms {
                 return Ok((None, true));
             }
+            let mut enrolments = txn.open_table(ENROLMENTS).map_err(|e| self.err(OP, e))?;
             let enrolment = Enrolment {
                 region: token.region,
                 operator: token.operator,
                 enrolled_at_ms: now_ms,
+                share_key: self
+                    .enrolment_in(&enrolments, node)?
+                    .and_then(|e| e.share_key),
             };
             let bytes = records::encode_record("enrolment", &enrolment)?;
-            let mut enrolments = txn.open_table(ENROLMENTS).map_err(|e| self.err(OP, e))?;
             enrolments
                 .insert(&node.0, bytes.as_slice())
                 .map_err(|e| self.err(OP, e))?;

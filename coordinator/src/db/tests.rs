@@ -47,6 +47,7 @@ fn enrolment(region: &str, at: u64) -> Enrolment {
         region: region.into(),
         operator: "op".into(),
         enrolled_at_ms: at,
+        share_key: None,
     }
 }
 
@@ -116,6 +117,57 @@ fn enrolments_round_trip_are_relabelled_and_unenrolled() {
 }
 
 #[test]
+fn a_recorded_share_key_survives_a_relabel_a_rejoin_and_a_reopen_but_not_a_removal() {
+    let (_dir, path) = temp_path();
+    let node = NodeId([3; 32]);
+    let pk = protocols::share_box::BoxSecret::from_uniform_bytes(&[4; 64]).public();
+    {
+        let db = open(&path);
+        assert!(
+            !db.record_share_key(&node, pk).unwrap(),
+            "not enrolled: nothing written"
+        );
+        assert!(db.enrolments().unwrap().is_empty());
+        db.enrol(&node, &enrolment("eu", 1)).unwrap();
+        assert!(db.record_share_key(&node, pk).unwrap());
+        db.enrol(&node, &enrolment("us", 2)).unwrap();
+        db.add_join_token([7; 32], &token("ap", 100)).unwrap();
+        let joined = db.redeem_join_token(&[7; 32], &node, 3).unwrap().unwrap();
+        assert_eq!(joined.share_key, Some(pk));
+    }
+    let db = open(&path);
+    let (_, e) = db.enrolments().unwrap().remove(0);
+    assert_eq!((e.region.as_str(), e.share_key), ("ap", Some(pk)));
+    assert!(db.unenrol(&node).unwrap());
+    db.enrol(&node, &enrolment("eu", 4)).unwrap();
+    assert_eq!(db.enrolments().unwrap()[0].1.share_key, None);
+}
+
+#[test]
+fn an_enrolment_written_before_share_keys_reads_as_having_none() {
+    // The record as a build from before share keys wrote it: no `share_key` field.
+    #[derive(serde::Serialize)]
+    struct Old {
+        region: String,
+        operator: String,
+        enrolled_at_ms: u64,
+    }
+    let bytes = super::records::encode_record(
+        "enrolment",
+        &Old {
+            region: "eu".into(),
+            operator: "op".into(),
+            enrolled_at_ms: 5,
+        },
+    )
+    .unwrap();
+    let read: Enrolment =
+        super::records::decode_record(std::path::Path::new("x"), "enrolments", &[0; 32], &bytes)
+            .unwrap();
+    assert_eq!(read, enrolment("eu", 5));
+}
+
+#[test]
 fn a_join_token_is_redeemed_once_and_enrols_the_node() {
     let (_dir, path) = temp_path();
     let db = open(&path);
@@ -126,6 +178,7 @@ fn a_join_token_is_redeemed_once_and_enrols_the_node() {
         region: "eu".into(),
         operator: "op-t".into(),
         enrolled_at_ms: 99,
+        share_key: None,
     };
     assert_eq!(
         db.redeem_join_token(&[7; 32], &node, 99).unwrap(),

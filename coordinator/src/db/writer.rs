@@ -50,6 +50,7 @@ pub fn session_writer_record(i: u64) -> SessionRecord {
         rotations: (i % 3) as u32,
         rotated_at_ms: 0,
         sealed_under: None,
+        boxed: false,
     }
 }
 

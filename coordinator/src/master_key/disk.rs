@@ -197,7 +197,7 @@ pub fn open(path: &Path, db: &CoordinatorDb) -> Result<Keyring, MasterKeyError> 
     if moved.stamped > 0 {
         tracing::info!(sessions = moved.stamped, key = %stamp, "sessions stamped with their master key id");
     }
-    for s in db.sessions()? {
+    for s in db.sessions()?.into_iter().filter(|s| !s.boxed) {
         let key = s.sealed_under.unwrap_or(stamp);
         if ring.get(&key).is_none() {
             return Err(MasterKeyError::UnknownKey {

@@ -110,5 +110,15 @@ pub(super) fn judge(
         if v.newly_quarantined {
             ctx.metrics.quarantines.inc(v.label);
         }
+        if let Some(key) = v.new_share_key {
+            // Recorded on a blocking thread; the peer table has the key already. A failed write
+            // loses it only at a restart, after which the next attestation records it again.
+            let db = ctx.db.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = db.record_share_key(&node, key) {
+                    tracing::error!(node = %node.short(), error = %e, "share key not recorded in the database; recorded again after a restart");
+                }
+            });
+        }
     }
 }

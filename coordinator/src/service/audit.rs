@@ -4,12 +4,14 @@
 
 use super::sessions::grant;
 use super::{Ctx, Internal, State, now_ms};
-use crate::core::holder_audits::{self, Answer, Reply};
+use crate::core::holder_audits::{self, Answer, FetchKey, Reply};
 use crate::db::SessionRecord;
 use peer::node::Protocol;
 use protocols::ids::NodeId;
 use protocols::sealing::ShareSlot;
-use protocols::wire::{self, ShareFetch, ShareFetchReply, WIRE_VERSION};
+use protocols::share_box::BoxSecret;
+use protocols::ticket::Ticket;
+use protocols::wire::{self, BoxedFetch, BoxedFetchReply, WIRE_VERSION_2};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -23,9 +25,20 @@ pub(super) async fn ask_holders(
     let Some(grant) = grant(ctx, record, ctx.key.node_id(), addrs) else {
         return Vec::new();
     };
-    let request = wire::encode(&ShareFetch {
-        v: WIRE_VERSION,
+    let Ok(ticket) = grant.ticket.open::<Ticket>(&ctx.key.node_id()) else {
+        return Vec::new();
+    };
+    // Made for this fetch: holders box their shares to it; dropped (wiped) when it returns.
+    let reply_secret = BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
+    let fetch_key = FetchKey {
+        secret: &reply_secret,
+        nonce: ticket.nonce,
+    };
+    let fetch_key = &fetch_key;
+    let request = wire::encode(&BoxedFetch {
+        v: WIRE_VERSION_2,
         ticket: grant.ticket,
+        reply_key: reply_secret.public(),
     });
     let asks = record.holders.iter().map(|h| {
         let request = request.clone();
@@ -44,10 +57,10 @@ pub(super) async fn ask_holders(
                 {
                     Err(e) => Reply::NoAnswer(e.to_string()),
                     Ok(raw) => {
-                        match wire::decode::<ShareFetchReply>(&raw, Protocol::Fetch.limits().1) {
+                        match wire::decode::<BoxedFetchReply>(&raw, Protocol::Fetch.limits().1) {
                             Err(e) => Reply::NoAnswer(format!("undecodable reply: {e}")),
                             Ok(r) => match r.result {
-                                Ok(sealed) => Reply::Sealed(sealed),
+                                Ok(fetched) => Reply::Fetched(fetched),
                                 Err(refusal) => Reply::Refused(refusal),
                             },
                         }
@@ -62,11 +75,17 @@ pub(super) async fn ask_holders(
             };
             let restored = ctx.restored.map(|r| r.backup_created_at_ms);
             let reply = holder_audits::excuse_after_restore(record, reply, restored);
-            // The grant above found the key: the keyring only loses a key no session needs.
-            let key = ctx.opening_key(record, &slot);
-            let answer = match key {
-                Some(key) => holder_audits::judge(record, &slot, &key, reply, now_ms()),
-                None => Answer::Silent("no master key in force opens this session".into()),
+            // A session boxed to its holders needs no master key; one dealt before does (the
+            // grant above found it: the keyring only loses a key no session needs).
+            let answer = if record.boxed {
+                holder_audits::judge(record, &slot, None, fetch_key, reply, now_ms())
+            } else {
+                match ctx.opening_key(record, &slot) {
+                    Some(key) => {
+                        holder_audits::judge(record, &slot, Some(&key), fetch_key, reply, now_ms())
+                    }
+                    None => Answer::Silent("no master key in force opens this session".into()),
+                }
             };
             (h.node, answer)
         }

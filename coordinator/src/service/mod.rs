@@ -279,6 +279,9 @@ async fn start(
     let mut peers = PeerTable::default();
     for (node_id, e) in enrolments {
         peers.enrol(node_id, e.region, e.operator);
+        if let Some(p) = peers.get_mut(&node_id) {
+            p.share_key = e.share_key;
+        }
     }
     let ledger = crate::core::ledger::Ledger::from_sessions(&sessions);
     // A block is worth what its accounting says, capped by its source's audit; no factor on

@@ -200,6 +200,7 @@ fn peer_lines(state: &State) -> Vec<crate::admin::PeerLine> {
             operator: p.operator.clone(),
             trusted: p.quarantine.is_none() && p.attested_at_ms.is_some(),
             quarantine: p.quarantine.as_ref().map(|q| format!("{q:?}")),
+            share_key: p.share_key.as_ref().map(protocols::share_box::fingerprint),
             power: p
                 .heartbeat
                 .as_ref()

@@ -41,10 +41,21 @@ pub(super) fn start(
     let quorum = match super::sessions::choose_quorum(ctx, state, n, k, now) {
         Ok(q) => q,
         Err(e) => {
-            tracing::warn!(session = %record.session, ?cause, error = %e, "rotation postponed: no quorum");
+            let keyless = state
+                .peers
+                .trusted_without_share_key(now, (ctx.config.attestation_validity_s * 1000.0) as u64)
+                .len();
+            let note = crate::core::sessions::keyless_note(keyless);
+            tracing::warn!(session = %record.session, ?cause, error = %format!("{e}{note}"), "rotation postponed: no quorum");
             return;
         }
     };
+    // Every holder chosen stated a share key (the quorum skips those that did not).
+    let share_keys: std::collections::BTreeMap<NodeId, protocols::share_box::BoxPublic> = quorum
+        .holders
+        .iter()
+        .filter_map(|n| Some((*n, state.peers.share_key(n)?)))
+        .collect();
     let mark = state.ledger.rotation_started(record.session);
     let old_addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
     let new_addrs = state.peers.addrs_of(quorum.holders.iter().copied());
@@ -66,7 +77,16 @@ pub(super) fn start(
                 _ => None,
             })
             .collect();
-        let outcome = rotate(&ctx, record, shares, quorum.holders, &old_addrs, &new_addrs).await;
+        let outcome = rotate(
+            &ctx,
+            record,
+            shares,
+            quorum.holders,
+            &share_keys,
+            &old_addrs,
+            &new_addrs,
+        )
+        .await;
         if let Err(e) = &outcome {
             tracing::warn!(%session, ?cause, error = %e, "rotation failed; the session stays on its epoch");
         }
@@ -91,6 +111,7 @@ async fn rotate(
     record: SessionRecord,
     mut old_shares: Vec<VerifiedShare>,
     new_holders: Vec<NodeId>,
+    share_keys: &std::collections::BTreeMap<NodeId, protocols::share_box::BoxPublic>,
     old_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
     new_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
 ) -> Result<Moved, RotationError> {
@@ -130,17 +151,22 @@ async fn rotate(
         k,
         k.max(n.saturating_sub(1)),
     )?;
-    let dealt = plan.deal(&old_shares, &mut rand_core::UnwrapErr(rand::rngs::SysRng))?;
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let dealt = plan.deal(&old_shares, &mut rng)?;
     drop(old_shares);
+    // Boxed to the new holders and the shares wiped before any order exists (decision 0053:
+    // the interim until rotation by redistribution, where the coordinator rebuilds the key).
+    let dealt = dealt
+        .seal_to_holders(|n| share_keys.get(n).copied(), &mut rng)
+        .map_err(|e| RotationError::Task(e.to_string()))?;
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
-    // Held until the placement ends: the new epoch is sealed under the key in force now.
+    // The signer's master key seals nothing here (the shares are boxed to their holders).
     let master = ctx.sealing_key();
     let mut placement = EpochPlacement::new(
         Placing::Rotation,
         dealt,
         record,
         &placing::signer(ctx, &master),
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
         now_ms(),
         placing::HOLDER_ANSWER_MS,
     );

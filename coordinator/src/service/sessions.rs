@@ -142,22 +142,19 @@ pub(super) async fn create(
     tracing::debug!(%session, holders = holders.len(), "session dealt; sending store orders");
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
-        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-        // Held until the placement ends: the session is sealed under the key in force now.
+        // The signer's master key seals nothing here (the shares are boxed to their holders).
         let master = ctx.sealing_key();
         let mut placement = EpochPlacement::new(
             Placing::Creation,
             dealt,
             record,
             &placing::signer(&ctx, &master),
-            &mut rng,
             now_ms(),
             placing::HOLDER_ANSWER_MS,
         );
         let refusal = match placing::drive(&ctx, &mut placement, &addrs).await {
             Stop::Committed(record) => {
                 let holders = record.holders.iter().map(|h| h.node).collect();
-                // The placement still holds the key the session is sealed under.
                 let Some(grant) = grant(&ctx, &record, requester, &addrs) else {
                     let _ = responder.respond(refuse(&ctx, Refusal::Internal)).await;
                     return;

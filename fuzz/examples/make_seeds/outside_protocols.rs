@@ -237,7 +237,7 @@ pub fn share_store_record() -> Vec<(&'static str, Vec<u8>)> {
         out
     };
     let future = encode(&ShareRecord {
-        v: 2,
+        v: 3,
         share: &share,
         expires_at_ms: 1,
     });
@@ -293,6 +293,7 @@ pub fn coordinator_records() -> Vec<(&'static str, Vec<u8>)> {
         rotations: 2,
         rotated_at_ms: 2_000,
         sealed_under: Some(protocols::sealing::SealingMasterKey::from_bytes([0x4d; 32]).id()),
+        boxed: false,
     };
     let pending = PendingEpoch {
         session: SESSION,
@@ -311,6 +312,7 @@ pub fn coordinator_records() -> Vec<(&'static str, Vec<u8>)> {
                 region: "eu-west".into(),
                 operator: "alpha".into(),
                 enrolled_at_ms: 1_000,
+                share_key: None,
             })),
         ),
         (

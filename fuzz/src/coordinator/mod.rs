@@ -322,6 +322,7 @@ impl Coordinator {
             region: "eu-west".into(),
             operator: "op-a".into(),
             enrolled_at_ms: 1_000,
+            share_key: None,
         };
         db.enrol(&Caller::Enrolled.key().node_id(), &enrolment)
             .expect("enrol the peer");

@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 pub struct EmbeddedConfig {
     /// The device identity.
     pub key: NodeKey,
+    /// The device's share key (`share-key.key` for `peer run`).
+    pub share_key: protocols::share_box::BoxSecret,
     /// The pinned coordinator, ending in `/p2p/<PeerId>`.
     pub coordinator: Multiaddr,
     /// Region label announced in heartbeats.
@@ -102,7 +104,12 @@ pub(super) async fn build(
     let (node, events) = node::start(&config.key, node_config).await?;
     let metrics = Arc::new(PeerMetrics::default());
     let shared = Arc::new(Shared {
+        share_key_statement: protocols::attestation::share_key::sign(
+            &config.key,
+            config.share_key.public(),
+        ),
         key: config.key,
+        share_key: config.share_key,
         coordinator,
         store: config.store,
         health: config.health,

@@ -2,14 +2,16 @@
 
 use super::Shared;
 use crate::node::{Protocol, RequestFrame};
-use crate::store::PutOutcome;
+use crate::store::{BoxedShare, HeldShare, PutOutcome};
 use libp2p::PeerId;
 use protocols::attestation::{Challenge, Evidence};
+use protocols::holder_box;
 use protocols::ids::NodeId;
 use protocols::ticket::check_opened_ticket;
 use protocols::wire::{
-    self, DeleteShares, HolderCall, HolderOrder, Refusal, Reply, ShareFetch, SignedEnvelope,
-    StoreAck, StoreShare, WIRE_VERSION,
+    self, BoxedFetch, BoxedFetchReply, DeleteShares, FetchedShare, HolderCall, HolderOrder,
+    Refusal, Reply, ShareFetch, SignedEnvelope, StoreAck, StoreBoxedShare, StoreShare,
+    WIRE_VERSION, WIRE_VERSION_2,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -47,9 +49,7 @@ pub async fn answer(
         Protocol::Store => store(&shared, &remote_node, &bytes, max)
             .await
             .map(|v| encode_reply(&Reply::ok(v))),
-        Protocol::Fetch => fetch(&shared, &remote_node, &bytes, max)
-            .await
-            .map(|v| encode_reply(&Reply::ok(v))),
+        Protocol::Fetch => fetch(&shared, &remote_node, &bytes, max).await,
         Protocol::Audit => audit(&shared, &remote_node, &bytes, max)
             .await
             .map(|v| encode_reply(&Reply::ok(v))),
@@ -117,6 +117,7 @@ fn attest(
         uptime_s: shared.started.elapsed().as_secs(),
         health,
         at_ms: super::now_ms(),
+        share_key: Some(shared.share_key_statement.clone()),
     };
     Ok(SignedEnvelope::seal(&shared.key, &evidence))
 }
@@ -158,6 +159,55 @@ async fn store(
                 }
             }
         }
+        HolderOrder::StoreBoxed(envelope) => {
+            let order: StoreBoxedShare = envelope.open(&shared.coordinator).map_err(malformed)?;
+            if order.slot.holder != local {
+                return Err(Refusal::Malformed(
+                    "share is addressed to another holder".into(),
+                ));
+            }
+            let ack = StoreAck {
+                session: order.slot.session,
+                epoch: order.slot.epoch,
+            };
+            let held = shared.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                // Opened and checked before anything is stored; the plaintext is wiped here.
+                if let Err(e) = holder_box::open_at_holder(
+                    &held.share_key,
+                    &order.slot,
+                    &order.boxed,
+                    &order.commitments,
+                ) {
+                    return Err(Refusal::BadShare(e.to_string()));
+                }
+                let boxed = BoxedShare {
+                    slot: order.slot,
+                    boxed: order.boxed,
+                    commitments: order.commitments,
+                };
+                held.store
+                    .put_held(&HeldShare::Boxed(boxed), order.expires_at_ms)
+                    .map_err(|e| match e {
+                        crate::store::StoreError::Full { .. } => Refusal::StoreFull,
+                        e => {
+                            tracing::error!(error = %e, "share store write failed");
+                            Refusal::Internal
+                        }
+                    })
+            })
+            .await
+            .map_err(|_| Refusal::Internal)?;
+            match outcome {
+                Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => Ok(ack),
+                Err(refusal) => {
+                    if let Refusal::BadShare(why) = &refusal {
+                        tracing::warn!(session = %ack.session, epoch = ack.epoch, %why, "store order refused: the share fails its commitments (a faulty dealing)");
+                    }
+                    Err(refusal)
+                }
+            }
+        }
         HolderOrder::Delete(envelope) => {
             let order: DeleteShares = envelope.open(&shared.coordinator).map_err(malformed)?;
             let store = shared.store.clone();
@@ -176,12 +226,15 @@ async fn store(
     }
 }
 
+/// A share fetch, version 1 (a share sealed under the coordinator's master key, served as
+/// stored) or version 2 (with the requester's reply key: a boxed share is opened and boxed again
+/// to it). Returns the encoded reply.
 async fn fetch(
     shared: &Arc<Shared>,
     remote: &NodeId,
     bytes: &[u8],
     max: usize,
-) -> Result<protocols::sealing::SealedShare, Refusal> {
+) -> Result<Vec<u8>, Refusal> {
     let now = super::now_ms();
     let allowed = shared
         .fetch_limiter
@@ -191,12 +244,22 @@ async fn fetch(
     if !allowed {
         return Err(Refusal::RateLimited);
     }
-    let request: ShareFetch = wire::decode(bytes, max).map_err(malformed)?;
+    let (ticket, reply_key) = match wire::probe_version(bytes, max).map_err(malformed)? {
+        WIRE_VERSION_2 => {
+            let request: BoxedFetch = wire::decode(bytes, max).map_err(malformed)?;
+            (request.ticket, Some(request.reply_key))
+        }
+        _ => {
+            let request: ShareFetch = wire::decode(bytes, max).map_err(malformed)?;
+            (request.ticket, None)
+        }
+    };
     // The signature is checked once per distinct ticket (a forged one costs no store read).
     let ticket = shared
         .tickets
-        .open(&request.ticket, &shared.coordinator)
+        .open(&ticket, &shared.coordinator)
         .map_err(Refusal::Ticket)?;
+    let nonce = ticket.nonce;
     // One small read transaction, served from redb's page cache, run right here once the cheap
     // checks passed: a hop to a blocking thread and back costs more than the read
     // (docs/decisions/0008).
@@ -228,5 +291,33 @@ async fn fetch(
         None => None,
     };
     checked.map_err(Refusal::Ticket)?;
-    Ok(stored.ok_or(Refusal::NotFound)?.share)
+    let held = stored.ok_or(Refusal::NotFound)?.share;
+    match (held, reply_key) {
+        (HeldShare::Sealed(sealed), None) => Ok(encode_reply(&Reply::ok(sealed))),
+        (HeldShare::Sealed(sealed), Some(_)) => Ok(encode_reply(&BoxedFetchReply::ok(
+            FetchedShare::Sealed(sealed),
+        ))),
+        (HeldShare::Boxed(_), None) => Err(Refusal::Malformed(
+            "this share is boxed to its holder: fetch it with a reply key (wire version 2)".into(),
+        )),
+        (HeldShare::Boxed(b), Some(reply_key)) => {
+            let boxed = holder_box::rebox_for_fetch(
+                &shared.share_key,
+                &b.slot,
+                &b.boxed,
+                &nonce,
+                &reply_key,
+                &mut rand_core::UnwrapErr(rand::rngs::SysRng),
+            )
+            .map_err(|e| {
+                // Checked when it was stored: the share key or the store changed since.
+                tracing::error!(session = %b.slot.session, epoch = b.slot.epoch, error = %e, "a stored boxed share does not open");
+                Refusal::Internal
+            })?;
+            Ok(encode_reply(&BoxedFetchReply::ok(FetchedShare::Reboxed {
+                index: b.slot.index,
+                boxed,
+            })))
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The device agent (`entroshard peer run`): harvest, contribute, heartbeat, attest, store and serve shares.
 
 pub mod audit;
+#[cfg(test)]
+mod boxed_tests;
 mod contribute;
 pub mod embedded;
 mod event_loop;
@@ -22,6 +24,7 @@ use libp2p::{Multiaddr, PeerId};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
 use protocols::ratelimit::RateLimiter;
+use protocols::share_box::BoxSecret;
 use protocols::wire::PowerState;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -61,6 +64,10 @@ pub fn now_ms() -> u64 {
 /// State shared by the agent's tasks.
 pub(crate) struct Shared {
     pub key: NodeKey,
+    /// The secret every share this device holds is boxed to.
+    pub share_key: BoxSecret,
+    /// `(NodeId, PK_h)` signed by `key`, sent in every attestation evidence.
+    pub share_key_statement: protocols::wire::SignedEnvelope,
     pub coordinator: NodeId,
     pub store: Arc<ShareStore>,
     pub health: Arc<Mutex<HealthSnapshot>>,
@@ -99,10 +106,11 @@ pub struct DetachedHandlers {
 }
 
 impl DetachedHandlers {
-    /// Handlers of the holder `key`, pinned to `coordinator`, over `store`, allowing
-    /// `fetch_rate_per_s` share fetches per remote per second.
+    /// Handlers of the holder `key` (its shares boxed to `share_key`), pinned to `coordinator`,
+    /// over `store`, allowing `fetch_rate_per_s` share fetches per remote per second.
     pub fn new(
         key: NodeKey,
+        share_key: BoxSecret,
         coordinator: NodeId,
         store: Arc<ShareStore>,
         measurement: measure::Measurement,
@@ -110,7 +118,12 @@ impl DetachedHandlers {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
+                share_key_statement: protocols::attestation::share_key::sign(
+                    &key,
+                    share_key.public(),
+                ),
                 key,
+                share_key,
                 coordinator,
                 store,
                 health: Arc::new(Mutex::new(HealthSnapshot::default())),
@@ -162,6 +175,15 @@ pub async fn run_with_readiness(
 ) -> Result<(), AgentError> {
     let config = PeerConfig::load(config_path)?;
     let key = crate::identity::read_key(&config.identity_path())?;
+    let (share_key, created) = crate::share_key::load_or_create(&config.share_key_path())?;
+    if created {
+        tracing::info!(
+            path = %config.share_key_path().display(),
+            share_key = %protocols::share_box::fingerprint(&share_key.public()),
+            "this device had no share key (installed before holder share keys): created one; \
+             the coordinator places shares on it once its next attestation states it"
+        );
+    }
     let measurement = measure::Measurement::take(config_path)?;
     let coordinator_addr: Multiaddr = config
         .coordinator
@@ -229,6 +251,7 @@ pub async fn run_with_readiness(
     let (node, metrics, event_loop) = embedded::build(
         EmbeddedConfig {
             key,
+            share_key,
             coordinator: coordinator_addr.clone(),
             region: config.region.clone(),
             operator: config.operator.clone(),

@@ -8,7 +8,7 @@ mod tests;
 mod writer;
 
 pub use error::StoreError;
-pub use record::MAX_RECORD_BYTES;
+pub use record::{BoxedShare, HeldShare, MAX_RECORD_BYTES};
 pub use writer::{ack_writer_share, run_ack_writer};
 
 use crate::db::{Opened, begin_durable, open_guarded};
@@ -31,7 +31,7 @@ pub fn decode_stored_record(
     path: &Path,
     key: &[u8; KEY_LEN],
     bytes: &[u8],
-) -> Result<(SealedShare, u64), StoreError> {
+) -> Result<(HeldShare, u64), StoreError> {
     record::decode_record(key, bytes).map_err(|detail| StoreError::Corrupt {
         path: path.to_path_buf(),
         detail,
@@ -62,8 +62,8 @@ pub enum PutOutcome {
 /// A share read back from the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredShare {
-    /// The sealed share, as it was put.
-    pub share: SealedShare,
+    /// The share, as it was put.
+    pub share: HeldShare,
     /// When it may be deleted, in milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
 }
@@ -142,7 +142,21 @@ impl ShareStore {
     /// a different share for the same (session, epoch) is [`StoreError::Conflict`]; a new share
     /// when the store holds `capacity` shares is [`StoreError::Full`].
     pub fn put(&self, share: &SealedShare, expires_at_ms: u64) -> Result<PutOutcome, StoreError> {
-        let ShareSlot { session, epoch, .. } = share.slot;
+        self.put_held(&HeldShare::Sealed(share.clone()), expires_at_ms)
+    }
+
+    /// [`Self::put`] for a share boxed to this holder (or sealed).
+    pub fn put_held(
+        &self,
+        share: &HeldShare,
+        expires_at_ms: u64,
+    ) -> Result<PutOutcome, StoreError> {
+        let ShareSlot {
+            session,
+            epoch,
+            index,
+            ..
+        } = *share.slot();
         let k = record::key(&session, epoch);
         let bytes =
             record::encode_record(share, expires_at_ms).map_err(|len| StoreError::TooLarge {
@@ -177,7 +191,7 @@ impl ShareStore {
                 .map_err(|e| self.err(OP, e))?;
         }
         txn.commit().map_err(|e| self.err(OP, e))?;
-        debug!(%session, epoch, index = share.slot.index, "share stored");
+        debug!(%session, epoch, index, "share stored");
         Ok(PutOutcome::Stored)
     }
 
@@ -335,9 +349,9 @@ impl ShareStore {
             let (share, expires_at_ms) = record::decode_record(k.value(), v.value())
                 .map_err(|d| StoreError::corrupt(&self.path, d))?;
             out.push(StoredShareInfo {
-                session: share.slot.session,
-                epoch: share.slot.epoch,
-                index: share.slot.index,
+                session: share.slot().session,
+                epoch: share.slot().epoch,
+                index: share.slot().index,
                 expires_at_ms,
             });
         }

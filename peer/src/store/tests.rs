@@ -67,7 +67,7 @@ fn a_record_that_is_not_cbor_is_reported_as_corrupt_naming_its_key() {
 #[test]
 fn a_truncated_record_is_reported_as_corrupt_not_a_panic() {
     let (_dir, store) = store();
-    let bytes = record::encode_record(&share(7, 2), 99).unwrap();
+    let bytes = record::encode_record(&share(7, 2).into(), 99).unwrap();
     for cut in 0..bytes.len() {
         write_raw(&store, 7, 2, &bytes[..cut]);
         assert_corrupt_naming_key(store.get(&SessionId([7; 16]), 2).unwrap_err(), 7, 2);
@@ -84,19 +84,19 @@ fn a_record_of_an_unknown_version_is_reported_as_corrupt() {
     }
     let (_dir, store) = store();
     let bytes = protocols::wire::encode(&Future {
-        v: 2,
+        v: 3,
         share: &share(7, 2),
         expires_at_ms: 1,
     });
     write_raw(&store, 7, 2, &bytes);
     let err = store.get(&SessionId([7; 16]), 2).unwrap_err();
-    assert!(err.to_string().contains("record version 2"), "{err}");
+    assert!(err.to_string().contains("record version 3"), "{err}");
 }
 
 #[test]
 fn a_record_filed_under_another_slot_is_reported_as_corrupt() {
     let (_dir, store) = store();
-    let bytes = record::encode_record(&share(8, 2), 1).unwrap();
+    let bytes = record::encode_record(&share(8, 2).into(), 1).unwrap();
     write_raw(&store, 7, 2, &bytes);
     assert_corrupt_naming_key(store.get(&SessionId([7; 16]), 2).unwrap_err(), 7, 2);
 }
@@ -164,7 +164,10 @@ fn fuzzing_entry_point_decodes_what_the_store_wrote_and_names_the_key_otherwise(
         table.get(&key).unwrap().unwrap().value().to_vec()
     };
     let path = store.path().to_path_buf();
-    assert_eq!(decode_stored_record(&path, &key, &bytes).unwrap(), (s, 99));
+    assert_eq!(
+        decode_stored_record(&path, &key, &bytes).unwrap(),
+        (s.into(), 99)
+    );
     let other = record::key(&SessionId([7; 16]), 3);
     assert_corrupt_naming_key(
         decode_stored_record(&path, &other, &bytes).unwrap_err(),

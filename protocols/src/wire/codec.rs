@@ -3,8 +3,13 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use thiserror::Error;
 
-/// The only wire version this build speaks.
+/// The wire version of every message that did not change since the first (each message type
+/// says its own: [`Versioned::VERSION`]).
 pub const WIRE_VERSION: u16 = 1;
+
+/// The version of the messages holder-boxed shares brought (docs/protocol/redistribution.md):
+/// new types beside the version-1 ones they replace, so that a fleet upgrades device by device.
+pub const WIRE_VERSION_2: u16 = 2;
 
 /// Default upper bound for any single message on the wire (a ticket for n = 255 fits).
 pub const MAX_MESSAGE_BYTES: usize = 96 * 1024;
@@ -54,6 +59,8 @@ pub enum WireError {
 
 /// Every wire message carries its version in field `v`.
 pub trait Versioned {
+    /// The version this build writes and reads for the type.
+    const VERSION: u16 = WIRE_VERSION;
     /// The version this value carries.
     fn version(&self) -> u16;
 }
@@ -90,13 +97,19 @@ pub fn decode_bounded<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T
     Ok(value)
 }
 
+/// The version field of a message, read with the size and depth bounds (to choose the type to
+/// decode it as, where two versions of a request are served side by side).
+pub fn probe_version(bytes: &[u8], max: usize) -> Result<u16, WireError> {
+    decode_bounded::<VersionProbe>(bytes, max).map(|p| p.v)
+}
+
 /// Decodes a versioned message: size first, then the version field, then the whole value.
 pub fn decode<T: DeserializeOwned + Versioned>(bytes: &[u8], max: usize) -> Result<T, WireError> {
     let probe: VersionProbe = decode_bounded(bytes, max)?;
-    if probe.v != WIRE_VERSION {
+    if probe.v != T::VERSION {
         return Err(WireError::UnknownVersion {
             found: probe.v,
-            supported: WIRE_VERSION,
+            supported: T::VERSION,
         });
     }
     decode_bounded(bytes, max)

@@ -296,6 +296,10 @@ pub enum Refusal {
     /// An internal failure; details are in the server's log.
     #[error("internal error")]
     Internal,
+    /// A share the holder was sent does not open or fails the commitments sent with it: the
+    /// dealing is faulty (text: why).
+    #[error("bad share: {0}")]
+    BadShare(String),
 }
 
 impl Refusal {
@@ -318,6 +322,7 @@ impl Refusal {
             Refusal::StoreFull => "store_full",
             Refusal::NotReady(_) => "not_ready",
             Refusal::Internal => "internal",
+            Refusal::BadShare(_) => "bad_share",
         }
     }
 }
@@ -410,6 +415,8 @@ impl Versioned for CoordinatorCall {
 pub enum HolderOrder {
     /// A signed [`StoreShare`].
     Store(SignedEnvelope),
+    /// A signed [`super::StoreBoxedShare`] (a share boxed to this holder).
+    StoreBoxed(SignedEnvelope),
     /// A signed [`DeleteShares`].
     Delete(SignedEnvelope),
 }

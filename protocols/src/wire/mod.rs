@@ -1,5 +1,6 @@
 //! Wire formats: versioned CBOR messages, bounded decoding and signed envelopes.
 
+pub mod boxed_messages;
 pub mod codec;
 pub mod entropy_messages;
 pub mod envelope;
@@ -8,8 +9,10 @@ pub mod messages;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod roundtrip_tests;
 
+pub use boxed_messages::*;
 pub use codec::{
-    MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WireError, decode, decode_bounded, encode,
+    MAX_MESSAGE_BYTES, Versioned, WIRE_VERSION, WIRE_VERSION_2, WireError, decode, decode_bounded,
+    encode, probe_version,
 };
 pub use entropy_messages::*;
 pub use envelope::{SignedEnvelope, SignedPayload};

@@ -133,6 +133,7 @@ impl Fleet {
             Some(ByzantineKind::TamperedShares) => {
                 tasks.push(tokio::spawn(byzantine::tamper_store(
                     p.store.clone(),
+                    p.share_key(),
                     p.misbehaving_since.clone(),
                 )));
             }
@@ -151,6 +152,7 @@ impl Fleet {
         let timing = &ctx.scenario.timing;
         let agent = embedded::start(EmbeddedConfig {
             key: p.key(),
+            share_key: p.share_key(),
             coordinator: ctx.coordinator.clone(),
             region,
             operator,

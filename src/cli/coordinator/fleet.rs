@@ -259,7 +259,10 @@ fn session_detail(s: &SessionRecord) {
     }
     outln!("expires    {}", rfc3339::format_ms(s.expires_at_ms));
     if let Some(key) = s.sealed_under {
-        outln!("sealed     under master key {key}");
+        outln!("sealed     under master key {key} (re-dealt boxed to its holders by the upkeep)");
+    }
+    if s.boxed {
+        outln!("sealed     boxed to each holder's share key");
     }
     outln!(
         "entropy    {} credited bits from {} peers",

@@ -37,6 +37,12 @@ pub fn render(lines: &[PeerLine]) -> String {
                 .map(|q| format!("  QUARANTINED {q}"))
                 .unwrap_or_default()
         );
+        if l.share_key.is_none() {
+            let _ = writeln!(
+                out,
+                "    no share key: holds no new shares until its attestation states one (a build from before share keys?)"
+            );
+        }
         if !l.refusals.is_empty() {
             let _ = writeln!(out, "    refused: {}", counts(&l.refusals));
         }
@@ -132,6 +138,7 @@ mod tests {
             operator: "alpha".into(),
             trusted: true,
             quarantine: None,
+            share_key: Some("0123456789ab".into()),
             power: "Mains".into(),
             shares_held: 2,
             heartbeat_age_s: Some(3),
