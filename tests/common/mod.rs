@@ -102,7 +102,7 @@ pub fn loopback_listen_addrs(port: u16) -> (String, String) {
     )
 }
 
-/// `entroshard peer init` with simulated sources and loopback listeners.
+/// `entroshard peer init` on the machine's own jitter source (short windows) and loopback listeners.
 pub fn init_peer(
     data_dir: &Path,
     coordinator: &Multiaddr,
