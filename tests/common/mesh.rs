@@ -79,6 +79,14 @@ impl Mesh {
                 "3",
                 "--attestation-interval",
                 "2",
+                // Audits on test windows and one-second crediting rounds, as every test fleet's
+                // (tests/common/mod.rs): the default 100,000 fresh samples per device take a
+                // debug fleet most of a minute, and with the default 10 s round each session
+                // waits for its contributors' per-round caps to reset.
+                "--entropy-audit-samples",
+                TEST_WINDOW_SAMPLES,
+                "--credit-round",
+                "1",
             ])
             .output()
             .unwrap();
@@ -288,10 +296,21 @@ impl Mesh {
                 "no session as wanted after {attempts} sessions: {err}\n{}",
                 self.logs()
             );
+            if !out.status.success() && std::env::var_os("NAT_MESH_FETCH_LOG").is_some() {
+                eprintln!(
+                    "{:.1} s: session create: {}",
+                    self.started.elapsed().as_secs_f64(),
+                    err.trim()
+                );
+            }
             if out.status.success() {
                 attempts += 1;
                 let ticket = read_ticket(ticket_path);
                 if accept(&ticket) {
+                    eprintln!(
+                        "session as wanted after {attempts} sessions, {:.1} s after the mesh started",
+                        self.started.elapsed().as_secs_f64()
+                    );
                     for h in &ticket.holders {
                         eprintln!("holder #{} at {:?}", h.index, h.addrs);
                     }

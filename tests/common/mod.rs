@@ -365,8 +365,8 @@ pub fn spawn_coordinator(min_bits: u64, min_contributors: usize) -> CoordinatorP
 }
 
 /// `spawn_coordinator` with extra `coordinator init` arguments (an extra
-/// `--attestation-interval` replaces the default of 2 s, an extra `--entropy-audit-samples` the
-/// default of [`TEST_WINDOW_SAMPLES`]).
+/// `--attestation-interval` replaces the default of 2 s, an extra `--credit-round` the default of
+/// 1 s, an extra `--entropy-audit-samples` the default of [`TEST_WINDOW_SAMPLES`]).
 pub fn spawn_coordinator_with(
     min_bits: u64,
     min_contributors: usize,
@@ -397,6 +397,12 @@ pub fn spawn_coordinator_with(
     .to_vec();
     if !extra.contains(&"--attestation-interval") {
         args.extend(["--attestation-interval".to_string(), "2".to_string()]);
+    }
+    // One-second crediting rounds, as the demo's fleet (src/fleet.rs): a test that creates
+    // sessions back to back otherwise waits up to the default 10 s for its contributors'
+    // per-round caps to reset after each key drains the pool.
+    if !extra.contains(&"--credit-round") {
+        args.extend(["--credit-round".to_string(), "1".to_string()]);
     }
     if !extra.contains(&"--entropy-audit-samples") {
         args.extend([

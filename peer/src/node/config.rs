@@ -144,9 +144,10 @@ pub struct NodeConfig {
     pub relays: Vec<Multiaddr>,
     /// Reservations held at once: the first relays of [`Self::relays`] that answer. When one
     /// ends (its relay died, say) the next relay in the list takes its place, and the one that
-    /// failed is skipped for [`Self::relay_backoff`].
+    /// failed is skipped for a backoff: 2 s, doubled per failure in a row, at most
+    /// [`Self::relay_backoff`].
     pub max_relay_reservations: usize,
-    /// How long a relay whose reservation or dial failed is passed over.
+    /// The longest a relay whose reservation or dial failed is passed over.
     pub relay_backoff: Duration,
     /// Hold no reservation while AutoNAT finds this node public (others dial it directly); hold
     /// them again if it turns private. Off: reserve whatever AutoNAT finds.

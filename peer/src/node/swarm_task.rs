@@ -4,9 +4,7 @@ mod dialing;
 mod discovery;
 mod relaying;
 
-use relaying::{
-    RESERVATION_RETRY, Reservations, is_relayed, on_relay_client_event, on_relay_event,
-};
+use relaying::{RESERVATION_RETRY, Reservations, is_relayed, on_relay_event};
 
 use super::NodeError;
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
@@ -459,7 +457,7 @@ impl SwarmTask {
                     rtts.insert(peer, rtt);
                 }
             }
-            MeshBehaviourEvent::RelayClient(event) => on_relay_client_event(event),
+            MeshBehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
             MeshBehaviourEvent::Relay(event) => on_relay_event(event),
             MeshBehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
             MeshBehaviourEvent::Autonat(event) => self.on_autonat_event(event),

@@ -12,12 +12,16 @@ use libp2p::{Multiaddr, PeerId, dcutr, relay};
 use std::time::{Duration, Instant};
 
 /// The reservations this node keeps: at most `max` at once, on the first relays of the list
-/// that answer. A relay whose reservation ends or whose dial fails is passed over for `backoff`,
-/// and the next relay in the list takes its place. Pure state: the swarm task acts on what it
-/// answers.
+/// that answer. A relay whose reservation ends or whose dial fails is passed over for a backoff
+/// that starts at [`FIRST_BACKOFF`] and doubles with each failure in a row up to `backoff` (a
+/// relay that started with this node, and refused the first reservation because it did not know
+/// its own public address yet, is asked again within seconds; a dead one costs a dial every
+/// `backoff`), and the next relay in the list takes its place. Pure state: the swarm task acts on
+/// what it answers.
 pub(super) struct Reservations {
     relays: Vec<Reservation>,
     max: usize,
+    /// The longest a failed relay is passed over.
     backoff: Duration,
     /// None asked for while set (the node was found publicly reachable).
     paused: bool,
@@ -29,7 +33,12 @@ struct Reservation {
     /// `<relay>/p2p/<relay id>/p2p-circuit`.
     circuit: Multiaddr,
     state: State,
+    /// Failures since its last accepted reservation.
+    failures: u32,
 }
+
+/// The first backoff of a relay that failed; each failure in a row doubles it.
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -66,6 +75,7 @@ impl Reservations {
                     relay,
                     circuit,
                     state: State::Idle,
+                    failures: 0,
                 })
             })
             .collect();
@@ -170,8 +180,16 @@ impl Reservations {
 
     /// Asking on the relay of `circuit` failed at once: pass it over for the backoff.
     pub(super) fn refused(&mut self, circuit: &Multiaddr, now: Instant) {
+        let cap = self.backoff;
         if let Some(r) = self.relays.iter_mut().find(|r| r.circuit == *circuit) {
-            r.state = State::Down(now + self.backoff);
+            r.fail(now, cap);
+        }
+    }
+
+    /// `relay` accepted a reservation: its next failure starts the backoff afresh.
+    pub(super) fn accepted(&mut self, relay: &PeerId) {
+        if let Some(r) = self.relays.iter_mut().find(|r| r.relay == *relay) {
+            r.failures = 0;
         }
     }
 
@@ -181,23 +199,36 @@ impl Reservations {
         listener: ListenerId,
         now: Instant,
     ) -> Option<PeerId> {
+        let cap = self.backoff;
         let r = self
             .relays
             .iter_mut()
             .find(|r| r.state == State::Listening(listener))?;
-        r.state = State::Down(now + self.backoff);
+        r.fail(now, cap);
         Some(r.relay)
     }
 
     /// A dial to `peer` failed: if it was a relay we were dialling, it is passed over.
     pub(super) fn on_dial_failed(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let cap = self.backoff;
         match self.relays.iter_mut().find(|r| r.relay == *peer) {
             Some(r) if matches!(r.state, State::Dialling(_)) => {
-                r.state = State::Down(now + self.backoff);
+                r.fail(now, cap);
                 true
             }
             _ => false,
         }
+    }
+}
+
+impl Reservation {
+    /// Passes the relay over for [`FIRST_BACKOFF`] doubled per failure in a row, at most `cap`.
+    fn fail(&mut self, now: Instant, cap: Duration) {
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << self.failures.min(16))
+            .min(cap);
+        self.failures = self.failures.saturating_add(1);
+        self.state = State::Down(now + wait);
     }
 }
 
@@ -209,8 +240,9 @@ pub(super) fn relay_addr(circuit: &Multiaddr) -> Multiaddr {
         .collect()
 }
 
-/// How often reservations that are missing are asked for again (and their relays dialled).
-pub(super) const RESERVATION_RETRY: Duration = Duration::from_secs(20);
+/// How often reservations that are missing are asked for again (and their relays dialled, each
+/// once its backoff is over): as often as the first backoff.
+pub(super) const RESERVATION_RETRY: Duration = FIRST_BACKOFF;
 
 /// Whether `addr` goes through a relay.
 pub(super) fn is_relayed(addr: &Multiaddr) -> bool {
@@ -247,18 +279,6 @@ pub(super) fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
         })
 }
 
-/// Logs what the relay client reports.
-pub(super) fn on_relay_client_event(event: relay::client::Event) {
-    match event {
-        relay::client::Event::ReservationReqAccepted {
-            relay_peer_id,
-            renewal: false,
-            ..
-        } => tracing::info!(relay = %relay_peer_id, "relay reservation accepted"),
-        other => tracing::debug!(?other, "relay client"),
-    }
-}
-
 /// Logs what the relay server reports (refusals at INFO: they mean a limit was hit).
 pub(super) fn on_relay_event(event: relay::Event) {
     match event {
@@ -282,6 +302,23 @@ pub(super) fn on_relay_event(event: relay::Event) {
 }
 
 impl SwarmTask {
+    /// Logs what the relay client reports; an accepted reservation resets its relay's backoff.
+    pub(super) fn on_relay_client_event(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                self.reservations.accepted(&relay_peer_id);
+                if !renewal {
+                    tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                }
+            }
+            other => tracing::debug!(?other, "relay client"),
+        }
+    }
+
     /// Asks for the reservations not held, up to the configured number: on a relay we are
     /// connected to, listen on its circuit address (the relay client reuses the connection);
     /// otherwise dial the relay, and the reservation follows when the connection is up.
@@ -389,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reservation_that_ends_moves_to_the_next_relay_and_the_dead_one_waits_out_the_backoff() {
+    fn a_reservation_that_ends_moves_to_the_next_relay_and_the_dead_one_waits_out_its_backoff() {
         let relays: Vec<_> = (1..=3).map(circuit).collect();
         let mut r = Reservations::new(relays.iter().map(|(_, c)| c.clone()).collect(), 2, BACKOFF);
         let now = Instant::now();
@@ -405,10 +442,10 @@ mod tests {
             vec![Step::Dial(relay_addr(&relays[2].1))]
         );
         assert!(r.on_dial_failed(&relays[2].0, now));
-        assert!(r.steps(now + BACKOFF / 2, |_| true).is_empty());
-        // After the backoff the first one (first in preference) is tried again.
+        assert!(r.steps(now + FIRST_BACKOFF / 2, |_| true).is_empty());
+        // After the (first) backoff the first one (first in preference) is tried again.
         assert_eq!(
-            r.steps(now + BACKOFF, |_| true),
+            r.steps(now + FIRST_BACKOFF, |_| true),
             vec![Step::Listen(relays[0].1.clone())]
         );
     }
@@ -453,6 +490,39 @@ mod tests {
         assert_eq!(r.on_listener_closed(held, now), None);
         r.resume();
         assert_eq!(r.steps(now, |_| true).len(), 2);
+    }
+
+    #[test]
+    fn a_failing_relay_waits_twice_as_long_after_each_failure_until_one_is_accepted() {
+        let relays: Vec<_> = (1..=1).map(circuit).collect();
+        let (relay, c) = relays[0].clone();
+        let mut r = Reservations::new(vec![c.clone()], 1, Duration::from_secs(30));
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            let listener = ListenerId::next();
+            assert_eq!(r.steps(now, |_| true), vec![Step::Listen(c.clone())]);
+            r.listening(&c, listener);
+            // The relay refuses (no public address yet, say): the listener closes.
+            assert_eq!(r.on_listener_closed(listener, now), Some(relay));
+            let mut wait = Duration::ZERO;
+            while r.steps(now + wait, |_| true).is_empty() {
+                wait += Duration::from_millis(500);
+            }
+            waits.push(wait.as_secs());
+            now += wait;
+        }
+        assert_eq!(waits, vec![2, 4, 8, 16, 30, 30]);
+        // Accepted: the next failure waits the first backoff again.
+        r.accepted(&relay);
+        let listener = ListenerId::next();
+        r.listening(&c, listener);
+        r.on_listener_closed(listener, now);
+        assert!(r.steps(now + FIRST_BACKOFF / 2, |_| true).is_empty());
+        assert_eq!(
+            r.steps(now + FIRST_BACKOFF, |_| true),
+            vec![Step::Listen(c)]
+        );
     }
 
     #[test]
