@@ -223,6 +223,9 @@ async fn store(
                 epoch: order.epoch,
             })
         }
+        HolderOrder::Redeal(_) | HolderOrder::SubShares(_) | HolderOrder::Combine(_) => Err(
+            Refusal::Malformed("redistribution orders are not served by this build".into()),
+        ),
     }
 }
 
