@@ -89,6 +89,12 @@ impl PendingRedistributions {
         self.pending.is_empty()
     }
 
+    /// Drops (and wipes) the sub-shares of the redistribution of `session` to epoch `to`, once
+    /// its new share is stored; `false` if none were pending.
+    pub fn forget(&mut self, session: &SessionId, to: Epoch) -> bool {
+        self.pending.remove(&(*session, to)).is_some()
+    }
+
     /// Drops (and wipes) what was received more than `max_age_ms` before `now_ms`; returns how
     /// many redistributions were dropped.
     pub fn expire(&mut self, now_ms: u64) -> usize {
@@ -166,16 +172,19 @@ impl PendingRedistributions {
 
     /// Step 7: combines the sub-shares of `order`'s qualified set into this holder's new share,
     /// checks it (`C'_0 == C_0`, `s'_j·G` against `C'`) and boxes it to `share_key` for
-    /// storage. The pending sub-shares are wiped once combined; on a refusal they stay (a
-    /// corrected `Combine` may follow). A `Combine` repeated after the new share was stored
+    /// storage. The pending sub-shares stay until the caller has stored the new share durably
+    /// and calls [`Self::forget`] (so a failed write can be retried); on a refusal they stay too
+    /// (a corrected `Combine` may follow). A `Combine` repeated after the new share was stored
     /// finds nothing pending: answer it from the store with [`ack_from_stored`].
     pub fn combine<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         share_key: &BoxSecret,
         me: &NodeId,
         order: &Combine,
+        now_ms: u64,
         rng: &mut R,
     ) -> Result<CombinedShare, RedistributionError> {
+        self.expire(now_ms);
         if &order.holder != me {
             return Err(RedistributionError::BadOrder(
                 "the order is addressed to another holder".into(),
@@ -224,8 +233,6 @@ impl PendingRedistributions {
         drop(share);
         let boxed = share_box::box_to(&share_key.public(), &slot_context(&slot), &value, rng)?;
         let ack = ack_from_stored(&slot, &commitments)?;
-        // The sub-shares of every dealing of this redistribution are wiped here.
-        self.pending.remove(&key);
         Ok(CombinedShare {
             slot,
             boxed,

@@ -211,7 +211,10 @@ proptest! {
         for j in 0..n2 {
             let order = combine_order(&w, j, q.clone());
             let h = &mut w.new[j];
-            let combined = h.pending.combine(&h.share_key, &h.key.node_id(), &order, &mut rng).unwrap();
+            let combined = h.pending.combine(&h.share_key, &h.key.node_id(), &order, 1_000, &mut rng).unwrap();
+            // Kept until the caller stored the new share.
+            prop_assert_eq!(h.pending.len(), 1);
+            prop_assert!(h.pending.forget(&SESSION, FROM + 1));
             prop_assert!(h.pending.is_empty());
             prop_assert_eq!(combined.commitments.0[0], w.commitments.0[0]);
             prop_assert_eq!(combined.commitments.threshold(), k2);
@@ -339,7 +342,7 @@ fn a_sub_dealing_of_another_share_is_reported_and_cannot_enter_the_new_epoch() {
     let h = &mut w.new[0];
     assert_eq!(
         h.pending
-            .combine(&h.share_key, &h.key.node_id(), &order, &mut rng)
+            .combine(&h.share_key, &h.key.node_id(), &order, 1_000, &mut rng)
             .unwrap_err(),
         RedistributionError::MissingDealing { dealer: 1 }
     );
@@ -473,13 +476,20 @@ fn a_second_sub_dealing_is_kept_beside_the_first_and_combine_picks_the_one_it_na
     let h = &mut w.new[0];
     let combined = h
         .pending
-        .combine(&h.share_key, &h.key.node_id(), &order, &mut rng)
+        .combine(&h.share_key, &h.key.node_id(), &order, 1_000, &mut rng)
         .unwrap();
     assert_eq!(combined.commitments.0[0], w.commitments.0[0]);
+    // Combined again before it was stored: the same new share and acknowledgement.
+    let again = h
+        .pending
+        .combine(&h.share_key, &h.key.node_id(), &order, 1_000, &mut rng)
+        .unwrap();
+    assert_eq!(again.ack, combined.ack);
+    assert!(h.pending.forget(&SESSION, FROM + 1));
     // Asked to combine again: nothing is pending, the answer comes from what was stored.
     assert_eq!(
         h.pending
-            .combine(&h.share_key, &h.key.node_id(), &order, &mut rng)
+            .combine(&h.share_key, &h.key.node_id(), &order, 1_000, &mut rng)
             .unwrap_err(),
         RedistributionError::NothingPending
     );
@@ -493,7 +503,7 @@ fn a_second_sub_dealing_is_kept_beside_the_first_and_combine_picks_the_one_it_na
     let h = &mut w.new[1];
     assert_eq!(
         h.pending
-            .combine(&h.share_key, &h.key.node_id(), &order, &mut rng)
+            .combine(&h.share_key, &h.key.node_id(), &order, 1_000, &mut rng)
             .unwrap_err(),
         RedistributionError::MissingDealing { dealer: 1 }
     );
