@@ -1,8 +1,7 @@
 //! The holders' side of a redistribution, run end to end in memory with the coordinator's relay
 //! played by the test: the new shares rebuild the unchanged secret, a bad dealer is reported and
-//! judged at fault, an unfounded complaint is judged against its author, orders that do not fit
-//! the stored share are refused, boxes open only with their key and context, and retries are
-//! idempotent as the protocol's crash points need.
+//! judged at fault, an unfounded complaint is judged against its author, boxes open only with
+//! their key and context, and retries are idempotent as the protocol's crash points need.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -350,92 +349,6 @@ fn a_sub_dealing_of_another_share_is_reported_and_cannot_enter_the_new_epoch() {
 }
 
 #[test]
-fn an_old_holder_refuses_orders_that_do_not_fit_its_stored_share() {
-    let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let w = world(3, 3, 2, 3, 2, &mut rng);
-    let o = &w.old[0];
-    let answer = |r: &Redeal, rng: &mut ChaCha20Rng| {
-        answer_redeal(&o.share_key, &o.slot, &o.boxed, &w.commitments, r, rng)
-    };
-    let mut other = w.commitments.clone();
-    other.0[1] = w.commitments.0[0];
-    type Expected = fn(&RedistributionError) -> bool;
-    let cases: Vec<(Redeal, Expected)> = vec![
-        (
-            Redeal {
-                old_commitments: other,
-                ..redeal(&w)
-            },
-            |e| matches!(e, RedistributionError::OldCommitmentsDiffer),
-        ),
-        (
-            Redeal {
-                from: FROM + 1,
-                ..redeal(&w)
-            },
-            |e| matches!(e, RedistributionError::BadOrder(_)),
-        ),
-        (
-            Redeal {
-                to: FROM + 2,
-                ..redeal(&w)
-            },
-            |e| matches!(e, RedistributionError::BadOrder(_)),
-        ),
-        (
-            Redeal {
-                session: SessionId([8; 16]),
-                ..redeal(&w)
-            },
-            |e| matches!(e, RedistributionError::BadOrder(_)),
-        ),
-        (
-            Redeal {
-                new_threshold: 1,
-                ..redeal(&w)
-            },
-            |e| matches!(e, RedistributionError::Sharing(_)),
-        ),
-        (
-            Redeal {
-                new_threshold: 4,
-                ..redeal(&w)
-            },
-            |e| matches!(e, RedistributionError::Sharing(_)),
-        ),
-    ];
-    for (r, expected) in cases {
-        let e = answer(&r, &mut rng).unwrap_err();
-        assert!(expected(&e), "{e:?}");
-    }
-    let mut twice = redeal(&w);
-    twice.new_holders[1].index = twice.new_holders[0].index;
-    assert!(matches!(
-        answer(&twice, &mut rng),
-        Err(RedistributionError::Sharing(
-            SharingError::DuplicateIndex { .. }
-        ))
-    ));
-    let mut bad_key = redeal(&w);
-    bad_key.new_holders[2].share_key = share_box::BoxPublic([0; 32]);
-    assert!(matches!(
-        answer(&bad_key, &mut rng),
-        Err(RedistributionError::Box(BoxError::BadPoint))
-    ));
-    // Its stored box opened with another key, or the box of another slot, is refused.
-    let e = answer_redeal(
-        &w.old[1].share_key,
-        &o.slot,
-        &o.boxed,
-        &w.commitments,
-        &redeal(&w),
-        &mut rng,
-    )
-    .unwrap_err();
-    assert!(matches!(e, RedistributionError::StoredShare(_)), "{e:?}");
-}
-
-#[test]
 fn a_sub_share_opens_only_for_its_holder_under_its_own_context() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let w = world(4, 3, 2, 3, 2, &mut rng);
@@ -509,68 +422,5 @@ fn a_second_sub_dealing_is_kept_beside_the_first_and_combine_picks_the_one_it_na
     );
 }
 
-#[test]
-fn pending_redistributions_are_capped_and_expire() {
-    let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let mut w = world(6, 3, 2, 2, 2, &mut rng);
-    let deals: Vec<SignedEnvelope> = (0..2).map(|i| sub_deal_signed(&w, i, &mut rng)).collect();
-    w.new[0].pending = PendingRedistributions::new(1, 10_000);
-    check(&mut w, 0, &deals, &mut rng);
-    let mut other = sub_shares(&w, 0, &deals);
-    other.to = FROM + 5;
-    let h = &mut w.new[0];
-    let me = h.key.node_id();
-    // Another redistribution while one is pending: refused (its deals are not even opened).
-    assert_eq!(
-        h.pending
-            .check_sub_shares(&h.share_key, &me, &other, 2_000, &mut rng)
-            .unwrap_err(),
-        RedistributionError::TooManyPending { cap: 1 }
-    );
-    // Once the first is older than the bound, it is dropped and the other is checked.
-    let e = h
-        .pending
-        .check_sub_shares(&h.share_key, &me, &other, 12_000, &mut rng)
-        .unwrap_err();
-    assert!(
-        matches!(e, RedistributionError::BadDeal { position: 0, .. }),
-        "{e:?}"
-    );
-    assert!(h.pending.is_empty());
-}
-
-#[test]
-fn sub_shares_relayed_wrongly_are_refused_whole() {
-    let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let w = world(7, 3, 2, 2, 2, &mut rng);
-    let deals: Vec<SignedEnvelope> = (0..2).map(|i| sub_deal_signed(&w, i, &mut rng)).collect();
-    let h = &w.new[0];
-    let me = h.key.node_id();
-    let mut pending = PendingRedistributions::new(4, 60_000);
-    let mut refused = |order: SubShares| {
-        pending
-            .check_sub_shares(&h.share_key, &me, &order, 0, &mut rng)
-            .unwrap_err()
-    };
-    // A flipped bit in a relayed dealing.
-    let mut flipped = deals.clone();
-    flipped[1].payload[5] ^= 1;
-    assert!(matches!(
-        refused(sub_shares(&w, 0, &flipped)),
-        RedistributionError::BadDeal { position: 1, .. }
-    ));
-    // The same dealer twice, no dealer at all, another holder's order.
-    assert!(matches!(
-        refused(sub_shares(&w, 0, &[deals[0].clone(), deals[0].clone()])),
-        RedistributionError::BadDeal { position: 1, .. }
-    ));
-    assert!(matches!(
-        refused(sub_shares(&w, 0, &[])),
-        RedistributionError::BadOrder(_)
-    ));
-    assert!(matches!(
-        refused(sub_shares(&w, 1, &deals)),
-        RedistributionError::BadOrder(_)
-    ));
-    assert!(pending.is_empty());
-}
+#[path = "bounds_tests.rs"]
+mod bounds;
