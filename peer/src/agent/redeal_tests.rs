@@ -84,6 +84,8 @@ fn call(order: HolderOrder) -> Vec<u8> {
 struct Fleet {
     coordinator: NodeKey,
     holders: Vec<Holder>,
+    /// The session being rotated.
+    session: SessionId,
     secret: SessionSecret,
     old: BoxedDealing,
     new: Vec<(usize, ShareIndex)>,
@@ -93,13 +95,33 @@ async fn fleet(rng: &mut ChaCha20Rng) -> Fleet {
     let coordinator = NodeKey::from_secret_bytes(&[99; 32]);
     let holders: Vec<Holder> = (0..7).map(|i| holder(50 + i, &coordinator)).collect();
     let secret = SessionSecret::derive(&[4; 32], &[5; 32], &SESSION).unwrap();
+    let old = deal(&holders, &coordinator, SESSION, &secret, rng).await;
+    let new = (2..7).map(|i| (i, 100 + 7 * i as u8)).collect();
+    Fleet {
+        coordinator,
+        holders,
+        session: SESSION,
+        secret,
+        old,
+        new,
+    }
+}
+
+/// The coordinator deals epoch 0 of `session` (k = 3) boxed to holders 0..5 and stores it.
+async fn deal(
+    holders: &[Holder],
+    coordinator: &NodeKey,
+    session: SessionId,
+    secret: &SessionSecret,
+    rng: &mut ChaCha20Rng,
+) -> BoxedDealing {
     let placements = (0..5)
         .map(|i| Placement {
             node: holders[i].node,
             index: i as u8 + 1,
         })
         .collect();
-    let dealt = Dealt::fresh(SESSION, 0, &secret, placements, 3, 3, rng).unwrap();
+    let dealt = Dealt::fresh(session, 0, secret, placements, 3, 3, rng).unwrap();
     let keys: Vec<(NodeId, share_box::BoxPublic)> = holders
         .iter()
         .map(|h| (h.node, h.share_key.public()))
@@ -118,9 +140,9 @@ async fn fleet(rng: &mut ChaCha20Rng) -> Fleet {
         let raw = ask(
             &holders[i],
             Protocol::Store,
-            &coordinator,
+            coordinator,
             call(HolderOrder::StoreBoxed(SignedEnvelope::seal(
-                &coordinator,
+                coordinator,
                 &order,
             ))),
         )
@@ -128,21 +150,14 @@ async fn fleet(rng: &mut ChaCha20Rng) -> Fleet {
         let ack: Reply<StoreAck> = wire::decode(&raw, LIMIT).unwrap();
         assert!(ack.result.is_ok(), "{ack:?}");
     }
-    let new = (2..7).map(|i| (i, 100 + 7 * i as u8)).collect();
-    Fleet {
-        coordinator,
-        holders,
-        secret,
-        old,
-        new,
-    }
+    old
 }
 
 impl Fleet {
     fn redeal(&self) -> Redeal {
         Redeal {
             v: WIRE_VERSION_2,
-            session: SESSION,
+            session: self.session,
             from: 0,
             to: 1,
             new_threshold: 3,
@@ -183,7 +198,7 @@ impl Fleet {
         let (i, index) = self.new[j];
         let order = SubShares {
             v: WIRE_VERSION_2,
-            session: SESSION,
+            session: self.session,
             to: 1,
             holder: self.holders[i].node,
             index,
@@ -204,7 +219,7 @@ impl Fleet {
         let (i, index) = self.new[j];
         let order = Combine {
             v: WIRE_VERSION_2,
-            session: SESSION,
+            session: self.session,
             to: 1,
             holder: self.holders[i].node,
             index,
@@ -233,7 +248,7 @@ impl Fleet {
         let ticket = Ticket {
             v: WIRE_VERSION,
             coordinator: self.coordinator.node_id(),
-            session: SESSION,
+            session: self.session,
             epoch,
             requester: requester.node_id(),
             holders: self
@@ -274,7 +289,7 @@ impl Fleet {
             };
             assert_eq!(got, index);
             let slot = ShareSlot {
-                session: SESSION,
+                session: self.session,
                 epoch,
                 holder: self.holders[i].node,
                 index,
@@ -458,4 +473,28 @@ async fn redistribution_orders_that_do_not_fit_are_refused_and_the_holder_keeps_
     // The holder keeps serving: asked properly, it sub-deals; its epoch-0 share is untouched.
     assert!(f.sub_deal(0, &redeal).await.is_ok());
     assert_eq!(f.holders[0].store.epochs(&SESSION).unwrap(), vec![0]);
+}
+
+#[tokio::test]
+async fn a_holder_keeps_at_most_eight_pending_redistributions_and_refuses_more_as_not_ready() {
+    let mut rng = ChaCha20Rng::from_seed([4; 32]);
+    let mut f = fleet(&mut rng).await;
+    for s in 0..=super::redeal::MAX_PENDING_REDISTRIBUTIONS as u8 {
+        let session = SessionId([s + 20; 16]);
+        f.old = deal(&f.holders, &f.coordinator, session, &f.secret, &mut rng).await;
+        f.session = session;
+        let redeal = f.redeal();
+        let mut deals = Vec::new();
+        for i in 0..3 {
+            deals.push(f.sub_deal(i, &redeal).await.unwrap());
+        }
+        let answer = f.sub_shares(0, &deals).await;
+        if usize::from(s) < super::redeal::MAX_PENDING_REDISTRIBUTIONS {
+            assert_eq!(answer.unwrap().valid.len(), 3);
+        } else {
+            let refused = answer.unwrap_err();
+            assert!(matches!(refused, Refusal::NotReady(_)), "{refused:?}");
+            assert!(refused.to_string().contains("pending"), "{refused}");
+        }
+    }
 }
