@@ -165,6 +165,6 @@ fn the_sub_shares_of_the_largest_redistribution_fit_their_bound() {
         let order = SignedEnvelope::seal(&w.old[0].key, &sub_shares(&w, 0, &deals));
         let len = encode(&order).len();
         assert!(len <= MAX_SUB_SHARES_BYTES, "n = {n}: {len} bytes");
-        // Measured: n = 5 (k = 3), 4,780 bytes; n = k = 32, 162,379 bytes (decision 0055).
+        // Measured: n = 5 (k = 3), 4,780 bytes; n = k = 32, 162,379 bytes (decision 0056).
     }
 }
