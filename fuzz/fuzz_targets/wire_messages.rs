@@ -41,6 +41,13 @@ fuzz_target!(|data: &[u8]| {
         StoreBoxedShare,
         BoxedFetch,
         BoxedFetchReply,
+        Redeal,
+        SubDeal,
+        SubShares,
+        SubShareReport,
+        Combine,
+        SubDealReply,
+        CombineReply,
         Ticket,
         TicketGrant,
         Challenge,
@@ -59,6 +66,11 @@ fuzz_target!(|data: &[u8]| {
         SourceHealth,
         PowerState,
         StoreAck,
+        NewHolder,
+        SealedSubShare,
+        DealRef,
+        Complaint,
+        CombineAck,
     );
     // Replies are generic: also the payload-less form every busy node sends.
     let _ = decode_versioned::<Reply<()>>(data, MAX_MESSAGE_BYTES, "Reply<()>");

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod quorum;
 pub mod ratelimit;
+pub mod redistribution;
 pub mod reshare;
 pub mod sealing;
 pub mod share_box;

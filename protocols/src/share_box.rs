@@ -44,10 +44,12 @@ pub struct BoxSecret(Scalar);
 
 /// A party's public box key: `secret·G`, compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct BoxPublic(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 /// A boxed share: the ephemeral point and the sealed bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct Boxed {
     /// `E = r·G`, compressed.
     #[serde(with = "serde_bytes")]
@@ -60,6 +62,7 @@ pub struct Boxed {
 /// What a party reveals about one box it received: the shared point `Z = secret·E` and a proof
 /// that it used the secret of its public key. With it anyone can open that box (and only it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct Reveal {
     /// `Z`, compressed.
     #[serde(with = "serde_bytes")]

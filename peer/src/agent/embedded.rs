@@ -123,6 +123,7 @@ pub(super) async fn build(
         metrics: metrics.clone(),
         tickets: crate::ticket_cache::TicketCache::default(),
         audits: config.audits,
+        redistributions: super::redeal::pending(),
     });
     let contributor = config.blocks.map(|blocks| {
         tokio::spawn(super::contribute::run(

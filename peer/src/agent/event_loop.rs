@@ -221,8 +221,20 @@ impl Unannounced {
     }
 }
 
-/// Shares past their session's expiry are deleted without waiting for the coordinator.
+/// Shares past their session's expiry are deleted without waiting for the coordinator, and the
+/// sub-shares of redistributions never combined are wiped once past their age bound.
 async fn drop_expired(shared: &Shared) {
+    // `try_lock`: a holder checking sub-shares keeps the lock for a few milliseconds of scalar
+    // arithmetic; the loop does not wait for it (the next tick, or the next order, expires them).
+    if let Ok(mut pending) = shared.redistributions.try_lock() {
+        let dropped = pending.expire(now_ms());
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "sub-shares of uncombined redistributions wiped (too old)"
+            );
+        }
+    }
     let store = shared.store.clone();
     match tokio::task::spawn_blocking(move || store.delete_expired(now_ms())).await {
         Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "expired shares deleted"),

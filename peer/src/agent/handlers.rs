@@ -46,9 +46,7 @@ pub async fn answer(
         Protocol::Attest => {
             attest(&shared, &remote_node, &bytes, max).map(|v| encode_reply(&Reply::ok(v)))
         }
-        Protocol::Store => store(&shared, &remote_node, &bytes, max)
-            .await
-            .map(|v| encode_reply(&Reply::ok(v))),
+        Protocol::Store => store(&shared, &remote_node, &bytes, max).await,
         Protocol::Fetch => fetch(&shared, &remote_node, &bytes, max).await,
         Protocol::Audit => audit(&shared, &remote_node, &bytes, max)
             .await
@@ -122,18 +120,31 @@ fn attest(
     Ok(SignedEnvelope::seal(&shared.key, &evidence))
 }
 
+/// A holder order from the coordinator; returns the encoded reply.
 async fn store(
     shared: &Arc<Shared>,
     remote: &NodeId,
     bytes: &[u8],
     max: usize,
-) -> Result<StoreAck, Refusal> {
+) -> Result<Vec<u8>, Refusal> {
     if remote != &shared.coordinator {
         return Err(Refusal::Unauthorized);
     }
     let call: HolderCall = wire::decode(bytes, max).map_err(malformed)?;
-    let local = shared.key.node_id();
     match call.order {
+        HolderOrder::Redeal(envelope) => super::redeal::redeal(shared, &envelope).await,
+        HolderOrder::SubShares(envelope) => super::redeal::sub_shares(shared, &envelope).await,
+        HolderOrder::Combine(envelope) => super::redeal::combine(shared, &envelope).await,
+        order => store_or_delete(shared, order)
+            .await
+            .map(|ack| encode_reply(&Reply::ok(ack))),
+    }
+}
+
+/// A store or delete order (the redistribution orders are answered by [`super::redeal`]).
+async fn store_or_delete(shared: &Arc<Shared>, order: HolderOrder) -> Result<StoreAck, Refusal> {
+    let local = shared.key.node_id();
+    match order {
         HolderOrder::Store(envelope) => {
             let order: StoreShare = envelope.open(&shared.coordinator).map_err(malformed)?;
             if order.share.slot.holder != local {
@@ -222,6 +233,9 @@ async fn store(
                 session: order.session,
                 epoch: order.epoch,
             })
+        }
+        HolderOrder::Redeal(_) | HolderOrder::SubShares(_) | HolderOrder::Combine(_) => {
+            Err(Refusal::Internal)
         }
     }
 }

@@ -12,6 +12,9 @@ pub mod harvest;
 pub mod measure;
 pub mod metrics;
 pub mod readiness;
+mod redeal;
+#[cfg(test)]
+mod redeal_tests;
 mod source_series;
 
 use crate::config::PeerConfig;
@@ -77,6 +80,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<metrics::PeerMetrics>,
     pub tickets: crate::ticket_cache::TicketCache,
     pub audits: audit::AuditDesk,
+    /// Sub-shares of redistributions this device is a new holder of, until combined (bounded).
+    pub redistributions: Mutex<protocols::redistribution::new_holder::PendingRedistributions>,
 }
 
 /// The coordinator's PeerId and NodeId from its address, which must end in `/p2p/<PeerId>`.
@@ -137,6 +142,7 @@ impl DetachedHandlers {
                 metrics: Arc::new(metrics::PeerMetrics::default()),
                 tickets: crate::ticket_cache::TicketCache::default(),
                 audits: audit::AuditDesk::default(),
+                redistributions: redeal::pending(),
             }),
         }
     }

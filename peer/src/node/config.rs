@@ -54,7 +54,9 @@ impl Protocol {
             // The challenge carries the coordinator's feedback on the peer's sources, which it
             // trims to fit (protocols::attestation::Challenge::fit_feedback).
             Protocol::Attest => (16 * 1024, 8 * 1024),
-            Protocol::Store => (4 * 1024, 1024),
+            // A redistribution's `SubShares` order carries every dealer's signed sub-dealing;
+            // its answer, an old holder's signed `SubDeal`.
+            Protocol::Store => (protocols::wire::MAX_SUB_SHARES_BYTES + 4 * 1024, 16 * 1024),
             Protocol::Fetch => (protocols::wire::MAX_MESSAGE_BYTES, 4 * 1024),
             Protocol::Coord => (16 * 1024, 2 * protocols::wire::MAX_MESSAGE_BYTES),
             // The answer carries up to MAX_AUDIT_SAMPLES one-byte samples.

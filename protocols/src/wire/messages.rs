@@ -409,7 +409,8 @@ impl Versioned for CoordinatorCall {
     }
 }
 
-/// A coordinator order to a holder on `/entroshard/store/1`, answered as a [`StoreReply`].
+/// A coordinator order to a holder on `/entroshard/store/1`, answered as a [`StoreReply`] (the
+/// redistribution orders as their variants say).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum HolderOrder {
@@ -419,6 +420,15 @@ pub enum HolderOrder {
     StoreBoxed(SignedEnvelope),
     /// A signed [`DeleteShares`].
     Delete(SignedEnvelope),
+    /// A signed [`super::Redeal`]: sub-deal your share onto a new quorum (answered as a
+    /// [`super::SubDealReply`]).
+    Redeal(SignedEnvelope),
+    /// A signed [`super::SubShares`]: check these sub-dealings (answered as a
+    /// [`super::SubShareReportReply`]).
+    SubShares(SignedEnvelope),
+    /// A signed [`super::Combine`]: combine and store your new share (answered as a
+    /// [`super::CombineReply`]).
+    Combine(SignedEnvelope),
 }
 
 /// Envelope of a holder order, versioned.
