@@ -113,6 +113,11 @@ pub struct FetchArgs {
     /// relayed one DCUtR upgraded is reused), printing each fetch's `shares by path` line.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// With `--repeat`, wait this long (`500ms`, `2s`) before each fetch after the first, as a
+    /// long-lived requester fetching now and then would: a hole punch started by the first
+    /// fetch's relayed connection has time to finish, and later fetches go over it.
+    #[arg(long, value_parser = parse_hedge, default_value = "0")]
+    pub repeat_every: Duration,
     #[command(flatten)]
     pub dir: RequesterDir,
 }
@@ -292,7 +297,7 @@ fn show(file: &TicketFile) -> anyhow::Result<()> {
 
 /// Fetches the key of a ticket file, asking for a fresh ticket when the epoch moved on.
 pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey, Ticket)> {
-    fetch_key_with(dir, ticket, Duration::from_millis(500), 1).await
+    fetch_key_with(dir, ticket, Duration::from_millis(500), 1, Duration::ZERO).await
 }
 
 /// [`fetch_key`] with the time after which one more holder is asked.
@@ -303,12 +308,13 @@ pub async fn fetch_key(dir: &Path, ticket: &Path) -> anyhow::Result<(SessionKey,
 ///
 /// `repeat` > 1 fetches that many times in all with the same requester node (its connections,
 /// relayed or hole-punched, kept between fetches), printing each fetch's paths; every fetch must
-/// rebuild the same key.
+/// rebuild the same key; `every` is the wait before each of them.
 pub async fn fetch_key_with(
     dir: &Path,
     ticket: &Path,
     hedge_after: Duration,
     repeat: u32,
+    every: Duration,
 ) -> anyhow::Result<(SessionKey, Ticket)> {
     let file = read_ticket_file(ticket)?;
     let (key, mut client) = connect(dir).await?;
@@ -350,6 +356,7 @@ pub async fn fetch_key_with(
     eprintln!("shares by path: {}", fetched.paths);
     let used = fetched.renewed.as_ref().unwrap_or(&file.grant);
     for _ in 1..repeat {
+        tokio::time::sleep(every).await;
         let (again, _, paths) = client.fetch_traced(used).await.context("repeated fetch")?;
         eprintln!("shares by path: {paths}");
         if again.fingerprint() != fetched.key.fingerprint() {
@@ -393,6 +400,7 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<()> {
         &args.ticket,
         args.hedge_after,
         args.repeat,
+        args.repeat_every,
     ))?;
     let bytes = key.expose();
     let out: Vec<u8> = match args.format {

@@ -133,8 +133,13 @@ impl Mesh {
         let mut relay_addrs: Vec<String> = Vec::new();
         for (i, spec) in PEERS.iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
-            let tcp = format!("/ip4/{}/tcp/4001", spec.ip);
-            let quic = format!("/ip4/{}/udp/4001/quic-v1", spec.ip);
+            // Each peer of a home on its own port (4001, 4002): Linux's masquerade keeps a
+            // source port only while no other LAN host holds it towards the same destination, so
+            // two peers on one port made the second's mapping depend on the destination, which
+            // is symmetric NAT in effect, not the endpoint-independent home meant (decision 0060).
+            let port = spec.port();
+            let tcp = format!("/ip4/{}/tcp/{port}", spec.ip);
+            let quic = format!("/ip4/{}/udp/{port}/quic-v1", spec.ip);
             let mut extra: Vec<&str> = vec![
                 "--listen",
                 &tcp,
@@ -172,7 +177,7 @@ impl Mesh {
             );
             let pid = peer::identity::peer_id(&node).unwrap();
             if !spec.natted {
-                relay_addrs.push(format!("/ip4/{}/tcp/4001/p2p/{pid}", spec.ip));
+                relay_addrs.push(format!("/ip4/{}/tcp/{port}/p2p/{pid}", spec.ip));
             }
             let log = dir.path().join("peer.log");
             let proc = spawn_in(spec.ns, &["peer", "run"], dir.path(), &log);
@@ -335,6 +340,15 @@ impl Mesh {
         }
     }
 
+    /// The home (1, 2, 3) of the peer whose node id is `node`, if it is behind NAT.
+    pub fn home_of(&self, node: &protocols::ids::NodeId) -> Option<u8> {
+        let p = self
+            .peers
+            .iter()
+            .find(|p| p.node == *node && p.spec.natted)?;
+        p.spec.ns.strip_prefix("es-h")?.get(..1)?.parse().ok()
+    }
+
     /// Whether no holder of `ticket` is a public peer.
     pub fn natted_holders(&self, ticket: &Ticket) -> bool {
         ticket
@@ -364,6 +378,7 @@ impl Mesh {
             .unwrap();
         let secs = t0.elapsed().as_secs_f64();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        keep_for_diagnosis("fetch", &err);
         let ok = out.status.success();
         Fetch {
             ok,
@@ -378,15 +393,26 @@ impl Mesh {
         }
     }
 
-    /// `fetch --repeat n` in one requester process. Each fetch after the first is timed from the
+    /// `fetch --repeat n` in one requester process, fetch after fetch.
+    pub fn fetch_repeated(&self, ticket_path: &Path, n: usize) -> (Vec<Fetch>, Option<String>) {
+        self.fetch_repeated_every(ticket_path, n, "0")
+    }
+
+    /// `fetch --repeat n --repeat-every every` in one requester process. Each fetch after the first is timed from the
     /// previous fetch's "shares by path" line to its own (the CLI prints one per fetch as it
     /// ends); the first from the process's start, so it includes starting the node. Returns the
     /// fetches reported and the process's stderr when it failed.
-    pub fn fetch_repeated(&self, ticket_path: &Path, n: usize) -> (Vec<Fetch>, Option<String>) {
+    pub fn fetch_repeated_every(
+        &self,
+        ticket_path: &Path,
+        n: usize,
+        every: &str,
+    ) -> (Vec<Fetch>, Option<String>) {
         let t0 = Instant::now();
         let mut child = Self::fetch_command()
             .arg(ticket_path)
-            .args(["--format", "hex", "--repeat", &n.to_string(), "--data-dir"])
+            .args(["--format", "hex", "--repeat", &n.to_string()])
+            .args(["--repeat-every", every, "--data-dir"])
             .arg(self.req_dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -413,6 +439,7 @@ impl Mesh {
             text.push('\n');
         }
         let out = child.wait_with_output().unwrap();
+        keep_for_diagnosis("fetch-repeated", &text);
         let failed = (!out.status.success()).then_some(text);
         (fetches, failed)
     }
@@ -430,6 +457,15 @@ impl Mesh {
         text.lines()
             .find(|l| l.starts_with(&id))
             .map(|l| l.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// Under `NAT_MESH_DUMP=<dir>`: every peer's log, and each router's nftables ruleset (with
+    /// its counters) and conntrack table, written there for a diagnosis.
+    pub fn dump(&self) {
+        for p in &self.peers {
+            keep_for_diagnosis(p.spec.ns, &self.peer_log(p.spec.ns));
+        }
+        dump_routers();
     }
 
     /// Hole punches with the requester the holders logged: (succeeded, failed). Punches with

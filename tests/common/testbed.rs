@@ -103,6 +103,39 @@ pub fn dropped_by_cut(router: &str) -> u64 {
         .sum()
 }
 
+/// Under `NAT_MESH_DUMP=<dir>`, writes `text` to `<dir>/<name>-<n>.log` (n counts the files).
+pub fn keep_for_diagnosis(name: &str, text: &str) {
+    let Some(dir) = std::env::var_os("NAT_MESH_DUMP") else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    let _ = std::fs::write(Path::new(&dir).join(format!("{name}-{n}.log")), text);
+}
+
+/// Under `NAT_MESH_DUMP`: each router's nftables ruleset (with its counters) and conntrack
+/// table, for a diagnosis.
+pub fn dump_routers() {
+    if std::env::var_os("NAT_MESH_DUMP").is_none() {
+        return;
+    }
+    for rt in ["es-h1-rt", "es-h2-rt", "es-h3-rt", "es-inet"] {
+        for (what, args) in [
+            ("nft", &["nft", "list", "ruleset"][..]),
+            ("ct", &["conntrack", "-L"]),
+        ] {
+            if let Ok(out) = Command::new("ip")
+                .args(["netns", "exec", rt])
+                .args(args)
+                .output()
+            {
+                let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+                keep_for_diagnosis(&format!("{rt}.{what}"), &text);
+            }
+        }
+    }
+}
+
 /// The binary under test, or the one `NAT_MESH_BIN` names (a baseline measurement).
 pub fn bin() -> PathBuf {
     std::env::var_os("NAT_MESH_BIN")
@@ -133,7 +166,11 @@ pub fn spawn_in(ns: &str, args: &[&str], dir: &Path, log: &Path) -> Proc {
             .args(args)
             .arg("--data-dir")
             .arg(dir)
-            .env("RUST_LOG", "info,libp2p_relay=info,libp2p_dcutr=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("NAT_MESH_PEER_LOG")
+                    .unwrap_or_else(|_| "info,libp2p_relay=info,libp2p_dcutr=info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -148,6 +185,20 @@ pub struct PeerSpec {
     pub region: &'static str,
     pub operator: &'static str,
     pub natted: bool,
+}
+
+impl PeerSpec {
+    /// The TCP and UDP port it listens on: 4001 for a public peer and the first of a home
+    /// (`10.H.0.11`), 4002 for the second (`10.H.0.12`).
+    pub fn port(&self) -> u16 {
+        let last: u16 = self
+            .ip
+            .rsplit('.')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(11);
+        if self.natted { 3990 + last } else { 4001 }
+    }
 }
 
 /// The peers: the two public relays first, then the homes.

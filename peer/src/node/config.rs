@@ -200,9 +200,11 @@ pub struct NodeConfig {
     pub quic_max_connection_data: u32,
     /// Most concurrent QUIC streams a remote may open per connection.
     pub quic_max_streams: u32,
-    /// Addresses of one peer dialled at once. libp2p's default (8) dials a peer's QUIC and TCP
-    /// addresses together and keeps the first to connect, paying both handshakes; 1 dials them in
-    /// the order given (QUIC first on the fetch path) and falls back only on failure.
+    /// Direct addresses of one peer dialled at once for a request. libp2p's default (8) dials a
+    /// peer's QUIC and TCP addresses together and keeps the first to connect, paying both
+    /// handshakes; 1 dials them in the order given (QUIC first on the fetch path) and falls back
+    /// only on failure. Other dials (a hole punch's, above all: its candidates are tried together,
+    /// while the remote's NAT is open for them) keep libp2p's default (decision 0060).
     pub dial_concurrency: std::num::NonZeroU8,
 }
 

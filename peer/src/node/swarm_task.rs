@@ -2,6 +2,7 @@
 
 mod dialing;
 mod discovery;
+mod observed;
 mod relaying;
 
 use relaying::{RESERVATION_RETRY, Reservations, is_relayed, on_relay_event};
@@ -121,6 +122,8 @@ pub(super) async fn spawn(
         forced_kad_server: config.kad_server,
         waiting: dialing::Waiting::default(),
         reserve_unless_public: config.reserve_unless_public,
+        quic_observed: observed::QuicObserved::default(),
+        request_dial_concurrency: config.dial_concurrency,
         reservations: Reservations::new(
             config.relay_listen_addrs(),
             config.max_relay_reservations,
@@ -160,6 +163,10 @@ struct SwarmTask {
     waiting: dialing::Waiting,
     /// Reservations are dropped while AutoNAT finds this node public.
     reserve_unless_public: bool,
+    /// Whether this node's QUIC address was seen from outside (for hole punches).
+    quic_observed: observed::QuicObserved,
+    /// Direct addresses of a peer dialled at once for a request.
+    request_dial_concurrency: std::num::NonZeroU8,
 }
 
 type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;
@@ -329,6 +336,9 @@ impl SwarmTask {
                 self.tracker.confirmed(&address);
                 self.on_reachability();
             }
+            SwarmEvent::NewExternalAddrCandidate { address } => {
+                tracing::debug!(%address, "external address candidate");
+            }
             SwarmEvent::ExternalAddrExpired { address } => {
                 self.tracker.expired(&address);
                 self.on_reachability();
@@ -442,6 +452,7 @@ impl SwarmTask {
                 });
             }
             MeshBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.learn_quic_address(peer_id, &info);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     for addr in info.listen_addrs {
                         kad.add_address(&peer_id, addr);

@@ -38,8 +38,9 @@ pub(super) fn build_swarm(
             .with_behaviour(|key, relay_client| MeshBehaviour::new(key, config, Some(relay_client)))
             .map_err(|e| setup(&e))?
             .with_swarm_config(|c| {
+                // `dial_concurrency` applies to request dials only (swarm_task/dialing.rs).
                 c.with_idle_connection_timeout(idle)
-                    .with_dial_concurrency_factor(config.dial_concurrency)
+                    .with_dial_concurrency_factor(super::config::LIBP2P_DIAL_CONCURRENCY)
             })
             .build(),
         TransportKind::Memory => SwarmBuilder::with_existing_identity(keypair)

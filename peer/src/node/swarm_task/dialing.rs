@@ -99,7 +99,10 @@ impl SwarmTask {
                 // A circuit can go now: no need to wait for the others.
                 return self.send(request);
             }
-            let opts = DialOpts::peer_id(relay).addresses(addrs).build();
+            let opts = DialOpts::peer_id(relay)
+                .addresses(addrs)
+                .override_dial_concurrency_factor(self.request_dial_concurrency)
+                .build();
             match self.swarm.dial(opts) {
                 // A dial to it is under way already: its end is waited for as well.
                 Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => dialling.push(relay),
@@ -140,18 +143,25 @@ impl SwarmTask {
             data,
             reply,
         } = request;
-        if addrs.iter().any(is_relayed) && !self.swarm.is_connected(&peer) {
-            let factor = std::num::NonZeroU8::new(u8::try_from(addrs.len()).unwrap_or(8))
-                .unwrap_or(std::num::NonZeroU8::MIN);
-            let opts = DialOpts::peer_id(peer)
-                .addresses(addrs.clone())
-                .override_dial_concurrency_factor(factor)
-                .build();
+        if !addrs.is_empty() && !self.swarm.is_connected(&peer) {
+            // Relayed addresses go all at once; direct ones as many at a time as configured (the
+            // swarm's own factor is libp2p's, for hole punches). A dial under way already is left
+            // to finish (request-response ignores the refused second one).
+            let opts = DialOpts::peer_id(peer).addresses(addrs.clone());
+            let opts = if addrs.iter().any(is_relayed) {
+                let factor = std::num::NonZeroU8::new(u8::try_from(addrs.len()).unwrap_or(8))
+                    .unwrap_or(std::num::NonZeroU8::MIN);
+                opts.override_dial_concurrency_factor(factor)
+            } else {
+                opts.extend_addresses_through_behaviour()
+                    .override_dial_concurrency_factor(self.request_dial_concurrency)
+            }
+            .build();
             if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, error = %e, "dial not started");
             }
         }
-        // Otherwise request-response dials in the configured order.
+        // Request-response waits for that connection (or dials by itself without addresses).
         let id = self
             .swarm
             .behaviour_mut()

@@ -171,6 +171,14 @@ impl Reservations {
         }
     }
 
+    /// The address `peer` is configured at, if it is one of this node's relays.
+    pub(super) fn address_of(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.relays
+            .iter()
+            .find(|r| r.relay == *peer)
+            .map(|r| relay_addr(&r.circuit))
+    }
+
     /// The reservation on the relay of `circuit` is being asked for through `listener`.
     pub(super) fn listening(&mut self, circuit: &Multiaddr, listener: ListenerId) {
         if let Some(r) = self.relays.iter_mut().find(|r| r.circuit == *circuit) {
