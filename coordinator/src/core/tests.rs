@@ -14,6 +14,7 @@
 use super::deletions::{Delivery, delete_orders};
 use super::orders::Signer;
 use super::placement::{EpochPlacement, Placing};
+use super::redistribution::Redistribution;
 use super::{Action, Machine, Outcome, PlacementError, Write, WriteError};
 use crate::db::{CoordinatorDb, SessionRecord};
 use peer::agent::DetachedHandlers;
@@ -23,11 +24,11 @@ use peer::store::ShareStore;
 use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
-use protocols::reshare::{Dealt, Placement, Planned};
+use protocols::reshare::{Dealt, Placement};
 use protocols::sealing::{SealingMasterKey, ShareSlot};
 use protocols::share_box::BoxSecret;
 use protocols::sharing::{self, VerifiedShare};
-use protocols::wire::{self, EntropyReceipt, Reply, SessionPolicy, StoreAck};
+use protocols::wire::{EntropyReceipt, NewHolder, SessionPolicy};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,42 +39,57 @@ const ANSWER_MS: u64 = 10_000;
 /// Far-future expiry: the holders' handlers read the real clock.
 const EXPIRES_MS: u64 = 4_102_444_800_000;
 
-struct Holder {
+pub(super) struct Holder {
     store: Arc<ShareStore>,
     handlers: DetachedHandlers,
     /// A copy of the share key the handlers hold, to read back what the holder stores.
-    share_key: BoxSecret,
+    pub(super) share_key: BoxSecret,
     _dir: tempfile::TempDir,
 }
 
 /// The coordinator's keys and database, the holders, and virtual time.
-struct World {
+pub(super) struct World {
     key: NodeKey,
     master: SealingMasterKey,
-    db: CoordinatorDb,
+    pub(super) db: CoordinatorDb,
     _db_dir: tempfile::TempDir,
-    holders: BTreeMap<NodeId, Holder>,
-    down: BTreeSet<NodeId>,
-    now: u64,
+    pub(super) holders: BTreeMap<NodeId, Holder>,
+    pub(super) down: BTreeSet<NodeId>,
+    pub(super) now: u64,
     rng: StdRng,
     /// The bytes of every share dealt so far (the test keeps them to look for them where they
     /// must never be: the orders sent and the database).
-    dealt_plain: Vec<[u8; 32]>,
+    pub(super) dealt_plain: Vec<[u8; 32]>,
+    /// Every order sent, as sent.
+    pub(super) sent: Vec<Vec<u8>>,
+    /// Rewrites a holder's reply before the machine sees it (a holder that misbehaves).
+    pub(super) tamper: Option<Tamper>,
+}
+
+/// A rewrite of holder replies: (holder, its reply) → the reply the machine gets.
+pub(super) type Tamper = Box<dyn FnMut(NodeId, Vec<u8>) -> Vec<u8>>;
+
+/// A test holder's identity key (the world makes holder `i` from seed `i + 10`).
+pub(super) fn holder_key(world_size: usize, node: &NodeId) -> NodeKey {
+    (0..world_size)
+        .map(|i| NodeKey::from_secret_bytes(&[i as u8 + 10; 32]))
+        .find(|k| &k.node_id() == node)
+        .expect("a holder of the world")
 }
 
 /// How a driven run ended.
 #[derive(Debug)]
-struct Run {
+pub(super) struct Run {
     /// The session as reported committed, if the run got that far.
-    committed: Option<SessionRecord>,
+    pub(super) committed: Option<SessionRecord>,
     /// The machine's outcome, if it finished.
-    outcome: Option<Outcome>,
+    pub(super) outcome: Option<Outcome>,
     /// Actions carried out.
-    steps: usize,
+    pub(super) steps: usize,
 }
 
 impl World {
-    fn new(holders: usize, seed: u64) -> Self {
+    pub(super) fn new(holders: usize, seed: u64) -> Self {
         let db_dir = tempfile::tempdir().unwrap();
         let db = CoordinatorDb::open(&db_dir.path().join("coordinator.redb")).unwrap();
         let key = NodeKey::from_secret_bytes(&[7; 32]);
@@ -119,6 +135,8 @@ impl World {
             now: 1_000_000,
             rng: StdRng::seed_from_u64(seed),
             dealt_plain: Vec::new(),
+            sent: Vec::new(),
+            tamper: None,
         }
     }
 
@@ -129,7 +147,7 @@ impl World {
         }
     }
 
-    fn nodes(&self) -> Vec<NodeId> {
+    pub(super) fn nodes(&self) -> Vec<NodeId> {
         self.holders.keys().copied().collect()
     }
 
@@ -206,7 +224,7 @@ impl World {
     }
 
     /// The shares `record`'s holders keep for its current epoch, opened and verified.
-    fn recorded_shares(&self, record: &SessionRecord) -> Vec<VerifiedShare> {
+    pub(super) fn recorded_shares(&self, record: &SessionRecord) -> Vec<VerifiedShare> {
         record
             .holders
             .iter()
@@ -238,7 +256,7 @@ impl World {
     async fn step(
         &mut self,
         m: &mut impl Machine,
-        answers: &mut Vec<(u32, bool)>,
+        answers: &mut Vec<(u32, Vec<u8>)>,
         run: &mut Run,
         wake: &mut Option<u64>,
     ) -> bool {
@@ -258,9 +276,13 @@ impl World {
                         "an order carries a share's bytes"
                     );
                 }
-                let acknowledged = self.deliver(node, bytes).await;
-                if let Some(ack) = acknowledged {
-                    answers.push((id, ack));
+                self.sent.push(bytes.clone());
+                if let Some(reply) = self.deliver(node, bytes).await {
+                    let reply = match self.tamper.as_mut() {
+                        Some(t) => t(node, reply),
+                        None => reply,
+                    };
+                    answers.push((id, reply));
                 }
             }
             Action::WakeAt(at) => *wake = Some(at),
@@ -271,13 +293,13 @@ impl World {
     }
 
     /// Drives `m` until it finishes, or crashes it after `crash_after` actions.
-    async fn drive(&mut self, m: &mut impl Machine, crash_after: Option<usize>) -> Run {
+    pub(super) async fn drive(&mut self, m: &mut impl Machine, crash_after: Option<usize>) -> Run {
         let mut run = Run {
             committed: None,
             outcome: None,
             steps: 0,
         };
-        let mut answers: Vec<(u32, bool)> = Vec::new();
+        let mut answers: Vec<(u32, Vec<u8>)> = Vec::new();
         let mut wake = None;
         loop {
             if crash_after.is_some_and(|c| run.steps >= c) {
@@ -292,9 +314,9 @@ impl World {
             if !answers.is_empty() {
                 // Answers arrive in an order drawn from the seed.
                 let i = self.rng.random_range(..answers.len());
-                let (id, ack) = answers.swap_remove(i);
+                let (id, reply) = answers.swap_remove(i);
                 self.now += self.rng.random_range(1..50);
-                m.handle_answer(id, ack, self.now);
+                m.handle_reply(id, Some(&reply), self.now);
             } else if let Some(at) = wake.take() {
                 self.now = self.now.max(at);
                 m.handle_timeout(self.now);
@@ -315,23 +337,23 @@ impl World {
     }
 
     /// A holder answers an order through its real handlers; `None` when it is down.
-    async fn deliver(&self, node: NodeId, bytes: Vec<u8>) -> Option<bool> {
+    pub(super) async fn deliver(&self, node: NodeId, bytes: Vec<u8>) -> Option<Vec<u8>> {
         if self.down.contains(&node) {
             return None;
         }
         let holder = self.holders.get(&node)?;
         let remote = peer::identity::peer_id(&self.key.node_id()).unwrap();
-        let raw = holder
-            .handlers
-            .answer(Protocol::Store, remote, RequestFrame::Bytes(bytes))
-            .await;
-        let reply: Reply<StoreAck> = wire::decode(&raw, Protocol::Store.limits().1).ok()?;
-        Some(reply.result.is_ok())
+        Some(
+            holder
+                .handlers
+                .answer(Protocol::Store, remote, RequestFrame::Bytes(bytes))
+                .await,
+        )
     }
 
     /// What the daemon does at start-up and in its upkeep: retire pending epochs, then deliver
     /// every owed deletion (all holders reachable).
-    async fn restart(&mut self) {
+    pub(super) async fn restart(&mut self) {
         self.db.retire_all_pending_epochs().unwrap();
         let owed = self.db.owed_deletions().unwrap();
         let orders = delete_orders(&self.signer(), &owed);
@@ -346,7 +368,7 @@ impl World {
     }
 
     /// No holder keeps a share the database does not list for it.
-    fn assert_no_stray_share(&self, context: &str) {
+    pub(super) fn assert_no_stray_share(&self, context: &str) {
         let listed: BTreeSet<(NodeId, SessionId, u32)> = self
             .db
             .sessions()
@@ -368,7 +390,7 @@ impl World {
     }
 
     /// The recorded session rebuilds a secret matching commitment 0 from its holders' stores.
-    fn assert_rebuilds(
+    pub(super) fn assert_rebuilds(
         &self,
         record: &SessionRecord,
         c0: &sharing::CommitmentBytes,
@@ -411,7 +433,7 @@ fn placements(nodes: &[NodeId]) -> Vec<Placement> {
 }
 
 /// Creates a session on the first `n` holders without a crash; returns its record.
-async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
+pub(super) async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
     let nodes: Vec<NodeId> = world.nodes().into_iter().take(n).collect();
     let (dealt, record) = world.deal_session(&nodes, k);
     let mut p = world.placement(Placing::Creation, dealt, record);
@@ -420,23 +442,47 @@ async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
     run.committed.expect("committed")
 }
 
-/// A rotation of `record` onto `nodes`, dealt from its holders' shares.
-fn rotation(world: &mut World, record: &SessionRecord, nodes: &[NodeId]) -> EpochPlacement {
-    let k = record.commitments.threshold();
-    let mut shares = world.recorded_shares(record);
-    shares.truncate(k);
-    let n = nodes.len();
-    let plan = Planned::new(
-        record.session,
-        record.epoch,
-        record.commitments.clone(),
-        placements(nodes),
-        k,
-        k.max(n - 1),
+/// The coordinator's keys as [`World`] holds them, apart, for a machine that borrows them
+/// while the world drives it.
+pub(super) fn coordinator_keys() -> (NodeKey, SealingMasterKey) {
+    (
+        NodeKey::from_secret_bytes(&[7; 32]),
+        SealingMasterKey::from_bytes([9; 32]),
     )
-    .unwrap();
-    let dealt = plan.deal(&shares, &mut world.rng).unwrap();
-    world.placement(Placing::Rotation, dealt, record.clone())
+}
+
+/// A rotation of `record` by redistribution onto `nodes` (indices 1.., each with its share
+/// key), committing after max(k, n − 1) acknowledgements.
+pub(super) fn rotation<'k>(
+    world: &World,
+    keys: &'k (NodeKey, SealingMasterKey),
+    record: &SessionRecord,
+    nodes: &[NodeId],
+) -> Redistribution<'k> {
+    let k = record.commitments.threshold();
+    let new_holders = nodes
+        .iter()
+        .zip(1u8..)
+        .map(|(node, index)| NewHolder {
+            node: *node,
+            index,
+            share_key: world.holders[node].share_key.public(),
+        })
+        .collect();
+    let signer = Signer {
+        key: &keys.0,
+        master: &keys.1,
+    };
+    let min_acks = k.max(nodes.len() - 1);
+    Redistribution::new(
+        record.clone(),
+        new_holders,
+        min_acks,
+        signer,
+        world.now,
+        ANSWER_MS,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -445,12 +491,30 @@ async fn no_order_sent_and_nothing_in_the_database_holds_a_share_of_a_created_or
     let record = created(&mut w, 4, 3).await;
     assert!(record.boxed && record.sealed_under.is_none());
     let next: Vec<NodeId> = w.nodes().into_iter().skip(1).collect();
-    let mut p = rotation(&mut w, &record, &next);
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &record, &next);
     let run = w.drive(&mut p, None).await;
     assert_eq!(run.outcome, Some(Outcome::Committed));
-    assert_eq!(w.recorded_shares(&run.committed.unwrap()).len(), 4);
+    let rotated = run.committed.unwrap();
+    let new_shares = w.recorded_shares(&rotated);
+    assert_eq!(new_shares.len(), 4);
+    // The rotation dealt nothing at the coordinator; the new epoch's shares (read back from
+    // their holders) and the key they rebuild are looked for too.
+    assert_eq!(w.dealt_plain.len(), 4, "one epoch of four shares dealt");
+    let secret = sharing::combine(&new_shares, &rotated.commitments).unwrap();
+    w.dealt_plain
+        .extend(new_shares.iter().map(VerifiedShare::value_bytes));
+    w.dealt_plain
+        .push(*secret.user_key(&rotated.policy_digest).expose());
+    for bytes in &w.sent {
+        for plain in &w.dealt_plain {
+            assert!(
+                !bytes.windows(32).any(|x| x == plain),
+                "an order carries a share's or the key's bytes"
+            );
+        }
+    }
     // Every order sent was checked as it went (`step`); now the whole database, row by row.
-    assert_eq!(w.dealt_plain.len(), 8, "two epochs of four shares dealt");
     let rows = crate::db::fuzzing::raw_contents(&w.db).unwrap();
     assert!(!rows.is_empty());
     for (table, key, value) in rows {
@@ -511,7 +575,8 @@ async fn a_rotation_crashed_after_any_action_leaves_the_session_on_one_whole_epo
             let mut w = World::new(5, seed);
             let before = created(&mut w, 3, 2).await;
             let nodes: Vec<NodeId> = w.nodes().into_iter().skip(2).collect();
-            let mut p = rotation(&mut w, &before, &nodes);
+            let keys = coordinator_keys();
+            let mut p = rotation(&w, &keys, &before, &nodes);
             w.drive(&mut p, None).await.steps
         };
         for crash_after in 0..=total {
@@ -520,7 +585,8 @@ async fn a_rotation_crashed_after_any_action_leaves_the_session_on_one_whole_epo
             let c0 = before.commitments.0[0];
             // Holders 2..5: one old holder stays, two are new.
             let nodes: Vec<NodeId> = w.nodes().into_iter().skip(2).collect();
-            let mut p = rotation(&mut w, &before, &nodes);
+            let keys = coordinator_keys();
+            let mut p = rotation(&w, &keys, &before, &nodes);
             let run = w.drive(&mut p, Some(crash_after)).await;
             drop(p);
             w.restart().await;
@@ -624,14 +690,14 @@ async fn a_failed_commit_write_rolls_the_epoch_back() {
                 p.handle_written(r, w.now);
             }
             Some(Action::Send { id, node, bytes }) => {
-                if let Some(ack) = w.deliver(node, bytes).await {
-                    answers.push((id, ack));
+                if let Some(reply) = w.deliver(node, bytes).await {
+                    answers.push((id, reply));
                 }
             }
             Some(Action::WakeAt(at)) => wake = Some(at),
             None => {
-                if let Some((id, ack)) = answers.pop() {
-                    p.handle_answer(id, ack, w.now);
+                if let Some((id, reply)) = answers.pop() {
+                    p.handle_reply(id, Some(&reply), w.now);
                 } else if let Some(at) = wake.take() {
                     p.handle_timeout(at);
                 } else {

@@ -50,7 +50,7 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
                         .map(|(_, a)| a.clone())
                         .unwrap_or_default();
                     requests.push(async move {
-                        (id, node, holders::order(ctx, &node, to, bytes).await)
+                        (id, node, holders::request(ctx, &node, to, bytes).await)
                     });
                 }
                 Action::WakeAt(at) => wake = Some(at),
@@ -64,10 +64,13 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
         let timer = wake.map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
         tokio::select! {
             Some((id, node, result)) = requests.next(), if !requests.is_empty() => {
-                if let Err(e) = &result {
-                    tracing::info!(holder = %node.short(), error = %e, "holder order not acknowledged");
+                match &result {
+                    Err(e) => tracing::info!(holder = %node.short(), error = %e, "holder order not answered"),
+                    Ok(raw) => if let Some(r) = holders::refusal_in(raw) {
+                        tracing::info!(holder = %node.short(), refusal = %r, "holder order refused");
+                    },
                 }
-                machine.handle_answer(id, result.is_ok(), now_ms());
+                machine.handle_reply(id, result.as_deref().ok(), now_ms());
             }
             () = tokio::time::sleep(timer.unwrap_or_default()), if timer.is_some() => {
                 wake = None;

@@ -1,0 +1,646 @@
+//! A rotation by redistribution (docs/protocol/redistribution.md, "Rotation by redistribution",
+//! decision 0057), the coordinator's side, decided here and carried out by the driver. The
+//! coordinator relays and judges; it never holds a share or the key.
+//!
+//! 1. Write the pending epoch e+1 (a crash from here on rolls it back at start-up).
+//! 2. Ask every old holder to sub-deal its share ([`Redeal`]); keep each signed [`SubDeal`] of
+//!    the right dealer whose `D_i0` is its public share (a validly signed dealing that fails is
+//!    a named fault, `bad_share`). A holder whose share is still sealed under the coordinator's
+//!    key answers `not_ready`. Fewer than k dealings: the epoch is retired (postponed).
+//! 3. Relay the dealings to every new holder ([`SubShares`]); judge each complaint of its signed
+//!    [`SubShareReport`] publicly ([`judge_complaint`]): a justified one excludes and names its
+//!    dealer, an unjustified one drops and names the complainer.
+//! 4. Fix the qualified set Q (the k lowest-index dealings every remaining new holder kept) and
+//!    `C'`; tell each remaining new holder to [`Combine`], and count the acknowledgements whose
+//!    public share matches `C'`.
+//! 5. `min_acks` of them: commit epoch e+1 and, in the same transaction, the deletions it makes
+//!    owed (epoch e by its holders, e+1 by new holders that did not acknowledge); else retire
+//!    e+1 (every new holder owes its deletion; epoch e stays fetchable). Then deliver the owed
+//!    deletions.
+
+use super::deletions::{DeleteOrders, Delivery};
+use super::holder_audits::HolderFault;
+use super::orders::Signer;
+use super::{Action, Outcome, PlacementError, Write, WriteError, store_acknowledged};
+use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord};
+use peer::node::Protocol;
+use protocols::ids::{Epoch, NodeId, ShareIndex};
+use protocols::redistribution::{Verdict, dealing_digest, judge_complaint};
+use protocols::sharing::Commitments;
+use protocols::sharing::redistribute::{check_dealing, combined_commitments, public_share};
+use protocols::wire::{
+    self, Combine, CombineAck, DealRef, HolderCall, HolderOrder, NewHolder, Redeal, Refusal, Reply,
+    SignedEnvelope, SubDeal, SubShareReport, SubShares, WIRE_VERSION, WIRE_VERSION_2,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A dealing that passed the public check, as its dealer signed it.
+#[derive(Debug)]
+struct Dealing {
+    node: NodeId,
+    envelope: SignedEnvelope,
+    deal: SubDeal,
+    digest: [u8; 32],
+}
+
+#[derive(Debug)]
+enum Phase {
+    WritingPending,
+    Redealing { deadline: u64 },
+    Relaying { deadline: u64 },
+    Combining { deadline: u64 },
+    WritingCommit,
+    Retiring { reason: PlacementError },
+    Delivering { outcome: Outcome },
+    Done,
+}
+
+/// One rotation by redistribution (see the module documentation).
+pub struct Redistribution<'k> {
+    signer: Signer<'k>,
+    record: SessionRecord,
+    old_holders: Vec<NodeId>,
+    to: Epoch,
+    new_threshold: u8,
+    new_holders: Vec<NewHolder>,
+    min_acks: usize,
+    waiting: BTreeMap<u32, NodeId>,
+    dealings: BTreeMap<ShareIndex, Dealing>,
+    not_ready: usize,
+    reports: BTreeMap<NodeId, SubShareReport>,
+    dropped: BTreeSet<NodeId>,
+    new_commitments: Option<Commitments>,
+    acked: BTreeSet<NodeId>,
+    faults: Vec<(NodeId, HolderFault)>,
+    deletes: DeleteOrders,
+    delivery: Option<Delivery>,
+    actions: VecDeque<Action>,
+    phase: Phase,
+    answer_ms: u64,
+    next_id: u32,
+}
+
+impl std::fmt::Debug for Redistribution<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redistribution")
+            .field("session", &self.record.session)
+            .field("to", &self.to)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'k> Redistribution<'k> {
+    /// Starts moving `record` (at its current epoch e) to epoch e+1 on `new_holders` (distinct
+    /// nodes and indices, each with its verified share key), same threshold, committing after
+    /// `min_acks` acknowledgements; holders have `answer_ms` to answer each order.
+    pub fn new(
+        record: SessionRecord,
+        new_holders: Vec<NewHolder>,
+        min_acks: usize,
+        signer: Signer<'k>,
+        now_ms: u64,
+        answer_ms: u64,
+    ) -> Result<Self, PlacementError> {
+        let session = record.session;
+        let to = record
+            .epoch
+            .checked_add(1)
+            .ok_or(PlacementError::Redistribution(
+                "the epoch counter is exhausted".into(),
+            ))?;
+        let new_threshold = u8::try_from(record.commitments.threshold())
+            .map_err(|_| PlacementError::Redistribution("threshold above 255".into()))?;
+        let deletes = [to, record.epoch]
+            .into_iter()
+            .map(|e| ((session, e), signer.delete_order(session, e)))
+            .collect();
+        let pending = PendingEpoch {
+            session,
+            epoch: to,
+            holders: new_holders
+                .iter()
+                .map(|h| Holder {
+                    node: h.node,
+                    index: h.index,
+                })
+                .collect(),
+            // C' is known only once the qualified set is fixed; C_0 is the same.
+            commitments: record.commitments.clone(),
+            started_at_ms: now_ms,
+        };
+        Ok(Redistribution {
+            signer,
+            old_holders: record.holders.iter().map(|h| h.node).collect(),
+            record,
+            to,
+            new_threshold,
+            new_holders,
+            min_acks,
+            waiting: BTreeMap::new(),
+            dealings: BTreeMap::new(),
+            not_ready: 0,
+            reports: BTreeMap::new(),
+            dropped: BTreeSet::new(),
+            new_commitments: None,
+            acked: BTreeSet::new(),
+            faults: Vec::new(),
+            deletes,
+            delivery: None,
+            actions: VecDeque::from([Action::Write(Write::Pending(pending))]),
+            phase: Phase::WritingPending,
+            answer_ms,
+            next_id: 0,
+        })
+    }
+
+    /// Holders shown at fault so far (a dealer whose dealing failed, a holder whose complaint
+    /// or acknowledgement was false), to quarantine.
+    pub fn faults(&self) -> &[(NodeId, HolderFault)] {
+        &self.faults
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        let delivery = self.delivery.as_mut()?;
+        let action = delivery.poll_action();
+        if action.is_none() && delivery.finished() {
+            self.delivery = None;
+            if let Phase::Delivering { outcome } = std::mem::replace(&mut self.phase, Phase::Done) {
+                self.finish(outcome);
+            }
+            return self.actions.pop_front();
+        }
+        action
+    }
+
+    /// The outcome of the write last asked for.
+    pub fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::WritingPending => match result {
+                Ok(()) => self.send_redeals(now_ms),
+                Err(e) => self.finish(Outcome::WriteFailed(PlacementError::PendingNotRecorded(e))),
+            },
+            Phase::WritingCommit => match result {
+                Ok(()) => {
+                    let owed = self.owed_after_commit();
+                    self.actions
+                        .push_back(Action::Committed(Box::new(self.record.clone())));
+                    self.deliver(&owed, Outcome::Committed, now_ms);
+                }
+                Err(e) => self.retire(PlacementError::CommitNotRecorded(e)),
+            },
+            Phase::Retiring { reason } => match result {
+                Ok(()) => {
+                    let owed = self.owed(self.to, self.new_holders.iter().map(|h| h.node));
+                    self.deliver(&owed, Outcome::RolledBack(reason), now_ms);
+                }
+                Err(e) => self.finish(Outcome::WriteFailed(PlacementError::RollBackNotRecorded {
+                    cause: Box::new(reason),
+                    rollback: e,
+                })),
+            },
+            Phase::Delivering { outcome } => {
+                self.phase = Phase::Delivering { outcome };
+                if let Some(d) = self.delivery.as_mut() {
+                    d.handle_written(result, now_ms);
+                }
+            }
+            other => self.phase = other,
+        }
+    }
+
+    /// A holder's reply (its raw bytes; `None`: no answer) to the order sent as `id`.
+    pub fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
+        if let Phase::Delivering { .. } = self.phase {
+            if let Some(d) = self.delivery.as_mut() {
+                d.handle_answer(id, reply.is_some_and(store_acknowledged), now_ms);
+            }
+            return;
+        }
+        let Some(node) = self.waiting.remove(&id) else {
+            return;
+        };
+        match self.phase {
+            Phase::Redealing { .. } => self.take_sub_deal(node, reply),
+            Phase::Relaying { .. } => self.take_report(node, reply),
+            Phase::Combining { .. } => self.take_ack(node, reply),
+            _ => return,
+        }
+        if self.waiting.is_empty() {
+            self.next_step(now_ms);
+        }
+    }
+
+    /// Time passed: answers still missing after their window count as none.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        match self.phase {
+            Phase::Redealing { deadline }
+            | Phase::Relaying { deadline }
+            | Phase::Combining { deadline }
+                if now_ms >= deadline =>
+            {
+                self.waiting.clear();
+                self.next_step(now_ms);
+            }
+            Phase::Delivering { .. } => {
+                if let Some(d) = self.delivery.as_mut() {
+                    d.handle_timeout(now_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Nothing more will be asked.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Done) && self.actions.is_empty()
+    }
+
+    fn next_step(&mut self, now_ms: u64) {
+        match self.phase {
+            Phase::Redealing { .. } => self.send_sub_shares(now_ms),
+            Phase::Relaying { .. } => self.send_combines(now_ms),
+            Phase::Combining { .. } => self.decide(now_ms),
+            _ => {}
+        }
+    }
+
+    fn take_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    fn send(&mut self, node: NodeId, order: HolderOrder) {
+        let id = self.take_id();
+        self.waiting.insert(id, node);
+        let bytes = wire::encode(&HolderCall {
+            v: WIRE_VERSION,
+            order,
+        });
+        self.actions.push_back(Action::Send { id, node, bytes });
+    }
+
+    fn deadline(&mut self, now_ms: u64) -> u64 {
+        let deadline = now_ms.saturating_add(self.answer_ms);
+        self.actions.push_back(Action::WakeAt(deadline));
+        deadline
+    }
+
+    fn send_redeals(&mut self, now_ms: u64) {
+        let redeal = Redeal {
+            v: WIRE_VERSION_2,
+            session: self.record.session,
+            from: self.record.epoch,
+            to: self.to,
+            new_threshold: self.new_threshold,
+            new_holders: self.new_holders.clone(),
+            old_commitments: self.record.commitments.clone(),
+        };
+        let envelope = SignedEnvelope::seal(self.signer.key, &redeal);
+        for node in self
+            .record
+            .holders
+            .iter()
+            .map(|h| h.node)
+            .collect::<Vec<_>>()
+        {
+            self.send(node, HolderOrder::Redeal(envelope.clone()));
+        }
+        let deadline = self.deadline(now_ms);
+        self.phase = Phase::Redealing { deadline };
+    }
+
+    /// An old holder's answer to `Redeal`: its dealing kept if it passes the public check.
+    fn take_sub_deal(&mut self, node: NodeId, reply: Option<&[u8]>) {
+        let Some(reply) = decode::<SignedEnvelope>(reply) else {
+            return;
+        };
+        let envelope = match reply {
+            Ok(envelope) => envelope,
+            Err(Refusal::NotReady(_)) => {
+                self.not_ready += 1;
+                return;
+            }
+            Err(_) => return,
+        };
+        // Not signed by the holder: it says nothing a third party could check; silence.
+        let Ok(deal) = envelope.open::<SubDeal>(&node) else {
+            return;
+        };
+        let Some(dealer) = self.record.holders.iter().find(|h| h.node == node) else {
+            return;
+        };
+        let why = if deal.session != self.record.session || deal.to != self.to {
+            Some("a sub-dealing for another session or epoch".to_string())
+        } else if deal.dealer != dealer.index {
+            Some(format!(
+                "a sub-dealing as index {} from the holder of index {}",
+                deal.dealer, dealer.index
+            ))
+        } else if deal.commitments.threshold() != usize::from(self.new_threshold) {
+            Some("a sub-dealing of the wrong degree".to_string())
+        } else {
+            check_dealing(&self.record.commitments, deal.dealer, &deal.commitments)
+                .err()
+                .map(|e| format!("a sub-dealing not of its share: {e}"))
+        };
+        if let Some(why) = why {
+            self.faults.push((node, HolderFault::BadShare(why)));
+            return;
+        }
+        let digest = dealing_digest(&deal.commitments);
+        self.dealings.insert(
+            deal.dealer,
+            Dealing {
+                node,
+                envelope,
+                deal,
+                digest,
+            },
+        );
+    }
+
+    fn send_sub_shares(&mut self, now_ms: u64) {
+        let need = self.record.commitments.threshold();
+        if self.dealings.len() < need {
+            return self.retire(PlacementError::TooFewDealers {
+                have: self.dealings.len(),
+                need,
+                not_ready: self.not_ready,
+            });
+        }
+        let deals: Vec<SignedEnvelope> =
+            self.dealings.values().map(|d| d.envelope.clone()).collect();
+        for h in self.new_holders.clone() {
+            let order = SubShares {
+                v: WIRE_VERSION_2,
+                session: self.record.session,
+                to: self.to,
+                holder: h.node,
+                index: h.index,
+                new_threshold: self.new_threshold,
+                old_commitments: self.record.commitments.clone(),
+                deals: deals.clone(),
+            };
+            let envelope = SignedEnvelope::seal(self.signer.key, &order);
+            self.send(h.node, HolderOrder::SubShares(envelope));
+        }
+        let deadline = self.deadline(now_ms);
+        self.phase = Phase::Relaying { deadline };
+    }
+
+    /// A new holder's signed report; an answer that is not one leaves the holder out.
+    fn take_report(&mut self, node: NodeId, reply: Option<&[u8]>) {
+        let Some(Ok(envelope)) = decode::<SignedEnvelope>(reply) else {
+            return;
+        };
+        let Ok(report) = envelope.open::<SubShareReport>(&node) else {
+            return;
+        };
+        let index = self
+            .new_holders
+            .iter()
+            .find(|h| h.node == node)
+            .map(|h| h.index);
+        if report.session == self.record.session
+            && report.to == self.to
+            && Some(report.index) == index
+        {
+            self.reports.insert(node, report);
+        }
+    }
+
+    /// Judges every complaint, fixes Q and `C'`, and tells the remaining new holders to combine.
+    fn send_combines(&mut self, now_ms: u64) {
+        let mut bad_dealers = BTreeSet::new();
+        for (node, report) in &self.reports {
+            let Some(holder) = self.new_holders.iter().find(|h| &h.node == node) else {
+                continue;
+            };
+            for complaint in &report.complaints {
+                let verdict = match self.dealings.get(&complaint.deal.dealer) {
+                    Some(d) => judge_complaint(
+                        &self.record.commitments,
+                        self.new_threshold,
+                        &d.deal,
+                        holder.index,
+                        &holder.share_key,
+                        complaint,
+                    ),
+                    // About a dealing that was not relayed.
+                    None => Verdict::ComplainerAtFault,
+                };
+                match verdict {
+                    Verdict::DealerAtFault => {
+                        bad_dealers.insert(complaint.deal.dealer);
+                    }
+                    Verdict::ComplainerAtFault => {
+                        self.dropped.insert(*node);
+                    }
+                }
+            }
+        }
+        for dealer in bad_dealers {
+            if let Some(d) = self.dealings.remove(&dealer) {
+                let why = format!("sub-dealing of index {dealer} shown faulty by a complaint");
+                self.faults.push((d.node, HolderFault::BadShare(why)));
+            }
+        }
+        for node in &self.dropped {
+            let why = "a complaint against a sound sub-dealing (bad report)".to_string();
+            self.faults.push((*node, HolderFault::BadShare(why)));
+        }
+        let combiners: Vec<NewHolder> = self
+            .new_holders
+            .iter()
+            .filter(|h| self.reports.contains_key(&h.node) && !self.dropped.contains(&h.node))
+            .cloned()
+            .collect();
+        if combiners.len() < self.min_acks {
+            return self.retire(PlacementError::TooFewNewHolders {
+                have: combiners.len(),
+                need: self.min_acks,
+            });
+        }
+        let need = self.record.commitments.threshold();
+        let qualified: Vec<&Dealing> = self
+            .dealings
+            .values()
+            .filter(|d| {
+                let r = DealRef {
+                    dealer: d.deal.dealer,
+                    digest: d.digest,
+                };
+                combiners.iter().all(|h| {
+                    self.reports
+                        .get(&h.node)
+                        .is_some_and(|rep| rep.valid.contains(&r))
+                })
+            })
+            .take(need)
+            .collect();
+        if qualified.len() < need {
+            return self.retire(PlacementError::TooFewDealers {
+                have: qualified.len(),
+                need,
+                not_ready: self.not_ready,
+            });
+        }
+        let pairs: Vec<(ShareIndex, &Commitments)> = qualified
+            .iter()
+            .map(|d| (d.deal.dealer, &d.deal.commitments))
+            .collect();
+        let combined = match combined_commitments(&self.record.commitments, &pairs) {
+            Ok(c) => c,
+            Err(e) => return self.retire(PlacementError::Redistribution(e.to_string())),
+        };
+        let refs: Vec<DealRef> = qualified
+            .iter()
+            .map(|d| DealRef {
+                dealer: d.deal.dealer,
+                digest: d.digest,
+            })
+            .collect();
+        self.new_commitments = Some(combined);
+        for h in combiners {
+            let order = Combine {
+                v: WIRE_VERSION_2,
+                session: self.record.session,
+                to: self.to,
+                holder: h.node,
+                index: h.index,
+                qualified: refs.clone(),
+                expires_at_ms: self.record.expires_at_ms,
+            };
+            let envelope = SignedEnvelope::seal(self.signer.key, &order);
+            self.send(h.node, HolderOrder::Combine(envelope));
+        }
+        let deadline = self.deadline(now_ms);
+        self.phase = Phase::Combining { deadline };
+    }
+
+    /// A new holder's acknowledgement, counted if its public share is its share under `C'`.
+    fn take_ack(&mut self, node: NodeId, reply: Option<&[u8]>) {
+        let Some(Ok(ack)) = decode::<CombineAck>(reply) else {
+            return;
+        };
+        let (Some(commitments), Some(holder)) = (
+            self.new_commitments.as_ref(),
+            self.new_holders.iter().find(|h| h.node == node),
+        ) else {
+            return;
+        };
+        let expected = public_share(commitments, holder.index)
+            .map(|p| p.compress().to_bytes())
+            .ok();
+        if ack.session == self.record.session
+            && ack.epoch == self.to
+            && ack.index == holder.index
+            && &ack.commitments == commitments
+            && Some(ack.public_share) == expected
+        {
+            self.acked.insert(node);
+        } else {
+            let why = "a combined share acknowledged that is not its share under C'".to_string();
+            self.faults.push((node, HolderFault::BadShare(why)));
+        }
+    }
+
+    fn decide(&mut self, now_ms: u64) {
+        let (have, need) = (self.acked.len(), self.min_acks);
+        let Some(commitments) = self.new_commitments.clone().filter(|_| have >= need) else {
+            let e = protocols::reshare::ReshareError::NotEnoughAcks { have, need };
+            return self.retire(PlacementError::TooFewAcknowledgements(e));
+        };
+        let r = &mut self.record;
+        r.epoch = self.to;
+        r.holders = self
+            .new_holders
+            .iter()
+            .filter(|h| self.acked.contains(&h.node))
+            .map(|h| Holder {
+                node: h.node,
+                index: h.index,
+            })
+            .collect();
+        r.commitments = commitments;
+        r.sealed_under = None;
+        r.boxed = true;
+        r.rotations = r.rotations.saturating_add(1);
+        r.rotated_at_ms = now_ms;
+        self.phase = Phase::WritingCommit;
+        let owed = self.owed_after_commit();
+        self.actions.push_back(Action::Write(Write::Commit {
+            record: Box::new(self.record.clone()),
+            owed,
+        }));
+    }
+
+    fn retire(&mut self, reason: PlacementError) {
+        self.phase = Phase::Retiring { reason };
+        self.actions
+            .push_back(Action::Write(Write::Retire(self.record.session)));
+    }
+
+    fn owed(&self, epoch: Epoch, nodes: impl Iterator<Item = NodeId>) -> Vec<OwedDeletion> {
+        let session = self.record.session;
+        nodes
+            .map(|node| OwedDeletion {
+                session,
+                epoch,
+                node,
+            })
+            .collect()
+    }
+
+    /// The old epoch by every old holder; e+1 by new holders that did not acknowledge (the
+    /// record is the committed one by then).
+    fn owed_after_commit(&self) -> Vec<OwedDeletion> {
+        let old = self.to - 1;
+        let mut owed = self.owed(old, self.old_holders.iter().copied());
+        let kept: BTreeSet<NodeId> = self.record.holders.iter().map(|h| h.node).collect();
+        owed.extend(
+            self.owed(
+                self.to,
+                self.new_holders
+                    .iter()
+                    .map(|h| h.node)
+                    .filter(|n| !kept.contains(n)),
+            ),
+        );
+        owed
+    }
+
+    fn deliver(&mut self, owed: &[OwedDeletion], outcome: Outcome, now_ms: u64) {
+        let first_id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(owed.len() as u32);
+        self.delivery = Some(Delivery::new(
+            owed,
+            &self.deletes,
+            now_ms,
+            self.answer_ms,
+            first_id,
+        ));
+        self.phase = Phase::Delivering { outcome };
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.phase = Phase::Done;
+        self.actions.push_back(Action::Done(outcome));
+    }
+}
+
+/// A holder's reply decoded: `None` when there was none or it is not a `Reply<T>`.
+fn decode<T: serde::de::DeserializeOwned>(reply: Option<&[u8]>) -> Option<Result<T, Refusal>> {
+    let reply: Reply<T> = wire::decode(reply?, Protocol::Store.limits().1).ok()?;
+    Some(reply.result)
+}
+
+#[cfg(test)]
+#[path = "redistribution_tests.rs"]
+mod tests;

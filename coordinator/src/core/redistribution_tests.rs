@@ -1,0 +1,218 @@
+//! Rotation by redistribution on virtual time, against real holders (the agent's own handlers,
+//! which run `protocols::redistribution`'s old- and new-holder code, over real redb stores) and
+//! the real coordinator database: the key survives unchanged, a bad dealer or a false complaint
+//! is named and the rotation completes from the honest, too few dealers leave epoch e in place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::super::holder_audits::HolderFault;
+use super::super::tests::{World, coordinator_keys, created, holder_key, rotation};
+use super::super::{Outcome, PlacementError};
+use protocols::identity::NodeKey;
+use protocols::ids::NodeId;
+use protocols::redistribution::{dealing_digest, sub_context};
+use protocols::share_box;
+use protocols::sharing::{self, VerifiedShare};
+use protocols::wire::{
+    self, Complaint, ComplaintReason, DealRef, Reply, SignedEnvelope, SubDeal, SubShareReport,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const WORLD: usize = 8;
+
+fn secret_of(shares: &[VerifiedShare], record: &crate::db::SessionRecord) -> [u8; 32] {
+    let k = record.commitments.threshold();
+    assert!(shares.len() >= k, "{} of {k} shares", shares.len());
+    *sharing::combine(&shares[..k], &record.commitments)
+        .unwrap()
+        .user_key(&record.policy_digest)
+        .expose()
+}
+
+/// Rewrites a signed reply of `node` (a `Reply<SignedEnvelope>` holding a `T`) with `change`,
+/// signed again with the holder's own key: the holder itself misbehaves.
+fn resign<T: wire::SignedPayload>(
+    node: NodeId,
+    reply: Vec<u8>,
+    change: impl FnOnce(&mut T),
+) -> Vec<u8> {
+    let Ok(decoded) = wire::decode::<Reply<SignedEnvelope>>(&reply, 1 << 20) else {
+        return reply;
+    };
+    let Ok(envelope) = decoded.result else {
+        return reply;
+    };
+    let Ok(mut payload) = envelope.open::<T>(&node) else {
+        return reply;
+    };
+    change(&mut payload);
+    let key: NodeKey = holder_key(WORLD, &node);
+    wire::encode(&Reply {
+        v: decoded.v,
+        result: Ok::<_, wire::Refusal>(SignedEnvelope::seal(&key, &payload)),
+    })
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_c0_and_k_new_shares_rebuild_the_same_key() {
+    let mut w = World::new(WORLD, 21);
+    let before = created(&mut w, 5, 3).await;
+    let key_before = secret_of(&w.recorded_shares(&before), &before);
+    // Three new holders, two old ones again (at new indices).
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(3).collect();
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+    assert!(p.faults().is_empty(), "{:?}", p.faults());
+    let after = run.committed.unwrap();
+    assert_eq!(
+        w.db.session(&before.session).unwrap().as_ref(),
+        Some(&after)
+    );
+    assert_eq!(after.epoch, before.epoch + 1);
+    assert_eq!(after.rotations, 1);
+    assert_eq!(after.commitments.0[0], before.commitments.0[0], "C_0 kept");
+    assert_ne!(after.commitments, before.commitments, "a fresh polynomial");
+    let holders: Vec<NodeId> = after.holders.iter().map(|h| h.node).collect();
+    assert_eq!(holders, next);
+    let mut shares = w.recorded_shares(&after);
+    assert_eq!(shares.len(), 5);
+    assert_eq!(secret_of(&shares, &after), key_before);
+    // Any k of them: the last three too.
+    shares.drain(..2);
+    assert_eq!(secret_of(&shares, &after), key_before);
+    // The old epoch is gone from its holders, and nothing is left owed.
+    assert!(w.db.owed_deletions().unwrap().is_empty());
+    w.assert_no_stray_share("rotated");
+}
+
+#[tokio::test]
+async fn a_dealer_whose_box_fails_is_named_and_the_rotation_completes_from_the_honest() {
+    let mut w = World::new(WORLD, 22);
+    let before = created(&mut w, 5, 3).await;
+    let key_before = secret_of(&w.recorded_shares(&before), &before);
+    let cheat = before.holders[1].node;
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(3).collect();
+    let victim = w.holders[&next[0]].share_key.public();
+    let mut rng = StdRng::seed_from_u64(5);
+    // The cheat's sub-share for the first new holder is a random scalar: its commitments are of
+    // its share (the public check passes), the box opens, the value fails them.
+    w.tamper = Some(Box::new(move |node, reply| {
+        if node != cheat {
+            return reply;
+        }
+        resign::<SubDeal>(node, reply, |deal| {
+            let digest = dealing_digest(&deal.commitments);
+            let boxed = &mut deal.sub_shares[0];
+            let context = sub_context(&deal.session, deal.to, deal.dealer, boxed.index, &digest);
+            let mut wrong = [0u8; 32];
+            wrong[..4].copy_from_slice(&424_242u32.to_le_bytes());
+            boxed.boxed = share_box::box_to(&victim, &context, &wrong, &mut rng).unwrap();
+        })
+    }));
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+    let faults = p.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0].0, cheat);
+    assert!(matches!(faults[0].1, HolderFault::BadShare(_)));
+    let after = run.committed.unwrap();
+    assert_eq!(after.holders.len(), 5, "every new holder combined");
+    assert_eq!(secret_of(&w.recorded_shares(&after), &after), key_before);
+    w.tamper = None;
+    w.assert_no_stray_share("bad dealer");
+}
+
+#[tokio::test]
+async fn a_dealing_not_of_its_share_is_named_at_once() {
+    let mut w = World::new(WORLD, 23);
+    let before = created(&mut w, 5, 3).await;
+    let cheat = before.holders[4].node;
+    let c0 = before.commitments.0[0];
+    // The cheat sub-deals something else than its share: D_i0 = C_0 ≠ P_i.
+    w.tamper = Some(Box::new(move |node, reply| {
+        if node != cheat {
+            return reply;
+        }
+        resign::<SubDeal>(node, reply, |deal| deal.commitments.0[0] = c0)
+    }));
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(2).take(5).collect();
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+    assert_eq!(p.faults().len(), 1, "{:?}", p.faults());
+    assert_eq!(p.faults()[0].0, cheat);
+    let after = run.committed.unwrap();
+    assert_eq!(after.commitments.0[0], before.commitments.0[0]);
+}
+
+#[tokio::test]
+async fn a_false_complaint_names_the_complainer_who_is_dropped() {
+    let mut w = World::new(WORLD, 24);
+    let before = created(&mut w, 5, 3).await;
+    let key_before = secret_of(&w.recorded_shares(&before), &before);
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(3).collect();
+    let liar = next[2];
+    w.tamper = Some(Box::new(move |node, reply| {
+        if node != liar {
+            return reply;
+        }
+        resign::<SubShareReport>(node, reply, |report| {
+            let Some(kept) = report.valid.first().copied() else {
+                return;
+            };
+            report.complaints.push(Complaint {
+                deal: DealRef { ..kept },
+                reason: ComplaintReason::NoSubShare,
+                reveal: None,
+            });
+        })
+    }));
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    // min_acks = max(3, 5 − 1) = 4: the four honest new holders commit.
+    assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+    assert_eq!(p.faults().len(), 1, "{:?}", p.faults());
+    assert_eq!(p.faults()[0].0, liar);
+    let after = run.committed.unwrap();
+    assert_eq!(after.holders.len(), 4);
+    assert!(!after.holders.iter().any(|h| h.node == liar));
+    assert_eq!(secret_of(&w.recorded_shares(&after), &after), key_before);
+    w.tamper = None;
+    w.restart().await;
+    w.assert_no_stray_share("false complaint");
+}
+
+#[tokio::test]
+async fn fewer_than_k_dealers_abandon_the_rotation_and_epoch_e_stays_fetchable() {
+    let mut w = World::new(WORLD, 25);
+    let before = created(&mut w, 5, 3).await;
+    let c0 = before.commitments.0[0];
+    // Three of the five old holders are down: two dealings, three needed.
+    w.down.extend(before.holders.iter().take(3).map(|h| h.node));
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(3).collect();
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(
+        run.outcome,
+        Some(Outcome::RolledBack(PlacementError::TooFewDealers {
+            have: 2,
+            need: 3,
+            not_ready: 0
+        })),
+        "{run:?}"
+    );
+    assert!(run.committed.is_none());
+    assert_eq!(w.db.session(&before.session).unwrap(), Some(before.clone()));
+    assert!(w.db.pending_epochs().unwrap().is_empty());
+    w.down.clear();
+    w.restart().await;
+    w.assert_rebuilds(&before, &c0, "abandoned");
+    w.assert_no_stray_share("abandoned");
+}
