@@ -1,47 +1,32 @@
-//! A rotation by redistribution (docs/protocol/redistribution.md, "Rotation by redistribution",
-//! decision 0057), the coordinator's side, decided here and carried out by the driver. The
-//! coordinator relays and judges; it never holds a share or the key.
-//!
-//! 1. Write the pending epoch e+1 (a crash from here on rolls it back at start-up).
-//! 2. Ask every old holder to sub-deal its share ([`Redeal`]); keep each signed [`SubDeal`] of
-//!    the right dealer whose `D_i0` is its public share (a validly signed dealing that fails is
-//!    a named fault, `bad_share`). A holder whose share is still sealed under the coordinator's
-//!    key answers `not_ready`. Fewer than k dealings: the epoch is retired (postponed).
-//! 3. Relay the dealings to every new holder ([`SubShares`]); judge each complaint of its signed
-//!    [`SubShareReport`] publicly ([`judge_complaint`]): a justified one excludes and names its
-//!    dealer, an unjustified one drops and names the complainer.
-//! 4. Fix the qualified set Q (the k lowest-index dealings every remaining new holder kept) and
-//!    `C'`; tell each remaining new holder to [`Combine`], and count the acknowledgements whose
-//!    public share matches `C'`.
-//! 5. `min_acks` of them: commit epoch e+1 and, in the same transaction, the deletions it makes
-//!    owed (epoch e by its holders, e+1 by new holders that did not acknowledge); else retire
-//!    e+1 (every new holder owes its deletion; epoch e stays fetchable). Then deliver the owed
-//!    deletions.
+//! A rotation by redistribution, the coordinator's side (docs/protocol/redistribution.md, steps
+//! 1–9; decision 0057), decided here and carried out by the driver; the coordinator relays and
+//! judges and never holds a share or the key. Write the pending epoch e+1; ask every old
+//! holder to sub-deal ([`Redeal`](protocols::wire::Redeal)) and keep the dealings that pass the
+//! public check ([`judge::dealing_fault`]; fewer than k: roll back, postponed); relay them to
+//! every new holder and judge the complaints of their signed reports ([`judge::judge_reports`]);
+//! fix `Q` and `C'` and have the sound new holders combine; commit e+1 after `min_acks`
+//! acknowledgements that match `C'` (epoch e's deletions owed in the same transaction) or retire
+//! it (epoch e stays fetchable); then deliver the owed deletions. Holders shown at fault are
+//! reported ([`Redistribution::faults`]).
 
 use super::deletions::{DeleteOrders, Delivery};
 use super::holder_audits::HolderFault;
 use super::orders::Signer;
 use super::{Action, Outcome, PlacementError, Write, WriteError, store_acknowledged};
-use crate::db::{Holder, OwedDeletion, PendingEpoch, SessionRecord};
-use peer::node::Protocol;
+use crate::db::{OwedDeletion, SessionRecord};
+use judge::{Dealing, ack_fits, dealing_fault, decode, judge_reports, qualified};
 use protocols::ids::{Epoch, NodeId, ShareIndex};
-use protocols::redistribution::{Verdict, dealing_digest, judge_complaint};
+use protocols::redistribution::dealing_digest;
 use protocols::sharing::Commitments;
-use protocols::sharing::redistribute::{check_dealing, combined_commitments, public_share};
+use protocols::sharing::redistribute::combined_commitments;
 use protocols::wire::{
-    self, Combine, CombineAck, DealRef, HolderCall, HolderOrder, NewHolder, Redeal, Refusal, Reply,
-    SignedEnvelope, SubDeal, SubShareReport, SubShares, WIRE_VERSION, WIRE_VERSION_2,
+    self, CombineAck, DealRef, HolderCall, HolderOrder, NewHolder, Refusal, SignedEnvelope,
+    SubDeal, SubShareReport, WIRE_VERSION,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// A dealing that passed the public check, as its dealer signed it.
-#[derive(Debug)]
-struct Dealing {
-    node: NodeId,
-    envelope: SignedEnvelope,
-    deal: SubDeal,
-    digest: [u8; 32],
-}
+mod judge;
+mod messages;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Debug)]
 enum Phase {
@@ -115,20 +100,7 @@ impl<'k> Redistribution<'k> {
             .into_iter()
             .map(|e| ((session, e), signer.delete_order(session, e)))
             .collect();
-        let pending = PendingEpoch {
-            session,
-            epoch: to,
-            holders: new_holders
-                .iter()
-                .map(|h| Holder {
-                    node: h.node,
-                    index: h.index,
-                })
-                .collect(),
-            // C' is known only once the qualified set is fixed; C_0 is the same.
-            commitments: record.commitments.clone(),
-            started_at_ms: now_ms,
-        };
+        let pending = messages::pending(&record, to, &new_holders, now_ms);
         Ok(Redistribution {
             signer,
             old_holders: record.holders.iter().map(|h| h.node).collect(),
@@ -195,7 +167,8 @@ impl<'k> Redistribution<'k> {
             },
             Phase::Retiring { reason } => match result {
                 Ok(()) => {
-                    let owed = self.owed(self.to, self.new_holders.iter().map(|h| h.node));
+                    let nodes = self.new_holders.iter().map(|h| h.node);
+                    let owed = judge::owed(self.record.session, self.to, nodes);
                     self.deliver(&owed, Outcome::RolledBack(reason), now_ms);
                 }
                 Err(e) => self.finish(Outcome::WriteFailed(PlacementError::RollBackNotRecorded {
@@ -292,23 +265,9 @@ impl<'k> Redistribution<'k> {
     }
 
     fn send_redeals(&mut self, now_ms: u64) {
-        let redeal = Redeal {
-            v: WIRE_VERSION_2,
-            session: self.record.session,
-            from: self.record.epoch,
-            to: self.to,
-            new_threshold: self.new_threshold,
-            new_holders: self.new_holders.clone(),
-            old_commitments: self.record.commitments.clone(),
-        };
+        let redeal = messages::redeal(&self.record, self.to, self.new_threshold, &self.new_holders);
         let envelope = SignedEnvelope::seal(self.signer.key, &redeal);
-        for node in self
-            .record
-            .holders
-            .iter()
-            .map(|h| h.node)
-            .collect::<Vec<_>>()
-        {
+        for node in self.old_holders.clone() {
             self.send(node, HolderOrder::Redeal(envelope.clone()));
         }
         let deadline = self.deadline(now_ms);
@@ -332,24 +291,10 @@ impl<'k> Redistribution<'k> {
         let Ok(deal) = envelope.open::<SubDeal>(&node) else {
             return;
         };
-        let Some(dealer) = self.record.holders.iter().find(|h| h.node == node) else {
+        if !self.record.holders.iter().any(|h| h.node == node) {
             return;
-        };
-        let why = if deal.session != self.record.session || deal.to != self.to {
-            Some("a sub-dealing for another session or epoch".to_string())
-        } else if deal.dealer != dealer.index {
-            Some(format!(
-                "a sub-dealing as index {} from the holder of index {}",
-                deal.dealer, dealer.index
-            ))
-        } else if deal.commitments.threshold() != usize::from(self.new_threshold) {
-            Some("a sub-dealing of the wrong degree".to_string())
-        } else {
-            check_dealing(&self.record.commitments, deal.dealer, &deal.commitments)
-                .err()
-                .map(|e| format!("a sub-dealing not of its share: {e}"))
-        };
-        if let Some(why) = why {
+        }
+        if let Some(why) = dealing_fault(&self.record, self.to, self.new_threshold, &node, &deal) {
             self.faults.push((node, HolderFault::BadShare(why)));
             return;
         }
@@ -377,16 +322,7 @@ impl<'k> Redistribution<'k> {
         let deals: Vec<SignedEnvelope> =
             self.dealings.values().map(|d| d.envelope.clone()).collect();
         for h in self.new_holders.clone() {
-            let order = SubShares {
-                v: WIRE_VERSION_2,
-                session: self.record.session,
-                to: self.to,
-                holder: h.node,
-                index: h.index,
-                new_threshold: self.new_threshold,
-                old_commitments: self.record.commitments.clone(),
-                deals: deals.clone(),
-            };
+            let order = messages::sub_shares(&self.record, self.to, self.new_threshold, &h, &deals);
             let envelope = SignedEnvelope::seal(self.signer.key, &order);
             self.send(h.node, HolderOrder::SubShares(envelope));
         }
@@ -417,34 +353,14 @@ impl<'k> Redistribution<'k> {
 
     /// Judges every complaint, fixes Q and `C'`, and tells the remaining new holders to combine.
     fn send_combines(&mut self, now_ms: u64) {
-        let mut bad_dealers = BTreeSet::new();
-        for (node, report) in &self.reports {
-            let Some(holder) = self.new_holders.iter().find(|h| &h.node == node) else {
-                continue;
-            };
-            for complaint in &report.complaints {
-                let verdict = match self.dealings.get(&complaint.deal.dealer) {
-                    Some(d) => judge_complaint(
-                        &self.record.commitments,
-                        self.new_threshold,
-                        &d.deal,
-                        holder.index,
-                        &holder.share_key,
-                        complaint,
-                    ),
-                    // About a dealing that was not relayed.
-                    None => Verdict::ComplainerAtFault,
-                };
-                match verdict {
-                    Verdict::DealerAtFault => {
-                        bad_dealers.insert(complaint.deal.dealer);
-                    }
-                    Verdict::ComplainerAtFault => {
-                        self.dropped.insert(*node);
-                    }
-                }
-            }
-        }
+        let (bad_dealers, bad_reporters) = judge_reports(
+            &self.record.commitments,
+            self.new_threshold,
+            &self.new_holders,
+            &self.reports,
+            &self.dealings,
+        );
+        self.dropped.extend(bad_reporters);
         for dealer in bad_dealers {
             if let Some(d) = self.dealings.remove(&dealer) {
                 let why = format!("sub-dealing of index {dealer} shown faulty by a complaint");
@@ -468,22 +384,7 @@ impl<'k> Redistribution<'k> {
             });
         }
         let need = self.record.commitments.threshold();
-        let qualified: Vec<&Dealing> = self
-            .dealings
-            .values()
-            .filter(|d| {
-                let r = DealRef {
-                    dealer: d.deal.dealer,
-                    digest: d.digest,
-                };
-                combiners.iter().all(|h| {
-                    self.reports
-                        .get(&h.node)
-                        .is_some_and(|rep| rep.valid.contains(&r))
-                })
-            })
-            .take(need)
-            .collect();
+        let qualified = qualified(&self.dealings, &combiners, &self.reports, need);
         if qualified.len() < need {
             return self.retire(PlacementError::TooFewDealers {
                 have: qualified.len(),
@@ -499,24 +400,10 @@ impl<'k> Redistribution<'k> {
             Ok(c) => c,
             Err(e) => return self.retire(PlacementError::Redistribution(e.to_string())),
         };
-        let refs: Vec<DealRef> = qualified
-            .iter()
-            .map(|d| DealRef {
-                dealer: d.deal.dealer,
-                digest: d.digest,
-            })
-            .collect();
+        let refs: Vec<DealRef> = qualified.iter().map(|d| d.reference()).collect();
         self.new_commitments = Some(combined);
         for h in combiners {
-            let order = Combine {
-                v: WIRE_VERSION_2,
-                session: self.record.session,
-                to: self.to,
-                holder: h.node,
-                index: h.index,
-                qualified: refs.clone(),
-                expires_at_ms: self.record.expires_at_ms,
-            };
+            let order = messages::combine(&self.record, self.to, &h, &refs);
             let envelope = SignedEnvelope::seal(self.signer.key, &order);
             self.send(h.node, HolderOrder::Combine(envelope));
         }
@@ -535,15 +422,7 @@ impl<'k> Redistribution<'k> {
         ) else {
             return;
         };
-        let expected = public_share(commitments, holder.index)
-            .map(|p| p.compress().to_bytes())
-            .ok();
-        if ack.session == self.record.session
-            && ack.epoch == self.to
-            && ack.index == holder.index
-            && &ack.commitments == commitments
-            && Some(ack.public_share) == expected
-        {
+        if ack_fits(&ack, &self.record, self.to, holder, commitments) {
             self.acked.insert(node);
         } else {
             let why = "a combined share acknowledged that is not its share under C'".to_string();
@@ -557,22 +436,12 @@ impl<'k> Redistribution<'k> {
             let e = protocols::reshare::ReshareError::NotEnoughAcks { have, need };
             return self.retire(PlacementError::TooFewAcknowledgements(e));
         };
-        let r = &mut self.record;
-        r.epoch = self.to;
-        r.holders = self
+        let holders: Vec<&NewHolder> = self
             .new_holders
             .iter()
             .filter(|h| self.acked.contains(&h.node))
-            .map(|h| Holder {
-                node: h.node,
-                index: h.index,
-            })
             .collect();
-        r.commitments = commitments;
-        r.sealed_under = None;
-        r.boxed = true;
-        r.rotations = r.rotations.saturating_add(1);
-        r.rotated_at_ms = now_ms;
+        self.record = judge::committed(&self.record, self.to, &holders, commitments, now_ms);
         self.phase = Phase::WritingCommit;
         let owed = self.owed_after_commit();
         self.actions.push_back(Action::Write(Write::Commit {
@@ -587,32 +456,18 @@ impl<'k> Redistribution<'k> {
             .push_back(Action::Write(Write::Retire(self.record.session)));
     }
 
-    fn owed(&self, epoch: Epoch, nodes: impl Iterator<Item = NodeId>) -> Vec<OwedDeletion> {
-        let session = self.record.session;
-        nodes
-            .map(|node| OwedDeletion {
-                session,
-                epoch,
-                node,
-            })
-            .collect()
-    }
-
     /// The old epoch by every old holder; e+1 by new holders that did not acknowledge (the
     /// record is the committed one by then).
     fn owed_after_commit(&self) -> Vec<OwedDeletion> {
-        let old = self.to - 1;
-        let mut owed = self.owed(old, self.old_holders.iter().copied());
         let kept: BTreeSet<NodeId> = self.record.holders.iter().map(|h| h.node).collect();
-        owed.extend(
-            self.owed(
-                self.to,
-                self.new_holders
-                    .iter()
-                    .map(|h| h.node)
-                    .filter(|n| !kept.contains(n)),
-            ),
-        );
+        let lost = self.new_holders.iter().map(|h| h.node);
+        let session = self.record.session;
+        let mut owed = judge::owed(session, self.to - 1, self.old_holders.iter().copied());
+        owed.extend(judge::owed(
+            session,
+            self.to,
+            lost.filter(|n| !kept.contains(n)),
+        ));
         owed
     }
 
@@ -633,12 +488,6 @@ impl<'k> Redistribution<'k> {
         self.phase = Phase::Done;
         self.actions.push_back(Action::Done(outcome));
     }
-}
-
-/// A holder's reply decoded: `None` when there was none or it is not a `Reply<T>`.
-fn decode<T: serde::de::DeserializeOwned>(reply: Option<&[u8]>) -> Option<Result<T, Refusal>> {
-    let reply: Reply<T> = wire::decode(reply?, Protocol::Store.limits().1).ok()?;
-    Some(reply.result)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 use super::deletions::{Delivery, delete_orders};
 use super::orders::Signer;
-use super::placement::{EpochPlacement, Placing};
+use super::placement::EpochPlacement;
 use super::redistribution::Redistribution;
 use super::{Action, Machine, Outcome, PlacementError, Write, WriteError};
 use crate::db::{CoordinatorDb, SessionRecord};
@@ -199,12 +199,7 @@ impl World {
         (dealt, record)
     }
 
-    fn placement(
-        &mut self,
-        placing: Placing,
-        dealt: Dealt,
-        record: SessionRecord,
-    ) -> EpochPlacement {
+    fn placement(&mut self, dealt: Dealt, record: SessionRecord) -> EpochPlacement {
         let mut rng = StdRng::seed_from_u64(self.rng.random());
         self.dealt_plain
             .extend(dealt.deliveries().iter().map(|(_, s)| s.value_bytes()));
@@ -220,7 +215,7 @@ impl World {
             key: &self.key,
             master: &self.master,
         };
-        EpochPlacement::new(placing, dealt, record, &signer, self.now, ANSWER_MS)
+        EpochPlacement::new(dealt, record, &signer, self.now, ANSWER_MS)
     }
 
     /// The shares `record`'s holders keep for its current epoch, opened and verified.
@@ -436,7 +431,7 @@ fn placements(nodes: &[NodeId]) -> Vec<Placement> {
 pub(super) async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
     let nodes: Vec<NodeId> = world.nodes().into_iter().take(n).collect();
     let (dealt, record) = world.deal_session(&nodes, k);
-    let mut p = world.placement(Placing::Creation, dealt, record);
+    let mut p = world.placement(dealt, record);
     let run = world.drive(&mut p, None).await;
     assert_eq!(run.outcome, Some(Outcome::Committed));
     run.committed.expect("committed")
@@ -534,7 +529,7 @@ async fn a_creation_crashed_after_any_action_loses_no_acknowledged_session_and_l
         let mut w = World::new(3, 1);
         let nodes = w.nodes();
         let (dealt, record) = w.deal_session(&nodes, 2);
-        let mut p = w.placement(Placing::Creation, dealt, record);
+        let mut p = w.placement(dealt, record);
         w.drive(&mut p, None).await.steps
     };
     assert!(total >= 6, "{total} steps");
@@ -545,7 +540,7 @@ async fn a_creation_crashed_after_any_action_loses_no_acknowledged_session_and_l
             let nodes = w.nodes();
             let (dealt, record) = w.deal_session(&nodes, 2);
             let (session, c0) = (record.session, dealt.commitments().0[0]);
-            let mut p = w.placement(Placing::Creation, dealt, record);
+            let mut p = w.placement(dealt, record);
             let run = w.drive(&mut p, Some(crash_after)).await;
             drop(p);
             w.restart().await;
@@ -625,7 +620,7 @@ async fn a_holder_down_during_creation_is_left_out_and_owes_its_deletion() {
     let (dealt, record) = w.deal_session(&nodes, 2);
     let c0 = dealt.commitments().0[0];
     w.down.insert(nodes[3]);
-    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut p = w.placement(dealt, record);
     let run = w.drive(&mut p, None).await;
     // min_acks = max(k, n - 1) = 3 of 4: the commit goes ahead on the answer window.
     assert_eq!(run.outcome, Some(Outcome::Committed));
@@ -648,7 +643,7 @@ async fn too_few_acknowledgements_roll_the_creation_back_and_delete_what_was_sto
     let (dealt, record) = w.deal_session(&nodes, 2);
     let session = record.session;
     w.down.extend([nodes[0], nodes[1]]);
-    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut p = w.placement(dealt, record);
     let run = w.drive(&mut p, None).await;
     assert!(
         matches!(run.outcome, Some(Outcome::RolledBack(_))),
@@ -670,7 +665,7 @@ async fn a_failed_commit_write_rolls_the_epoch_back() {
     let nodes = w.nodes();
     let (dealt, record) = w.deal_session(&nodes, 2);
     let session = record.session;
-    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut p = w.placement(dealt, record);
     let mut outcome = None;
     let mut answers = Vec::new();
     let mut wake = None;
