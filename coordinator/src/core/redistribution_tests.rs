@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::super::holder_audits::HolderFault;
-use super::super::tests::{World, coordinator_keys, created, holder_key, rotation};
+use super::super::tests::{EXPIRES_MS, World, coordinator_keys, created, holder_key, rotation};
 use super::super::{Outcome, PlacementError};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
@@ -215,4 +215,57 @@ async fn fewer_than_k_dealers_abandon_the_rotation_and_epoch_e_stays_fetchable()
     w.restart().await;
     w.assert_rebuilds(&before, &c0, "abandoned");
     w.assert_no_stray_share("abandoned");
+}
+
+#[tokio::test]
+async fn a_session_dealt_before_share_keys_is_not_redistributed_and_stays_as_it_was() {
+    let mut w = World::new(WORLD, 26);
+    let nodes: Vec<NodeId> = w.nodes().into_iter().take(5).collect();
+    let (dealt, mut record) = w.deal_session(&nodes, 3);
+    // Stored the old way: sealed under the coordinator's master key (decision 0053's upgrade).
+    for (i, (placement, share)) in dealt.deliveries().iter().enumerate() {
+        let order = w.signer().store_order(
+            record.session,
+            0,
+            placement,
+            share,
+            EXPIRES_MS,
+            [i as u8; 12],
+        );
+        assert!(w.deliver(placement.node, order).await.is_some());
+    }
+    record.holders = crate::db::holders_of(
+        &dealt
+            .deliveries()
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>(),
+    );
+    w.db.commit_epoch_owing(&record, &[]).unwrap();
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(3).collect();
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &record, &next);
+    let run = w.drive(&mut p, None).await;
+    // Every old holder answers `not_ready`: postponed, nothing named, epoch 0 as it was.
+    assert_eq!(
+        run.outcome,
+        Some(Outcome::RolledBack(PlacementError::TooFewDealers {
+            have: 0,
+            need: 3,
+            not_ready: 5
+        })),
+        "{run:?}"
+    );
+    assert!(p.faults().is_empty());
+    assert_eq!(w.db.session(&record.session).unwrap(), Some(record.clone()));
+    for n in &nodes {
+        assert!(
+            w.holders[n]
+                .store
+                .get(&record.session, 0)
+                .unwrap()
+                .is_some()
+        );
+    }
+    w.assert_no_stray_share("not redistributed");
 }

@@ -37,10 +37,10 @@ use std::sync::Arc;
 /// A holder's answer window on virtual time.
 const ANSWER_MS: u64 = 10_000;
 /// Far-future expiry: the holders' handlers read the real clock.
-const EXPIRES_MS: u64 = 4_102_444_800_000;
+pub(super) const EXPIRES_MS: u64 = 4_102_444_800_000;
 
 pub(super) struct Holder {
-    store: Arc<ShareStore>,
+    pub(super) store: Arc<ShareStore>,
     handlers: DetachedHandlers,
     /// A copy of the share key the handlers hold, to read back what the holder stores.
     pub(super) share_key: BoxSecret,
@@ -140,7 +140,7 @@ impl World {
         }
     }
 
-    fn signer(&self) -> Signer<'_> {
+    pub(super) fn signer(&self) -> Signer<'_> {
         Signer {
             key: &self.key,
             master: &self.master,
@@ -152,7 +152,7 @@ impl World {
     }
 
     /// A new session over `nodes` (k of n) as the daemon deals it: epoch 0, no holders yet.
-    fn deal_session(&mut self, nodes: &[NodeId], k: usize) -> (Dealt, SessionRecord) {
+    pub(super) fn deal_session(&mut self, nodes: &[NodeId], k: usize) -> (Dealt, SessionRecord) {
         let session = SessionId(self.rng.random());
         let secret = SessionSecret::derive(&self.rng.random(), &self.rng.random(), &session)
             .expect("a secret");
