@@ -2,7 +2,8 @@
 //! and two relay peers on public addresses, peers in three homes behind nftables NAT (one
 //! symmetric-like), and a requester behind the third home's NAT. A session is placed on NATed
 //! holders only, and the requester fetches its key several times: every fetch succeeds, and the
-//! shares are counted by the path they came over (direct, hole-punched, relayed).
+//! shares are counted by the path they came over (direct, hole-punched, relayed). AutoNAT made
+//! the public peers Kademlia servers and the NATed ones clients.
 //!
 //! Needs root and `ip netns` (CI runs as root); without them it says why and passes, except under
 //! `CI=1`, where it fails. Run it alone, under the fleet lock:
@@ -110,11 +111,40 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
         );
     }
     if expect_all {
+        autonat_makes_public_peers_kademlia_servers_and_natted_ones_clients(&mesh);
         assert_eq!(ok, FETCHES, "not every fetch succeeded\n{}", mesh.logs());
         assert_eq!(
             warm_ok, FETCHES,
             "the repeated fetch did not report every fetch"
         );
         assert_eq!(keys.len(), 1, "fetches rebuilt different keys: {keys:?}");
+    }
+}
+
+/// AutoNAT tests each candidate address in turn; waits until every peer's latest verdict is the
+/// one its place in the testbed calls for: public peers Kademlia servers, NATed ones clients.
+fn autonat_makes_public_peers_kademlia_servers_and_natted_ones_clients(mesh: &Mesh) {
+    let expected = |natted: bool| {
+        let (state, mode) = if natted {
+            ("private", "client")
+        } else {
+            ("public", "server")
+        };
+        Some((state.to_string(), mode.to_string()))
+    };
+    mesh.wait_for("every peer's reachability from AutoNAT", |m| {
+        m.peers
+            .iter()
+            .all(|p| m.reachability(p.spec.ns) == expected(p.spec.natted))
+    });
+    for p in &mesh.peers {
+        let found = mesh.reachability(p.spec.ns).unwrap();
+        eprintln!(
+            "{}: reachability {}, Kademlia {} ({} behind NAT)",
+            p.spec.ns,
+            found.0,
+            found.1,
+            if p.spec.natted { "is" } else { "not" }
+        );
     }
 }

@@ -25,6 +25,39 @@ pub enum ConfigError {
     },
 }
 
+/// A setting out of range ([`CoordinatorConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingError {
+    /// No listen address at all.
+    #[error("no listen address; the coordinator would listen on nothing (expected {expected})")]
+    NoListenAddress {
+        /// The forms a listen address takes.
+        expected: &'static str,
+    },
+    /// A listen address that cannot be listened on.
+    #[error("{0}")]
+    ListenAddress(String),
+    /// A duration or interval that must be above zero.
+    #[error("{name} must be positive")]
+    NotPositive {
+        /// The setting.
+        name: &'static str,
+    },
+    /// A duration that must be zero or more.
+    #[error("{name} must be 0 or more")]
+    Negative {
+        /// The setting.
+        name: &'static str,
+    },
+    /// A count that must be at least one.
+    #[error("{name} must be at least 1")]
+    Zero {
+        /// The setting.
+        name: &'static str,
+    },
+}
+
 /// How the coordinator runs. A key it does not know is refused by name (a misspelt setting
 /// would otherwise be ignored silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,22 +243,24 @@ impl CoordinatorConfig {
             detail,
         };
         let config: Self = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        config.validate().map_err(invalid)?;
+        config.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         Ok(config)
     }
 
     /// Checks every setting (what [`CoordinatorConfig::load`] refuses); `coordinator init` runs
     /// it before writing anything. At least one listen address is required: a coordinator that
     /// listens on nothing cannot be reached.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.listen.is_empty() {
-            return Err(format!(
-                "no listen address; the coordinator would listen on nothing (expected {})",
-                peer::addr::LISTEN_FORMS
-            ));
+            return Err(SettingError::NoListenAddress {
+                expected: peer::addr::LISTEN_FORMS,
+            });
         }
         for l in &self.listen {
-            peer::addr::listen_addr(l)?;
+            peer::addr::listen_addr(l).map_err(SettingError::ListenAddress)?;
         }
         for (name, v) in [
             ("credit_round_s", self.credit_round_s),
@@ -237,22 +272,26 @@ impl CoordinatorConfig {
             ("rotation_period_s", self.rotation_period_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{name} must be positive"));
+                return Err(SettingError::NotPositive { name });
             }
         }
         if self.ticket_ttl_s == 0 {
-            return Err("ticket_ttl_s must be positive".into());
+            return Err(SettingError::NotPositive {
+                name: "ticket_ttl_s",
+            });
         }
         for (name, v) in [
             ("credit_hold_s", self.credit_hold_s),
             ("holder_audit_s", self.holder_audit_s),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{name} must be 0 or more"));
+                return Err(SettingError::Negative { name });
             }
         }
         if self.clone_min_events == 0 {
-            return Err("clone_min_events must be at least 1".into());
+            return Err(SettingError::Zero {
+                name: "clone_min_events",
+            });
         }
         Ok(())
     }

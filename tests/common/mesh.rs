@@ -219,6 +219,20 @@ impl Mesh {
         std::fs::read_to_string(self.peer(ns).dir.path().join("peer.log")).unwrap_or_default()
     }
 
+    /// The last reachability the log of the peer in `ns` reports and its Kademlia mode then:
+    /// (`public` or `private`, `server` or `client`).
+    pub fn reachability(&self, ns: &str) -> Option<(String, String)> {
+        let log = self.peer_log(ns);
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("reachability changed (AutoNAT)"))?;
+        Some((
+            log_field(line, "reachability")?.to_string(),
+            log_field(line, "kademlia")?.to_lowercase(),
+        ))
+    }
+
     /// SIGKILLs the peer in namespace `ns`.
     pub fn kill_peer(&mut self, ns: &str) {
         let p = self.peers.iter_mut().find(|p| p.spec.ns == ns).unwrap();
@@ -442,4 +456,10 @@ impl Mesh {
         }
         counts
     }
+}
+
+/// The value of `field` on a log line (`field=value` or `field="value"`).
+fn log_field<'a>(line: &'a str, field: &str) -> Option<&'a str> {
+    let rest = &line[line.find(&format!("{field}="))? + field.len() + 1..];
+    Some(rest.split_whitespace().next()?.trim_matches('"'))
 }

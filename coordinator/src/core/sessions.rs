@@ -119,9 +119,61 @@ pub const SMALLEST: (usize, usize) = (
     protocols::sharing::MIN_THRESHOLD as usize,
 );
 
+/// Why no session could be created now: what the pool lacks, why no quorum could be chosen, or
+/// both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// What the pool lacks for a key (none: it holds enough).
+    pub pool: Option<Shortfall>,
+    /// Why the smallest session could not be placed (none: it could).
+    pub quorum: Option<NoQuorum>,
+}
+
+/// Why no quorum could be chosen for an `n`-holder, threshold-`k` session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoQuorum {
+    /// Holders asked for.
+    pub n: usize,
+    /// Threshold asked for.
+    pub k: usize,
+    /// Peers a quorum could be chosen from.
+    pub eligible: usize,
+    /// What the quorum selection refused.
+    pub error: QuorumError,
+    /// Trusted peers left out of every quorum for want of a verified share key.
+    pub keyless: usize,
+}
+
+impl std::fmt::Display for NoQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no {}-of-{} quorum among {} eligible peers: {}{}",
+            self.k,
+            self.n,
+            self.eligible,
+            self.error,
+            keyless_note(self.keyless)
+        )
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.pool, &self.quorum) {
+            (Some(p), Some(q)) => write!(f, "{p}; {q}"),
+            (Some(p), None) => write!(f, "{p}"),
+            (None, Some(q)) => write!(f, "{q}"),
+            (None, None) => write!(f, "not ready"),
+        }
+    }
+}
+
+impl std::error::Error for NotReady {}
+
 /// Whether a session could be created now (`GET /ready`): the pool holds enough credited
 /// entropy from enough peers, and the [`SMALLEST`] session could be placed. Returns the peers a
-/// quorum could be chosen from, and the verdict with every reason it is not ready, in one line.
+/// quorum could be chosen from, and the verdict with every reason it is not ready.
 pub fn readiness<R: rand_core::CryptoRng + ?Sized>(
     candidates: &Candidates<'_>,
     rules: &SessionRules,
@@ -129,28 +181,26 @@ pub fn readiness<R: rand_core::CryptoRng + ?Sized>(
     sources: &SourceBook,
     now_ms: u64,
     rng: &mut R,
-) -> (usize, Result<(), String>) {
-    let pool = if intake.ready(rules.min_credited_bits, rules.min_contributors) {
-        Ok(())
-    } else {
-        Err(shortfall(rules, intake, sources, candidates.peers).to_string())
-    };
+) -> (usize, Result<(), NotReady>) {
+    let pool = (!intake.ready(rules.min_credited_bits, rules.min_contributors))
+        .then(|| shortfall(rules, intake, sources, candidates.peers));
     let (n, k) = SMALLEST;
     let (eligible, quorum) = quorum_outlook(candidates, rules, n, k, now_ms, rng);
     let keyless = candidates
         .peers
         .trusted_without_share_key(now_ms, rules.attestation_validity_ms)
         .len();
-    let quorum = quorum.map_err(|e| {
-        format!(
-            "no {k}-of-{n} quorum among {eligible} eligible peers: {e}{}",
-            keyless_note(keyless)
-        )
+    let quorum = quorum.err().map(|error| NoQuorum {
+        n,
+        k,
+        eligible,
+        error,
+        keyless,
     });
-    let verdict = match (pool, quorum) {
-        (Ok(()), Ok(())) => Ok(()),
-        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
-        (Err(p), Err(q)) => Err(format!("{p}; {q}")),
+    let verdict = if pool.is_none() && quorum.is_none() {
+        Ok(())
+    } else {
+        Err(NotReady { pool, quorum })
     };
     (eligible, verdict)
 }

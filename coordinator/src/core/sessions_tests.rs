@@ -348,17 +348,21 @@ fn ready_needs_a_full_pool_and_a_quorum_and_names_everything_missing() {
     let (eligible, verdict) = ready(&books);
     assert_eq!(eligible, 1);
     let why = verdict.unwrap_err();
+    assert!(why.pool.is_some(), "{why}");
+    assert_eq!(
+        why.quorum.as_ref().map(|q| (q.n, q.k, q.eligible)),
+        Some((3, 2, 1))
+    );
+    let text = why.to_string();
     assert!(
-        why.contains("credited bits") && why.contains("no 2-of-3 quorum"),
-        "{why}"
+        text.contains("credited bits") && text.contains("no 2-of-3 quorum"),
+        "{text}"
     );
     // Three peers, empty pool: only the pool is missing.
     books = Books::new(3);
     let why = ready(&books).1.unwrap_err();
-    assert!(
-        why.contains("credited bits") && !why.contains("quorum"),
-        "{why}"
-    );
+    assert!(why.pool.is_some() && why.quorum.is_none(), "{why}");
+    assert!(why.to_string().contains("credited bits"), "{why}");
     books.fill(2, 1024);
     assert_eq!(ready(&books), (3, Ok(())));
 }

@@ -79,7 +79,11 @@ pub(super) fn choose_quorum(
 }
 
 /// Whether a session could be created now, and the peers a quorum could be chosen from.
-pub(super) fn readiness(ctx: &Ctx, state: &State, now: u64) -> (usize, Result<(), String>) {
+pub(super) fn readiness(
+    ctx: &Ctx,
+    state: &State,
+    now: u64,
+) -> (usize, Result<(), decide::NotReady>) {
     let round_trips = ctx.node.round_trips();
     decide::readiness(
         &candidates(state, &round_trips),

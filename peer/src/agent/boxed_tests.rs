@@ -32,25 +32,39 @@ struct Holder {
     _dir: tempfile::TempDir,
 }
 
-fn holder() -> Holder {
+/// A holder's request handlers over a new share store (its directory lives as long as the
+/// returned one): identity from `node_seed`, share key from `box_seed`, taking orders signed by
+/// `coordinator`.
+pub(super) fn handlers_on_a_new_store(
+    node_seed: u8,
+    box_seed: u8,
+    coordinator: NodeId,
+    boot_id: &str,
+) -> (DetachedHandlers, Arc<ShareStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ShareStore::open(&dir.path().join("shares.redb"), 16).unwrap());
-    let key = NodeKey::from_secret_bytes(&[21; 32]);
-    let share_key = BoxSecret::from_uniform_bytes(&[22; 64]);
-    let coordinator = NodeKey::from_secret_bytes(&[23; 32]);
     let measurement = Measurement {
         binary_sha256: [0xaa; 32],
         config_digest: [1; 32],
-        boot_id: "boxed-tests".into(),
+        boot_id: boot_id.into(),
     };
     let handlers = DetachedHandlers::new(
-        NodeKey::from_secret_bytes(&[21; 32]),
-        BoxSecret::from_uniform_bytes(&[22; 64]),
-        coordinator.node_id(),
+        NodeKey::from_secret_bytes(&[node_seed; 32]),
+        BoxSecret::from_uniform_bytes(&[box_seed; 64]),
+        coordinator,
         store.clone(),
         measurement,
         1e12,
     );
+    (handlers, store, dir)
+}
+
+fn holder() -> Holder {
+    let key = NodeKey::from_secret_bytes(&[21; 32]);
+    let share_key = BoxSecret::from_uniform_bytes(&[22; 64]);
+    let coordinator = NodeKey::from_secret_bytes(&[23; 32]);
+    let (handlers, store, dir) =
+        handlers_on_a_new_store(21, 22, coordinator.node_id(), "boxed-tests");
     Holder {
         handlers,
         store,

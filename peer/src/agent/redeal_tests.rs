@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::DetachedHandlers;
-use super::measure::Measurement;
 use crate::node::{Protocol, RequestFrame};
 use crate::store::{HeldShare, ShareStore};
 use chacha20::ChaCha20Rng;
@@ -41,20 +40,11 @@ struct Holder {
 }
 
 fn holder(seed: u8, coordinator: &NodeKey) -> Holder {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ShareStore::open(&dir.path().join("shares.redb"), 16).unwrap());
-    let measurement = Measurement {
-        binary_sha256: [0xaa; 32],
-        config_digest: [1; 32],
-        boot_id: "redeal-tests".into(),
-    };
-    let handlers = DetachedHandlers::new(
-        NodeKey::from_secret_bytes(&[seed; 32]),
-        BoxSecret::from_uniform_bytes(&[seed; 64]),
+    let (handlers, store, dir) = super::boxed_tests::handlers_on_a_new_store(
+        seed,
+        seed,
         coordinator.node_id(),
-        store.clone(),
-        measurement,
-        1e12,
+        "redeal-tests",
     );
     Holder {
         handlers,

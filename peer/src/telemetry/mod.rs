@@ -152,10 +152,10 @@ impl Readiness {
         }
     }
 
-    /// Records the latest verdict.
-    pub fn set(&self, verdict: Result<(), String>) {
+    /// Records the latest verdict (a refusal as the text `/ready` serves).
+    pub fn set<E: std::fmt::Display>(&self, verdict: Result<(), E>) {
         if let Ok(mut s) = self.state.lock() {
-            *s = verdict;
+            *s = verdict.map_err(|reason| reason.to_string());
         }
     }
 
@@ -222,9 +222,9 @@ mod tests {
     fn readiness_keeps_the_last_verdict_and_its_reason() {
         let r = Readiness::not_yet("starting");
         assert_eq!(r.get(), Err("starting".into()));
-        r.set(Ok(()));
+        r.set(Ok::<(), String>(()));
         assert_eq!(r.get(), Ok(()));
-        r.set(Err("pool empty".into()));
+        r.set(Err("pool empty"));
         assert_eq!(r.get(), Err("pool empty".into()));
     }
 }

@@ -84,7 +84,7 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
     }
     // Everything is checked before anything is written: a refused command leaves no file behind
     // and can be run again as typed, corrected.
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate()?;
     let target = systemd::config_target(&config_path)?;
     let settings = toml::to_string_pretty(&config).context("encoding the config")?;
     for existing in [
