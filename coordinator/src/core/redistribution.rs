@@ -285,6 +285,16 @@ impl<'k> Redistribution<'k> {
                 self.not_ready += 1;
                 return;
             }
+            // The holder says its own share of this epoch fails its commitments (its store was
+            // changed): it cannot serve the session, and it is named as a share that failed a
+            // fetch would name it.
+            Err(Refusal::BadShare(why)) => {
+                self.faults.push((
+                    node,
+                    HolderFault::BadShare(format!("its share cannot be dealt: {why}")),
+                ));
+                return;
+            }
             Err(_) => return,
         };
         // Not signed by the holder: it says nothing a third party could check; silence.

@@ -189,6 +189,53 @@ async fn a_false_complaint_names_the_complainer_who_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_holder_whose_stored_share_was_changed_says_so_is_named_and_the_rotation_completes() {
+    let mut w = World::new(WORLD, 27);
+    let before = created(&mut w, 5, 3).await;
+    let changed = before.holders[1].node;
+    // Its store changed under it: the share still opens (boxed to it again) but fails the
+    // commitments, as the simulator's tampering holders do.
+    {
+        let holder = &w.holders[&changed];
+        let mut stored = holder.store.get(&before.session, 0).unwrap().unwrap();
+        let peer::store::HeldShare::Boxed(b) = &mut stored.share else {
+            panic!("a share dealt now is boxed");
+        };
+        let context = protocols::holder_box::slot_context(&b.slot);
+        let mut value = *holder.share_key.open(&context, &b.boxed).unwrap();
+        value[0] ^= 0x01;
+        b.boxed = share_box::box_to(
+            &holder.share_key.public(),
+            &context,
+            &value,
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
+        holder.store.delete_epoch(&before.session, 0).unwrap();
+        holder
+            .store
+            .put_held(&stored.share, stored.expires_at_ms)
+            .unwrap();
+    }
+    let next: Vec<NodeId> = w.nodes().into_iter().skip(2).take(5).collect();
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+    assert_eq!(p.faults().len(), 1, "{:?}", p.faults());
+    assert_eq!(p.faults()[0].0, changed);
+    assert!(
+        matches!(&p.faults()[0].1, HolderFault::BadShare(why) if why.contains("cannot be dealt")),
+        "{:?}",
+        p.faults()
+    );
+    assert_eq!(
+        run.committed.unwrap().commitments.0[0],
+        before.commitments.0[0]
+    );
+}
+
+#[tokio::test]
 async fn fewer_than_k_dealers_abandon_the_rotation_and_epoch_e_stays_fetchable() {
     let mut w = World::new(WORLD, 25);
     let before = created(&mut w, 5, 3).await;
