@@ -243,10 +243,7 @@ impl CoordinatorConfig {
             detail,
         };
         let config: Self = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        config.validate().map_err(|e| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        config.validate().map_err(|e| invalid(e.to_string()))?;
         Ok(config)
     }
 
