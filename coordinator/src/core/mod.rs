@@ -191,7 +191,27 @@ macro_rules! machine {
     };
 }
 machine!(placement::EpochPlacement);
-machine!(deletions::Delivery);
+
+impl Machine for deletions::Delivery {
+    fn poll_action(&mut self) -> Option<Action> {
+        Self::poll_action(self)
+    }
+    fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
+        Self::handle_written(self, result, now_ms)
+    }
+    fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
+        Self::handle_answer(self, id, acknowledged, now_ms)
+    }
+    fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
+        Self::handle_reply(self, id, reply, now_ms)
+    }
+    fn handle_timeout(&mut self, now_ms: u64) {
+        Self::handle_timeout(self, now_ms)
+    }
+    fn finished(&self) -> bool {
+        Self::finished(self)
+    }
+}
 
 impl Machine for redistribution::Redistribution<'_> {
     fn poll_action(&mut self) -> Option<Action> {

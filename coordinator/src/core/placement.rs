@@ -72,7 +72,8 @@ impl EpochPlacement {
             .collect();
         // Every delete order this placement may send: the new epoch (roll-back, holders that
         // never acknowledged).
-        let deletes = DeleteOrders::from([((session, epoch), signer.delete_order(session, epoch))]);
+        let mut deletes = DeleteOrders::default();
+        deletes.add_plain(signer, session, epoch);
         let pending = PendingEpoch {
             session,
             epoch,
@@ -263,6 +264,7 @@ impl EpochPlacement {
                     session,
                     epoch: self.epoch,
                     node,
+                    prove: None,
                 }),
         );
         owed
@@ -277,6 +279,7 @@ impl EpochPlacement {
                 session: self.record.session,
                 epoch,
                 node,
+                prove: None,
             })
             .collect()
     }

@@ -12,7 +12,7 @@
 use super::deletions::{DeleteOrders, Delivery};
 use super::holder_audits::HolderFault;
 use super::orders::Signer;
-use super::{Action, Outcome, PlacementError, Write, WriteError, store_acknowledged};
+use super::{Action, Outcome, PlacementError, Write, WriteError};
 use crate::db::{OwedDeletion, SessionRecord};
 use judge::{Dealing, ack_fits, dealing_fault, decode, judge_reports, qualified};
 use protocols::ids::{Epoch, NodeId, ShareIndex};
@@ -45,6 +45,9 @@ pub struct Redistribution<'k> {
     signer: Signer<'k>,
     record: SessionRecord,
     old_holders: Vec<NodeId>,
+    /// Epoch e's deletions, owed by every old holder once e+1 commits, each with the share it
+    /// must prove before deleting (docs/protocol/holder-audits.md).
+    old_owed: Vec<OwedDeletion>,
     to: Epoch,
     new_threshold: u8,
     new_holders: Vec<NewHolder>,
@@ -78,14 +81,16 @@ impl std::fmt::Debug for Redistribution<'_> {
 impl<'k> Redistribution<'k> {
     /// Starts moving `record` (at its current epoch e) to epoch e+1 on `new_holders` (distinct
     /// nodes and indices, each with its verified share key), same threshold, committing after
-    /// `min_acks` acknowledgements; holders have `answer_ms` to answer each order.
-    pub fn new(
+    /// `min_acks` acknowledgements; holders have `answer_ms` to answer each order. `rng` draws
+    /// the challenges of the proofs old holders give before deleting epoch e.
+    pub fn new<R: rand_core::CryptoRng + ?Sized>(
         record: SessionRecord,
         new_holders: Vec<NewHolder>,
         min_acks: usize,
         signer: Signer<'k>,
         now_ms: u64,
         answer_ms: u64,
+        rng: &mut R,
     ) -> Result<Self, PlacementError> {
         let session = record.session;
         let to = record
@@ -96,14 +101,17 @@ impl<'k> Redistribution<'k> {
             ))?;
         let new_threshold = u8::try_from(record.commitments.threshold())
             .map_err(|_| PlacementError::Redistribution("threshold above 255".into()))?;
-        let deletes = [to, record.epoch]
-            .into_iter()
-            .map(|e| ((session, e), signer.delete_order(session, e)))
-            .collect();
+        let old_owed = judge::owed_with_proofs(&record);
+        let mut deletes = DeleteOrders::default();
+        deletes.add_plain(&signer, session, to);
+        for d in &old_owed {
+            deletes.add(&signer, d, rng);
+        }
         let pending = messages::pending(&record, to, &new_holders, now_ms);
         Ok(Redistribution {
             signer,
             old_holders: record.holders.iter().map(|h| h.node).collect(),
+            old_owed,
             record,
             to,
             new_threshold,
@@ -140,6 +148,13 @@ impl<'k> Redistribution<'k> {
         let delivery = self.delivery.as_mut()?;
         let action = delivery.poll_action();
         if action.is_none() && delivery.finished() {
+            for (node, fault) in delivery.faults() {
+                // Named once: an old holder that refused to sub-deal its changed share also
+                // fails to prove it before deleting.
+                if !self.faults.iter().any(|(n, _)| n == node) {
+                    self.faults.push((*node, fault.clone()));
+                }
+            }
             self.delivery = None;
             if let Phase::Delivering { outcome } = std::mem::replace(&mut self.phase, Phase::Done) {
                 self.finish(outcome);
@@ -190,7 +205,7 @@ impl<'k> Redistribution<'k> {
     pub fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
         if let Phase::Delivering { .. } = self.phase {
             if let Some(d) = self.delivery.as_mut() {
-                d.handle_answer(id, reply.is_some_and(store_acknowledged), now_ms);
+                d.handle_reply(id, reply, now_ms);
             }
             return;
         }
@@ -472,7 +487,7 @@ impl<'k> Redistribution<'k> {
         let kept: BTreeSet<NodeId> = self.record.holders.iter().map(|h| h.node).collect();
         let lost = self.new_holders.iter().map(|h| h.node);
         let session = self.record.session;
-        let mut owed = judge::owed(session, self.to - 1, self.old_holders.iter().copied());
+        let mut owed = self.old_owed.clone();
         owed.extend(judge::owed(
             session,
             self.to,

@@ -4,6 +4,7 @@
 //! is named and the rotation completes from the honest, too few dealers leave epoch e in place.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::super::deletions::{Delivery, delete_orders};
 use super::super::holder_audits::HolderFault;
 use super::super::tests::{EXPIRES_MS, World, coordinator_keys, created, holder_key, rotation};
 use super::super::{Outcome, PlacementError};
@@ -193,30 +194,7 @@ async fn a_holder_whose_stored_share_was_changed_says_so_is_named_and_the_rotati
     let mut w = World::new(WORLD, 27);
     let before = created(&mut w, 5, 3).await;
     let changed = before.holders[1].node;
-    // Its store changed under it: the share still opens (boxed to it again) but fails the
-    // commitments, as the simulator's tampering holders do.
-    {
-        let holder = &w.holders[&changed];
-        let mut stored = holder.store.get(&before.session, 0).unwrap().unwrap();
-        let peer::store::HeldShare::Boxed(b) = &mut stored.share else {
-            panic!("a share dealt now is boxed");
-        };
-        let context = protocols::holder_box::slot_context(&b.slot);
-        let mut value = *holder.share_key.open(&context, &b.boxed).unwrap();
-        value[0] ^= 0x01;
-        b.boxed = share_box::box_to(
-            &holder.share_key.public(),
-            &context,
-            &value,
-            &mut StdRng::seed_from_u64(1),
-        )
-        .unwrap();
-        holder.store.delete_epoch(&before.session, 0).unwrap();
-        holder
-            .store
-            .put_held(&stored.share, stored.expires_at_ms)
-            .unwrap();
-    }
+    change_stored_share(&w, &before, changed);
     let next: Vec<NodeId> = w.nodes().into_iter().skip(2).take(5).collect();
     let keys = coordinator_keys();
     let mut p = rotation(&w, &keys, &before, &next);
@@ -233,6 +211,85 @@ async fn a_holder_whose_stored_share_was_changed_says_so_is_named_and_the_rotati
         run.committed.unwrap().commitments.0[0],
         before.commitments.0[0]
     );
+}
+
+/// Changes the share `node` stores for epoch 0 of `record` under it: it still opens (boxed to
+/// it again) but fails the commitments, as the simulator's tampering holders do.
+fn change_stored_share(w: &World, record: &crate::db::SessionRecord, node: NodeId) {
+    let holder = &w.holders[&node];
+    let mut stored = holder.store.get(&record.session, 0).unwrap().unwrap();
+    let peer::store::HeldShare::Boxed(b) = &mut stored.share else {
+        panic!("a share dealt now is boxed");
+    };
+    let context = protocols::holder_box::slot_context(&b.slot);
+    let mut value = *holder.share_key.open(&context, &b.boxed).unwrap();
+    value[0] ^= 0x01;
+    b.boxed = share_box::box_to(
+        &holder.share_key.public(),
+        &context,
+        &value,
+        &mut StdRng::seed_from_u64(1),
+    )
+    .unwrap();
+    holder.store.delete_epoch(&record.session, 0).unwrap();
+    holder
+        .store
+        .put_held(&stored.share, stored.expires_at_ms)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn old_holders_away_during_the_rotation_prove_their_share_before_deleting_it_and_a_changed_one_is_named()
+ {
+    let mut w = World::new(WORLD, 29);
+    let before = created(&mut w, 5, 3).await;
+    let (changed, honest) = (before.holders[1].node, before.holders[3].node);
+    change_stored_share(&w, &before, changed);
+    w.down.extend([changed, honest]);
+    let next: Vec<NodeId> = w
+        .nodes()
+        .into_iter()
+        .filter(|n| !w.down.contains(n))
+        .take(5)
+        .collect();
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &before, &next);
+    let run = w.drive(&mut p, None).await;
+    assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+    assert!(p.faults().is_empty(), "away is no fault: {:?}", p.faults());
+    // Both still owe epoch 0's deletion, each with the share it must prove first.
+    let owed = w.db.owed_deletions().unwrap();
+    assert_eq!(owed.len(), 2, "{owed:?}");
+    assert!(owed.iter().all(|d| d.epoch == 0 && d.prove.is_some()));
+    // They come back; the upkeep's delivery asks each to prove, then delete.
+    w.down.clear();
+    let orders = delete_orders(&w.signer(), &owed, &mut StdRng::seed_from_u64(2));
+    let mut delivery = Delivery::new(&owed, &orders, w.now, 10_000, 0);
+    w.drive(&mut delivery, None).await;
+    assert_eq!(delivery.faults().len(), 1, "{:?}", delivery.faults());
+    assert_eq!(delivery.faults()[0].0, changed);
+    assert!(
+        matches!(&delivery.faults()[0].1, HolderFault::BadShare(why) if why.contains("share proof")),
+        "{:?}",
+        delivery.faults()
+    );
+    assert!(w.db.owed_deletions().unwrap().is_empty(), "both settled");
+    for node in [changed, honest] {
+        assert!(
+            w.holders[&node]
+                .store
+                .get(&before.session, 0)
+                .unwrap()
+                .is_none(),
+            "epoch 0 deleted once proven"
+        );
+    }
+    // Asked again (an answer lost after the deletion), "not found" settles without blame.
+    let again = delete_orders(&w.signer(), &owed, &mut StdRng::seed_from_u64(3));
+    let mut delivery = Delivery::new(&owed, &again, w.now, 10_000, 0);
+    w.drive(&mut delivery, None).await;
+    assert!(delivery.faults().is_empty(), "{:?}", delivery.faults());
+    assert_eq!(delivery.acknowledged().len(), 2);
 }
 
 #[tokio::test]

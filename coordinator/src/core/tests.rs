@@ -351,7 +351,7 @@ impl World {
     pub(super) async fn restart(&mut self) {
         self.db.retire_all_pending_epochs().unwrap();
         let owed = self.db.owed_deletions().unwrap();
-        let orders = delete_orders(&self.signer(), &owed);
+        let orders = delete_orders(&self.signer(), &owed, &mut rand::rng());
         let mut delivery = Delivery::new(&owed, &orders, self.now, ANSWER_MS, 0);
         let run = self.drive(&mut delivery, None).await;
         assert!(delivery.finished(), "{run:?}");
@@ -476,6 +476,7 @@ pub(super) fn rotation<'k>(
         signer,
         world.now,
         ANSWER_MS,
+        &mut rand::rng(),
     )
     .unwrap()
 }

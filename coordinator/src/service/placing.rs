@@ -5,6 +5,7 @@
 use super::holders;
 use super::{Ctx, now_ms};
 use crate::core::deletions::{Delivery, delete_orders};
+use crate::core::holder_audits::HolderFault;
 use crate::core::orders::Signer;
 use crate::core::{Action, Machine, Outcome, Write, WriteError};
 use crate::db::{OwedDeletion, SessionRecord};
@@ -84,13 +85,20 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
     }
 }
 
-/// Delivers `owed` deletions and settles those acknowledged (the rest stay owed).
-pub(super) async fn deliver_owed(ctx: &Ctx, owed: &[OwedDeletion], addrs: &Addrs) {
+/// Delivers `owed` deletions and settles those acknowledged (the rest stay owed); returns the
+/// holders whose proof before deleting failed.
+pub(super) async fn deliver_owed(
+    ctx: &Ctx,
+    owed: &[OwedDeletion],
+    addrs: &Addrs,
+) -> Vec<(NodeId, HolderFault)> {
     // Delete orders are only signed: the master key is not used for them.
     let master = ctx.sealing_key();
-    let orders = delete_orders(&signer(ctx, &master), owed);
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let orders = delete_orders(&signer(ctx, &master), owed, &mut rng);
     let mut delivery = Delivery::new(owed, &orders, now_ms(), HOLDER_ANSWER_MS, 0);
     drive(ctx, &mut delivery, addrs).await;
+    delivery.faults().to_vec()
 }
 
 /// The coordinator's keys, for the orders a machine makes: its identity, and `master` (from

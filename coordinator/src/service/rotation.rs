@@ -143,6 +143,7 @@ async fn rotate(
         placing::signer(ctx, &master),
         now_ms(),
         placing::HOLDER_ANSWER_MS,
+        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
     ) {
         Ok(m) => m,
         Err(e) => return (Err(e.into()), Vec::new()),

@@ -79,8 +79,8 @@ async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<
     let addrs = state.peers.addrs_of(nodes.into_iter());
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
-        super::placing::deliver_owed(&ctx, &owed, &addrs).await;
-        let _ = internal.send(Internal::Settled { sessions }).await;
+        let faults = super::placing::deliver_owed(&ctx, &owed, &addrs).await;
+        let _ = internal.send(Internal::Settled { sessions, faults }).await;
     });
 }
 
@@ -121,9 +121,11 @@ fn expire(
                 session: record.session,
                 epoch: record.epoch,
                 node: h.node,
+                prove: None,
             })
             .collect();
-        super::placing::deliver_owed(&ctx, &deletions, &addrs).await;
+        // Plain deletions: nothing to prove, no fault to find.
+        let _ = super::placing::deliver_owed(&ctx, &deletions, &addrs).await;
         let db = ctx.db.clone();
         let session = record.session;
         match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {

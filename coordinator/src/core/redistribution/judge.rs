@@ -2,10 +2,11 @@
 //! sub-dealing acceptable (the public check), who is at fault in each complaint, which dealings
 //! form the qualified set, and does an acknowledgement carry the holder's share under `C'`.
 
-use crate::db::{Holder, OwedDeletion, SessionRecord};
+use crate::db::{Holder, OwedDeletion, SessionRecord, ShareToProve};
 use peer::node::Protocol;
 use protocols::ids::{Epoch, NodeId, SessionId, ShareIndex};
 use protocols::redistribution::{Verdict, judge_complaint};
+use protocols::share_proof;
 use protocols::sharing::Commitments;
 use protocols::sharing::redistribute::{check_dealing, public_share};
 use protocols::wire::{
@@ -178,6 +179,30 @@ pub(super) fn owed(
             session,
             epoch,
             node,
+            prove: None,
+        })
+        .collect()
+}
+
+/// Epoch e's deletions owed by every holder of `record` (at epoch e) once e+1 commits: for a
+/// session boxed to its holders, each with the public share the holder proves before deleting
+/// (a holder whose public share the commitments do not give owes a plain deletion).
+pub(super) fn owed_with_proofs(record: &SessionRecord) -> Vec<OwedDeletion> {
+    record
+        .holders
+        .iter()
+        .map(|h| OwedDeletion {
+            session: record.session,
+            epoch: record.epoch,
+            node: h.node,
+            prove: record
+                .boxed
+                .then(|| share_proof::public_share_bytes(&record.commitments, h.index).ok())
+                .flatten()
+                .map(|public_share| ShareToProve {
+                    index: h.index,
+                    public_share,
+                }),
         })
         .collect()
 }
