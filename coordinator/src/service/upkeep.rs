@@ -20,10 +20,6 @@ pub(super) async fn rotate_due(
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
     let requested = state.ledger.requested();
-    let reseal = schedule::Reseal {
-        current: ctx.keyring().current().id(),
-        slots: schedule::RESEAL_AT_ONCE.saturating_sub(state.ledger.busy().len()),
-    };
     let plan = schedule::plan(
         &sessions,
         state.ledger.busy(),
@@ -31,7 +27,6 @@ pub(super) async fn rotate_due(
         |node| rotation::standing(ctx, state, node, now),
         now,
         (ctx.config.rotation_period_s * 1000.0) as u64,
-        reseal,
     );
     for session in &plan.forget_requests {
         state.ledger.forget_request(session);
