@@ -211,7 +211,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
             )],
         ))
     })?;
-    let rotated = narrator.step("the devices return; rotation to epoch 1 on a fresh quorum", || {
+    narrator.step("the devices return; rotation to epoch 1 on a fresh quorum", || {
         for i in 0..fleet.peers.len() {
             if killed.contains(&fleet.peers[i].name) {
                 fleet.start_peer(i)?;
@@ -244,7 +244,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         let t: Ticket = grant.ticket.open_from_any_signer()?.1;
         let key = runtime.block_on(a.fetch(&grant))?;
         ensure!(key == key_a, "key changed across rotation");
-        Ok((grant, vec![
+        Ok(((), vec![
             format!("epoch {}: {}", t.epoch, t.holders.iter().map(|h| format!("#{}→{}", h.index, fleet.name_of(&h.node))).collect::<Vec<_>>().join(" ")),
             format!("{} — same key; the old holders sub-dealt their shares to the new ones (the coordinator relayed boxes and commitments), then proved and deleted epoch 0", fingerprint(&key)),
         ]))
@@ -253,8 +253,11 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         let pid = fleet.coordinator_pid().context("the coordinator is not running")?;
         let memory = residue::in_process(pid, key_a.expose())?;
         ensure!(memory.found == 0, "the coordinator's memory holds the session key");
+        // The session may have moved on since (a repair): a ticket for its epoch now, then the
+        // kill at once.
+        let grant = runtime.block_on(a.ticket(created.session))?;
         ensure!(fleet.kill_coordinator()?, "the coordinator was not running");
-        let key = runtime.block_on(a.fetch(&rotated))?;
+        let key = runtime.block_on(a.fetch(&grant))?;
         ensure!(key == key_a, "key changed with the coordinator down");
         let files = residue::in_files(&fleet.coordinator_dir(), key_a.expose())?;
         ensure!(files.found == 0, "the coordinator's data directory holds the session key");
@@ -280,7 +283,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         ensure!(key == key_a, "key changed across the coordinator's restart");
         Ok(((), vec![
             format!("its memory before the kill: {} MiB in {} writable regions, no copy of the key", memory.bytes >> 20, memory.places),
-            format!("coordinator down: A fetched with the ticket it holds — {}, same key", fingerprint(&key)),
+            format!("coordinator down: A fetched with the ticket it holds: {} — same key", fingerprint(&key)),
             format!("its data directory: {} files, {} KiB, no copy of the key; every share is boxed to its holder's own key", files.places, files.bytes >> 10),
             "restarted from its database: a new ticket, the same key — the holders answer for it, not the coordinator".into(),
         ]))
