@@ -196,6 +196,37 @@ impl Fleet {
         self.root.path().join("coordinator")
     }
 
+    /// The running coordinator's process id.
+    pub(crate) fn coordinator_pid(&self) -> Option<u32> {
+        self.coordinator.as_ref().map(Child::id)
+    }
+
+    /// Kills the coordinator with SIGKILL and waits for it; `false` if it was not running.
+    pub(crate) fn kill_coordinator(&mut self) -> anyhow::Result<bool> {
+        let Some(mut child) = self.coordinator.take() else {
+            return Ok(false);
+        };
+        child.kill()?;
+        child.wait()?;
+        Ok(true)
+    }
+
+    /// Starts the coordinator again from its data directory; returns once its admin socket
+    /// answers, calling `check_deadline` between looks.
+    pub(crate) async fn restart_coordinator(
+        &mut self,
+        check_deadline: impl Fn(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let dir = self.coordinator_dir();
+        self.coordinator =
+            Some(self.spawn_logged(&["coordinator", "run"], &dir, "coordinator.log")?);
+        while self.status().await.is_err() {
+            check_deadline("waiting for the restarted coordinator's admin socket")?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// Initialises, enrols and starts the next peer as the layout says, with simulated sources
     /// and short contribution and heartbeat intervals.
     pub(crate) async fn add_peer(&mut self) -> anyhow::Result<&FleetPeer> {
@@ -345,12 +376,6 @@ impl Fleet {
             }
         }
         out
-    }
-
-    /// The coordinator's process id.
-    #[cfg(feature = "lab")]
-    pub(crate) fn coordinator_pid(&self) -> Option<u32> {
-        self.coordinator.as_ref().map(Child::id)
     }
 
     /// The first peer's process id.

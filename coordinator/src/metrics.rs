@@ -9,12 +9,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Rotation causes, served from the start so that an alert on `increase()` sees the first.
-const CAUSES: [&str; 5] = [
+const CAUSES: [&str; 4] = [
     Cause::Period.label(),
     Cause::Repair.label(),
     Cause::Quarantine.label(),
     Cause::Manual.label(),
-    Cause::Reseal.label(),
 ];
 
 /// Why a peer is quarantined (attestation, clone detection, holder audits), served from the start.
@@ -45,7 +44,7 @@ pub struct CoordinatorMetrics {
     pub pool_ready: CountGauge,
     /// Peers a new session's quorum could be chosen from now.
     pub holders_eligible: CountGauge,
-    /// Committed rotations by cause (`period`, `repair`, `quarantine`, `manual`, `reseal`).
+    /// Committed rotations by cause (`period`, `repair`, `quarantine`, `manual`).
     pub rotations: LabelledCounter,
     /// Rotations that failed and left the session on its epoch, by cause.
     pub rotations_failed: LabelledCounter,

@@ -17,6 +17,7 @@ pub mod redistribution;
 pub mod reshare;
 pub mod sealing;
 pub mod share_box;
+pub mod share_proof;
 pub mod sharing;
 pub mod ticket;
 pub mod wire;

@@ -334,3 +334,25 @@ pub(crate) async fn audit_every_holder(admin: &tokio::sync::mpsc::Sender<AdminRe
     }
     tracing::warn!("holder audits still running after 120 s; sampling anyway");
 }
+
+/// Waits until no deletion owed with a share proof is left (docs/protocol/holder-audits.md): a
+/// holder that was away when its session was rotated off it is judged only when that deletion
+/// reaches it, and the run must not be sampled before. Bounded only as a hang (60 s); a holder
+/// still down at the end keeps its deletion owed.
+pub(crate) async fn settle_proven_deletions(db: &Arc<CoordinatorDb>) {
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < bound {
+        let d = db.clone();
+        let owed = tokio::task::spawn_blocking(move || d.owed_deletions())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|o| o.iter().filter(|d| d.prove.is_some()).count())
+            .unwrap_or(0);
+        if owed == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    tracing::warn!("deletions owed with a proof still undelivered after 60 s; sampling anyway");
+}

@@ -314,6 +314,7 @@ pub async fn run(
     // Then every live session's holders are audited once more, so a holder away for its audit
     // and first retries (a region down) is checked now that it is back, however slow the machine.
     crate::observe::audit_every_holder(&coordinator.admin).await;
+    crate::observe::settle_proven_deletions(&db).await;
     observer
         .sample(&fleet, &coordinator, &db, &workload.stats, nk)
         .await;

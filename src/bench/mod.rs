@@ -194,6 +194,7 @@ struct LargeFigures {
     bare: bare::BareFigures,
     fan_out: bare::FanOutFigures,
     fetch: fetch_latency::FetchFigures,
+    rotation: throughput::RotationTime,
 }
 
 /// Grows the fleet to max(--peers, 18), measures the bare round trip and the 11-probe fan-out
@@ -220,11 +221,25 @@ async fn measure_large(
     progress("fetch (16,11): warm and cold");
     let samples = (args.requests, args.cold);
     let fetch = fetch_latency::measure(setup, &large, samples, &bare, total).await?;
+    progress(&format!(
+        "rotating the n=16 session {} times",
+        args.rotations
+    ));
+    let rotation = throughput::rotation_time(
+        setup.requester,
+        &fleet.admin_socket,
+        large.session,
+        16,
+        args.rotations,
+        setup.deadline,
+    )
+    .await?;
     Ok(LargeFigures {
         peers: total,
         bare,
         fan_out,
         fetch,
+        rotation,
     })
 }
 
@@ -293,6 +308,7 @@ async fn measure_on(
         &requester,
         &fleet.admin_socket,
         small.session,
+        5,
         args.rotations,
         deadline,
     )
@@ -307,13 +323,13 @@ async fn measure_on(
         None
     };
     let mut bare_fan_out = vec![fan_out];
-    let (peers_large, bare_large) = match large {
+    let (peers_large, bare_large, rotation_large) = match large {
         Some(large) => {
             fetch.push(large.fetch);
             bare_fan_out.push(large.fan_out);
-            (Some(large.peers), Some(large.bare))
+            (Some(large.peers), Some(large.bare), Some(large.rotation))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
 
     let coordinator_pid = fleet.coordinator_pid().context("no coordinator process")?;
@@ -368,6 +384,7 @@ async fn measure_on(
         fetch,
         sessions,
         rotation,
+        rotation_large,
         rss,
         sources_at_end,
         elapsed_s: started.elapsed().as_secs_f64(),

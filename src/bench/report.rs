@@ -81,8 +81,10 @@ pub(crate) struct BenchReport {
     pub fetch: Vec<FetchFigures>,
     /// Sessions per second end to end.
     pub sessions: SessionRate,
-    /// Rotation time.
+    /// Rotation time of the (5,3) session.
     pub rotation: RotationTime,
+    /// Rotation time of the (16,11) session (unless `--no-large`).
+    pub rotation_large: Option<RotationTime>,
     /// Memory.
     pub rss: RssFigures,
     /// Source health at the end.
@@ -197,11 +199,12 @@ impl BenchReport {
             r.receipts_below_min_credited_bits,
             s.min_credited_bits
         ));
-        let t = &self.rotation;
-        out.push(format!(
-            "  rotation (n={}): median {:.1} ms over {} (min {:.1}, max {:.1}), admin Rotate until the ticket shows the new epoch (polled every {} ms, {} ms pause between rotations, {} Rotate calls resent)",
-            t.n, t.median_ms, t.rotations, t.min_ms, t.max_ms, t.poll_ms, t.settle_ms, t.rotate_calls_resent
-        ));
+        for t in std::iter::once(&self.rotation).chain(&self.rotation_large) {
+            out.push(format!(
+                "  rotation (n={}): median {:.1} ms over {} (min {:.1}, max {:.1}), admin Rotate until the ticket shows the new epoch (polled every {} ms, {} ms pause between rotations, {} Rotate calls resent)",
+                t.n, t.median_ms, t.rotations, t.min_ms, t.max_ms, t.poll_ms, t.settle_ms, t.rotate_calls_resent
+            ));
+        }
         out.push(format!(
             "  RSS: coordinator {}, one peer {}",
             mib(self.rss.coordinator_kib),

@@ -106,12 +106,13 @@ async fn current_epoch(requester: &Requester, session: SessionId) -> anyhow::Res
     Ok(ticket.epoch)
 }
 
-/// Rotates `session` `rotations` times, each timed from the admin call until
+/// Rotates `session` (of `n` shares) `rotations` times, each timed from the admin call until
 /// `Requester::ticket` shows the next epoch (polled every 10 ms).
 pub(crate) async fn rotation_time(
     requester: &Requester,
     admin_socket: &Path,
     session: SessionId,
+    n: u8,
     rotations: usize,
     deadline: &Deadline,
 ) -> anyhow::Result<RotationTime> {
@@ -138,7 +139,7 @@ pub(crate) async fn rotation_time(
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1e3;
     Ok(RotationTime {
-        n: 5,
+        n,
         rotations,
         median_ms: median_ms(&samples).context("no rotations")?,
         min_ms: samples.iter().map(ms).fold(f64::INFINITY, f64::min),

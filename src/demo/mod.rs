@@ -4,6 +4,7 @@
 //! daemons (and so the same coordinator core) as a real deployment; there is no second key path.
 
 mod network;
+mod residue;
 
 use anyhow::{Context, bail};
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! The networked demo: a coordinator, seven peers in three regions under three operators and
 //! two requesters, all real processes or real sockets on loopback, narrated step by step.
 
-use super::{DemoArgs, Narrator};
+use super::{DemoArgs, Narrator, residue};
 use crate::fleet::{CoordinatorSettings, Fleet, FleetSettings, PeerLayout, admin_call};
 use anyhow::{Context, bail, ensure};
 use coordinator::admin::AdminCall;
@@ -246,7 +246,46 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         ensure!(key == key_a, "key changed across rotation");
         Ok(((), vec![
             format!("epoch {}: {}", t.epoch, t.holders.iter().map(|h| format!("#{}→{}", h.index, fleet.name_of(&h.node))).collect::<Vec<_>>().join(" ")),
-            format!("{} — same key; the old holders were told to delete epoch 0 only after the commit", fingerprint(&key)),
+            format!("{} — same key; the old holders sub-dealt their shares to the new ones (the coordinator relayed boxes and commitments), then proved and deleted epoch 0", fingerprint(&key)),
+        ]))
+    })?;
+    narrator.step("the coordinator killed with SIGKILL and restarted: it holds nothing that opens the key", || {
+        let pid = fleet.coordinator_pid().context("the coordinator is not running")?;
+        let memory = residue::in_process(pid, key_a.expose())?;
+        ensure!(memory.found == 0, "the coordinator's memory holds the session key");
+        // The session may have moved on since (a repair): a ticket for its epoch now, then the
+        // kill at once.
+        let grant = runtime.block_on(a.ticket(created.session))?;
+        ensure!(fleet.kill_coordinator()?, "the coordinator was not running");
+        let key = runtime.block_on(a.fetch(&grant))?;
+        ensure!(key == key_a, "key changed with the coordinator down");
+        let files = residue::in_files(&fleet.coordinator_dir(), key_a.expose())?;
+        ensure!(files.found == 0, "the coordinator's data directory holds the session key");
+        let deadline = Instant::now() + DEADLINE;
+        runtime.block_on(fleet.restart_coordinator(|what| {
+            ensure!(Instant::now() < deadline, "{what}: no answer");
+            Ok(())
+        }))?;
+        // The holders' heartbeats reach the restarted coordinator within seconds; until then a
+        // ticket may name no address for some of them.
+        let key = loop {
+            let attempt = runtime.block_on(async {
+                let a = Requester::connect(&a_key, coord_addr.clone()).await?;
+                let grant = a.ticket(created.session).await?;
+                anyhow::Ok(a.fetch(&grant).await?)
+            });
+            match attempt {
+                Ok(key) => break key,
+                Err(e) => ensure!(Instant::now() < deadline, "no fetch after the restart: {e:#}"),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        ensure!(key == key_a, "key changed across the coordinator's restart");
+        Ok(((), vec![
+            format!("its memory before the kill: {} MiB in {} writable regions, no copy of the key", memory.bytes >> 20, memory.places),
+            format!("coordinator down: A fetched with the ticket it holds: {} — same key", fingerprint(&key)),
+            format!("its data directory: {} files, {} KiB, no copy of the key; every share is boxed to its holder's own key", files.places, files.bytes >> 10),
+            "restarted from its database: a new ticket, the same key — the holders answer for it, not the coordinator".into(),
         ]))
     })?;
     narrator.step("a Noise NNpsk0 tunnel keyed by the session key", || {

@@ -1,25 +1,97 @@
-//! Owed deletions delivered: one delete order per (holder, epoch) owed, then the acknowledged
-//! ones settled in one durable write. What is not acknowledged stays owed and is sent again by a
-//! later delivery (the daemon's upkeep), so a crash or an unreachable holder loses nothing.
+//! Owed deletions delivered: one order per (holder, epoch) owed, then the acknowledged ones
+//! settled in one durable write. What is not acknowledged stays owed and is sent again by a
+//! later delivery (the daemon's upkeep), so a crash or an unreachable holder loses nothing. A
+//! superseded epoch of a session boxed to its holders is deleted only with a proof that the
+//! holder still had its share (docs/protocol/holder-audits.md): a proof that fails names it.
 
+use super::holder_audits::{HolderFault, Reply, check_proof};
 use super::orders::Signer;
-use super::{Action, Write, WriteError};
+use super::{Action, Write, WriteError, store_acknowledged};
 use crate::db::OwedDeletion;
-use protocols::ids::{Epoch, SessionId};
+use protocols::ids::{Epoch, NodeId, SessionId};
+use protocols::sealing::ShareSlot;
+use protocols::share_proof;
+use protocols::wire::Refusal;
 use std::collections::{BTreeMap, VecDeque};
 
-/// Encoded delete orders by (session, epoch).
-pub type DeleteOrders = BTreeMap<(SessionId, Epoch), Vec<u8>>;
+/// The encoded orders of one delivery: a plain delete per (session, epoch), and a `ProveShare`
+/// that deletes once proven, with its own fresh challenge, per deletion owed with a proof.
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOrders {
+    plain: BTreeMap<(SessionId, Epoch), Vec<u8>>,
+    proving: BTreeMap<OwedDeletion, (Vec<u8>, [u8; 32])>,
+}
 
-/// The delete orders `owed` needs.
-pub fn delete_orders(signer: &Signer<'_>, owed: &[OwedDeletion]) -> DeleteOrders {
-    let mut orders = DeleteOrders::new();
+impl DeleteOrders {
+    /// Adds the plain delete order of `epoch` of `session`.
+    pub fn add_plain(&mut self, signer: &Signer<'_>, session: SessionId, epoch: Epoch) {
+        self.plain
+            .entry((session, epoch))
+            .or_insert_with(|| signer.delete_order(session, epoch));
+    }
+
+    /// Adds the order `d` needs: plain, or a proof with a challenge drawn from `rng`.
+    pub fn add<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        signer: &Signer<'_>,
+        d: &OwedDeletion,
+        rng: &mut R,
+    ) {
+        if d.prove.is_none() {
+            return self.add_plain(signer, d.session, d.epoch);
+        }
+        let mut challenge = [0u8; 32];
+        rng.fill_bytes(&mut challenge);
+        let bytes = signer.prove_order(d.session, d.epoch, challenge, true);
+        self.proving.insert(*d, (bytes, challenge));
+    }
+}
+
+/// The orders `owed` needs, challenges drawn from `rng`.
+pub fn delete_orders<R: rand_core::CryptoRng + ?Sized>(
+    signer: &Signer<'_>,
+    owed: &[OwedDeletion],
+    rng: &mut R,
+) -> DeleteOrders {
+    let mut orders = DeleteOrders::default();
     for d in owed {
-        orders
-            .entry((d.session, d.epoch))
-            .or_insert_with(|| signer.delete_order(d.session, d.epoch));
+        orders.add(signer, d, rng);
     }
     orders
+}
+
+/// A holder's answer to a deletion owed with a proof: whether the deletion is settled, and the
+/// fault it shows. A proof that fails still settles it (the holder deleted after proving); a
+/// "not found" settles it without blame (an earlier answer may have been lost after the holder
+/// deleted, or its expiry sweep ran).
+fn judge_proven_deletion(
+    d: &OwedDeletion,
+    challenge: &[u8; 32],
+    raw: Option<&[u8]>,
+) -> (bool, Option<HolderFault>) {
+    let Some(prove) = d.prove else {
+        return (raw.is_some_and(store_acknowledged), None);
+    };
+    let slot = ShareSlot {
+        session: d.session,
+        epoch: d.epoch,
+        holder: d.node,
+        index: prove.index,
+    };
+    match Reply::of_proof(raw) {
+        Reply::Proven(proven) => match check_proof(&slot, challenge, &proven, |ctx, proof| {
+            share_proof::verify_public(ctx, &prove.public_share, proof)
+        }) {
+            Ok(()) => (true, None),
+            Err(why) => (true, Some(HolderFault::BadShare(why))),
+        },
+        Reply::Refused(Refusal::NotFound) => (true, None),
+        Reply::Refused(Refusal::BadShare(why)) => (
+            true,
+            Some(HolderFault::BadShare(format!("the holder says: {why}"))),
+        ),
+        _ => (false, None),
+    }
 }
 
 #[derive(Debug)]
@@ -33,6 +105,9 @@ enum Phase {
 #[derive(Debug)]
 pub struct Delivery {
     outstanding: BTreeMap<u32, OwedDeletion>,
+    /// The challenge of each proving order outstanding.
+    challenges: BTreeMap<u32, [u8; 32]>,
+    faults: Vec<(NodeId, HolderFault)>,
     acknowledged: Vec<OwedDeletion>,
     actions: VecDeque<Action>,
     phase: Phase,
@@ -50,6 +125,8 @@ impl Delivery {
     ) -> Self {
         let mut delivery = Delivery {
             outstanding: BTreeMap::new(),
+            challenges: BTreeMap::new(),
+            faults: Vec::new(),
             acknowledged: Vec::new(),
             actions: VecDeque::new(),
             phase: Phase::Sending {
@@ -57,8 +134,17 @@ impl Delivery {
             },
         };
         for (id, d) in (first_id..).zip(owed) {
-            let Some(bytes) = orders.get(&(d.session, d.epoch)) else {
-                continue;
+            let bytes = if d.prove.is_some() {
+                let Some((bytes, challenge)) = orders.proving.get(d) else {
+                    continue;
+                };
+                delivery.challenges.insert(id, *challenge);
+                bytes
+            } else {
+                let Some(bytes) = orders.plain.get(&(d.session, d.epoch)) else {
+                    continue;
+                };
+                bytes
             };
             delivery.outstanding.insert(id, *d);
             delivery.actions.push_back(Action::Send {
@@ -82,7 +168,27 @@ impl Delivery {
         self.actions.pop_front()
     }
 
-    /// A holder's answer to the delete order sent as `id`.
+    /// A holder's reply (raw bytes; `None`: no answer) to the order sent as `id`.
+    pub fn handle_reply(&mut self, id: u32, raw: Option<&[u8]>, now_ms: u64) {
+        let acknowledged = match (self.challenges.remove(&id), self.outstanding.get(&id)) {
+            (Some(challenge), Some(d)) => {
+                let (settled, fault) = judge_proven_deletion(d, &challenge, raw);
+                if let Some(fault) = fault {
+                    self.faults.push((d.node, fault));
+                }
+                settled
+            }
+            _ => raw.is_some_and(store_acknowledged),
+        };
+        self.handle_answer(id, acknowledged, now_ms);
+    }
+
+    /// Holders whose proof failed before they deleted, to quarantine.
+    pub fn faults(&self) -> &[(NodeId, HolderFault)] {
+        &self.faults
+    }
+
+    /// A holder's answer to the delete order sent as `id`, as acknowledged or not.
     pub fn handle_answer(&mut self, id: u32, acknowledged: bool, _now_ms: u64) {
         if !matches!(self.phase, Phase::Sending { .. }) {
             return;

@@ -1,18 +1,17 @@
-//! Holder audits decided on virtual time (decision 0014): when the coordinator fetches a
-//! session's shares itself, which holders it asks, how it judges each reply, and whom it asks
-//! again. The first audit of an epoch comes `holder_audit_s` after its commit; a holder that did
+//! Holder audits decided on virtual time (decisions 0014, 0058): when the coordinator asks a
+//! session's holders to prove their shares (docs/protocol/holder-audits.md; a session dealt
+//! before share keys is still fetched and opened), which holders it asks, how it judges each
+//! reply, and whom it asks again. The first audit of an epoch comes `holder_audit_s` after its commit; a holder that did
 //! not answer is asked again, alone, after twice, four times … that wait (at most ten minutes,
 //! six times), so a bad holder cannot escape by being away when its audit falls due; a newer
 //! epoch's audit replaces those retries. The driver sends the fetches and feeds back what came.
 
 use crate::db::SessionRecord;
 use crate::peers::{PeerTable, Quarantine};
-use protocols::holder_box;
 use protocols::ids::{NodeId, SessionId};
 use protocols::sealing::{self, SealedShare, ShareOpeningKey, ShareSlot};
-use protocols::share_box::BoxSecret;
-use protocols::sharing::VerifiedShare;
-use protocols::wire::{FetchedShare, Refusal};
+use protocols::share_proof::{self, ProofContext};
+use protocols::wire::{self, FetchedShare, ProveShareReply, ProvenShare, Refusal};
 use std::collections::BTreeMap;
 
 /// A "not found" this close to the session's expiry is not held against a holder: its clock may
@@ -43,25 +42,35 @@ pub enum Reply {
     Refused(Refusal),
     /// The holder returned a sealed share (a version-1 answer).
     Sealed(SealedShare),
-    /// The holder answered a version-2 fetch: its share boxed to the fetch's key, or a sealed
-    /// share dealt before holder share keys.
+    /// The holder answered a version-2 fetch (a session dealt before share keys: a sealed
+    /// share).
     Fetched(FetchedShare),
+    /// The holder answered a `ProveShare` with a proof.
+    Proven(ProvenShare),
 }
 
-/// What opens the answers to one of the coordinator's fetches: the secret of the reply key it
-/// sent (made for that fetch and dropped after) and the ticket's nonce.
-pub struct FetchKey<'a> {
-    /// The fetch's reply secret.
-    pub secret: &'a BoxSecret,
-    /// The nonce of the ticket the fetch carried.
-    pub nonce: [u8; 16],
+impl Reply {
+    /// A holder's raw answer to a `ProveShare` order (`None`: no answer).
+    pub fn of_proof(raw: Option<&[u8]>) -> Reply {
+        let Some(raw) = raw else {
+            return Reply::NoAnswer("no answer".into());
+        };
+        match wire::decode::<ProveShareReply>(raw, peer::node::Protocol::Store.limits().1) {
+            Err(e) => Reply::NoAnswer(format!("undecodable reply: {e}")),
+            Ok(r) => match r.result {
+                Ok(proven) => Reply::Proven(proven),
+                Err(refusal) => Reply::Refused(refusal),
+            },
+        }
+    }
 }
 
 /// One holder's answer, judged.
 #[derive(Debug)]
 pub enum Answer {
-    /// A share that opened and verified.
-    Verified(VerifiedShare),
+    /// A proof that checked, or (a session dealt before share keys) a share that opened and
+    /// verified and was dropped at once.
+    Verified,
     /// Proof of a bad holder.
     Fault(HolderFault),
     /// Unreachable, busy, or a refusal that says nothing about its store: no blame.
@@ -88,14 +97,15 @@ pub fn excuse_after_restore(
     }
 }
 
-/// Judges `reply` from the holder of `slot` of `record`, fetched at `now_ms`: a share that opens
-/// (boxed to `fetch`'s key, or for a session dealt before holder share keys sealed under
-/// `legacy`) and verifies against the commitments, proof of a fault, or silence.
+/// Judges `reply` from the holder of `slot` of `record` at `now_ms`: a proof over `challenge`
+/// that checks against the slot's public share (or, for a session dealt before share keys, a
+/// share that opens under `legacy` and verifies against the commitments), proof of a fault, or
+/// silence.
 pub fn judge(
     record: &SessionRecord,
     slot: &ShareSlot,
     legacy: Option<&ShareOpeningKey>,
-    fetch: &FetchKey<'_>,
+    challenge: &[u8; 32],
     reply: Reply,
     now_ms: u64,
 ) -> Answer {
@@ -104,7 +114,14 @@ pub fn judge(
     match reply {
         Reply::NoAnswer(why) => Answer::Silent(why),
         Reply::Refused(Refusal::NotFound) if !near_expiry => Answer::Fault(HolderFault::Withheld),
+        Reply::Refused(Refusal::BadShare(why)) => bad(format!("the holder says: {why}")),
         Reply::Refused(r) => Answer::Silent(r.to_string()),
+        Reply::Proven(proven) => match check_proof(slot, challenge, &proven, |ctx, proof| {
+            share_proof::verify(ctx, &record.commitments, proof)
+        }) {
+            Ok(()) => Answer::Verified,
+            Err(why) => bad(why),
+        },
         Reply::Sealed(sealed) | Reply::Fetched(FetchedShare::Sealed(sealed)) => {
             // A boxed session has no opening key: a sealed answer is not its share.
             let Some(key) = legacy else {
@@ -113,27 +130,38 @@ pub fn judge(
             match sealing::open(key, slot, &sealed) {
                 Err(e) => bad(format!("seal: {e}")),
                 Ok(share) => match share.verify(&record.commitments) {
-                    Ok(verified) => Answer::Verified(verified),
+                    Ok(_verified) => Answer::Verified,
                     Err(e) => bad(format!("commitments: {e}")),
                 },
             }
         }
-        Reply::Fetched(FetchedShare::Reboxed { index, boxed }) => {
-            if index != slot.index {
-                return bad(format!("answered with share {index}, holds {}", slot.index));
-            }
-            match holder_box::open_fetched(
-                fetch.secret,
-                slot,
-                &fetch.nonce,
-                &boxed,
-                &record.commitments,
-            ) {
-                Ok(verified) => Answer::Verified(verified),
-                Err(e) => bad(format!("boxed share: {e}")),
-            }
+        Reply::Fetched(FetchedShare::Reboxed { .. }) => {
+            bad("a boxed answer for a session sealed under the coordinator's key".into())
         }
     }
+}
+
+/// Checks that `proven` answers the `ProveShare` over `challenge` for `slot` and that its proof
+/// passes `verify`; the reason otherwise.
+pub fn check_proof(
+    slot: &ShareSlot,
+    challenge: &[u8; 32],
+    proven: &ProvenShare,
+    verify: impl FnOnce(&ProofContext, &share_proof::ShareProof) -> Result<(), share_proof::ProofError>,
+) -> Result<(), String> {
+    if (proven.session, proven.epoch, proven.index) != (slot.session, slot.epoch, slot.index) {
+        return Err(format!(
+            "proved share {} of epoch {}, holds share {} of epoch {}",
+            proven.index, proven.epoch, slot.index, slot.epoch
+        ));
+    }
+    let ctx = ProofContext {
+        session: slot.session,
+        epoch: slot.epoch,
+        index: slot.index,
+        challenge: *challenge,
+    };
+    verify(&ctx, &proven.proof).map_err(|e| format!("share proof: {e}"))
 }
 
 /// The holders among `answers` that did not answer.

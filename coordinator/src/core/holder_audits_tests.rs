@@ -1,5 +1,5 @@
 //! Holder audits on virtual time: when each audit falls due, who is asked again, and how each
-//! reply is judged against real seals and Feldman commitments.
+//! reply is judged against real proofs, seals and Feldman commitments.
 #![allow(clippy::unwrap_used)]
 
 use super::*;
@@ -153,62 +153,79 @@ fn dealt(now_expiry_ms: u64) -> (SessionRecord, ShareSlot, ShareOpeningKey, Seal
     (record, slot, key, sealed)
 }
 
-/// The secret of the coordinator's reply key for one fetch (fixed for the tests).
-fn reply_secret() -> BoxSecret {
-    BoxSecret::from_uniform_bytes(&[41; 64])
-}
+const CHALLENGE: [u8; 32] = [6; 32];
 
-static REPLY: std::sync::LazyLock<BoxSecret> = std::sync::LazyLock::new(reply_secret);
-
-fn fetch_key() -> FetchKey<'static> {
-    FetchKey {
-        secret: &REPLY,
-        nonce: [6; 16],
-    }
-}
-
-/// `value` boxed by the holder of `slot` to the fetch's key, as a version-2 answer.
-fn reboxed(slot: &ShareSlot, to: &BoxSecret, nonce: [u8; 16], value: &[u8; 32]) -> Reply {
-    let boxed = protocols::share_box::box_to(
-        &to.public(),
-        &protocols::holder_box::fetch_context(slot, &nonce, &to.public()),
-        value,
-        &mut rand::rng(),
-    )
-    .unwrap();
-    Reply::Fetched(FetchedShare::Reboxed {
+/// The holder of `slot` answering a `ProveShare` over `challenge` for the share `value`.
+fn proven(slot: &ShareSlot, challenge: [u8; 32], value: &[u8; 32]) -> Reply {
+    let ctx = share_proof::ProofContext {
+        session: slot.session,
+        epoch: slot.epoch,
         index: slot.index,
-        boxed,
+        challenge,
+    };
+    Reply::Proven(ProvenShare {
+        session: slot.session,
+        epoch: slot.epoch,
+        index: slot.index,
+        proof: share_proof::prove(&ctx, value, &mut rand::rng()).unwrap(),
     })
 }
 
 #[test]
-fn a_boxed_share_answered_to_the_fetchs_key_is_verified_and_anything_else_is_a_bad_share() {
+fn a_proof_of_the_holders_share_is_verified_and_any_other_answer_is_a_bad_share() {
     let (mut record, slot, key, sealed) = dealt(36_000 * S);
     record.boxed = true;
     let value = sealing::open(&key, &slot, &sealed).unwrap();
     let value = value.verify(&record.commitments).unwrap().value_bytes();
-    let good = reboxed(&slot, &reply_secret(), [6; 16], &value);
+    let good = proven(&slot, CHALLENGE, &value);
     assert!(matches!(
-        judge(&record, &slot, None, &fetch_key(), good, 0),
-        Answer::Verified(v) if v.index() == 1
+        judge(&record, &slot, None, &CHALLENGE, good, 0),
+        Answer::Verified
     ));
-    let stranger = BoxSecret::from_uniform_bytes(&[42; 64]);
     let mut other_index = slot;
     other_index.index = 2;
+    let mut changed = value;
+    changed[0] ^= 1;
     for bad in [
-        reboxed(&slot, &stranger, [6; 16], &value),
-        reboxed(&slot, &reply_secret(), [7; 16], &value),
-        reboxed(&slot, &reply_secret(), [6; 16], &[5; 32]),
-        reboxed(&other_index, &reply_secret(), [6; 16], &value),
+        // Another challenge: a proof kept from an earlier audit.
+        proven(&slot, [7; 32], &value),
+        // A changed share.
+        proven(&slot, CHALLENGE, &changed),
+        // A proof of another slot.
+        proven(&other_index, CHALLENGE, &value),
+        // The holder itself says its stored share is bad.
+        Reply::Refused(Refusal::BadShare("does not open".into())),
         // A sealed share is no answer for a session boxed to its holders.
         Reply::Fetched(FetchedShare::Sealed(sealed.clone())),
     ] {
-        match judge(&record, &slot, None, &fetch_key(), bad, 0) {
+        match judge(&record, &slot, None, &CHALLENGE, bad, 0) {
             Answer::Fault(HolderFault::BadShare(_)) => {}
             other => panic!("expected a bad share, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_proof_reply_is_decoded_from_the_holders_bytes_and_garbage_is_no_answer() {
+    let (_, slot, _, _) = dealt(36_000 * S);
+    let Reply::Proven(p) = proven(&slot, CHALLENGE, &[5; 32]) else {
+        unreachable!()
+    };
+    let raw = protocols::wire::encode(&protocols::wire::Reply::ok(p.clone()));
+    assert!(matches!(Reply::of_proof(Some(&raw)), Reply::Proven(q) if q == p));
+    let refused = protocols::wire::encode(&ProveShareReply {
+        v: protocols::wire::WIRE_VERSION,
+        result: Err(Refusal::NotFound),
+    });
+    assert!(matches!(
+        Reply::of_proof(Some(&refused)),
+        Reply::Refused(Refusal::NotFound)
+    ));
+    assert!(matches!(
+        Reply::of_proof(Some(b"\xff\x00")),
+        Reply::NoAnswer(_)
+    ));
+    assert!(matches!(Reply::of_proof(None), Reply::NoAnswer(_)));
 }
 
 #[test]
@@ -218,11 +235,11 @@ fn a_share_that_opens_and_matches_the_commitments_is_verified() {
         &record,
         &slot,
         Some(&key),
-        &fetch_key(),
+        &CHALLENGE,
         Reply::Sealed(sealed),
         0,
     );
-    assert!(matches!(answer, Answer::Verified(v) if v.index() == 1));
+    assert!(matches!(answer, Answer::Verified));
 }
 
 #[test]
@@ -241,7 +258,7 @@ fn a_tampered_seal_a_wrong_slot_or_a_share_off_the_commitments_is_a_bad_share() 
             &record,
             &slot,
             Some(&key),
-            &fetch_key(),
+            &CHALLENGE,
             Reply::Sealed(bad),
             0,
         ) {
@@ -258,7 +275,7 @@ fn not_found_is_withheld_unless_the_session_is_about_to_expire() {
         &record,
         &slot,
         Some(&key),
-        &fetch_key(),
+        &CHALLENGE,
         Reply::Refused(Refusal::NotFound),
         0,
     );
@@ -268,7 +285,7 @@ fn not_found_is_withheld_unless_the_session_is_about_to_expire() {
         &record,
         &slot,
         Some(&key),
-        &fetch_key(),
+        &CHALLENGE,
         Reply::Refused(Refusal::NotFound),
         late,
     );
@@ -283,7 +300,7 @@ fn no_answer_or_a_refusal_about_load_blames_nobody() {
         Reply::Refused(Refusal::RateLimited),
     ] {
         assert!(matches!(
-            judge(&record, &slot, Some(&key), &fetch_key(), reply, 0),
+            judge(&record, &slot, Some(&key), &CHALLENGE, reply, 0),
             Answer::Silent(_)
         ));
     }
@@ -344,7 +361,7 @@ fn after_a_restore_not_found_for_a_session_from_the_backup_is_silence_not_withho
     let not_found = || Reply::Refused(Refusal::NotFound);
     let judged = |restored: Option<u64>| {
         let reply = excuse_after_restore(&record, not_found(), restored);
-        judge(&record, &slot, Some(&key), &fetch_key(), reply, 0)
+        judge(&record, &slot, Some(&key), &CHALLENGE, reply, 0)
     };
     let last_commit = 5_000;
     // Never restored, or restored from a backup older than the session's last commit: the

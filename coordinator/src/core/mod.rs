@@ -8,6 +8,8 @@
 //!
 //! * [`placement`] — one epoch of a session placed on its holders: pending record, sealed store
 //!   orders, commit after durable acknowledgements or roll-back, then the owed deletions.
+//! * [`redistribution`] — a rotation by redistribution: old holders sub-deal, new holders check
+//!   and combine, the coordinator relays and judges, commits or rolls back; it holds no share.
 //! * [`deletions`] — owed deletions delivered to their holders and settled as they acknowledge
 //!   (after a commit, a roll-back, or a restart).
 //! * [`gossip`] — heartbeats and contributions from peers: checked, credited, held for their
@@ -26,6 +28,7 @@ pub mod holder_audits;
 pub mod ledger;
 pub mod orders;
 pub mod placement;
+pub mod redistribution;
 pub mod schedule;
 pub mod sessions;
 
@@ -95,6 +98,30 @@ pub enum PlacementError {
     /// Fewer holders acknowledged a durable write than the commit needs.
     #[error("not enough holders stored their share: {0}")]
     TooFewAcknowledgements(protocols::reshare::ReshareError),
+    /// Fewer old holders sub-dealt acceptably than the threshold (`not_ready` of them still hold
+    /// a share sealed under the coordinator's key, dealt before share keys): postponed.
+    #[error(
+        "{have} of {need} old holders sub-dealt ({not_ready} hold a share dealt before share keys); postponed"
+    )]
+    TooFewDealers {
+        /// Dealings that passed.
+        have: usize,
+        /// The threshold.
+        need: usize,
+        /// Old holders that answered `not_ready`.
+        not_ready: usize,
+    },
+    /// Fewer new holders reported soundly on the sub-dealings than the commit needs.
+    #[error("{have} new holders reported soundly, {need} needed")]
+    TooFewNewHolders {
+        /// Sound reports.
+        have: usize,
+        /// Acknowledgements the commit needs.
+        need: usize,
+    },
+    /// The redistribution could not go on (text: why).
+    #[error("redistribution: {0}")]
+    Redistribution(String),
     /// The pending epoch could not be recorded (nothing was sent).
     #[error("the pending epoch was not recorded: {0}")]
     PendingNotRecorded(WriteError),
@@ -131,6 +158,11 @@ pub trait Machine {
     fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64);
     /// A holder's answer to the order sent as `id`.
     fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64);
+    /// A holder's reply to the order sent as `id`, as received (`None`: no answer). Machines
+    /// that only send store and delete orders take whether it acknowledged.
+    fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
+        self.handle_answer(id, reply.is_some_and(store_acknowledged), now_ms);
+    }
     /// Time passed (a [`Action::WakeAt`] came due).
     fn handle_timeout(&mut self, now_ms: u64);
     /// Nothing more will be asked.
@@ -159,7 +191,60 @@ macro_rules! machine {
     };
 }
 machine!(placement::EpochPlacement);
-machine!(deletions::Delivery);
+
+impl Machine for deletions::Delivery {
+    fn poll_action(&mut self) -> Option<Action> {
+        Self::poll_action(self)
+    }
+    fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
+        Self::handle_written(self, result, now_ms)
+    }
+    fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
+        Self::handle_answer(self, id, acknowledged, now_ms)
+    }
+    fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
+        Self::handle_reply(self, id, reply, now_ms)
+    }
+    fn handle_timeout(&mut self, now_ms: u64) {
+        Self::handle_timeout(self, now_ms)
+    }
+    fn finished(&self) -> bool {
+        Self::finished(self)
+    }
+}
+
+impl Machine for redistribution::Redistribution<'_> {
+    fn poll_action(&mut self) -> Option<Action> {
+        Self::poll_action(self)
+    }
+    fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
+        Self::handle_written(self, result, now_ms)
+    }
+    fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
+        // Only a reply's bytes say anything here; a bare "no" is no answer.
+        if !acknowledged {
+            Self::handle_reply(self, id, None, now_ms)
+        }
+    }
+    fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
+        Self::handle_reply(self, id, reply, now_ms)
+    }
+    fn handle_timeout(&mut self, now_ms: u64) {
+        Self::handle_timeout(self, now_ms)
+    }
+    fn finished(&self) -> bool {
+        Self::finished(self)
+    }
+}
+
+/// Whether `reply` is a holder's acknowledgement of a store or delete order.
+pub fn store_acknowledged(reply: &[u8]) -> bool {
+    protocols::wire::decode::<protocols::wire::Reply<protocols::wire::StoreAck>>(
+        reply,
+        peer::node::Protocol::Store.limits().1,
+    )
+    .is_ok_and(|r| r.result.is_ok())
+}
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,5 @@
 //! The signed orders the coordinator sends holders: store a share boxed to its holder (or, in
-//! tests of sessions dealt before, a sealed one), delete an epoch.
+//! tests of sessions dealt before, a sealed one), delete an epoch, prove a share.
 
 use protocols::holder_box::{BoxedDealing, SealedToHolder};
 use protocols::identity::NodeKey;
@@ -8,8 +8,8 @@ use protocols::reshare::Placement;
 use protocols::sealing::{self, SealingMasterKey, ShareSlot};
 use protocols::sharing::VerifiedShare;
 use protocols::wire::{
-    self, DeleteShares, HolderCall, HolderOrder, SignedEnvelope, StoreBoxedShare, StoreShare,
-    WIRE_VERSION, WIRE_VERSION_2,
+    self, DeleteShares, HolderCall, HolderOrder, ProveShare, SignedEnvelope, StoreBoxedShare,
+    StoreShare, WIRE_VERSION, WIRE_VERSION_2,
 };
 
 /// The coordinator's keys an order is made with.
@@ -94,6 +94,31 @@ impl Signer<'_> {
         wire::encode(&HolderCall {
             v: WIRE_VERSION,
             order: HolderOrder::Delete(order),
+        })
+    }
+
+    /// An encoded `HolderCall` asking for a proof of the share of `session` at `epoch` over
+    /// `challenge`, deleting it once proven if `then_delete`.
+    pub fn prove_order(
+        &self,
+        session: SessionId,
+        epoch: Epoch,
+        challenge: [u8; 32],
+        then_delete: bool,
+    ) -> Vec<u8> {
+        let order = SignedEnvelope::seal(
+            self.key,
+            &ProveShare {
+                v: WIRE_VERSION_2,
+                session,
+                epoch,
+                challenge,
+                then_delete,
+            },
+        );
+        wire::encode(&HolderCall {
+            v: WIRE_VERSION,
+            order: HolderOrder::ProveShare(order),
         })
     }
 }

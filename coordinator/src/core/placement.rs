@@ -1,5 +1,5 @@
-//! One epoch of a session placed on its holders: a new session (epoch 0) or a rotation
-//! (epoch e+1), decided here and carried out by the driver.
+//! A new session's first epoch placed on its holders, decided here and carried out by the
+//! driver. (A rotation moves a session by redistribution instead: [`super::redistribution`].)
 //!
 //! 1. Write the pending epoch (a crash from here on rolls it back at start-up).
 //! 2. Send every holder its share, boxed to its share key (the placement holds only those
@@ -24,15 +24,6 @@ use protocols::holder_box::BoxedDealing;
 use protocols::ids::{Epoch, NodeId};
 use std::collections::{BTreeMap, VecDeque};
 
-/// What is being placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placing {
-    /// A new session: `record` has epoch 0 and no holders yet.
-    Creation,
-    /// A rotation of `record` (at its current epoch) to the dealt epoch.
-    Rotation,
-}
-
 #[derive(Debug)]
 enum Phase {
     WritingPending,
@@ -46,11 +37,8 @@ enum Phase {
 /// One epoch's placement (see the module documentation).
 #[derive(Debug)]
 pub struct EpochPlacement {
-    placing: Placing,
     /// The epoch being placed.
     epoch: Epoch,
-    /// A rotation's old epoch and its holders.
-    old: Option<(Epoch, Vec<NodeId>)>,
     dealt: Option<BoxedDealing>,
     record: SessionRecord,
     stores: Vec<(NodeId, Vec<u8>)>,
@@ -64,10 +52,9 @@ pub struct EpochPlacement {
 }
 
 impl EpochPlacement {
-    /// Starts placing `dealt` (already boxed to its holders) for `record` (see [`Placing`]) at
-    /// `now_ms`; holders have `answer_ms` to acknowledge a store order.
+    /// Starts placing `dealt` (already boxed to its holders) for `record` (a new session: epoch
+    /// 0, no holders yet) at `now_ms`; holders have `answer_ms` to acknowledge a store order.
     pub fn new(
-        placing: Placing,
         dealt: BoxedDealing,
         record: SessionRecord,
         signer: &Signer<'_>,
@@ -83,18 +70,10 @@ impl EpochPlacement {
                 (b.placement.node, order)
             })
             .collect();
-        let old = (placing == Placing::Rotation).then(|| {
-            (
-                record.epoch,
-                record.holders.iter().map(|h| h.node).collect(),
-            )
-        });
         // Every delete order this placement may send: the new epoch (roll-back, holders that
-        // never acknowledged) and a rotation's old one.
-        let epochs = std::iter::once(epoch).chain(old.as_ref().map(|(e, _)| *e));
-        let deletes = epochs
-            .map(|e| ((session, e), signer.delete_order(session, e)))
-            .collect();
+        // never acknowledged).
+        let mut deletes = DeleteOrders::default();
+        deletes.add_plain(signer, session, epoch);
         let pending = PendingEpoch {
             session,
             epoch,
@@ -110,9 +89,7 @@ impl EpochPlacement {
             started_at_ms: now_ms,
         };
         EpochPlacement {
-            placing,
             epoch,
-            old,
             dealt: Some(dealt),
             record,
             stores,
@@ -189,7 +166,7 @@ impl EpochPlacement {
                     let _ = dealt.acknowledge(&node);
                 }
                 if self.waiting.is_empty() {
-                    self.decide(now_ms);
+                    self.decide();
                 }
             }
             Phase::Delivering { .. } => {
@@ -206,7 +183,7 @@ impl EpochPlacement {
         match self.phase {
             Phase::Storing { deadline } if now_ms >= deadline => {
                 self.waiting.clear();
-                self.decide(now_ms);
+                self.decide();
             }
             Phase::Delivering { .. } => {
                 if let Some(d) = self.delivery.as_mut() {
@@ -245,7 +222,7 @@ impl EpochPlacement {
     }
 
     /// Every store order answered (or its window passed): commit or give up.
-    fn decide(&mut self, now_ms: u64) {
+    fn decide(&mut self) {
         let Some(dealt) = self.dealt.take() else {
             return;
         };
@@ -257,10 +234,6 @@ impl EpochPlacement {
                 // Boxed to its holders: no master key opens this epoch.
                 self.record.sealed_under = None;
                 self.record.boxed = true;
-                if self.placing == Placing::Rotation {
-                    self.record.rotations = self.record.rotations.saturating_add(1);
-                    self.record.rotated_at_ms = now_ms;
-                }
                 self.phase = Phase::WritingCommit;
                 let owed = self.owed_after_commit();
                 self.actions.push_back(Action::Write(Write::Commit {
@@ -278,18 +251,11 @@ impl EpochPlacement {
             .push_back(Action::Write(Write::Retire(self.record.session)));
     }
 
-    /// Deletions the commit makes owed: the old epoch by its holders (a rotation), the new one
-    /// by holders dealt a share that never acknowledged it (`record` is the committed one).
+    /// Deletions the commit makes owed: the epoch by holders dealt a share that never
+    /// acknowledged it (`record` is the committed one).
     fn owed_after_commit(&self) -> Vec<OwedDeletion> {
         let session = self.record.session;
         let mut owed: Vec<OwedDeletion> = Vec::new();
-        if let Some((epoch, holders)) = &self.old {
-            owed.extend(holders.iter().map(|&node| OwedDeletion {
-                session,
-                epoch: *epoch,
-                node,
-            }));
-        }
         owed.extend(
             self.dealt_to()
                 .into_iter()
@@ -298,6 +264,7 @@ impl EpochPlacement {
                     session,
                     epoch: self.epoch,
                     node,
+                    prove: None,
                 }),
         );
         owed
@@ -312,6 +279,7 @@ impl EpochPlacement {
                 session: self.record.session,
                 epoch,
                 node,
+                prove: None,
             })
             .collect()
     }

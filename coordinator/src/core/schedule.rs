@@ -5,7 +5,6 @@
 use crate::db::SessionRecord;
 use crate::peers::PeerTable;
 use protocols::ids::{NodeId, SessionId};
-use protocols::sealing::MasterKeyId;
 use std::collections::BTreeSet;
 
 /// Why a rotation started.
@@ -19,19 +18,16 @@ pub enum Cause {
     Quarantine,
     /// An operator asked for it.
     Manual,
-    /// The session is sealed under a master key that is being retired (decision 0046).
-    Reseal,
 }
 
 impl Cause {
-    /// The metric label (`period`, `repair`, `quarantine`, `manual`, `reseal`).
+    /// The metric label (`period`, `repair`, `quarantine`, `manual`).
     pub const fn label(self) -> &'static str {
         match self {
             Cause::Period => "period",
             Cause::Repair => "repair",
             Cause::Quarantine => "quarantine",
             Cause::Manual => "manual",
-            Cause::Reseal => "reseal",
         }
     }
 }
@@ -82,23 +78,11 @@ pub struct Plan {
     pub forget_requests: Vec<SessionId>,
 }
 
-/// Sessions sealed under a retiring master key that are re-sealed (rotated) at once; the others
-/// wait for a later tick, so a master-key rotation never starts every session's rotation together.
-pub const RESEAL_AT_ONCE: usize = 4;
-
-/// What re-sealing is due: sessions still sealed under a master key (not boxed to their
-/// holders) are rotated, at most `slots` of them started in one tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reseal {
-    /// The master key that seals new shares.
-    pub current: MasterKeyId,
-    /// Re-sealing rotations that may start this tick.
-    pub slots: usize,
-}
-
 /// Decides the tick at `now_ms`: `busy` sessions (rotating or being deleted) are left alone;
-/// `requested` are operator requests not yet satisfied; `standing` judges each holder;
-/// `reseal` names the master key sessions must be sealed under.
+/// `requested` are operator requests not yet satisfied; `standing` judges each holder. A
+/// session dealt before holder share keys (sealed under a master key) is never rotated: rotation
+/// is redistribution among holders that can open their shares (decision 0057); it stays on its
+/// holders until it expires.
 pub fn plan(
     sessions: &[SessionRecord],
     busy: &BTreeSet<SessionId>,
@@ -106,10 +90,8 @@ pub fn plan(
     standing: impl Fn(&NodeId) -> Standing,
     now_ms: u64,
     rotation_period_ms: u64,
-    reseal: Reseal,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut slots = reseal.slots;
     for s in sessions {
         if busy.contains(&s.session) {
             continue;
@@ -118,18 +100,11 @@ pub fn plan(
             plan.expire.push(s.session);
             continue;
         }
+        if !s.boxed {
+            continue;
+        }
         let cause = due(s, &standing, now_ms, rotation_period_ms)
-            .or_else(|| requested.contains(&s.session).then_some(Cause::Manual))
-            .or_else(|| {
-                // Sealed under a master key at all (a session dealt before holder share keys,
-                // whatever key): re-dealt boxed to its holders (decision 0053). A boxed session
-                // is under no master key, so a master-key rotation never touches it.
-                let stale = !s.boxed;
-                (stale && slots > 0).then(|| {
-                    slots -= 1;
-                    Cause::Reseal
-                })
-            });
+            .or_else(|| requested.contains(&s.session).then_some(Cause::Manual));
         if let Some(cause) = cause {
             plan.rotate.push((s.session, cause));
         }

@@ -9,32 +9,7 @@ use std::collections::BTreeMap;
 
 const HOUR: u64 = 3_600_000;
 
-/// The key every session of these tests is sealed under.
-const KEY: MasterKeyId = MasterKeyId([1; 8]);
-
-/// [`super::plan`] with every session sealed under the current master key.
-fn plan(
-    sessions: &[SessionRecord],
-    busy: &BTreeSet<SessionId>,
-    requested: &BTreeSet<SessionId>,
-    standing: impl Fn(&NodeId) -> Standing,
-    now_ms: u64,
-    rotation_period_ms: u64,
-) -> Plan {
-    let reseal = Reseal {
-        current: KEY,
-        slots: RESEAL_AT_ONCE,
-    };
-    super::plan(
-        sessions,
-        busy,
-        requested,
-        standing,
-        now_ms,
-        rotation_period_ms,
-        reseal,
-    )
-}
+use super::plan;
 
 /// A session with `n` holders (nodes 1..=n), threshold 2, created at 0, expiring at 10 h.
 fn session(tag: u8, n: u8) -> SessionRecord {
@@ -222,71 +197,31 @@ fn a_holder_is_live_while_trusted_and_beating_silent_when_either_lapses_and_lost
 }
 
 #[test]
-fn sessions_under_a_retiring_master_key_are_resealed_a_few_at_a_time_after_every_other_cause() {
-    let new_key = MasterKeyId([2; 8]);
-    let mut sessions: Vec<SessionRecord> = (1..=6).map(|t| session(t, 5)).collect();
-    // Sessions 1 to 5 were dealt before holder share keys, sealed under the master key; session
-    // 6 is boxed to its holders.
-    for s in &mut sessions[..5] {
-        s.sealed_under = Some(KEY);
-        s.boxed = false;
-    }
-    // Session 1's holder is lost: a quarantine rotation, which re-seals it too, and takes no slot.
-    for h in &mut sessions[0].holders {
-        h.node = NodeId([h.index + 100; 32]);
-    }
+fn a_session_sealed_under_a_master_key_is_never_rotated_only_expired() {
+    let mut legacy = session(1, 5);
+    legacy.sealed_under = Some(protocols::sealing::MasterKeyId([1; 8]));
+    legacy.boxed = false;
+    let mut lost_holder = legacy.clone();
+    lost_holder.session = SessionId([9; 16]);
+    let requested = BTreeSet::from([legacy.session]);
     let lost = |n: &NodeId| {
-        if *n == NodeId([101; 32]) {
+        if *n == NodeId([1; 32]) {
             Standing::Lost
         } else {
             Standing::Live
         }
     };
-    let reseal = Reseal {
-        current: new_key,
-        slots: 2,
-    };
-    let busy = BTreeSet::from([sessions[1].session]);
-    let p = super::plan(&sessions, &busy, &none(), lost, 10, HOUR, reseal);
-    assert_eq!(
-        p.rotate,
-        vec![
-            (sessions[0].session, Cause::Quarantine),
-            (sessions[2].session, Cause::Reseal),
-            (sessions[3].session, Cause::Reseal),
-        ]
-    );
-    assert_eq!(Cause::Reseal.label(), "reseal");
-    // No slot: nothing is re-sealed; a boxed session never is.
-    let none_left = Reseal {
-        current: new_key,
-        slots: 0,
-    };
-    let p = super::plan(
-        &sessions[2..],
+    // Due by period, asked for, a holder lost: none rotates it.
+    let p = plan(
+        &[legacy.clone(), lost_holder],
         &none(),
-        &none(),
-        |_| Standing::Live,
-        10,
+        &requested,
+        lost,
+        9 * HOUR,
         HOUR,
-        none_left,
     );
     assert!(p.rotate.is_empty(), "{:?}", p.rotate);
-}
-
-#[test]
-fn a_session_sealed_under_the_current_master_key_is_re_dealt_boxed_and_a_boxed_one_never_is() {
-    let mut legacy = session(1, 5);
-    legacy.sealed_under = Some(KEY);
-    legacy.boxed = false;
-    let boxed = session(2, 5);
-    let p = plan(
-        &[legacy.clone(), boxed],
-        &none(),
-        &none(),
-        |_| Standing::Live,
-        10,
-        HOUR,
-    );
-    assert_eq!(p.rotate, vec![(legacy.session, Cause::Reseal)]);
+    assert!(p.expire.is_empty());
+    let expired = plan(&[legacy.clone()], &none(), &none(), lost, 11 * HOUR, HOUR);
+    assert_eq!(expired.expire, vec![legacy.session]);
 }

@@ -13,7 +13,8 @@
 
 use super::deletions::{Delivery, delete_orders};
 use super::orders::Signer;
-use super::placement::{EpochPlacement, Placing};
+use super::placement::EpochPlacement;
+use super::redistribution::Redistribution;
 use super::{Action, Machine, Outcome, PlacementError, Write, WriteError};
 use crate::db::{CoordinatorDb, SessionRecord};
 use peer::agent::DetachedHandlers;
@@ -23,11 +24,11 @@ use peer::store::ShareStore;
 use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId};
 use protocols::keys::SessionSecret;
-use protocols::reshare::{Dealt, Placement, Planned};
+use protocols::reshare::{Dealt, Placement};
 use protocols::sealing::{SealingMasterKey, ShareSlot};
 use protocols::share_box::BoxSecret;
 use protocols::sharing::{self, VerifiedShare};
-use protocols::wire::{self, EntropyReceipt, Reply, SessionPolicy, StoreAck};
+use protocols::wire::{EntropyReceipt, NewHolder, SessionPolicy};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,44 +37,59 @@ use std::sync::Arc;
 /// A holder's answer window on virtual time.
 const ANSWER_MS: u64 = 10_000;
 /// Far-future expiry: the holders' handlers read the real clock.
-const EXPIRES_MS: u64 = 4_102_444_800_000;
+pub(super) const EXPIRES_MS: u64 = 4_102_444_800_000;
 
-struct Holder {
-    store: Arc<ShareStore>,
+pub(super) struct Holder {
+    pub(super) store: Arc<ShareStore>,
     handlers: DetachedHandlers,
     /// A copy of the share key the handlers hold, to read back what the holder stores.
-    share_key: BoxSecret,
+    pub(super) share_key: BoxSecret,
     _dir: tempfile::TempDir,
 }
 
 /// The coordinator's keys and database, the holders, and virtual time.
-struct World {
+pub(super) struct World {
     key: NodeKey,
     master: SealingMasterKey,
-    db: CoordinatorDb,
+    pub(super) db: CoordinatorDb,
     _db_dir: tempfile::TempDir,
-    holders: BTreeMap<NodeId, Holder>,
-    down: BTreeSet<NodeId>,
-    now: u64,
+    pub(super) holders: BTreeMap<NodeId, Holder>,
+    pub(super) down: BTreeSet<NodeId>,
+    pub(super) now: u64,
     rng: StdRng,
     /// The bytes of every share dealt so far (the test keeps them to look for them where they
     /// must never be: the orders sent and the database).
-    dealt_plain: Vec<[u8; 32]>,
+    pub(super) dealt_plain: Vec<[u8; 32]>,
+    /// Every order sent, as sent.
+    pub(super) sent: Vec<Vec<u8>>,
+    /// Rewrites a holder's reply before the machine sees it (a holder that misbehaves).
+    pub(super) tamper: Option<Tamper>,
+}
+
+/// A rewrite of holder replies: (holder, its reply) → the reply the machine gets.
+pub(super) type Tamper = Box<dyn FnMut(NodeId, Vec<u8>) -> Vec<u8>>;
+
+/// A test holder's identity key (the world makes holder `i` from seed `i + 10`).
+pub(super) fn holder_key(world_size: usize, node: &NodeId) -> NodeKey {
+    (0..world_size)
+        .map(|i| NodeKey::from_secret_bytes(&[i as u8 + 10; 32]))
+        .find(|k| &k.node_id() == node)
+        .expect("a holder of the world")
 }
 
 /// How a driven run ended.
 #[derive(Debug)]
-struct Run {
+pub(super) struct Run {
     /// The session as reported committed, if the run got that far.
-    committed: Option<SessionRecord>,
+    pub(super) committed: Option<SessionRecord>,
     /// The machine's outcome, if it finished.
-    outcome: Option<Outcome>,
+    pub(super) outcome: Option<Outcome>,
     /// Actions carried out.
-    steps: usize,
+    pub(super) steps: usize,
 }
 
 impl World {
-    fn new(holders: usize, seed: u64) -> Self {
+    pub(super) fn new(holders: usize, seed: u64) -> Self {
         let db_dir = tempfile::tempdir().unwrap();
         let db = CoordinatorDb::open(&db_dir.path().join("coordinator.redb")).unwrap();
         let key = NodeKey::from_secret_bytes(&[7; 32]);
@@ -119,22 +135,24 @@ impl World {
             now: 1_000_000,
             rng: StdRng::seed_from_u64(seed),
             dealt_plain: Vec::new(),
+            sent: Vec::new(),
+            tamper: None,
         }
     }
 
-    fn signer(&self) -> Signer<'_> {
+    pub(super) fn signer(&self) -> Signer<'_> {
         Signer {
             key: &self.key,
             master: &self.master,
         }
     }
 
-    fn nodes(&self) -> Vec<NodeId> {
+    pub(super) fn nodes(&self) -> Vec<NodeId> {
         self.holders.keys().copied().collect()
     }
 
     /// A new session over `nodes` (k of n) as the daemon deals it: epoch 0, no holders yet.
-    fn deal_session(&mut self, nodes: &[NodeId], k: usize) -> (Dealt, SessionRecord) {
+    pub(super) fn deal_session(&mut self, nodes: &[NodeId], k: usize) -> (Dealt, SessionRecord) {
         let session = SessionId(self.rng.random());
         let secret = SessionSecret::derive(&self.rng.random(), &self.rng.random(), &session)
             .expect("a secret");
@@ -181,12 +199,7 @@ impl World {
         (dealt, record)
     }
 
-    fn placement(
-        &mut self,
-        placing: Placing,
-        dealt: Dealt,
-        record: SessionRecord,
-    ) -> EpochPlacement {
+    fn placement(&mut self, dealt: Dealt, record: SessionRecord) -> EpochPlacement {
         let mut rng = StdRng::seed_from_u64(self.rng.random());
         self.dealt_plain
             .extend(dealt.deliveries().iter().map(|(_, s)| s.value_bytes()));
@@ -202,11 +215,11 @@ impl World {
             key: &self.key,
             master: &self.master,
         };
-        EpochPlacement::new(placing, dealt, record, &signer, self.now, ANSWER_MS)
+        EpochPlacement::new(dealt, record, &signer, self.now, ANSWER_MS)
     }
 
     /// The shares `record`'s holders keep for its current epoch, opened and verified.
-    fn recorded_shares(&self, record: &SessionRecord) -> Vec<VerifiedShare> {
+    pub(super) fn recorded_shares(&self, record: &SessionRecord) -> Vec<VerifiedShare> {
         record
             .holders
             .iter()
@@ -238,7 +251,7 @@ impl World {
     async fn step(
         &mut self,
         m: &mut impl Machine,
-        answers: &mut Vec<(u32, bool)>,
+        answers: &mut Vec<(u32, Vec<u8>)>,
         run: &mut Run,
         wake: &mut Option<u64>,
     ) -> bool {
@@ -258,9 +271,13 @@ impl World {
                         "an order carries a share's bytes"
                     );
                 }
-                let acknowledged = self.deliver(node, bytes).await;
-                if let Some(ack) = acknowledged {
-                    answers.push((id, ack));
+                self.sent.push(bytes.clone());
+                if let Some(reply) = self.deliver(node, bytes).await {
+                    let reply = match self.tamper.as_mut() {
+                        Some(t) => t(node, reply),
+                        None => reply,
+                    };
+                    answers.push((id, reply));
                 }
             }
             Action::WakeAt(at) => *wake = Some(at),
@@ -271,13 +288,13 @@ impl World {
     }
 
     /// Drives `m` until it finishes, or crashes it after `crash_after` actions.
-    async fn drive(&mut self, m: &mut impl Machine, crash_after: Option<usize>) -> Run {
+    pub(super) async fn drive(&mut self, m: &mut impl Machine, crash_after: Option<usize>) -> Run {
         let mut run = Run {
             committed: None,
             outcome: None,
             steps: 0,
         };
-        let mut answers: Vec<(u32, bool)> = Vec::new();
+        let mut answers: Vec<(u32, Vec<u8>)> = Vec::new();
         let mut wake = None;
         loop {
             if crash_after.is_some_and(|c| run.steps >= c) {
@@ -292,9 +309,9 @@ impl World {
             if !answers.is_empty() {
                 // Answers arrive in an order drawn from the seed.
                 let i = self.rng.random_range(..answers.len());
-                let (id, ack) = answers.swap_remove(i);
+                let (id, reply) = answers.swap_remove(i);
                 self.now += self.rng.random_range(1..50);
-                m.handle_answer(id, ack, self.now);
+                m.handle_reply(id, Some(&reply), self.now);
             } else if let Some(at) = wake.take() {
                 self.now = self.now.max(at);
                 m.handle_timeout(self.now);
@@ -315,26 +332,26 @@ impl World {
     }
 
     /// A holder answers an order through its real handlers; `None` when it is down.
-    async fn deliver(&self, node: NodeId, bytes: Vec<u8>) -> Option<bool> {
+    pub(super) async fn deliver(&self, node: NodeId, bytes: Vec<u8>) -> Option<Vec<u8>> {
         if self.down.contains(&node) {
             return None;
         }
         let holder = self.holders.get(&node)?;
         let remote = peer::identity::peer_id(&self.key.node_id()).unwrap();
-        let raw = holder
-            .handlers
-            .answer(Protocol::Store, remote, RequestFrame::Bytes(bytes))
-            .await;
-        let reply: Reply<StoreAck> = wire::decode(&raw, Protocol::Store.limits().1).ok()?;
-        Some(reply.result.is_ok())
+        Some(
+            holder
+                .handlers
+                .answer(Protocol::Store, remote, RequestFrame::Bytes(bytes))
+                .await,
+        )
     }
 
     /// What the daemon does at start-up and in its upkeep: retire pending epochs, then deliver
     /// every owed deletion (all holders reachable).
-    async fn restart(&mut self) {
+    pub(super) async fn restart(&mut self) {
         self.db.retire_all_pending_epochs().unwrap();
         let owed = self.db.owed_deletions().unwrap();
-        let orders = delete_orders(&self.signer(), &owed);
+        let orders = delete_orders(&self.signer(), &owed, &mut rand::rng());
         let mut delivery = Delivery::new(&owed, &orders, self.now, ANSWER_MS, 0);
         let run = self.drive(&mut delivery, None).await;
         assert!(delivery.finished(), "{run:?}");
@@ -346,7 +363,7 @@ impl World {
     }
 
     /// No holder keeps a share the database does not list for it.
-    fn assert_no_stray_share(&self, context: &str) {
+    pub(super) fn assert_no_stray_share(&self, context: &str) {
         let listed: BTreeSet<(NodeId, SessionId, u32)> = self
             .db
             .sessions()
@@ -368,7 +385,7 @@ impl World {
     }
 
     /// The recorded session rebuilds a secret matching commitment 0 from its holders' stores.
-    fn assert_rebuilds(
+    pub(super) fn assert_rebuilds(
         &self,
         record: &SessionRecord,
         c0: &sharing::CommitmentBytes,
@@ -411,32 +428,57 @@ fn placements(nodes: &[NodeId]) -> Vec<Placement> {
 }
 
 /// Creates a session on the first `n` holders without a crash; returns its record.
-async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
+pub(super) async fn created(world: &mut World, n: usize, k: usize) -> SessionRecord {
     let nodes: Vec<NodeId> = world.nodes().into_iter().take(n).collect();
     let (dealt, record) = world.deal_session(&nodes, k);
-    let mut p = world.placement(Placing::Creation, dealt, record);
+    let mut p = world.placement(dealt, record);
     let run = world.drive(&mut p, None).await;
     assert_eq!(run.outcome, Some(Outcome::Committed));
     run.committed.expect("committed")
 }
 
-/// A rotation of `record` onto `nodes`, dealt from its holders' shares.
-fn rotation(world: &mut World, record: &SessionRecord, nodes: &[NodeId]) -> EpochPlacement {
-    let k = record.commitments.threshold();
-    let mut shares = world.recorded_shares(record);
-    shares.truncate(k);
-    let n = nodes.len();
-    let plan = Planned::new(
-        record.session,
-        record.epoch,
-        record.commitments.clone(),
-        placements(nodes),
-        k,
-        k.max(n - 1),
+/// The coordinator's keys as [`World`] holds them, apart, for a machine that borrows them
+/// while the world drives it.
+pub(super) fn coordinator_keys() -> (NodeKey, SealingMasterKey) {
+    (
+        NodeKey::from_secret_bytes(&[7; 32]),
+        SealingMasterKey::from_bytes([9; 32]),
     )
-    .unwrap();
-    let dealt = plan.deal(&shares, &mut world.rng).unwrap();
-    world.placement(Placing::Rotation, dealt, record.clone())
+}
+
+/// A rotation of `record` by redistribution onto `nodes` (indices 1.., each with its share
+/// key), committing after max(k, n − 1) acknowledgements.
+pub(super) fn rotation<'k>(
+    world: &World,
+    keys: &'k (NodeKey, SealingMasterKey),
+    record: &SessionRecord,
+    nodes: &[NodeId],
+) -> Redistribution<'k> {
+    let k = record.commitments.threshold();
+    let new_holders = nodes
+        .iter()
+        .zip(1u8..)
+        .map(|(node, index)| NewHolder {
+            node: *node,
+            index,
+            share_key: world.holders[node].share_key.public(),
+        })
+        .collect();
+    let signer = Signer {
+        key: &keys.0,
+        master: &keys.1,
+    };
+    let min_acks = k.max(nodes.len() - 1);
+    Redistribution::new(
+        record.clone(),
+        new_holders,
+        min_acks,
+        signer,
+        world.now,
+        ANSWER_MS,
+        &mut rand::rng(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -445,12 +487,30 @@ async fn no_order_sent_and_nothing_in_the_database_holds_a_share_of_a_created_or
     let record = created(&mut w, 4, 3).await;
     assert!(record.boxed && record.sealed_under.is_none());
     let next: Vec<NodeId> = w.nodes().into_iter().skip(1).collect();
-    let mut p = rotation(&mut w, &record, &next);
+    let keys = coordinator_keys();
+    let mut p = rotation(&w, &keys, &record, &next);
     let run = w.drive(&mut p, None).await;
     assert_eq!(run.outcome, Some(Outcome::Committed));
-    assert_eq!(w.recorded_shares(&run.committed.unwrap()).len(), 4);
+    let rotated = run.committed.unwrap();
+    let new_shares = w.recorded_shares(&rotated);
+    assert_eq!(new_shares.len(), 4);
+    // The rotation dealt nothing at the coordinator; the new epoch's shares (read back from
+    // their holders) and the key they rebuild are looked for too.
+    assert_eq!(w.dealt_plain.len(), 4, "one epoch of four shares dealt");
+    let secret = sharing::combine(&new_shares, &rotated.commitments).unwrap();
+    w.dealt_plain
+        .extend(new_shares.iter().map(VerifiedShare::value_bytes));
+    w.dealt_plain
+        .push(*secret.user_key(&rotated.policy_digest).expose());
+    for bytes in &w.sent {
+        for plain in &w.dealt_plain {
+            assert!(
+                !bytes.windows(32).any(|x| x == plain),
+                "an order carries a share's or the key's bytes"
+            );
+        }
+    }
     // Every order sent was checked as it went (`step`); now the whole database, row by row.
-    assert_eq!(w.dealt_plain.len(), 8, "two epochs of four shares dealt");
     let rows = crate::db::fuzzing::raw_contents(&w.db).unwrap();
     assert!(!rows.is_empty());
     for (table, key, value) in rows {
@@ -470,7 +530,7 @@ async fn a_creation_crashed_after_any_action_loses_no_acknowledged_session_and_l
         let mut w = World::new(3, 1);
         let nodes = w.nodes();
         let (dealt, record) = w.deal_session(&nodes, 2);
-        let mut p = w.placement(Placing::Creation, dealt, record);
+        let mut p = w.placement(dealt, record);
         w.drive(&mut p, None).await.steps
     };
     assert!(total >= 6, "{total} steps");
@@ -481,7 +541,7 @@ async fn a_creation_crashed_after_any_action_loses_no_acknowledged_session_and_l
             let nodes = w.nodes();
             let (dealt, record) = w.deal_session(&nodes, 2);
             let (session, c0) = (record.session, dealt.commitments().0[0]);
-            let mut p = w.placement(Placing::Creation, dealt, record);
+            let mut p = w.placement(dealt, record);
             let run = w.drive(&mut p, Some(crash_after)).await;
             drop(p);
             w.restart().await;
@@ -511,7 +571,8 @@ async fn a_rotation_crashed_after_any_action_leaves_the_session_on_one_whole_epo
             let mut w = World::new(5, seed);
             let before = created(&mut w, 3, 2).await;
             let nodes: Vec<NodeId> = w.nodes().into_iter().skip(2).collect();
-            let mut p = rotation(&mut w, &before, &nodes);
+            let keys = coordinator_keys();
+            let mut p = rotation(&w, &keys, &before, &nodes);
             w.drive(&mut p, None).await.steps
         };
         for crash_after in 0..=total {
@@ -520,7 +581,8 @@ async fn a_rotation_crashed_after_any_action_leaves_the_session_on_one_whole_epo
             let c0 = before.commitments.0[0];
             // Holders 2..5: one old holder stays, two are new.
             let nodes: Vec<NodeId> = w.nodes().into_iter().skip(2).collect();
-            let mut p = rotation(&mut w, &before, &nodes);
+            let keys = coordinator_keys();
+            let mut p = rotation(&w, &keys, &before, &nodes);
             let run = w.drive(&mut p, Some(crash_after)).await;
             drop(p);
             w.restart().await;
@@ -559,7 +621,7 @@ async fn a_holder_down_during_creation_is_left_out_and_owes_its_deletion() {
     let (dealt, record) = w.deal_session(&nodes, 2);
     let c0 = dealt.commitments().0[0];
     w.down.insert(nodes[3]);
-    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut p = w.placement(dealt, record);
     let run = w.drive(&mut p, None).await;
     // min_acks = max(k, n - 1) = 3 of 4: the commit goes ahead on the answer window.
     assert_eq!(run.outcome, Some(Outcome::Committed));
@@ -582,7 +644,7 @@ async fn too_few_acknowledgements_roll_the_creation_back_and_delete_what_was_sto
     let (dealt, record) = w.deal_session(&nodes, 2);
     let session = record.session;
     w.down.extend([nodes[0], nodes[1]]);
-    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut p = w.placement(dealt, record);
     let run = w.drive(&mut p, None).await;
     assert!(
         matches!(run.outcome, Some(Outcome::RolledBack(_))),
@@ -604,7 +666,7 @@ async fn a_failed_commit_write_rolls_the_epoch_back() {
     let nodes = w.nodes();
     let (dealt, record) = w.deal_session(&nodes, 2);
     let session = record.session;
-    let mut p = w.placement(Placing::Creation, dealt, record);
+    let mut p = w.placement(dealt, record);
     let mut outcome = None;
     let mut answers = Vec::new();
     let mut wake = None;
@@ -624,14 +686,14 @@ async fn a_failed_commit_write_rolls_the_epoch_back() {
                 p.handle_written(r, w.now);
             }
             Some(Action::Send { id, node, bytes }) => {
-                if let Some(ack) = w.deliver(node, bytes).await {
-                    answers.push((id, ack));
+                if let Some(reply) = w.deliver(node, bytes).await {
+                    answers.push((id, reply));
                 }
             }
             Some(Action::WakeAt(at)) => wake = Some(at),
             None => {
-                if let Some((id, ack)) = answers.pop() {
-                    p.handle_answer(id, ack, w.now);
+                if let Some((id, reply)) = answers.pop() {
+                    p.handle_reply(id, Some(&reply), w.now);
                 } else if let Some(at) = wake.take() {
                     p.handle_timeout(at);
                 } else {

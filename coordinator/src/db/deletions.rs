@@ -3,8 +3,8 @@
 //! one by one as holders acknowledge, so a crash loses none.
 
 use super::records::{PendingEpoch, SessionRecord};
-use super::{CoordinatorDb, DbError, PENDING_EPOCHS, SESSIONS, records};
-use protocols::ids::{Epoch, NodeId, SessionId};
+use super::{CoordinatorDb, DbError, PENDING_EPOCHS, Records, SESSIONS, records};
+use protocols::ids::{Epoch, NodeId, SessionId, ShareIndex};
 use redb::{ReadableTable, TableDefinition, TableError};
 use tracing::debug;
 
@@ -12,6 +12,11 @@ use tracing::debug;
 /// first use, so that databases written before it existed keep their layout.
 pub(super) const OWED_DELETIONS: TableDefinition<&[u8; 52], ()> =
     TableDefinition::new("owed_deletions");
+
+/// The share proofs owed with a deletion (docs/protocol/holder-audits.md): same key as
+/// [`OWED_DELETIONS`], the value the holder's index and public share (33 bytes). Optional and
+/// created on first use, like the deletions; a row never outlives its deletion.
+pub(super) const OWED_PROOFS: Records<52> = TableDefinition::new("owed_proofs");
 
 /// One holder that must delete its share of one epoch of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,6 +27,36 @@ pub struct OwedDeletion {
     pub epoch: Epoch,
     /// The holder.
     pub node: NodeId,
+    /// The share the holder must prove before it deletes (a superseded epoch of a session
+    /// boxed to its holders); `None`: a plain deletion.
+    pub prove: Option<ShareToProve>,
+}
+
+/// The share a holder proves it still holds before deleting it: what the coordinator kept of
+/// the superseded epoch's commitments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShareToProve {
+    /// The holder's index in that epoch.
+    pub index: ShareIndex,
+    /// Its public share `P_i`, compressed.
+    pub public_share: [u8; 32],
+}
+
+impl ShareToProve {
+    fn to_bytes(self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out[0] = self.index;
+        out[1..].copy_from_slice(&self.public_share);
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (&index, public) = bytes.split_first()?;
+        Some(Self {
+            index,
+            public_share: public.try_into().ok()?,
+        })
+    }
 }
 
 impl OwedDeletion {
@@ -44,6 +79,7 @@ impl OwedDeletion {
             session: SessionId(session),
             epoch: Epoch::from_be_bytes(epoch),
             node: NodeId(node),
+            prove: None,
         }
     }
 
@@ -56,6 +92,7 @@ impl OwedDeletion {
                 session: pending.session,
                 epoch: pending.epoch,
                 node: h.node,
+                prove: None,
             })
             .collect()
     }
@@ -77,18 +114,25 @@ impl CoordinatorDb {
             session: *session,
             epoch: 0,
             node: NodeId([0; 32]),
+            prove: None,
         }
         .key();
         let last = OwedDeletion {
             session: *session,
             epoch: Epoch::MAX,
             node: NodeId([0xff; 32]),
+            prove: None,
         }
         .key();
         let removed = table
             .extract_from_if::<&[u8; 52], _>(&first..=&last, |_, _| true)
             .map_err(|e| self.err(op, e))?
             .count();
+        let mut proofs = txn.open_table(OWED_PROOFS).map_err(|e| self.err(op, e))?;
+        proofs
+            .extract_from_if::<&[u8; 52], _>(&first..=&last, |_, _| true)
+            .map_err(|e| self.err(op, e))?
+            .for_each(drop);
         Ok(removed)
     }
 
@@ -101,10 +145,22 @@ impl CoordinatorDb {
                 Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(self.err(OP, e)),
             };
+            let proofs = match txn.open_table(OWED_PROOFS) {
+                Ok(t) => Some(t),
+                Err(TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(self.err(OP, e)),
+            };
             let mut out = Vec::new();
             for entry in table.iter().map_err(|e| self.err(OP, e))? {
                 let (k, _) = entry.map_err(|e| self.err(OP, e))?;
-                out.push(OwedDeletion::from_key(k.value()));
+                let mut owed = OwedDeletion::from_key(k.value());
+                if let Some(proofs) = &proofs {
+                    owed.prove = proofs
+                        .get(k.value())
+                        .map_err(|e| self.err(OP, e))?
+                        .and_then(|v| ShareToProve::from_bytes(v.value()));
+                }
+                out.push(owed);
             }
             Ok(out)
         })
@@ -112,7 +168,41 @@ impl CoordinatorDb {
 
     /// Marks a deletion acknowledged by its holder, durably; `false` if it was not owed.
     pub fn settle_deletion(&self, owed: &OwedDeletion) -> Result<bool, DbError> {
-        self.remove("settling an owed deletion", OWED_DELETIONS, &owed.key())
+        const OP: &str = "settling an owed deletion";
+        self.write(OP, |txn| {
+            let removed = Self::remove_owed(txn, owed).map_err(|e| self.err(OP, e))?;
+            Ok((removed, removed))
+        })
+    }
+
+    /// Removes one owed deletion and its proof, if owed; whether it was.
+    fn remove_owed(txn: &redb::WriteTransaction, owed: &OwedDeletion) -> Result<bool, redb::Error> {
+        let removed = txn
+            .open_table(OWED_DELETIONS)?
+            .remove(&owed.key())?
+            .is_some();
+        txn.open_table(OWED_PROOFS)?.remove(&owed.key())?;
+        Ok(removed)
+    }
+
+    /// Records `owed` inside `txn` (with the proof each one is owed with).
+    pub(super) fn insert_owed(
+        txn: &redb::WriteTransaction,
+        owed: &[OwedDeletion],
+    ) -> Result<(), redb::Error> {
+        let mut table = txn.open_table(OWED_DELETIONS)?;
+        for d in owed {
+            table.insert(&d.key(), ())?;
+        }
+        if owed.iter().any(|d| d.prove.is_some()) {
+            let mut proofs = txn.open_table(OWED_PROOFS)?;
+            for d in owed {
+                if let Some(p) = d.prove {
+                    proofs.insert(&d.key(), p.to_bytes().as_slice())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Marks every deletion in `owed` acknowledged, in one durable transaction.
@@ -122,11 +212,8 @@ impl CoordinatorDb {
             return Ok(());
         }
         self.write(OP, |txn| {
-            let mut table = txn
-                .open_table(OWED_DELETIONS)
-                .map_err(|e| self.err(OP, e))?;
             for d in owed {
-                table.remove(&d.key()).map_err(|e| self.err(OP, e))?;
+                Self::remove_owed(txn, d).map_err(|e| self.err(OP, e))?;
             }
             Ok(((), true))
         })
@@ -149,12 +236,8 @@ impl CoordinatorDb {
                 .open_table(PENDING_EPOCHS)
                 .map_err(|e| self.err(OP, e))?;
             table.remove(&session.0).map_err(|e| self.err(OP, e))?;
-            let mut owed = txn
-                .open_table(OWED_DELETIONS)
+            Self::insert_owed(txn, &OwedDeletion::of_pending(&pending))
                 .map_err(|e| self.err(OP, e))?;
-            for d in OwedDeletion::of_pending(&pending) {
-                owed.insert(&d.key(), ()).map_err(|e| self.err(OP, e))?;
-            }
             Ok(((), true))
         })?;
         debug!(%session, epoch = pending.epoch, "pending epoch retired; its holders owe a deletion");
@@ -195,12 +278,7 @@ impl CoordinatorDb {
                 .map_err(|e| self.err(OP, e))?;
             pending.remove(&s.session.0).map_err(|e| self.err(OP, e))?;
             if !owed.is_empty() {
-                let mut table = txn
-                    .open_table(OWED_DELETIONS)
-                    .map_err(|e| self.err(OP, e))?;
-                for d in owed {
-                    table.insert(&d.key(), ()).map_err(|e| self.err(OP, e))?;
-                }
+                Self::insert_owed(txn, owed).map_err(|e| self.err(OP, e))?;
             }
             Ok(((), true))
         })?;

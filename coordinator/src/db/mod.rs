@@ -16,7 +16,7 @@ mod tests;
 mod writer;
 
 pub use audit::{AUDIT_KEEP, AuditEntry};
-pub use deletions::OwedDeletion;
+pub use deletions::{OwedDeletion, ShareToProve};
 pub use error::DbError;
 pub use master_key::MasterKeyMoved;
 pub use records::{
@@ -116,6 +116,20 @@ pub mod fuzzing {
                     for entry in t.iter().map_err(|e| db.err(OP, e))? {
                         let (k, _) = entry.map_err(|e| db.err(OP, e))?;
                         rows.push(("owed_deletions".to_string(), k.value().to_vec(), Vec::new()));
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(db.err(OP, e)),
+            }
+            match txn.open_table(super::deletions::OWED_PROOFS) {
+                Ok(t) => {
+                    for entry in t.iter().map_err(|e| db.err(OP, e))? {
+                        let (k, v) = entry.map_err(|e| db.err(OP, e))?;
+                        rows.push((
+                            "owed_proofs".to_string(),
+                            k.value().to_vec(),
+                            v.value().to_vec(),
+                        ));
                     }
                 }
                 Err(redb::TableError::TableDoesNotExist(_)) => {}

@@ -116,7 +116,7 @@ pub struct SessionRecord {
     pub sealed_under: Option<MasterKeyId>,
     /// The current epoch's shares are boxed to their holders' share keys (decision 0053): no
     /// master key opens them, and `sealed_under` is `None`. `false` in records written before,
-    /// whose sessions the upkeep re-deals boxed (cause `reseal`).
+    /// whose sessions stay as they are until they expire (decision 0057).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub boxed: bool,
 }

@@ -1,7 +1,7 @@
 //! Taking grants back: requesters removed (kept on a revoked list so that a requester named by a
 //! session is refused too) and sessions revoked (their holders owe the deletion of their shares).
 
-use super::deletions::{OWED_DELETIONS, OwedDeletion};
+use super::deletions::OwedDeletion;
 use super::records::{self, PendingEpoch, SessionRecord};
 use super::{CoordinatorDb, DbError, PENDING_EPOCHS, REQUESTERS, SESSIONS, Set};
 use protocols::ids::{NodeId, SessionId};
@@ -111,17 +111,13 @@ impl CoordinatorDb {
                     session: *id,
                     epoch: record.epoch,
                     node: h.node,
+                    prove: None,
                 })
                 .collect();
             if let Some(p) = &pending {
                 owed.extend(OwedDeletion::of_pending(p));
             }
-            let mut table = txn
-                .open_table(OWED_DELETIONS)
-                .map_err(|e| self.err(OP, e))?;
-            for d in &owed {
-                table.insert(&d.key(), ()).map_err(|e| self.err(OP, e))?;
-            }
+            Self::insert_owed(txn, &owed).map_err(|e| self.err(OP, e))?;
             Ok((Some(record), true))
         })?;
         if let Some(r) = &revoked {

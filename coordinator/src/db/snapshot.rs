@@ -4,7 +4,7 @@
 //! every key's size, and [`CoordinatorDb::check_restored`] then decodes every record.
 
 use super::audit::AUDIT_LOG;
-use super::deletions::OWED_DELETIONS;
+use super::deletions::{OWED_DELETIONS, OWED_PROOFS};
 use super::restored::RESTORED;
 use super::revocation::REVOKED_REQUESTERS;
 use super::{
@@ -36,6 +36,7 @@ const TABLES: &[&str] = &[
     "pending_epochs",
     "revoked_requesters",
     "owed_deletions",
+    "owed_proofs",
     "audit_log",
     "restored",
 ];
@@ -131,6 +132,7 @@ impl CoordinatorDb {
             add(self.dump_records(txn, PENDING_EPOCHS)?);
             add(self.dump_set(txn, REVOKED_REQUESTERS)?);
             add(self.dump_set(txn, OWED_DELETIONS)?);
+            add(self.dump_records(txn, OWED_PROOFS)?);
             add(self.dump(txn, AUDIT_LOG, |k: u64| k.to_be_bytes().to_vec())?);
             add(self.dump(txn, RESTORED, |k: &str| k.as_bytes().to_vec())?);
             Ok(snap)
@@ -172,6 +174,7 @@ impl CoordinatorDb {
                     "pending_epochs" => self.load_records(txn, PENDING_EPOCHS, table)?,
                     "revoked_requesters" => self.load_set(txn, REVOKED_REQUESTERS, table)?,
                     "owed_deletions" => self.load_set(txn, OWED_DELETIONS, table)?,
+                    "owed_proofs" => self.load_records(txn, OWED_PROOFS, table)?,
                     "audit_log" => self.load_audit(txn, table)?,
                     other => return Err(bad(format!("unknown table {other:?}"))),
                 }

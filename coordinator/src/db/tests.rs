@@ -440,6 +440,7 @@ fn a_retired_pending_epoch_is_owed_by_its_holders_until_each_settles_even_across
             session: SessionId([1; 16]),
             epoch: 3,
             node: NodeId([3; 32]),
+            prove: None,
         }]
     );
     assert!(db.settle_deletion(&owed[0]).unwrap());
@@ -457,11 +458,13 @@ fn committing_an_epoch_records_its_owed_deletions_in_the_same_transaction() {
             session: SessionId([2; 16]),
             epoch: 0,
             node: NodeId([7; 32]),
+            prove: None,
         },
         OwedDeletion {
             session: SessionId([2; 16]),
             epoch: 1,
             node: NodeId([8; 32]),
+            prove: None,
         },
     ];
     db.commit_epoch_owing(&session(2, 1, 0), &owed).unwrap();
@@ -481,6 +484,7 @@ fn deleting_an_expired_session_drops_the_deletions_owed_for_it_and_no_others() {
         session: SessionId([s; 16]),
         epoch,
         node: NodeId([node; 32]),
+        prove: None,
     };
     for s in [2u8, 3] {
         db.put_pending_epoch(&pending(s, 1)).unwrap();

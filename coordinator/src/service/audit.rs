@@ -1,40 +1,110 @@
-//! Holder audits carried out: the fetches the core's [`HolderAudits`] orders, sent over the node
-//! with a ticket naming the coordinator, and their replies handed back to the core to judge
-//! (`core::holder_audits`, decision 0014). Rotation uses the same fetch to gather its shares.
+//! Holder audits carried out (decisions 0014, 0058): the orders the core's [`HolderAudits`]
+//! asks for — a `ProveShare` to each holder of a session boxed to its holders
+//! (docs/protocol/holder-audits.md: no share leaves the holder), a fetch with a ticket naming
+//! the coordinator for a session dealt before share keys — and their replies handed back to the
+//! core to judge.
 
 use super::sessions::grant;
-use super::{Ctx, Internal, State, now_ms};
-use crate::core::holder_audits::{self, Answer, FetchKey, Reply};
-use crate::db::SessionRecord;
+use super::{Ctx, Internal, State, holders, now_ms};
+use crate::core::holder_audits::{self, Answer, Reply};
+use crate::core::orders::Signer;
+use crate::db::{Holder, SessionRecord};
 use peer::node::Protocol;
 use protocols::ids::NodeId;
 use protocols::sealing::ShareSlot;
 use protocols::share_box::BoxSecret;
-use protocols::ticket::Ticket;
 use protocols::wire::{self, BoxedFetch, BoxedFetchReply, WIRE_VERSION_2};
+use rand_core::Rng;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Fetches the current epoch's share from every holder of `record` (a ticket naming the
-/// coordinator) and has the core judge each reply.
+type Addrs = [(NodeId, Vec<libp2p::Multiaddr>)];
+
+fn addrs_of(addrs: &Addrs, node: &NodeId) -> Vec<libp2p::Multiaddr> {
+    addrs
+        .iter()
+        .find(|(n, _)| n == node)
+        .map(|(_, a)| a.clone())
+        .unwrap_or_default()
+}
+
+/// Asks every holder of `record` for its current epoch's share (a proof, or for a session
+/// dealt before share keys the share itself) and has the core judge each reply.
 pub(super) async fn ask_holders(
     ctx: &Ctx,
     record: &SessionRecord,
-    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
+    addrs: &Addrs,
 ) -> Vec<(NodeId, Answer)> {
+    let answers = if record.boxed {
+        ask_for_proofs(ctx, record, addrs).await
+    } else {
+        fetch_sealed(ctx, record, addrs).await
+    };
+    for (node, answer) in &answers {
+        match answer {
+            Answer::Verified => {}
+            Answer::Fault(fault) => {
+                tracing::warn!(holder = %node.short(), session = %record.session, epoch = record.epoch, ?fault, "holder failed the coordinator's check")
+            }
+            Answer::Silent(e) => {
+                tracing::info!(holder = %node.short(), session = %record.session, error = %e, "holder did not answer the coordinator's audit")
+            }
+        }
+    }
+    answers
+}
+
+fn slot_of(record: &SessionRecord, h: &Holder) -> ShareSlot {
+    ShareSlot {
+        session: record.session,
+        epoch: record.epoch,
+        holder: h.node,
+        index: h.index,
+    }
+}
+
+/// A `ProveShare` to each holder, with a fresh challenge each.
+async fn ask_for_proofs(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(NodeId, Answer)> {
+    let master = ctx.sealing_key();
+    let signer = Signer {
+        key: &ctx.key,
+        master: master.key(),
+    };
+    let asks = record.holders.iter().map(|h| {
+        let mut challenge = [0u8; 32];
+        rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut challenge);
+        let order = signer.prove_order(record.session, record.epoch, challenge, false);
+        let addrs = addrs_of(addrs, &h.node);
+        async move {
+            let raw = holders::request(ctx, &h.node, addrs, order).await;
+            let reply = match raw {
+                Err(e) => Reply::NoAnswer(e.to_string()),
+                Ok(raw) => Reply::of_proof(Some(&raw)),
+            };
+            let restored = ctx.restored.map(|r| r.backup_created_at_ms);
+            let reply = holder_audits::excuse_after_restore(record, reply, restored);
+            let answer = holder_audits::judge(
+                record,
+                &slot_of(record, h),
+                None,
+                &challenge,
+                reply,
+                now_ms(),
+            );
+            (h.node, answer)
+        }
+    });
+    futures::future::join_all(asks).await
+}
+
+/// A session dealt before share keys: fetch each sealed share with a ticket naming the
+/// coordinator and open it with the master key that sealed it.
+async fn fetch_sealed(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(NodeId, Answer)> {
     let Some(grant) = grant(ctx, record, ctx.key.node_id(), addrs) else {
         return Vec::new();
     };
-    let Ok(ticket) = grant.ticket.open::<Ticket>(&ctx.key.node_id()) else {
-        return Vec::new();
-    };
-    // Made for this fetch: holders box their shares to it; dropped (wiped) when it returns.
+    // A fetch of version 2 carries a reply key; sealed shares are served as stored.
     let reply_secret = BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
-    let fetch_key = FetchKey {
-        secret: &reply_secret,
-        nonce: ticket.nonce,
-    };
-    let fetch_key = &fetch_key;
     let request = wire::encode(&BoxedFetch {
         v: WIRE_VERSION_2,
         ticket: grant.ticket,
@@ -42,11 +112,7 @@ pub(super) async fn ask_holders(
     });
     let asks = record.holders.iter().map(|h| {
         let request = request.clone();
-        let addrs = addrs
-            .iter()
-            .find(|(n, _)| n == &h.node)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_default();
+        let addrs = addrs_of(addrs, &h.node);
         async move {
             let reply = match peer::identity::peer_id(&h.node) {
                 None => Reply::NoAnswer("bad holder id".into()),
@@ -67,42 +133,19 @@ pub(super) async fn ask_holders(
                     }
                 },
             };
-            let slot = ShareSlot {
-                session: record.session,
-                epoch: record.epoch,
-                holder: h.node,
-                index: h.index,
-            };
+            let slot = slot_of(record, h);
             let restored = ctx.restored.map(|r| r.backup_created_at_ms);
             let reply = holder_audits::excuse_after_restore(record, reply, restored);
-            // A session boxed to its holders needs no master key; one dealt before does (the
-            // grant above found it: the keyring only loses a key no session needs).
-            let answer = if record.boxed {
-                holder_audits::judge(record, &slot, None, fetch_key, reply, now_ms())
-            } else {
-                match ctx.opening_key(record, &slot) {
-                    Some(key) => {
-                        holder_audits::judge(record, &slot, Some(&key), fetch_key, reply, now_ms())
-                    }
-                    None => Answer::Silent("no master key in force opens this session".into()),
+            let answer = match ctx.opening_key(record, &slot) {
+                Some(key) => {
+                    holder_audits::judge(record, &slot, Some(&key), &[0; 32], reply, now_ms())
                 }
+                None => Answer::Silent("no master key in force opens this session".into()),
             };
             (h.node, answer)
         }
     });
-    let answers = futures::future::join_all(asks).await;
-    for (node, answer) in &answers {
-        match answer {
-            Answer::Verified(_) => {}
-            Answer::Fault(fault) => {
-                tracing::warn!(holder = %node.short(), session = %record.session, epoch = record.epoch, ?fault, "holder failed the coordinator's check")
-            }
-            Answer::Silent(e) => {
-                tracing::info!(holder = %node.short(), session = %record.session, error = %e, "holder did not answer the coordinator's fetch")
-            }
-        }
-    }
-    answers
+    futures::future::join_all(asks).await
 }
 
 /// Quarantines each holder with a fault and counts it.

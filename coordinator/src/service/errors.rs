@@ -6,7 +6,6 @@ use crate::db::DbError;
 use peer::node::NodeError;
 use protocols::entropy::assess::AssessError;
 use protocols::ids::{Epoch, NodeId};
-use protocols::reshare::ReshareError;
 use protocols::wire::{Refusal, WireError};
 use thiserror::Error;
 
@@ -32,14 +31,6 @@ pub enum OrderError {
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum RotationError {
-    /// Fewer verified old shares came back than the threshold.
-    #[error("gathered {have} of {need} shares")]
-    TooFewShares {
-        /// Verified shares gathered.
-        have: usize,
-        /// The threshold.
-        need: usize,
-    },
     /// A holder chosen again still owes the deletion of a rolled-back epoch e+1.
     #[error("holder {} still owes the deletion of a rolled-back epoch {epoch}; rotation waits", node.short())]
     DeletionStillOwed {
@@ -48,9 +39,6 @@ pub enum RotationError {
         /// The epoch it must delete first.
         epoch: Epoch,
     },
-    /// Planning or dealing the new epoch was refused.
-    #[error(transparent)]
-    Reshare(#[from] ReshareError),
     /// The database could not be read.
     #[error(transparent)]
     Database(#[from] DbError),

@@ -1,7 +1,8 @@
-//! Master-key rotation in the running coordinator (decision 0046): a new key seals every share
-//! from now on; the upkeep plan rotates each session still sealed under the old one
-//! (`Cause::Reseal`); the old key is erased from `master.key` and from memory once no session
-//! and no placement needs it.
+//! Master-key rotation in the running coordinator (decision 0046): a new key becomes current;
+//! the old one is erased from `master.key` and from memory once no session and no placement
+//! needs it. Sessions are boxed to their holders and under no master key (decision 0053); one
+//! dealt before share keys keeps the key it was sealed under until it expires (it is not
+//! rotated: decision 0057).
 
 use super::{Ctx, now_ms};
 use crate::admin::AdminError;

@@ -139,6 +139,8 @@ pub(crate) enum Internal {
     /// Owed deletions of these sessions were sent (those not acknowledged are resent later).
     Settled {
         sessions: Vec<protocols::ids::SessionId>,
+        /// Holders whose proof before deleting a superseded share failed.
+        faults: Vec<(NodeId, crate::core::holder_audits::HolderFault)>,
     },
     Rotated {
         session: protocols::ids::SessionId,

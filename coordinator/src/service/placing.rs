@@ -5,6 +5,7 @@
 use super::holders;
 use super::{Ctx, now_ms};
 use crate::core::deletions::{Delivery, delete_orders};
+use crate::core::holder_audits::HolderFault;
 use crate::core::orders::Signer;
 use crate::core::{Action, Machine, Outcome, Write, WriteError};
 use crate::db::{OwedDeletion, SessionRecord};
@@ -50,7 +51,7 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
                         .map(|(_, a)| a.clone())
                         .unwrap_or_default();
                     requests.push(async move {
-                        (id, node, holders::order(ctx, &node, to, bytes).await)
+                        (id, node, holders::request(ctx, &node, to, bytes).await)
                     });
                 }
                 Action::WakeAt(at) => wake = Some(at),
@@ -64,10 +65,13 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
         let timer = wake.map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
         tokio::select! {
             Some((id, node, result)) = requests.next(), if !requests.is_empty() => {
-                if let Err(e) = &result {
-                    tracing::info!(holder = %node.short(), error = %e, "holder order not acknowledged");
+                match &result {
+                    Err(e) => tracing::info!(holder = %node.short(), error = %e, "holder order not answered"),
+                    Ok(raw) => if let Some(r) = holders::refusal_in(raw) {
+                        tracing::info!(holder = %node.short(), refusal = %r, "holder order refused");
+                    },
                 }
-                machine.handle_answer(id, result.is_ok(), now_ms());
+                machine.handle_reply(id, result.as_deref().ok(), now_ms());
             }
             () = tokio::time::sleep(timer.unwrap_or_default()), if timer.is_some() => {
                 wake = None;
@@ -81,13 +85,20 @@ pub(super) async fn drive(ctx: &Ctx, machine: &mut impl Machine, addrs: &Addrs) 
     }
 }
 
-/// Delivers `owed` deletions and settles those acknowledged (the rest stay owed).
-pub(super) async fn deliver_owed(ctx: &Ctx, owed: &[OwedDeletion], addrs: &Addrs) {
+/// Delivers `owed` deletions and settles those acknowledged (the rest stay owed); returns the
+/// holders whose proof before deleting failed.
+pub(super) async fn deliver_owed(
+    ctx: &Ctx,
+    owed: &[OwedDeletion],
+    addrs: &Addrs,
+) -> Vec<(NodeId, HolderFault)> {
     // Delete orders are only signed: the master key is not used for them.
     let master = ctx.sealing_key();
-    let orders = delete_orders(&signer(ctx, &master), owed);
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let orders = delete_orders(&signer(ctx, &master), owed, &mut rng);
     let mut delivery = Delivery::new(owed, &orders, now_ms(), HOLDER_ANSWER_MS, 0);
     drive(ctx, &mut delivery, addrs).await;
+    delivery.faults().to_vec()
 }
 
 /// The coordinator's keys, for the orders a machine makes: its identity, and `master` (from

@@ -36,7 +36,8 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
                 .handle_audited(session, silent, attempt, now_ms());
         }
         Internal::ExpiryDone { session } => state.ledger.release(&session),
-        Internal::Settled { sessions } => {
+        Internal::Settled { sessions, faults } => {
+            audit::apply_faults(ctx, state, faults);
             for session in sessions {
                 state.ledger.release(&session);
             }

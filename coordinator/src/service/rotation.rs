@@ -1,15 +1,17 @@
-//! Rotation and repair: move a session to a fresh quorum as epoch e+1, commit after durable acks,
-//! only then delete epoch e from the old holders. A crash mid-rotation rolls back at start-up.
+//! Rotation and repair: move a session to a fresh quorum as epoch e+1 by redistribution (the
+//! old holders sub-deal, the new ones combine; `core::redistribution` decides, this only moves
+//! the messages), commit after durable acks, only then delete epoch e from the old holders. A
+//! crash mid-rotation rolls back at start-up.
 
 use super::errors::RotationError;
 use super::placing::{self, Stop};
 use super::{Ctx, Internal, State, now_ms};
 use crate::core::Outcome;
-use crate::core::placement::{EpochPlacement, Placing};
+use crate::core::holder_audits::HolderFault;
+use crate::core::redistribution::Redistribution;
 use crate::db::SessionRecord;
 use protocols::ids::NodeId;
-use protocols::reshare::{Placement, Planned};
-use protocols::sharing::VerifiedShare;
+use protocols::wire::{MAX_REDEAL_HOLDERS, NewHolder};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -27,7 +29,8 @@ pub(super) fn standing(ctx: &Ctx, state: &State, node: &NodeId, now: u64) -> Sta
     )
 }
 
-/// Starts rotating `session` in a task; the outcome comes back as [`Internal::Rotated`].
+/// Starts rotating `session` in a task, by redistribution (the coordinator relays and judges;
+/// it holds no share); the outcome comes back as [`Internal::Rotated`].
 pub(super) fn start(
     ctx: &Arc<Ctx>,
     state: &mut State,
@@ -37,6 +40,16 @@ pub(super) fn start(
 ) {
     let n = usize::from(record.policy.n);
     let k = record.commitments.threshold();
+    if !record.boxed {
+        // Decision 0057: its holders cannot sub-deal a share sealed under the coordinator's key,
+        // and the coordinator no longer rebuilds a key to deal it again.
+        tracing::warn!(session = %record.session, ?cause, "rotation postponed: the session's shares were dealt before share keys (sealed under the coordinator's key), which its holders cannot redistribute");
+        return;
+    }
+    if n > MAX_REDEAL_HOLDERS || record.holders.len() > MAX_REDEAL_HOLDERS {
+        tracing::warn!(session = %record.session, ?cause, n, "rotation postponed: more holders than a redistribution takes ({MAX_REDEAL_HOLDERS})");
+        return;
+    }
     let now = now_ms();
     let quorum = match super::sessions::choose_quorum(ctx, state, n, k, now) {
         Ok(q) => q,
@@ -51,14 +64,20 @@ pub(super) fn start(
         }
     };
     // Every holder chosen stated a share key (the quorum skips those that did not).
-    let share_keys: std::collections::BTreeMap<NodeId, protocols::share_box::BoxPublic> = quorum
+    let new_holders: Vec<NewHolder> = quorum
         .holders
         .iter()
         .filter_map(|n| Some((*n, state.peers.share_key(n)?)))
+        .zip(1u8..)
+        .map(|((node, share_key), index)| NewHolder {
+            node,
+            index,
+            share_key,
+        })
         .collect();
     let mark = state.ledger.rotation_started(record.session);
-    let old_addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
-    let new_addrs = state.peers.addrs_of(quorum.holders.iter().copied());
+    let mut addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
+    addrs.extend(state.peers.addrs_of(quorum.holders.iter().copied()));
     let (ctx, internal) = (ctx.clone(), internal.clone());
     // Taken here, on the loop, not in the task: a rotate request the loop handles after this call
     // must count as newer than this rotation even when the task starts late (it then asks for
@@ -66,29 +85,9 @@ pub(super) fn start(
     let started = std::time::Instant::now();
     tokio::spawn(async move {
         let session = record.session;
-        // Every holder is asked and judged, not only k: a bad holder is caught here even when
-        // enough others answer (decision 0014).
-        let answers = super::audit::ask_holders(&ctx, &record, &old_addrs).await;
-        let faults = crate::core::holder_audits::faults_of(&answers);
-        let shares: Vec<VerifiedShare> = answers
-            .into_iter()
-            .filter_map(|(_, a)| match a {
-                crate::core::holder_audits::Answer::Verified(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        let outcome = rotate(
-            &ctx,
-            record,
-            shares,
-            quorum.holders,
-            &share_keys,
-            &old_addrs,
-            &new_addrs,
-        )
-        .await;
+        let (outcome, faults) = rotate(&ctx, record, new_holders, &addrs).await;
         if let Err(e) = &outcome {
-            tracing::warn!(%session, ?cause, error = %e, "rotation failed; the session stays on its epoch");
+            tracing::warn!(%session, ?cause, error = %e, "rotation not done; the session stays on its epoch");
         }
         let _ = internal
             .send(Internal::Rotated {
@@ -106,83 +105,62 @@ pub(super) fn start(
 /// Old and new holders after a committed rotation.
 pub(crate) type Moved = (Vec<NodeId>, Vec<NodeId>);
 
+/// The rotation's outcome, and the holders it showed at fault.
+type Rotated = (Result<Moved, RotationError>, Vec<(NodeId, HolderFault)>);
+
 async fn rotate(
     ctx: &Ctx,
     record: SessionRecord,
-    mut old_shares: Vec<VerifiedShare>,
-    new_holders: Vec<NodeId>,
-    share_keys: &std::collections::BTreeMap<NodeId, protocols::share_box::BoxPublic>,
-    old_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-    new_addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-) -> Result<Moved, RotationError> {
+    new_holders: Vec<NewHolder>,
+    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
+) -> Rotated {
     let k = record.commitments.threshold();
-    if old_shares.len() < k {
-        return Err(RotationError::TooFewShares {
-            have: old_shares.len(),
-            need: k,
-        });
-    }
-    old_shares.truncate(k);
-    let placements: Vec<Placement> = new_holders
-        .iter()
-        .zip(1u8..)
-        .map(|(node, index)| Placement { node: *node, index })
-        .collect();
-    let n = placements.len();
+    let n = new_holders.len();
     // A rolled-back epoch e+1 may still be owed a deletion by a holder chosen again for e+1: the
     // new share must not race that deletion. The settling task delivers it; rotate after.
     let next = record.epoch + 1;
     let session = record.session;
-    let owed = blocking(ctx, |db| db.owed_deletions()).await?;
-    if let Some(d) = owed
-        .iter()
-        .find(|d| d.session == session && d.epoch == next && new_holders.contains(&d.node))
-    {
-        return Err(RotationError::DeletionStillOwed {
+    let owed = match blocking(ctx, |db| db.owed_deletions()).await {
+        Ok(owed) => owed,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    if let Some(d) = owed.iter().find(|d| {
+        d.session == session && d.epoch == next && new_holders.iter().any(|h| h.node == d.node)
+    }) {
+        let e = RotationError::DeletionStillOwed {
             node: d.node,
             epoch: next,
-        });
+        };
+        return (Err(e), Vec::new());
     }
-    let plan = Planned::new(
-        record.session,
-        record.epoch,
-        record.commitments.clone(),
-        placements,
-        k,
-        k.max(n.saturating_sub(1)),
-    )?;
-    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let dealt = plan.deal(&old_shares, &mut rng)?;
-    drop(old_shares);
-    // Boxed to the new holders and the shares wiped before any order exists (decision 0053:
-    // the interim until rotation by redistribution, where the coordinator rebuilds the key).
-    let dealt = dealt
-        .seal_to_holders(|n| share_keys.get(n).copied(), &mut rng)
-        .map_err(|e| RotationError::Task(e.to_string()))?;
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
-    // The signer's master key seals nothing here (the shares are boxed to their holders).
+    // The signer's master key seals nothing here: orders are only signed.
     let master = ctx.sealing_key();
-    let mut placement = EpochPlacement::new(
-        Placing::Rotation,
-        dealt,
+    let mut machine = match Redistribution::new(
         record,
-        &placing::signer(ctx, &master),
+        new_holders,
+        k.max(n.saturating_sub(1)),
+        placing::signer(ctx, &master),
         now_ms(),
         placing::HOLDER_ANSWER_MS,
-    );
-    let addrs: Vec<_> = old_addrs.iter().chain(new_addrs).cloned().collect();
-    match placing::drive(ctx, &mut placement, &addrs).await {
+        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
+    ) {
+        Ok(m) => m,
+        Err(e) => return (Err(e.into()), Vec::new()),
+    };
+    let outcome = match placing::drive(ctx, &mut machine, addrs).await {
         Stop::Committed(record) => {
             // The old epoch's holders (and new ones that never acknowledged) delete now; what
             // they do not acknowledge stays owed.
-            placing::drive(ctx, &mut placement, &addrs).await;
+            placing::drive(ctx, &mut machine, addrs).await;
             Ok((old, record.holders.iter().map(|h| h.node).collect()))
         }
         Stop::Done(Some(Outcome::RolledBack(reason) | Outcome::WriteFailed(reason))) => {
             Err(reason.into())
         }
         Stop::Done(_) => Err(RotationError::Undecided),
-    }
+    };
+    (outcome, machine.faults().to_vec())
 }
 
 async fn blocking<T: Send + 'static>(

@@ -5,7 +5,7 @@
 use super::placing::{self, Stop};
 use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
 use crate::core::Outcome;
-use crate::core::placement::{EpochPlacement, Placing};
+use crate::core::placement::EpochPlacement;
 use crate::core::sessions::{
     self as decide, Born, Candidates, Fresh, Nursery, SessionRules, TicketStanding,
 };
@@ -149,7 +149,6 @@ pub(super) async fn create(
         // The signer's master key seals nothing here (the shares are boxed to their holders).
         let master = ctx.sealing_key();
         let mut placement = EpochPlacement::new(
-            Placing::Creation,
             dealt,
             record,
             &placing::signer(&ctx, &master),

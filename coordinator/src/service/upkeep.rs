@@ -20,10 +20,6 @@ pub(super) async fn rotate_due(
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
     let requested = state.ledger.requested();
-    let reseal = schedule::Reseal {
-        current: ctx.keyring().current().id(),
-        slots: schedule::RESEAL_AT_ONCE.saturating_sub(state.ledger.busy().len()),
-    };
     let plan = schedule::plan(
         &sessions,
         state.ledger.busy(),
@@ -31,7 +27,6 @@ pub(super) async fn rotate_due(
         |node| rotation::standing(ctx, state, node, now),
         now,
         (ctx.config.rotation_period_s * 1000.0) as u64,
-        reseal,
     );
     for session in &plan.forget_requests {
         state.ledger.forget_request(session);
@@ -79,8 +74,8 @@ async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<
     let addrs = state.peers.addrs_of(nodes.into_iter());
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
-        super::placing::deliver_owed(&ctx, &owed, &addrs).await;
-        let _ = internal.send(Internal::Settled { sessions }).await;
+        let faults = super::placing::deliver_owed(&ctx, &owed, &addrs).await;
+        let _ = internal.send(Internal::Settled { sessions, faults }).await;
     });
 }
 
@@ -121,9 +116,11 @@ fn expire(
                 session: record.session,
                 epoch: record.epoch,
                 node: h.node,
+                prove: None,
             })
             .collect();
-        super::placing::deliver_owed(&ctx, &deletions, &addrs).await;
+        // Plain deletions: nothing to prove, no fault to find.
+        let _ = super::placing::deliver_owed(&ctx, &deletions, &addrs).await;
         let db = ctx.db.clone();
         let session = record.session;
         match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {

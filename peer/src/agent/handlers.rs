@@ -135,6 +135,7 @@ async fn store(
         HolderOrder::Redeal(envelope) => super::redeal::redeal(shared, &envelope).await,
         HolderOrder::SubShares(envelope) => super::redeal::sub_shares(shared, &envelope).await,
         HolderOrder::Combine(envelope) => super::redeal::combine(shared, &envelope).await,
+        HolderOrder::ProveShare(envelope) => super::prove::prove_share(shared, &envelope).await,
         order => store_or_delete(shared, order)
             .await
             .map(|ack| encode_reply(&Reply::ok(ack))),
@@ -234,9 +235,10 @@ async fn store_or_delete(shared: &Arc<Shared>, order: HolderOrder) -> Result<Sto
                 epoch: order.epoch,
             })
         }
-        HolderOrder::Redeal(_) | HolderOrder::SubShares(_) | HolderOrder::Combine(_) => {
-            Err(Refusal::Internal)
-        }
+        HolderOrder::Redeal(_)
+        | HolderOrder::SubShares(_)
+        | HolderOrder::Combine(_)
+        | HolderOrder::ProveShare(_) => Err(Refusal::Internal),
     }
 }
 

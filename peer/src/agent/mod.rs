@@ -11,6 +11,7 @@ mod handlers;
 pub mod harvest;
 pub mod measure;
 pub mod metrics;
+mod prove;
 pub mod readiness;
 mod redeal;
 #[cfg(test)]

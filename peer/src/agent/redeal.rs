@@ -34,9 +34,11 @@ fn refusal(e: RedistributionError) -> Refusal {
         RedistributionError::TooManyPending { .. } => Refusal::NotReady(e.to_string()),
         RedistributionError::NothingPending => Refusal::NotFound,
         RedistributionError::StoredShare(_) => {
-            // It was checked when it was stored: the share key or the store changed since.
+            // It was checked when it was stored: the share key or the store changed since. This
+            // holder cannot give a valid share of the session: said as `bad_share`, so the
+            // coordinator names it (as it would a share that failed a fetch).
             tracing::error!(error = %e, "a stored boxed share does not open for redistribution");
-            Refusal::Internal
+            Refusal::BadShare(format!("the stored share cannot be dealt: {e}"))
         }
         RedistributionError::Sharing(protocols::sharing::SharingError::SecretMismatch) => {
             // The qualified dealings do not keep C_0: the coordinator's choice is faulty.

@@ -429,6 +429,9 @@ pub enum HolderOrder {
     /// A signed [`super::Combine`]: combine and store your new share (answered as a
     /// [`super::CombineReply`]).
     Combine(SignedEnvelope),
+    /// A signed [`super::ProveShare`]: prove you hold your share, and delete it after if told
+    /// (answered as a [`super::ProveShareReply`]).
+    ProveShare(SignedEnvelope),
 }
 
 /// Envelope of a holder order, versioned.

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod entropy_messages;
 pub mod envelope;
 pub mod messages;
+pub mod proof_messages;
 pub mod redeal_messages;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,4 +19,5 @@ pub use codec::{
 pub use entropy_messages::*;
 pub use envelope::{SignedEnvelope, SignedPayload};
 pub use messages::*;
+pub use proof_messages::*;
 pub use redeal_messages::*;

@@ -23,6 +23,7 @@ fn revoking_a_session_removes_it_and_every_holder_owes_its_deletion_in_one_step(
             session: s.session,
             epoch: 3,
             node: h.node,
+            prove: None,
         })
         .collect();
     expected.extend(OwedDeletion::of_pending(&pending(1, 4)));
