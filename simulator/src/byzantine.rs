@@ -70,7 +70,9 @@ pub async fn relay_copies(
 /// (dealt before share keys) gets one ciphertext bit flipped, which the requester's AEAD check
 /// catches; a share boxed to it is opened with its `share_key`, changed and boxed to itself
 /// again, so it serves a share that opens but fails the commitments. Either way the requester
-/// and the coordinator's audit must name the holder.
+/// and the coordinator's audit must name the holder. Each alteration adds one to a byte rather
+/// than flipping a bit: a device restarted after an outage starts this loop afresh and alters
+/// its stored shares again, and a second flip would restore them.
 pub async fn tamper_store(
     store: Arc<ShareStore>,
     share_key: protocols::share_box::BoxSecret,
@@ -98,7 +100,7 @@ pub async fn tamper_store(
                 match &mut stored.share {
                     peer::store::HeldShare::Sealed(sealed) => {
                         if let Some(byte) = sealed.ciphertext.first_mut() {
-                            *byte ^= 0x01;
+                            *byte = byte.wrapping_add(1);
                         }
                     }
                     peer::store::HeldShare::Boxed(b) => {
@@ -107,7 +109,7 @@ pub async fn tamper_store(
                             continue;
                         };
                         let mut value = *value;
-                        value[0] ^= 0x01;
+                        value[0] = value[0].wrapping_add(1);
                         b.boxed = protocols::share_box::box_to(
                             &own.public(),
                             &context,

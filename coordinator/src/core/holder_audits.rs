@@ -141,6 +141,45 @@ pub fn judge(
     }
 }
 
+/// Judges `reply` to the serving probe of the holder of `slot` (a fetch with a ticket naming
+/// the coordinator, answered boxed to a key nobody holds: docs/protocol/holder-audits.md): a
+/// share served is fine (its box is never opened), "not found" is withholding, anything else
+/// silence. A withholder that proves its share to the coordinator but refuses requesters is
+/// found so.
+pub fn judge_serving(
+    record: &SessionRecord,
+    slot: &ShareSlot,
+    reply: Reply,
+    now_ms: u64,
+) -> Answer {
+    let near_expiry = record.expires_at_ms <= now_ms.saturating_add(EXPIRY_MARGIN_MS);
+    match reply {
+        Reply::Fetched(FetchedShare::Reboxed { index, .. }) if index == slot.index => {
+            Answer::Verified
+        }
+        Reply::Fetched(FetchedShare::Reboxed { index, .. }) => Answer::Fault(
+            HolderFault::BadShare(format!("served share {index}, holds {}", slot.index)),
+        ),
+        Reply::Fetched(FetchedShare::Sealed(_)) | Reply::Sealed(_) => Answer::Fault(
+            HolderFault::BadShare("a sealed share for a session boxed to its holders".into()),
+        ),
+        Reply::Refused(Refusal::NotFound) if !near_expiry => Answer::Fault(HolderFault::Withheld),
+        Reply::Refused(r) => Answer::Silent(r.to_string()),
+        Reply::NoAnswer(why) => Answer::Silent(why),
+        Reply::Proven(_) => Answer::Silent("a proof where a share was asked for".into()),
+    }
+}
+
+/// One holder's verdict from its proof and its serving probe: a fault in either, else verified
+/// only if both are, else silence (asked again).
+pub fn both(proof: Answer, serving: Answer) -> Answer {
+    match (proof, serving) {
+        (Answer::Fault(f), _) | (_, Answer::Fault(f)) => Answer::Fault(f),
+        (Answer::Verified, Answer::Verified) => Answer::Verified,
+        (Answer::Silent(why), _) | (_, Answer::Silent(why)) => Answer::Silent(why),
+    }
+}
+
 /// Checks that `proven` answers the `ProveShare` over `challenge` for `slot` and that its proof
 /// passes `verify`; the reason otherwise.
 pub fn check_proof(

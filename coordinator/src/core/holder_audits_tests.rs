@@ -383,3 +383,62 @@ fn after_a_restore_not_found_for_a_session_from_the_backup_is_silence_not_withho
         Reply::NoAnswer(_)
     ));
 }
+
+#[test]
+fn the_serving_probe_finds_a_holder_that_proves_its_share_but_answers_fetches_not_found() {
+    let (mut record, slot, _, sealed) = dealt(100 * S);
+    record.boxed = true;
+    let served = |index| {
+        Reply::Fetched(FetchedShare::Reboxed {
+            index,
+            boxed: protocols::share_box::Boxed {
+                ephemeral: [1; 32],
+                sealed: vec![0; 48],
+            },
+        })
+    };
+    assert!(matches!(
+        judge_serving(&record, &slot, served(1), 0),
+        Answer::Verified
+    ));
+    assert!(matches!(
+        judge_serving(&record, &slot, served(2), 0),
+        Answer::Fault(HolderFault::BadShare(_))
+    ));
+    assert!(matches!(
+        judge_serving(
+            &record,
+            &slot,
+            Reply::Fetched(FetchedShare::Sealed(sealed)),
+            0
+        ),
+        Answer::Fault(HolderFault::BadShare(_))
+    ));
+    let withheld = judge_serving(&record, &slot, Reply::Refused(Refusal::NotFound), 0);
+    assert!(matches!(withheld, Answer::Fault(HolderFault::Withheld)));
+    let late = judge_serving(
+        &record,
+        &slot,
+        Reply::Refused(Refusal::NotFound),
+        100 * S - EXPIRY_MARGIN_MS,
+    );
+    assert!(matches!(late, Answer::Silent(_)), "near expiry: no blame");
+    // Combined with the proof: a fault in either is the verdict; both fine is fine.
+    let fine = || Answer::Verified;
+    assert!(matches!(
+        both(fine(), Answer::Fault(HolderFault::Withheld)),
+        Answer::Fault(HolderFault::Withheld)
+    ));
+    assert!(matches!(
+        both(
+            Answer::Fault(HolderFault::BadShare("x".into())),
+            Answer::Silent("away".into())
+        ),
+        Answer::Fault(HolderFault::BadShare(_))
+    ));
+    assert!(matches!(
+        both(fine(), Answer::Silent("away".into())),
+        Answer::Silent(_)
+    ));
+    assert!(matches!(both(fine(), fine()), Answer::Verified));
+}

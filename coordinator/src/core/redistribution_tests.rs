@@ -373,3 +373,57 @@ async fn a_session_dealt_before_share_keys_is_not_redistributed_and_stays_as_it_
     }
     w.assert_no_stray_share("not redistributed");
 }
+
+#[tokio::test]
+async fn a_holder_killed_at_any_step_of_a_rotation_leaves_one_whole_epoch_and_no_stray_share() {
+    let setup = || async {
+        let mut w = World::new(WORLD, 31);
+        let before = created(&mut w, 5, 3).await;
+        // Old holders are nodes 0..5, new ones 2..7: node 0 is old only, 2 old and new, 6 new
+        // only.
+        let next: Vec<NodeId> = w.nodes().into_iter().skip(2).take(5).collect();
+        (w, before, next)
+    };
+    let total = {
+        let (mut w, before, next) = setup().await;
+        let sent = w.sent.len();
+        let keys = coordinator_keys();
+        let mut p = rotation(&w, &keys, &before, &next);
+        w.drive(&mut p, None).await;
+        w.sent.len() - sent
+    };
+    let mut points = 0;
+    for victim in [0usize, 2, 6] {
+        for after in 1..=total {
+            let (mut w, before, next) = setup().await;
+            let c0 = before.commitments.0[0];
+            let node = w.nodes()[victim];
+            w.kill_at = Some((node, w.sent.len() + after));
+            let keys = coordinator_keys();
+            let mut p = rotation(&w, &keys, &before, &next);
+            let run = w.drive(&mut p, None).await;
+            let context = format!("node {victim} killed before order {after} of {total}");
+            assert!(
+                matches!(
+                    run.outcome,
+                    Some(Outcome::Committed | Outcome::RolledBack(_))
+                ),
+                "{context}: {run:?}"
+            );
+            assert!(p.faults().is_empty(), "{context}: {:?}", p.faults());
+            drop(p);
+            // It comes back with its store and fresh memory; the upkeep delivers what is owed.
+            w.revive(node);
+            w.restart().await;
+            let now = w.db.session(&before.session).unwrap().expect("recorded");
+            match run.outcome {
+                Some(Outcome::Committed) => assert_eq!(now.epoch, before.epoch + 1, "{context}"),
+                _ => assert_eq!(now, before, "{context}: a rolled-back rotation changed it"),
+            }
+            w.assert_rebuilds(&now, &c0, &context);
+            w.assert_no_stray_share(&context);
+            points += 1;
+        }
+    }
+    assert!(points >= 45, "{points} kill points");
+}

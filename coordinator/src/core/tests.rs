@@ -64,6 +64,8 @@ pub(super) struct World {
     pub(super) sent: Vec<Vec<u8>>,
     /// Rewrites a holder's reply before the machine sees it (a holder that misbehaves).
     pub(super) tamper: Option<Tamper>,
+    /// Kills this holder once this many orders have been sent in all (see [`World::kill`]).
+    pub(super) kill_at: Option<(NodeId, usize)>,
 }
 
 /// A rewrite of holder replies: (holder, its reply) → the reply the machine gets.
@@ -99,21 +101,9 @@ impl World {
                 let dir = tempfile::tempdir().unwrap();
                 let store =
                     Arc::new(ShareStore::open(&dir.path().join("shares.redb"), 64).unwrap());
-                let measurement = Measurement {
-                    binary_sha256: [0xaa; 32],
-                    config_digest: [1; 32],
-                    boot_id: "core-tests".into(),
-                };
                 let node = hkey.node_id();
                 let share_key = BoxSecret::from_uniform_bytes(&[i as u8 + 10; 64]);
-                let handlers = DetachedHandlers::new(
-                    hkey,
-                    BoxSecret::from_uniform_bytes(&[i as u8 + 10; 64]),
-                    key.node_id(),
-                    store.clone(),
-                    measurement,
-                    1e12,
-                );
+                let handlers = Self::handlers(i, key.node_id(), store.clone());
                 (
                     node,
                     Holder {
@@ -137,7 +127,42 @@ impl World {
             dealt_plain: Vec::new(),
             sent: Vec::new(),
             tamper: None,
+            kill_at: None,
         }
+    }
+
+    /// Handlers of holder `i` of the world over `store`, as a freshly started process has them.
+    fn handlers(i: usize, coordinator: NodeId, store: Arc<ShareStore>) -> DetachedHandlers {
+        DetachedHandlers::new(
+            NodeKey::from_secret_bytes(&[i as u8 + 10; 32]),
+            BoxSecret::from_uniform_bytes(&[i as u8 + 10; 64]),
+            coordinator,
+            store,
+            Measurement {
+                binary_sha256: [0xaa; 32],
+                config_digest: [1; 32],
+                boot_id: "core-tests".into(),
+            },
+            1e12,
+        )
+    }
+
+    /// Kills `node` as SIGKILL would: it answers nothing until [`World::revive`], and what it
+    /// kept only in memory (sub-shares of a redistribution under way) is gone; its store stays.
+    pub(super) fn kill(&mut self, node: NodeId) {
+        self.down.insert(node);
+    }
+
+    /// Starts `node` again over its store, with fresh handlers.
+    pub(super) fn revive(&mut self, node: NodeId) {
+        let size = self.holders.len();
+        let coordinator = self.key.node_id();
+        let i = (0..size)
+            .find(|&i| NodeKey::from_secret_bytes(&[i as u8 + 10; 32]).node_id() == node)
+            .expect("a holder of the world");
+        let holder = self.holders.get_mut(&node).expect("a holder of the world");
+        holder.handlers = Self::handlers(i, coordinator, holder.store.clone());
+        self.down.remove(&node);
     }
 
     pub(super) fn signer(&self) -> Signer<'_> {
@@ -272,6 +297,12 @@ impl World {
                     );
                 }
                 self.sent.push(bytes.clone());
+                if let Some((victim, after)) = self.kill_at
+                    && self.sent.len() >= after
+                {
+                    self.kill(victim);
+                    self.kill_at = None;
+                }
                 if let Some(reply) = self.deliver(node, bytes).await {
                     let reply = match self.tamper.as_mut() {
                         Some(t) => t(node, reply),

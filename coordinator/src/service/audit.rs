@@ -63,38 +63,80 @@ fn slot_of(record: &SessionRecord, h: &Holder) -> ShareSlot {
     }
 }
 
-/// A `ProveShare` to each holder, with a fresh challenge each.
+/// A `ProveShare` to each holder, with a fresh challenge each, and a serving probe: a fetch with
+/// a ticket naming the coordinator whose reply key is one nobody holds (its secret is dropped
+/// before the fetch is sent), so the answer shows the holder serves without showing its share.
 async fn ask_for_proofs(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(NodeId, Answer)> {
     let master = ctx.sealing_key();
     let signer = Signer {
         key: &ctx.key,
         master: master.key(),
     };
+    let probe = grant(ctx, record, ctx.key.node_id(), addrs).map(|grant| {
+        let unopenable =
+            BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng)).public();
+        wire::encode(&BoxedFetch {
+            v: WIRE_VERSION_2,
+            ticket: grant.ticket,
+            reply_key: unopenable,
+        })
+    });
+    let probe = &probe;
     let asks = record.holders.iter().map(|h| {
         let mut challenge = [0u8; 32];
         rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut challenge);
         let order = signer.prove_order(record.session, record.epoch, challenge, false);
         let addrs = addrs_of(addrs, &h.node);
         async move {
-            let raw = holders::request(ctx, &h.node, addrs, order).await;
-            let reply = match raw {
-                Err(e) => Reply::NoAnswer(e.to_string()),
-                Ok(raw) => Reply::of_proof(Some(&raw)),
-            };
+            let slot = slot_of(record, h);
             let restored = ctx.restored.map(|r| r.backup_created_at_ms);
-            let reply = holder_audits::excuse_after_restore(record, reply, restored);
-            let answer = holder_audits::judge(
-                record,
-                &slot_of(record, h),
-                None,
-                &challenge,
-                reply,
-                now_ms(),
-            );
-            (h.node, answer)
+            let proving = async {
+                let reply = match holders::request(ctx, &h.node, addrs.clone(), order).await {
+                    Err(e) => Reply::NoAnswer(e.to_string()),
+                    Ok(raw) => Reply::of_proof(Some(&raw)),
+                };
+                let reply = holder_audits::excuse_after_restore(record, reply, restored);
+                holder_audits::judge(record, &slot, None, &challenge, reply, now_ms())
+            };
+            let serving = async {
+                let Some(request) = probe.clone() else {
+                    return Answer::Silent("no ticket for the serving probe".into());
+                };
+                let reply = fetch_reply(ctx, &h.node, addrs.clone(), request).await;
+                let reply = holder_audits::excuse_after_restore(record, reply, restored);
+                holder_audits::judge_serving(record, &slot, reply, now_ms())
+            };
+            let (proof, served) = futures::future::join(proving, serving).await;
+            (h.node, holder_audits::both(proof, served))
         }
     });
     futures::future::join_all(asks).await
+}
+
+/// A fetch sent to `node`, its answer as the core takes it.
+async fn fetch_reply(
+    ctx: &Ctx,
+    node: &NodeId,
+    addrs: Vec<libp2p::Multiaddr>,
+    request: Vec<u8>,
+) -> Reply {
+    let Some(peer) = peer::identity::peer_id(node) else {
+        return Reply::NoAnswer("bad holder id".into());
+    };
+    match ctx
+        .node
+        .request(Protocol::Fetch, peer, addrs, request)
+        .await
+    {
+        Err(e) => Reply::NoAnswer(e.to_string()),
+        Ok(raw) => match wire::decode::<BoxedFetchReply>(&raw, Protocol::Fetch.limits().1) {
+            Err(e) => Reply::NoAnswer(format!("undecodable reply: {e}")),
+            Ok(r) => match r.result {
+                Ok(fetched) => Reply::Fetched(fetched),
+                Err(refusal) => Reply::Refused(refusal),
+            },
+        },
+    }
 }
 
 /// A session dealt before share keys: fetch each sealed share with a ticket naming the
@@ -114,25 +156,7 @@ async fn fetch_sealed(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(
         let request = request.clone();
         let addrs = addrs_of(addrs, &h.node);
         async move {
-            let reply = match peer::identity::peer_id(&h.node) {
-                None => Reply::NoAnswer("bad holder id".into()),
-                Some(peer) => match ctx
-                    .node
-                    .request(Protocol::Fetch, peer, addrs, request)
-                    .await
-                {
-                    Err(e) => Reply::NoAnswer(e.to_string()),
-                    Ok(raw) => {
-                        match wire::decode::<BoxedFetchReply>(&raw, Protocol::Fetch.limits().1) {
-                            Err(e) => Reply::NoAnswer(format!("undecodable reply: {e}")),
-                            Ok(r) => match r.result {
-                                Ok(fetched) => Reply::Fetched(fetched),
-                                Err(refusal) => Reply::Refused(refusal),
-                            },
-                        }
-                    }
-                },
-            };
+            let reply = fetch_reply(ctx, &h.node, addrs, request).await;
             let slot = slot_of(record, h);
             let restored = ctx.restored.map(|r| r.backup_created_at_ms);
             let reply = holder_audits::excuse_after_restore(record, reply, restored);
