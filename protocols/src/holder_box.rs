@@ -68,7 +68,6 @@ pub struct BoxedDealing {
     commitments: Commitments,
     boxes: Vec<SealedToHolder>,
     acked: BTreeSet<NodeId>,
-    from_epoch: Option<Epoch>,
     min_acks: usize,
 }
 
@@ -98,7 +97,7 @@ impl Dealt {
             });
         }
         let commitments = self.commitments().clone();
-        let (from_epoch, min_acks) = self.origin_and_quorum();
+        let min_acks = self.min_acks();
         // `self` and its shares are dropped (and wiped) here.
         Ok(BoxedDealing {
             session,
@@ -106,7 +105,6 @@ impl Dealt {
             commitments,
             boxes,
             acked: BTreeSet::new(),
-            from_epoch,
             min_acks,
         })
     }
@@ -174,7 +172,6 @@ impl BoxedDealing {
             .collect();
         Ok(Committed::new(
             self.session,
-            self.from_epoch,
             self.epoch,
             holders,
             self.commitments,

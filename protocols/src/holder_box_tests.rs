@@ -151,7 +151,6 @@ fn a_boxed_dealing_commits_after_enough_acknowledgements_from_its_holders() {
     let committed = dealing.commit().unwrap();
     assert_eq!(committed.holders().len(), 4);
     assert_eq!(committed.epoch(), 0);
-    assert_eq!(committed.deletable_epoch(), None);
     let (_, mut short, _) = boxed(&mut rng);
     short.acknowledge(&NodeId([10; 32])).unwrap();
     assert_eq!(

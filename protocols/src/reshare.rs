@@ -1,9 +1,10 @@
-//! Dealing and resharing as states consumed by value: `Planned → Dealt → Committed`.
+//! Dealing a session's secret as states consumed by value: `Dealt → Committed`.
 //!
-//! A session moves from epoch e to e+1 by rebuilding its secret from k verified shares and
-//! splitting it again with a fresh polynomial onto a new holder set. The new epoch is
-//! committed only once enough new holders have acknowledged a durable write, and only a
-//! [`Committed`] value can name the old epoch as deletable.
+//! A session's secret is split once, at its birth ([`Dealt::fresh`]), onto its first holder
+//! set; the epoch is committed only once enough holders have acknowledged a durable write, and
+//! the committed value keeps only public facts. Rotation never passes through here: it moves
+//! the shares by redistribution among holders ([`crate::redistribution`],
+//! [`crate::sharing::redistribute`]; decision 0057), so no party rebuilds the secret.
 
 use crate::ids::{Epoch, NodeId, SessionId, ShareIndex};
 use crate::keys::SessionSecret;
@@ -20,7 +21,7 @@ pub struct Placement {
     pub index: ShareIndex,
 }
 
-/// Why a dealing or reshare step was refused.
+/// Why a dealing step was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReshareError {
@@ -51,76 +52,12 @@ pub enum ReshareError {
         /// Acks needed.
         need: usize,
     },
-    /// The epoch counter would overflow.
-    #[error("epoch counter exhausted")]
-    EpochOverflow,
-}
-
-/// A rotation decided but not dealt: old commitments, new holders, target epoch.
-#[derive(Debug)]
-pub struct Planned {
-    session: SessionId,
-    from_epoch: Epoch,
-    old_commitments: Commitments,
-    holders: Vec<Placement>,
-    k: usize,
-    min_acks: usize,
-}
-
-impl Planned {
-    /// Plans moving `session` from `from_epoch` (with `old_commitments`) onto `holders` with threshold `k`.
-    pub fn new(
-        session: SessionId,
-        from_epoch: Epoch,
-        old_commitments: Commitments,
-        holders: Vec<Placement>,
-        k: usize,
-        min_acks: usize,
-    ) -> Result<Self, ReshareError> {
-        validate(&holders, k, min_acks)?;
-        from_epoch
-            .checked_add(1)
-            .ok_or(ReshareError::EpochOverflow)?;
-        Ok(Self {
-            session,
-            from_epoch,
-            old_commitments,
-            holders,
-            k,
-            min_acks,
-        })
-    }
-
-    /// Rebuilds the secret from verified old shares (checked against commitment 0) and deals epoch e+1.
-    pub fn deal<R: rand_core::CryptoRng + ?Sized>(
-        self,
-        old_shares: &[VerifiedShare],
-        rng: &mut R,
-    ) -> Result<Dealt, ReshareError> {
-        let secret = sharing::combine(old_shares, &self.old_commitments)?;
-        let to_epoch = self
-            .from_epoch
-            .checked_add(1)
-            .ok_or(ReshareError::EpochOverflow)?;
-        let mut dealt = Dealt::fresh(
-            self.session,
-            to_epoch,
-            &secret,
-            self.holders,
-            self.k,
-            self.min_acks,
-            rng,
-        )?;
-        dealt.from_epoch = Some(self.from_epoch);
-        Ok(dealt)
-    }
 }
 
 /// Shares dealt for a new epoch, waiting for durable acknowledgements. Holds secret shares.
 #[derive(Debug)]
 pub struct Dealt {
     session: SessionId,
-    from_epoch: Option<Epoch>,
     to_epoch: Epoch,
     commitments: Commitments,
     deliveries: Vec<(Placement, VerifiedShare)>,
@@ -129,7 +66,7 @@ pub struct Dealt {
 }
 
 impl Dealt {
-    /// Deals a secret for the first time (session creation: epoch 0) or for a given epoch.
+    /// Deals a secret onto `holders` for `epoch` (a session's birth deals epoch 0).
     pub fn fresh<R: rand_core::CryptoRng + ?Sized>(
         session: SessionId,
         epoch: Epoch,
@@ -144,7 +81,6 @@ impl Dealt {
         let (shares, commitments) = sharing::split(secret, &indices, k, rng)?;
         Ok(Self {
             session,
-            from_epoch: None,
             to_epoch: epoch,
             commitments,
             deliveries: holders.into_iter().zip(shares).collect(),
@@ -158,7 +94,7 @@ impl Dealt {
         &self.deliveries
     }
 
-    /// The new epoch's commitments (commitment 0 is unchanged by a reshare).
+    /// The epoch's commitments (commitment 0 is the secret's public point).
     pub fn commitments(&self) -> &Commitments {
         &self.commitments
     }
@@ -205,17 +141,15 @@ impl Dealt {
             .collect();
         Ok(Committed {
             session: self.session,
-            from_epoch: self.from_epoch,
             to_epoch: self.to_epoch,
             holders,
             commitments: self.commitments.clone(),
         })
     }
 
-    /// The epoch this dealing moves from (none for a first dealing) and its acknowledgement
-    /// quorum, for [`crate::holder_box::BoxedDealing`].
-    pub(crate) fn origin_and_quorum(&self) -> (Option<Epoch>, usize) {
-        (self.from_epoch, self.min_acks)
+    /// The acknowledgement quorum, for [`crate::holder_box::BoxedDealing`].
+    pub(crate) fn min_acks(&self) -> usize {
+        self.min_acks
     }
 
     /// Gives up on the new epoch: returns the holders that must delete what they were sent.
@@ -228,7 +162,6 @@ impl Dealt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     session: SessionId,
-    from_epoch: Option<Epoch>,
     to_epoch: Epoch,
     holders: Vec<Placement>,
     commitments: Commitments,
@@ -238,14 +171,12 @@ impl Committed {
     /// A committed epoch from its public facts (for [`crate::holder_box::BoxedDealing`]).
     pub(crate) fn new(
         session: SessionId,
-        from_epoch: Option<Epoch>,
         to_epoch: Epoch,
         holders: Vec<Placement>,
         commitments: Commitments,
     ) -> Self {
         Self {
             session,
-            from_epoch,
             to_epoch,
             holders,
             commitments,
@@ -271,11 +202,6 @@ impl Committed {
     pub fn commitments(&self) -> &Commitments {
         &self.commitments
     }
-
-    /// The epoch old holders may now delete (none for a first dealing).
-    pub fn deletable_epoch(&self) -> Option<(SessionId, Epoch)> {
-        self.from_epoch.map(|e| (self.session, e))
-    }
 }
 
 fn validate(holders: &[Placement], k: usize, min_acks: usize) -> Result<(), ReshareError> {
@@ -284,8 +210,8 @@ fn validate(holders: &[Placement], k: usize, min_acks: usize) -> Result<(), Resh
     if min_acks < k || min_acks > n {
         return Err(ReshareError::BadAckQuorum { min_acks, k, n });
     }
-    // Share indices are checked here too, so a rotation is refused when it is planned, before
-    // the old shares are gathered, not only when it is dealt.
+    // Share indices are checked here as well as in `sharing::split`, so every fault of a
+    // holder set is refused in one place, before any polynomial is drawn.
     let (mut nodes, mut indices) = (BTreeSet::new(), BTreeSet::new());
     for p in holders {
         if !nodes.insert(p.node) {
@@ -348,7 +274,7 @@ mod tests {
         dealt.acknowledge(&NodeId([14; 32])).unwrap();
         let committed = dealt.commit().unwrap();
         assert_eq!(committed.holders().len(), 5);
-        assert_eq!(committed.deletable_epoch(), None);
+        assert_eq!(committed.epoch(), 0);
     }
 
     #[test]
@@ -362,89 +288,40 @@ mod tests {
     }
 
     #[test]
-    fn reshare_keeps_the_secret_and_commitment_zero_and_frees_the_old_epoch_only_when_committed() {
+    fn any_k_dealt_shares_rebuild_the_secret_and_fewer_do_not() {
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
-        let (secret, old) = committed_epoch0(&mut rng);
-        let old_shares = reverify(&old);
-        let plan = Planned::new(
-            SessionId([3; 16]),
-            0,
-            old.commitments().clone(),
-            placements(50, 6),
-            4,
-            5,
-        )
-        .unwrap();
-        let mut dealt = plan.deal(&old_shares[2..5], &mut rng).unwrap();
-        assert_eq!(dealt.epoch(), 1);
-        assert_eq!(dealt.commitments().0[0], old.commitments().0[0]);
-        assert_ne!(dealt.commitments().0[1], old.commitments().0[1]);
-        let new_shares = reverify(&dealt);
-        let rebuilt = sharing::combine(&new_shares[1..5], dealt.commitments()).unwrap();
+        let (secret, dealt) = committed_epoch0(&mut rng);
+        let shares = reverify(&dealt);
+        assert_eq!(dealt.commitments().0[0].0, secret.public_point());
+        let rebuilt = sharing::combine(&shares[2..5], dealt.commitments()).unwrap();
         assert!(rebuilt == secret);
-        for p in placements(50, 5) {
-            dealt.acknowledge(&p.node).unwrap();
-        }
-        let committed = dealt.commit().unwrap();
-        assert_eq!(committed.deletable_epoch(), Some((SessionId([3; 16]), 0)));
-        assert_eq!(committed.holders().len(), 5);
-    }
-
-    #[test]
-    fn reshare_from_too_few_or_foreign_shares_is_refused() {
-        let mut rng = ChaCha20Rng::from_seed([3; 32]);
-        let (_, old) = committed_epoch0(&mut rng);
-        let old_shares = reverify(&old);
-        let plan = Planned::new(
-            SessionId([3; 16]),
-            0,
-            old.commitments().clone(),
-            placements(50, 5),
-            3,
-            4,
-        )
-        .unwrap();
-        assert!(matches!(
-            plan.deal(&old_shares[..2], &mut rng).unwrap_err(),
-            ReshareError::Sharing(SharingError::NotEnoughShares { have: 2, need: 3 })
-        ));
-        let (_, other) = {
-            let s = SessionSecret::derive(&[7; 32], &[7; 32], &SessionId([3; 16])).unwrap();
-            let d =
-                Dealt::fresh(SessionId([3; 16]), 0, &s, placements(10, 5), 3, 5, &mut rng).unwrap();
-            (s, d)
-        };
-        let plan = Planned::new(
-            SessionId([3; 16]),
-            0,
-            old.commitments().clone(),
-            placements(50, 5),
-            3,
-            4,
-        )
-        .unwrap();
         assert_eq!(
-            plan.deal(&reverify(&other)[..3], &mut rng).unwrap_err(),
-            ReshareError::Sharing(SharingError::SecretMismatch)
+            sharing::combine(&shares[..2], dealt.commitments()).unwrap_err(),
+            SharingError::NotEnoughShares { have: 2, need: 3 }
         );
     }
 
     #[test]
-    fn plans_with_duplicate_holders_or_bad_ack_quorum_are_refused() {
+    fn dealings_with_duplicate_holders_or_bad_ack_quorum_are_refused() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let secret = SessionSecret::derive(&[1; 32], &[2; 32], &SessionId([0; 16])).unwrap();
         let mut dup = placements(1, 3);
         dup[2].node = dup[0].node;
-        let c = Commitments(vec![]);
         assert!(matches!(
-            Planned::new(SessionId([0; 16]), 0, c.clone(), dup, 2, 2),
+            Dealt::fresh(SessionId([0; 16]), 0, &secret, dup, 2, 2, &mut rng),
             Err(ReshareError::DuplicateHolder(_))
         ));
         assert!(matches!(
-            Planned::new(SessionId([0; 16]), 0, c.clone(), placements(1, 3), 2, 4),
+            Dealt::fresh(
+                SessionId([0; 16]),
+                0,
+                &secret,
+                placements(1, 3),
+                2,
+                4,
+                &mut rng
+            ),
             Err(ReshareError::BadAckQuorum { .. })
-        ));
-        assert!(matches!(
-            Planned::new(SessionId([0; 16]), Epoch::MAX, c, placements(1, 3), 2, 3),
-            Err(ReshareError::EpochOverflow)
         ));
     }
 }

@@ -4,6 +4,9 @@ mod dialing;
 mod discovery;
 mod observed;
 mod relaying;
+mod requests;
+
+pub use requests::Responder;
 
 use relaying::{RESERVATION_RETRY, Reservations, is_relayed, on_relay_event};
 
@@ -16,7 +19,7 @@ use super::reachability::{SharedReachability, Tracker};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::multiaddr::Protocol as Part;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping};
 use std::collections::HashMap;
@@ -63,28 +66,6 @@ pub enum NodeEvent {
         /// Topic name.
         topic: String,
     },
-}
-
-/// Answers one inbound request.
-#[derive(Debug)]
-pub struct Responder {
-    protocol: Protocol,
-    channel: ResponseChannel<Vec<u8>>,
-    commands: mpsc::Sender<Command>,
-}
-
-impl Responder {
-    /// Sends the answer; fails only when the node has stopped.
-    pub async fn respond(self, bytes: Vec<u8>) -> Result<(), NodeError> {
-        self.commands
-            .send(Command::Respond {
-                protocol: self.protocol,
-                channel: self.channel,
-                bytes,
-            })
-            .await
-            .map_err(|_| NodeError::Closed)
-    }
 }
 
 pub(super) async fn spawn(
@@ -484,89 +465,6 @@ impl SwarmTask {
             MeshBehaviourEvent::Coord(e) => self.on_rr_event(Protocol::Coord, e),
             MeshBehaviourEvent::Audit(e) => self.on_rr_event(Protocol::Audit, e),
             _ => {}
-        }
-    }
-
-    fn on_rr_event(
-        &mut self,
-        protocol: Protocol,
-        event: request_response::Event<RequestFrame, Vec<u8>>,
-    ) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let Some(commands) = self.command_tx.upgrade() else {
-                    return;
-                };
-                let responder = Responder {
-                    protocol,
-                    channel,
-                    commands,
-                };
-                let ev = NodeEvent::Request {
-                    protocol,
-                    peer,
-                    frame: request,
-                    responder,
-                };
-                if let Err(refused) = self.offer(ev)
-                    && let NodeEvent::Request { responder, .. } = *refused
-                {
-                    tracing::warn!(%peer, ?protocol, "owner busy: request refused");
-                    let busy = protocols::wire::busy_reply();
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .rr_mut(protocol)
-                        .send_response(responder.channel, busy);
-                }
-            }
-            Event::Message {
-                connection_id,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
-                    let _ = reply.send(Ok(Answer {
-                        bytes: response,
-                        path: self.paths.get(&connection_id).map(|(_, path)| *path),
-                    }));
-                }
-            }
-            Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
-                    let connection_lost = matches!(
-                        error,
-                        request_response::OutboundFailure::ConnectionClosed
-                            | request_response::OutboundFailure::Io(_)
-                    );
-                    let _ = reply.send(Err(NodeError::Request {
-                        peer: peer.to_string(),
-                        reason: error.to_string(),
-                        connection_lost,
-                    }));
-                }
-            }
-            Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, ?protocol, %error, "inbound request failed");
-            }
-            Event::ResponseSent { .. } => {}
         }
     }
 }
