@@ -427,3 +427,29 @@ async fn a_holder_killed_at_any_step_of_a_rotation_leaves_one_whole_epoch_and_no
     }
     assert!(points >= 45, "{points} kill points");
 }
+
+/// Messages and bytes of one rotation by redistribution (issue 20's figures): an order to each old
+/// holder to sub-deal, one to each new holder with the relayed sub-dealings, one to combine, and
+/// the old epoch's proven deletions. Printed with `-- --nocapture`.
+#[tokio::test]
+async fn one_rotation_sends_four_orders_per_holder() {
+    for (n, k, world) in [(5usize, 3usize, 10usize), (16, 11, 32)] {
+        let mut w = World::new(world, 41);
+        let before = created(&mut w, n, k).await;
+        let next: Vec<NodeId> = w.nodes().into_iter().skip(n).take(n).collect();
+        let (orders_before, answers_before) = (w.sent.len(), w.answered_bytes);
+        let keys = coordinator_keys();
+        let mut p = rotation(&w, &keys, &before, &next);
+        let run = w.drive(&mut p, None).await;
+        assert_eq!(run.outcome, Some(Outcome::Committed), "{run:?}");
+        let orders = &w.sent[orders_before..];
+        assert_eq!(orders.len(), 4 * n, "n = {n}");
+        let sent: usize = orders.iter().map(Vec::len).sum();
+        let answered = w.answered_bytes - answers_before;
+        eprintln!(
+            "rotation (n={n}, k={k}) onto {n} new holders: {} orders, {sent} bytes of orders, \
+             {answered} bytes of answers",
+            orders.len()
+        );
+    }
+}

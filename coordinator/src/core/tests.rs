@@ -62,6 +62,8 @@ pub(super) struct World {
     pub(super) dealt_plain: Vec<[u8; 32]>,
     /// Every order sent, as sent.
     pub(super) sent: Vec<Vec<u8>>,
+    /// Bytes of every answer received.
+    pub(super) answered_bytes: usize,
     /// Rewrites a holder's reply before the machine sees it (a holder that misbehaves).
     pub(super) tamper: Option<Tamper>,
     /// Kills this holder once this many orders have been sent in all (see [`World::kill`]).
@@ -126,6 +128,7 @@ impl World {
             rng: StdRng::seed_from_u64(seed),
             dealt_plain: Vec::new(),
             sent: Vec::new(),
+            answered_bytes: 0,
             tamper: None,
             kill_at: None,
         }
@@ -304,6 +307,7 @@ impl World {
                     self.kill_at = None;
                 }
                 if let Some(reply) = self.deliver(node, bytes).await {
+                    self.answered_bytes += reply.len();
                     let reply = match self.tamper.as_mut() {
                         Some(t) => t(node, reply),
                         None => reply,
