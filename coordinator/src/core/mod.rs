@@ -169,73 +169,43 @@ pub trait Machine {
     fn finished(&self) -> bool;
 }
 
+/// Implements [`Machine`] by the machine's own methods of the same names; `reads_replies`: the
+/// machine judges a reply's bytes itself (`handle_reply`), not only whether it acknowledged.
 macro_rules! machine {
     ($t:ty) => {
+        machine!(@impl $t;);
+    };
+    ($t:ty, reads_replies) => {
+        machine!(@impl $t;
+            fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
+                Self::handle_reply(self, id, reply, now_ms)
+            }
+        );
+    };
+    (@impl $t:ty; $($extra:item)*) => {
         impl Machine for $t {
             fn poll_action(&mut self) -> Option<Action> {
-                <$t>::poll_action(self)
+                Self::poll_action(self)
             }
             fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
-                <$t>::handle_written(self, result, now_ms)
+                Self::handle_written(self, result, now_ms)
             }
             fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
-                <$t>::handle_answer(self, id, acknowledged, now_ms)
+                Self::handle_answer(self, id, acknowledged, now_ms)
             }
             fn handle_timeout(&mut self, now_ms: u64) {
-                <$t>::handle_timeout(self, now_ms)
+                Self::handle_timeout(self, now_ms)
             }
             fn finished(&self) -> bool {
-                <$t>::finished(self)
+                Self::finished(self)
             }
+            $($extra)*
         }
     };
 }
 machine!(placement::EpochPlacement);
-
-impl Machine for deletions::Delivery {
-    fn poll_action(&mut self) -> Option<Action> {
-        Self::poll_action(self)
-    }
-    fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
-        Self::handle_written(self, result, now_ms)
-    }
-    fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
-        Self::handle_answer(self, id, acknowledged, now_ms)
-    }
-    fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
-        Self::handle_reply(self, id, reply, now_ms)
-    }
-    fn handle_timeout(&mut self, now_ms: u64) {
-        Self::handle_timeout(self, now_ms)
-    }
-    fn finished(&self) -> bool {
-        Self::finished(self)
-    }
-}
-
-impl Machine for redistribution::Redistribution<'_> {
-    fn poll_action(&mut self) -> Option<Action> {
-        Self::poll_action(self)
-    }
-    fn handle_written(&mut self, result: Result<(), WriteError>, now_ms: u64) {
-        Self::handle_written(self, result, now_ms)
-    }
-    fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
-        // Only a reply's bytes say anything here; a bare "no" is no answer.
-        if !acknowledged {
-            Self::handle_reply(self, id, None, now_ms)
-        }
-    }
-    fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
-        Self::handle_reply(self, id, reply, now_ms)
-    }
-    fn handle_timeout(&mut self, now_ms: u64) {
-        Self::handle_timeout(self, now_ms)
-    }
-    fn finished(&self) -> bool {
-        Self::finished(self)
-    }
-}
+machine!(deletions::Delivery, reads_replies);
+machine!(redistribution::Redistribution<'_>, reads_replies);
 
 /// Whether `reply` is a holder's acknowledgement of a store or delete order.
 pub fn store_acknowledged(reply: &[u8]) -> bool {

@@ -201,6 +201,14 @@ impl<'k> Redistribution<'k> {
         }
     }
 
+    /// A holder's answer to the order sent as `id`, known only as acknowledged or not: only a
+    /// reply's bytes say anything here, so a bare "no" is no answer.
+    pub fn handle_answer(&mut self, id: u32, acknowledged: bool, now_ms: u64) {
+        if !acknowledged {
+            self.handle_reply(id, None, now_ms);
+        }
+    }
+
     /// A holder's reply (its raw bytes; `None`: no answer) to the order sent as `id`.
     pub fn handle_reply(&mut self, id: u32, reply: Option<&[u8]>, now_ms: u64) {
         if let Phase::Delivering { .. } = self.phase {
