@@ -126,10 +126,15 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
     }
     mesh.dump();
     if expect_all {
-        // The holder in home 1 (endpoint-independent NAT) is reached directly after a punch.
+        // The holder in home 1 (endpoint-independent NAT) punches through to the warm requester,
+        // as the holder logs it. The requester's own count of hole-punched shares is a figure,
+        // not the check: DCUtR reports a punch on the side that dialled the punched connection
+        // only, and a requester that dialled the holder's address through the hole the punch
+        // opened counts those shares as direct (seen in CI: 1 punch logged, 0 / 9 / 1 shares).
+        let eim = mesh.hole_punches_by_nat()[0].1 - cold_punches[0].1;
         assert!(
-            warm.1 >= 1,
-            "no share came over a hole-punched connection in {FETCHES} fetches a second apart\n{}",
+            eim >= 1,
+            "no hole punch succeeded to the endpoint-independent home in {FETCHES} fetches a second apart\n{}",
             mesh.logs()
         );
         autonat_makes_public_peers_kademlia_servers_and_natted_ones_clients(&mesh);
