@@ -7,7 +7,7 @@
 use super::holder_audits::{HolderFault, Reply, check_proof};
 use super::orders::Signer;
 use super::{Action, Write, WriteError, store_acknowledged};
-use crate::db::OwedDeletion;
+use crate::db::{OwedDeletion, ShareToProve};
 use protocols::ids::{Epoch, NodeId, SessionId};
 use protocols::sealing::ShareSlot;
 use protocols::share_proof;
@@ -66,12 +66,10 @@ pub fn delete_orders<R: rand_core::CryptoRng + ?Sized>(
 /// deleted, or its expiry sweep ran).
 fn judge_proven_deletion(
     d: &OwedDeletion,
+    prove: ShareToProve,
     challenge: &[u8; 32],
     raw: Option<&[u8]>,
 ) -> (bool, Option<HolderFault>) {
-    let Some(prove) = d.prove else {
-        return (raw.is_some_and(store_acknowledged), None);
-    };
     let slot = ShareSlot {
         session: d.session,
         epoch: d.epoch,
@@ -170,9 +168,14 @@ impl Delivery {
 
     /// A holder's reply (raw bytes; `None`: no answer) to the order sent as `id`.
     pub fn handle_reply(&mut self, id: u32, raw: Option<&[u8]>, now_ms: u64) {
-        let acknowledged = match (self.challenges.remove(&id), self.outstanding.get(&id)) {
-            (Some(challenge), Some(d)) => {
-                let (settled, fault) = judge_proven_deletion(d, &challenge, raw);
+        let owed = self.outstanding.get(&id);
+        let acknowledged = match (
+            self.challenges.remove(&id),
+            owed,
+            owed.and_then(|d| d.prove),
+        ) {
+            (Some(challenge), Some(d), Some(prove)) => {
+                let (settled, fault) = judge_proven_deletion(d, prove, &challenge, raw);
                 if let Some(fault) = fault {
                     self.faults.push((d.node, fault));
                 }

@@ -44,7 +44,6 @@ enum Phase {
 pub struct Redistribution<'k> {
     signer: Signer<'k>,
     record: SessionRecord,
-    old_holders: Vec<NodeId>,
     /// Epoch e's deletions, owed by every old holder once e+1 commits, each with the share it
     /// must prove before deleting (docs/protocol/holder-audits.md).
     old_owed: Vec<OwedDeletion>,
@@ -110,7 +109,6 @@ impl<'k> Redistribution<'k> {
         let pending = messages::pending(&record, to, &new_holders, now_ms);
         Ok(Redistribution {
             signer,
-            old_holders: record.holders.iter().map(|h| h.node).collect(),
             old_owed,
             record,
             to,
@@ -290,7 +288,8 @@ impl<'k> Redistribution<'k> {
     fn send_redeals(&mut self, now_ms: u64) {
         let redeal = messages::redeal(&self.record, self.to, self.new_threshold, &self.new_holders);
         let envelope = SignedEnvelope::seal(self.signer.key, &redeal);
-        for node in self.old_holders.clone() {
+        let old_holders: Vec<NodeId> = self.old_owed.iter().map(|d| d.node).collect();
+        for node in old_holders {
             self.send(node, HolderOrder::Redeal(envelope.clone()));
         }
         let deadline = self.deadline(now_ms);

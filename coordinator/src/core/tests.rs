@@ -75,9 +75,13 @@ pub(super) type Tamper = Box<dyn FnMut(NodeId, Vec<u8>) -> Vec<u8>>;
 
 /// A test holder's identity key (the world makes holder `i` from seed `i + 10`).
 pub(super) fn holder_key(world_size: usize, node: &NodeId) -> NodeKey {
+    NodeKey::from_secret_bytes(&[holder_index(world_size, node) as u8 + 10; 32])
+}
+
+/// Which holder of a world of `world_size` `node` is.
+fn holder_index(world_size: usize, node: &NodeId) -> usize {
     (0..world_size)
-        .map(|i| NodeKey::from_secret_bytes(&[i as u8 + 10; 32]))
-        .find(|k| &k.node_id() == node)
+        .find(|&i| &NodeKey::from_secret_bytes(&[i as u8 + 10; 32]).node_id() == node)
         .expect("a holder of the world")
 }
 
@@ -158,11 +162,8 @@ impl World {
 
     /// Starts `node` again over its store, with fresh handlers.
     pub(super) fn revive(&mut self, node: NodeId) {
-        let size = self.holders.len();
+        let i = holder_index(self.holders.len(), &node);
         let coordinator = self.key.node_id();
-        let i = (0..size)
-            .find(|&i| NodeKey::from_secret_bytes(&[i as u8 + 10; 32]).node_id() == node)
-            .expect("a holder of the world");
         let holder = self.holders.get_mut(&node).expect("a holder of the world");
         holder.handlers = Self::handlers(i, coordinator, holder.store.clone());
         self.down.remove(&node);

@@ -7,7 +7,6 @@
 use super::sessions::grant;
 use super::{Ctx, Internal, State, holders, now_ms};
 use crate::core::holder_audits::{self, Answer, Reply};
-use crate::core::orders::Signer;
 use crate::db::{Holder, SessionRecord};
 use peer::node::Protocol;
 use protocols::ids::NodeId;
@@ -67,11 +66,9 @@ fn slot_of(record: &SessionRecord, h: &Holder) -> ShareSlot {
 /// a ticket naming the coordinator whose reply key is one nobody holds (its secret is dropped
 /// before the fetch is sent), so the answer shows the holder serves without showing its share.
 async fn ask_for_proofs(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(NodeId, Answer)> {
+    // Proof orders are only signed: the master key is not used for them.
     let master = ctx.sealing_key();
-    let signer = Signer {
-        key: &ctx.key,
-        master: master.key(),
-    };
+    let signer = super::placing::signer(ctx, &master);
     let probe = grant(ctx, record, ctx.key.node_id(), addrs).map(|grant| {
         let unopenable =
             BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng)).public();

@@ -19,9 +19,7 @@ pub(super) async fn prove_share(
         .open(&shared.coordinator)
         .map_err(|e| Refusal::Malformed(e.to_string()))?;
     let held = shared.clone();
-    let proven = tokio::task::spawn_blocking(move || answer(&held, &order))
-        .await
-        .map_err(|_| Refusal::Internal)??;
+    let proven = super::redeal::blocking(move || answer(&held, &order)).await?;
     Ok(wire::encode(&Reply::ok(proven)))
 }
 
@@ -51,9 +49,12 @@ fn answer(shared: &Shared, order: &ProveShare) -> Result<ProvenShare, Refusal> {
             tracing::error!(session = %order.session, epoch = order.epoch, error = %e, "a stored boxed share does not open to be proven");
             Refusal::BadShare(format!("the stored share does not open: {e}"))
         })?;
-    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let proof = share_proof::prove(&order.context(b.slot.index), &value, &mut rng)
-        .ok_or_else(|| Refusal::BadShare("the stored share is not a scalar".into()))?;
+    let proof = share_proof::prove(
+        &order.context(b.slot.index),
+        &value,
+        &mut super::redeal::rng(),
+    )
+    .ok_or_else(|| Refusal::BadShare("the stored share is not a scalar".into()))?;
     drop(value);
     if order.then_delete {
         shared

@@ -58,12 +58,12 @@ fn store_refusal(e: StoreError) -> Refusal {
     }
 }
 
-fn rng() -> rand_core::UnwrapErr<rand::rngs::SysRng> {
+pub(super) fn rng() -> rand_core::UnwrapErr<rand::rngs::SysRng> {
     rand_core::UnwrapErr(rand::rngs::SysRng)
 }
 
 /// Runs `work` on a blocking thread (store access and scalar arithmetic).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, Refusal> {
     tokio::task::spawn_blocking(work)
