@@ -217,4 +217,6 @@ pub fn store_acknowledged(reply: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod test_world;
+#[cfg(test)]
 mod tests;

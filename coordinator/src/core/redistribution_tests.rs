@@ -6,7 +6,9 @@
 
 use super::super::deletions::{Delivery, delete_orders};
 use super::super::holder_audits::HolderFault;
-use super::super::tests::{EXPIRES_MS, World, coordinator_keys, created, holder_key, rotation};
+use super::super::test_world::{
+    EXPIRES_MS, World, coordinator_keys, created, holder_key, rotation,
+};
 use super::super::{Outcome, PlacementError};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
