@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use chacha20::ChaCha20Rng;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use protocols::holder_box;
 use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId, ShareIndex};
 use protocols::keys::SessionSecret;
 use protocols::sealing::{self, SealedShare, SealingMasterKey, ShareSlot};
+use protocols::share_box::{self, BoxSecret};
 use protocols::sharing::{self, Commitments, ShareChecker, UnverifiedShare, VerifiedShare};
 use protocols::ticket::{self, Ticket, TicketHolder};
 use protocols::wire::{MAX_MESSAGE_BYTES, SignedEnvelope, WIRE_VERSION};
@@ -183,6 +185,51 @@ fn bench_sealing(c: &mut Criterion) {
     });
 }
 
+/// A fetch's box work: the holder opens its stored box and boxes the share again to the
+/// requester's reply key; the requester opens the answer.
+fn bench_fetch_boxes(c: &mut Criterion) {
+    let mut rng = rng(12);
+    let slot = slot(&mut rng, 4);
+    let value: [u8; 32] = sharing_of(5, 3, 13).0[3].value_bytes();
+    let share_key = BoxSecret::generate(&mut rng);
+    let stored = share_box::box_to(
+        &share_key.public(),
+        &holder_box::slot_context(&slot),
+        &value,
+        &mut rng,
+    )
+    .unwrap();
+    let reply = BoxSecret::generate(&mut rng);
+    let reply_key = reply.public();
+    let nonce: [u8; 16] = bytes(&mut rng);
+    let answer =
+        holder_box::rebox_for_fetch(&share_key, &slot, &stored, &nonce, &reply_key, &mut rng)
+            .unwrap();
+    let mut group = c.benchmark_group("fetch_boxes");
+    group.bench_function("holder_rebox", |b| {
+        b.iter(|| {
+            holder_box::rebox_for_fetch(
+                &share_key,
+                &slot,
+                black_box(&stored),
+                &nonce,
+                &reply_key,
+                &mut rng,
+            )
+            .unwrap()
+        });
+    });
+    group.bench_function("requester_open", |b| {
+        b.iter(|| {
+            holder_box::open_fetched_unverified(&reply, &slot, &nonce, black_box(&answer)).unwrap()
+        });
+    });
+    group.bench_function("reply_secret", |b| {
+        b.iter(|| BoxSecret::generate(&mut rng).public());
+    });
+    group.finish();
+}
+
 fn bench_derive(c: &mut Criterion) {
     let mut rng = rng(6);
     let generator_output: [u8; 32] = bytes(&mut rng);
@@ -314,7 +361,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = crypto;
     config = config();
-    targets = bench_split, bench_verify_share, bench_checker, bench_combine, bench_sealing, bench_derive,
+    targets = bench_split, bench_verify_share, bench_checker, bench_combine, bench_sealing, bench_fetch_boxes, bench_derive,
         bench_session_pipeline, bench_wire
 }
 criterion_group! {
