@@ -459,6 +459,16 @@ impl SwarmTask {
                 step,
                 ..
             }) => self.on_closest_peers(id, result, step.last),
+            // Record filtering hands every store request to us; we keep none (peer routing
+            // only, see behaviour.rs).
+            MeshBehaviourEvent::Kad(kad::Event::InboundRequest {
+                request:
+                    request @ (kad::InboundRequest::PutRecord { .. }
+                    | kad::InboundRequest::AddProvider { .. }),
+            }) => tracing::debug!(
+                ?request,
+                "Kademlia store request dropped: this node keeps no records"
+            ),
             MeshBehaviourEvent::Attest(e) => self.on_rr_event(Protocol::Attest, e),
             MeshBehaviourEvent::Store(e) => self.on_rr_event(Protocol::Store, e),
             MeshBehaviourEvent::Fetch(e) => self.on_rr_event(Protocol::Fetch, e),
