@@ -2,6 +2,7 @@
 
 mod dialing;
 mod discovery;
+mod liveness;
 mod observed;
 mod paths;
 mod relaying;
@@ -451,6 +452,7 @@ impl SwarmTask {
                     rtts.insert(peer, rtt);
                 }
             }
+            MeshBehaviourEvent::Ping(event) => self.on_ping_failure(event),
             MeshBehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
             MeshBehaviourEvent::Relay(event) => on_relay_event(event),
             MeshBehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
