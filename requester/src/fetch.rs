@@ -86,14 +86,14 @@ pub enum FetchError {
         /// Every holder that failed, and why.
         failures: Vec<HolderFailure>,
     },
-    /// Holders named in the ticket have a newer epoch of the session and no longer the
-    /// ticket's, and the others did not make up k soon after: the coordinator has a newer ticket.
-    #[error("ticket is for epoch {ticket_epoch}, superseded: holders have epoch {newer_epoch}; only {got} of {need} shares verified; {}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
+    /// Holders named in the ticket no longer hold its epoch (they have a newer one, or nothing
+    /// of the session), and the others did not make up k soon after: ask the coordinator.
+    #[error("ticket is for epoch {ticket_epoch}, out of date: {}; only {got} of {need} shares verified; {}", newer_epoch.map_or_else(|| "named holders no longer hold the session".to_string(), |e| format!("holders have epoch {e}")), failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
     StaleTicket {
         /// The ticket's epoch.
         ticket_epoch: Epoch,
-        /// The newest epoch a holder said it has.
-        newer_epoch: Epoch,
+        /// The newest epoch a holder said it has (`None`: only holders that hold nothing).
+        newer_epoch: Option<Epoch>,
         /// Verified shares.
         got: usize,
         /// Threshold.
@@ -308,7 +308,7 @@ pub(crate) async fn fetch(
                 got = verified.len(),
                 need,
                 still_asked = in_flight.len(),
-                "ticket superseded; fetch stopped"
+                "ticket out of date; fetch stopped"
             );
             break;
         }
