@@ -1,12 +1,15 @@
 //! Parallel, hedged share fetching: ask k holders, add one more whenever one is slow or fails,
 //! ask the unreachable ones once more when the others are exhausted, verify every share against
-//! the commitments as it arrives, combine, check G·s = C0, derive the user key.
+//! the commitments as it arrives, combine, check G·s = C0, derive the user key; stop early when
+//! the holders' refusals prove the ticket superseded.
+
+mod stale;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::Multiaddr;
 use peer::node::{ConnectionPath, NodeHandle, Protocol};
 use protocols::holder_box;
-use protocols::ids::NodeId;
+use protocols::ids::{Epoch, NodeId};
 use protocols::keys::SessionKey;
 use protocols::sealing::{self, ShareSlot};
 use protocols::share_box::BoxSecret;
@@ -81,6 +84,22 @@ pub enum FetchError {
         /// Threshold.
         need: usize,
         /// Every holder that failed, and why.
+        failures: Vec<HolderFailure>,
+    },
+    /// Holders named in the ticket no longer hold its epoch (they have a newer one, or nothing
+    /// of the session), and the others did not make up k soon after: ask the coordinator.
+    #[error("ticket is for epoch {ticket_epoch}, out of date: {}; only {got} of {need} shares verified; {}", newer_epoch.map_or_else(|| "named holders no longer hold the session".to_string(), |e| format!("holders have epoch {e}")), failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
+    StaleTicket {
+        /// The ticket's epoch.
+        ticket_epoch: Epoch,
+        /// The newest epoch a holder said it has (`None`: only holders that hold nothing).
+        newer_epoch: Option<Epoch>,
+        /// Verified shares.
+        got: usize,
+        /// Threshold.
+        need: usize,
+        /// Every holder that failed, and why (holders still asked when the fetch stopped are
+        /// not named).
         failures: Vec<HolderFailure>,
     },
     /// The shares verified but did not combine to commitment 0 (never expected).
@@ -274,11 +293,30 @@ pub(crate) async fn fetch(
     // machine or a lossy link a live holder can miss one request's timeout.
     let mut unreachable: Vec<TicketHolder> = Vec::new();
     let mut asked_again = false;
+    let mut superseded: Option<stale::Superseded> = None;
     while verified.len() < need {
-        let next = tokio::time::timeout(hedge_after, in_flight.next()).await;
+        let tally = stale::Tally {
+            verified: verified.len(),
+            need,
+            in_flight: in_flight.len(),
+            not_asked: waiting.len(),
+        };
+        let now = tokio::time::Instant::now().into_std();
+        if stale::give_up(superseded.as_ref(), tally, now, stale::GRACE) {
+            tracing::info!(
+                ticket_epoch = ticket.epoch,
+                got = verified.len(),
+                need,
+                still_asked = in_flight.len(),
+                "ticket out of date; fetch stopped"
+            );
+            break;
+        }
+        let wait = superseded.map_or(hedge_after, |s| hedge_after.min(s.left(now, stale::GRACE)));
+        let next = tokio::time::timeout(wait, in_flight.next()).await;
         let (holder, result) = match next {
             Ok(Some(done)) => done,
-            Ok(None) if !asked_again && !unreachable.is_empty() => {
+            Ok(None) if superseded.is_none() && !asked_again && !unreachable.is_empty() => {
                 asked_again = true;
                 for h in unreachable.drain(..) {
                     tracing::debug!(holder = %h.node.short(), "asking an unreachable holder once more");
@@ -340,6 +378,12 @@ pub(crate) async fn fetch(
                 verified.push(share);
             }
             Err(problem) => {
+                superseded = stale::Superseded::note(
+                    superseded,
+                    ticket.epoch,
+                    &problem,
+                    tokio::time::Instant::now().into_std(),
+                );
                 if matches!(problem, HolderProblem::Unreachable(_)) && !asked_again {
                     unreachable.push(holder.clone());
                 }
@@ -351,6 +395,17 @@ pub(crate) async fn fetch(
                 }
             }
         }
+    }
+    if let Some(known) = superseded
+        && verified.len() < need
+    {
+        return Err(FetchError::StaleTicket {
+            ticket_epoch: ticket.epoch,
+            newer_epoch: known.newer,
+            got: verified.len(),
+            need,
+            failures,
+        });
     }
     if verified.len() < need {
         return Err(FetchError::NotEnoughShares {

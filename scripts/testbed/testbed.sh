@@ -10,6 +10,11 @@
 #   scripts/testbed/testbed.sh down          kill every process in the namespaces, delete them
 #   scripts/testbed/testbed.sh exec NS CMD…  run CMD in namespace NS (`es-coord`, `es-h1-p1`, …)
 #   scripts/testbed/testbed.sh list          the namespaces and their addresses
+#   scripts/testbed/testbed.sh cut NAME…     cut homes or public hosts (h1, relay, …) off the
+#                                            internet router: every packet through their links
+#                                            dropped, established connections included
+#   scripts/testbed/testbed.sh heal [NAME…]  undo `cut` (all cuts without NAME); prints the
+#                                            packets each cut dropped
 #
 # Layout (one-way delays added on each region's link to the internet router):
 #   es-inet     router, 100.64.R.1 on each link
@@ -196,6 +201,47 @@ NFT
   echo "testbed up: $(our_namespaces | wc -l) namespaces" >&2
 }
 
+# The es-inet link number of a home or public host (h1 -> 11, relay -> 2).
+link_of() {
+  local entry name num rest
+  for entry in "${PUBLIC[@]}" "${HOMES[@]}"; do
+    IFS=: read -r name num rest <<<"$entry"
+    [ "$name" = "$1" ] && { echo "$num"; return 0; }
+  done
+  die "no home or public host named $1"
+}
+
+# A region cut: a table of its own on the internet router, dropping (and counting) everything
+# forwarded to or from the link, so `heal` deletes exactly it.
+cut() {
+  local name num
+  for name in "$@"; do
+    num=$(link_of "$name")
+    ns inet nft -f - <<NFT
+table inet cut_$name {
+  chain forward {
+    type filter hook forward priority filter - 10; policy accept;
+    iifname "l$num" counter drop
+    oifname "l$num" counter drop
+  }
+}
+NFT
+  done
+}
+
+heal() {
+  local names=("$@") name dropped
+  if [ ${#names[@]} = 0 ]; then
+    mapfile -t names < <(ns inet nft list tables | awk '$3 ~ /^cut_/ {sub(/^cut_/, "", $3); print $3}')
+  fi
+  for name in "${names[@]}"; do
+    dropped=$(ns inet nft list table inet "cut_$name" 2>/dev/null |
+      awk '/counter packets/ {for (i = 1; i <= NF; i++) if ($i == "packets") s += $(i + 1)} END {print s + 0}')
+    ns inet nft delete table inet "cut_$name" 2>/dev/null || die "$name is not cut"
+    echo "healed $name: the cut dropped $dropped packets"
+  done
+}
+
 list() {
   local n
   for n in $(our_namespaces); do
@@ -212,5 +258,10 @@ case "${1:-}" in
     case "$n" in "$PREFIX"*) ;; *) n="$PREFIX$n" ;; esac
     exec ip netns exec "$n" "$@" ;;
   list) list ;;
-  *) die "usage: $0 up|down|list|exec NS CMD..." ;;
+  cut)
+    [ "$(id -u)" = 0 ] || die "run as root"
+    [ $# -ge 2 ] || die "usage: $0 cut NAME..."
+    shift; cut "$@" ;;
+  heal) [ "$(id -u)" = 0 ] || die "run as root"; shift; heal "$@" ;;
+  *) die "usage: $0 up|down|list|exec NS CMD...|cut NAME...|heal [NAME...]" ;;
 esac

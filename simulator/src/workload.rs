@@ -287,11 +287,19 @@ async fn fetch_one(requester: &Requester, session: SessionId, stats: &WorkloadSt
                 error = None;
                 break;
             }
-            Err(RequesterError::Fetch(requester::FetchError::NotEnoughShares {
-                failures,
-                got,
-                need,
-            })) => {
+            Err(RequesterError::Fetch(
+                requester::FetchError::NotEnoughShares {
+                    failures,
+                    got,
+                    need,
+                }
+                | requester::FetchError::StaleTicket {
+                    failures,
+                    got,
+                    need,
+                    ..
+                },
+            )) => {
                 let mut why: BTreeMap<String, u64> = BTreeMap::new();
                 for f in &failures {
                     stats.note_named(f.node, &f.problem, t0.elapsed().as_secs_f64());

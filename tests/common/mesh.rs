@@ -6,7 +6,6 @@
 use super::testbed::*;
 use super::*;
 use protocols::ticket::Ticket;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -60,6 +59,16 @@ impl Mesh {
     /// [`Self::start`], running `setup` once the namespaces are up, before any process starts
     /// (to [`cut`] a path, say).
     pub fn start_with(peer_extra: &[&str], setup: impl FnOnce()) -> Self {
+        Self::start_tuned(peer_extra, setup, &[])
+    }
+
+    /// [`Self::start_with`], with `settings` (`key`, TOML value) replacing the coordinator's
+    /// config keys before it runs.
+    pub fn start_tuned(
+        peer_extra: &[&str],
+        setup: impl FnOnce(),
+        settings: &[(&str, &str)],
+    ) -> Self {
         let started = Instant::now();
         let fleet = fleet_slot();
         let testbed = Testbed::up();
@@ -100,6 +109,7 @@ impl Mesh {
         let coord_addr: Multiaddr = format!("/ip4/100.64.1.2/tcp/4001/p2p/{coord_id}")
             .parse()
             .unwrap();
+        set_config(&coord_dir.path().join("coordinator.toml"), settings);
         let coord_log = coord_dir.path().join("coordinator.log");
         let coord = spawn_in(
             "es-coord",
@@ -289,13 +299,23 @@ impl Mesh {
     /// Creates 2-of-3 sessions from the requester until one's ticket satisfies `accept`; writes
     /// it to `ticket_path` and returns it with the number of sessions created.
     pub fn session(&self, ticket_path: &Path, accept: impl Fn(&Ticket) -> bool) -> (Ticket, u32) {
+        self.session_with(ticket_path, &["--n", "3", "--k", "2"], accept)
+    }
+
+    /// [`Self::session`] with `options` for `session create` (`--n`, `--k`, `--requester`, …).
+    pub fn session_with(
+        &self,
+        ticket_path: &Path,
+        options: &[&str],
+        accept: impl Fn(&Ticket) -> bool,
+    ) -> (Ticket, u32) {
         let deadline = Instant::now() + DEADLINE;
         let mut attempts = 0;
         loop {
             let out = in_ns(REQUESTER_NS)
-                .args([
-                    "session", "create", "--n", "3", "--k", "2", "--ttl", "10m", "-o",
-                ])
+                .args(["session", "create", "--ttl", "10m"])
+                .args(options)
+                .arg("-o")
                 .arg(ticket_path)
                 .arg("--data-dir")
                 .arg(self.req_dir.path())
@@ -357,93 +377,6 @@ impl Mesh {
             .all(|h| self.peers.iter().any(|p| p.node == h.node && p.spec.natted))
     }
 
-    /// `fetch` in the requester's namespace; its log filter is `NAT_MESH_FETCH_LOG` when set.
-    fn fetch_command() -> Command {
-        let mut cmd = in_ns(REQUESTER_NS);
-        if let Some(filter) = std::env::var_os("NAT_MESH_FETCH_LOG") {
-            cmd.env("RUST_LOG", filter);
-        }
-        cmd.arg("fetch");
-        cmd
-    }
-
-    /// One `fetch` process from the requester's namespace.
-    pub fn fetch(&self, ticket_path: &Path) -> Fetch {
-        let t0 = Instant::now();
-        let out = Self::fetch_command()
-            .arg(ticket_path)
-            .args(["--format", "hex", "--data-dir"])
-            .arg(self.req_dir.path())
-            .output()
-            .unwrap();
-        let secs = t0.elapsed().as_secs_f64();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        keep_for_diagnosis("fetch", &err);
-        let ok = out.status.success();
-        Fetch {
-            ok,
-            secs,
-            paths: paths(&err).first().copied().unwrap_or_default(),
-            output: if ok {
-                String::from_utf8_lossy(&out.stdout).trim().to_string()
-            } else {
-                err.trim().to_string()
-            },
-            stderr: err,
-        }
-    }
-
-    /// `fetch --repeat n` in one requester process, fetch after fetch.
-    pub fn fetch_repeated(&self, ticket_path: &Path, n: usize) -> (Vec<Fetch>, Option<String>) {
-        self.fetch_repeated_every(ticket_path, n, "0")
-    }
-
-    /// `fetch --repeat n --repeat-every every` in one requester process. Each fetch after the first is timed from the
-    /// previous fetch's "shares by path" line to its own (the CLI prints one per fetch as it
-    /// ends); the first from the process's start, so it includes starting the node. Returns the
-    /// fetches reported and the process's stderr when it failed.
-    pub fn fetch_repeated_every(
-        &self,
-        ticket_path: &Path,
-        n: usize,
-        every: &str,
-    ) -> (Vec<Fetch>, Option<String>) {
-        let t0 = Instant::now();
-        let mut child = Self::fetch_command()
-            .arg(ticket_path)
-            .args(["--format", "hex", "--repeat", &n.to_string()])
-            .args(["--repeat-every", every, "--data-dir"])
-            .arg(self.req_dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut fetches = Vec::new();
-        let mut text = String::new();
-        let mut last = t0;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(p) = path_line(&line) {
-                let now = Instant::now();
-                fetches.push(Fetch {
-                    ok: true,
-                    secs: now.duration_since(last).as_secs_f64(),
-                    paths: p,
-                    output: String::new(),
-                    stderr: String::new(),
-                });
-                last = now;
-            }
-            text += &line;
-            text.push('\n');
-        }
-        let out = child.wait_with_output().unwrap();
-        keep_for_diagnosis("fetch-repeated", &text);
-        let failed = (!out.status.success()).then_some(text);
-        (fetches, failed)
-    }
-
     /// The running coordinator's `status` row of `peer`, split into fields (peer id, region,
     /// operator, trusted, power, shares, heartbeat age, credited bits, sources), if it has one.
     pub fn status_row(&self, peer: &PeerId) -> Option<Vec<String>> {
@@ -459,12 +392,43 @@ impl Mesh {
             .map(|l| l.split_whitespace().map(str::to_string).collect())
     }
 
-    /// Under `NAT_MESH_DUMP=<dir>`: every peer's log, and each router's nftables ruleset (with
+    /// The running coordinator's record of `session` (`sessions show`): its epoch and holders.
+    pub fn session_record(&self, session: &protocols::ids::SessionId) -> (u64, Vec<PeerId>) {
+        let out = run_ok(
+            &["coordinator", "sessions", "show", &session.to_string()],
+            &[("--data-dir", self.coord_dir.path())],
+        );
+        let epoch = line_value(&out, "epoch ");
+        let epoch = epoch.split_whitespace().next().unwrap().parse().unwrap();
+        let holders = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("holder #")?.split_whitespace().nth(1))
+            .map(|p| p.parse().unwrap())
+            .collect();
+        (epoch, holders)
+    }
+
+    /// The value of `series` on the `/metrics` of the peer in `ns` (started with `--metrics
+    /// 127.0.0.1:PORT`, reachable in its namespace only), if it answers.
+    pub fn peer_metric(&self, ns: &str, port: u16, series: &str) -> Option<f64> {
+        let get = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /metrics HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "timeout", "10", "bash", "-c", &get])
+            .output()
+            .ok()?;
+        metric(&String::from_utf8_lossy(&out.stdout), series)
+    }
+
+    /// Under `NAT_MESH_DUMP=<dir>`: every peer's and the coordinator's log, and each router's nftables ruleset (with
     /// its counters) and conntrack table, written there for a diagnosis.
     pub fn dump(&self) {
         for p in &self.peers {
             keep_for_diagnosis(p.spec.ns, &self.peer_log(p.spec.ns));
         }
+        let coordinator = std::fs::read_to_string(&self.coord_log).unwrap_or_default();
+        keep_for_diagnosis("coordinator", &coordinator);
         dump_routers();
     }
 
@@ -494,8 +458,27 @@ impl Mesh {
     }
 }
 
+/// Replaces each `key = …` line of the TOML file at `path` with `key = value`.
+fn set_config(path: &Path, settings: &[(&str, &str)]) {
+    if settings.is_empty() {
+        return;
+    }
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (key, value) in settings {
+        let prefix = format!("{key} = ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| {
+                panic!("no {key} in {}", path.display());
+            });
+        text = text.replacen(line, &format!("{prefix}{value}"), 1);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 /// The value of `field` on a log line (`field=value` or `field="value"`).
-fn log_field<'a>(line: &'a str, field: &str) -> Option<&'a str> {
+pub fn log_field<'a>(line: &'a str, field: &str) -> Option<&'a str> {
     let rest = &line[line.find(&format!("{field}="))? + field.len() + 1..];
     Some(rest.split_whitespace().next()?.trim_matches('"'))
 }

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod crash_loop;
 pub mod mesh;
 pub mod promtool;
+pub mod requesters;
 pub mod testbed;
 
 use libp2p::{Multiaddr, PeerId};

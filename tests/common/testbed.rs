@@ -103,6 +103,64 @@ pub fn dropped_by_cut(router: &str) -> u64 {
         .sum()
 }
 
+/// Homes or public hosts (`h1`, `relay`, …) cut off the internet router (`testbed.sh cut`):
+/// every packet through their links dropped, established connections included, until
+/// [`RegionCut::heal`] or drop.
+pub struct RegionCut(Vec<&'static str>);
+
+impl RegionCut {
+    pub fn new(names: &[&'static str]) -> Self {
+        let out = Command::new(testbed_script())
+            .arg("cut")
+            .args(names)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "testbed cut failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RegionCut(names.to_vec())
+    }
+
+    /// Lifts the cut; returns the packets it dropped.
+    pub fn heal(mut self) -> u64 {
+        let names = std::mem::take(&mut self.0);
+        let out = Command::new(testbed_script())
+            .arg("heal")
+            .args(&names)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "testbed heal failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split("dropped ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+}
+
+impl Drop for RegionCut {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = Command::new(testbed_script())
+                .arg("heal")
+                .args(&self.0)
+                .output();
+        }
+    }
+}
+
 /// Under `NAT_MESH_DUMP=<dir>`, writes `text` to `<dir>/<name>-<n>.log` (n counts the files).
 pub fn keep_for_diagnosis(name: &str, text: &str) {
     let Some(dir) = std::env::var_os("NAT_MESH_DUMP") else {

@@ -166,7 +166,11 @@ impl MeshBehaviour {
                 IDENTIFY_PROTOCOL.into(),
                 key.public(),
             )),
-            ping: ping::Behaviour::new(ping::Config::new()),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(config.ping_interval)
+                    .with_timeout(config.ping_timeout),
+            ),
             attest: rr(Protocol::Attest, config.request_timeout),
             store: rr(Protocol::Store, config.request_timeout),
             // A share fetch is one small exchange; a holder that has not answered in a few seconds

@@ -175,6 +175,13 @@ pub struct NodeConfig {
     pub coordinator_call_timeout: Duration,
     /// Idle connection timeout.
     pub idle_timeout: Duration,
+    /// How often each connection is pinged.
+    pub ping_interval: Duration,
+    /// How long a ping waits for its answer. A connection is closed when two pings in a row
+    /// fail: its remote answered nothing for one timeout, an interval, and then the next ping's
+    /// stream negotiation (libp2p's 10 s) or timeout, whichever ends first — about 35–45 s with
+    /// the defaults (decision 0062), where TCP alone takes minutes to notice a dead link.
+    pub ping_timeout: Duration,
     /// Capacity of the command and event channels.
     pub channel_capacity: usize,
     /// Subscribe to the gossip topics and relay them (true on every real node). A leaf that does
@@ -229,6 +236,8 @@ impl NodeConfig {
             request_timeout: Duration::from_secs(10),
             coordinator_call_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(15),
             channel_capacity: 256,
             gossip_subscribe: true,
             gossip_sink: false,

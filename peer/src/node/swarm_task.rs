@@ -2,7 +2,9 @@
 
 mod dialing;
 mod discovery;
+mod liveness;
 mod observed;
+mod paths;
 mod relaying;
 mod requests;
 
@@ -94,6 +96,7 @@ pub(super) async fn spawn(
         events: event_tx,
         pending: HashMap::new(),
         paths: HashMap::new(),
+        relayed_peers: paths::RelayedPeers::new(paths::REMEMBERED_RELAYED_PEERS),
         lookups: HashMap::new(),
         // The coordinator (a relay that is a Kademlia server by configuration) is reachable by
         // definition; a relay peer's addresses are confirmed by AutoNAT like anyone's.
@@ -125,6 +128,8 @@ struct SwarmTask {
     pending: HashMap<(Protocol, OutboundRequestId), ReplySender>,
     /// How each open connection reached its remote (one entry per connection, removed on close).
     paths: HashMap<ConnectionId, (PeerId, ConnectionPath)>,
+    /// Peers this node had a relayed connection with (bounded), for [`paths::classify`].
+    relayed_peers: paths::RelayedPeers,
     /// Kademlia lookups of a peer's addresses waiting for their query to finish (bounded by
     /// Kademlia's query timeout; one entry per query).
     lookups: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
@@ -334,16 +339,14 @@ impl SwarmTask {
                 endpoint,
                 ..
             } => {
-                let path = if endpoint.is_relayed() {
-                    ConnectionPath::Relayed
-                } else if endpoint.is_listener() && self.relayed_to(&peer_id) {
-                    // A direct connection the remote opened while we only reached each other
-                    // through a relay: the remote's side of a hole punch (DCUtR reports it to
-                    // the side that dialled the punched connection only).
-                    ConnectionPath::HolePunched
-                } else {
-                    ConnectionPath::Direct
-                };
+                // DCUtR reports a punch only to the side whose dial opened it: the other side
+                // knows it from a relayed connection with the peer before this direct one.
+                let relayed_before =
+                    self.relayed_to(&peer_id) || self.relayed_peers.contains(&peer_id);
+                let path = paths::classify(&endpoint, relayed_before);
+                if path == ConnectionPath::Relayed {
+                    self.relayed_peers.add(peer_id);
+                }
                 // A hole punch reports its connection before or after this event; keep its mark.
                 self.paths.entry(connection_id).or_insert((peer_id, path));
                 if !endpoint.is_relayed() {
@@ -449,6 +452,7 @@ impl SwarmTask {
                     rtts.insert(peer, rtt);
                 }
             }
+            MeshBehaviourEvent::Ping(event) => self.on_ping_failure(event),
             MeshBehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
             MeshBehaviourEvent::Relay(event) => on_relay_event(event),
             MeshBehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
