@@ -2,7 +2,7 @@
 //! standing of each holder and the time: expiries, rotations and their causes, and which
 //! operator requests to forget. The daemon asks every tick and carries the plan out.
 
-use crate::db::SessionRecord;
+use crate::db::{OwedDeletion, SessionRecord};
 use crate::peers::PeerTable;
 use protocols::ids::{NodeId, SessionId};
 use std::collections::BTreeSet;
@@ -119,6 +119,30 @@ pub fn plan(
         .copied()
         .collect();
     plan
+}
+
+/// Holds back this tick the rotations of sessions for which a live holder still owes the
+/// deletion of a rolled-back epoch e+1: a rotation that chose it again could not start (its new
+/// share must not race that deletion) and, being started, would keep the session busy, so the
+/// settling step that delivers the deletion would pass it over on every tick and the rotation
+/// never come (seen in CI: "still owes the deletion … rotation waits" for five minutes). Held
+/// back, the session is settled this tick and rotated on the next. A holder that is not live
+/// (silent, lost) is not chosen again, so its owed deletion holds nothing back.
+pub fn settle_before_rotating(
+    plan: &mut Plan,
+    sessions: &[SessionRecord],
+    owed: &[OwedDeletion],
+    standing: impl Fn(&NodeId) -> Standing,
+) {
+    plan.rotate.retain(|(session, _)| {
+        let Some(record) = sessions.iter().find(|s| &s.session == session) else {
+            return true;
+        };
+        let next = record.epoch.saturating_add(1);
+        !owed.iter().any(|d| {
+            &d.session == session && d.epoch == next && standing(&d.node) == Standing::Live
+        })
+    });
 }
 
 /// Why `s` needs a rotation now, if it does: a lost holder first, then too few live holders

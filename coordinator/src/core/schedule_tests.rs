@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 const HOUR: u64 = 3_600_000;
 
-use super::plan;
+use super::{plan, settle_before_rotating};
 
 /// A session with `n` holders (nodes 1..=n), threshold 2, created at 0, expiring at 10 h.
 fn session(tag: u8, n: u8) -> SessionRecord {
@@ -224,4 +224,38 @@ fn a_session_sealed_under_a_master_key_is_never_rotated_only_expired() {
     assert!(p.expire.is_empty());
     let expired = plan(&[legacy.clone()], &none(), &none(), lost, 11 * HOUR, HOUR);
     assert_eq!(expired.expire, vec![legacy.session]);
+}
+
+#[test]
+fn a_session_whose_live_holder_owes_a_rolled_back_next_epoch_is_settled_before_it_rotates() {
+    let s = vec![session(1, 4), session(2, 4)];
+    let live = standings(&[]);
+    let owed = |session: u8, epoch, node: u8| crate::db::OwedDeletion {
+        session: SessionId([session; 16]),
+        epoch,
+        node: NodeId([node; 32]),
+        prove: None,
+    };
+    let due = || plan(&s, &none(), &none(), &live, HOUR, HOUR);
+    assert_eq!(due().rotate.len(), 2);
+    let next = s[0].epoch + 1;
+    // Holder 3 of session 1 owes the deletion of a rolled-back e+1: session 1 waits a tick.
+    let mut p = due();
+    settle_before_rotating(&mut p, &s, &[owed(1, next, 3)], &live);
+    assert_eq!(p.rotate, vec![(SessionId([2; 16]), Cause::Period)]);
+    // The owing holder silent or lost: it will not be chosen again, nothing is held back.
+    for away in [Standing::Silent, Standing::Lost] {
+        let mut p = due();
+        settle_before_rotating(&mut p, &s, &[owed(1, next, 3)], standings(&[(3, away)]));
+        assert_eq!(p.rotate.len(), 2, "{away:?}");
+    }
+    // A superseded epoch (e, owed after a commit) or another session's debt holds nothing back.
+    let mut p = due();
+    settle_before_rotating(
+        &mut p,
+        &s,
+        &[owed(1, s[0].epoch, 3), owed(3, next, 3)],
+        &live,
+    );
+    assert_eq!(p.rotate.len(), 2);
 }

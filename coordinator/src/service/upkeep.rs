@@ -20,7 +20,7 @@ pub(super) async fn rotate_due(
     let now = now_ms();
     record_gauges(ctx, state, &sessions, now);
     let requested = state.ledger.requested();
-    let plan = schedule::plan(
+    let mut plan = schedule::plan(
         &sessions,
         state.ledger.busy(),
         &requested,
@@ -28,6 +28,13 @@ pub(super) async fn rotate_due(
         now,
         (ctx.config.rotation_period_s * 1000.0) as u64,
     );
+    let db = ctx.db.clone();
+    let Ok(Ok(owed)) = tokio::task::spawn_blocking(move || db.owed_deletions()).await else {
+        return;
+    };
+    schedule::settle_before_rotating(&mut plan, &sessions, &owed, |node| {
+        rotation::standing(ctx, state, node, now)
+    });
     for session in &plan.forget_requests {
         state.ledger.forget_request(session);
     }
@@ -45,17 +52,18 @@ pub(super) async fn rotate_due(
     super::audit::start_due(ctx, state, internal, &sessions);
     // After rotations start: settling locks a session, and an unreachable holder's deliveries
     // can take a request timeout; settling first would starve that session's rotations.
-    settle_owed(ctx, state, internal).await;
+    settle_owed(ctx, state, internal, owed);
     super::master_keys::erase_retired(ctx).await;
 }
 
 /// Delivers owed deletions (rolled-back, aborted or superseded epochs) of sessions that are not
 /// rotating; each such session is locked in `State::rotating` until its deliveries return.
-async fn settle_owed(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
-    let db = ctx.db.clone();
-    let Ok(Ok(owed)) = tokio::task::spawn_blocking(move || db.owed_deletions()).await else {
-        return;
-    };
+fn settle_owed(
+    ctx: &Arc<Ctx>,
+    state: &mut State,
+    internal: &mpsc::Sender<Internal>,
+    owed: Vec<crate::db::OwedDeletion>,
+) {
     let owed: Vec<_> = owed
         .into_iter()
         .filter(|d| !state.ledger.is_busy(&d.session))
