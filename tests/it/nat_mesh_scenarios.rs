@@ -1,14 +1,14 @@
 //! Failure scenarios in the NAT testbed (tests/common/testbed.rs): the coordinator killed while
 //! requesters behind NAT fetch with live tickets, a relay killed while holders reserve on it, and
 //! a device cut off from the coordinator credited through the gossip mesh, each on its own
-//! testbed. AutoNAT's verdicts are checked in tests/nat_mesh.rs.
+//! testbed. AutoNAT's verdicts are checked in tests/it/nat_mesh.rs.
 //!
 //! Needs root and `ip netns`; without them each test says why and passes, except under `CI=1`,
 //! where it fails. Run under the fleet lock:
-//! `flock /tmp/entroshard-fleet.lock cargo test --test nat_mesh_scenarios -- --nocapture --test-threads 1`.
+//! `flock /tmp/entroshard-fleet.lock cargo test --test it nat_mesh_scenarios:: -- --nocapture --test-threads 1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::mesh::*;
 use common::testbed::*;
