@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the aarch64 and armv7 peers under qemu-user in the loopback mesh next to native peers
-# (tests/pi_emulated_mesh.rs): cross-builds them first (scripts/cross-build.sh), installs
+# (tests/it/pi_emulated_mesh.rs): cross-builds them first (scripts/cross-build.sh), installs
 # Debian's qemu-user if missing, then runs the opt-in test and prints how long it took.
 # Usage: scripts/pi-emulated-mesh.sh        (PROFILE=release for a faster, non-LTO build)
 set -euo pipefail
@@ -15,5 +15,5 @@ PROFILE=$PROFILE scripts/cross-build.sh aarch64 armv7
 export ENTROSHARD_AARCH64_BIN=$TARGET_DIR/aarch64-unknown-linux-gnu/$PROFILE/entroshard
 export ENTROSHARD_ARMV7_BIN=$TARGET_DIR/armv7-unknown-linux-gnueabihf/$PROFILE/entroshard
 start=$(date +%s)
-cargo test --locked --test pi_emulated_mesh -- --ignored --nocapture
+cargo test --locked --test it pi_emulated_mesh:: -- --ignored --nocapture
 echo "emulated mesh test: $(( $(date +%s) - start )) s (after the builds)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hole-punch outcomes by the holder's NAT, from a NAT_MESH_DUMP directory of tests/nat_mesh.rs
+# Hole-punch outcomes by the holder's NAT, from a NAT_MESH_DUMP directory of tests/it/nat_mesh.rs
 # (run with NAT_MESH_FETCH_LOG including libp2p_dcutr=debug and peer=info). Counts, per
 # requester process and holder, whether DCUtR tried (the requester's "hole-punch as dialer")
 # and whether it ended in a direct connection (its "hole punched: direct connection"), split

@@ -1,7 +1,7 @@
 //! Crash safety with real processes: a session writer is SIGKILLed mid-stream and every session it acknowledged must survive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::crash_loop::sigkill_rounds;
 use coordinator::db::{CoordinatorDb, session_writer_record};

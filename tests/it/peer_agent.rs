@@ -3,7 +3,7 @@
 //! QUIC; bad requests on the real port get typed refusals while the node keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use libp2p::Multiaddr;

@@ -3,7 +3,7 @@
 //! operator types, leave out hidden ones and, for the device packages, the lab tools.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::stdout;
 use common::entroshard;

@@ -5,7 +5,7 @@
 //! truncated file, a directory in use, an existing file — writes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::*;
 use common::*;

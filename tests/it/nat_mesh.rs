@@ -9,12 +9,12 @@
 //!
 //! Needs root and `ip netns` (CI runs as root); without them it says why and passes, except under
 //! `CI=1`, where it fails. Run it alone, under the fleet lock:
-//! `flock /tmp/entroshard-fleet.lock cargo test --test nat_mesh -- --nocapture`.
+//! `flock /tmp/entroshard-fleet.lock cargo test --test it nat_mesh:: -- --nocapture`.
 //! `NAT_MESH_BIN` runs another build of `entroshard` (a baseline measurement) and
 //! `NAT_MESH_EXPECT_ALL=0` then reports the fetches without requiring them to succeed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::mesh::*;
 use common::testbed::*;

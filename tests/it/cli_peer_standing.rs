@@ -5,7 +5,7 @@
 //! the fleet slot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::*;
 use common::*;

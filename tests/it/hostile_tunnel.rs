@@ -6,7 +6,7 @@
 //! carries a message, and a second listener with `--idle-timeout` closes a quiet channel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::*;
 use common::cluster::spawn_peers;

@@ -4,7 +4,7 @@
 //! contributions are refused. Counted in the coordinator's `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::*;
 use common::*;

@@ -2,7 +2,7 @@
 //! cannot be used twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use coordinator::admin::{AdminAnswer, AdminCall};

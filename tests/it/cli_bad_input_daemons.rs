@@ -3,7 +3,7 @@
 //! session is refused by name. Each test holds the fleet slot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

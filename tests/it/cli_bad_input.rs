@@ -2,7 +2,7 @@
 //! message naming the problem, and a refused command writes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::{assert_refused, stderr};
 use common::entroshard;

@@ -2,14 +2,14 @@
 //! requesters behind NAT fetch with live tickets, a relay killed while holders reserve on it, a
 //! device cut off from the coordinator credited through the gossip mesh, and a whole region cut
 //! off while the others fetch and the coordinator repairs its sessions, each on its own testbed.
-//! AutoNAT's verdicts are checked in tests/nat_mesh.rs.
+//! AutoNAT's verdicts are checked in tests/it/nat_mesh.rs.
 //!
 //! Needs root and `ip netns`; without them each test says why and passes, except under `CI=1`,
 //! where it fails. Run under the fleet lock:
-//! `flock /tmp/entroshard-fleet.lock cargo test --test nat_mesh_scenarios -- --nocapture --test-threads 1`.
+//! `flock /tmp/entroshard-fleet.lock cargo test --test it nat_mesh_scenarios:: -- --nocapture --test-threads 1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::DEADLINE;
 use common::mesh::*;

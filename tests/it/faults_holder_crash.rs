@@ -5,7 +5,7 @@
 //! acknowledged is deleted).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::*;
 use common::*;

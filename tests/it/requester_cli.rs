@@ -3,7 +3,7 @@
 //! session key (and refused with a different key).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::*;
 use common::*;

@@ -15,7 +15,7 @@
 //! `ENTROSHARD_CRASH_SEED` to replay an order of points.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::*;
 use common::*;

@@ -4,7 +4,7 @@
 //! plain Unix datagram socket in a temporary directory, standing in for the service manager's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::os::unix::net::UnixDatagram;

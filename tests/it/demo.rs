@@ -2,7 +2,7 @@
 //! own entropy sources) and reports each step; bad options are refused before anything starts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 //! counted, the source is not credited); the coordinator keeps serving throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::{admin_async, status};
 use common::*;

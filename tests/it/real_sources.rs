@@ -6,7 +6,7 @@
 //! shown by `entropy models`; the coordinator audited the sources it credited.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cli::{create_session, requester};
 use common::*;

@@ -9,7 +9,7 @@
 //! `ENTROSHARD_AARCH64_BIN` and `ENTROSHARD_ARMV7_BIN` set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use coordinator::admin::{self, AdminAnswer, AdminCall, PeerLine};

@@ -4,7 +4,7 @@
 //! with n − k holders killed by SIGKILL the key is still fetched.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use protocols::identity::NodeKey;

@@ -6,7 +6,7 @@
 //! daemons serve. (promtool policy: tests/common/promtool.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::*;
 use common::*;

@@ -2,7 +2,7 @@
 //! JSON document whose figures are all positive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::process::Command;

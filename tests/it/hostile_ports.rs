@@ -8,7 +8,7 @@
 //! database files stop the daemons with a clear message and are not written to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::*;
 use common::*;
