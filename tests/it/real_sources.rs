@@ -62,12 +62,25 @@ fn three_peers_on_real_sources_with_coordinator_defaults_key_a_session_that_is_f
         to_session.as_secs_f64()
     );
 
-    // Every peer stored a model per source it uses, from the ten estimators (or its
-    // declaration, when that was lower).
+    // Every peer stores a model per source it uses, from the ten estimators (or its
+    // declaration, when that was lower). A fast source (hwrng) can key the session before the
+    // jitter source's 1,000,000-sample assessment ends on a busy machine (CI saw it once), so
+    // each peer's jitter model is waited for, bounded by DEADLINE.
     for dir in &peers {
-        let models = run_ok(&["entropy", "models"], &[("--data-dir", dir.path())]);
-        assert!(models.contains("jitter"), "{models}");
-        assert!(models.contains("SOURCE"), "{models}");
+        let waited = Instant::now();
+        loop {
+            let models = run_ok(&["entropy", "models"], &[("--data-dir", dir.path())]);
+            assert!(models.contains("SOURCE"), "{models}");
+            if models.contains("jitter") {
+                break;
+            }
+            assert!(
+                waited.elapsed() < DEADLINE,
+                "no jitter model after {} s: {models}",
+                DEADLINE.as_secs()
+            );
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
     }
     // The coordinator audited the sources it credited, itself, and quarantined none.
     let metrics = http_get(&coord.metrics, "/metrics");
