@@ -65,18 +65,21 @@ pub(crate) async fn measure_fan_out(
 ) -> anyhow::Result<FanOutFigures> {
     let request = probe_request();
     let node = requester_side_node().await?;
-    fan_out_round(&node, targets, &request).await?;
+    let opening = "opening the bare fan-out's connections";
+    deadline
+        .sample(opening, 0, fan_out_round(&node, targets, &request))
+        .await?;
     let mut warm = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        deadline.check("measuring the bare fan-out")?;
-        warm.push(fan_out_round(&node, targets, &request).await?);
+    for number in 1..=samples {
+        let round = fan_out_round(&node, targets, &request);
+        warm.push(deadline.sample("warm bare fan-out", number, round).await?);
     }
     node.shutdown().await;
     let mut cold = Vec::with_capacity(cold_samples);
-    for _ in 0..cold_samples {
-        deadline.check("measuring the cold bare fan-out")?;
+    for number in 1..=cold_samples {
         let fresh = requester_side_node().await?;
-        cold.push(fan_out_round(&fresh, targets, &request).await?);
+        let round = fan_out_round(&fresh, targets, &request);
+        cold.push(deadline.sample("cold bare fan-out", number, round).await?);
         fresh.shutdown().await;
     }
     Ok(FanOutFigures {
@@ -162,18 +165,29 @@ pub(crate) async fn measure(
 ) -> anyhow::Result<BareFigures> {
     let request = probe_request();
     let node = requester_side_node().await?;
-    round_trip(&node, target, request.clone()).await?;
+    let opening = "opening the bare round trip's connection";
+    deadline
+        .sample(opening, 0, round_trip(&node, target, request.clone()))
+        .await?;
     let mut warm = Vec::with_capacity(warm_samples);
-    for _ in 0..warm_samples {
-        deadline.check("measuring warm bare round trips")?;
-        warm.push(round_trip(&node, target, request.clone()).await?);
+    for number in 1..=warm_samples {
+        let trip = round_trip(&node, target, request.clone());
+        warm.push(
+            deadline
+                .sample("warm bare round trip", number, trip)
+                .await?,
+        );
     }
     node.shutdown().await;
     let mut cold = Vec::with_capacity(cold_samples);
-    for _ in 0..cold_samples {
-        deadline.check("measuring cold bare round trips")?;
+    for number in 1..=cold_samples {
         let fresh = requester_side_node().await?;
-        cold.push(round_trip(&fresh, target, request.clone()).await?);
+        let trip = round_trip(&fresh, target, request.clone());
+        cold.push(
+            deadline
+                .sample("cold bare round trip", number, trip)
+                .await?,
+        );
         fresh.shutdown().await;
     }
     Ok(BareFigures {

@@ -3,7 +3,7 @@
 //! round trip.
 
 use super::bare::BareFigures;
-use super::stats::{ComparedLatency, Deadline, LatencySummary};
+use super::stats::{ComparedLatency, Deadline, LatencySummary, SAMPLE_BOUND};
 use anyhow::{Context, ensure};
 use libp2p::Multiaddr;
 use protocols::identity::NodeKey;
@@ -96,17 +96,21 @@ pub(crate) async fn measure(
     let grant = &created.grant;
     let (n, k) = ticket_shape(created)?;
     // One untimed fetch opens the connections and gives the key every sample must rebuild.
-    let expected = setup.requester.fetch(grant).await?;
+    let deadline = setup.deadline;
+    let opening = async { Ok(setup.requester.fetch(grant).await?) };
+    let expected = deadline
+        .bound("the first fetch", SAMPLE_BOUND, opening)
+        .await?;
     let mut warm = Vec::with_capacity(warm_samples);
-    for _ in 0..warm_samples {
-        setup.deadline.check("measuring warm fetches")?;
-        warm.push(timed_fetch(setup.requester, grant, &expected).await?);
+    for number in 1..=warm_samples {
+        let fetch = timed_fetch(setup.requester, grant, &expected);
+        warm.push(deadline.sample("warm fetch", number, fetch).await?);
     }
     let mut cold = Vec::with_capacity(cold_samples);
-    for _ in 0..cold_samples {
-        setup.deadline.check("measuring cold fetches")?;
+    for number in 1..=cold_samples {
         let fresh = Requester::connect(setup.key, setup.coordinator.clone()).await?;
-        cold.push(timed_fetch(&fresh, grant, &expected).await?);
+        let fetch = timed_fetch(&fresh, grant, &expected);
+        cold.push(deadline.sample("cold fetch", number, fetch).await?);
         fresh.node().shutdown().await;
     }
     let warm = LatencySummary::of(&warm).context("no warm fetch samples")?;

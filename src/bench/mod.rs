@@ -10,6 +10,7 @@
 mod bare;
 mod fetch_latency;
 mod fleet_layout;
+mod progress;
 mod report;
 mod stats;
 mod throughput;
@@ -17,6 +18,7 @@ mod throughput;
 use crate::fleet::{CoordinatorSettings, Fleet, admin_call};
 use anyhow::{Context, ensure};
 use fleet_layout::{CONTRIBUTION_INTERVAL_S, OPERATORS, PEER_FETCH_RATE_PER_S, REGIONS, rss_kib};
+use progress::{progress, start_progress};
 use protocols::identity::NodeKey;
 use rand::rngs::SysRng;
 use rand_core::UnwrapErr;
@@ -70,37 +72,6 @@ pub struct BenchArgs {
     pub window_samples: Option<u32>,
 }
 
-/// The progress bar on a terminal; unset when stderr is not one (plain `[bench]` lines then).
-static BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
-
-/// Starts the bar when stderr is a terminal, sized to the steps `args` will take.
-fn start_progress(args: &BenchArgs) {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return;
-    }
-    let steps = 10 + if args.no_large { 0 } else { 4 } + u64::from(args.sessions > 0);
-    let bar = indicatif::ProgressBar::new(steps);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} [{bar:24}] {pos}/{len} {elapsed_precise} {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let _ = BAR.set(bar);
-}
-
-/// One step of the bench: the bar moves on, or a plain line is written.
-fn progress(line: &str) {
-    match BAR.get() {
-        Some(bar) => {
-            bar.inc(1);
-            bar.set_message(line.to_string());
-        }
-        None => eprintln!("[bench] {line}"),
-    }
-}
-
 /// Samples in each peer's first-start assessment.
 fn assess_samples(args: &BenchArgs) -> usize {
     args.window_samples
@@ -126,7 +97,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .build()?;
     start_progress(&args);
     let measured = runtime.block_on(measure_everything(&args));
-    if let Some(bar) = BAR.get() {
+    if let Some(bar) = progress::BAR.get() {
         bar.finish_and_clear();
     }
     let report = measured?;
@@ -135,7 +106,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         outln!("{}", report.table());
     }
-    Ok(())
+    match &report.large_failed {
+        Some(why) => anyhow::bail!("the (16,11) part failed: {why}"),
+        None => Ok(()),
+    }
 }
 
 async fn measure_everything(args: &BenchArgs) -> anyhow::Result<BenchReport> {
@@ -315,12 +289,26 @@ async fn measure_on(
     .await?;
 
     let mut live_sessions = 1 + sessions.created;
-    let large = if !args.no_large {
-        let measured = measure_large(fleet, args, &setup, &bare_target).await?;
-        live_sessions += 1;
-        Some(measured)
-    } else {
+    // The figures so far are kept when the (16,11) part fails: the table shows them and why the
+    // large part is missing, and the command still fails.
+    let mut large_failed = None;
+    let large = if args.no_large {
         None
+    } else {
+        match measure_large(fleet, args, &setup, &bare_target).await {
+            Ok(measured) => {
+                live_sessions += 1;
+                Some(measured)
+            }
+            Err(e) => {
+                progress::note(&format!(
+                    "the (16,11) part failed: {e:#}; the logs ended with:\n{}",
+                    fleet.log_tails(12)
+                ));
+                large_failed = Some(format!("{e:#}"));
+                None
+            }
+        }
     };
     let mut bare_fan_out = vec![fan_out];
     let (peers_large, bare_large, rotation_large) = match large {
@@ -387,6 +375,7 @@ async fn measure_on(
         rotation_large,
         rss,
         sources_at_end,
+        large_failed,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }

@@ -89,6 +89,8 @@ pub(crate) struct BenchReport {
     pub rss: RssFigures,
     /// Source health at the end.
     pub sources_at_end: SourcesAtEnd,
+    /// Why the (16,11) part failed, if it did (the other figures are still reported).
+    pub large_failed: Option<String>,
     /// Wall time of the whole bench, s.
     pub elapsed_s: f64,
 }
@@ -163,8 +165,10 @@ impl BenchReport {
             out.push(latency_row(&what("warm"), &f.warm.latency, Some(&f.warm)));
             out.push(latency_row(&what("cold"), &f.cold.latency, Some(&f.cold)));
         }
-        if s.peers_large.is_none() {
-            out.push("  fetch (16,11): not run (--no-large)".into());
+        match (&self.large_failed, s.peers_large) {
+            (Some(why), _) => out.push(format!("  fetch (16,11): FAILED: {why}")),
+            (None, None) => out.push("  fetch (16,11): not run (--no-large)".into()),
+            (None, Some(_)) => {}
         }
         // Each fetch against the fan-out floor of its k on the same fleet (decision 0037).
         for f in &self.fetch {

@@ -67,6 +67,13 @@ impl ComparedLatency {
     }
 }
 
+/// The longest one sample (a round trip, a fetch with its dials) may take before the bench
+/// gives up: several request timeouts of a peer (10 s each).
+pub(crate) const SAMPLE_BOUND: Duration = Duration::from_secs(60);
+
+/// A sample this slow is noted as it happens.
+const SLOW_SAMPLE: Duration = Duration::from_secs(1);
+
 /// The one deadline every waiting loop and sample loop of the bench checks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
@@ -92,6 +99,45 @@ impl Deadline {
             );
         }
         Ok(())
+    }
+
+    /// Takes one timed sample: `step` bounded by [`SAMPLE_BOUND`] and the deadline. A sample
+    /// slower than [`SLOW_SAMPLE`] is noted on stderr with its number, so a bench that slows
+    /// down shows where.
+    pub(crate) async fn sample(
+        &self,
+        what: &str,
+        number: usize,
+        step: impl Future<Output = anyhow::Result<Duration>>,
+    ) -> anyhow::Result<Duration> {
+        let took = self.bound(what, SAMPLE_BOUND, step).await?;
+        if took >= SLOW_SAMPLE {
+            super::progress::note(&format!(
+                "{what}: sample {number} took {:.2} s",
+                took.as_secs_f64()
+            ));
+        }
+        Ok(took)
+    }
+
+    /// Runs `step`, failing (naming `what`) if it has not ended by the deadline or within
+    /// `at_most`, whichever comes first: a request that never answers ends the bench with an
+    /// error instead of holding it.
+    pub(crate) async fn bound<T>(
+        &self,
+        what: &str,
+        at_most: Duration,
+        step: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        self.check(what)?;
+        let left = self
+            .end
+            .saturating_duration_since(Instant::now())
+            .min(at_most);
+        match tokio::time::timeout(left, step).await {
+            Ok(done) => done,
+            Err(_) => bail!("no answer within {:.0} s while {what}", left.as_secs_f64()),
+        }
     }
 }
 
