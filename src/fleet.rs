@@ -311,9 +311,15 @@ impl Fleet {
         Ok(&self.peers[i])
     }
 
-    /// Adds peers until there are `total`.
+    /// Adds peers until there are `total`, each contributing every `contribution_interval_s`
+    /// seconds (the peers started before keep theirs).
     #[cfg(feature = "lab")]
-    pub(crate) async fn grow_to(&mut self, total: usize) -> anyhow::Result<()> {
+    pub(crate) async fn grow_to(
+        &mut self,
+        total: usize,
+        contribution_interval_s: f64,
+    ) -> anyhow::Result<()> {
+        self.settings.peers.contribution_interval_s = contribution_interval_s;
         while self.peers.len() < total {
             self.add_peer().await?;
         }

@@ -20,6 +20,13 @@ pub(crate) const OPERATORS: [&str; 3] = ["alpha", "bravo", "charlie"];
 /// Seconds between a peer's contributions: short, so the pool fills fast.
 pub(crate) const CONTRIBUTION_INTERVAL_S: f64 = 0.3;
 
+/// Seconds between the contributions of the peers the (16,11) part adds: they are there to hold
+/// shares, the first peers keep the pool filled. On the machine's own sources a release peer
+/// contributing every 0.3 s takes 5–10 % of a core (the jitter source times its workload for
+/// every sample), so eighteen of them filled both cores of the 2-core machine and a bare round
+/// trip took over a second.
+pub(crate) const ADDED_PEER_CONTRIBUTION_INTERVAL_S: f64 = 5.0;
+
 /// Pause once every peer is eligible, before anything is measured.
 const SETTLE_AFTER_START: Duration = Duration::from_secs(2);
 

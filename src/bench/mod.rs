@@ -181,7 +181,9 @@ async fn measure_large(
 ) -> anyhow::Result<LargeFigures> {
     let total = args.peers.max(LARGE_PEERS);
     progress(&format!("growing the fleet to {total} peers for (16,11)"));
-    fleet.grow_to(total).await?;
+    fleet
+        .grow_to(total, fleet_layout::ADDED_PEER_CONTRIBUTION_INTERVAL_S)
+        .await?;
     fleet_layout::wait_until_all_eligible(fleet, setup.deadline).await?;
     progress(&format!("bare round trips again with {total} peers"));
     let bare = bare::measure(bare_target, args.requests, args.cold, setup.deadline).await?;
@@ -224,7 +226,7 @@ async fn measure_on(
     started: Instant,
 ) -> anyhow::Result<BenchReport> {
     progress(&format!("starting {} peers", args.peers));
-    fleet.grow_to(args.peers).await?;
+    fleet.grow_to(args.peers, CONTRIBUTION_INTERVAL_S).await?;
     fleet_layout::wait_until_all_eligible(fleet, deadline).await?;
     progress(&format!(
         "{} peers attested ({:.1} s)",
@@ -357,6 +359,7 @@ async fn measure_on(
                 assess_samples(args)
             ),
             contribution_interval_s: CONTRIBUTION_INTERVAL_S,
+            added_peer_contribution_interval_s: fleet_layout::ADDED_PEER_CONTRIBUTION_INTERVAL_S,
             peer_fetch_rate_per_s: PEER_FETCH_RATE_PER_S,
             bare_probe: "ShareFetch on /entroshard/fetch/1 with a ticket signed by a stranger, \
                          refused by the holder as BadSignature before any signature check",

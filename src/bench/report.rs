@@ -25,6 +25,8 @@ pub(crate) struct Setup {
     pub sources: String,
     /// Seconds between a peer's contributions.
     pub contribution_interval_s: f64,
+    /// Seconds between the contributions of the peers the (16,11) part adds.
+    pub added_peer_contribution_interval_s: f64,
     /// Share fetches a peer allows per requester per second.
     pub peer_fetch_rate_per_s: f64,
     /// What the bare round trip carries.
@@ -132,6 +134,10 @@ impl BenchReport {
                 s.sources,
                 s.contribution_interval_s,
                 s.peer_fetch_rate_per_s
+            ),
+            format!(
+                "  peers added for (16,11) contribute every {} s",
+                s.added_peer_contribution_interval_s
             ),
             format!("  bare probe: {}", s.bare_probe),
             String::new(),
