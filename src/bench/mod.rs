@@ -2,9 +2,10 @@
 //! processes (4 regions, 3 operators, simulated sources, one loopback address per peer: see
 //! `fleet_layout`), then measures in order: the bare QUIC
 //! request/response round trip, fetch latency of a (5,3) session against it, sessions per second,
-//! rotation time, and (unless `--no-large`) fetch latency of a (16,11) session after growing the fleet to
-//! at least 18 peers (a (16,11) quorum allows ≤ 5 holders per region and ≤ 10 per operator, so it
-//! needs 4 regions and a margin of spare peers). RSS comes last. Progress goes to stderr, the
+//! rotation time, and (unless `--no-large`) the rotation time of an n=16 session and fetch latency of
+//! a (16,11) session after growing the fleet to at least 18 peers (a (16,11) quorum allows ≤ 5 holders per region and ≤ 10 per operator, so it
+//! needs 4 regions and a margin of spare peers). RSS comes last. A failed (16,11) part keeps the
+//! figures measured before it. Progress goes to stderr, the
 //! table (or `--json`) to stdout.
 
 mod bare;
@@ -161,62 +162,72 @@ async fn measure_fan_out(
     .await
 }
 
-/// What the (16,11) part measures: the grown fleet's size, its bare round trip and fan-out floor,
-/// and the fetch.
+/// What the (16,11) part measured, filled step by step: a step that fails leaves the figures of
+/// the steps before it.
+#[derive(Default)]
 struct LargeFigures {
-    peers: usize,
-    bare: bare::BareFigures,
-    fan_out: bare::FanOutFigures,
-    fetch: fetch_latency::FetchFigures,
-    rotation: throughput::RotationTime,
+    peers: Option<usize>,
+    rotation: Option<throughput::RotationTime>,
+    bare: Option<bare::BareFigures>,
+    fan_out: Option<bare::FanOutFigures>,
+    fetch: Option<fetch_latency::FetchFigures>,
+    sessions: u64,
 }
 
-/// Grows the fleet to max(--peers, 18), measures the bare round trip and the 11-probe fan-out
-/// floor again on it, creates a (16,11) session and measures its fetches against them.
+/// Grows the fleet to max(--peers, 18), creates a (16,11) session and rotates it, then measures
+/// the bare round trip and the 11-probe fan-out floor again on the grown fleet and the fetches
+/// of a second (16,11) session against them (the rotated session's first ticket is out of date).
 async fn measure_large(
     fleet: &mut Fleet,
     args: &BenchArgs,
     setup: &fetch_latency::FetchSetup<'_>,
     bare_target: &bare::BareTarget,
-) -> anyhow::Result<LargeFigures> {
+    figures: &mut LargeFigures,
+) -> anyhow::Result<()> {
     let total = args.peers.max(LARGE_PEERS);
     progress(&format!("growing the fleet to {total} peers for (16,11)"));
     fleet
         .grow_to(total, fleet_layout::ADDED_PEER_CONTRIBUTION_INTERVAL_S)
         .await?;
     fleet_layout::wait_until_all_eligible(fleet, setup.deadline).await?;
+    figures.peers = Some(total);
+    let rotated = fetch_latency::create_session_when_ready(
+        setup.requester,
+        fetch_latency::policy(16, 11, "bench-rotate-large"),
+        setup.deadline,
+    )
+    .await?;
+    figures.sessions += 1;
+    progress(&format!(
+        "rotating an n=16 session {} times",
+        args.rotations
+    ));
+    figures.rotation = Some(
+        throughput::rotation_time(
+            setup.requester,
+            &fleet.admin_socket,
+            rotated.session,
+            16,
+            args.rotations,
+            setup.deadline,
+        )
+        .await?,
+    );
     progress(&format!("bare round trips again with {total} peers"));
     let bare = bare::measure(bare_target, args.requests, args.cold, setup.deadline).await?;
-    let fan_out = measure_fan_out(fleet, 11, args, setup.deadline).await?;
+    figures.bare = Some(bare);
+    figures.fan_out = Some(measure_fan_out(fleet, 11, args, setup.deadline).await?);
     let large = fetch_latency::create_session_when_ready(
         setup.requester,
         fetch_latency::policy(16, 11, "bench-fetch-large"),
         setup.deadline,
     )
     .await?;
+    figures.sessions += 1;
     progress("fetch (16,11): warm and cold");
     let samples = (args.requests, args.cold);
-    let fetch = fetch_latency::measure(setup, &large, samples, &bare, total).await?;
-    progress(&format!(
-        "rotating the n=16 session {} times",
-        args.rotations
-    ));
-    let rotation = throughput::rotation_time(
-        setup.requester,
-        &fleet.admin_socket,
-        large.session,
-        16,
-        args.rotations,
-        setup.deadline,
-    )
-    .await?;
-    Ok(LargeFigures {
-        peers: total,
-        bare,
-        fan_out,
-        fetch,
-        rotation,
-    })
+    figures.fetch = Some(fetch_latency::measure(setup, &large, samples, &bare, total).await?);
+    Ok(())
 }
 
 async fn measure_on(
@@ -290,37 +301,24 @@ async fn measure_on(
     )
     .await?;
 
-    let mut live_sessions = 1 + sessions.created;
     // The figures so far are kept when the (16,11) part fails: the table shows them and why the
     // large part is missing, and the command still fails.
+    let mut large = LargeFigures::default();
     let mut large_failed = None;
-    let large = if args.no_large {
-        None
-    } else {
-        match measure_large(fleet, args, &setup, &bare_target).await {
-            Ok(measured) => {
-                live_sessions += 1;
-                Some(measured)
-            }
-            Err(e) => {
-                progress::note(&format!(
-                    "the (16,11) part failed: {e:#}; the logs ended with:\n{}",
-                    fleet.log_tails(12)
-                ));
-                large_failed = Some(format!("{e:#}"));
-                None
-            }
+    if !args.no_large {
+        if let Err(e) = measure_large(fleet, args, &setup, &bare_target, &mut large).await {
+            progress::note(&format!(
+                "the (16,11) part failed: {e:#}; the logs ended with:\n{}",
+                fleet.log_tails(12)
+            ));
+            large_failed = Some(format!("{e:#}"));
         }
-    };
+    }
+    let live_sessions = 1 + sessions.created + large.sessions;
+    fetch.extend(large.fetch);
     let mut bare_fan_out = vec![fan_out];
-    let (peers_large, bare_large, rotation_large) = match large {
-        Some(large) => {
-            fetch.push(large.fetch);
-            bare_fan_out.push(large.fan_out);
-            (Some(large.peers), Some(large.bare), Some(large.rotation))
-        }
-        None => (None, None, None),
-    };
+    bare_fan_out.extend(large.fan_out);
+    let (peers_large, bare_large, rotation_large) = (large.peers, large.bare, large.rotation);
 
     let coordinator_pid = fleet.coordinator_pid().context("no coordinator process")?;
     let peer_pid = fleet.first_peer_pid().context("no peer process")?;
