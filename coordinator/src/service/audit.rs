@@ -5,8 +5,9 @@
 //! core to judge.
 
 use super::sessions::grant;
-use super::{Ctx, Internal, State, holders, now_ms};
+use super::{Ctx, Internal, holders, now_ms};
 use crate::core::holder_audits::{self, Answer, Reply};
+use crate::core::upkeep::AuditStart;
 use crate::db::{Holder, SessionRecord};
 use peer::node::Protocol;
 use protocols::ids::NodeId;
@@ -169,47 +170,20 @@ async fn fetch_sealed(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(
     futures::future::join_all(asks).await
 }
 
-/// Quarantines each holder with a fault and counts it.
-pub(super) fn apply_faults(
-    ctx: &Ctx,
-    state: &mut State,
-    faults: Vec<(NodeId, holder_audits::HolderFault)>,
-) {
-    for label in holder_audits::quarantine_faulty(&mut state.peers, faults) {
-        ctx.metrics.quarantines.inc(label);
-    }
-}
-
-/// Starts the audits that are due, each holding its session's lock (no rotation or expiry runs
-/// meanwhile, so the epoch audited stays the current one).
-pub(super) fn start_due(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    sessions: &[SessionRecord],
-) {
-    let ledger = &state.ledger;
-    let orders = state.audits.due(now_ms(), sessions, |s| ledger.is_busy(s));
-    for order in orders {
-        let session = order.record.session;
-        state.ledger.lock(session);
-        let addrs = state
-            .peers
-            .addrs_of(order.record.holders.iter().map(|h| h.node));
-        let (ctx, internal) = (ctx.clone(), internal.clone());
-        tokio::spawn(async move {
-            let answers = ask_holders(&ctx, &order.record, &addrs).await;
-            let faults = holder_audits::faults_of(&answers);
-            let silent = holder_audits::silent_of(&answers);
-            drop(answers);
-            let _ = internal
-                .send(Internal::Audited {
-                    session,
-                    faults,
-                    silent,
-                    attempt: order.attempt,
-                })
-                .await;
-        });
-    }
+/// Runs a holder audit the core started (its session locked, so no rotation or expiry runs
+/// meanwhile and the epoch audited stays the current one) in a task.
+pub(super) fn spawn(ctx: &Arc<Ctx>, internal: &mpsc::Sender<Internal>, audit: AuditStart) {
+    let AuditStart { order, addrs } = audit;
+    let (ctx, internal) = (ctx.clone(), internal.clone());
+    tokio::spawn(async move {
+        let answers = ask_holders(&ctx, &order.record, &addrs).await;
+        let _ = internal
+            .send(Internal::Audited {
+                session: order.record.session,
+                faults: holder_audits::faults_of(&answers),
+                silent: holder_audits::silent_of(&answers),
+                attempt: order.attempt,
+            })
+            .await;
+    });
 }

@@ -2,20 +2,9 @@
 //! what the core counts goes to the metrics.
 
 use super::{Ctx, State, now_ms};
-use crate::core::gossip::{Books, Count, GossipRules};
+use crate::core::gossip::{Count, GossipRules};
 use libp2p::PeerId;
 use peer::node::GossipVerdict;
-
-impl State {
-    /// The books gossip writes to.
-    pub(super) fn books(&mut self) -> Books<'_> {
-        Books {
-            peers: &mut self.peers,
-            intake: &mut self.intake,
-            sources: &mut self.sources,
-        }
-    }
-}
 
 /// Handles one gossip message; returns the verdict for gossipsub.
 pub(super) fn on_gossip(
@@ -26,8 +15,8 @@ pub(super) fn on_gossip(
     data: &[u8],
 ) -> GossipVerdict {
     let rules = GossipRules {
-        attestation_validity_ms: (ctx.config.attestation_validity_s * 1000.0) as u64,
-        contribution_max_age_ms: (ctx.config.contribution_max_age_s * 1000.0) as u64,
+        attestation_validity_ms: state.rules.sessions.attestation_validity_ms,
+        contribution_max_age_ms: state.rules.contribution_max_age_ms,
         noise_static: &ctx.noise_static,
     };
     let author = author.and_then(peer::identity::node_id);

@@ -6,22 +6,25 @@ mod audit;
 mod detached;
 mod entropy_audit;
 pub mod errors;
-pub mod figures;
+/// Running totals of the coordinator loop, for reports.
+pub mod figures {
+    pub use crate::admin::requests::CoordinatorFigures;
+}
 mod gossip;
 mod holders;
 mod master_keys;
 mod placing;
-mod readiness;
 mod reports;
 pub mod rotation;
 mod sessions;
 mod upkeep;
 
 use crate::config::CoordinatorConfig;
+use crate::core::state::Loaded;
+pub(crate) use crate::core::state::State;
 use crate::db::CoordinatorDb;
 use crate::intake::Intake;
 use crate::master_key::{Keyring, MasterKey};
-use crate::peers::PeerTable;
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
@@ -31,7 +34,6 @@ use protocols::wire::{
     self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
     WIRE_VERSION,
 };
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -169,23 +171,6 @@ pub(crate) enum Internal {
     },
 }
 
-/// The loop's mutable state.
-pub(crate) struct State {
-    pub peers: PeerTable,
-    pub intake: Intake,
-    pub allowlist: BTreeSet<[u8; 32]>,
-    pub requesters: BTreeSet<NodeId>,
-    pub attestations: crate::core::attestation::Attestations,
-    /// Shares held per peer, busy sessions, operator rotation requests.
-    pub ledger: crate::core::ledger::Ledger,
-    /// Holder audits to run, by session.
-    pub audits: crate::core::holder_audits::HolderAudits,
-    /// Every contributing source's audits and credit.
-    pub sources: crate::intake::sources::SourceBook,
-    /// Sessions an operator revoked, waiting for their rotation or audit to finish.
-    pub revocations: Vec<(protocols::ids::SessionId, RevokeReply)>,
-}
-
 /// Where the loop answers a revocation.
 pub(crate) type RevokeReply =
     tokio::sync::oneshot::Sender<Result<Option<crate::db::SessionRecord>, crate::db::DbError>>;
@@ -236,19 +221,17 @@ async fn start(
 ) -> Result<Started, StartError> {
     let load = db.clone();
     let master_key_path = config.master_key_path();
-    let (secrets, keyring, restored, enrolments, allowlist, requesters, sessions) =
+    let (secrets, keyring, restored, loaded) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let s = load.secrets()?.ok_or(StartError::NotInitialised)?;
             let keyring = crate::master_key::open(&master_key_path, &load)?;
-            Ok((
-                s,
-                keyring,
-                load.restored_from()?,
-                load.enrolments()?,
-                load.allowed_binaries()?,
-                load.requesters()?,
-                load.sessions()?,
-            ))
+            let loaded = Loaded {
+                enrolments: load.enrolments()?,
+                allowlist: load.allowed_binaries()?,
+                requesters: load.requesters()?,
+                sessions: load.sessions()?,
+            };
+            Ok((s, keyring, load.restored_from()?, loaded))
         })
         .await
         .map_err(|e| StartError::Task(e.to_string()))??;
@@ -277,22 +260,11 @@ async fn start(
             issued_at_ms: now_ms(),
         },
     );
-    tracing::info!(peer = %node.peer_id(), enrolled = enrolments.len(), sessions = sessions.len(), "coordinator started");
-    let mut peers = PeerTable::default();
-    for (node_id, e) in enrolments {
-        peers.enrol(node_id, e.region, e.operator);
-        if let Some(p) = peers.get_mut(&node_id) {
-            p.share_key = e.share_key;
-        }
-    }
-    let ledger = crate::core::ledger::Ledger::from_sessions(&sessions);
+    let (enrolled, sessions) = (loaded.enrolments.len(), loaded.sessions.len());
+    tracing::info!(peer = %node.peer_id(), enrolled, sessions, "coordinator started");
     // A block is worth what its accounting says, capped by its source's audit; no factor on
     // top (decision 0039). The per-peer cap per round stays.
     let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits)?;
-    let sources = crate::intake::sources::SourceBook::new(
-        config.entropy_audit_samples > 0,
-        (config.entropy_audit_s.max(1.0) * 1000.0) as u64,
-    );
     let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
     let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
     let readiness = Arc::new(peer::telemetry::Readiness::not_yet(
@@ -318,20 +290,7 @@ async fn start(
         assessing: tokio::sync::Semaphore::new(1),
     });
     let (admin_tx, admin_rx) = mpsc::channel(32);
-    let state = State {
-        peers,
-        intake,
-        allowlist,
-        requesters,
-        attestations: crate::core::attestation::Attestations::new(
-            (ctx.config.attestation_answer_s * 1000.0) as u64,
-            (ctx.config.attestation_validity_s * 1000.0) as u64,
-        ),
-        ledger,
-        audits: crate::core::holder_audits::HolderAudits::new(ctx.config.holder_audit_s),
-        sources,
-        revocations: Vec::new(),
-    };
+    let state = State::new(&ctx.config, loaded, intake);
     Ok((ctx, state, events, admin_rx, admin_tx))
 }
 
@@ -413,6 +372,7 @@ async fn run_loop(
     let mut rotation_tick = tokio::time::interval(Duration::from_secs_f64(
         ctx.config.rotation_period_s.min(2.0),
     ));
+    let mut revocations = Vec::new();
     rotation::roll_back_pending(&ctx).await;
     tokio::pin!(shutdown);
     loop {
@@ -423,7 +383,9 @@ async fn run_loop(
                 None => break,
             },
             Some(msg) = internal.recv() => reports::on_internal(&ctx, &mut state, msg),
-            Some(req) = admin.recv() => reports::on_admin(&ctx, &mut state, &internal_tx, req).await,
+            Some(req) = admin.recv() => {
+                reports::on_admin(&ctx, &mut state, &internal_tx, &mut revocations, req).await
+            }
             _ = attest_tick.tick() => {
                 attest::challenge_slice(&ctx, &mut state, &internal_tx, attest_ticks);
                 attest_ticks = attest_ticks.wrapping_add(1);
@@ -432,7 +394,7 @@ async fn run_loop(
             _ = rotation_tick.tick() => {
                 entropy_audit::tick(&ctx, &mut state, &internal_tx);
                 gossip::settle_intake(&ctx, &mut state);
-                reports::revoke_ready(&ctx, &mut state).await;
+                reports::revoke_ready(&ctx, &mut state, &mut revocations).await;
                 upkeep::rotate_due(&ctx, &mut state, &internal_tx).await
             }
         }

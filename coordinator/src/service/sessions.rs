@@ -6,9 +6,7 @@ use super::placing::{self, Stop};
 use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
 use crate::core::Outcome;
 use crate::core::placement::EpochPlacement;
-use crate::core::sessions::{
-    self as decide, Born, Candidates, Fresh, Nursery, SessionRules, TicketStanding,
-};
+use crate::core::sessions::{self as decide, Born, Fresh, Nursery, SessionRules, TicketStanding};
 use crate::db::SessionRecord;
 use protocols::ids::{NodeId, SessionId};
 use protocols::ticket::{Ticket, TicketGrant};
@@ -33,66 +31,9 @@ pub(super) fn refuse(ctx: &Ctx, r: Refusal) -> Vec<u8> {
     wire::encode(&Reply::<()>::refused(r))
 }
 
-/// The limits sessions are judged by.
-pub(super) fn rules(ctx: &Ctx) -> SessionRules {
-    let c = &ctx.config;
-    SessionRules {
-        max_session_ttl_s: c.max_session_ttl_s,
-        min_credited_bits: c.min_credited_bits,
-        min_contributors: c.min_contributors,
-        attestation_validity_ms: (c.attestation_validity_s * 1000.0) as u64,
-        heartbeat_max_age_ms: (c.heartbeat_max_age_s * 1000.0) as u64,
-        ticket_ttl_s: c.ticket_ttl_s,
-    }
-}
-
-/// Where holders are chosen from, as the loop's state has it.
-fn candidates<'a>(
-    state: &'a State,
-    round_trips: &'a std::collections::HashMap<libp2p::PeerId, std::time::Duration>,
-) -> Candidates<'a> {
-    Candidates {
-        peers: &state.peers,
-        shares_held: state.ledger.shares_held(),
-        flagged: state.intake.flagged(),
-        round_trips,
-    }
-}
-
-/// Chooses a rotation's quorum as a session's is chosen.
-pub(super) fn choose_quorum(
-    ctx: &Ctx,
-    state: &State,
-    n: usize,
-    k: usize,
-    now: u64,
-) -> Result<protocols::quorum::Quorum, protocols::quorum::QuorumError> {
-    let round_trips = ctx.node.round_trips();
-    decide::choose_quorum(
-        &candidates(state, &round_trips),
-        &rules(ctx),
-        n,
-        k,
-        now,
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    )
-}
-
-/// Whether a session could be created now, and the peers a quorum could be chosen from.
-pub(super) fn readiness(
-    ctx: &Ctx,
-    state: &State,
-    now: u64,
-) -> (usize, Result<(), decide::NotReady>) {
-    let round_trips = ctx.node.round_trips();
-    decide::readiness(
-        &candidates(state, &round_trips),
-        &rules(ctx),
-        &state.intake,
-        &state.sources,
-        now,
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    )
+/// The limits sessions and tickets are judged by.
+fn rules(ctx: &Ctx) -> SessionRules {
+    crate::core::state::Rules::of(&ctx.config).sessions
 }
 
 /// Handles `CreateSession`: the core deals the key, the placement driver places it.
@@ -122,7 +63,7 @@ pub(super) async fn create(
         round_trips: &round_trips,
     }
     .deal(
-        &rules(ctx),
+        &state.rules.sessions,
         requester,
         policy,
         fresh,
