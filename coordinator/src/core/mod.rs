@@ -27,8 +27,12 @@
 //! * [`entropy_audits`] — which sources to audit, whether an answer may be assessed, its
 //!   assessment and settling.
 //! * [`errors`] — why a rotation or an entropy audit failed.
+//! * [`admission`] — inbound requests admitted (size, remote, decoding); join tokens read.
+//! * [`audit_trail`] — the audit-trail entries of the coordinator's own acts.
 
+pub mod admission;
 pub mod attestation;
+pub mod audit_trail;
 pub mod deletions;
 pub mod entropy_audits;
 pub mod errors;

@@ -73,6 +73,15 @@ impl Keyring {
         self.retiring.as_ref()
     }
 
+    /// The key a session's epoch is sealed under (`None`: the current key, as sessions boxed to
+    /// their holders are recorded), if this keyring holds it.
+    pub fn for_session(&self, sealed_under: Option<&MasterKeyId>) -> Option<&MasterKey> {
+        match sealed_under {
+            Some(id) => self.get(id),
+            None => Some(self.current()),
+        }
+    }
+
     /// The key of `id`, if this keyring holds it.
     pub fn get(&self, id: &MasterKeyId) -> Option<&MasterKey> {
         std::iter::once(&self.current)

@@ -68,13 +68,7 @@ pub(super) async fn erase_retired(ctx: &Arc<Ctx>) {
     }
     ctx.set_keyring(ring);
     tracing::info!(key = %retiring, %current, "retired master key erased: every session is sealed under the current one");
-    let entry = crate::db::AuditEntry::new(
-        now_ms(),
-        "coordinator",
-        "master-key erase",
-        retiring.to_string(),
-        format!("every session is re-sealed under {current}"),
-    );
+    let entry = crate::core::audit_trail::master_key_erased(retiring, current, now_ms());
     let db = ctx.db.clone();
     if !matches!(
         tokio::task::spawn_blocking(move || db.append_audit(entry)).await,

@@ -31,8 +31,7 @@ use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
 use protocols::sealing::{ShareOpeningKey, ShareSlot};
 use protocols::wire::{
-    self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
-    WIRE_VERSION,
+    self, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope, WIRE_VERSION,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,10 +110,7 @@ impl Ctx {
         slot: &ShareSlot,
     ) -> Option<ShareOpeningKey> {
         let ring = self.keyring();
-        let key = match &record.sealed_under {
-            Some(id) => ring.get(id),
-            None => Some(&**ring.current()),
-        };
+        let key = ring.for_session(record.sealed_under.as_ref());
         if key.is_none() {
             tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
         }
@@ -456,33 +452,15 @@ async fn on_coord_request(
     frame: RequestFrame,
     responder: ReplyTo,
 ) {
-    let refuse = |r: Refusal| sessions::refuse(ctx, r);
-    let bytes = match frame {
-        RequestFrame::Bytes(b) => b,
-        RequestFrame::Oversized { len, max } => {
-            let _ = responder
-                .respond(refuse(Refusal::Malformed(format!(
-                    "request of {len} bytes over the limit {max}"
-                ))))
-                .await;
+    let max = Protocol::Coord.limits().0;
+    let (remote, request) = match crate::core::admission::admit(frame, &peer, max) {
+        Ok(admitted) => admitted,
+        Err(r) => {
+            let _ = responder.respond(sessions::refuse(ctx, r)).await;
             return;
         }
     };
-    let Some(remote) = peer::identity::node_id(&peer) else {
-        let _ = responder.respond(refuse(Refusal::Unauthorized)).await;
-        return;
-    };
-    let call: CoordinatorCall = match wire::decode(&bytes, Protocol::Coord.limits().0) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::info!(%peer, error = %e, "malformed coordinator request refused");
-            let _ = responder
-                .respond(refuse(Refusal::Malformed(e.to_string())))
-                .await;
-            return;
-        }
-    };
-    match call.request {
+    match request {
         CoordinatorRequest::GetRecord => {
             let _ = responder
                 .respond(wire::encode(&Reply::ok(ctx.record.clone())))

@@ -9,7 +9,7 @@ use crate::core::placement::EpochPlacement;
 use crate::core::sessions::{self as decide, Born, Fresh, Nursery, SessionRules, TicketStanding};
 use crate::db::SessionRecord;
 use protocols::ids::{NodeId, SessionId};
-use protocols::ticket::{Ticket, TicketGrant};
+use protocols::ticket::TicketGrant;
 use protocols::wire::{self, Refusal, Reply, SessionCreated, SessionPolicy, WIRE_VERSION};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -147,11 +147,7 @@ pub(super) fn grant(
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
 ) -> Option<TicketGrant> {
     let ring = ctx.keyring();
-    let master = match &record.sealed_under {
-        Some(id) => ring.get(id),
-        None => Some(&**ring.current()),
-    };
-    let Some(master) = master else {
+    let Some(master) = ring.for_session(record.sealed_under.as_ref()) else {
         tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
         return None;
     };
@@ -213,18 +209,9 @@ async fn audit_grant(
     record: &SessionRecord,
     grant: &TicketGrant,
 ) {
-    let expires = grant
-        .ticket
-        .open::<Ticket>(&ctx.key.node_id())
-        .map(|t| crate::admin::rfc3339::format_ms(t.expires_at_ms))
-        .unwrap_or_default();
-    let entry = crate::db::AuditEntry::new(
-        now_ms(),
-        format!("requester {who}"),
-        action,
-        record.session.to_string(),
-        format!("epoch {}, ticket expires {expires}", record.epoch),
-    );
+    let coordinator = ctx.key.node_id();
+    let entry =
+        crate::core::audit_trail::ticket(&coordinator, who, action, record, grant, now_ms());
     let db = ctx.db.clone();
     match tokio::task::spawn_blocking(move || db.append_audit(entry)).await {
         Ok(Ok(_)) => {}

@@ -95,26 +95,16 @@ pub(super) async fn redeem(
     node: NodeId,
     token: &str,
 ) -> Reply<protocols::wire::Joined> {
-    let Some(raw) = hex_decode(token.trim()) else {
-        return Reply::refused(Refusal::Malformed("join token must be hex".into()));
+    let digest = match crate::core::admission::join_token_digest(token) {
+        Ok(d) => d,
+        Err(r) => return Reply::refused(r),
     };
-    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
     let db = ctx.db.clone();
     match tokio::task::spawn_blocking(move || db.redeem_join_token(&digest, &node, now_ms())).await
     {
         Ok(Ok(Some(e))) => {
             tracing::info!(node = %node.short(), region = %e.region, operator = %e.operator, "device joined with a token");
-            let who = crate::admin::peer_text(&node);
-            let entry = crate::db::AuditEntry::new(
-                now_ms(),
-                format!("peer {who}"),
-                "join",
-                who,
-                format!(
-                    "join token redeemed: region {}, operator {}",
-                    e.region, e.operator
-                ),
-            );
+            let entry = crate::core::audit_trail::joined(&node, &e, now_ms());
             let db = ctx.db.clone();
             if !matches!(
                 tokio::task::spawn_blocking(move || db.append_audit(entry)).await,
@@ -136,14 +126,4 @@ pub(super) async fn redeem(
         }
         _ => Reply::refused(Refusal::Internal),
     }
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
