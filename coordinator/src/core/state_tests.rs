@@ -199,3 +199,43 @@ fn an_operator_sweep_audits_every_live_session_at_once() {
     state.audit_live_now(&[live, expired], NOW);
     assert_eq!(state.figures(NOW).holder_audits_due, 1);
 }
+
+#[test]
+fn a_connected_peer_is_challenged_at_once_only_when_enrolled_untrusted_and_not_asked_already() {
+    let mut state = state(2, Vec::new());
+    assert!(!state.wanted_on_connect(&node(1), NOW), "trusted now");
+    assert!(!state.wanted_on_connect(&node(9), NOW), "not enrolled");
+    let later = NOW + 600_000;
+    assert!(
+        state.wanted_on_connect(&node(1), later),
+        "its attestation ran out"
+    );
+    let out = state.challenge(node(1), [4; 32], later, 1 << 16).unwrap();
+    assert_eq!(out.node, node(1));
+    assert_eq!(peer::identity::node_id(&out.peer), Some(node(1)));
+    let sent: protocols::attestation::Challenge =
+        protocols::wire::decode(&out.bytes, 1 << 16).unwrap();
+    assert_eq!((sent.nonce, sent.issued_at_ms), ([4; 32], later));
+    assert!(
+        !state.wanted_on_connect(&node(1), later),
+        "a challenge is out"
+    );
+}
+
+#[test]
+fn an_unanswered_challenge_quarantines_its_peer_once_and_a_superseded_one_is_not_judged() {
+    let mut state = state(2, Vec::new());
+    state.challenge(node(2), [1; 32], NOW, 1 << 16).unwrap();
+    state.challenge(node(2), [2; 32], NOW + 1, 1 << 16).unwrap();
+    let stale = state.judge_attestation(node(2), [1; 32], Err("late".into()), NOW, 1 << 16, NOW);
+    assert!(stale.is_none(), "superseded by the second challenge");
+    let silent = state.judge_attestation(node(2), [2; 32], Err("gone".into()), NOW, 1 << 16, NOW);
+    let verdict = silent.unwrap();
+    assert!(verdict.newly_quarantined);
+    assert_eq!(
+        state.peers.get(&node(2)).unwrap().quarantine,
+        Some(Quarantine::NoAnswer)
+    );
+    let again = state.judge_attestation(node(2), [2; 32], Err("gone".into()), NOW, 1 << 16, NOW);
+    assert!(again.is_none(), "judged once");
+}

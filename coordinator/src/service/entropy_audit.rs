@@ -3,7 +3,7 @@
 //! on a blocking thread (one at a time) and hands the outcome back to settle.
 
 use super::errors::AuditError;
-use super::{Ctx, Internal, State, gossip, now_ms};
+use super::{Ctx, Internal, State, now_ms};
 use crate::core::entropy_audits;
 use crate::intake::sources::AuditResult;
 use peer::node::Protocol;
@@ -76,14 +76,14 @@ pub(super) fn settle(
 ) {
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let counts = state.settle_entropy_audit(node, &source, outcome, now_ms(), &mut rng);
-    gossip::count(ctx, counts);
+    ctx.metrics.count(counts);
 }
 
 /// Starts the audits that are due and fails the ones under way for too long.
 pub(super) fn tick(ctx: &Arc<Ctx>, state: &mut State, internal: &mpsc::Sender<Internal>) {
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let (due, counts) = state.entropy_audit_tick(now_ms(), &mut rng);
-    gossip::count(ctx, counts);
+    ctx.metrics.count(counts);
     for (node, source) in due {
         start(ctx, state, internal, node, source);
     }

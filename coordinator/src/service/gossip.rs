@@ -2,7 +2,7 @@
 //! what the core counts goes to the metrics.
 
 use super::{Ctx, State, now_ms};
-use crate::core::gossip::{Count, GossipRules};
+use crate::core::gossip::GossipRules;
 use libp2p::PeerId;
 use peer::node::GossipVerdict;
 
@@ -24,7 +24,7 @@ pub(super) fn on_gossip(
     let verdict = state
         .books()
         .handle_gossip(&rules, topic, author, data, now_ms(), &mut counts);
-    count(ctx, counts);
+    ctx.metrics.count(counts);
     verdict
 }
 
@@ -33,22 +33,5 @@ pub(super) fn on_gossip(
 pub(super) fn settle_intake(ctx: &Ctx, state: &mut State) {
     let mut counts = Vec::new();
     state.books().settle(now_ms(), &mut counts);
-    count(ctx, counts);
-}
-
-/// Adds what the core counted to the metrics.
-pub(super) fn count(ctx: &Ctx, counts: Vec<Count>) {
-    for c in counts {
-        match c {
-            Count::GossipRefused(label) => ctx.metrics.gossip_refused.inc(label),
-            Count::IntakeRejected(label) => ctx.metrics.intake_rejections.inc(label),
-            Count::Credited { contributor, bits } => {
-                if let Some(peer) = peer::identity::peer_id(&contributor) {
-                    ctx.metrics.credited_bits.add(&peer.to_string(), bits);
-                }
-            }
-            Count::Quarantined(label) => ctx.metrics.quarantines.inc(label),
-            Count::EntropyAudit(label) => ctx.metrics.entropy_audits.inc(label),
-        }
-    }
+    ctx.metrics.count(counts);
 }

@@ -434,9 +434,9 @@ async fn on_event(
             // A newly connected enrolled peer that is not trusted now is challenged at once
             // rather than in its slice.
             if let Some(node) = peer::identity::node_id(&peer)
-                && state.peers.get(&node).is_some()
+                && state.wanted_on_connect(&node, now_ms())
             {
-                attest::challenge_if_untrusted(ctx, state, internal, node);
+                attest::challenge(ctx, state, internal, node);
             }
         }
         NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),

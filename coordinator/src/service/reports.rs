@@ -102,8 +102,8 @@ pub(super) async fn on_admin(
         }
         AdminRequest::Unquarantine(node, reply) => {
             let lifted = state.unquarantine(node);
-            if lifted.is_ok() {
-                attest::challenge_if_untrusted(ctx, state, internal, node);
+            if lifted.is_ok() && state.wanted_on_connect(&node, now_ms()) {
+                attest::challenge(ctx, state, internal, node);
             }
             let _ = reply.send(lifted);
         }

@@ -21,12 +21,8 @@ pub(super) async fn rotate_due(
     let now = now_ms();
     let round_trips = ctx.node.round_trips();
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let gauges = state.gauges(&sessions, now);
     let m = &ctx.metrics;
-    m.sessions_live.set(gauges.sessions_live);
-    m.peers_enrolled.set(gauges.peers_enrolled);
-    m.peers_quarantined.set(gauges.peers_quarantined);
-    m.pool_pending_bits.set(gauges.pool_pending_bits);
+    m.set_gauges(state.gauges(&sessions, now));
     let (eligible, verdict) = state.readiness(now, &round_trips, &mut rng);
     m.pool_ready.set(u64::from(verdict.is_ok()));
     m.holders_eligible.set(eligible as u64);
