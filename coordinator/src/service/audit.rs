@@ -28,7 +28,7 @@ pub(super) async fn ask_holders(
     let fetch = grant(ctx, record, ctx.key.node_id(), addrs)
         .map(|g| holder_audits::fetch_request(g.ticket, BoxSecret::generate(&mut rng).public()));
     // Proof orders are only signed: the master key is not used for them.
-    let master = ctx.sealing_key();
+    let master = ctx.masters.sealing_key();
     let signer = super::placing::signer(ctx, &master);
     let restored = ctx.restored.map(|r| r.backup_created_at_ms);
     let round = Round::new(record.clone(), &signer, fetch, restored, &mut rng);

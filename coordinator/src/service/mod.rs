@@ -24,7 +24,7 @@ use crate::core::state::Loaded;
 pub(crate) use crate::core::state::State;
 use crate::db::CoordinatorDb;
 use crate::intake::Intake;
-use crate::master_key::{Keyring, MasterKey};
+use crate::master_key::SharedKeyring;
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::entropy::CreditPolicy;
 use protocols::identity::NodeKey;
@@ -51,9 +51,8 @@ use errors::StartError;
 /// What never changes while the daemon runs; shared with its tasks.
 pub(crate) struct Ctx {
     pub key: NodeKey,
-    /// The sealing master keys; replaced (never held across an await) when a master-key
-    /// rotation starts or ends.
-    pub masters: std::sync::RwLock<Keyring>,
+    /// The sealing master keys in force.
+    pub masters: SharedKeyring,
     /// The backup the database was restored from, if any (decision 0046).
     pub restored: Option<crate::db::RestoredFrom>,
     pub noise_static: Zeroizing<[u8; 32]>,
@@ -69,36 +68,14 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The master keys in force now.
-    pub fn keyring(&self) -> Keyring {
-        self.masters
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the master keys in force (after `master.key` holds them durably).
-    pub fn set_keyring(&self, ring: Keyring) {
-        *self
-            .masters
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
-    }
-
-    /// The key new shares are sealed under; a placement holds it until it ends, which keeps a
-    /// retiring key in force while a placement still seals under it.
-    pub fn sealing_key(&self) -> Arc<MasterKey> {
-        self.keyring().current().clone()
-    }
-
-    /// The retiring master key's id, and whether anything besides the keyring still holds it (a
-    /// placement that seals under it). `None` when no master-key rotation is under way.
-    pub fn retiring_key(&self) -> Option<(protocols::sealing::MasterKeyId, bool)> {
-        let ring = self
-            .masters
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        ring.retiring().map(|k| (k.id(), Arc::strong_count(k) > 1))
+    /// Runs `f` on the database on a blocking thread (`Err`: the thread ended without an
+    /// answer).
+    pub async fn on_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&CoordinatorDb) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await
     }
 
     /// The key of `slot` of `record`'s current epoch, derived from the master key that epoch is
@@ -109,7 +86,7 @@ impl Ctx {
         record: &crate::db::SessionRecord,
         slot: &ShareSlot,
     ) -> Option<ShareOpeningKey> {
-        let ring = self.keyring();
+        let ring = self.masters.get();
         let key = ring.for_session(record.sealed_under.as_ref());
         if key.is_none() {
             tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
@@ -275,7 +252,7 @@ async fn start(
     let ctx = Arc::new(Ctx {
         metrics,
         readiness,
-        masters: std::sync::RwLock::new(keyring),
+        masters: SharedKeyring::new(keyring),
         restored,
         noise_static,
         record,

@@ -72,10 +72,7 @@ pub(super) async fn on_admin(
     match req {
         AdminRequest::Rotate(session) => {
             state.ledger.request_rotation(session);
-            let db = ctx.db.clone();
-            if let Ok(Ok(Some(record))) =
-                tokio::task::spawn_blocking(move || db.session(&session)).await
-            {
+            if let Ok(Ok(Some(record))) = ctx.on_db(move |db| db.session(&session)).await {
                 rotation::start(ctx, state, internal, record, rotation::Cause::Manual);
             }
         }
@@ -121,8 +118,7 @@ pub(super) async fn on_admin(
             let _ = reply.send(state.figures(now_ms()));
         }
         AdminRequest::AuditHoldersNow => {
-            let db = ctx.db.clone();
-            if let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await {
+            if let Ok(Ok(sessions)) = ctx.on_db(move |db| db.sessions()).await {
                 state.audit_live_now(&sessions, now_ms());
             }
         }
@@ -137,8 +133,7 @@ pub(super) async fn revoke_ready(ctx: &Arc<Ctx>, state: &mut State, waiting: &mu
             waiting.push((session, reply));
             continue;
         }
-        let db = ctx.db.clone();
-        let revoked = match tokio::task::spawn_blocking(move || db.revoke_session(&session)).await {
+        let revoked = match ctx.on_db(move |db| db.revoke_session(&session)).await {
             Ok(r) => r,
             Err(e) => Err(crate::db::DbError::Database {
                 path: ctx.db.path().to_path_buf(),

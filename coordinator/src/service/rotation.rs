@@ -82,7 +82,7 @@ async fn rotate(ctx: &Ctx, start: RotationStart) -> Rotated {
     } = start;
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
     // The signer's master key seals nothing here: orders are only signed.
-    let master = ctx.sealing_key();
+    let master = ctx.masters.sealing_key();
     let mut machine = match Redistribution::new(
         record,
         new_holders,

@@ -88,7 +88,7 @@ pub(super) async fn create(
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         // The signer's master key seals nothing here (the shares are boxed to their holders).
-        let master = ctx.sealing_key();
+        let master = ctx.masters.sealing_key();
         let mut placement = EpochPlacement::new(
             dealt,
             record,
@@ -146,7 +146,7 @@ pub(super) fn grant(
     requester: NodeId,
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
 ) -> Option<TicketGrant> {
-    let ring = ctx.keyring();
+    let ring = ctx.masters.get();
     let Some(master) = ring.for_session(record.sealed_under.as_ref()) else {
         tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
         return None;
@@ -212,8 +212,7 @@ async fn audit_grant(
     let coordinator = ctx.key.node_id();
     let entry =
         crate::core::audit_trail::ticket(&coordinator, who, action, record, grant, now_ms());
-    let db = ctx.db.clone();
-    match tokio::task::spawn_blocking(move || db.append_audit(entry)).await {
+    match ctx.on_db(move |db| db.append_audit(entry)).await {
         Ok(Ok(_)) => {}
         _ => tracing::error!(session = %record.session, "audit entry of a ticket not recorded"),
     }

@@ -14,8 +14,7 @@ pub(super) async fn rotate_due(
     state: &mut State,
     internal: &mpsc::Sender<Internal>,
 ) {
-    let db = ctx.db.clone();
-    let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await else {
+    let Ok(Ok(sessions)) = ctx.on_db(move |db| db.sessions()).await else {
         return;
     };
     let now = now_ms();
@@ -27,8 +26,7 @@ pub(super) async fn rotate_due(
     m.pool_ready.set(u64::from(verdict.is_ok()));
     m.holders_eligible.set(eligible as u64);
     ctx.readiness.set(verdict);
-    let db = ctx.db.clone();
-    let Ok(Ok(owed)) = tokio::task::spawn_blocking(move || db.owed_deletions()).await else {
+    let Ok(Ok(owed)) = ctx.on_db(move |db| db.owed_deletions()).await else {
         return;
     };
     let tick = state.plan_tick(&sessions, owed, now, &round_trips, &mut rng);
@@ -69,9 +67,8 @@ fn expire(ctx: &Arc<Ctx>, internal: &mpsc::Sender<Internal>, expiry: Expiry) {
         // Best effort (holders also drop expired shares themselves): nothing is owed for an
         // expired session, so settling what is acknowledged removes nothing.
         let _ = super::placing::deliver_owed(&ctx, &expiry.deletions, &expiry.addrs).await;
-        let db = ctx.db.clone();
         let session = expiry.record.session;
-        match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {
+        match ctx.on_db(move |db| db.delete_session(&session)).await {
             Ok(Ok(_)) => {
                 ctx.metrics.sessions_expired.inc();
                 tracing::info!(%session, "expired session deleted")
@@ -95,17 +92,14 @@ pub(super) async fn redeem(
         Ok(d) => d,
         Err(r) => return Reply::refused(r),
     };
-    let db = ctx.db.clone();
-    match tokio::task::spawn_blocking(move || db.redeem_join_token(&digest, &node, now_ms())).await
+    match ctx
+        .on_db(move |db| db.redeem_join_token(&digest, &node, now_ms()))
+        .await
     {
         Ok(Ok(Some(e))) => {
             tracing::info!(node = %node.short(), region = %e.region, operator = %e.operator, "device joined with a token");
             let entry = crate::core::audit_trail::joined(&node, &e, now_ms());
-            let db = ctx.db.clone();
-            if !matches!(
-                tokio::task::spawn_blocking(move || db.append_audit(entry)).await,
-                Ok(Ok(_))
-            ) {
+            if !matches!(ctx.on_db(move |db| db.append_audit(entry)).await, Ok(Ok(_))) {
                 tracing::error!(node = %node.short(), "audit entry of a join not recorded");
             }
             state
