@@ -2,34 +2,16 @@
 //! `coordinator_requests`: the very functions the loop runs for an inbound request and an
 //! inbound gossip message, over a real database. The daemon itself does not use this type.
 
-use super::{Ctx, Internal, State, gossip, on_coord_request, reports, start};
+use super::startup::start;
+use super::{Ctx, Internal, ReplyTo, State, gossip, on_coord_request, reports};
 use crate::config::CoordinatorConfig;
 use crate::db::CoordinatorDb;
 use crate::metrics::CoordinatorMetrics;
-use peer::node::{GossipVerdict, NodeConfig, NodeError, NodeEvent, RequestFrame, Responder};
+use peer::node::{GossipVerdict, NodeConfig, NodeEvent, RequestFrame};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// Where the answer to one inbound coordinator request goes: the node's response channel, or
-/// (for [`DetachedService`]) back to the caller.
-pub(crate) enum ReplyTo {
-    /// The libp2p request-response channel the request came in on.
-    Node(Responder),
-    /// The caller of [`DetachedService::request`].
-    Detached(oneshot::Sender<Vec<u8>>),
-}
-
-impl ReplyTo {
-    /// Sends the answer; fails only when its receiver is gone.
-    pub(crate) async fn respond(self, bytes: Vec<u8>) -> Result<(), NodeError> {
-        match self {
-            ReplyTo::Node(responder) => responder.respond(bytes).await,
-            ReplyTo::Detached(sender) => sender.send(bytes).map_err(|_| NodeError::Closed),
-        }
-    }
-}
 
 /// A coordinator built the way the daemon builds itself (from its database, on a node of its
 /// own on the memory transport, listening nowhere) whose inbound requests and gossip are fed

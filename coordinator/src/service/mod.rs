@@ -17,22 +17,18 @@ mod placing;
 mod reports;
 pub mod rotation;
 mod sessions;
+mod startup;
 mod upkeep;
 
 use crate::config::CoordinatorConfig;
-use crate::core::state::Loaded;
 pub(crate) use crate::core::state::State;
 use crate::db::CoordinatorDb;
-use crate::intake::Intake;
 use crate::master_key::SharedKeyring;
-use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
-use protocols::entropy::CreditPolicy;
+use peer::node::{NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
 use protocols::sealing::{ShareOpeningKey, ShareSlot};
-use protocols::wire::{
-    self, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope, WIRE_VERSION,
-};
+use protocols::wire::{self, CoordinatorRequest, Refusal, Reply, SignedEnvelope};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,13 +36,12 @@ use zeroize::Zeroizing;
 
 #[doc(hidden)]
 pub use detached::DetachedService;
-pub(crate) use detached::ReplyTo;
 pub use sessions::SessionSummary;
+pub use startup::{Handle, run, spawn, spawn_with_node};
 
 pub use crate::admin::requests::AdminRequest;
 pub use crate::os::now_ms;
 pub(crate) use crate::os::os_random;
-use errors::StartError;
 
 /// What never changes while the daemon runs; shared with its tasks.
 pub(crate) struct Ctx {
@@ -92,6 +87,27 @@ impl Ctx {
             tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
         }
         key.map(|k| k.share_key(slot))
+    }
+}
+
+/// Where the answer to one inbound coordinator request goes: the node's response channel, or
+/// (for [`DetachedService`]) back to the caller.
+pub(crate) enum ReplyTo {
+    /// The libp2p request-response channel the request came in on.
+    Node(peer::node::Responder),
+    /// The caller of [`DetachedService::request`].
+    Detached(tokio::sync::oneshot::Sender<Vec<u8>>),
+}
+
+impl ReplyTo {
+    /// Sends the answer; fails only when its receiver is gone.
+    pub(crate) async fn respond(self, bytes: Vec<u8>) -> Result<(), peer::node::NodeError> {
+        match self {
+            ReplyTo::Node(responder) => responder.respond(bytes).await,
+            ReplyTo::Detached(sender) => sender
+                .send(bytes)
+                .map_err(|_| peer::node::NodeError::Closed),
+        }
     }
 }
 
@@ -147,187 +163,6 @@ pub(crate) enum Internal {
 /// Where the loop answers a revocation.
 pub(crate) type RevokeReply =
     tokio::sync::oneshot::Sender<Result<Option<crate::db::SessionRecord>, crate::db::DbError>>;
-
-/// A running coordinator, for tests and the demo.
-pub struct Handle {
-    /// Its node.
-    pub node: NodeHandle,
-    /// Admin requests.
-    pub admin: mpsc::Sender<AdminRequest>,
-    /// Its metrics.
-    pub metrics: Arc<crate::metrics::CoordinatorMetrics>,
-}
-
-/// Runs the coordinator from its data directory until `shutdown` resolves.
-pub async fn run(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), StartError> {
-    let socket = config.admin_socket();
-    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, None).await?;
-    crate::admin::serve(&socket, ctx.db.clone(), admin_tx)
-        .await
-        .map_err(|source| StartError::AdminSocket {
-            path: socket.clone(),
-            source,
-        })?;
-    run_loop(ctx, state, events, admin_rx, shutdown).await;
-    let _ = std::fs::remove_file(&socket);
-    Ok(())
-}
-
-type Started = (
-    Arc<Ctx>,
-    State,
-    mpsc::Receiver<NodeEvent>,
-    mpsc::Receiver<AdminRequest>,
-    mpsc::Sender<AdminRequest>,
-);
-
-async fn start(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    node_config: Option<NodeConfig>,
-) -> Result<Started, StartError> {
-    let load = db.clone();
-    let master_key_path = config.master_key_path();
-    let (secrets, keyring, restored, loaded) =
-        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let s = load.secrets()?.ok_or(StartError::NotInitialised)?;
-            let keyring = crate::master_key::open(&master_key_path, &load)?;
-            let loaded = Loaded {
-                enrolments: load.enrolments()?,
-                allowlist: load.allowed_binaries()?,
-                requesters: load.requesters()?,
-                sessions: load.sessions()?,
-            };
-            Ok((s, keyring, load.restored_from()?, loaded))
-        })
-        .await
-        .map_err(|e| StartError::Task(e.to_string()))??;
-    let mut node_config = node_config.unwrap_or_else(|| {
-        let mut c = NodeConfig::network(
-            config
-                .listen
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect(),
-        );
-        c.kad_server = true;
-        // The coordinator is reachable by every device: NATed ones reserve a slot on it.
-        c.relay_server = Some(peer::node::RelayLimits::default());
-        c
-    });
-    // The coordinator reads every contribution and heartbeat; nobody needs them after it.
-    node_config.gossip_sink = true;
-    let (node, events) = node::start(&key, node_config).await?;
-    let noise_static = Zeroizing::new(secrets.noise_static);
-    let record = SignedEnvelope::seal(
-        &key,
-        &CoordinatorRecord {
-            v: WIRE_VERSION,
-            noise_static: peer::contribution::static_public(&noise_static),
-            issued_at_ms: now_ms(),
-        },
-    );
-    let (enrolled, sessions) = (loaded.enrolments.len(), loaded.sessions.len());
-    tracing::info!(peer = %node.peer_id(), enrolled, sessions, "coordinator started");
-    // A block is worth what its accounting says, capped by its source's audit; no factor on
-    // top (decision 0039). The per-peer cap per round stays.
-    let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits)?;
-    let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
-    let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
-    let readiness = Arc::new(peer::telemetry::Readiness::not_yet(
-        "starting: the pool has not been checked yet",
-    ));
-    if let Some(addr) = config.metrics {
-        let bound = serve_metrics(addr, &metrics, &node, &readiness)
-            .await
-            .map_err(|source| StartError::Metrics { addr, source })?;
-        tracing::info!(%bound, "serving /metrics, /health and /ready");
-    }
-    let ctx = Arc::new(Ctx {
-        metrics,
-        readiness,
-        masters: SharedKeyring::new(keyring),
-        restored,
-        noise_static,
-        record,
-        db,
-        node,
-        config,
-        key,
-        assessing: tokio::sync::Semaphore::new(1),
-    });
-    let (admin_tx, admin_rx) = mpsc::channel(32);
-    let state = State::new(&ctx.config, loaded, intake);
-    Ok((ctx, state, events, admin_rx, admin_tx))
-}
-
-/// Serves the coordinator's series with the build info and the events its node dropped on
-/// `/metrics`, with `/health` and `/ready` (the loop's last verdict).
-async fn serve_metrics(
-    addr: std::net::SocketAddr,
-    metrics: &crate::metrics::CoordinatorMetrics,
-    node: &NodeHandle,
-    readiness: &Arc<peer::telemetry::Readiness>,
-) -> std::io::Result<std::net::SocketAddr> {
-    let mut registry = peer::telemetry::registry("coordinator");
-    metrics.register(&mut registry);
-    registry.register_collector(Box::new(node.dropped()));
-    let readiness = readiness.clone();
-    let endpoints = peer::metrics_http::Endpoints {
-        registry: Arc::new(registry),
-        ready: Arc::new(move || readiness.get()),
-    };
-    peer::metrics_http::serve(addr, endpoints).await
-}
-
-/// Starts a coordinator in this process and returns its handle (the loop runs as a task).
-pub async fn spawn(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-) -> Result<Handle, StartError> {
-    spawn_on(config, key, db, None).await
-}
-
-/// Like [`spawn`], on a node built from `node_config` instead of the config's listen addresses
-/// (the simulator passes a memory-transport config).
-pub async fn spawn_with_node(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    node_config: NodeConfig,
-) -> Result<Handle, StartError> {
-    spawn_on(config, key, db, Some(node_config)).await
-}
-
-async fn spawn_on(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    node_config: Option<NodeConfig>,
-) -> Result<Handle, StartError> {
-    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, node_config).await?;
-    let node = ctx.node.clone();
-    let metrics = ctx.metrics.clone();
-    tokio::spawn(run_loop(
-        ctx,
-        state,
-        events,
-        admin_rx,
-        std::future::pending(),
-    ));
-    Ok(Handle {
-        node,
-        admin: admin_tx,
-        metrics,
-    })
-}
 
 async fn run_loop(
     ctx: Arc<Ctx>,
