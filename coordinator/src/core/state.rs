@@ -8,7 +8,7 @@ use super::gossip::Books;
 use super::holder_audits::{self, HolderAudits, HolderFault};
 use super::ledger::{Ledger, Mark};
 use super::schedule::Cause;
-use super::sessions::{self, Candidates, NotReady, SessionRules};
+use super::sessions::{self, Born, Candidates, Fresh, NotReady, Nursery, SessionRules};
 use crate::admin::requests::CoordinatorFigures;
 use crate::admin::{AdminError, PeerLine, SourceLine, peer_text};
 use crate::config::CoordinatorConfig;
@@ -18,6 +18,7 @@ use crate::intake::sources::SourceBook;
 use crate::peers::PeerTable;
 use protocols::ids::{NodeId, SessionId};
 use protocols::quorum::{Quorum, QuorumError};
+use protocols::wire::{Refusal, SessionPolicy};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -165,6 +166,28 @@ impl State {
     ) -> Result<Quorum, QuorumError> {
         let candidates = self.candidates(round_trips);
         sessions::choose_quorum(&candidates, &self.rules.sessions, n, k, now_ms, rng)
+    }
+
+    /// Handles `CreateSession` from `requester` at `now_ms` (see [`sessions::Nursery::deal`]):
+    /// the key is drawn from the pool and dealt to a quorum chosen now, or the refusal says why.
+    pub fn deal<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        requester: NodeId,
+        policy: SessionPolicy,
+        fresh: Fresh,
+        now_ms: u64,
+        round_trips: &RoundTrips,
+        rng: &mut R,
+    ) -> Result<Born, Refusal> {
+        let mut nursery = Nursery {
+            requesters: &self.requesters,
+            intake: &mut self.intake,
+            sources: &self.sources,
+            peers: &self.peers,
+            shares_held: self.ledger.shares_held(),
+            round_trips,
+        };
+        nursery.deal(&self.rules.sessions, requester, policy, fresh, now_ms, rng)
     }
 
     /// Whether a session could be created now, and the peers a quorum could be chosen from.

@@ -5,6 +5,7 @@
 use super::*;
 use crate::core::test_state::{HOUR, NOW, config, intake, node, session, share_key, state};
 use crate::peers::Quarantine;
+use rand::SeedableRng;
 
 fn held(state: &State, i: u8) -> u32 {
     state
@@ -238,4 +239,31 @@ fn an_unanswered_challenge_quarantines_its_peer_once_and_a_superseded_one_is_not
     );
     let again = state.judge_attestation(node(2), [2; 32], Err("gone".into()), NOW, 1 << 16, NOW);
     assert!(again.is_none(), "judged once");
+}
+
+#[test]
+fn a_session_is_dealt_from_the_state_only_for_an_allowed_requester_and_a_full_pool() {
+    let mut state = state(5, Vec::new());
+    let policy = protocols::wire::SessionPolicy {
+        n: 3,
+        k: 2,
+        ttl_s: 600,
+        requesters: Vec::new(),
+        label: "t".into(),
+    };
+    let fresh = || super::sessions::Fresh {
+        session: [1; 16],
+        draw: [2; 32],
+        derive: [3; 32],
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let rt = RoundTrips::new();
+    let stranger = state.deal(node(50), policy.clone(), fresh(), NOW, &rt, &mut rng);
+    assert!(matches!(
+        stranger,
+        Err(protocols::wire::Refusal::Unauthorized)
+    ));
+    state.requesters.insert(node(50));
+    let empty = state.deal(node(50), policy, fresh(), NOW, &rt, &mut rng);
+    assert!(matches!(empty, Err(protocols::wire::Refusal::NotReady(_))));
 }

@@ -6,7 +6,7 @@ use super::placing::{self, Stop};
 use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
 use crate::core::Outcome;
 use crate::core::placement::EpochPlacement;
-use crate::core::sessions::{self as decide, Born, Fresh, Nursery, SessionRules, TicketStanding};
+use crate::core::sessions::{self as decide, Born, Fresh, SessionRules, TicketStanding};
 use crate::db::SessionRecord;
 use protocols::ids::{NodeId, SessionId};
 use protocols::ticket::TicketGrant;
@@ -54,22 +54,8 @@ pub(super) async fn create(
         draw: os_random(),
         derive: os_random(),
     };
-    let born = Nursery {
-        requesters: &state.requesters,
-        intake: &mut state.intake,
-        sources: &state.sources,
-        peers: &state.peers,
-        shares_held: state.ledger.shares_held(),
-        round_trips: &round_trips,
-    }
-    .deal(
-        &state.rules.sessions,
-        requester,
-        policy,
-        fresh,
-        now_ms(),
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    );
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let born = state.deal(requester, policy, fresh, now_ms(), &round_trips, &mut rng);
     let Born {
         dealt,
         record,
