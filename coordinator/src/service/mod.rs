@@ -1,5 +1,7 @@
-//! The coordinator daemon: one loop that owns the peer table and the pool; slow work runs in tasks
-//! that report back over a bounded channel.
+//! The coordinator daemon, a driver of the core (`crate::core`): one loop that owns the core's
+//! [`State`], feeds it network events, admin requests, task reports and ticks with the time, and
+//! carries out what it decides; slow work (holder orders, database writes, assessments) runs in
+//! tasks that report back over a bounded channel.
 
 mod attest;
 mod audit;

@@ -1,5 +1,6 @@
-//! Session upkeep run from the coordinator loop: the expiry sweep, due and requested rotations,
-//! and redemption of one-time join tokens.
+//! Session upkeep carried out: each tick the core decides (`core::upkeep`) over the sessions and
+//! owed deletions read here — expiries, rotations, holder audits, deliveries — is started in
+//! tasks, with the gauges and `/ready` refreshed; and one-time join tokens redeemed.
 
 use super::{Ctx, Internal, State, now_ms, rotation};
 use crate::core::upkeep::{Expiry, Settlement};
