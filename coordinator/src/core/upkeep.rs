@@ -272,7 +272,10 @@ impl State {
         if owed.is_empty() {
             return None;
         }
+        // Each session once, whatever order the deletions come in (the database lists them by
+        // session already).
         let mut sessions: Vec<_> = owed.iter().map(|d| d.session).collect();
+        sessions.sort();
         sessions.dedup();
         for session in &sessions {
             self.ledger.lock(*session);

@@ -9,6 +9,7 @@ use crate::core::test_state::{HOUR, NOW, beat, node, session, share_key, state};
 use protocols::ids::Epoch;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::collections::BTreeSet;
 
 /// Every peer of 1..=`peers` attested and beating at `at`.
 fn beat_all(state: &mut State, peers: u8, at: u64) {
@@ -241,4 +242,106 @@ fn an_audit_due_waits_while_its_session_rotates_and_starts_after() {
     assert_eq!(t.audits[0].order.record.session, s.session);
     assert_eq!(t.audits[0].addrs.len(), 3);
     assert!(state.ledger.is_busy(&s.session));
+}
+
+/// A session of the property below: tag, holders (peer numbers), expired, boxed, requested.
+type Shape = (u8, Vec<u8>, bool, bool, bool);
+
+fn shaped(shapes: &[Shape]) -> Vec<SessionRecord> {
+    let mut seen = BTreeSet::new();
+    shapes
+        .iter()
+        .filter(|(tag, ..)| seen.insert(*tag))
+        .map(|(tag, holders, expired, boxed, _)| {
+            let mut holders = holders.clone();
+            holders.sort();
+            holders.dedup();
+            let mut s = session(*tag, &holders);
+            s.boxed = *boxed;
+            if *expired {
+                s.expires_at_ms = NOW;
+            }
+            s
+        })
+        .collect()
+}
+
+proptest::proptest! {
+    /// Whatever the sessions, owed deletions, busy sessions and requests, a tick starts at most
+    /// one piece of work per session, never on a busy one, locks each it starts, and the
+    /// reports of their ends leave exactly the sessions busy before.
+    #[test]
+    fn a_tick_starts_one_piece_of_work_per_free_session_and_its_reports_free_them(
+        shapes in proptest::collection::vec(
+            (1u8..12, proptest::collection::vec(1u8..=7, 1..6), proptest::bool::ANY,
+             proptest::bool::ANY, proptest::bool::ANY),
+            0..8,
+        ),
+        busy in proptest::collection::btree_set(1u8..12, 0..4),
+        owing in proptest::collection::vec((1u8..12, 0u32..3, 1u8..=7), 0..8),
+        quarantined in proptest::option::of(1u8..=7),
+        seed in proptest::num::u64::ANY,
+    ) {
+        let sessions = shaped(&shapes);
+        let mut state = state(7, sessions.clone());
+        if let Some(q) = quarantined {
+            state.peers.get_mut(&node(q)).unwrap().quarantine =
+                Some(crate::peers::Quarantine::NoAnswer);
+        }
+        for (tag, .., requested) in &shapes {
+            if *requested {
+                state.ledger.request_rotation(SessionId([*tag; 16]));
+            }
+        }
+        let busy: BTreeSet<SessionId> = busy.iter().map(|t| SessionId([*t; 16])).collect();
+        for s in &busy {
+            state.ledger.lock(*s);
+        }
+        let owed: Vec<OwedDeletion> = owing
+            .iter()
+            .map(|&(tag, epoch, i)| OwedDeletion {
+                session: SessionId([tag; 16]),
+                epoch,
+                node: node(i),
+                prove: None,
+            })
+            .collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let tick = state.plan_tick(&sessions, owed, NOW + 1, &RoundTrips::new(), &mut rng);
+
+        let mut started: Vec<SessionId> = Vec::new();
+        started.extend(tick.expiries.iter().map(|e| e.record.session));
+        started.extend(tick.rotations.iter().map(|r| r.record.session));
+        started.extend(tick.audits.iter().map(|a| a.order.record.session));
+        if let Some(s) = &tick.settlement {
+            started.extend(s.sessions.iter().copied());
+        }
+        let distinct: BTreeSet<SessionId> = started.iter().copied().collect();
+        proptest::prop_assert_eq!(distinct.len(), started.len(), "one piece of work each");
+        for s in &distinct {
+            proptest::prop_assert!(!busy.contains(s), "started on a busy session");
+            proptest::prop_assert!(state.ledger.is_busy(s), "started without its lock");
+        }
+        for r in &tick.rotations {
+            proptest::prop_assert!(r.record.boxed && r.record.expires_at_ms > NOW + 1);
+            let chosen: BTreeSet<NodeId> = r.new_holders.iter().map(|h| h.node).collect();
+            proptest::prop_assert_eq!(chosen.len(), r.new_holders.len());
+            proptest::prop_assert!(quarantined.is_none_or(|q| !chosen.contains(&node(q))));
+        }
+
+        for e in &tick.expiries {
+            state.handle_expiry_done(&e.record.session);
+        }
+        for r in &tick.rotations {
+            let mark = r.mark;
+            state.handle_rotated(r.record.session, r.cause, mark, None, Vec::new(), NOW + 2);
+        }
+        for a in &tick.audits {
+            state.handle_audited(a.order.record.session, Vec::new(), Vec::new(), 0, NOW + 2);
+        }
+        if let Some(s) = &tick.settlement {
+            state.handle_settled(&s.sessions, Vec::new());
+        }
+        proptest::prop_assert_eq!(state.ledger.busy(), &busy);
+    }
 }
