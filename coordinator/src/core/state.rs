@@ -36,6 +36,12 @@ pub struct Rules {
     pub contribution_max_age_ms: u64,
     /// How long an entropy audit may be under way before it counts as lost.
     pub entropy_audit_lost_ms: u64,
+    /// Between two attestation slices (each peer's slice comes once per attestation interval).
+    pub attestation_tick: Duration,
+    /// Between two credit rounds.
+    pub credit_round: Duration,
+    /// Between two upkeep ticks: at most 2 s, sooner when the rotation period is shorter.
+    pub upkeep_tick: Duration,
 }
 
 impl Rules {
@@ -54,6 +60,11 @@ impl Rules {
             rotation_period_ms: ms(config.rotation_period_s),
             contribution_max_age_ms: ms(config.contribution_max_age_s),
             entropy_audit_lost_ms: ms(config.attestation_answer_s + 60.0),
+            attestation_tick: Duration::from_secs_f64(
+                config.attestation_interval_s / super::attestation::SLICES as f64,
+            ),
+            credit_round: Duration::from_secs_f64(config.credit_round_s),
+            upkeep_tick: Duration::from_secs_f64(config.rotation_period_s.min(2.0)),
         }
     }
 }
@@ -91,6 +102,8 @@ pub struct State {
     pub audits: HolderAudits,
     /// Every contributing source's audits and credit.
     pub sources: SourceBook,
+    /// Attestation slices started so far.
+    attestation_ticks: u64,
 }
 
 /// Gauges the loop refreshes at each upkeep tick.
@@ -133,7 +146,15 @@ impl State {
                 config.entropy_audit_samples > 0,
                 (config.entropy_audit_s.max(1.0) * 1000.0) as u64,
             ),
+            attestation_ticks: 0,
         }
+    }
+
+    /// The peers whose attestation slice comes now (one slice per `attestation_tick`, in turn).
+    pub fn attestation_slice_due(&mut self) -> Vec<NodeId> {
+        let tick = self.attestation_ticks;
+        self.attestation_ticks = tick.wrapping_add(1);
+        self.attestations.slice_due(&self.peers, tick)
     }
 
     /// The books gossip writes to.

@@ -267,3 +267,37 @@ fn a_session_is_dealt_from_the_state_only_for_an_allowed_requester_and_a_full_po
     let empty = state.deal(node(50), policy, fresh(), NOW, &rt, &mut rng);
     assert!(matches!(empty, Err(protocols::wire::Refusal::NotReady(_))));
 }
+
+#[test]
+fn every_peer_heard_from_comes_up_in_exactly_one_attestation_slice_per_round_of_ticks() {
+    let mut state = state(20, Vec::new());
+    state.peers.enrol(node(30), "r".into(), "o".into());
+    let slices = crate::core::attestation::SLICES;
+    for _round in 0..2 {
+        let mut seen: Vec<NodeId> = (0..slices)
+            .flat_map(|_| state.attestation_slice_due())
+            .collect();
+        seen.sort();
+        let mut all: Vec<NodeId> = (1..=20).map(node).collect();
+        all.sort();
+        assert_eq!(
+            seen, all,
+            "each once; a peer never heard from is not challenged"
+        );
+    }
+}
+
+#[test]
+fn the_loops_timers_follow_the_configuration() {
+    let mut c = config();
+    let rules = Rules::of(&c);
+    let slices = crate::core::attestation::SLICES as f64;
+    assert_eq!(
+        rules.attestation_tick,
+        Duration::from_secs_f64(30.0 / slices)
+    );
+    assert_eq!(rules.credit_round, Duration::from_secs(10));
+    assert_eq!(rules.upkeep_tick, Duration::from_secs(2), "at most 2 s");
+    c.rotation_period_s = 0.5;
+    assert_eq!(Rules::of(&c).upkeep_tick, Duration::from_millis(500));
+}

@@ -8,20 +8,6 @@ use protocols::ids::NodeId;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-pub(super) use crate::core::attestation::SLICES;
-
-/// Challenges the enrolled peers heard from whose slice is `tick % SLICES`.
-pub(super) fn challenge_slice(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    tick: u64,
-) {
-    for node in state.attestations.slice_due(&state.peers, tick) {
-        challenge(ctx, state, internal, node);
-    }
-}
-
 /// Sends one challenge; the answer comes back as [`Internal::Attested`].
 pub(super) fn challenge(
     ctx: &Arc<Ctx>,

@@ -32,7 +32,6 @@ use protocols::ids::NodeId;
 use protocols::sealing::{ShareOpeningKey, ShareSlot};
 use protocols::wire::{self, CoordinatorRequest, Refusal, Reply, SignedEnvelope};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
@@ -174,14 +173,9 @@ async fn run_loop(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (internal_tx, mut internal) = mpsc::channel::<Internal>(256);
-    let mut attest_tick = tokio::time::interval(Duration::from_secs_f64(
-        ctx.config.attestation_interval_s / attest::SLICES as f64,
-    ));
-    let mut attest_ticks = 0u64;
-    let mut round_tick = tokio::time::interval(Duration::from_secs_f64(ctx.config.credit_round_s));
-    let mut rotation_tick = tokio::time::interval(Duration::from_secs_f64(
-        ctx.config.rotation_period_s.min(2.0),
-    ));
+    let mut attest_tick = tokio::time::interval(state.rules.attestation_tick);
+    let mut round_tick = tokio::time::interval(state.rules.credit_round);
+    let mut rotation_tick = tokio::time::interval(state.rules.upkeep_tick);
     let mut revocations = Vec::new();
     rotation::roll_back_pending(&ctx).await;
     tokio::pin!(shutdown);
@@ -197,8 +191,9 @@ async fn run_loop(
                 reports::on_admin(&ctx, &mut state, &internal_tx, &mut revocations, req).await
             }
             _ = attest_tick.tick() => {
-                attest::challenge_slice(&ctx, &mut state, &internal_tx, attest_ticks);
-                attest_ticks = attest_ticks.wrapping_add(1);
+                for node in state.attestation_slice_due() {
+                    attest::challenge(&ctx, &mut state, &internal_tx, node);
+                }
             }
             _ = round_tick.tick() => state.intake.new_round(),
             _ = rotation_tick.tick() => {
