@@ -1,5 +1,6 @@
-//! What the coordinator loop does with its own tasks' reports (attestation answers, stored
-//! sessions, finished expiries and rotations) and with admin requests from the local socket.
+//! The coordinator loop's own tasks' reports (attestation answers, stored sessions, finished
+//! audits, expiries and rotations) and admin requests from the local socket, handed to the
+//! core's [`State`] to book; the metrics, logs, replies and database writes are done here.
 
 use super::*;
 
@@ -10,18 +11,24 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             nonce,
             reply,
             received_at_ms,
-        } => return attest::judge(ctx, state, node, nonce, reply, received_at_ms),
+        } => {
+            attest::judge(ctx, state, node, nonce, reply, received_at_ms);
+            Vec::new()
+        }
         Internal::EntropyAudited {
             node,
             source,
             outcome,
-        } => return super::entropy_audit::settle(ctx, state, node, source, outcome),
+        } => {
+            super::entropy_audit::settle(ctx, state, node, source, outcome);
+            Vec::new()
+        }
         Internal::SessionStored { session, holders } => {
             ctx.metrics.sessions_created.inc();
             ctx.metrics.sessions_live.inc();
             state.handle_session_stored(session, holders, now_ms());
             tracing::info!(%session, "session stored");
-            return;
+            Vec::new()
         }
         Internal::Audited {
             session,
@@ -29,7 +36,10 @@ pub(super) fn on_internal(ctx: &Arc<Ctx>, state: &mut State, msg: Internal) {
             silent,
             attempt,
         } => state.handle_audited(session, faults, silent, attempt, now_ms()),
-        Internal::ExpiryDone { session } => return state.handle_expiry_done(&session),
+        Internal::ExpiryDone { session } => {
+            state.handle_expiry_done(&session);
+            Vec::new()
+        }
         Internal::Settled { sessions, faults } => state.handle_settled(&sessions, faults),
         Internal::Rotated {
             session,
