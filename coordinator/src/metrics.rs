@@ -98,6 +98,32 @@ impl Default for CoordinatorMetrics {
 }
 
 impl CoordinatorMetrics {
+    /// Adds what the core counted.
+    pub fn count(&self, counts: Vec<crate::core::gossip::Count>) {
+        use crate::core::gossip::Count;
+        for c in counts {
+            match c {
+                Count::GossipRefused(label) => self.gossip_refused.inc(label),
+                Count::IntakeRejected(label) => self.intake_rejections.inc(label),
+                Count::Credited { contributor, bits } => {
+                    if let Some(peer) = peer::identity::peer_id(&contributor) {
+                        self.credited_bits.add(&peer.to_string(), bits);
+                    }
+                }
+                Count::Quarantined(label) => self.quarantines.inc(label),
+                Count::EntropyAudit(label) => self.entropy_audits.inc(label),
+            }
+        }
+    }
+
+    /// Sets the gauges the loop refreshes at each upkeep tick.
+    pub fn set_gauges(&self, g: crate::core::state::Gauges) {
+        self.sessions_live.set(g.sessions_live);
+        self.peers_enrolled.set(g.peers_enrolled);
+        self.peers_quarantined.set(g.peers_quarantined);
+        self.pool_pending_bits.set(g.pool_pending_bits);
+    }
+
     /// Registers every series of the coordinator in `registry`, each with its HELP text.
     pub fn register(&self, r: &mut Registry) {
         r.register(

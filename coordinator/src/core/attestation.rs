@@ -247,6 +247,76 @@ fn judge_answer(
         .map_err(|e| bad(e.to_string()))
 }
 
+/// A challenge to send.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The peer.
+    pub node: NodeId,
+    /// Its libp2p id.
+    pub peer: libp2p::PeerId,
+    /// Its addresses.
+    pub addrs: Vec<libp2p::Multiaddr>,
+    /// The encoded challenge.
+    pub bytes: Vec<u8>,
+}
+
+impl crate::core::state::State {
+    /// Whether `node`, connected (or let out of quarantine) at `now_ms`, is to be challenged at
+    /// once: it is enrolled, not trusted now and no challenge is out (see
+    /// [`Attestations::wanted_on_connect`]).
+    pub fn wanted_on_connect(&self, node: &NodeId, now_ms: u64) -> bool {
+        self.peers.get(node).is_some()
+            && (self.attestations).wanted_on_connect(&self.peers, node, now_ms)
+    }
+
+    /// A challenge to `node` with a fresh `nonce` at `now_ms`, carrying the feedback on its
+    /// sources and refusals, at most `max_bytes` encoded; `None` if its id is no peer id.
+    pub fn challenge(
+        &mut self,
+        node: NodeId,
+        nonce: [u8; 32],
+        now_ms: u64,
+        max_bytes: usize,
+    ) -> Option<Outgoing> {
+        let peer = peer::identity::peer_id(&node)?;
+        let no_refusals = std::collections::BTreeMap::new();
+        let refusals = self.peers.get(&node).map_or(&no_refusals, |p| &p.refusals);
+        let feedback = crate::intake::feedback::feedback_of(&self.sources, &node, refusals);
+        let (peers, attestations) = (&mut self.peers, &mut self.attestations);
+        let bytes = attestations.issue(peers, node, nonce, now_ms, feedback, max_bytes);
+        let addrs = self.peers.get(&node).map(|p| p.addrs()).unwrap_or_default();
+        Some(Outgoing {
+            node,
+            peer,
+            addrs,
+            bytes,
+        })
+    }
+
+    /// Judges `node`'s answer to the challenge with `nonce` (see
+    /// [`Attestations::handle_answer`]).
+    pub fn judge_attestation(
+        &mut self,
+        node: NodeId,
+        nonce: [u8; 32],
+        reply: Result<Vec<u8>, String>,
+        received_at_ms: u64,
+        max_reply_bytes: usize,
+        now_ms: u64,
+    ) -> Option<Verdict> {
+        self.attestations.handle_answer(
+            &mut self.peers,
+            &self.allowlist,
+            node,
+            nonce,
+            reply,
+            received_at_ms,
+            max_reply_bytes,
+            now_ms,
+        )
+    }
+}
+
 #[cfg(test)]
 #[path = "attestation_tests.rs"]
 mod tests;

@@ -6,6 +6,9 @@
 //! six times), so a bad holder cannot escape by being away when its audit falls due; a newer
 //! epoch's audit replaces those retries. The driver sends the fetches and feeds back what came.
 
+mod round;
+pub use round::{Ask, Round, fetch_request};
+
 use crate::db::SessionRecord;
 use crate::peers::{PeerTable, Quarantine};
 use protocols::ids::{NodeId, SessionId};

@@ -19,10 +19,23 @@
 //! * [`ledger`] — shares held per peer, busy sessions, operator rotation requests.
 //! * [`holder_audits`] — when the coordinator fetches shares itself, and how it judges them.
 //! * [`sessions`] — a session's admission, quorum and dealing; tickets admitted and granted.
-//! * [`schedule`] — what each upkeep tick starts: expiries, rotations and their causes.
+//! * [`schedule`] — which sessions each upkeep tick expires or rotates, and why.
+//! * [`state`] — the loop's state: what each finished task, operator request and revocation
+//!   changes; the views of the admin socket, the metrics and `/ready`.
+//! * [`upkeep`] — one upkeep tick on that state: expiries, rotations (new quorum or why
+//!   postponed), holder audits and owed deletions started, each session locked meanwhile.
+//! * [`entropy_audits`] — which sources to audit, whether an answer may be assessed, its
+//!   assessment and settling.
+//! * [`errors`] — why a rotation or an entropy audit failed.
+//! * [`admission`] — inbound requests admitted (size, remote, decoding); join tokens read.
+//! * [`audit_trail`] — the audit-trail entries of the coordinator's own acts.
 
+pub mod admission;
 pub mod attestation;
+pub mod audit_trail;
 pub mod deletions;
+pub mod entropy_audits;
+pub mod errors;
 pub mod gossip;
 pub mod holder_audits;
 pub mod ledger;
@@ -31,6 +44,8 @@ pub mod placement;
 pub mod redistribution;
 pub mod schedule;
 pub mod sessions;
+pub mod state;
+pub mod upkeep;
 
 use crate::db::{OwedDeletion, PendingEpoch, SessionRecord};
 use protocols::ids::{NodeId, SessionId};
@@ -216,6 +231,8 @@ pub fn store_acknowledged(reply: &[u8]) -> bool {
     .is_ok_and(|r| r.result.is_ok())
 }
 
+#[cfg(test)]
+mod test_state;
 #[cfg(test)]
 mod test_world;
 #[cfg(test)]

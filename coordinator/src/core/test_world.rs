@@ -4,15 +4,13 @@
 //! epoch rebuilds the key, no holder keeps a share the database does not list).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::deletions::{Delivery, delete_orders};
 use super::orders::Signer;
 use super::placement::EpochPlacement;
 use super::redistribution::Redistribution;
-use super::{Action, Machine, Outcome, Write, WriteError};
+use super::{Outcome, WriteError};
 use crate::db::{CoordinatorDb, SessionRecord};
 use peer::agent::DetachedHandlers;
 use peer::agent::measure::Measurement;
-use peer::node::{Protocol, RequestFrame};
 use peer::store::ShareStore;
 use protocols::identity::NodeKey;
 use protocols::ids::{NodeId, SessionId};
@@ -26,6 +24,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+mod driving;
+pub(super) use driving::Run;
 
 /// A holder's answer window on virtual time.
 pub(super) const ANSWER_MS: u64 = 10_000;
@@ -76,17 +77,6 @@ fn holder_index(world_size: usize, node: &NodeId) -> usize {
     (0..world_size)
         .find(|&i| &NodeKey::from_secret_bytes(&[i as u8 + 10; 32]).node_id() == node)
         .expect("a holder of the world")
-}
-
-/// How a driven run ended.
-#[derive(Debug)]
-pub(super) struct Run {
-    /// The session as reported committed, if the run got that far.
-    pub(super) committed: Option<SessionRecord>,
-    /// The machine's outcome, if it finished.
-    pub(super) outcome: Option<Outcome>,
-    /// Actions carried out.
-    pub(super) steps: usize,
 }
 
 impl World {
@@ -267,128 +257,6 @@ impl World {
                     .ok()
             })
             .collect()
-    }
-
-    /// Carries out one action; `None` when the machine has nothing to do right now.
-    async fn step(
-        &mut self,
-        m: &mut impl Machine,
-        answers: &mut Vec<(u32, Vec<u8>)>,
-        run: &mut Run,
-        wake: &mut Option<u64>,
-    ) -> bool {
-        let Some(action) = m.poll_action() else {
-            return false;
-        };
-        run.steps += 1;
-        match action {
-            Action::Write(w) => {
-                let result = self.write(w);
-                m.handle_written(result, self.now);
-            }
-            Action::Send { id, node, bytes } => {
-                for plain in &self.dealt_plain {
-                    assert!(
-                        !bytes.windows(32).any(|w| w == plain),
-                        "an order carries a share's bytes"
-                    );
-                }
-                self.sent.push(bytes.clone());
-                if let Some((victim, after)) = self.kill_at
-                    && self.sent.len() >= after
-                {
-                    self.kill(victim);
-                    self.kill_at = None;
-                }
-                if let Some(reply) = self.deliver(node, bytes).await {
-                    self.answered_bytes += reply.len();
-                    let reply = match self.tamper.as_mut() {
-                        Some(t) => t(node, reply),
-                        None => reply,
-                    };
-                    answers.push((id, reply));
-                }
-            }
-            Action::WakeAt(at) => *wake = Some(at),
-            Action::Committed(record) => run.committed = Some(*record),
-            Action::Done(outcome) => run.outcome = Some(outcome),
-        }
-        true
-    }
-
-    /// Drives `m` until it finishes, or crashes it after `crash_after` actions.
-    pub(super) async fn drive(&mut self, m: &mut impl Machine, crash_after: Option<usize>) -> Run {
-        let mut run = Run {
-            committed: None,
-            outcome: None,
-            steps: 0,
-        };
-        let mut answers: Vec<(u32, Vec<u8>)> = Vec::new();
-        let mut wake = None;
-        loop {
-            if crash_after.is_some_and(|c| run.steps >= c) {
-                return run;
-            }
-            if self.step(m, &mut answers, &mut run, &mut wake).await {
-                continue;
-            }
-            if m.finished() {
-                return run;
-            }
-            if !answers.is_empty() {
-                // Answers arrive in an order drawn from the seed.
-                let i = self.rng.random_range(..answers.len());
-                let (id, reply) = answers.swap_remove(i);
-                self.now += self.rng.random_range(1..50);
-                m.handle_reply(id, Some(&reply), self.now);
-            } else if let Some(at) = wake.take() {
-                self.now = self.now.max(at);
-                m.handle_timeout(self.now);
-            } else {
-                panic!("machine stalled: nothing to do, no answer pending, no timer");
-            }
-        }
-    }
-
-    pub(super) fn write(&self, w: Write) -> Result<(), WriteError> {
-        let r = match w {
-            Write::Pending(p) => self.db.put_pending_epoch(&p),
-            Write::Commit { record, owed } => self.db.commit_epoch_owing(&record, &owed),
-            Write::Retire(session) => self.db.retire_pending_epoch(&session).map(|_| ()),
-            Write::Settle(owed) => self.db.settle_deletions(&owed),
-        };
-        r.map_err(WriteError::from)
-    }
-
-    /// A holder answers an order through its real handlers; `None` when it is down.
-    pub(super) async fn deliver(&self, node: NodeId, bytes: Vec<u8>) -> Option<Vec<u8>> {
-        if self.down.contains(&node) {
-            return None;
-        }
-        let holder = self.holders.get(&node)?;
-        let remote = peer::identity::peer_id(&self.key.node_id()).unwrap();
-        Some(
-            holder
-                .handlers
-                .answer(Protocol::Store, remote, RequestFrame::Bytes(bytes))
-                .await,
-        )
-    }
-
-    /// What the daemon does at start-up and in its upkeep: retire pending epochs, then deliver
-    /// every owed deletion (all holders reachable).
-    pub(super) async fn restart(&mut self) {
-        self.db.retire_all_pending_epochs().unwrap();
-        let owed = self.db.owed_deletions().unwrap();
-        let orders = delete_orders(&self.signer(), &owed, &mut rand::rng());
-        let mut delivery = Delivery::new(&owed, &orders, self.now, ANSWER_MS, 0);
-        let run = self.drive(&mut delivery, None).await;
-        assert!(delivery.finished(), "{run:?}");
-        assert!(
-            self.db.owed_deletions().unwrap().is_empty(),
-            "deletions left owed after recovery"
-        );
-        assert!(self.db.pending_epochs().unwrap().is_empty());
     }
 
     /// No holder keeps a share the database does not list for it.

@@ -172,3 +172,43 @@ fn a_rotation_file_opens_sessions_under_either_key_and_is_replaced_whole() {
     assert!(matches!(create(&path), Err(MasterKeyError::Write(_))));
     assert_eq!(read(&path).unwrap().ids(), rotated.ids());
 }
+
+#[test]
+fn a_session_opens_under_the_key_it_names_or_the_current_one_and_not_under_an_erased_one() {
+    let ring = Keyring::single(SealingMasterKey::from_bytes([2; 32]));
+    let old = ring.current().id();
+    let rotated = ring.rotated(SealingMasterKey::from_bytes([3; 32])).unwrap();
+    let new = rotated.current().id();
+    let id_of = |k: Option<&crate::master_key::MasterKey>| k.map(|k| k.id());
+    assert_eq!(id_of(rotated.for_session(None)), Some(new));
+    assert_eq!(id_of(rotated.for_session(Some(&old))), Some(old));
+    let erased = rotated.without_retiring();
+    assert_eq!(id_of(erased.for_session(Some(&old))), None);
+    assert_eq!(id_of(erased.for_session(Some(&new))), Some(new));
+}
+
+#[test]
+fn a_retiring_key_counts_as_in_use_while_a_placement_holds_it_and_is_gone_once_erased() {
+    let shared = crate::master_key::SharedKeyring::new(Keyring::single(
+        SealingMasterKey::from_bytes([2; 32]),
+    ));
+    assert!(shared.retiring_key().is_none());
+    let old = shared.get().current().id();
+    let held = shared.sealing_key();
+    shared.set(
+        shared
+            .get()
+            .rotated(SealingMasterKey::from_bytes([3; 32]))
+            .unwrap(),
+    );
+    assert_eq!(shared.retiring_key(), Some((old, true)));
+    assert_ne!(
+        shared.sealing_key().id(),
+        old,
+        "new shares are sealed under the new key"
+    );
+    drop(held);
+    assert_eq!(shared.retiring_key(), Some((old, false)));
+    shared.set(shared.get().without_retiring());
+    assert!(shared.retiring_key().is_none());
+}

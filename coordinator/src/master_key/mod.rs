@@ -13,6 +13,50 @@ use protocols::sealing::{MasterKeyId, SealingMasterKey, ShareOpeningKey, ShareSl
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// The keyring in force, shared by the daemon's loop and its tasks; replaced whole (never held
+/// across an await) when a master-key rotation starts or ends.
+#[derive(Debug)]
+pub struct SharedKeyring(std::sync::RwLock<Keyring>);
+
+impl SharedKeyring {
+    /// Shares `ring`.
+    pub fn new(ring: Keyring) -> Self {
+        Self(std::sync::RwLock::new(ring))
+    }
+
+    /// The master keys in force now.
+    pub fn get(&self) -> Keyring {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the master keys in force (after `master.key` holds them durably).
+    pub fn set(&self, ring: Keyring) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+    }
+
+    /// The key new shares are sealed under; a placement holds it until it ends, which keeps a
+    /// retiring key in force while a placement still seals under it.
+    pub fn sealing_key(&self) -> Arc<MasterKey> {
+        self.get().current().clone()
+    }
+
+    /// The retiring master key's id, and whether anything besides the keyring still holds it (a
+    /// placement that seals under it). `None` when no master-key rotation is under way.
+    pub fn retiring_key(&self) -> Option<(MasterKeyId, bool)> {
+        let ring = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ring.retiring().map(|k| (k.id(), Arc::strong_count(k) > 1))
+    }
+}
+
 /// One sealing master key with its id.
 #[derive(Debug)]
 pub struct MasterKey {
@@ -71,6 +115,15 @@ impl Keyring {
     /// The key being retired, if a master-key rotation is under way.
     pub fn retiring(&self) -> Option<&Arc<MasterKey>> {
         self.retiring.as_ref()
+    }
+
+    /// The key a session's epoch is sealed under (`None`: the current key, as sessions boxed to
+    /// their holders are recorded), if this keyring holds it.
+    pub fn for_session(&self, sealed_under: Option<&MasterKeyId>) -> Option<&MasterKey> {
+        match sealed_under {
+            Some(id) => self.get(id),
+            None => Some(self.current()),
+        }
     }
 
     /// The key of `id`, if this keyring holds it.

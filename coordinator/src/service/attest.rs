@@ -1,43 +1,12 @@
-//! Attestation carried out: the challenges the core's `Attestations` decides on, sent over the
-//! node with a fresh nonce and the peer's source feedback, and their answers handed back to the
-//! core to judge (`core::attestation`); the verdicts are counted here.
+//! Attestation carried out: the challenges the core decides on (whom, with what feedback),
+//! sent over the node with a fresh nonce, and their answers handed back to the core to judge
+//! (`core::attestation`); the verdicts are counted and new share keys recorded here.
 
 use super::{Ctx, Internal, State, now_ms, os_random};
-use crate::intake::feedback::feedback_of;
 use peer::node::Protocol;
 use protocols::ids::NodeId;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-pub(super) use crate::core::attestation::SLICES;
-
-/// Challenges the enrolled peers heard from whose slice is `tick % SLICES`.
-pub(super) fn challenge_slice(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    tick: u64,
-) {
-    for node in state.attestations.slice_due(&state.peers, tick) {
-        challenge(ctx, state, internal, node);
-    }
-}
-
-/// On a new connection: challenges the peer unless the core says it need not be.
-pub(super) fn challenge_if_untrusted(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    node: NodeId,
-) {
-    if state
-        .attestations
-        .wanted_on_connect(&state.peers, &node, now_ms())
-    {
-        challenge(ctx, state, internal, node);
-    }
-}
 
 /// Sends one challenge; the answer comes back as [`Internal::Attested`].
 pub(super) fn challenge(
@@ -46,30 +15,17 @@ pub(super) fn challenge(
     internal: &mpsc::Sender<Internal>,
     node: NodeId,
 ) {
-    let Some(peer_id) = peer::identity::peer_id(&node) else {
+    let nonce = os_random();
+    let max = Protocol::Attest.limits().0;
+    let Some(out) = state.challenge(node, nonce, now_ms(), max) else {
         return;
     };
-    let no_refusals = BTreeMap::new();
-    let device_refusals = state.peers.get(&node).map_or(&no_refusals, |p| &p.refusals);
-    let feedback = feedback_of(&state.sources, &node, device_refusals);
-    let nonce = os_random();
-    let bytes = state.attestations.issue(
-        &mut state.peers,
-        node,
-        nonce,
-        now_ms(),
-        feedback,
-        Protocol::Attest.limits().0,
-    );
-    let addrs = state
-        .peers
-        .get(&node)
-        .map(|p| p.addrs())
-        .unwrap_or_default();
     let (ctx, internal) = (ctx.clone(), internal.clone());
     let timeout = std::time::Duration::from_secs_f64(ctx.config.attestation_answer_s);
     tokio::spawn(async move {
-        let request = ctx.node.request(Protocol::Attest, peer_id, addrs, bytes);
+        let request = ctx
+            .node
+            .request(Protocol::Attest, out.peer, out.addrs, out.bytes);
         let reply = match tokio::time::timeout(timeout, request).await {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(e)) => Err(e.to_string()),
@@ -95,30 +51,23 @@ pub(super) fn judge(
     reply: Result<Vec<u8>, String>,
     received_at_ms: u64,
 ) {
-    let verdict = state.attestations.handle_answer(
-        &mut state.peers,
-        &state.allowlist,
-        node,
-        nonce,
-        reply,
-        received_at_ms,
-        Protocol::Attest.limits().1,
-        now_ms(),
-    );
-    if let Some(v) = verdict {
-        ctx.metrics.attestations.inc(v.label);
-        if v.newly_quarantined {
-            ctx.metrics.quarantines.inc(v.label);
-        }
-        if let Some(key) = v.new_share_key {
-            // Recorded on a blocking thread; the peer table has the key already. A failed write
-            // loses it only at a restart, after which the next attestation records it again.
-            let db = ctx.db.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = db.record_share_key(&node, key) {
-                    tracing::error!(node = %node.short(), error = %e, "share key not recorded in the database; recorded again after a restart");
-                }
-            });
-        }
+    let max = Protocol::Attest.limits().1;
+    let verdict = state.judge_attestation(node, nonce, reply, received_at_ms, max, now_ms());
+    let Some(v) = verdict else {
+        return;
+    };
+    ctx.metrics.attestations.inc(v.label);
+    if v.newly_quarantined {
+        ctx.metrics.quarantines.inc(v.label);
+    }
+    if let Some(key) = v.new_share_key {
+        // Recorded on a blocking thread; the peer table has the key already. A failed write
+        // loses it only at a restart, after which the next attestation records it again.
+        let db = ctx.db.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = db.record_share_key(&node, key) {
+                tracing::error!(node = %node.short(), error = %e, "share key not recorded in the database; recorded again after a restart");
+            }
+        });
     }
 }

@@ -1,31 +1,20 @@
-//! Holder audits carried out (decisions 0014, 0058): the orders the core's [`HolderAudits`]
-//! asks for — a `ProveShare` to each holder of a session boxed to its holders
-//! (docs/protocol/holder-audits.md: no share leaves the holder), a fetch with a ticket naming
-//! the coordinator for a session dealt before share keys — and their replies handed back to the
-//! core to judge.
+//! Holder audits carried out (decisions 0014, 0058): the core plans each audit and judges the
+//! replies ([`Round`]); this sends its orders — a `ProveShare` and a serving probe to each
+//! holder of a session boxed to its holders, a fetch with a ticket naming the coordinator for a
+//! session dealt before share keys — and hands the replies back.
 
 use super::sessions::grant;
-use super::{Ctx, Internal, State, holders, now_ms};
-use crate::core::holder_audits::{self, Answer, Reply};
-use crate::db::{Holder, SessionRecord};
+use super::{Ctx, Internal, holders, now_ms};
+use crate::core::holder_audits::{self, Answer, Ask, Reply, Round};
+use crate::core::upkeep::AuditStart;
+use crate::db::SessionRecord;
 use peer::node::Protocol;
 use protocols::ids::NodeId;
-use protocols::sealing::ShareSlot;
 use protocols::share_box::BoxSecret;
-use protocols::wire::{self, BoxedFetch, BoxedFetchReply, WIRE_VERSION_2};
-use rand_core::Rng;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 type Addrs = [(NodeId, Vec<libp2p::Multiaddr>)];
-
-fn addrs_of(addrs: &Addrs, node: &NodeId) -> Vec<libp2p::Multiaddr> {
-    addrs
-        .iter()
-        .find(|(n, _)| n == node)
-        .map(|(_, a)| a.clone())
-        .unwrap_or_default()
-}
 
 /// Asks every holder of `record` for its current epoch's share (a proof, or for a session
 /// dealt before share keys the share itself) and has the core judge each reply.
@@ -34,182 +23,72 @@ pub(super) async fn ask_holders(
     record: &SessionRecord,
     addrs: &Addrs,
 ) -> Vec<(NodeId, Answer)> {
-    let answers = if record.boxed {
-        ask_for_proofs(ctx, record, addrs).await
-    } else {
-        fetch_sealed(ctx, record, addrs).await
-    };
-    for (node, answer) in &answers {
-        match answer {
-            Answer::Verified => {}
-            Answer::Fault(fault) => {
-                tracing::warn!(holder = %node.short(), session = %record.session, epoch = record.epoch, ?fault, "holder failed the coordinator's check")
-            }
-            Answer::Silent(e) => {
-                tracing::info!(holder = %node.short(), session = %record.session, error = %e, "holder did not answer the coordinator's audit")
-            }
-        }
-    }
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    // The reply key's secret is dropped here: nobody can open what the probe brings back.
+    let fetch = grant(ctx, record, ctx.key.node_id(), addrs)
+        .map(|g| holder_audits::fetch_request(g.ticket, BoxSecret::generate(&mut rng).public()));
+    // Proof orders are only signed: the master key is not used for them.
+    let master = ctx.masters.sealing_key();
+    let signer = super::placing::signer(ctx, &master);
+    let restored = ctx.restored.map(|r| r.backup_created_at_ms);
+    let round = Round::new(record.clone(), &signer, fetch, restored, &mut rng);
+    let asks = round
+        .asks()
+        .iter()
+        .map(|ask| ask_one(ctx, &round, ask, addrs));
+    let answers = futures::future::join_all(asks).await;
+    round.report(&answers);
     answers
 }
 
-fn slot_of(record: &SessionRecord, h: &Holder) -> ShareSlot {
-    ShareSlot {
-        session: record.session,
-        epoch: record.epoch,
-        holder: h.node,
-        index: h.index,
-    }
-}
-
-/// A `ProveShare` to each holder, with a fresh challenge each, and a serving probe: a fetch with
-/// a ticket naming the coordinator whose reply key is one nobody holds (its secret is dropped
-/// before the fetch is sent), so the answer shows the holder serves without showing its share.
-async fn ask_for_proofs(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(NodeId, Answer)> {
-    // Proof orders are only signed: the master key is not used for them.
-    let master = ctx.sealing_key();
-    let signer = super::placing::signer(ctx, &master);
-    let probe = grant(ctx, record, ctx.key.node_id(), addrs).map(|grant| {
-        let unopenable =
-            BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng)).public();
-        wire::encode(&BoxedFetch {
-            v: WIRE_VERSION_2,
-            ticket: grant.ticket,
-            reply_key: unopenable,
-        })
-    });
-    let probe = &probe;
-    let asks = record.holders.iter().map(|h| {
-        let mut challenge = [0u8; 32];
-        rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut challenge);
-        let order = signer.prove_order(record.session, record.epoch, challenge, false);
-        let addrs = addrs_of(addrs, &h.node);
-        async move {
-            let slot = slot_of(record, h);
-            let restored = ctx.restored.map(|r| r.backup_created_at_ms);
-            let proving = async {
-                let reply = match holders::request(ctx, &h.node, addrs.clone(), order).await {
-                    Err(e) => Reply::NoAnswer(e.to_string()),
-                    Ok(raw) => Reply::of_proof(Some(&raw)),
-                };
-                let reply = holder_audits::excuse_after_restore(record, reply, restored);
-                holder_audits::judge(record, &slot, None, &challenge, reply, now_ms())
-            };
-            let serving = async {
-                let Some(request) = probe.clone() else {
-                    return Answer::Silent("no ticket for the serving probe".into());
-                };
-                let reply = fetch_reply(ctx, &h.node, addrs.clone(), request).await;
-                let reply = holder_audits::excuse_after_restore(record, reply, restored);
-                holder_audits::judge_serving(record, &slot, reply, now_ms())
-            };
+/// Sends one holder its orders of `round` and has the core judge the replies.
+async fn ask_one(ctx: &Ctx, round: &Round, ask: &Ask, addrs: &Addrs) -> (NodeId, Answer) {
+    let to: Vec<_> = addrs
+        .iter()
+        .find(|(n, _)| n == &ask.node)
+        .map(|(_, a)| a.clone())
+        .unwrap_or_default();
+    let serving = async {
+        let request = round.fetch()?.to_vec();
+        let peer = peer::identity::peer_id(&ask.node);
+        let raw = match peer {
+            None => Err("bad holder id".to_string()),
+            Some(peer) => (ctx.node.request(Protocol::Fetch, peer, to.clone(), request))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        Some(Reply::of_fetch(raw.as_deref().map_err(String::clone)))
+    };
+    let answer = match &ask.order {
+        Some(order) => {
+            let proving = holders::request(ctx, &ask.node, to.clone(), order.clone());
             let (proof, served) = futures::future::join(proving, serving).await;
-            (h.node, holder_audits::both(proof, served))
+            let proof = proof.as_deref().map_err(|e| e.to_string());
+            round.judge_proof(ask, proof, served, now_ms())
         }
-    });
-    futures::future::join_all(asks).await
-}
-
-/// A fetch sent to `node`, its answer as the core takes it.
-async fn fetch_reply(
-    ctx: &Ctx,
-    node: &NodeId,
-    addrs: Vec<libp2p::Multiaddr>,
-    request: Vec<u8>,
-) -> Reply {
-    let Some(peer) = peer::identity::peer_id(node) else {
-        return Reply::NoAnswer("bad holder id".into());
-    };
-    match ctx
-        .node
-        .request(Protocol::Fetch, peer, addrs, request)
-        .await
-    {
-        Err(e) => Reply::NoAnswer(e.to_string()),
-        Ok(raw) => match wire::decode::<BoxedFetchReply>(&raw, Protocol::Fetch.limits().1) {
-            Err(e) => Reply::NoAnswer(format!("undecodable reply: {e}")),
-            Ok(r) => match r.result {
-                Ok(fetched) => Reply::Fetched(fetched),
-                Err(refusal) => Reply::Refused(refusal),
-            },
-        },
-    }
-}
-
-/// A session dealt before share keys: fetch each sealed share with a ticket naming the
-/// coordinator and open it with the master key that sealed it.
-async fn fetch_sealed(ctx: &Ctx, record: &SessionRecord, addrs: &Addrs) -> Vec<(NodeId, Answer)> {
-    let Some(grant) = grant(ctx, record, ctx.key.node_id(), addrs) else {
-        return Vec::new();
-    };
-    // A fetch of version 2 carries a reply key; sealed shares are served as stored.
-    let reply_secret = BoxSecret::generate(&mut rand_core::UnwrapErr(rand::rngs::SysRng));
-    let request = wire::encode(&BoxedFetch {
-        v: WIRE_VERSION_2,
-        ticket: grant.ticket,
-        reply_key: reply_secret.public(),
-    });
-    let asks = record.holders.iter().map(|h| {
-        let request = request.clone();
-        let addrs = addrs_of(addrs, &h.node);
-        async move {
-            let reply = fetch_reply(ctx, &h.node, addrs, request).await;
-            let slot = slot_of(record, h);
-            let restored = ctx.restored.map(|r| r.backup_created_at_ms);
-            let reply = holder_audits::excuse_after_restore(record, reply, restored);
-            let answer = match ctx.opening_key(record, &slot) {
-                Some(key) => {
-                    holder_audits::judge(record, &slot, Some(&key), &[0; 32], reply, now_ms())
-                }
-                None => Answer::Silent("no master key in force opens this session".into()),
-            };
-            (h.node, answer)
+        None => {
+            let served = serving.await.unwrap_or(Reply::NoAnswer("no fetch".into()));
+            let key = ctx.opening_key(round.record(), &ask.slot);
+            round.judge_sealed(ask, key.as_ref(), served, now_ms())
         }
+    };
+    (ask.node, answer)
+}
+
+/// Runs a holder audit the core started (its session locked, so no rotation or expiry runs
+/// meanwhile and the epoch audited stays the current one) in a task.
+pub(super) fn spawn(ctx: &Arc<Ctx>, internal: &mpsc::Sender<Internal>, audit: AuditStart) {
+    let AuditStart { order, addrs } = audit;
+    let (ctx, internal) = (ctx.clone(), internal.clone());
+    tokio::spawn(async move {
+        let answers = ask_holders(&ctx, &order.record, &addrs).await;
+        let _ = internal
+            .send(Internal::Audited {
+                session: order.record.session,
+                faults: holder_audits::faults_of(&answers),
+                silent: holder_audits::silent_of(&answers),
+                attempt: order.attempt,
+            })
+            .await;
     });
-    futures::future::join_all(asks).await
-}
-
-/// Quarantines each holder with a fault and counts it.
-pub(super) fn apply_faults(
-    ctx: &Ctx,
-    state: &mut State,
-    faults: Vec<(NodeId, holder_audits::HolderFault)>,
-) {
-    for label in holder_audits::quarantine_faulty(&mut state.peers, faults) {
-        ctx.metrics.quarantines.inc(label);
-    }
-}
-
-/// Starts the audits that are due, each holding its session's lock (no rotation or expiry runs
-/// meanwhile, so the epoch audited stays the current one).
-pub(super) fn start_due(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    sessions: &[SessionRecord],
-) {
-    let ledger = &state.ledger;
-    let orders = state.audits.due(now_ms(), sessions, |s| ledger.is_busy(s));
-    for order in orders {
-        let session = order.record.session;
-        state.ledger.lock(session);
-        let addrs = state
-            .peers
-            .addrs_of(order.record.holders.iter().map(|h| h.node));
-        let (ctx, internal) = (ctx.clone(), internal.clone());
-        tokio::spawn(async move {
-            let answers = ask_holders(&ctx, &order.record, &addrs).await;
-            let faults = holder_audits::faults_of(&answers);
-            let silent = holder_audits::silent_of(&answers);
-            drop(answers);
-            let _ = internal
-                .send(Internal::Audited {
-                    session,
-                    faults,
-                    silent,
-                    attempt: order.attempt,
-                })
-                .await;
-        });
-    }
 }

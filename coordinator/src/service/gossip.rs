@@ -2,20 +2,9 @@
 //! what the core counts goes to the metrics.
 
 use super::{Ctx, State, now_ms};
-use crate::core::gossip::{Books, Count, GossipRules};
+use crate::core::gossip::GossipRules;
 use libp2p::PeerId;
 use peer::node::GossipVerdict;
-
-impl State {
-    /// The books gossip writes to.
-    pub(super) fn books(&mut self) -> Books<'_> {
-        Books {
-            peers: &mut self.peers,
-            intake: &mut self.intake,
-            sources: &mut self.sources,
-        }
-    }
-}
 
 /// Handles one gossip message; returns the verdict for gossipsub.
 pub(super) fn on_gossip(
@@ -26,8 +15,8 @@ pub(super) fn on_gossip(
     data: &[u8],
 ) -> GossipVerdict {
     let rules = GossipRules {
-        attestation_validity_ms: (ctx.config.attestation_validity_s * 1000.0) as u64,
-        contribution_max_age_ms: (ctx.config.contribution_max_age_s * 1000.0) as u64,
+        attestation_validity_ms: state.rules.sessions.attestation_validity_ms,
+        contribution_max_age_ms: state.rules.contribution_max_age_ms,
         noise_static: &ctx.noise_static,
     };
     let author = author.and_then(peer::identity::node_id);
@@ -35,7 +24,7 @@ pub(super) fn on_gossip(
     let verdict = state
         .books()
         .handle_gossip(&rules, topic, author, data, now_ms(), &mut counts);
-    count(ctx, counts);
+    ctx.metrics.count(counts);
     verdict
 }
 
@@ -44,22 +33,5 @@ pub(super) fn on_gossip(
 pub(super) fn settle_intake(ctx: &Ctx, state: &mut State) {
     let mut counts = Vec::new();
     state.books().settle(now_ms(), &mut counts);
-    count(ctx, counts);
-}
-
-/// Adds what the core counted to the metrics.
-pub(super) fn count(ctx: &Ctx, counts: Vec<Count>) {
-    for c in counts {
-        match c {
-            Count::GossipRefused(label) => ctx.metrics.gossip_refused.inc(label),
-            Count::IntakeRejected(label) => ctx.metrics.intake_rejections.inc(label),
-            Count::Credited { contributor, bits } => {
-                if let Some(peer) = peer::identity::peer_id(&contributor) {
-                    ctx.metrics.credited_bits.add(&peer.to_string(), bits);
-                }
-            }
-            Count::Quarantined(label) => ctx.metrics.quarantines.inc(label),
-            Count::EntropyAudit(label) => ctx.metrics.entropy_audits.inc(label),
-        }
-    }
+    ctx.metrics.count(counts);
 }

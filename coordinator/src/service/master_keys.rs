@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 /// Starts a master-key rotation: `master.key` durably holds the new key and the old one (as
 /// retiring) before the new key seals anything. Refused while one is under way.
 pub(super) async fn begin_rotation(ctx: &Arc<Ctx>) -> Result<MasterKeyRotation, AdminError> {
-    let ring = ctx.keyring();
+    let ring = ctx.masters.get();
     let old = ring.current().id();
     let raw = Zeroizing::new(super::os_random::<32>());
     let Some(next) = ring.rotated(SealingMasterKey::from_bytes(*raw)) else {
@@ -33,7 +33,7 @@ pub(super) async fn begin_rotation(ctx: &Arc<Ctx>) -> Result<MasterKeyRotation, 
         .await
         .map_err(|_| AdminError::Stopping)?
         .map_err(|e| AdminError::MasterKeyFile(e.to_string()))?;
-    ctx.set_keyring(next);
+    ctx.masters.set(next);
     let sessions = sealed_under(ctx, old).await?;
     tracing::info!(%old, %new, sessions, "master key rotation started: new shares are sealed under the new key; sessions under the old one are re-sealed by rotation");
     Ok(MasterKeyRotation { old, new, sessions })
@@ -44,7 +44,7 @@ pub(super) async fn begin_rotation(ctx: &Arc<Ctx>) -> Result<MasterKeyRotation, 
 /// session is sealed under it. Called from every upkeep tick; a failed write is tried again at
 /// the next.
 pub(super) async fn erase_retired(ctx: &Arc<Ctx>) {
-    let Some((retiring, in_use)) = ctx.retiring_key() else {
+    let Some((retiring, in_use)) = ctx.masters.retiring_key() else {
         return;
     };
     if in_use {
@@ -54,7 +54,7 @@ pub(super) async fn erase_retired(ctx: &Arc<Ctx>) {
         Ok(0) => {}
         _ => return,
     }
-    let ring: Keyring = ctx.keyring().without_retiring();
+    let ring: Keyring = ctx.masters.get().without_retiring();
     let current = ring.current().id();
     let path = ctx.config.master_key_path();
     let written = ring.clone();
@@ -66,28 +66,18 @@ pub(super) async fn erase_retired(ctx: &Arc<Ctx>) {
         }
         Err(_) => return,
     }
-    ctx.set_keyring(ring);
+    ctx.masters.set(ring);
     tracing::info!(key = %retiring, %current, "retired master key erased: every session is sealed under the current one");
-    let entry = crate::db::AuditEntry::new(
-        now_ms(),
-        "coordinator",
-        "master-key erase",
-        retiring.to_string(),
-        format!("every session is re-sealed under {current}"),
-    );
-    let db = ctx.db.clone();
-    if !matches!(
-        tokio::task::spawn_blocking(move || db.append_audit(entry)).await,
-        Ok(Ok(_))
-    ) {
+    let entry = crate::core::audit_trail::master_key_erased(retiring, current, now_ms());
+    if !matches!(ctx.on_db(move |db| db.append_audit(entry)).await, Ok(Ok(_))) {
         tracing::error!(key = %retiring, "audit entry of a master key erasure not recorded");
     }
 }
 
 /// Stored sessions sealed under `key`.
 async fn sealed_under(ctx: &Ctx, key: MasterKeyId) -> Result<usize, AdminError> {
-    let db = ctx.db.clone();
-    let sessions = tokio::task::spawn_blocking(move || db.sessions())
+    let sessions = ctx
+        .on_db(move |db| db.sessions())
         .await
         .map_err(|_| AdminError::Stopping)??;
     Ok(sessions

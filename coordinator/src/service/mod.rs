@@ -1,58 +1,54 @@
-//! The coordinator daemon: one loop that owns the peer table and the pool; slow work runs in tasks
-//! that report back over a bounded channel.
+//! The coordinator daemon, a driver of the core (`crate::core`): one loop that owns the core's
+//! [`State`], feeds it network events, admin requests, task reports and ticks with the time, and
+//! carries out what it decides; slow work (holder orders, database writes, assessments) runs in
+//! tasks that report back over a bounded channel.
 
 mod attest;
 mod audit;
 mod detached;
 mod entropy_audit;
 pub mod errors;
-pub mod figures;
+/// Running totals of the coordinator loop, for reports.
+pub mod figures {
+    pub use crate::admin::requests::CoordinatorFigures;
+}
 mod gossip;
 mod holders;
 mod master_keys;
 mod placing;
-mod readiness;
 mod reports;
 pub mod rotation;
 mod sessions;
+mod startup;
 mod upkeep;
 
 use crate::config::CoordinatorConfig;
+pub(crate) use crate::core::state::State;
 use crate::db::CoordinatorDb;
-use crate::intake::Intake;
-use crate::master_key::{Keyring, MasterKey};
-use crate::peers::PeerTable;
-use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame};
-use protocols::entropy::CreditPolicy;
+use crate::master_key::SharedKeyring;
+use peer::node::{NodeEvent, NodeHandle, Protocol, RequestFrame};
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
 use protocols::sealing::{ShareOpeningKey, ShareSlot};
-use protocols::wire::{
-    self, CoordinatorCall, CoordinatorRecord, CoordinatorRequest, Refusal, Reply, SignedEnvelope,
-    WIRE_VERSION,
-};
-use std::collections::BTreeSet;
+use protocols::wire::{self, CoordinatorRequest, Refusal, Reply, SignedEnvelope};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 #[doc(hidden)]
 pub use detached::DetachedService;
-pub(crate) use detached::ReplyTo;
 pub use sessions::SessionSummary;
+pub use startup::{Handle, run, spawn, spawn_with_node};
 
 pub use crate::admin::requests::AdminRequest;
 pub use crate::os::now_ms;
 pub(crate) use crate::os::os_random;
-use errors::StartError;
 
 /// What never changes while the daemon runs; shared with its tasks.
 pub(crate) struct Ctx {
     pub key: NodeKey,
-    /// The sealing master keys; replaced (never held across an await) when a master-key
-    /// rotation starts or ends.
-    pub masters: std::sync::RwLock<Keyring>,
+    /// The sealing master keys in force.
+    pub masters: SharedKeyring,
     /// The backup the database was restored from, if any (decision 0046).
     pub restored: Option<crate::db::RestoredFrom>,
     pub noise_static: Zeroizing<[u8; 32]>,
@@ -68,36 +64,14 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The master keys in force now.
-    pub fn keyring(&self) -> Keyring {
-        self.masters
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the master keys in force (after `master.key` holds them durably).
-    pub fn set_keyring(&self, ring: Keyring) {
-        *self
-            .masters
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
-    }
-
-    /// The key new shares are sealed under; a placement holds it until it ends, which keeps a
-    /// retiring key in force while a placement still seals under it.
-    pub fn sealing_key(&self) -> Arc<MasterKey> {
-        self.keyring().current().clone()
-    }
-
-    /// The retiring master key's id, and whether anything besides the keyring still holds it (a
-    /// placement that seals under it). `None` when no master-key rotation is under way.
-    pub fn retiring_key(&self) -> Option<(protocols::sealing::MasterKeyId, bool)> {
-        let ring = self
-            .masters
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        ring.retiring().map(|k| (k.id(), Arc::strong_count(k) > 1))
+    /// Runs `f` on the database on a blocking thread (`Err`: the thread ended without an
+    /// answer).
+    pub async fn on_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&CoordinatorDb) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await
     }
 
     /// The key of `slot` of `record`'s current epoch, derived from the master key that epoch is
@@ -108,15 +82,33 @@ impl Ctx {
         record: &crate::db::SessionRecord,
         slot: &ShareSlot,
     ) -> Option<ShareOpeningKey> {
-        let ring = self.keyring();
-        let key = match &record.sealed_under {
-            Some(id) => ring.get(id),
-            None => Some(&**ring.current()),
-        };
+        let ring = self.masters.get();
+        let key = ring.for_session(record.sealed_under.as_ref());
         if key.is_none() {
             tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
         }
         key.map(|k| k.share_key(slot))
+    }
+}
+
+/// Where the answer to one inbound coordinator request goes: the node's response channel, or
+/// (for [`DetachedService`]) back to the caller.
+pub(crate) enum ReplyTo {
+    /// The libp2p request-response channel the request came in on.
+    Node(peer::node::Responder),
+    /// The caller of [`DetachedService::request`].
+    Detached(tokio::sync::oneshot::Sender<Vec<u8>>),
+}
+
+impl ReplyTo {
+    /// Sends the answer; fails only when its receiver is gone.
+    pub(crate) async fn respond(self, bytes: Vec<u8>) -> Result<(), peer::node::NodeError> {
+        match self {
+            ReplyTo::Node(responder) => responder.respond(bytes).await,
+            ReplyTo::Detached(sender) => sender
+                .send(bytes)
+                .map_err(|_| peer::node::NodeError::Closed),
+        }
     }
 }
 
@@ -169,233 +161,9 @@ pub(crate) enum Internal {
     },
 }
 
-/// The loop's mutable state.
-pub(crate) struct State {
-    pub peers: PeerTable,
-    pub intake: Intake,
-    pub allowlist: BTreeSet<[u8; 32]>,
-    pub requesters: BTreeSet<NodeId>,
-    pub attestations: crate::core::attestation::Attestations,
-    /// Shares held per peer, busy sessions, operator rotation requests.
-    pub ledger: crate::core::ledger::Ledger,
-    /// Holder audits to run, by session.
-    pub audits: crate::core::holder_audits::HolderAudits,
-    /// Every contributing source's audits and credit.
-    pub sources: crate::intake::sources::SourceBook,
-    /// Sessions an operator revoked, waiting for their rotation or audit to finish.
-    pub revocations: Vec<(protocols::ids::SessionId, RevokeReply)>,
-}
-
 /// Where the loop answers a revocation.
 pub(crate) type RevokeReply =
     tokio::sync::oneshot::Sender<Result<Option<crate::db::SessionRecord>, crate::db::DbError>>;
-
-/// A running coordinator, for tests and the demo.
-pub struct Handle {
-    /// Its node.
-    pub node: NodeHandle,
-    /// Admin requests.
-    pub admin: mpsc::Sender<AdminRequest>,
-    /// Its metrics.
-    pub metrics: Arc<crate::metrics::CoordinatorMetrics>,
-}
-
-/// Runs the coordinator from its data directory until `shutdown` resolves.
-pub async fn run(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), StartError> {
-    let socket = config.admin_socket();
-    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, None).await?;
-    crate::admin::serve(&socket, ctx.db.clone(), admin_tx)
-        .await
-        .map_err(|source| StartError::AdminSocket {
-            path: socket.clone(),
-            source,
-        })?;
-    run_loop(ctx, state, events, admin_rx, shutdown).await;
-    let _ = std::fs::remove_file(&socket);
-    Ok(())
-}
-
-type Started = (
-    Arc<Ctx>,
-    State,
-    mpsc::Receiver<NodeEvent>,
-    mpsc::Receiver<AdminRequest>,
-    mpsc::Sender<AdminRequest>,
-);
-
-async fn start(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    node_config: Option<NodeConfig>,
-) -> Result<Started, StartError> {
-    let load = db.clone();
-    let master_key_path = config.master_key_path();
-    let (secrets, keyring, restored, enrolments, allowlist, requesters, sessions) =
-        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let s = load.secrets()?.ok_or(StartError::NotInitialised)?;
-            let keyring = crate::master_key::open(&master_key_path, &load)?;
-            Ok((
-                s,
-                keyring,
-                load.restored_from()?,
-                load.enrolments()?,
-                load.allowed_binaries()?,
-                load.requesters()?,
-                load.sessions()?,
-            ))
-        })
-        .await
-        .map_err(|e| StartError::Task(e.to_string()))??;
-    let mut node_config = node_config.unwrap_or_else(|| {
-        let mut c = NodeConfig::network(
-            config
-                .listen
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect(),
-        );
-        c.kad_server = true;
-        // The coordinator is reachable by every device: NATed ones reserve a slot on it.
-        c.relay_server = Some(peer::node::RelayLimits::default());
-        c
-    });
-    // The coordinator reads every contribution and heartbeat; nobody needs them after it.
-    node_config.gossip_sink = true;
-    let (node, events) = node::start(&key, node_config).await?;
-    let noise_static = Zeroizing::new(secrets.noise_static);
-    let record = SignedEnvelope::seal(
-        &key,
-        &CoordinatorRecord {
-            v: WIRE_VERSION,
-            noise_static: peer::contribution::static_public(&noise_static),
-            issued_at_ms: now_ms(),
-        },
-    );
-    tracing::info!(peer = %node.peer_id(), enrolled = enrolments.len(), sessions = sessions.len(), "coordinator started");
-    let mut peers = PeerTable::default();
-    for (node_id, e) in enrolments {
-        peers.enrol(node_id, e.region, e.operator);
-        if let Some(p) = peers.get_mut(&node_id) {
-            p.share_key = e.share_key;
-        }
-    }
-    let ledger = crate::core::ledger::Ledger::from_sessions(&sessions);
-    // A block is worth what its accounting says, capped by its source's audit; no factor on
-    // top (decision 0039). The per-peer cap per round stays.
-    let credit = CreditPolicy::new(1.0, config.per_peer_cap_bits)?;
-    let sources = crate::intake::sources::SourceBook::new(
-        config.entropy_audit_samples > 0,
-        (config.entropy_audit_s.max(1.0) * 1000.0) as u64,
-    );
-    let intake = Intake::with_rules(os_random(), credit, config.duplicate_rules())?;
-    let metrics = Arc::new(crate::metrics::CoordinatorMetrics::default());
-    let readiness = Arc::new(peer::telemetry::Readiness::not_yet(
-        "starting: the pool has not been checked yet",
-    ));
-    if let Some(addr) = config.metrics {
-        let bound = serve_metrics(addr, &metrics, &node, &readiness)
-            .await
-            .map_err(|source| StartError::Metrics { addr, source })?;
-        tracing::info!(%bound, "serving /metrics, /health and /ready");
-    }
-    let ctx = Arc::new(Ctx {
-        metrics,
-        readiness,
-        masters: std::sync::RwLock::new(keyring),
-        restored,
-        noise_static,
-        record,
-        db,
-        node,
-        config,
-        key,
-        assessing: tokio::sync::Semaphore::new(1),
-    });
-    let (admin_tx, admin_rx) = mpsc::channel(32);
-    let state = State {
-        peers,
-        intake,
-        allowlist,
-        requesters,
-        attestations: crate::core::attestation::Attestations::new(
-            (ctx.config.attestation_answer_s * 1000.0) as u64,
-            (ctx.config.attestation_validity_s * 1000.0) as u64,
-        ),
-        ledger,
-        audits: crate::core::holder_audits::HolderAudits::new(ctx.config.holder_audit_s),
-        sources,
-        revocations: Vec::new(),
-    };
-    Ok((ctx, state, events, admin_rx, admin_tx))
-}
-
-/// Serves the coordinator's series with the build info and the events its node dropped on
-/// `/metrics`, with `/health` and `/ready` (the loop's last verdict).
-async fn serve_metrics(
-    addr: std::net::SocketAddr,
-    metrics: &crate::metrics::CoordinatorMetrics,
-    node: &NodeHandle,
-    readiness: &Arc<peer::telemetry::Readiness>,
-) -> std::io::Result<std::net::SocketAddr> {
-    let mut registry = peer::telemetry::registry("coordinator");
-    metrics.register(&mut registry);
-    registry.register_collector(Box::new(node.dropped()));
-    let readiness = readiness.clone();
-    let endpoints = peer::metrics_http::Endpoints {
-        registry: Arc::new(registry),
-        ready: Arc::new(move || readiness.get()),
-    };
-    peer::metrics_http::serve(addr, endpoints).await
-}
-
-/// Starts a coordinator in this process and returns its handle (the loop runs as a task).
-pub async fn spawn(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-) -> Result<Handle, StartError> {
-    spawn_on(config, key, db, None).await
-}
-
-/// Like [`spawn`], on a node built from `node_config` instead of the config's listen addresses
-/// (the simulator passes a memory-transport config).
-pub async fn spawn_with_node(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    node_config: NodeConfig,
-) -> Result<Handle, StartError> {
-    spawn_on(config, key, db, Some(node_config)).await
-}
-
-async fn spawn_on(
-    config: CoordinatorConfig,
-    key: NodeKey,
-    db: Arc<CoordinatorDb>,
-    node_config: Option<NodeConfig>,
-) -> Result<Handle, StartError> {
-    let (ctx, state, events, admin_rx, admin_tx) = start(config, key, db, node_config).await?;
-    let node = ctx.node.clone();
-    let metrics = ctx.metrics.clone();
-    tokio::spawn(run_loop(
-        ctx,
-        state,
-        events,
-        admin_rx,
-        std::future::pending(),
-    ));
-    Ok(Handle {
-        node,
-        admin: admin_tx,
-        metrics,
-    })
-}
 
 async fn run_loop(
     ctx: Arc<Ctx>,
@@ -405,14 +173,10 @@ async fn run_loop(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (internal_tx, mut internal) = mpsc::channel::<Internal>(256);
-    let mut attest_tick = tokio::time::interval(Duration::from_secs_f64(
-        ctx.config.attestation_interval_s / attest::SLICES as f64,
-    ));
-    let mut attest_ticks = 0u64;
-    let mut round_tick = tokio::time::interval(Duration::from_secs_f64(ctx.config.credit_round_s));
-    let mut rotation_tick = tokio::time::interval(Duration::from_secs_f64(
-        ctx.config.rotation_period_s.min(2.0),
-    ));
+    let mut attest_tick = tokio::time::interval(state.rules.attestation_tick);
+    let mut round_tick = tokio::time::interval(state.rules.credit_round);
+    let mut rotation_tick = tokio::time::interval(state.rules.upkeep_tick);
+    let mut revocations = Vec::new();
     rotation::roll_back_pending(&ctx).await;
     tokio::pin!(shutdown);
     loop {
@@ -423,16 +187,19 @@ async fn run_loop(
                 None => break,
             },
             Some(msg) = internal.recv() => reports::on_internal(&ctx, &mut state, msg),
-            Some(req) = admin.recv() => reports::on_admin(&ctx, &mut state, &internal_tx, req).await,
+            Some(req) = admin.recv() => {
+                reports::on_admin(&ctx, &mut state, &internal_tx, &mut revocations, req).await
+            }
             _ = attest_tick.tick() => {
-                attest::challenge_slice(&ctx, &mut state, &internal_tx, attest_ticks);
-                attest_ticks = attest_ticks.wrapping_add(1);
+                for node in state.attestation_slice_due() {
+                    attest::challenge(&ctx, &mut state, &internal_tx, node);
+                }
             }
             _ = round_tick.tick() => state.intake.new_round(),
             _ = rotation_tick.tick() => {
                 entropy_audit::tick(&ctx, &mut state, &internal_tx);
                 gossip::settle_intake(&ctx, &mut state);
-                reports::revoke_ready(&ctx, &mut state).await;
+                reports::revoke_ready(&ctx, &mut state, &mut revocations).await;
                 upkeep::rotate_due(&ctx, &mut state, &internal_tx).await
             }
         }
@@ -476,9 +243,9 @@ async fn on_event(
             // A newly connected enrolled peer that is not trusted now is challenged at once
             // rather than in its slice.
             if let Some(node) = peer::identity::node_id(&peer)
-                && state.peers.get(&node).is_some()
+                && state.wanted_on_connect(&node, now_ms())
             {
-                attest::challenge_if_untrusted(ctx, state, internal, node);
+                attest::challenge(ctx, state, internal, node);
             }
         }
         NodeEvent::Listening(addr) => tracing::info!(%addr, "listening"),
@@ -494,33 +261,15 @@ async fn on_coord_request(
     frame: RequestFrame,
     responder: ReplyTo,
 ) {
-    let refuse = |r: Refusal| sessions::refuse(ctx, r);
-    let bytes = match frame {
-        RequestFrame::Bytes(b) => b,
-        RequestFrame::Oversized { len, max } => {
-            let _ = responder
-                .respond(refuse(Refusal::Malformed(format!(
-                    "request of {len} bytes over the limit {max}"
-                ))))
-                .await;
+    let max = Protocol::Coord.limits().0;
+    let (remote, request) = match crate::core::admission::admit(frame, &peer, max) {
+        Ok(admitted) => admitted,
+        Err(r) => {
+            let _ = responder.respond(sessions::refuse(ctx, r)).await;
             return;
         }
     };
-    let Some(remote) = peer::identity::node_id(&peer) else {
-        let _ = responder.respond(refuse(Refusal::Unauthorized)).await;
-        return;
-    };
-    let call: CoordinatorCall = match wire::decode(&bytes, Protocol::Coord.limits().0) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::info!(%peer, error = %e, "malformed coordinator request refused");
-            let _ = responder
-                .respond(refuse(Refusal::Malformed(e.to_string())))
-                .await;
-            return;
-        }
-    };
-    match call.request {
+    match request {
         CoordinatorRequest::GetRecord => {
             let _ = responder
                 .respond(wire::encode(&Reply::ok(ctx.record.clone())))

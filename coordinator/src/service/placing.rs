@@ -93,7 +93,7 @@ pub(super) async fn deliver_owed(
     addrs: &Addrs,
 ) -> Vec<(NodeId, HolderFault)> {
     // Delete orders are only signed: the master key is not used for them.
-    let master = ctx.sealing_key();
+    let master = ctx.masters.sealing_key();
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let orders = delete_orders(&signer(ctx, &master), owed, &mut rng);
     let mut delivery = Delivery::new(owed, &orders, now_ms(), HOLDER_ANSWER_MS, 0);

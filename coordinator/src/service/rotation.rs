@@ -1,7 +1,7 @@
-//! Rotation and repair: move a session to a fresh quorum as epoch e+1 by redistribution (the
-//! old holders sub-deal, the new ones combine; `core::redistribution` decides, this only moves
-//! the messages), commit after durable acks, only then delete epoch e from the old holders. A
-//! crash mid-rotation rolls back at start-up.
+//! Rotation and repair carried out: the core chooses the new quorum ([`State::start_rotation`])
+//! and decides the redistribution (`core::redistribution`: the old holders sub-deal, the new
+//! ones combine); this moves its messages and writes, commit after durable acks, only then
+//! epoch e is deleted from the old holders. A crash mid-rotation rolls back at start-up.
 
 use super::errors::RotationError;
 use super::placing::{self, Stop};
@@ -9,28 +9,16 @@ use super::{Ctx, Internal, State, now_ms};
 use crate::core::Outcome;
 use crate::core::holder_audits::HolderFault;
 use crate::core::redistribution::Redistribution;
+use crate::core::upkeep::{RotationStart, deletion_still_owed};
 use crate::db::SessionRecord;
 use protocols::ids::NodeId;
-use protocols::wire::{MAX_REDEAL_HOLDERS, NewHolder};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub use crate::core::schedule::Cause;
-use crate::core::schedule::Standing;
 
-/// How `node` stands for upkeep, from the peer table at `now`.
-pub(super) fn standing(ctx: &Ctx, state: &State, node: &NodeId, now: u64) -> Standing {
-    crate::core::schedule::standing(
-        &state.peers,
-        node,
-        now,
-        (ctx.config.attestation_validity_s * 1000.0) as u64,
-        (ctx.config.heartbeat_max_age_s * 1000.0) as u64,
-    )
-}
-
-/// Starts rotating `session` in a task, by redistribution (the coordinator relays and judges;
-/// it holds no share); the outcome comes back as [`Internal::Rotated`].
+/// Starts rotating `record` if the core says it may, by redistribution (the coordinator relays
+/// and judges; it holds no share); the outcome comes back as [`Internal::Rotated`].
 pub(super) fn start(
     ctx: &Arc<Ctx>,
     state: &mut State,
@@ -38,54 +26,23 @@ pub(super) fn start(
     record: SessionRecord,
     cause: Cause,
 ) {
-    let n = usize::from(record.policy.n);
-    let k = record.commitments.threshold();
-    if !record.boxed {
-        // Decision 0057: its holders cannot sub-deal a share sealed under the coordinator's key,
-        // and the coordinator no longer rebuilds a key to deal it again.
-        tracing::warn!(session = %record.session, ?cause, "rotation postponed: the session's shares were dealt before share keys (sealed under the coordinator's key), which its holders cannot redistribute");
-        return;
+    let round_trips = ctx.node.round_trips();
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    if let Ok(start) = state.start_rotation(record, cause, now_ms(), &round_trips, &mut rng) {
+        spawn(ctx, internal, start);
     }
-    if n > MAX_REDEAL_HOLDERS || record.holders.len() > MAX_REDEAL_HOLDERS {
-        tracing::warn!(session = %record.session, ?cause, n, "rotation postponed: more holders than a redistribution takes ({MAX_REDEAL_HOLDERS})");
-        return;
-    }
-    let now = now_ms();
-    let quorum = match super::sessions::choose_quorum(ctx, state, n, k, now) {
-        Ok(q) => q,
-        Err(e) => {
-            let keyless = state
-                .peers
-                .trusted_without_share_key(now, (ctx.config.attestation_validity_s * 1000.0) as u64)
-                .len();
-            let note = crate::core::sessions::keyless_note(keyless);
-            tracing::warn!(session = %record.session, ?cause, error = %format!("{e}{note}"), "rotation postponed: no quorum");
-            return;
-        }
-    };
-    // Every holder chosen stated a share key (the quorum skips those that did not).
-    let new_holders: Vec<NewHolder> = quorum
-        .holders
-        .iter()
-        .filter_map(|n| Some((*n, state.peers.share_key(n)?)))
-        .zip(1u8..)
-        .map(|((node, share_key), index)| NewHolder {
-            node,
-            index,
-            share_key,
-        })
-        .collect();
-    let mark = state.ledger.rotation_started(record.session);
-    let mut addrs = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
-    addrs.extend(state.peers.addrs_of(quorum.holders.iter().copied()));
+}
+
+/// Runs a rotation the core started in a task.
+pub(super) fn spawn(ctx: &Arc<Ctx>, internal: &mpsc::Sender<Internal>, start: RotationStart) {
     let (ctx, internal) = (ctx.clone(), internal.clone());
     // Taken here, on the loop, not in the task: a rotate request the loop handles after this call
     // must count as newer than this rotation even when the task starts late (it then asks for
     // another rotation instead of being satisfied by this one).
     let started = std::time::Instant::now();
     tokio::spawn(async move {
-        let session = record.session;
-        let (outcome, faults) = rotate(&ctx, record, new_holders, &addrs).await;
+        let (session, cause, mark) = (start.record.session, start.cause, start.mark);
+        let (outcome, faults) = rotate(&ctx, start).await;
         if let Err(e) = &outcome {
             tracing::warn!(%session, ?cause, error = %e, "rotation not done; the session stays on its epoch");
         }
@@ -108,38 +65,28 @@ pub(crate) type Moved = (Vec<NodeId>, Vec<NodeId>);
 /// The rotation's outcome, and the holders it showed at fault.
 type Rotated = (Result<Moved, RotationError>, Vec<(NodeId, HolderFault)>);
 
-async fn rotate(
-    ctx: &Ctx,
-    record: SessionRecord,
-    new_holders: Vec<NewHolder>,
-    addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
-) -> Rotated {
-    let k = record.commitments.threshold();
-    let n = new_holders.len();
-    // A rolled-back epoch e+1 may still be owed a deletion by a holder chosen again for e+1: the
-    // new share must not race that deletion. The settling task delivers it; rotate after.
-    let next = record.epoch + 1;
-    let session = record.session;
+async fn rotate(ctx: &Ctx, start: RotationStart) -> Rotated {
     let owed = match blocking(ctx, |db| db.owed_deletions()).await {
         Ok(owed) => owed,
         Err(e) => return (Err(e), Vec::new()),
     };
-    if let Some(d) = owed.iter().find(|d| {
-        d.session == session && d.epoch == next && new_holders.iter().any(|h| h.node == d.node)
-    }) {
-        let e = RotationError::DeletionStillOwed {
-            node: d.node,
-            epoch: next,
-        };
+    if let Some(e) = deletion_still_owed(&start, &owed) {
         return (Err(e), Vec::new());
     }
+    let RotationStart {
+        record,
+        new_holders,
+        min_acks,
+        addrs,
+        ..
+    } = start;
     let old: Vec<NodeId> = record.holders.iter().map(|h| h.node).collect();
     // The signer's master key seals nothing here: orders are only signed.
-    let master = ctx.sealing_key();
+    let master = ctx.masters.sealing_key();
     let mut machine = match Redistribution::new(
         record,
         new_holders,
-        k.max(n.saturating_sub(1)),
+        min_acks,
         placing::signer(ctx, &master),
         now_ms(),
         placing::HOLDER_ANSWER_MS,
@@ -148,11 +95,11 @@ async fn rotate(
         Ok(m) => m,
         Err(e) => return (Err(e.into()), Vec::new()),
     };
-    let outcome = match placing::drive(ctx, &mut machine, addrs).await {
+    let outcome = match placing::drive(ctx, &mut machine, &addrs).await {
         Stop::Committed(record) => {
             // The old epoch's holders (and new ones that never acknowledged) delete now; what
             // they do not acknowledge stays owed.
-            placing::drive(ctx, &mut machine, addrs).await;
+            placing::drive(ctx, &mut machine, &addrs).await;
             Ok((old, record.holders.iter().map(|h| h.node).collect()))
         }
         Stop::Done(Some(Outcome::RolledBack(reason) | Outcome::WriteFailed(reason))) => {

@@ -6,12 +6,10 @@ use super::placing::{self, Stop};
 use super::{Ctx, Internal, ReplyTo, State, now_ms, os_random};
 use crate::core::Outcome;
 use crate::core::placement::EpochPlacement;
-use crate::core::sessions::{
-    self as decide, Born, Candidates, Fresh, Nursery, SessionRules, TicketStanding,
-};
+use crate::core::sessions::{self as decide, Born, Fresh, SessionRules, TicketStanding};
 use crate::db::SessionRecord;
 use protocols::ids::{NodeId, SessionId};
-use protocols::ticket::{Ticket, TicketGrant};
+use protocols::ticket::TicketGrant;
 use protocols::wire::{self, Refusal, Reply, SessionCreated, SessionPolicy, WIRE_VERSION};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -33,66 +31,9 @@ pub(super) fn refuse(ctx: &Ctx, r: Refusal) -> Vec<u8> {
     wire::encode(&Reply::<()>::refused(r))
 }
 
-/// The limits sessions are judged by.
-pub(super) fn rules(ctx: &Ctx) -> SessionRules {
-    let c = &ctx.config;
-    SessionRules {
-        max_session_ttl_s: c.max_session_ttl_s,
-        min_credited_bits: c.min_credited_bits,
-        min_contributors: c.min_contributors,
-        attestation_validity_ms: (c.attestation_validity_s * 1000.0) as u64,
-        heartbeat_max_age_ms: (c.heartbeat_max_age_s * 1000.0) as u64,
-        ticket_ttl_s: c.ticket_ttl_s,
-    }
-}
-
-/// Where holders are chosen from, as the loop's state has it.
-fn candidates<'a>(
-    state: &'a State,
-    round_trips: &'a std::collections::HashMap<libp2p::PeerId, std::time::Duration>,
-) -> Candidates<'a> {
-    Candidates {
-        peers: &state.peers,
-        shares_held: state.ledger.shares_held(),
-        flagged: state.intake.flagged(),
-        round_trips,
-    }
-}
-
-/// Chooses a rotation's quorum as a session's is chosen.
-pub(super) fn choose_quorum(
-    ctx: &Ctx,
-    state: &State,
-    n: usize,
-    k: usize,
-    now: u64,
-) -> Result<protocols::quorum::Quorum, protocols::quorum::QuorumError> {
-    let round_trips = ctx.node.round_trips();
-    decide::choose_quorum(
-        &candidates(state, &round_trips),
-        &rules(ctx),
-        n,
-        k,
-        now,
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    )
-}
-
-/// Whether a session could be created now, and the peers a quorum could be chosen from.
-pub(super) fn readiness(
-    ctx: &Ctx,
-    state: &State,
-    now: u64,
-) -> (usize, Result<(), decide::NotReady>) {
-    let round_trips = ctx.node.round_trips();
-    decide::readiness(
-        &candidates(state, &round_trips),
-        &rules(ctx),
-        &state.intake,
-        &state.sources,
-        now,
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    )
+/// The limits sessions and tickets are judged by.
+fn rules(ctx: &Ctx) -> SessionRules {
+    crate::core::state::Rules::of(&ctx.config).sessions
 }
 
 /// Handles `CreateSession`: the core deals the key, the placement driver places it.
@@ -113,22 +54,8 @@ pub(super) async fn create(
         draw: os_random(),
         derive: os_random(),
     };
-    let born = Nursery {
-        requesters: &state.requesters,
-        intake: &mut state.intake,
-        sources: &state.sources,
-        peers: &state.peers,
-        shares_held: state.ledger.shares_held(),
-        round_trips: &round_trips,
-    }
-    .deal(
-        &rules(ctx),
-        requester,
-        policy,
-        fresh,
-        now_ms(),
-        &mut rand_core::UnwrapErr(rand::rngs::SysRng),
-    );
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let born = state.deal(requester, policy, fresh, now_ms(), &round_trips, &mut rng);
     let Born {
         dealt,
         record,
@@ -147,7 +74,7 @@ pub(super) async fn create(
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         // The signer's master key seals nothing here (the shares are boxed to their holders).
-        let master = ctx.sealing_key();
+        let master = ctx.masters.sealing_key();
         let mut placement = EpochPlacement::new(
             dealt,
             record,
@@ -205,12 +132,8 @@ pub(super) fn grant(
     requester: NodeId,
     addrs: &[(NodeId, Vec<libp2p::Multiaddr>)],
 ) -> Option<TicketGrant> {
-    let ring = ctx.keyring();
-    let master = match &record.sealed_under {
-        Some(id) => ring.get(id),
-        None => Some(&**ring.current()),
-    };
-    let Some(master) = master else {
+    let ring = ctx.masters.get();
+    let Some(master) = ring.for_session(record.sealed_under.as_ref()) else {
         tracing::error!(session = %record.session, key = ?record.sealed_under, "no master key in force opens this session");
         return None;
     };
@@ -272,20 +195,10 @@ async fn audit_grant(
     record: &SessionRecord,
     grant: &TicketGrant,
 ) {
-    let expires = grant
-        .ticket
-        .open::<Ticket>(&ctx.key.node_id())
-        .map(|t| crate::admin::rfc3339::format_ms(t.expires_at_ms))
-        .unwrap_or_default();
-    let entry = crate::db::AuditEntry::new(
-        now_ms(),
-        format!("requester {who}"),
-        action,
-        record.session.to_string(),
-        format!("epoch {}, ticket expires {expires}", record.epoch),
-    );
-    let db = ctx.db.clone();
-    match tokio::task::spawn_blocking(move || db.append_audit(entry)).await {
+    let coordinator = ctx.key.node_id();
+    let entry =
+        crate::core::audit_trail::ticket(&coordinator, who, action, record, grant, now_ms());
+    match ctx.on_db(move |db| db.append_audit(entry)).await {
         Ok(Ok(_)) => {}
         _ => tracing::error!(session = %record.session, "audit entry of a ticket not recorded"),
     }

@@ -1,85 +1,59 @@
-//! Session upkeep run from the coordinator loop: the expiry sweep, due and requested rotations,
-//! and redemption of one-time join tokens.
+//! Session upkeep carried out: each tick the core decides (`core::upkeep`) over the sessions and
+//! owed deletions read here — expiries, rotations, holder audits, deliveries — is started in
+//! tasks, with the gauges and `/ready` refreshed; and one-time join tokens redeemed.
 
 use super::{Ctx, Internal, State, now_ms, rotation};
-use crate::core::schedule;
+use crate::core::upkeep::{Expiry, Settlement};
 use protocols::ids::NodeId;
 use protocols::wire::{Refusal, Reply};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// One upkeep tick: the gauges and `/ready` refreshed, then what the core plans started.
 pub(super) async fn rotate_due(
     ctx: &Arc<Ctx>,
     state: &mut State,
     internal: &mpsc::Sender<Internal>,
 ) {
-    let db = ctx.db.clone();
-    let Ok(Ok(sessions)) = tokio::task::spawn_blocking(move || db.sessions()).await else {
+    let Ok(Ok(sessions)) = ctx.on_db(move |db| db.sessions()).await else {
         return;
     };
     let now = now_ms();
-    record_gauges(ctx, state, &sessions, now);
-    let requested = state.ledger.requested();
-    let mut plan = schedule::plan(
-        &sessions,
-        state.ledger.busy(),
-        &requested,
-        |node| rotation::standing(ctx, state, node, now),
-        now,
-        (ctx.config.rotation_period_s * 1000.0) as u64,
-    );
-    let db = ctx.db.clone();
-    let Ok(Ok(owed)) = tokio::task::spawn_blocking(move || db.owed_deletions()).await else {
+    let round_trips = ctx.node.round_trips();
+    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+    let m = &ctx.metrics;
+    m.set_gauges(state.gauges(&sessions, now));
+    let (eligible, verdict) = state.readiness(now, &round_trips, &mut rng);
+    m.pool_ready.set(u64::from(verdict.is_ok()));
+    m.holders_eligible.set(eligible as u64);
+    ctx.readiness.set(verdict);
+    let Ok(Ok(owed)) = ctx.on_db(move |db| db.owed_deletions()).await else {
         return;
     };
-    schedule::settle_before_rotating(&mut plan, &sessions, &owed, |node| {
-        rotation::standing(ctx, state, node, now)
-    });
-    for session in &plan.forget_requests {
-        state.ledger.forget_request(session);
+    let tick = state.plan_tick(&sessions, owed, now, &round_trips, &mut rng);
+    for expiry in tick.expiries {
+        expire(ctx, internal, expiry);
     }
-    for session in plan.expire {
-        if let Some(record) = sessions.iter().find(|s| s.session == session) {
-            expire(ctx, state, internal, record.clone());
-        }
+    for start in tick.rotations {
+        rotation::spawn(ctx, internal, start);
     }
-    for (session, cause) in plan.rotate {
-        if let Some(record) = sessions.iter().find(|s| s.session == session) {
-            rotation::start(ctx, state, internal, record.clone(), cause);
-        }
+    for audit in tick.audits {
+        super::audit::spawn(ctx, internal, audit);
     }
-    // After rotations: an audit waits for a session that is rotating now.
-    super::audit::start_due(ctx, state, internal, &sessions);
-    // After rotations start: settling locks a session, and an unreachable holder's deliveries
-    // can take a request timeout; settling first would starve that session's rotations.
-    settle_owed(ctx, state, internal, owed);
+    if let Some(settlement) = tick.settlement {
+        settle_owed(ctx, internal, settlement);
+    }
     super::master_keys::erase_retired(ctx).await;
 }
 
-/// Delivers owed deletions (rolled-back, aborted or superseded epochs) of sessions that are not
-/// rotating; each such session is locked in `State::rotating` until its deliveries return.
-fn settle_owed(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    owed: Vec<crate::db::OwedDeletion>,
-) {
-    let owed: Vec<_> = owed
-        .into_iter()
-        .filter(|d| !state.ledger.is_busy(&d.session))
-        .collect();
-    if owed.is_empty() {
-        return;
-    }
-    let mut sessions: Vec<_> = owed.iter().map(|d| d.session).collect();
-    sessions.dedup();
-    for session in &sessions {
-        state.ledger.lock(*session);
-    }
-    let mut nodes: Vec<NodeId> = owed.iter().map(|d| d.node).collect();
-    nodes.sort();
-    nodes.dedup();
-    let addrs = state.peers.addrs_of(nodes.into_iter());
+/// Delivers owed deletions (rolled-back, aborted or superseded epochs) of sessions the core
+/// locked until the deliveries return.
+fn settle_owed(ctx: &Arc<Ctx>, internal: &mpsc::Sender<Internal>, settlement: Settlement) {
+    let Settlement {
+        sessions,
+        owed,
+        addrs,
+    } = settlement;
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         let faults = super::placing::deliver_owed(&ctx, &owed, &addrs).await;
@@ -87,51 +61,15 @@ fn settle_owed(
     });
 }
 
-/// Refreshes the gauges the loop owns: live sessions, enrolled and quarantined peers, pool bits.
-fn record_gauges(ctx: &Ctx, state: &State, sessions: &[crate::db::SessionRecord], now: u64) {
-    let m = &ctx.metrics;
-    let live = sessions.iter().filter(|s| s.expires_at_ms > now).count();
-    m.sessions_live.set(live as u64);
-    let (enrolled, quarantined) = state.peers.iter().fold((0u64, 0u64), |(e, q), (_, p)| {
-        (e + 1, q + u64::from(p.quarantine.is_some()))
-    });
-    m.peers_enrolled.set(enrolled);
-    m.peers_quarantined.set(quarantined);
-    m.pool_pending_bits.set(state.intake.pending_bits());
-    super::readiness::refresh(ctx, state, now);
-}
-
 /// Deletes an expired session everywhere: its holders first (best effort), then the record.
-fn expire(
-    ctx: &Arc<Ctx>,
-    state: &mut State,
-    internal: &mpsc::Sender<Internal>,
-    record: crate::db::SessionRecord,
-) {
-    if !state.ledger.lock(record.session) {
-        return;
-    }
-    state.ledger.dropped(record.holders.iter().map(|h| h.node));
-    let addrs: Vec<_> = state.peers.addrs_of(record.holders.iter().map(|h| h.node));
+fn expire(ctx: &Arc<Ctx>, internal: &mpsc::Sender<Internal>, expiry: Expiry) {
     let (ctx, internal) = (ctx.clone(), internal.clone());
     tokio::spawn(async move {
         // Best effort (holders also drop expired shares themselves): nothing is owed for an
         // expired session, so settling what is acknowledged removes nothing.
-        let deletions: Vec<crate::db::OwedDeletion> = record
-            .holders
-            .iter()
-            .map(|h| crate::db::OwedDeletion {
-                session: record.session,
-                epoch: record.epoch,
-                node: h.node,
-                prove: None,
-            })
-            .collect();
-        // Plain deletions: nothing to prove, no fault to find.
-        let _ = super::placing::deliver_owed(&ctx, &deletions, &addrs).await;
-        let db = ctx.db.clone();
-        let session = record.session;
-        match tokio::task::spawn_blocking(move || db.delete_session(&session)).await {
+        let _ = super::placing::deliver_owed(&ctx, &expiry.deletions, &expiry.addrs).await;
+        let session = expiry.record.session;
+        match ctx.on_db(move |db| db.delete_session(&session)).await {
             Ok(Ok(_)) => {
                 ctx.metrics.sessions_expired.inc();
                 tracing::info!(%session, "expired session deleted")
@@ -151,31 +89,18 @@ pub(super) async fn redeem(
     node: NodeId,
     token: &str,
 ) -> Reply<protocols::wire::Joined> {
-    let Some(raw) = hex_decode(token.trim()) else {
-        return Reply::refused(Refusal::Malformed("join token must be hex".into()));
+    let digest = match crate::core::admission::join_token_digest(token) {
+        Ok(d) => d,
+        Err(r) => return Reply::refused(r),
     };
-    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
-    let db = ctx.db.clone();
-    match tokio::task::spawn_blocking(move || db.redeem_join_token(&digest, &node, now_ms())).await
+    match ctx
+        .on_db(move |db| db.redeem_join_token(&digest, &node, now_ms()))
+        .await
     {
         Ok(Ok(Some(e))) => {
             tracing::info!(node = %node.short(), region = %e.region, operator = %e.operator, "device joined with a token");
-            let who = crate::admin::peer_text(&node);
-            let entry = crate::db::AuditEntry::new(
-                now_ms(),
-                format!("peer {who}"),
-                "join",
-                who,
-                format!(
-                    "join token redeemed: region {}, operator {}",
-                    e.region, e.operator
-                ),
-            );
-            let db = ctx.db.clone();
-            if !matches!(
-                tokio::task::spawn_blocking(move || db.append_audit(entry)).await,
-                Ok(Ok(_))
-            ) {
+            let entry = crate::core::audit_trail::joined(&node, &e, now_ms());
+            if !matches!(ctx.on_db(move |db| db.append_audit(entry)).await, Ok(Ok(_))) {
                 tracing::error!(node = %node.short(), "audit entry of a join not recorded");
             }
             state
@@ -192,14 +117,4 @@ pub(super) async fn redeem(
         }
         _ => Reply::refused(Refusal::Internal),
     }
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
