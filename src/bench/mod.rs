@@ -305,14 +305,14 @@ async fn measure_on(
     // large part is missing, and the command still fails.
     let mut large = LargeFigures::default();
     let mut large_failed = None;
-    if !args.no_large {
-        if let Err(e) = measure_large(fleet, args, &setup, &bare_target, &mut large).await {
-            progress::note(&format!(
-                "the (16,11) part failed: {e:#}; the logs ended with:\n{}",
-                fleet.log_tails(12)
-            ));
-            large_failed = Some(format!("{e:#}"));
-        }
+    if !args.no_large
+        && let Err(e) = measure_large(fleet, args, &setup, &bare_target, &mut large).await
+    {
+        progress::note(&format!(
+            "the (16,11) part failed: {e:#}; the logs ended with:\n{}",
+            fleet.log_tails(12)
+        ));
+        large_failed = Some(format!("{e:#}"));
     }
     let live_sessions = 1 + sessions.created + large.sessions;
     fetch.extend(large.fetch);
