@@ -89,7 +89,7 @@ impl Mesh {
                 "--attestation-interval",
                 "2",
                 // Audits on test windows and one-second crediting rounds, as every test fleet's
-                // (tests/common/mod.rs): the default 100,000 fresh samples per device take a
+                // (tests/common/coordinator_proc.rs): the default 100,000 fresh samples per device take a
                 // debug fleet most of a minute, and with the default 10 s round each session
                 // waits for its contributors' per-round caps to reset.
                 "--entropy-audit-samples",
