@@ -1,6 +1,6 @@
 //! `entroshard bench`: end-to-end figures on loopback. Starts a coordinator and peers as child
-//! processes (4 regions, 3 operators, simulated sources, one loopback address per peer: see
-//! `fleet_layout`), then measures in order: the bare QUIC
+//! processes (4 regions, 3 operators, the machine's own fast sources, one loopback address per
+//! peer: see `fleet_layout`), then measures in order: the bare QUIC
 //! request/response round trip, fetch latency of a (5,3) session against it, sessions per second,
 //! rotation time, and (unless `--no-large`) fetch latency of a (16,11) session after growing the fleet to
 //! at least 18 peers (a (16,11) quorum allows ≤ 5 holders per region and ≤ 10 per operator, so it
