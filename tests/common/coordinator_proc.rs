@@ -72,6 +72,10 @@ pub fn spawn_coordinator_with(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_ok(&args, &[("--data-dir", dir.path())]);
     let peer_id = line_value(&out, "peer id ");
+    set_config(
+        &dir.path().join("coordinator.toml"),
+        &with_test_credit_hold(&[]),
+    );
     let proc = run_coordinator(dir.path());
     let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}")
         .parse()
@@ -83,6 +87,41 @@ pub fn spawn_coordinator_with(
         metrics,
         fleet,
     }
+}
+
+/// Seconds a test coordinator holds a contribution's credit (`credit_hold_s`; the default 5 s is
+/// the window in which the same block from another peer cancels both credits, decision 0013).
+/// Test fleets run honest peers only, whose blocks never repeat, so the window only delays every
+/// fleet's first session; 1 s keeps the hold in the path. The window itself (duplicates within
+/// it, after it, clones) is tested in `coordinator::intake`'s unit tests.
+pub const TEST_CREDIT_HOLD_S: &str = "1.0";
+
+/// `settings` with `credit_hold_s` = [`TEST_CREDIT_HOLD_S`] added unless they name it.
+pub fn with_test_credit_hold<'a>(settings: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = settings.to_vec();
+    if !all.iter().any(|(key, _)| *key == "credit_hold_s") {
+        all.push(("credit_hold_s", TEST_CREDIT_HOLD_S));
+    }
+    all
+}
+
+/// Replaces each `key = …` line of the TOML file at `path` with `key = value`.
+pub fn set_config(path: &Path, settings: &[(&str, &str)]) {
+    if settings.is_empty() {
+        return;
+    }
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (key, value) in settings {
+        let prefix = format!("{key} = ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| {
+                panic!("no {key} in {}", path.display());
+            });
+        text = text.replacen(line, &format!("{prefix}{value}"), 1);
+    }
+    std::fs::write(path, text).unwrap();
 }
 
 /// `coordinator run` on an initialised data directory; returns once its admin socket is bound.
