@@ -28,12 +28,12 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         coordinator: CoordinatorSettings {
             min_credited_bits: args.min_credited_bits,
             min_contributors: args.min_contributors,
-            entropy_audit_samples: None,
+            entropy_audit_samples: args.window_samples,
         },
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            real_sources: (&[], 1_000_000),
+            real_sources: (&[], args.window_samples.map_or(1_000_000, |n| n as usize)),
             address_per_peer: false,
             coordinator_over_quic: false,
             contribution_interval_s: 0.3,
