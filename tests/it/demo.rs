@@ -86,4 +86,6 @@ fn networked_demo_runs_every_step_with_real_processes() {
         );
     }
     assert_one_fingerprint_only(&stdout);
+    // Each step's time, for `--nocapture` and nextest's `--success-output`.
+    eprintln!("{stdout}");
 }
