@@ -227,8 +227,8 @@ impl Fleet {
         Ok(())
     }
 
-    /// Initialises, enrols and starts the next peer as the layout says, with simulated sources
-    /// and short contribution and heartbeat intervals.
+    /// Initialises, enrols and starts the next peer as the layout says, on the machine's own
+    /// sources and with short contribution and heartbeat intervals.
     pub(crate) async fn add_peer(&mut self) -> anyhow::Result<&FleetPeer> {
         let layout = self.settings.peers;
         let i = self.peers.len();

@@ -4,12 +4,14 @@
 //! not kept (`peer::node::behaviour`: record filtering, a store bounded to zero records).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use futures::StreamExt;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
-use peer::node::{self, NodeConfig, NodeEvent, NodeHandle};
+use peer::node::{NodeConfig, NodeHandle};
 use protocols::identity::NodeKey;
 use std::time::Duration;
 
@@ -60,16 +62,7 @@ async fn our_node(server: bool) -> (NodeHandle, Multiaddr) {
     let mut config = NodeConfig::network(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
     config.kademlia = true;
     config.kad_server = server;
-    let (node, mut events) = node::start(&key, config).await.unwrap();
-    let listening: Multiaddr = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(NodeEvent::Listening(a)) = events.recv().await {
-                return a;
-            }
-        }
-    })
-    .await
-    .expect("the node listens");
+    let (node, mut events, listening) = common::start_listening(&key, config).await;
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     (node, listening)
 }

@@ -2,9 +2,11 @@
 //! answering is closed by the ping failures, on both sides (decision 0062).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use libp2p::multiaddr::Protocol as Part;
 use libp2p::{Multiaddr, PeerId};
-use peer::node::{self, NodeConfig, NodeEvent, NodeHandle};
+use peer::node::{NodeConfig, NodeEvent, NodeHandle};
 use protocols::identity::NodeKey;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -63,16 +65,7 @@ async fn start(seed: u8) -> (NodeHandle, mpsc::Receiver<NodeEvent>, SocketAddr) 
     config.ping_timeout = Duration::from_secs(1);
     config.idle_timeout = Duration::from_secs(600);
     let key = NodeKey::from_secret_bytes(&[seed; 32]);
-    let (handle, mut events) = node::start(&key, config).await.unwrap();
-    let listening = timeout(DEADLINE, async {
-        loop {
-            if let Some(NodeEvent::Listening(a)) = events.recv().await {
-                return a;
-            }
-        }
-    })
-    .await
-    .expect("node listens");
+    let (handle, events, listening) = common::start_listening(&key, config).await;
     let socket = match (listening.iter().next(), listening.iter().nth(1)) {
         (Some(Part::Ip4(ip)), Some(Part::Tcp(port))) => SocketAddr::from((ip, port)),
         _ => panic!("not a TCP address: {listening}"),

@@ -1,6 +1,8 @@
 //! Real nodes on loopback (TCP and QUIC) and on the memory transport: gossip and request-response.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, STATUS_TOPIC};
 use protocols::identity::NodeKey;
@@ -30,16 +32,7 @@ async fn start_with(
     config: NodeConfig,
 ) -> (NodeHandle, mpsc::Receiver<NodeEvent>, Multiaddr) {
     let key = NodeKey::from_secret_bytes(&[seed; 32]);
-    let (handle, mut events) = node::start(&key, config).await.unwrap();
-    let listening = timeout(DEADLINE, async {
-        loop {
-            if let Some(NodeEvent::Listening(a)) = events.recv().await {
-                return a;
-            }
-        }
-    })
-    .await
-    .expect("node listens");
+    let (handle, events, listening) = common::start_listening(&key, config).await;
     let full = listening.with(libp2p::multiaddr::Protocol::P2p(handle.peer_id()));
     (handle, events, full)
 }

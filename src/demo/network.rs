@@ -28,12 +28,12 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         coordinator: CoordinatorSettings {
             min_credited_bits: args.min_credited_bits,
             min_contributors: args.min_contributors,
-            entropy_audit_samples: None,
+            entropy_audit_samples: args.window_samples,
         },
         peers: PeerLayout {
             regions: &REGIONS,
             operators: &OPERATORS,
-            real_sources: (&[], 1_000_000),
+            real_sources: (&[], args.window_samples.map_or(1_000_000, |n| n as usize)),
             address_per_peer: false,
             coordinator_over_quic: false,
             contribution_interval_s: 0.3,
@@ -250,40 +250,63 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
         ]))
     })?;
     narrator.step("the coordinator killed with SIGKILL and restarted: it holds nothing that opens the key", || {
-        let pid = fleet.coordinator_pid().context("the coordinator is not running")?;
-        let memory = residue::in_process(pid, key_a.expose())?;
-        ensure!(memory.found == 0, "the coordinator's memory holds the session key");
-        // The session may have moved on since (a repair): a ticket for its epoch now, then the
-        // kill at once.
-        let grant = runtime.block_on(a.ticket(created.session))?;
-        ensure!(fleet.kill_coordinator()?, "the coordinator was not running");
-        let key = runtime.block_on(a.fetch(&grant))?;
+        let deadline = Instant::now() + DEADLINE;
+        // Restarts the coordinator; returns once A fetches through it (the holders' heartbeats
+        // reach it within seconds; until then a ticket may name no address for some of them).
+        let restart = |fleet: &mut Fleet| -> anyhow::Result<(Requester, SessionKey)> {
+            runtime.block_on(fleet.restart_coordinator(|what| {
+                ensure!(Instant::now() < deadline, "{what}: no answer");
+                Ok(())
+            }))?;
+            loop {
+                let attempt = runtime.block_on(async {
+                    let a = Requester::connect(&a_key, coord_addr.clone()).await?;
+                    let grant = a.ticket(created.session).await?;
+                    let key = a.fetch(&grant).await?;
+                    anyhow::Ok((a, key))
+                });
+                match attempt {
+                    Ok(done) => return Ok(done),
+                    Err(e) => ensure!(Instant::now() < deadline, "no fetch after the restart: {e:#}"),
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        };
+        // The session may have moved on since (a repair, or the rotation asked for above
+        // committing after another): a ticket for its epoch now, then the kill at once. A rotation
+        // that commits between the two leaves A a stale ticket and no coordinator to renew it:
+        // then the coordinator is started again and it is tried anew, a few times at most.
+        let mut requester: Option<Requester> = None;
+        let mut stale = 0;
+        let (memory, key) = loop {
+            let pid = fleet.coordinator_pid().context("the coordinator is not running")?;
+            let memory = residue::in_process(pid, key_a.expose())?;
+            ensure!(memory.found == 0, "the coordinator's memory holds the session key");
+            let r = requester.as_ref().unwrap_or(&a);
+            let grant = runtime.block_on(r.ticket(created.session))?;
+            ensure!(fleet.kill_coordinator()?, "the coordinator was not running");
+            match runtime.block_on(r.fetch(&grant)) {
+                Ok(key) => break (memory, key),
+                Err(RequesterError::Fetch(requester::FetchError::StaleTicket { .. })) if stale < 3 => {
+                    stale += 1;
+                    requester = Some(restart(&mut fleet)?.0);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         ensure!(key == key_a, "key changed with the coordinator down");
         let files = residue::in_files(&fleet.coordinator_dir(), key_a.expose())?;
         ensure!(files.found == 0, "the coordinator's data directory holds the session key");
-        let deadline = Instant::now() + DEADLINE;
-        runtime.block_on(fleet.restart_coordinator(|what| {
-            ensure!(Instant::now() < deadline, "{what}: no answer");
-            Ok(())
-        }))?;
-        // The holders' heartbeats reach the restarted coordinator within seconds; until then a
-        // ticket may name no address for some of them.
-        let key = loop {
-            let attempt = runtime.block_on(async {
-                let a = Requester::connect(&a_key, coord_addr.clone()).await?;
-                let grant = a.ticket(created.session).await?;
-                anyhow::Ok(a.fetch(&grant).await?)
-            });
-            match attempt {
-                Ok(key) => break key,
-                Err(e) => ensure!(Instant::now() < deadline, "no fetch after the restart: {e:#}"),
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
+        let (_, key) = restart(&mut fleet)?;
         ensure!(key == key_a, "key changed across the coordinator's restart");
+        let retried = if stale > 0 {
+            format!(" (after {stale} rotation(s) committed between its ticket and the kill)")
+        } else {
+            String::new()
+        };
         Ok(((), vec![
             format!("its memory before the kill: {} MiB in {} writable regions, no copy of the key", memory.bytes >> 20, memory.places),
-            format!("coordinator down: A fetched with the ticket it holds: {} — same key", fingerprint(&key)),
+            format!("coordinator down: A fetched with the ticket it holds{retried}: {} — same key", fingerprint(&key)),
             format!("its data directory: {} files, {} KiB, no copy of the key; every share is boxed to its holder's own key", files.places, files.bytes >> 10),
             "restarted from its database: a new ticket, the same key — the holders answer for it, not the coordinator".into(),
         ]))

@@ -89,7 +89,7 @@ impl Mesh {
                 "--attestation-interval",
                 "2",
                 // Audits on test windows and one-second crediting rounds, as every test fleet's
-                // (tests/common/mod.rs): the default 100,000 fresh samples per device take a
+                // (tests/common/coordinator_proc.rs): the default 100,000 fresh samples per device take a
                 // debug fleet most of a minute, and with the default 10 s round each session
                 // waits for its contributors' per-round caps to reset.
                 "--entropy-audit-samples",
@@ -109,7 +109,10 @@ impl Mesh {
         let coord_addr: Multiaddr = format!("/ip4/100.64.1.2/tcp/4001/p2p/{coord_id}")
             .parse()
             .unwrap();
-        set_config(&coord_dir.path().join("coordinator.toml"), settings);
+        set_config(
+            &coord_dir.path().join("coordinator.toml"),
+            &with_test_credit_hold(settings),
+        );
         let coord_log = coord_dir.path().join("coordinator.log");
         let coord = spawn_in(
             "es-coord",
@@ -456,25 +459,6 @@ impl Mesh {
         }
         counts
     }
-}
-
-/// Replaces each `key = …` line of the TOML file at `path` with `key = value`.
-fn set_config(path: &Path, settings: &[(&str, &str)]) {
-    if settings.is_empty() {
-        return;
-    }
-    let mut text = std::fs::read_to_string(path).unwrap();
-    for (key, value) in settings {
-        let prefix = format!("{key} = ");
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| {
-                panic!("no {key} in {}", path.display());
-            });
-        text = text.replacen(line, &format!("{prefix}{value}"), 1);
-    }
-    std::fs::write(path, text).unwrap();
 }
 
 /// The value of `field` on a log line (`field=value` or `field="value"`).

@@ -26,9 +26,9 @@ fn peer_init<'a>(data_dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "r1",
         "--operator",
         "o1",
-        "--no-hardware",
-        "--simulated-source",
-        "biased:0.5:1",
+        // The machine's own jitter source, as every test peer (`peer init` only writes it down).
+        "--only-source",
+        "jitter",
         "--data-dir",
         data_dir,
     ];

@@ -80,6 +80,7 @@ fn samples_of_a_source_biased_to_ninety_percent_assess_near_a_sixth_of_a_bit_wit
  {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("biased.bin");
+    // Simulated: the assertion needs a source whose true min-entropy is known (a 90 % bias).
     sample("sim:biased:0.9:1", 20_000, &file);
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(bytes.len(), 20_000);
@@ -101,6 +102,7 @@ fn samples_of_a_source_biased_to_ninety_percent_assess_near_a_sixth_of_a_bit_wit
 fn assess_as_json_reports_every_estimate_and_the_same_minimum() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("correlated.bin");
+    // Simulated: the assertion needs a known answer (a sample repeated half the time).
     sample("sim:correlated:4:0.5:3", 5_000, &file);
     let stdout = succeeds(&[
         "entropy",
@@ -213,7 +215,7 @@ fn sampling_without_raw_is_refused_with_a_clear_message() {
         "entropy",
         "sample",
         "--source",
-        "sim:biased:0.5:1",
+        "jitter",
         "--count",
         "100",
         "-o",
@@ -246,6 +248,7 @@ fn sampling_an_unknown_source_fails_and_lists_the_detected_ones() {
 fn a_stuck_simulated_source_writes_the_same_byte_every_time() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("stuck.bin");
+    // Simulated: the fault under test, a source stuck on one value.
     sample("sim:stuck:1", 3_000, &file);
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(bytes, vec![1u8; 3_000]);

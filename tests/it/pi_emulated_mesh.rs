@@ -55,7 +55,8 @@ impl Emulated {
     }
 }
 
-/// `peer init` through `cmd` (native or emulated) with simulated sources on a fixed port.
+/// `peer init` through `cmd` (native or emulated) on the machine's jitter source (short windows,
+/// `common::init_peer_via`) and a fixed port.
 fn init_peer_via(
     cmd: Command,
     dir: &Path,
