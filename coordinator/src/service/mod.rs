@@ -539,5 +539,12 @@ async fn on_coord_request(
             }
             let _ = responder.respond(wire::encode(&reply)).await;
         }
+        CoordinatorRequest::GetMembership => {
+            let reply = crate::membership::answer(&ctx.key, &state.peers, remote, now_ms());
+            if let Err(r) = &reply.result {
+                ctx.metrics.requests_refused.inc(r.label());
+            }
+            let _ = responder.respond(wire::encode(&reply)).await;
+        }
     }
 }

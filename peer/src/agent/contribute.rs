@@ -2,11 +2,11 @@
 
 use super::harvest::ReadyBlock;
 use super::{Shared, now_ms};
-use crate::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, NodeHandle, Protocol, STATUS_TOPIC};
+use crate::node::{CONTRIBUTIONS_TOPIC, NodeHandle, Protocol};
 use libp2p::{Multiaddr, PeerId};
 use protocols::wire::{
     self, Contribution, ContributionBody, CoordinatorCall, CoordinatorRecord, CoordinatorRequest,
-    Reply, SignedEnvelope, StatusHeartbeat, WIRE_VERSION,
+    Reply, SignedEnvelope, WIRE_VERSION,
 };
 use rand::RngExt;
 use std::sync::Arc;
@@ -37,8 +37,15 @@ pub async fn run(
             }
         }
         let Some(key) = noise_static else { continue };
+        // Other devices forward only what carries a membership certificate, and refusing costs
+        // this device score: wait for one (the membership task asks the coordinator).
+        let Some(membership) = shared.membership.current(now_ms()) else {
+            tracing::debug!("contribution held back: no membership certificate yet");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
         seq += 1;
-        match publish(&shared, &node, &key, seq, &block).await {
+        match publish(&shared, &node, &key, seq, &block, membership).await {
             Ok(()) => {
                 shared.metrics.contributions_sent.inc();
                 tracing::debug!(seq, source = %block.source, "contribution published");
@@ -56,6 +63,7 @@ async fn publish(
     coordinator_static: &[u8; 32],
     seq: u64,
     block: &ReadyBlock,
+    membership: SignedEnvelope,
 ) -> Result<(), String> {
     let body = ContributionBody {
         v: WIRE_VERSION,
@@ -69,6 +77,7 @@ async fn publish(
         seq,
         sent_at_ms: now_ms(),
         sealed,
+        membership: Some(membership),
     };
     node.publish(
         CONTRIBUTIONS_TOPIC,
@@ -118,27 +127,6 @@ async fn fetch_record(
             tracing::warn!(error = %e, "coordinator record does not verify against the pinned identity");
             None
         }
-    }
-}
-
-/// Whether a relaying peer forwards a gossip message: its envelope must verify and be signed by
-/// the gossip author, and its payload must be of the topic's type.
-pub fn relay_verdict(topic: &str, author: Option<&PeerId>, data: &[u8]) -> GossipVerdict {
-    let Some(author) = author.and_then(crate::identity::node_id) else {
-        return GossipVerdict::Reject;
-    };
-    let Ok(envelope) = SignedEnvelope::from_bytes(data, 16 * 1024) else {
-        return GossipVerdict::Reject;
-    };
-    let ok = match topic {
-        CONTRIBUTIONS_TOPIC => envelope.open::<Contribution>(&author).is_ok(),
-        STATUS_TOPIC => envelope.open::<StatusHeartbeat>(&author).is_ok(),
-        _ => false,
-    };
-    if ok {
-        GossipVerdict::Accept
-    } else {
-        GossipVerdict::Reject
     }
 }
 
