@@ -130,12 +130,24 @@ pub fn due_for_renewal(issued_at_ms: u64, expires_at_ms: u64, now_ms: u64) -> bo
 }
 
 /// A forwarder's memory of the certificates it verified, by author: a message carrying the
-/// same certificate (byte for byte) is judged by its expiry alone, without a second signature
-/// check. Bounded to [`CACHED_AUTHORS`]; past that, expired entries are dropped and,
-/// if it is still full, new authors are checked in full every time.
+/// same certificate (byte for byte: same SHA-256 over signer, payload and signature) is judged
+/// by its expiry alone, without a second signature check. Bounded to [`CACHED_AUTHORS`]
+/// entries of about 100 bytes; past that, expired entries are dropped and, if it is still full,
+/// new authors are checked in full every time.
 #[derive(Debug, Default)]
 pub struct Admission {
-    verified: HashMap<NodeId, (SignedEnvelope, u64)>,
+    verified: HashMap<NodeId, ([u8; 32], u64)>,
+}
+
+/// What identifies a certificate in the cache.
+fn digest(envelope: &SignedEnvelope) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(envelope.signer.as_bytes());
+    h.update((envelope.payload.len() as u64).to_le_bytes());
+    h.update(&envelope.payload);
+    h.update(&envelope.signature);
+    h.finalize().into()
 }
 
 impl Admission {
@@ -148,9 +160,10 @@ impl Admission {
         now_ms: u64,
     ) -> Result<u64, CertRefusal> {
         let envelope = cert.ok_or(CertRefusal::Missing)?;
+        let seen_as = digest(envelope);
         if let Some((seen, expires)) = self.verified.get(author)
-            && seen == envelope
-            && seen.signer == *coordinator
+            && *seen == seen_as
+            && envelope.signer == *coordinator
         {
             live(*expires, now_ms)?;
             return Ok(*expires);
@@ -160,7 +173,7 @@ impl Admission {
             self.verified.retain(|_, (_, e)| live(*e, now_ms).is_ok());
         }
         if self.verified.len() < CACHED_AUTHORS || self.verified.contains_key(author) {
-            self.verified.insert(*author, (envelope.clone(), expires));
+            self.verified.insert(*author, (seen_as, expires));
         }
         Ok(expires)
     }

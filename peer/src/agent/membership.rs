@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// First wait after a failed or refused request; doubled after each failure in a row.
-const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_FIRST: Duration = Duration::from_secs(2);
 /// Longest wait between requests while none succeeds.
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -63,7 +63,7 @@ impl Membership {
 }
 
 /// Keeps a certificate: asks the coordinator whenever none is held or the one held is past half
-/// its lifetime, retrying failures after 5 s, doubled up to 60 s. Runs until aborted.
+/// its lifetime, retrying failures after 2 s, doubled up to 60 s. Runs until aborted.
 pub(super) async fn keep(
     shared: std::sync::Arc<Shared>,
     node: NodeHandle,
