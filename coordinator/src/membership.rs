@@ -4,23 +4,38 @@
 use crate::peers::PeerTable;
 use protocols::identity::NodeKey;
 use protocols::ids::NodeId;
-use protocols::wire::{Refusal, Reply, SignedEnvelope};
+use protocols::wire::{self, Refusal, Reply, SignedEnvelope};
 
-/// Answers `GetMembership` from `caller`: a certificate valid an hour from `now_ms` if the
-/// caller is enrolled (and not removed), `unauthorized` otherwise. Quarantined peers are still
+/// Answers a `GetMembership` or `GetMembershipOf` request about `subject`, counting refusals.
+pub(crate) async fn respond(
+    ctx: &crate::service::Ctx,
+    peers: &PeerTable,
+    subject: NodeId,
+    responder: crate::service::ReplyTo,
+) {
+    let reply = answer(&ctx.key, peers, subject, crate::service::now_ms());
+    if let Err(r) = &reply.result {
+        ctx.metrics.requests_refused.inc(r.label());
+    }
+    let _ = responder.respond(wire::encode(&reply)).await;
+}
+
+/// Answers `GetMembership` (`subject`: the caller) and `GetMembershipOf(subject)` (a forwarding
+/// device asking about an author): a certificate valid an hour from `now_ms` if the subject is
+/// enrolled (and not removed), `unauthorized` otherwise. Quarantined peers are still
 /// enrolled and get one: quarantine decides credit and placement here, not whether their
 /// heartbeats may travel.
 pub fn answer(
     key: &NodeKey,
     peers: &PeerTable,
-    caller: NodeId,
+    subject: NodeId,
     now_ms: u64,
 ) -> Reply<SignedEnvelope> {
-    if peers.get(&caller).is_none() {
-        tracing::debug!(node = %caller.short(), "membership certificate refused: not enrolled");
+    if peers.get(&subject).is_none() {
+        tracing::debug!(node = %subject.short(), "membership certificate refused: not enrolled");
         return Reply::refused(Refusal::Unauthorized);
     }
-    Reply::ok(protocols::membership::issue(key, caller, now_ms))
+    Reply::ok(protocols::membership::issue(key, subject, now_ms))
 }
 
 #[cfg(test)]

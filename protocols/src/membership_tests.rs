@@ -215,3 +215,33 @@ fn the_cache_stays_bounded_and_drops_expired_authors_first() {
     );
     assert_eq!(admission.len(), CACHED_AUTHORS / 2 + 1);
 }
+
+#[test]
+fn a_cached_certificate_vouches_for_its_authors_bare_messages_until_it_expires() {
+    let (c, m) = (coordinator(), member());
+    let mut admission = Admission::default();
+    assert_eq!(
+        admission.check(None, &c.node_id(), &m.node_id(), NOW),
+        Err(CertRefusal::Missing)
+    );
+    let cert = issue(&c, m.node_id(), NOW);
+    let expires = NOW + VALIDITY_MS;
+    assert!(
+        admission
+            .check(Some(&cert), &c.node_id(), &m.node_id(), NOW)
+            .is_ok()
+    );
+    assert_eq!(
+        admission.check(None, &c.node_id(), &m.node_id(), NOW + 1),
+        Ok(expires)
+    );
+    assert_eq!(
+        admission.check(None, &c.node_id(), &m.node_id(), expires + SKEW_MS + 1),
+        Err(CertRefusal::Expired)
+    );
+    let stranger = NodeKey::from_secret_bytes(&[3; 32]);
+    assert_eq!(
+        admission.check(None, &c.node_id(), &stranger.node_id(), NOW),
+        Err(CertRefusal::Missing)
+    );
+}

@@ -540,11 +540,10 @@ async fn on_coord_request(
             let _ = responder.respond(wire::encode(&reply)).await;
         }
         CoordinatorRequest::GetMembership => {
-            let reply = crate::membership::answer(&ctx.key, &state.peers, remote, now_ms());
-            if let Err(r) = &reply.result {
-                ctx.metrics.requests_refused.inc(r.label());
-            }
-            let _ = responder.respond(wire::encode(&reply)).await;
+            crate::membership::respond(ctx, &state.peers, remote, responder).await
+        }
+        CoordinatorRequest::GetMembershipOf(node) => {
+            crate::membership::respond(ctx, &state.peers, node, responder).await
         }
     }
 }

@@ -86,6 +86,9 @@ pub(super) fn check_reply(frame: &RequestFrame, caller: Caller, reply: &[u8]) ->
             }
             None => false,
         },
+        Some(CoordinatorRequest::GetMembershipOf(_)) => {
+            decode_reply::<SignedEnvelope>(reply).is_some()
+        }
         Some(CoordinatorRequest::GetMembership) => match decode_reply::<SignedEnvelope>(reply) {
             Some(envelope) => {
                 let cert: protocols::membership::MembershipCert = envelope

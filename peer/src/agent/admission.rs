@@ -48,6 +48,101 @@ pub(super) fn relay_verdict(
         .map_err(|refusal| (refusal.label(), REJECT))
 }
 
+/// Lookups asked of the coordinator at once, at most.
+const LOOKUPS_IN_FLIGHT: usize = 4;
+/// How long a coordinator's "not enrolled" answer about an author is kept.
+const REFUSAL_KEPT_MS: u64 = 60_000;
+/// Authors refused that are remembered, at most.
+const REFUSALS_KEPT: usize = 4096;
+
+/// What to do with a message whose author carries no certificate and none is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unknown {
+    /// The coordinator said lately the author is not enrolled: reject.
+    Refused,
+    /// Ask the coordinator about the author (not forwarded meanwhile, no penalty).
+    Ask,
+    /// Already asking, or too many lookups under way: not forwarded, no penalty.
+    Wait,
+}
+
+/// Authors without a certificate that this device asked the coordinator about (bounded): a
+/// member that cannot reach the coordinator itself (its heartbeats are how the coordinator
+/// finds it through a relay) is vouched for by the certificate the forwarder fetched; a
+/// stranger is refused for [`REFUSAL_KEPT_MS`] after the coordinator said so.
+#[derive(Debug, Default)]
+pub(crate) struct Lookups {
+    refused: std::collections::HashMap<NodeId, u64>,
+    pending: std::collections::HashSet<NodeId>,
+}
+
+impl Lookups {
+    /// Decides for a message from `author` that carries no certificate, none being cached.
+    pub(super) fn on_missing(&mut self, author: NodeId, now_ms: u64) -> Unknown {
+        if let Some(at) = self.refused.get(&author) {
+            if now_ms.saturating_sub(*at) < REFUSAL_KEPT_MS {
+                return Unknown::Refused;
+            }
+            self.refused.remove(&author);
+        }
+        if self.pending.contains(&author) || self.pending.len() >= LOOKUPS_IN_FLIGHT {
+            return Unknown::Wait;
+        }
+        self.pending.insert(author);
+        Unknown::Ask
+    }
+
+    /// The lookup of `author` ended; `refused`: the coordinator said it is not enrolled.
+    pub(super) fn done(&mut self, author: NodeId, refused: bool, now_ms: u64) {
+        self.pending.remove(&author);
+        if refused {
+            if self.refused.len() >= REFUSALS_KEPT {
+                self.refused
+                    .retain(|_, at| now_ms.saturating_sub(*at) < REFUSAL_KEPT_MS);
+            }
+            if self.refused.len() < REFUSALS_KEPT {
+                self.refused.insert(author, now_ms);
+            }
+        }
+    }
+}
+
+/// Asks the coordinator for `author`'s certificate and caches what verifies; records a refusal.
+pub(super) async fn look_up(
+    shared: std::sync::Arc<super::Shared>,
+    node: crate::node::NodeHandle,
+    coordinator: PeerId,
+    addr: libp2p::Multiaddr,
+    author: NodeId,
+) {
+    use protocols::wire::{self, CoordinatorCall, CoordinatorRequest, Refusal, Reply};
+    let call = CoordinatorCall {
+        v: wire::WIRE_VERSION,
+        request: CoordinatorRequest::GetMembershipOf(author),
+    };
+    let protocol = crate::node::Protocol::Coord;
+    let answer = node
+        .request(protocol, coordinator, vec![addr], wire::encode(&call))
+        .await
+        .ok()
+        .and_then(|b| wire::decode::<Reply<SignedEnvelope>>(&b, protocol.limits().1).ok());
+    let now = super::now_ms();
+    let refused = match answer.map(|r| r.result) {
+        Some(Ok(cert)) => {
+            if let Ok(mut admission) = shared.admission.lock() {
+                let _ = admission.check(Some(&cert), &shared.coordinator, &author, now);
+            }
+            false
+        }
+        Some(Err(Refusal::Unauthorized)) => true,
+        _ => false,
+    };
+    tracing::debug!(node = %author.short(), refused, "gossip author looked up");
+    if let Ok(mut lookups) = shared.lookups.lock() {
+        lookups.done(author, refused, now);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -155,5 +250,33 @@ mod tests {
             ),
             Err(("topic", GossipVerdict::Ignore))
         );
+    }
+
+    #[test]
+    fn an_author_without_a_certificate_is_asked_about_once_and_refused_while_the_answer_holds() {
+        let author = NodeKey::from_secret_bytes(&[3; 32]).node_id();
+        let mut lookups = Lookups::default();
+        assert_eq!(lookups.on_missing(author, NOW), Unknown::Ask);
+        assert_eq!(lookups.on_missing(author, NOW), Unknown::Wait);
+        lookups.done(author, true, NOW);
+        assert_eq!(lookups.on_missing(author, NOW + 1), Unknown::Refused);
+        assert_eq!(
+            lookups.on_missing(author, NOW + REFUSAL_KEPT_MS),
+            Unknown::Ask
+        );
+        // A lookup that found a member (or failed) leaves nothing refused.
+        lookups.done(author, false, NOW + REFUSAL_KEPT_MS);
+        assert_eq!(
+            lookups.on_missing(author, NOW + REFUSAL_KEPT_MS),
+            Unknown::Ask
+        );
+        // At most LOOKUPS_IN_FLIGHT at once.
+        let mut many = Lookups::default();
+        for i in 0..LOOKUPS_IN_FLIGHT as u8 {
+            let n = NodeKey::from_secret_bytes(&[40 + i; 32]).node_id();
+            assert_eq!(many.on_missing(n, NOW), Unknown::Ask);
+        }
+        let one_more = NodeKey::from_secret_bytes(&[99; 32]).node_id();
+        assert_eq!(many.on_missing(one_more, NOW), Unknown::Wait);
     }
 }

@@ -37,13 +37,9 @@ pub async fn run(
             }
         }
         let Some(key) = noise_static else { continue };
-        // Other devices forward only what carries a membership certificate, and refusing costs
-        // this device score: wait for one (the membership task asks the coordinator).
-        let Some(membership) = shared.membership.current(now_ms()) else {
-            tracing::debug!("contribution held back: no membership certificate yet");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
+        // Other devices forward what carries a membership certificate at once; without one they
+        // ask the coordinator about this device first (docs/protocol/gossip-admission.md).
+        let membership = shared.membership.current(now_ms());
         seq += 1;
         match publish(&shared, &node, &key, seq, &block, membership).await {
             Ok(()) => {
@@ -63,7 +59,7 @@ async fn publish(
     coordinator_static: &[u8; 32],
     seq: u64,
     block: &ReadyBlock,
-    membership: SignedEnvelope,
+    membership: Option<SignedEnvelope>,
 ) -> Result<(), String> {
     let body = ContributionBody {
         v: WIRE_VERSION,
@@ -77,7 +73,7 @@ async fn publish(
         seq,
         sent_at_ms: now_ms(),
         sealed,
-        membership: Some(membership),
+        membership,
     };
     node.publish(
         CONTRIBUTIONS_TOPIC,

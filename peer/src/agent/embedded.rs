@@ -149,6 +149,7 @@ pub(super) async fn build(
         redistributions: super::redeal::pending(),
         membership: Arc::default(),
         admission: Mutex::default(),
+        lookups: Mutex::default(),
     });
     let mut tasks = vec![tokio::spawn(super::membership::keep(
         shared.clone(),

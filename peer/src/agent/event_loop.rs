@@ -89,7 +89,7 @@ pub(super) async fn run(
                 Some(NodeEvent::Request { protocol: Protocol::Fetch, responder, .. }) if settings.withhold_shares => {
                     let _ = responder.respond(protocols::wire::encode(&Reply::<()>::refused(Refusal::NotFound))).await;
                 }
-                Some(event) => on_event(&shared, &node, &handlers, event).await,
+                Some(event) => on_event(&shared, &node, &handlers, &settings, event).await,
                 None => break,
             },
             // The first certificate (or one after a lapse) is announced at once, not a whole
@@ -130,6 +130,7 @@ async fn on_event(
     shared: &Arc<Shared>,
     node: &NodeHandle,
     handlers: &Arc<Semaphore>,
+    settings: &LoopSettings,
     event: NodeEvent,
 ) {
     match event {
@@ -169,6 +170,33 @@ async fn on_event(
                     now_ms(),
                 ),
                 Err(_) => Err(("internal", GossipVerdict::Ignore)),
+            };
+            let judged = match (judged, author.as_ref().and_then(crate::identity::node_id)) {
+                // No certificate, none cached: ask the coordinator about the author.
+                (Err(("missing", _)), Some(node_id)) => {
+                    let unknown = shared
+                        .lookups
+                        .lock()
+                        .map(|mut l| l.on_missing(node_id, now_ms()))
+                        .unwrap_or(super::admission::Unknown::Wait);
+                    match unknown {
+                        super::admission::Unknown::Refused => {
+                            Err(("missing", GossipVerdict::Reject))
+                        }
+                        super::admission::Unknown::Ask => {
+                            tokio::spawn(super::admission::look_up(
+                                shared.clone(),
+                                node.clone(),
+                                settings.coordinator_peer,
+                                settings.coordinator_addr.clone(),
+                                node_id,
+                            ));
+                            Err(("unknown", GossipVerdict::Ignore))
+                        }
+                        super::admission::Unknown::Wait => Err(("unknown", GossipVerdict::Ignore)),
+                    }
+                }
+                (other, _) => other,
             };
             let verdict = match judged {
                 Ok(()) => GossipVerdict::Accept,
@@ -297,12 +325,9 @@ async fn send_heartbeat(
             .map(|s| (s.source.clone(), s.samples, u64::from(s.failures)))
             .collect(),
     );
-    // Without a certificate other devices refuse the heartbeat (and lower this device's score),
-    // and the coordinator drops an unenrolled device's: publish nothing until one is held.
-    let Some(membership) = shared.membership.current(now_ms()) else {
-        tracing::debug!("heartbeat not published: no membership certificate yet");
-        return;
-    };
+    // Without a certificate (not yet, or the coordinator is reachable only through the mesh)
+    // the heartbeat goes out bare: a forwarding device asks the coordinator about us.
+    let membership = shared.membership.current(now_ms());
     let listen_addrs = node
         .listen_addrs()
         .await
@@ -322,7 +347,7 @@ async fn send_heartbeat(
         shares_held,
         listen_addrs,
         sources,
-        membership: Some(membership),
+        membership,
     };
     let bytes = SignedEnvelope::seal(&shared.key, &beat).to_bytes();
     if let Err(e) = node.publish(STATUS_TOPIC, bytes).await {

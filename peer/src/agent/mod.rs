@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub membership: Arc<membership::Membership>,
     /// Certificates of other devices verified while judging their gossip for forwarding.
     pub admission: Mutex<protocols::membership::Admission>,
+    /// Authors without a certificate asked about (and refused) by the coordinator.
+    pub lookups: Mutex<admission::Lookups>,
 }
 
 /// The coordinator's PeerId and NodeId from its address, which must end in `/p2p/<PeerId>`.
@@ -152,6 +154,7 @@ impl DetachedHandlers {
                 redistributions: redeal::pending(),
                 membership: Arc::default(),
                 admission: Mutex::default(),
+                lookups: Mutex::default(),
             }),
         }
     }

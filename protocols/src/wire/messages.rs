@@ -381,6 +381,10 @@ pub enum CoordinatorRequest {
     /// A membership certificate for the calling node, if it is enrolled (answered as a
     /// `Reply<SignedEnvelope>` of a [`crate::membership::MembershipCert`]).
     GetMembership,
+    /// The membership certificate of another node, if it is enrolled (answered like
+    /// `GetMembership`): a forwarding device asks when a message's author carries none
+    /// (docs/protocol/gossip-admission.md). Certificates are not secret: they travel in gossip.
+    GetMembershipOf(NodeId),
 }
 
 /// A device presents the join token its operator was given.
