@@ -1,6 +1,6 @@
 //! This device's membership certificate (docs/protocol/gossip-admission.md): asked of the
 //! pinned coordinator at start and at half its lifetime, carried in every contribution and
-//! heartbeat; without a usable one the device publishes nothing.
+//! heartbeat; without a usable one the device publishes bare, and forwarders ask about it.
 
 use super::{Shared, now_ms};
 use crate::node::{NodeHandle, Protocol};

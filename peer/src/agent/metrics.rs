@@ -27,7 +27,7 @@ pub struct PeerMetrics {
     pub coordinator_connected: CountGauge,
     /// Sources passing their continuous health tests.
     pub sources_running: CountGauge,
-    /// 1 while this device holds a usable membership certificate (it publishes only then).
+    /// 1 while this device holds a usable membership certificate (carried in its gossip).
     pub membership_held: CountGauge,
     /// Seconds from a share fetch's arrival to its answer, fetches served.
     pub fetch_serve_seconds: Histogram,
@@ -142,13 +142,14 @@ impl PeerMetrics {
         registry.register(
             "entroshard_membership_held",
             "1 while this device holds a usable membership certificate from the coordinator \
-             (it publishes contributions and heartbeats only then), else 0",
+             (carried in its contributions and heartbeats), else 0",
             self.membership_held.clone(),
         );
         registry.register(
             "entroshard_gossip_refused",
             "Gossip messages this device refused to forward, by reason (envelope, missing, \
-             forged, other_node, expired: the membership certificate)",
+             forged, other_node, expired: rejected; unknown: no certificate, author being \
+             looked up; topic)",
             telemetry::Declared(self.gossip_refused.clone()),
         );
         registry.register(
