@@ -8,6 +8,7 @@ pub mod core;
 pub mod db;
 pub mod intake;
 pub mod master_key;
+pub mod membership;
 pub mod metrics;
 mod os;
 pub mod peers;

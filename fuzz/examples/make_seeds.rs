@@ -88,6 +88,7 @@ fn contribution() -> Contribution {
         seq: 7,
         sent_at_ms: 1_700_000_000_000,
         sealed: (0..96u8).collect(),
+        membership: None,
     }
 }
 
@@ -131,6 +132,7 @@ fn heartbeat(power: PowerState) -> StatusHeartbeat {
                 failures: 3,
             },
         ],
+        membership: None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod holder_box;
 pub mod identity;
 pub mod ids;
 pub mod keys;
+pub mod membership;
 pub mod quorum;
 pub mod ratelimit;
 pub mod redistribution;

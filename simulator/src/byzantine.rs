@@ -156,6 +156,9 @@ pub struct Publisher {
     pub seed: [u8; 32],
     /// Failed publications of the fleet's lying devices, by error.
     pub failures: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// The device's membership certificate, which its agent keeps: a lying device is enrolled,
+    /// so relaying devices forward its lies to the coordinator.
+    pub membership: peer::agent::embedded::MembershipView,
 }
 
 impl Publisher {
@@ -180,6 +183,7 @@ impl Publisher {
             seq,
             sent_at_ms: peer::agent::now_ms(),
             sealed,
+            membership: self.membership.current(),
         };
         let bytes = SignedEnvelope::seal(&self.key, &contribution).to_bytes();
         self.republish(bytes.clone()).await?;

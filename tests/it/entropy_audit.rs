@@ -158,6 +158,7 @@ async fn a_device_claiming_more_entropy_than_its_raw_samples_hold_is_quarantined
             shares_held: 0,
             listen_addrs: vec![addr.to_string()],
             sources: vec![],
+            membership: None,
         };
         let _ = node
             .publish(
@@ -184,6 +185,7 @@ async fn a_device_claiming_more_entropy_than_its_raw_samples_hold_is_quarantined
                 seq,
                 sent_at_ms: coordinator::service::now_ms(),
                 sealed: peer::contribution::seal(&noise, &liar.node_id(), seq, &body).unwrap(),
+                membership: None,
             };
             let _ = node
                 .publish(

@@ -336,6 +336,7 @@ async fn hostile_bytes_on_every_port_are_refused_counted_and_survived() {
             seq: 1,
             sent_at_ms: coordinator::service::now_ms(),
             sealed: random_bytes(512),
+            membership: None,
         },
     )
     .to_bytes();

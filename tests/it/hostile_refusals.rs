@@ -226,6 +226,7 @@ async fn expired_tickets_and_quarantined_contributions_are_refused_by_name_and_c
             shares_held: 0,
             listen_addrs: vec![m_addr.to_string()],
             sources: vec![],
+            membership: None,
         };
         let bytes = SignedEnvelope::seal(&mallory, &beat).to_bytes();
         let node = m_node.clone();
@@ -262,6 +263,7 @@ async fn expired_tickets_and_quarantined_contributions_are_refused_by_name_and_c
             seq: contribution_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             sent_at_ms: coordinator::service::now_ms(),
             sealed: (0..512).map(|_| rand::rng().random()).collect(),
+            membership: None,
         };
         let bytes = SignedEnvelope::seal(&mallory, &c).to_bytes();
         let node = m_node.clone();

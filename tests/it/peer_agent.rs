@@ -26,11 +26,12 @@ use tokio::time::timeout;
 
 /// What the test coordinator saw on gossip.
 enum Seen {
-    Heartbeat(NodeId, StatusHeartbeat),
+    Heartbeat(NodeId, Box<StatusHeartbeat>),
     Contribution(NodeId, usize),
 }
 
-/// Serves GetRecord and reports every gossip message it can verify.
+/// Serves GetRecord and GetMembership (a certificate for whoever asks: every caller counts as
+/// enrolled here) and reports every gossip message it can verify.
 fn coordinator_task(
     key: NodeKey,
     static_secret: [u8; 32],
@@ -51,14 +52,21 @@ fn coordinator_task(
             match ev {
                 NodeEvent::Request {
                     protocol: Protocol::Coord,
+                    peer: caller,
                     frame: RequestFrame::Bytes(b),
                     responder,
-                    ..
                 } => {
                     let call: Result<CoordinatorCall, _> = wire::decode(&b, 4096);
                     let reply = match call.map(|c| c.request) {
                         Ok(CoordinatorRequest::GetRecord) => {
                             wire::encode(&Reply::ok(record.clone()))
+                        }
+                        Ok(CoordinatorRequest::GetMembership) => {
+                            let caller = peer::identity::node_id(&caller).unwrap();
+                            let now = coordinator::service::now_ms();
+                            wire::encode(&Reply::ok(protocols::membership::issue(
+                                &key, caller, now,
+                            )))
                         }
                         _ => wire::encode(&Reply::<()>::refused(Refusal::Unauthorized)),
                     };
@@ -74,7 +82,7 @@ fn coordinator_task(
                     let env = SignedEnvelope::from_bytes(&data, 16 * 1024).unwrap();
                     if topic == STATUS_TOPIC {
                         let (signer, beat) = env.open_from_any_signer::<StatusHeartbeat>().unwrap();
-                        let _ = seen.try_send(Seen::Heartbeat(signer, beat));
+                        let _ = seen.try_send(Seen::Heartbeat(signer, Box::new(beat)));
                     } else if topic == CONTRIBUTIONS_TOPIC {
                         let (signer, c) = env.open_from_any_signer::<Contribution>().unwrap();
                         let body =
@@ -96,7 +104,7 @@ async fn next_heartbeat(seen: &mut mpsc::Receiver<Seen>) -> (NodeId, StatusHeart
     timeout(DEADLINE, async {
         loop {
             if let Some(Seen::Heartbeat(id, beat)) = seen.recv().await {
-                return (id, beat);
+                return (id, *beat);
             }
         }
     })

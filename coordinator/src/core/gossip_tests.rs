@@ -103,6 +103,7 @@ impl Desk {
                 body,
             )
             .unwrap(),
+            membership: None,
         };
         let bytes = SignedEnvelope::seal(&self.peer, &c).to_bytes();
         let author = Some(self.peer.node_id());
@@ -162,6 +163,7 @@ fn heartbeat(key: &NodeKey, seq: u64, region: &str) -> Vec<u8> {
         shares_held: 0,
         listen_addrs: Vec::new(),
         sources: Vec::new(),
+        membership: None,
     };
     SignedEnvelope::seal(key, &beat).to_bytes()
 }

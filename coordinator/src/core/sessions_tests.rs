@@ -64,6 +64,7 @@ impl Books {
                 shares_held: 0,
                 listen_addrs: Vec::new(),
                 sources: Vec::new(),
+                membership: None,
             });
         }
         let intake = Intake::with_rules(

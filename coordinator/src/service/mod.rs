@@ -288,5 +288,11 @@ async fn on_coord_request(
             }
             let _ = responder.respond(wire::encode(&reply)).await;
         }
+        CoordinatorRequest::GetMembership => {
+            crate::membership::respond(ctx, &state.peers, remote, responder).await
+        }
+        CoordinatorRequest::GetMembershipOf(node) => {
+            crate::membership::respond(ctx, &state.peers, node, responder).await
+        }
     }
 }

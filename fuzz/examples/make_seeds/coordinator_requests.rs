@@ -57,6 +57,16 @@ pub fn coordinator_requests() -> Vec<(&'static str, Vec<u8>)> {
             Answered,
         ),
         (
+            "membership",
+            b(Enrolled, Kind::Raw, &call(CoordinatorRequest::GetMembership)),
+            Answered,
+        ),
+        (
+            "membership_stranger",
+            b(Stranger, Kind::Raw, &call(CoordinatorRequest::GetMembership)),
+            Refused,
+        ),
+        (
             "oversized",
             b(Stranger, Kind::Oversized, &[0, 0x10, 0, 0]),
             Refused,

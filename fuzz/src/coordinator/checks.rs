@@ -86,6 +86,23 @@ pub(super) fn check_reply(frame: &RequestFrame, caller: Caller, reply: &[u8]) ->
             }
             None => false,
         },
+        Some(CoordinatorRequest::GetMembershipOf(_)) => {
+            decode_reply::<SignedEnvelope>(reply).is_some()
+        }
+        Some(CoordinatorRequest::GetMembership) => match decode_reply::<SignedEnvelope>(reply) {
+            Some(envelope) => {
+                let cert: protocols::membership::MembershipCert = envelope
+                    .open(&fx.coordinator.node_id())
+                    .unwrap_or_else(|e| panic!("a membership certificate does not open: {e}"));
+                assert_eq!(cert.node, caller.key().node_id(), "a certificate for another node");
+                assert_eq!(
+                    cert.expires_at_ms - cert.issued_at_ms,
+                    protocols::membership::VALIDITY_MS
+                );
+                true
+            }
+            None => false,
+        },
     };
     if answered {
         Outcome::Answered

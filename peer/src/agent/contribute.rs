@@ -2,11 +2,11 @@
 
 use super::harvest::ReadyBlock;
 use super::{Shared, now_ms};
-use crate::node::{CONTRIBUTIONS_TOPIC, GossipVerdict, NodeHandle, Protocol, STATUS_TOPIC};
+use crate::node::{CONTRIBUTIONS_TOPIC, NodeHandle, Protocol};
 use libp2p::{Multiaddr, PeerId};
 use protocols::wire::{
     self, Contribution, ContributionBody, CoordinatorCall, CoordinatorRecord, CoordinatorRequest,
-    Reply, SignedEnvelope, StatusHeartbeat, WIRE_VERSION,
+    Reply, SignedEnvelope, WIRE_VERSION,
 };
 use rand::RngExt;
 use std::sync::Arc;
@@ -37,8 +37,11 @@ pub async fn run(
             }
         }
         let Some(key) = noise_static else { continue };
+        // Other devices forward what carries a membership certificate at once; without one they
+        // ask the coordinator about this device first (docs/protocol/gossip-admission.md).
+        let membership = shared.membership.current(now_ms());
         seq += 1;
-        match publish(&shared, &node, &key, seq, &block).await {
+        match publish(&shared, &node, &key, seq, &block, membership).await {
             Ok(()) => {
                 shared.metrics.contributions_sent.inc();
                 tracing::debug!(seq, source = %block.source, "contribution published");
@@ -56,6 +59,7 @@ async fn publish(
     coordinator_static: &[u8; 32],
     seq: u64,
     block: &ReadyBlock,
+    membership: Option<SignedEnvelope>,
 ) -> Result<(), String> {
     let body = ContributionBody {
         v: WIRE_VERSION,
@@ -69,6 +73,7 @@ async fn publish(
         seq,
         sent_at_ms: now_ms(),
         sealed,
+        membership,
     };
     node.publish(
         CONTRIBUTIONS_TOPIC,
@@ -118,27 +123,6 @@ async fn fetch_record(
             tracing::warn!(error = %e, "coordinator record does not verify against the pinned identity");
             None
         }
-    }
-}
-
-/// Whether a relaying peer forwards a gossip message: its envelope must verify and be signed by
-/// the gossip author, and its payload must be of the topic's type.
-pub fn relay_verdict(topic: &str, author: Option<&PeerId>, data: &[u8]) -> GossipVerdict {
-    let Some(author) = author.and_then(crate::identity::node_id) else {
-        return GossipVerdict::Reject;
-    };
-    let Ok(envelope) = SignedEnvelope::from_bytes(data, 16 * 1024) else {
-        return GossipVerdict::Reject;
-    };
-    let ok = match topic {
-        CONTRIBUTIONS_TOPIC => envelope.open::<Contribution>(&author).is_ok(),
-        STATUS_TOPIC => envelope.open::<StatusHeartbeat>(&author).is_ok(),
-        _ => false,
-    };
-    if ok {
-        GossipVerdict::Accept
-    } else {
-        GossipVerdict::Reject
     }
 }
 

@@ -53,12 +53,26 @@ pub struct EmbeddedConfig {
     pub audits: super::audit::AuditDesk,
 }
 
+/// An agent's membership certificate as it renews it, for a host that publishes in the
+/// device's name (the simulator's lying devices).
+#[derive(Clone)]
+pub struct MembershipView(Arc<super::membership::Membership>);
+
+impl MembershipView {
+    /// The certificate the device would carry now, if it holds a usable one.
+    pub fn current(&self) -> Option<protocols::wire::SignedEnvelope> {
+        self.0.current(super::now_ms())
+    }
+}
+
 /// A running embedded agent.
 pub struct EmbeddedAgent {
     /// Its node.
     pub node: NodeHandle,
     /// Its counters (contributions sent, refusals by reason, …).
     pub metrics: Arc<PeerMetrics>,
+    /// Its membership certificate.
+    pub membership: MembershipView,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -81,10 +95,11 @@ pub async fn start(config: EmbeddedConfig) -> Result<EmbeddedAgent, super::Agent
         // Stopped on request, or when the host drops the agent.
         let _ = stop_rx.await;
     };
-    let (node, metrics, event_loop) = build(config, Hosting::embedded(), stop).await?;
+    let (node, metrics, membership, event_loop) = build(config, Hosting::embedded(), stop).await?;
     Ok(EmbeddedAgent {
         node,
         metrics,
+        membership,
         stop: Some(stop_tx),
         task: tokio::spawn(event_loop),
     })
@@ -97,7 +112,15 @@ pub(super) async fn build(
     config: EmbeddedConfig,
     hosting: Hosting,
     stop: impl Future<Output = ()>,
-) -> Result<(NodeHandle, Arc<PeerMetrics>, impl Future<Output = ()>), super::AgentError> {
+) -> Result<
+    (
+        NodeHandle,
+        Arc<PeerMetrics>,
+        MembershipView,
+        impl Future<Output = ()>,
+    ),
+    super::AgentError,
+> {
     let (coordinator_peer, coordinator) = coordinator_of(&config.coordinator)?;
     let mut node_config = config.node;
     node_config.bootstrap = vec![config.coordinator.clone()];
@@ -124,8 +147,17 @@ pub(super) async fn build(
         tickets: crate::ticket_cache::TicketCache::default(),
         audits: config.audits,
         redistributions: super::redeal::pending(),
+        membership: Arc::default(),
+        admission: Mutex::default(),
+        lookups: Mutex::default(),
     });
-    let contributor = config.blocks.map(|blocks| {
+    let mut tasks = vec![tokio::spawn(super::membership::keep(
+        shared.clone(),
+        node.clone(),
+        coordinator_peer,
+        config.coordinator.clone(),
+    ))];
+    tasks.extend(config.blocks.map(|blocks| {
         tokio::spawn(super::contribute::run(
             shared.clone(),
             node.clone(),
@@ -134,7 +166,7 @@ pub(super) async fn build(
             config.contribution_interval_s,
             blocks,
         ))
-    });
+    }));
     let settings = LoopSettings {
         coordinator_peer,
         coordinator_addr: config.coordinator,
@@ -145,6 +177,7 @@ pub(super) async fn build(
         withhold_shares: config.withhold_shares,
         hosting,
     };
-    let event_loop = event_loop::run(shared, node.clone(), events, settings, contributor, stop);
-    Ok((node, metrics, event_loop))
+    let view = MembershipView(shared.membership.clone());
+    let event_loop = event_loop::run(shared, node.clone(), events, settings, tasks, stop);
+    Ok((node, metrics, view, event_loop))
 }

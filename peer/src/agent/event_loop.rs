@@ -2,7 +2,7 @@
 //! gossip, send heartbeats, redial the coordinator, drop expired shares.
 
 use super::{Shared, measure, now_ms};
-use crate::node::{NodeEvent, NodeHandle, Protocol, STATUS_TOPIC};
+use crate::node::{GossipVerdict, NodeEvent, NodeHandle, Protocol, STATUS_TOPIC};
 use libp2p::{Multiaddr, PeerId};
 use protocols::wire::{PowerState, Refusal, Reply, SignedEnvelope, StatusHeartbeat, WIRE_VERSION};
 use std::future::Future;
@@ -66,14 +66,14 @@ pub(super) struct LoopSettings {
     pub hosting: Hosting,
 }
 
-/// Runs until `stop` resolves or the node's events end; then stops the contribution task and
-/// the node.
+/// Runs until `stop` resolves or the node's events end; then stops `tasks` (the membership
+/// and contribution tasks) and the node.
 pub(super) async fn run(
     shared: Arc<Shared>,
     node: NodeHandle,
     mut events: mpsc::Receiver<NodeEvent>,
     settings: LoopSettings,
-    contributor: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -89,9 +89,12 @@ pub(super) async fn run(
                 Some(NodeEvent::Request { protocol: Protocol::Fetch, responder, .. }) if settings.withhold_shares => {
                     let _ = responder.respond(protocols::wire::encode(&Reply::<()>::refused(Refusal::NotFound))).await;
                 }
-                Some(event) => on_event(&shared, &node, &handlers, event).await,
+                Some(event) => on_event(&shared, &node, &handlers, &settings, event).await,
                 None => break,
             },
+            // The first certificate (or one after a lapse) is announced at once, not a whole
+            // heartbeat interval later: the coordinator may be waiting to see this device.
+            () = shared.membership.renewed() => heartbeat.reset_immediately(),
             _ = heartbeat.tick() => {
                 heartbeat_seq += 1;
                 if let Ok(peers) = node.connected_peers().await {
@@ -117,8 +120,8 @@ pub(super) async fn run(
             }
         }
     }
-    if let Some(c) = contributor {
-        c.abort();
+    for task in tasks {
+        task.abort();
     }
     node.shutdown().await;
 }
@@ -127,6 +130,7 @@ async fn on_event(
     shared: &Arc<Shared>,
     node: &NodeHandle,
     handlers: &Arc<Semaphore>,
+    settings: &LoopSettings,
     event: NodeEvent,
 ) {
     match event {
@@ -154,8 +158,54 @@ async fn on_event(
             data,
             topic,
         } => {
-            // A plain peer relays only gossip whose envelope verifies and names the gossip author.
-            let verdict = super::contribute::relay_verdict(&topic, author.as_ref(), &data);
+            // A device relays only gossip whose envelope verifies, names the gossip author and
+            // carries the author's membership certificate (docs/protocol/gossip-admission.md).
+            let judged = match shared.admission.lock() {
+                Ok(mut admission) => super::admission::relay_verdict(
+                    &mut admission,
+                    &shared.coordinator,
+                    &topic,
+                    author.as_ref(),
+                    &data,
+                    now_ms(),
+                ),
+                Err(_) => Err(("internal", GossipVerdict::Ignore)),
+            };
+            let judged = match (judged, author.as_ref().and_then(crate::identity::node_id)) {
+                // No certificate, none cached: ask the coordinator about the author.
+                (Err(("missing", _)), Some(node_id)) => {
+                    let unknown = shared
+                        .lookups
+                        .lock()
+                        .map(|mut l| l.on_missing(node_id, now_ms()))
+                        .unwrap_or(super::admission::Unknown::Wait);
+                    match unknown {
+                        super::admission::Unknown::Refused => {
+                            Err(("missing", GossipVerdict::Reject))
+                        }
+                        super::admission::Unknown::Ask => {
+                            tokio::spawn(super::admission::look_up(
+                                shared.clone(),
+                                node.clone(),
+                                settings.coordinator_peer,
+                                settings.coordinator_addr.clone(),
+                                node_id,
+                            ));
+                            Err(("unknown", GossipVerdict::Ignore))
+                        }
+                        super::admission::Unknown::Wait => Err(("unknown", GossipVerdict::Ignore)),
+                    }
+                }
+                (other, _) => other,
+            };
+            let verdict = match judged {
+                Ok(()) => GossipVerdict::Accept,
+                Err((reason, verdict)) => {
+                    shared.metrics.gossip_refused(reason);
+                    tracing::debug!(?author, %propagation_source, reason, "gossip not forwarded");
+                    verdict
+                }
+            };
             let _ = node.report_gossip(id, propagation_source, verdict).await;
         }
         NodeEvent::Connected(peer) => {
@@ -275,6 +325,9 @@ async fn send_heartbeat(
             .map(|s| (s.source.clone(), s.samples, u64::from(s.failures)))
             .collect(),
     );
+    // Without a certificate (not yet, or the coordinator is reachable only through the mesh)
+    // the heartbeat goes out bare: a forwarding device asks the coordinator about us.
+    let membership = shared.membership.current(now_ms());
     let listen_addrs = node
         .listen_addrs()
         .await
@@ -294,6 +347,7 @@ async fn send_heartbeat(
         shares_held,
         listen_addrs,
         sources,
+        membership,
     };
     let bytes = SignedEnvelope::seal(&shared.key, &beat).to_bytes();
     if let Err(e) = node.publish(STATUS_TOPIC, bytes).await {

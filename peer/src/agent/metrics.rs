@@ -27,10 +27,13 @@ pub struct PeerMetrics {
     pub coordinator_connected: CountGauge,
     /// Sources passing their continuous health tests.
     pub sources_running: CountGauge,
+    /// 1 while this device holds a usable membership certificate (carried in its gossip).
+    pub membership_held: CountGauge,
     /// Seconds from a share fetch's arrival to its answer, fetches served.
     pub fetch_serve_seconds: Histogram,
     served: Family<[(&'static str, &'static str); 1], Counter>,
     refused: Family<[(&'static str, &'static str); 2], Counter>,
+    gossip_refused: Family<[(&'static str, &'static str); 1], Counter>,
     sources: Arc<SourceSeries>,
 }
 
@@ -42,9 +45,11 @@ impl Default for PeerMetrics {
             gossip_peers: CountGauge::default(),
             coordinator_connected: CountGauge::default(),
             sources_running: CountGauge::default(),
+            membership_held: CountGauge::default(),
             fetch_serve_seconds: telemetry::histogram(&telemetry::REQUEST_BUCKETS),
             served: Family::default(),
             refused: Family::default(),
+            gossip_refused: Family::default(),
             sources: Arc::new(SourceSeries::default()),
         }
     }
@@ -76,6 +81,20 @@ impl PeerMetrics {
                 ("reason", refusal.label()),
             ])
             .inc();
+    }
+
+    /// Counts a gossip message refused for forwarding, by reason.
+    pub fn gossip_refused(&self, reason: &'static str) {
+        self.gossip_refused
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// Gossip messages refused for `reason` so far.
+    pub fn gossip_refused_count(&self, reason: &'static str) -> u64 {
+        self.gossip_refused
+            .get_or_create(&[("reason", reason)])
+            .get()
     }
 
     /// Records per-source health-test failures and samples.
@@ -119,6 +138,19 @@ impl PeerMetrics {
             "entroshard_sources_running",
             "Entropy sources passing their continuous health tests",
             self.sources_running.clone(),
+        );
+        registry.register(
+            "entroshard_membership_held",
+            "1 while this device holds a usable membership certificate from the coordinator \
+             (carried in its contributions and heartbeats), else 0",
+            self.membership_held.clone(),
+        );
+        registry.register(
+            "entroshard_gossip_refused",
+            "Gossip messages this device refused to forward, by reason (envelope, missing, \
+             forged, other_node, expired: rejected; unknown: no certificate, author being \
+             looked up; topic)",
+            telemetry::Declared(self.gossip_refused.clone()),
         );
         registry.register(
             "entroshard_requests_served",

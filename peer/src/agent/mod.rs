@@ -1,5 +1,6 @@
 //! The device agent (`entroshard peer run`): harvest, contribute, heartbeat, attest, store and serve shares.
 
+mod admission;
 pub mod audit;
 #[cfg(test)]
 mod boxed_tests;
@@ -10,6 +11,7 @@ pub mod feedback;
 mod handlers;
 pub mod harvest;
 pub mod measure;
+mod membership;
 pub mod metrics;
 mod prove;
 pub mod readiness;
@@ -83,6 +85,12 @@ pub(crate) struct Shared {
     pub audits: audit::AuditDesk,
     /// Sub-shares of redistributions this device is a new holder of, until combined (bounded).
     pub redistributions: Mutex<protocols::redistribution::new_holder::PendingRedistributions>,
+    /// This device's membership certificate, carried in its gossip.
+    pub membership: Arc<membership::Membership>,
+    /// Certificates of other devices verified while judging their gossip for forwarding.
+    pub admission: Mutex<protocols::membership::Admission>,
+    /// Authors without a certificate asked about (and refused) by the coordinator.
+    pub lookups: Mutex<admission::Lookups>,
 }
 
 /// The coordinator's PeerId and NodeId from its address, which must end in `/p2p/<PeerId>`.
@@ -144,6 +152,9 @@ impl DetachedHandlers {
                 tickets: crate::ticket_cache::TicketCache::default(),
                 audits: audit::AuditDesk::default(),
                 redistributions: redeal::pending(),
+                membership: Arc::default(),
+                admission: Mutex::default(),
+                lookups: Mutex::default(),
             }),
         }
     }
@@ -255,7 +266,7 @@ pub async fn run_with_readiness(
         &audits,
     );
     let node_id = key.node_id();
-    let (node, metrics, event_loop) = embedded::build(
+    let (node, metrics, _, event_loop) = embedded::build(
         EmbeddedConfig {
             key,
             share_key,

@@ -118,7 +118,7 @@ impl MeshBehaviour {
             gossip_config,
         )?;
         gossipsub
-            .with_peer_score(gossipsub::PeerScoreParams::default(), score_thresholds())
+            .with_peer_score(score_params(), score_thresholds())
             .map_err(|e| format!("gossipsub scoring: {e}"))?;
         let topics: &[&str] = if config.gossip_subscribe {
             &[CONTRIBUTIONS_TOPIC, STATUS_TOPIC]
@@ -227,6 +227,37 @@ impl MeshBehaviour {
             Protocol::Audit => &mut self.audit,
         }
     }
+}
+
+/// Peer scoring (docs/protocol/gossip-admission.md, "Scoring"): libp2p's peer-wide defaults,
+/// and on both topics a penalty for every message this node refused (P4, squared, decaying over
+/// 10 minutes: three refusals pass the graylist threshold) beside small, capped rewards for time
+/// in the mesh and first deliveries (at most +10 a topic). Mesh delivery rates (P3) are not
+/// scored: heartbeats and contributions are sparse and uneven, and an honest quiet mesh would
+/// be punished.
+pub fn score_params() -> gossipsub::PeerScoreParams {
+    let ten_minutes = Duration::from_secs(600);
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.05,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 100.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: gossipsub::score_parameter_decay(ten_minutes),
+        first_message_deliveries_cap: 5.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(ten_minutes),
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let mut params = gossipsub::PeerScoreParams::default();
+    for name in [CONTRIBUTIONS_TOPIC, STATUS_TOPIC] {
+        params
+            .topics
+            .insert(gossipsub::IdentTopic::new(name).hash(), topic.clone());
+    }
+    params
 }
 
 fn score_thresholds() -> gossipsub::PeerScoreThresholds {

@@ -17,6 +17,9 @@ pub struct Contribution {
     /// One-way Noise message carrying an encoded [`ContributionBody`] for the coordinator.
     #[serde(with = "serde_bytes")]
     pub sealed: Vec<u8>,
+    /// The author's membership certificate (see [`super::StatusHeartbeat::membership`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<super::SignedEnvelope>,
 }
 
 impl SignedPayload for Contribution {

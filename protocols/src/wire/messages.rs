@@ -84,6 +84,11 @@ pub struct StatusHeartbeat {
     pub listen_addrs: Vec<String>,
     /// Per-source health.
     pub sources: Vec<SourceHealth>,
+    /// The author's membership certificate, a [`crate::membership::MembershipCert`] signed by
+    /// the coordinator: forwarding devices relay only what carries a valid one
+    /// (docs/protocol/gossip-admission.md). Absent from the encoding when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<SignedEnvelope>,
 }
 
 impl SignedPayload for StatusHeartbeat {
@@ -373,6 +378,13 @@ pub enum CoordinatorRequest {
     GetTicket(TicketRequest),
     /// Redeem a one-time join token: enrols the calling node (answered as a `Reply<Joined>`).
     Join(JoinRequest),
+    /// A membership certificate for the calling node, if it is enrolled (answered as a
+    /// `Reply<SignedEnvelope>` of a [`crate::membership::MembershipCert`]).
+    GetMembership,
+    /// The membership certificate of another node, if it is enrolled (answered like
+    /// `GetMembership`): a forwarding device asks when a message's author carries none
+    /// (docs/protocol/gossip-admission.md). Certificates are not secret: they travel in gossip.
+    GetMembershipOf(NodeId),
 }
 
 /// A device presents the join token its operator was given.

@@ -59,7 +59,52 @@ roundtrip_tests!(
     coordinator_record_round_trips: CoordinatorRecord,
     coordinator_call_round_trips: CoordinatorCall,
     holder_call_round_trips: HolderCall,
+    membership_cert_round_trips: crate::membership::MembershipCert,
 );
+
+/// Gossip before membership certificates: the same fields, without `membership`.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct ContributionBeforeCertificates {
+    v: u16,
+    seq: u64,
+    sent_at_ms: u64,
+    #[serde(with = "serde_bytes")]
+    sealed: Vec<u8>,
+}
+
+impl Versioned for ContributionBeforeCertificates {
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
+#[test]
+fn gossip_without_a_certificate_encodes_as_before_and_old_decoders_skip_one() {
+    let old = ContributionBeforeCertificates {
+        v: WIRE_VERSION,
+        seq: 7,
+        sent_at_ms: 9,
+        sealed: vec![1, 2, 3],
+    };
+    let new = Contribution {
+        v: WIRE_VERSION,
+        seq: 7,
+        sent_at_ms: 9,
+        sealed: vec![1, 2, 3],
+        membership: None,
+    };
+    assert_eq!(encode(&new), encode(&old));
+    assert_eq!(decode::<Contribution>(&encode(&old), LIMIT).unwrap(), new);
+    let key = crate::identity::NodeKey::from_secret_bytes(&[5; 32]);
+    let with_cert = Contribution {
+        membership: Some(crate::membership::issue(&key, key.node_id(), 1)),
+        ..new
+    };
+    assert_eq!(
+        decode::<ContributionBeforeCertificates>(&encode(&with_cert), LIMIT).unwrap(),
+        old
+    );
+}
 
 proptest! {
     #[test]

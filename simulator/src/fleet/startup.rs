@@ -191,6 +191,7 @@ impl Fleet {
                     interval: Duration::from_secs_f64(interval),
                     since: p.misbehaving_since.clone(),
                     failures: self.lie_failures.clone(),
+                    membership: agent.membership.clone(),
                     seed: derive(
                         ctx.scenario.seed,
                         "lies",
