@@ -78,6 +78,7 @@ pub fn beat(state: &mut State, i: u8, at: u64) {
         shares_held: 0,
         listen_addrs: Vec::new(),
         sources: Vec::new(),
+        membership: None,
     });
 }
 
