@@ -43,17 +43,34 @@ pub fn testbed_runs_here() -> bool {
 }
 
 /// The namespaces, up while this lives; torn down (every process in them killed) when dropped.
-pub struct Testbed;
+/// Holds [`TESTBED_LOCK`] meanwhile: the namespaces' names are the machine's, not the build's,
+/// so a testbed brought up by another checkout's tests (another build, a CI clone) would be torn
+/// down or rebuilt under this one — the [`FleetSlot`] lock lives in the build's own directory.
+pub struct Testbed {
+    _machine_wide: std::fs::File,
+}
+
+/// The machine-wide lock every testbed holds while it is up.
+pub const TESTBED_LOCK: &str = "/tmp/entroshard-testbed.lock";
 
 impl Testbed {
     pub fn up() -> Self {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(TESTBED_LOCK)
+            .unwrap();
+        lock.lock().unwrap();
         let out = Command::new(testbed_script()).arg("up").output().unwrap();
         assert!(
             out.status.success(),
             "testbed up failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Testbed
+        Testbed {
+            _machine_wide: lock,
+        }
     }
 }
 
