@@ -115,17 +115,12 @@ pub(super) async fn look_up(
     addr: libp2p::Multiaddr,
     author: NodeId,
 ) {
-    use protocols::wire::{self, CoordinatorCall, CoordinatorRequest, Refusal, Reply};
-    let call = CoordinatorCall {
-        v: wire::WIRE_VERSION,
-        request: CoordinatorRequest::GetMembershipOf(author),
-    };
-    let protocol = crate::node::Protocol::Coord;
-    let answer = node
-        .request(protocol, coordinator, vec![addr], wire::encode(&call))
-        .await
-        .ok()
-        .and_then(|b| wire::decode::<Reply<SignedEnvelope>>(&b, protocol.limits().1).ok());
+    use protocols::wire::{CoordinatorRequest, Refusal, Reply};
+    let request = CoordinatorRequest::GetMembershipOf(author);
+    let answer: Option<Reply<SignedEnvelope>> =
+        super::coordinator_call::ask(&node, coordinator, &addr, request)
+            .await
+            .ok();
     let now = super::now_ms();
     let refused = match answer.map(|r| r.result) {
         Some(Ok(cert)) => {

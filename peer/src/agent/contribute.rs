@@ -1,12 +1,13 @@
 //! The contribution task: seals blocks to the coordinator and publishes them at a jittered, limited rate.
 
+use super::coordinator_call::CallError;
 use super::harvest::ReadyBlock;
 use super::{Shared, now_ms};
-use crate::node::{CONTRIBUTIONS_TOPIC, NodeHandle, Protocol};
+use crate::node::{CONTRIBUTIONS_TOPIC, NodeHandle};
 use libp2p::{Multiaddr, PeerId};
 use protocols::wire::{
-    self, Contribution, ContributionBody, CoordinatorCall, CoordinatorRecord, CoordinatorRequest,
-    Reply, SignedEnvelope, WIRE_VERSION,
+    Contribution, ContributionBody, CoordinatorRecord, CoordinatorRequest, Reply, SignedEnvelope,
+    WIRE_VERSION,
 };
 use rand::RngExt;
 use std::sync::Arc;
@@ -90,26 +91,17 @@ async fn fetch_record(
     coordinator: PeerId,
     addr: &Multiaddr,
 ) -> Option<[u8; 32]> {
-    let call = CoordinatorCall {
-        v: WIRE_VERSION,
-        request: CoordinatorRequest::GetRecord,
-    };
-    let bytes = match node
-        .request(
-            Protocol::Coord,
-            coordinator,
-            vec![addr.clone()],
-            wire::encode(&call),
-        )
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::info!(error = %e, "coordinator not reachable yet");
-            return None;
-        }
-    };
-    let reply: Reply<SignedEnvelope> = wire::decode(&bytes, Protocol::Coord.limits().1).ok()?;
+    let reply: Reply<SignedEnvelope> =
+        match super::coordinator_call::ask(node, coordinator, addr, CoordinatorRequest::GetRecord)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(CallError::Unreachable(e)) => {
+                tracing::info!(error = %e, "coordinator not reachable yet");
+                return None;
+            }
+            Err(CallError::Undecodable(_)) => return None,
+        };
     let envelope = match reply.result {
         Ok(e) => e,
         Err(refusal) => {
@@ -138,44 +130,27 @@ pub async fn redeem_join_token(
     if marker.exists() {
         return;
     }
-    let call = CoordinatorCall {
-        v: WIRE_VERSION,
-        request: CoordinatorRequest::Join(protocols::wire::JoinRequest {
-            token: token.to_string(),
-        }),
-    };
     for _ in 0..30 {
-        match node
-            .request(
-                Protocol::Coord,
-                coordinator,
-                vec![addr.clone()],
-                wire::encode(&call),
-            )
-            .await
-        {
-            Ok(bytes) => {
-                match wire::decode::<Reply<protocols::wire::Joined>>(
-                    &bytes,
-                    Protocol::Coord.limits().1,
-                )
-                .map(|r| r.result)
-                {
-                    Ok(Ok(joined)) => {
-                        tracing::info!(region = %joined.region, operator = %joined.operator, "joined the coordinator with a token");
-                        if let Err(e) = std::fs::write(marker, b"joined\n") {
-                            tracing::warn!(error = %e, "could not record the join");
-                        }
-                    }
-                    Ok(Err(refusal)) => tracing::error!(%refusal, "join token refused"),
-                    Err(e) => tracing::warn!(error = %e, "join answer undecodable"),
+        let request = CoordinatorRequest::Join(protocols::wire::JoinRequest {
+            token: token.to_string(),
+        });
+        let answer: Result<Reply<protocols::wire::Joined>, _> =
+            super::coordinator_call::ask(node, coordinator, addr, request).await;
+        match answer.map(|r| r.result) {
+            Ok(Ok(joined)) => {
+                tracing::info!(region = %joined.region, operator = %joined.operator, "joined the coordinator with a token");
+                if let Err(e) = std::fs::write(marker, b"joined\n") {
+                    tracing::warn!(error = %e, "could not record the join");
                 }
-                return;
             }
-            Err(e) => {
+            Ok(Err(refusal)) => tracing::error!(%refusal, "join token refused"),
+            Err(CallError::Undecodable(e)) => tracing::warn!(error = %e, "join answer undecodable"),
+            Err(CallError::Unreachable(e)) => {
                 tracing::info!(error = %e, "coordinator not reachable yet for the join");
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
         }
+        return;
     }
 }

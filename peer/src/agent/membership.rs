@@ -3,10 +3,10 @@
 //! heartbeat; without a usable one the device publishes bare, and forwarders ask about it.
 
 use super::{Shared, now_ms};
-use crate::node::{NodeHandle, Protocol};
+use crate::node::NodeHandle;
 use libp2p::{Multiaddr, PeerId};
 use protocols::membership::{self, MembershipCert};
-use protocols::wire::{self, CoordinatorCall, CoordinatorRequest, Reply, SignedEnvelope};
+use protocols::wire::{CoordinatorRequest, Reply, SignedEnvelope};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -108,21 +108,10 @@ async fn ask(
     coordinator: PeerId,
     addr: &Multiaddr,
 ) -> Result<Held, String> {
-    let call = CoordinatorCall {
-        v: wire::WIRE_VERSION,
-        request: CoordinatorRequest::GetMembership,
-    };
-    let bytes = node
-        .request(
-            Protocol::Coord,
-            coordinator,
-            vec![addr.clone()],
-            wire::encode(&call),
-        )
-        .await
-        .map_err(|e| format!("coordinator not reachable: {e}"))?;
-    let reply: Reply<SignedEnvelope> = wire::decode(&bytes, Protocol::Coord.limits().1)
-        .map_err(|e| format!("undecodable answer: {e}"))?;
+    let reply: Reply<SignedEnvelope> =
+        super::coordinator_call::ask(node, coordinator, addr, CoordinatorRequest::GetMembership)
+            .await
+            .map_err(|e| e.to_string())?;
     let cert = reply
         .result
         .map_err(|refusal| format!("refused: {refusal}"))?;

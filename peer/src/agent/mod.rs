@@ -5,6 +5,7 @@ pub mod audit;
 #[cfg(test)]
 mod boxed_tests;
 mod contribute;
+mod coordinator_call;
 pub mod embedded;
 mod event_loop;
 pub mod feedback;
