@@ -122,24 +122,29 @@ impl Mesh {
 
     /// `fetch --repeat n` in one requester process, fetch after fetch.
     pub fn fetch_repeated(&self, ticket_path: &Path, n: usize) -> (Vec<Fetch>, Option<String>) {
-        self.fetch_repeated_every(ticket_path, n, "0")
+        self.fetch_repeated_every(ticket_path, n, Duration::ZERO)
     }
 
-    /// `fetch --repeat n --repeat-every every` in one requester process. Each fetch after the first is timed from the
-    /// previous fetch's "shares by path" line to its own (the CLI prints one per fetch as it
-    /// ends); the first from the process's start, so it includes starting the node. Returns the
+    /// `fetch --repeat n --repeat-every every` in one requester process. Each fetch after the
+    /// first is timed from the previous fetch's "shares by path" line to its own (the CLI prints
+    /// one per fetch as it ends), less the `every` the CLI waits before it; the first from the
+    /// process's start, so it includes starting the node. Returns the
     /// fetches reported and the process's stderr when it failed.
     pub fn fetch_repeated_every(
         &self,
         ticket_path: &Path,
         n: usize,
-        every: &str,
+        every: Duration,
     ) -> (Vec<Fetch>, Option<String>) {
         let t0 = Instant::now();
         let mut child = Self::fetch_command(REQUESTER_NS)
             .arg(ticket_path)
             .args(["--format", "hex", "--repeat", &n.to_string()])
-            .args(["--repeat-every", every, "--data-dir"])
+            .args([
+                "--repeat-every",
+                &format!("{}ms", every.as_millis()),
+                "--data-dir",
+            ])
             .arg(self.req_dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -153,9 +158,14 @@ impl Mesh {
             let Ok(line) = line else { break };
             if let Some(p) = path_line(&line) {
                 let now = Instant::now();
+                let pause = if fetches.is_empty() {
+                    Duration::ZERO
+                } else {
+                    every
+                };
                 fetches.push(Fetch {
                     ok: true,
-                    secs: now.duration_since(last).as_secs_f64(),
+                    secs: now.duration_since(last).saturating_sub(pause).as_secs_f64(),
                     paths: p,
                     output: String::new(),
                     stderr: String::new(),

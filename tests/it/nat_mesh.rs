@@ -78,37 +78,11 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
     let cold_punches = mesh.hole_punches_by_nat();
     // Warm: one requester process fetching once a second keeps its connections, so a relayed
     // one DCUtR upgraded carries the later fetches.
-    let mut warm = (0, 0, 0);
-    let mut warm_ok = 0;
-    if expect_all {
-        let (fetches, failed) = mesh.fetch_repeated_every(&ticket_path, FETCHES, "1s");
-        assert!(
-            failed.is_none(),
-            "repeated fetch failed: {}\n{}",
-            failed.unwrap_or_default(),
-            mesh.logs()
-        );
-        let mut latencies = Latencies::default();
-        for (i, f) in fetches.iter().enumerate() {
-            eprintln!(
-                "warm fetch {}: {:.3} s, shares by path (direct, hole-punched, relayed) {:?}",
-                i + 1,
-                f.secs,
-                f.paths
-            );
-            warm_ok += 1;
-            warm = (warm.0 + f.paths.0, warm.1 + f.paths.1, warm.2 + f.paths.2);
-            if i > 0 {
-                latencies.add(f);
-            }
-        }
-        eprintln!(
-            "NAT mesh, one requester fetching {FETCHES} times: {warm_ok} fetches; shares by path: direct {}, hole-punched {}, relayed {}",
-            warm.0, warm.1, warm.2
-        );
-        eprintln!("{}", latencies.report("one requester process, fetches 2.."));
-    }
-
+    let warm_ok = if expect_all {
+        warm_fetches(&mesh, &ticket_path).1
+    } else {
+        0
+    };
     // DCUtR's outcome as the holders logged it: while the new processes fetched (each exits
     // once it has its key, often before the punch it started ends), then while the warm one did.
     let (punched, punch_failed) = mesh.hole_punches();
@@ -131,7 +105,27 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
         // not the check: DCUtR reports a punch on the side that dialled the punched connection
         // only, and a requester that dialled the holder's address through the hole the punch
         // opened counts those shares as direct (seen in CI: 1 punch logged, 0 / 9 / 1 shares).
-        let eim = mesh.hole_punches_by_nat()[0].1 - cold_punches[0].1;
+        // A fetch asks the ticket's first k holders and hedges with the next after 1 s: when
+        // home 1's holder is slow to reach on every fetch, the others answer first and its
+        // relayed connection is dropped before DCUtR ends (seen once in four runs: its punch
+        // "failed: Outbound stream error: IO error" twice). A second warm process is a second
+        // draw of that race; a punch that cannot succeed fails both.
+        let mut eim = mesh.hole_punches_by_nat()[0].1 - cold_punches[0].1;
+        if eim == 0 {
+            eprintln!(
+                "NAT mesh: no hole punch to home 1 in the first warm process; fetching from a second"
+            );
+            let (again, again_ok) = warm_fetches(&mesh, &ticket_path);
+            assert_eq!(
+                again_ok, FETCHES,
+                "the second repeated fetch did not report every fetch"
+            );
+            eprintln!(
+                "NAT mesh, second warm process: shares by path: direct {}, hole-punched {}, relayed {}",
+                again.0, again.1, again.2
+            );
+            eim = mesh.hole_punches_by_nat()[0].1 - cold_punches[0].1;
+        }
         assert!(
             eim >= 1,
             "no hole punch succeeded to the endpoint-independent home in {FETCHES} fetches a second apart\n{}",
@@ -145,6 +139,43 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
         );
         assert_eq!(keys.len(), 1, "fetches rebuilt different keys: {keys:?}");
     }
+}
+
+/// One requester process fetching [`FETCHES`] times a second apart: every fetch must succeed.
+/// Prints each fetch's paths and the latency of fetches 2..; returns the shares by path and the
+/// number of fetches reported.
+fn warm_fetches(mesh: &Mesh, ticket_path: &std::path::Path) -> ((u32, u32, u32), usize) {
+    let (fetches, failed) =
+        mesh.fetch_repeated_every(ticket_path, FETCHES, std::time::Duration::from_secs(1));
+    assert!(
+        failed.is_none(),
+        "repeated fetch failed: {}\n{}",
+        failed.unwrap_or_default(),
+        mesh.logs()
+    );
+    let mut warm = (0, 0, 0);
+    let mut latencies = Latencies::default();
+    for (i, f) in fetches.iter().enumerate() {
+        eprintln!(
+            "warm fetch {}: {:.3} s, shares by path (direct, hole-punched, relayed) {:?}",
+            i + 1,
+            f.secs,
+            f.paths
+        );
+        warm = (warm.0 + f.paths.0, warm.1 + f.paths.1, warm.2 + f.paths.2);
+        if i > 0 {
+            latencies.add(f);
+        }
+    }
+    eprintln!(
+        "NAT mesh, one requester fetching {FETCHES} times: {} fetches; shares by path: direct {}, hole-punched {}, relayed {}",
+        fetches.len(),
+        warm.0,
+        warm.1,
+        warm.2
+    );
+    eprintln!("{}", latencies.report("one requester process, fetches 2.."));
+    (warm, fetches.len())
 }
 
 /// AutoNAT tests each candidate address in turn; waits until every peer's latest verdict is the
