@@ -4,7 +4,9 @@
 # Usage: scripts/measure-peers.sh [SECONDS=120] [PEERS=3] [INTERVAL=60]
 # Peers run on this machine's own sources (each assessed at its first start).
 # PEER_ARGS adds `peer init` options (e.g. PEER_ARGS=--low-memory); the environment, such as
-# MALLOC_ARENA_MAX=2 (as the packaged unit sets), reaches every daemon.
+# MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 (as the packaged unit sets), reaches every
+# daemon. WARMUP (default 5) seconds pass between the peers' start and the measurement: a peer's
+# first start assesses its sources (tens of seconds for the slow ones), which is not idle.
 set -euo pipefail
 SECONDS_TO_RUN=${1:-120}
 PEERS=${2:-3}
@@ -34,7 +36,7 @@ for i in $(seq 1 "$PEERS"); do
   RUST_LOG=warn $BIN peer run --data-dir "$TMP/p$i" 2>"$TMP/p$i.log" &
   PIDS+=($!)
 done
-sleep 5
+sleep "${WARMUP:-5}"
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 declare -A START
 for p in "$COORD_PID" "${PIDS[@]}"; do START[$p]=$(cpu "$p"); done

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod config;
 pub mod contribution;
 pub mod db;
+pub mod heap;
 pub mod identity;
 pub mod metrics_http;
 pub mod node;

@@ -127,7 +127,11 @@ pub fn model_source(pipeline: &mut SourcePipeline, modelling: &Modelling) -> boo
     }
     tracing::info!(source = %name, max_samples = modelling.policy.max_samples, max_s = modelling.policy.max_time.as_secs_f64(), "assessing source (SP 800-90B §6.3, ten estimators)");
     let now = super::now_ms();
-    match pipeline.assess(modelling.policy, &modelling.binary_sha256, now) {
+    let assessed = pipeline.assess(modelling.policy, &modelling.binary_sha256, now);
+    // The window and the estimators' tables are freed: hand their pages back (crate::heap).
+    let released = crate::heap::release_freed();
+    tracing::debug!(source = %name, released, "heap pages freed by the assessment handed back");
+    match assessed {
         Ok(model) => {
             if let Some(store) = &modelling.store
                 && let Err(e) = store.save(model)
