@@ -159,7 +159,7 @@ pub struct PeerConfig {
     /// When to hold a reservation on the relays (the coordinator, then [`PeerConfig::relays`]).
     #[serde(default)]
     pub relay_reservation: RelayReservation,
-    /// Relays to reserve a slot on besides the coordinator (multiaddrs ending in /p2p/<PeerId>).
+    /// Relays to reserve a slot on besides the coordinator (multiaddrs ending in `/p2p/<PeerId>`).
     #[serde(default)]
     pub relays: Vec<String>,
     /// Share slots in the store.

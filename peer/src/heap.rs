@@ -33,7 +33,10 @@ mod tests {
         let mut blocks: Vec<Vec<u8>> = (0..256).map(|i| vec![i as u8; 100 * 1024]).collect();
         let keep = blocks.pop();
         drop(blocks);
-        assert!(release_freed(), "malloc_trim found no free page to hand back");
+        assert!(
+            release_freed(),
+            "malloc_trim found no free page to hand back"
+        );
         drop(keep);
     }
 }

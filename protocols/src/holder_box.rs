@@ -222,7 +222,7 @@ pub fn open_fetched(
 }
 
 /// [`open_fetched`] without the check, for a requester that checks with its own
-/// [`crate::sharing::checker::ShareChecker`].
+/// [`crate::sharing::ShareChecker`].
 pub fn open_fetched_unverified(
     reply_secret: &BoxSecret,
     slot: &ShareSlot,

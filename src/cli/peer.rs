@@ -1,4 +1,6 @@
 //! `entroshard peer init|run`: set up and run the device agent.
+// Field comments are clap's help text, where `<PeerId>` reads as a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use super::systemd;
 use anyhow::Context;

@@ -1,4 +1,6 @@
 //! `entroshard requester init`, `session create|show`, `fetch`: the user's side.
+// Field comments are clap's help text, where `<PeerId>` reads as a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod create;
 

@@ -2,8 +2,8 @@
 //! 1–9; decision 0057), decided here and carried out by the driver; the coordinator relays and
 //! judges and never holds a share or the key. Write the pending epoch e+1; ask every old
 //! holder to sub-deal ([`Redeal`](protocols::wire::Redeal)) and keep the dealings that pass the
-//! public check ([`judge::dealing_fault`]; fewer than k: roll back, postponed); relay them to
-//! every new holder and judge the complaints of their signed reports ([`judge::judge_reports`]);
+//! public check (`judge::dealing_fault`; fewer than k: roll back, postponed); relay them to
+//! every new holder and judge the complaints of their signed reports (`judge::judge_reports`);
 //! fix `Q` and `C'` and have the sound new holders combine; commit e+1 after `min_acks`
 //! acknowledgements that match `C'` (epoch e's deletions owed in the same transaction) or retire
 //! it (epoch e stays fetchable); then deliver the owed deletions. Holders shown at fault are

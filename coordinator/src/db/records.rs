@@ -18,7 +18,7 @@ pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 
 /// The coordinator's long-term secrets kept in its database, created once by `coordinator
 /// init`. (The sealing master key is in `master.key`, decision 0046; a record written before
-/// kept it here too, under `sealing_master`, which this type ignores and [`LegacySecrets`] reads.)
+/// kept it here too, under `sealing_master`, which this type ignores and `LegacySecrets` reads.)
 ///
 /// Zeroed on drop; its `Debug` prints `[redacted]`. It has no `Clone` nor `PartialEq`: copies
 /// and non-constant-time comparisons of secrets are avoided.

@@ -66,7 +66,7 @@ pub struct SnapshotTable {
 /// secrets (the Noise static key): zeroed on drop, `Debug` prints only its size.
 #[derive(Clone, Default, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct DbSnapshot {
-    /// The tables present, in [`TABLES`] order.
+    /// The tables present, in `TABLES` order.
     pub tables: Vec<SnapshotTable>,
 }
 

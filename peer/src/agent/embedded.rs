@@ -1,6 +1,6 @@
 //! The device agent built from values instead of files: embedded in a host process (the
 //! simulator, fed entropy blocks by its host) or run by `peer run` (fed by one harvest thread per
-//! source). Either way the same node, handlers, contribution task and [`super::event_loop`].
+//! source). Either way the same node, handlers, contribution task and `super::event_loop`.
 
 use super::event_loop::{self, Hosting, LoopSettings};
 use super::harvest::{HealthSnapshot, ReadyBlock};
