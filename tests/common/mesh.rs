@@ -69,6 +69,21 @@ impl Mesh {
         setup: impl FnOnce(),
         settings: &[(&str, &str)],
     ) -> Self {
+        Self::start_peers(peer_extra, setup, settings, &[])
+    }
+
+    /// [`Self::start`] with every peer namespace of the testbed running a peer: the two relays
+    /// and twelve peers behind NAT ([`MORE_HOME_PEERS`] too).
+    pub fn start_all() -> Self {
+        Self::start_peers(&[], || {}, &[], &MORE_HOME_PEERS)
+    }
+
+    fn start_peers(
+        peer_extra: &[&str],
+        setup: impl FnOnce(),
+        settings: &[(&str, &str)],
+        more: &'static [PeerSpec],
+    ) -> Self {
         let started = Instant::now();
         let fleet = fleet_slot();
         let testbed = Testbed::up();
@@ -144,7 +159,7 @@ impl Mesh {
             _fleet: fleet,
         };
         let mut relay_addrs: Vec<String> = Vec::new();
-        for (i, spec) in PEERS.iter().enumerate() {
+        for (i, spec) in PEERS.iter().chain(more).enumerate() {
             let dir = tempfile::tempdir().unwrap();
             // Each peer of a home on its own port (4001, 4002): Linux's masquerade keeps a
             // source port only while no other LAN host holds it towards the same destination, so
@@ -153,15 +168,23 @@ impl Mesh {
             let port = spec.port();
             let tcp = format!("/ip4/{}/tcp/{port}", spec.ip);
             let quic = format!("/ip4/{}/udp/{port}/quic-v1", spec.ip);
+            // The peers beyond the scenarios' seven ([`MORE_HOME_PEERS`]) contribute every 5 s
+            // and beat every 2 s: fifteen debug daemons at the scenarios' pace overloaded two
+            // cores (attestations late, holders quarantined, sessions rotated under the fetches).
+            let (contribution, heartbeat) = if i < PEERS.len() {
+                ("0.5", "1")
+            } else {
+                ("5", "2")
+            };
             let mut extra: Vec<&str> = vec![
                 "--listen",
                 &tcp,
                 "--listen",
                 &quic,
                 "--contribution-interval",
-                "0.5",
+                contribution,
                 "--heartbeat-interval",
-                "1",
+                heartbeat,
             ];
             if !baseline() {
                 if spec.natted {

@@ -1,6 +1,7 @@
 //! The NAT testbed (scripts/testbed/testbed.sh, set up by tests/common/testbed.rs): a coordinator
-//! and two relay peers on public addresses, peers in three homes behind nftables NAT (one
-//! symmetric-like), and a requester behind the third home's NAT. A session is placed on NATed
+//! and two relay peers on public addresses, five peers (twelve with `NAT_MESH_ALL_PEERS=1`) in
+//! three homes behind nftables NAT (one symmetric-like), and a requester behind the third home's
+//! NAT. A session is placed on NATed
 //! holders only, and the requester fetches its key several times: every fetch succeeds, and the
 //! shares are counted by the path they came over (direct, hole-punched, relayed). One requester
 //! process that fetches once a second gets shares over a hole-punched connection from the holder
@@ -11,7 +12,8 @@
 //! `CI=1`, where it fails. Run it alone, under the fleet lock:
 //! `flock /tmp/entroshard-fleet.lock cargo test --test it nat_mesh:: -- --nocapture`.
 //! `NAT_MESH_BIN` runs another build of `entroshard` (a baseline measurement) and
-//! `NAT_MESH_EXPECT_ALL=0` then reports the fetches without requiring them to succeed.
+//! `NAT_MESH_EXPECT_ALL=0` then reports the fetches without requiring them to succeed;
+//! `NAT_MESH_ALL_PEERS=1` runs a peer in each of the testbed's twelve NATed namespaces, not five.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -27,7 +29,13 @@ fn a_requester_behind_nat_fetches_every_time_from_holders_behind_nat() {
         return;
     }
     let expect_all = std::env::var("NAT_MESH_EXPECT_ALL").as_deref() != Ok("0");
-    let mesh = Mesh::start(&[]);
+    // CI runs the scenarios' seven peers (five behind NAT); `NAT_MESH_ALL_PEERS=1` starts every
+    // peer namespace of the testbed, twelve behind NAT (fifteen debug daemons load two cores).
+    let mesh = if std::env::var("NAT_MESH_ALL_PEERS").as_deref() == Ok("1") {
+        Mesh::start_all()
+    } else {
+        Mesh::start(&[])
+    };
 
     // A session whose holders are all behind NAT, on tickets that carry a way to reach them (a
     // relayed address; the baseline build has none to offer and takes the first NATed quorum).
