@@ -162,10 +162,10 @@ impl MeshBehaviour {
         Ok(Self {
             gossipsub,
             kad: kad.into(),
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            )),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(super::swarm_task::incarnations::agent_version()),
+            ),
             ping: ping::Behaviour::new(
                 ping::Config::new()
                     .with_interval(config.ping_interval)

@@ -2,6 +2,7 @@
 
 mod dialing;
 mod discovery;
+pub(super) mod incarnations;
 mod liveness;
 mod observed;
 mod paths;
@@ -108,6 +109,7 @@ pub(super) async fn spawn(
         reserve_unless_public: config.reserve_unless_public,
         quic_observed: observed::QuicObserved::default(),
         request_dial_concurrency: config.dial_concurrency,
+        incarnations: incarnations::Incarnations::default(),
         reservations: Reservations::new(
             config.relay_listen_addrs(),
             config.max_relay_reservations,
@@ -153,6 +155,9 @@ struct SwarmTask {
     quic_observed: observed::QuicObserved,
     /// Direct addresses of a peer dialled at once for a request.
     request_dial_concurrency: std::num::NonZeroU8,
+    /// The remote process each identified connection reached, to close a restarted peer's
+    /// leftovers.
+    incarnations: incarnations::Incarnations,
 }
 
 type ReplySender = oneshot::Sender<Result<Answer, NodeError>>;
@@ -366,6 +371,7 @@ impl SwarmTask {
                 ..
             } => {
                 self.paths.remove(&connection_id);
+                self.incarnations.closed(&connection_id);
                 if num_established == 0 {
                     if let Ok(mut rtts) = self.round_trips.lock() {
                         rtts.remove(&peer_id);
@@ -435,7 +441,12 @@ impl SwarmTask {
                     topic: topic.into_string(),
                 });
             }
-            MeshBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            MeshBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                connection_id,
+            }) => {
+                self.close_superseded(peer_id, connection_id, &info.agent_version);
                 self.learn_quic_address(peer_id, &info);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     for addr in info.listen_addrs {

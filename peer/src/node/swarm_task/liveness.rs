@@ -8,9 +8,12 @@
 //! connection to the coordinator through a whole outage and the heartbeat redial of decision
 //! 0031 never ran, because the swarm still counted it connected (decision 0061). So a reported
 //! timeout or stream error closes that connection; a remote without the ping protocol does not.
+//! Connections left by a remote's previous process are closed as soon as its new one identifies
+//! itself ([`super::incarnations`]).
 
 use super::SwarmTask;
-use libp2p::ping;
+use libp2p::swarm::ConnectionId;
+use libp2p::{PeerId, ping};
 
 /// Whether a failure ping reported on a connection says its remote is gone. libp2p-ping reports
 /// only the second failure in a row, so one slow answer on a loaded machine closes nothing.
@@ -36,6 +39,24 @@ impl SwarmTask {
             tracing::info!(%peer, ?connection, %failure, "pings unanswered; connection closed");
         } else {
             tracing::debug!(%peer, ?connection, %failure, "ping failed");
+        }
+    }
+
+    /// Closes `peer`'s connections to a process other than the one `connection` identified.
+    pub(super) fn close_superseded(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        agent_version: &str,
+    ) {
+        for old in self.incarnations.identified(peer, connection, agent_version) {
+            if self.swarm.close_connection(old) {
+                tracing::info!(
+                    %peer,
+                    connection = ?old,
+                    "the peer restarted; its previous process's connection closed"
+                );
+            }
         }
     }
 }
