@@ -38,3 +38,10 @@ mod pi_emulated_mesh;
 mod pi_systemd_notify;
 mod real_sources;
 mod requester_cli;
+// The simulator's own tests live here, not in `simulator/tests/`: `cargo test` runs test binaries
+// one after another, and here the small scenario (a minute of timers, little CPU) runs beside the
+// fleets instead of after them. Both need the `lab` feature's simulator crate.
+#[cfg(feature = "lab")]
+mod simulator_shipped_scenarios;
+#[cfg(feature = "lab")]
+mod simulator_small_scenario;

@@ -97,7 +97,10 @@ mod tests {
         assert!(inc.identified(peer, c(1), old).is_empty());
         assert!(inc.identified(peer, c(2), old).is_empty(), "same process");
         assert!(inc.identified(other, c(3), new).is_empty(), "another peer");
-        assert!(inc.identified(peer, c(9), "rust-libp2p").is_empty(), "no token");
+        assert!(
+            inc.identified(peer, c(9), "rust-libp2p").is_empty(),
+            "no token"
+        );
         let mut closed = inc.identified(peer, c(4), new);
         closed.sort_by_key(|id| format!("{id:?}"));
         assert_eq!(closed, vec![c(1), c(2)]);

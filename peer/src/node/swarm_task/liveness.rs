@@ -49,7 +49,10 @@ impl SwarmTask {
         connection: ConnectionId,
         agent_version: &str,
     ) {
-        for old in self.incarnations.identified(peer, connection, agent_version) {
+        for old in self
+            .incarnations
+            .identified(peer, connection, agent_version)
+        {
             if self.swarm.close_connection(old) {
                 tracing::info!(
                     %peer,

@@ -6,7 +6,7 @@ use simulator::Scenario;
 
 #[test]
 fn every_shipped_scenario_loads_and_validates() {
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios"));
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
     let mut loaded = Vec::new();
     for entry in std::fs::read_dir(dir).expect("scenarios directory") {
         let path = entry.expect("directory entry").path();
