@@ -1,7 +1,7 @@
 //! Real nodes on loopback (TCP and QUIC) and on the memory transport: gossip and request-response.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use libp2p::{Multiaddr, PeerId};
 use peer::node::{self, NodeConfig, NodeEvent, NodeHandle, Protocol, RequestFrame, STATUS_TOPIC};

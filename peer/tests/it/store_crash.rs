@@ -1,7 +1,7 @@
 //! Crash safety with real processes: a writer is SIGKILLed mid-stream and every share it acknowledged must survive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../tests/common/crash_loop.rs"]
+#[path = "../../../tests/common/crash_loop.rs"]
 mod crash_loop;
 
 use crash_loop::sigkill_rounds;

@@ -2,7 +2,7 @@
 //! answering is closed by the ping failures, on both sides (decision 0062).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use libp2p::multiaddr::Protocol as Part;
 use libp2p::{Multiaddr, PeerId};

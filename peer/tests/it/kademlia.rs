@@ -4,7 +4,7 @@
 //! not kept (`peer::node::behaviour`: record filtering, a store bounded to zero records).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use futures::StreamExt;
 use libp2p::kad::{self, store::MemoryStore};
