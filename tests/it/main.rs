@@ -4,6 +4,7 @@
 //! `cargo test --test it nat_mesh:: -- --nocapture`). Tests that start a fleet of daemons still
 //! take the fleet slot (`common::fleet_slot`), so two fleets never run at once.
 
+mod alongside;
 #[path = "../common/mod.rs"]
 mod common;
 // Runs a `lab` tool, which a build without the `lab` feature refuses.
@@ -39,9 +40,8 @@ mod pi_systemd_notify;
 mod real_sources;
 mod requester_cli;
 // The simulator's own tests live here, not in `simulator/tests/`: `cargo test` runs test binaries
-// one after another, and here the small scenario (a minute of timers, little CPU) runs beside the
-// fleets instead of after them. Both need the `lab` feature's simulator crate.
+// one after another, and here the small scenario (a minute of timers) runs beside the fleets
+// instead of after them (in `alongside`, so that it starts first). Both need the `lab` feature's
+// simulator crate.
 #[cfg(feature = "lab")]
 mod simulator_shipped_scenarios;
-#[cfg(feature = "lab")]
-mod simulator_small_scenario;
