@@ -34,10 +34,12 @@
 # what its LAN started (conntrack: established,related), so
 # unsolicited inbound is dropped; loss is 1 % on each region's downlink. Kernels without the netem
 # qdisc (Firecracker guests, say) get no delay: the loss is then an nftables rule on es-inet.
-# Environment: TESTBED_LOSS (default 1%), TESTBED_NO_NETEM=1 to skip netem.
+# Environment: TESTBED_LOSS (default 1%), TESTBED_NO_NETEM=1 to skip netem, TESTBED_PREFIX (default
+# es-) the namespaces' prefix: the tests bring up a second testbed beside the first under another
+# (tests/common/testbed.rs).
 set -Eeuo pipefail
 
-PREFIX=es-
+PREFIX=${TESTBED_PREFIX:-es-}
 LOSS=${TESTBED_LOSS:-1%}
 
 # name:link-number:delay-ms

@@ -42,6 +42,7 @@ pub fn create_session(dir: &Path, ticket: &Path, n: u8, k: u8, extra: &[&str]) -
             .output()
             .unwrap();
         if out.status.success() {
+            fleet_started();
             return line_value(&String::from_utf8_lossy(&out.stdout), "session ");
         }
         let err = String::from_utf8_lossy(&out.stderr);

@@ -72,6 +72,7 @@ pub async fn wait_trusted(coord: &CoordinatorProc, want: usize) {
         let is_ready = |l: &PeerLine| l.trusted && l.heartbeat_age_s.is_some_and(|a| a < 5);
         let ready = lines.iter().filter(|l| is_ready(l)).count();
         if ready >= want {
+            fleet_started();
             return;
         }
         let waiting: Vec<String> = lines
@@ -112,7 +113,10 @@ pub async fn create(
     let deadline = Instant::now() + DEADLINE;
     loop {
         match a.create_session(policy.clone()).await {
-            Ok(created) => return Ok((created.session, created.grant)),
+            Ok(created) => {
+                fleet_started();
+                return Ok((created.session, created.grant));
+            }
             Err(RequesterError::Refused(Refusal::NotReady(_))) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(150)).await
             }

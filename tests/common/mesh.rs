@@ -85,8 +85,9 @@ impl Mesh {
         more: &'static [PeerSpec],
     ) -> Self {
         let started = Instant::now();
-        let fleet = fleet_slot();
+        // The testbed first: a test waiting for another's testbed holds no fleet slot meanwhile.
         let testbed = Testbed::up();
+        let fleet = fleet_slot();
         setup();
         let coord_dir = tempfile::tempdir().unwrap();
         let init = Command::new(bin())
@@ -369,6 +370,7 @@ impl Mesh {
                 );
             }
             if out.status.success() {
+                fleet_started();
                 attempts += 1;
                 let ticket = read_ticket(ticket_path);
                 if accept(&ticket) {
@@ -441,7 +443,16 @@ impl Mesh {
             "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /metrics HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3 && cat <&3"
         );
         let out = Command::new("ip")
-            .args(["netns", "exec", ns, "timeout", "10", "bash", "-c", &get])
+            .args([
+                "netns",
+                "exec",
+                &netns(ns),
+                "timeout",
+                "10",
+                "bash",
+                "-c",
+                &get,
+            ])
             .output()
             .ok()?;
         metric(&String::from_utf8_lossy(&out.stdout), series)

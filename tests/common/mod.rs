@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 mod coordinator_proc;
 pub mod crash_loop;
+mod fleet;
 mod http;
 pub mod mesh;
 mod peer_proc;
@@ -13,6 +14,7 @@ pub mod requesters;
 pub mod testbed;
 
 pub use coordinator_proc::*;
+pub use fleet::*;
 pub use http::*;
 pub use peer_proc::*;
 
@@ -27,65 +29,6 @@ use tokio::sync::mpsc;
 /// Upper bound for any wait in these tests: a bound on a hang, never the expected duration (the
 /// suite must pass beside other CPU-bound work on two cores).
 pub const DEADLINE: Duration = Duration::from_secs(300);
-
-/// The right to run a fleet of processes (a coordinator and its peers, a demo, a bench): one at
-/// a time across every test thread and test binary of this build, since two fleets started at
-/// once on two cores starve each other. Released when dropped, when it also appends how long the
-/// test waited for it and held it to [`FLEET_TIMES`] (a stable libtest prints no per-test
-/// times; `.ci/run` prints this file after the tests).
-pub struct FleetSlot {
-    _lock: std::fs::File,
-    test: String,
-    waited: Duration,
-    held_since: std::time::Instant,
-}
-
-/// Per-test fleet times in the build's test directory, one line per [`FleetSlot`]: seconds held,
-/// seconds waited, the test's name (tab-separated).
-pub const FLEET_TIMES: &str = "fleet-times.tsv";
-
-/// Waits for the [`FleetSlot`] (an exclusive `flock` on a file in the build's test directory, so
-/// it holds across the processes `cargo nextest` runs tests in as well as across threads).
-pub fn fleet_slot() -> FleetSlot {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("entroshard-fleet.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let asked = std::time::Instant::now();
-    file.lock().unwrap();
-    FleetSlot {
-        _lock: file,
-        // libtest and nextest run each test on a thread named after it.
-        test: std::thread::current()
-            .name()
-            .unwrap_or("(unnamed test thread)")
-            .to_string(),
-        waited: asked.elapsed(),
-        held_since: std::time::Instant::now(),
-    }
-}
-
-impl Drop for FleetSlot {
-    fn drop(&mut self) {
-        use std::io::Write;
-        let line = format!(
-            "{:.1}\t{:.1}\t{}\n",
-            self.held_since.elapsed().as_secs_f64(),
-            self.waited.as_secs_f64(),
-            self.test
-        );
-        // One short append per line, so lines of tests ending at once do not interleave; a
-        // failure to record a time fails no test.
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(Path::new(env!("CARGO_TARGET_TMPDIR")).join(FLEET_TIMES))
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-    }
-}
 
 /// The `entroshard` binary under test.
 pub fn entroshard() -> Command {

@@ -6,8 +6,31 @@ use super::*;
 use protocols::ticket::{Ticket, TicketGrant};
 use std::path::PathBuf;
 
-fn testbed_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed/testbed.sh")
+/// `testbed.sh` for this thread's testbed (its namespaces' prefix in `TESTBED_PREFIX`).
+fn testbed_script() -> Command {
+    let mut cmd =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed/testbed.sh"));
+    cmd.env("TESTBED_PREFIX", PREFIX.with_borrow(|p| p.clone()));
+    cmd
+}
+
+/// Testbeds that may be up at once on this machine, and the prefixes of their namespaces'
+/// names: the names in this file and the tests (`es-h1-p1`, …) are the first's, and
+/// [`netns`] maps them to the testbed of the thread that calls it.
+const INSTANCES: [&str; 2] = ["es-", "et-"];
+
+thread_local! {
+    /// The prefix of the namespaces of the testbed this test thread brought up (tests run each
+    /// on a thread of their own, and a testbed test drives its namespaces from that thread).
+    static PREFIX: std::cell::RefCell<String> = std::cell::RefCell::new(INSTANCES[0].into());
+}
+
+/// The name of namespace `ns` (`es-h1-p1`, …) in this thread's testbed.
+pub fn netns(ns: &str) -> String {
+    match ns.strip_prefix(INSTANCES[0]) {
+        Some(rest) => PREFIX.with_borrow(|p| format!("{p}{rest}")),
+        None => ns.to_string(),
+    }
 }
 
 /// Why the testbed cannot run here, if it cannot.
@@ -43,26 +66,34 @@ pub fn testbed_runs_here() -> bool {
 }
 
 /// The namespaces, up while this lives; torn down (every process in them killed) when dropped.
-/// Holds [`TESTBED_LOCK`] meanwhile: the namespaces' names are the machine's, not the build's,
-/// so a testbed brought up by another checkout's tests (another build, a CI clone) would be torn
-/// down or rebuilt under this one — the [`FleetSlot`] lock lives in the build's own directory.
+/// Holds the machine-wide lock of its instance ([`INSTANCES`], `/tmp/entroshard-testbed-N.lock`)
+/// meanwhile: the namespaces' names are the machine's, not the build's, so a testbed brought up
+/// by another checkout's tests (another build, a CI clone) under the same names would be torn
+/// down or rebuilt under this one — the [`FleetSlot`] locks live in the build's own directory.
+/// Sets this thread's namespace prefix ([`netns`]).
 pub struct Testbed {
     _machine_wide: std::fs::File,
 }
 
-/// The machine-wide lock every testbed holds while it is up.
-pub const TESTBED_LOCK: &str = "/tmp/entroshard-testbed.lock";
-
 impl Testbed {
     pub fn up() -> Self {
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(TESTBED_LOCK)
-            .unwrap();
-        lock.lock().unwrap();
-        let out = Command::new(testbed_script()).arg("up").output().unwrap();
+        let (lock, prefix) = loop {
+            let free = INSTANCES.iter().enumerate().find_map(|(i, prefix)| {
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(format!("/tmp/entroshard-testbed-{i}.lock"))
+                    .unwrap();
+                lock.try_lock().is_ok().then_some((lock, prefix))
+            });
+            if let Some(free) = free {
+                break free;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        PREFIX.set(prefix.to_string());
+        let out = testbed_script().arg("up").output().unwrap();
         assert!(
             out.status.success(),
             "testbed up failed: {}",
@@ -76,7 +107,7 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        let _ = Command::new(testbed_script()).arg("down").status();
+        let _ = testbed_script().arg("down").status();
     }
 }
 
@@ -86,7 +117,15 @@ impl Drop for Testbed {
 pub fn cut(router: &str, from: &str, to: &str) {
     let out = Command::new("ip")
         .args([
-            "netns", "exec", router, "nft", "insert", "rule", "inet", "filter", "forward",
+            "netns",
+            "exec",
+            &netns(router),
+            "nft",
+            "insert",
+            "rule",
+            "inet",
+            "filter",
+            "forward",
         ])
         .args(["ip", "saddr", from, "ip", "daddr", to, "counter", "drop"])
         .output()
@@ -102,7 +141,15 @@ pub fn cut(router: &str, from: &str, to: &str) {
 pub fn dropped_by_cut(router: &str) -> u64 {
     let out = Command::new("ip")
         .args([
-            "netns", "exec", router, "nft", "list", "chain", "inet", "filter", "forward",
+            "netns",
+            "exec",
+            &netns(router),
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "filter",
+            "forward",
         ])
         .output()
         .unwrap();
@@ -127,11 +174,7 @@ pub struct RegionCut(Vec<&'static str>);
 
 impl RegionCut {
     pub fn new(names: &[&'static str]) -> Self {
-        let out = Command::new(testbed_script())
-            .arg("cut")
-            .args(names)
-            .output()
-            .unwrap();
+        let out = testbed_script().arg("cut").args(names).output().unwrap();
         assert!(
             out.status.success(),
             "testbed cut failed: {}",
@@ -143,11 +186,7 @@ impl RegionCut {
     /// Lifts the cut; returns the packets it dropped.
     pub fn heal(mut self) -> u64 {
         let names = std::mem::take(&mut self.0);
-        let out = Command::new(testbed_script())
-            .arg("heal")
-            .args(&names)
-            .output()
-            .unwrap();
+        let out = testbed_script().arg("heal").args(&names).output().unwrap();
         assert!(
             out.status.success(),
             "testbed heal failed: {}",
@@ -170,10 +209,7 @@ impl RegionCut {
 impl Drop for RegionCut {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            let _ = Command::new(testbed_script())
-                .arg("heal")
-                .args(&self.0)
-                .output();
+            let _ = testbed_script().arg("heal").args(&self.0).output();
         }
     }
 }
@@ -200,7 +236,7 @@ pub fn dump_routers() {
             ("ct", &["conntrack", "-L"]),
         ] {
             if let Ok(out) = Command::new("ip")
-                .args(["netns", "exec", rt])
+                .args(["netns", "exec", &netns(rt)])
                 .args(args)
                 .output()
             {
@@ -226,7 +262,7 @@ pub fn baseline() -> bool {
 /// `entroshard` in namespace `ns`.
 pub fn in_ns(ns: &str) -> Command {
     let mut cmd = exits_with_this_test(Command::new("ip"));
-    cmd.args(["netns", "exec", ns]).arg(bin());
+    cmd.args(["netns", "exec", &netns(ns)]).arg(bin());
     cmd
 }
 

@@ -168,35 +168,6 @@ async fn expired_tickets_and_quarantined_contributions_are_refused_by_name_and_c
     if sent_at + 5_000 < ticket.expires_at_ms {
         assert!(served.is_ok(), "a live ticket was refused: {served:?}");
     }
-    // Wait for the holder's clock to pass the expiry (same host, same clock).
-    let deadline = Instant::now() + DEADLINE;
-    while coordinator::service::now_ms() <= ticket.expires_at_ms {
-        assert!(Instant::now() < deadline, "the clock stands still");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    match fetch_raw(&node, holder_peer, &holder_quic, &grant.ticket).await {
-        Err(Refusal::Ticket(TicketRefusal::Expired { expired_at_ms, .. })) => {
-            assert_eq!(expired_at_ms, ticket.expires_at_ms)
-        }
-        other => panic!("an expired ticket was not refused as expired: {other:?}"),
-    }
-    let text = wait_metric(
-        &holder_metrics,
-        "entroshard_requests_refused_total{protocol=\"fetch\",reason=\"ticket_expired\"}",
-        1.0,
-        || async {},
-    )
-    .await;
-    assert_eq!(
-        metric_sum(
-            &text,
-            "entroshard_requests_refused_total{protocol=\"fetch\",reason=\"ticket_wrong_requester\"}"
-        ),
-        0.0,
-        "the expired ticket was shown by its own requester:\n{text}"
-    );
-    node.shutdown().await;
-
     // Mallory: enrolled, heartbeating, answering challenges with a binary not on the allowlist.
     let mallory_secret: [u8; 32] = rand::rng().random();
     let mallory = NodeKey::from_secret_bytes(&mallory_secret);
@@ -292,5 +263,35 @@ async fn expired_tickets_and_quarantined_contributions_are_refused_by_name_and_c
         "exactly the one node is quarantined: {text}"
     );
     m_node.shutdown().await;
+
+    // The ticket has meanwhile (Mallory's part above takes most of its 15 s) or soon expired:
+    // wait for the holder's clock to pass the expiry (same host, same clock).
+    let deadline = Instant::now() + DEADLINE;
+    while coordinator::service::now_ms() <= ticket.expires_at_ms {
+        assert!(Instant::now() < deadline, "the clock stands still");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match fetch_raw(&node, holder_peer, &holder_quic, &grant.ticket).await {
+        Err(Refusal::Ticket(TicketRefusal::Expired { expired_at_ms, .. })) => {
+            assert_eq!(expired_at_ms, ticket.expires_at_ms)
+        }
+        other => panic!("an expired ticket was not refused as expired: {other:?}"),
+    }
+    let text = wait_metric(
+        &holder_metrics,
+        "entroshard_requests_refused_total{protocol=\"fetch\",reason=\"ticket_expired\"}",
+        1.0,
+        || async {},
+    )
+    .await;
+    assert_eq!(
+        metric_sum(
+            &text,
+            "entroshard_requests_refused_total{protocol=\"fetch\",reason=\"ticket_wrong_requester\"}"
+        ),
+        0.0,
+        "the expired ticket was shown by its own requester:\n{text}"
+    );
+    node.shutdown().await;
     drop(peers);
 }

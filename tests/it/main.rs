@@ -1,8 +1,9 @@
 //! Every end-to-end test of the `entroshard` package in one test binary (decision 0059): the
 //! shared helpers in `tests/common/` are compiled once and the binary linked once, not 28 times.
 //! One file per subject as before; run one with `cargo test --test it NAME::` (for example
-//! `cargo test --test it nat_mesh:: -- --nocapture`). Tests that start a fleet of daemons still
-//! take the fleet slot (`common::fleet_slot`), so two fleets never run at once.
+//! `cargo test --test it nat_mesh:: -- --nocapture`). Tests that start a fleet of daemons take a
+//! fleet slot (`common::fleet_slot`): two fleets never start at once, and a second runs beside a
+//! first only while the machine has a core to spare (decision 0070).
 
 mod alongside;
 #[path = "../common/mod.rs"]
