@@ -6,7 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod attestation;
-pub mod entropy;
+pub use ::entropy;
 pub mod holder_box;
 pub mod identity;
 pub mod ids;

@@ -54,7 +54,7 @@
 //! 4-bit set, which is 4 × `H_bitstring`), and are never above them: that residue is the z
 //! value alone. With the tool's z substituted they agree to within 1e-9 (observed at most
 //! 5e-10, from `P_local` and rounding). `nist_vectors.rs` pins both on seven of the sets,
-//! whose data are in `protocols/tests/data/nist/`; the other four (`biased-random-bytes`,
+//! whose data are in `entropy/tests/data/nist/`; the other four (`biased-random-bytes`,
 //! `normal`, `truerand_4bit`, `truerand_8bit`, 1 MB each) were compared by hand against a
 //! checkout of the tool's repository when this was written and are not in the suite.
 //!

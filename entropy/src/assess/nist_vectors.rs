@@ -1,5 +1,5 @@
 //! Agreement with the reference outputs of NIST's SP 800-90B tool (`ea_non_iid -vv`) on its own
-//! self-test data sets; fixtures and their provenance are in `protocols/tests/data/nist/`.
+//! self-test data sets; fixtures and their provenance are in `entropy/tests/data/nist/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::common;

@@ -13,6 +13,12 @@
 //! [`credit::PeerCreditLedger`] → [`accumulator::Accumulator::add_event`] →
 //! `maybe_reseed(now_ms)` → `generate(os_random, out)`. Von Neumann ([`debias`]) and the FIPS
 //! 140-2 battery ([`fips`]) no longer feed contributions; they remain for the benchmarks.
+//!
+//! A crate of its own, `protocols::entropy` to its users: test builds optimise it (the
+//! estimators, health tests and clone sketches run in every test daemon) and leave the rest of
+//! `protocols` unoptimised (decision 0071).
+
+#![warn(missing_docs)]
 
 pub mod accumulator;
 pub mod assess;
