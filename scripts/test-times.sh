@@ -4,7 +4,7 @@
 # `finished in …` of the libtest summary that follows it, and the tests libtest reported as
 # running for over 60 s (the only per-test time a stable libtest prints); with FLEET_TIMES (the
 # `fleet-times.tsv` the end-to-end tests append to in the build's `tmp/` directory, see
-# `tests/common/mod.rs`), the slowest tests that ran a fleet of processes, by how long each held
+# `tests/common/fleet.rs`), the slowest tests that ran a fleet of processes, by how long each held
 # the fleet slot. Reads files only: it runs nothing. Usage: scripts/test-times.sh LOG [FLEET_TIMES]
 set -euo pipefail
 log="${1:?usage: scripts/test-times.sh LOG [FLEET_TIMES]}"

@@ -22,7 +22,7 @@ const RUN_SLOTS: usize = 2;
 const SPARE_CORES: f64 = 1.0;
 
 /// Per-test fleet times in the build's test directory, one line per [`FleetSlot`]: seconds held,
-/// seconds waited, the test's name (tab-separated).
+/// seconds waited, the test's name, when the slot was taken (Unix seconds; tab-separated).
 pub const FLEET_TIMES: &str = "fleet-times.tsv";
 
 /// A running fleet's slot: released when dropped, when it also appends how long the test waited
@@ -33,6 +33,7 @@ pub struct FleetSlot {
     test: String,
     waited: Duration,
     held_since: Instant,
+    taken_at: std::time::SystemTime,
 }
 
 /// The start locks of this process's fleets still starting, by test name (the test's thread is
@@ -84,6 +85,7 @@ pub fn fleet_slot() -> FleetSlot {
         test,
         waited: asked.elapsed(),
         held_since: Instant::now(),
+        taken_at: std::time::SystemTime::now(),
     }
 }
 
@@ -91,6 +93,16 @@ pub fn fleet_slot() -> FleetSlot {
 /// may start. Does nothing when the fleet was marked started already or this thread holds none.
 pub fn fleet_started() {
     STARTING.lock().unwrap().remove(&this_test());
+}
+
+impl FleetSlot {
+    /// [`fleet_started`] for this slot, from any thread.
+    pub fn started(&self) {
+        STARTING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.test);
+    }
 }
 
 /// Run slots held, this process's included.
@@ -139,10 +151,14 @@ impl Drop for FleetSlot {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.test);
         let line = format!(
-            "{:.1}\t{:.1}\t{}\n",
+            "{:.1}\t{:.1}\t{}\t{:.1}\n",
             self.held_since.elapsed().as_secs_f64(),
             self.waited.as_secs_f64(),
-            self.test
+            self.test,
+            self.taken_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
         );
         // One short append per line, so lines of tests ending at once do not interleave; a
         // failure to record a time fails no test.

@@ -90,13 +90,18 @@ pub fn peer_id(key: &NodeKey) -> PeerId {
     peer::identity::peer_id(&key.node_id()).unwrap()
 }
 
-/// A loopback port that was free a moment ago (for daemons that must be dialled by others).
+/// A loopback port that was free for TCP and UDP a moment ago (for daemons that must be dialled
+/// by others, QUIC on the same number): the kernel's next free TCP port, skipped while another
+/// process (a fleet running beside this one, decision 0070) holds its UDP twin.
 pub fn free_port() -> u16 {
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = tcp.local_addr().unwrap().port();
-    // Make sure the UDP port is free too, for QUIC on the same number.
-    let _udp = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    port
+    for _ in 0..1_000 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port free for both TCP and UDP in 1,000 tries");
 }
 
 /// Runs a CLI command to completion and returns its stdout, failing the test on error.

@@ -72,8 +72,11 @@ pub fn init_peer_with(
 pub const TEST_WINDOW_SAMPLES: &str = "16384";
 
 /// `init_peer_with` run through `cmd` (the binary itself, or an emulator running another build).
-/// Listeners on ephemeral loopback ports, a contribution every 0.2 s and a heartbeat every 0.5 s
-/// unless `extra` gives `--listen`, `--contribution-interval` or `--heartbeat-interval`.
+/// Listeners on ephemeral loopback ports, a contribution every 0.5 s and a heartbeat every 0.5 s
+/// unless `extra` gives `--listen`, `--contribution-interval` or `--heartbeat-interval`. Two
+/// contributions a second still fill a test coordinator's per-peer cap of 1,024 credited bits
+/// per one-second round; every block more was harvested (CPU jitter, each sample a timed
+/// workload) only to be mixed in uncredited (decision 0072).
 pub fn init_peer_via(
     mut cmd: Command,
     data_dir: &Path,
@@ -95,7 +98,7 @@ pub fn init_peer_via(
         ),
         (
             "--contribution-interval",
-            &["--contribution-interval", "0.2"],
+            &["--contribution-interval", "0.5"],
         ),
         ("--heartbeat-interval", &["--heartbeat-interval", "0.5"]),
     ];
