@@ -40,13 +40,23 @@ pub struct FleetSlot {
 /// named after it, under libtest and under nextest).
 static STARTING: Mutex<BTreeMap<String, File>> = Mutex::new(BTreeMap::new());
 
-fn lock_file(name: &str) -> File {
+/// `name` in the build's test directory.
+fn tmp_path(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// The file at `path`, created if missing and never truncated, opened to be `flock`ed.
+pub fn lock_file_at(path: impl AsRef<Path>) -> File {
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(Path::new(env!("CARGO_TARGET_TMPDIR")).join(name))
+        .open(path)
         .unwrap()
+}
+
+fn lock_file(name: &str) -> File {
+    lock_file_at(tmp_path(name))
 }
 
 fn run_lock(slot: usize) -> File {
@@ -79,7 +89,10 @@ pub fn fleet_slot() -> FleetSlot {
     };
     while fleets_running() > 1 && idle_cores(Duration::from_secs(1)) < SPARE_CORES {}
     let test = this_test();
-    STARTING.lock().unwrap().insert(test.clone(), start);
+    STARTING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(test.clone(), start);
     FleetSlot {
         _running: running,
         test,
@@ -92,17 +105,22 @@ pub fn fleet_slot() -> FleetSlot {
 /// This test's fleet has started (its peers trusted, or its first session made): another fleet
 /// may start. Does nothing when the fleet was marked started already or this thread holds none.
 pub fn fleet_started() {
-    STARTING.lock().unwrap().remove(&this_test());
+    release_start(&this_test());
 }
 
 impl FleetSlot {
     /// [`fleet_started`] for this slot, from any thread.
     pub fn started(&self) {
-        STARTING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.test);
+        release_start(&self.test);
     }
+}
+
+/// Drops `test`'s start lock, if it still holds it.
+fn release_start(test: &str) {
+    STARTING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(test);
 }
 
 /// Run slots held, this process's included.
@@ -146,10 +164,7 @@ fn idle_cores(window: Duration) -> f64 {
 impl Drop for FleetSlot {
     fn drop(&mut self) {
         use std::io::Write;
-        STARTING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.test);
+        release_start(&self.test);
         let line = format!(
             "{:.1}\t{:.1}\t{}\t{:.1}\n",
             self.held_since.elapsed().as_secs_f64(),
@@ -165,7 +180,7 @@ impl Drop for FleetSlot {
         let _ = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(Path::new(env!("CARGO_TARGET_TMPDIR")).join(FLEET_TIMES))
+            .open(tmp_path(FLEET_TIMES))
             .and_then(|mut f| f.write_all(line.as_bytes()));
     }
 }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 mod coordinator_proc;
 pub mod crash_loop;
+pub mod fetch_report;
 mod fleet;
 mod http;
 pub mod mesh;

@@ -6,10 +6,16 @@ use crate::common;
 
 use std::process::Command;
 
+/// `entroshard demo ARGS`. Not `exits_with_this_test`: the demo's own children would inherit it
+/// and find their parent (the demo, not this test) a different process.
+fn demo_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_entroshard"));
+    cmd.arg("demo").args(args);
+    cmd
+}
+
 fn demo(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_entroshard"))
-        .arg("demo")
-        .args(args)
+    demo_command(args)
         .output()
         .expect("the entroshard binary runs")
 }
@@ -54,11 +60,7 @@ fn demo_with_impossible_threshold_is_refused_with_the_parameters() {
 /// `demo ARGS` with its output read as it comes: `on_line` sees each line of stdout.
 fn demo_watched(args: &[&str], mut on_line: impl FnMut(&str)) -> (bool, String, String) {
     use std::io::{BufRead, Read};
-    // Not `exits_with_this_test`: the demo's own children would inherit it and find their parent
-    // (the demo, not this test) a different process.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_entroshard"))
-        .arg("demo")
-        .args(args)
+    let mut child = demo_command(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
