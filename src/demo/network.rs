@@ -211,7 +211,7 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
             )],
         ))
     })?;
-    narrator.step("the devices return; rotation to epoch 1 on a fresh quorum", || {
+    narrator.step("the devices return; rotation to a new epoch on a fresh quorum", || {
         for i in 0..fleet.peers.len() {
             if killed.contains(&fleet.peers[i].name) {
                 fleet.start_peer(i)?;
@@ -241,8 +241,23 @@ pub fn run(args: &DemoArgs, narrator: &mut Narrator) -> anyhow::Result<()> {
             }
             ensure!(Instant::now() < deadline, "rotation did not commit after {attempts} attempts");
         };
+        // A rotation asked for again above may commit after the one this ticket names (on a
+        // busy machine an attempt can take longer than its 15 s): then the holders have a newer
+        // epoch and refuse this ticket as stale, and A asks for a ticket for that epoch.
+        let (grant, key) = {
+            let (mut grant, mut stale) = (grant, 0);
+            loop {
+                match runtime.block_on(a.fetch(&grant)) {
+                    Ok(key) => break (grant, key),
+                    Err(RequesterError::Fetch(requester::FetchError::StaleTicket { .. })) if stale < 3 => {
+                        stale += 1;
+                        grant = runtime.block_on(a.ticket(created.session))?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
         let t: Ticket = grant.ticket.open_from_any_signer()?.1;
-        let key = runtime.block_on(a.fetch(&grant))?;
         ensure!(key == key_a, "key changed across rotation");
         Ok(((), vec![
             format!("epoch {}: {}", t.epoch, t.holders.iter().map(|h| format!("#{}→{}", h.index, fleet.name_of(&h.node))).collect::<Vec<_>>().join(" ")),

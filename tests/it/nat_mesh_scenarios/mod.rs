@@ -1,16 +1,14 @@
 //! Failure scenarios in the NAT testbed (tests/common/testbed.rs): the coordinator killed while
 //! requesters behind NAT fetch with live tickets, a relay killed while holders reserve on it, a
-//! device cut off from the coordinator credited through the gossip mesh, and a whole region cut
-//! off while the others fetch and the coordinator repairs its sessions (`region_cut`), each on its
-//! own testbed.
+//! device cut off from the coordinator credited through the gossip mesh, each on its own testbed.
+//! The region scenario (a whole region cut off for a minute) is in `alongside::nat_region_cut`, so
+//! that it starts first (decision 0073).
 //! AutoNAT's verdicts are checked in tests/it/nat_mesh.rs.
 //!
 //! Needs root and `ip netns`; without them each test says why and passes, except under `CI=1`,
 //! where it fails. Run under the fleet lock:
 //! `flock /tmp/entroshard-fleet.lock cargo test --test it nat_mesh_scenarios:: -- --nocapture --test-threads 1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod region_cut;
 
 use crate::common;
 
