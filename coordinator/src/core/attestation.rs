@@ -4,6 +4,7 @@
 //! evidence), or quarantined for no answer or bad evidence. The nonce comes in as a value; the
 //! driver sends the challenge and hands back the answer's bytes with when they arrived.
 
+use crate::core::errors::NoAnswer;
 use crate::peers::{PeerTable, Quarantine};
 use protocols::attestation::{
     AttestationPolicy, Challenge, Evidence, SourceFeedback, check_evidence,
@@ -130,7 +131,7 @@ impl Attestations {
         allowed_binaries: &BTreeSet<[u8; 32]>,
         node: NodeId,
         nonce: [u8; 32],
-        reply: Result<Vec<u8>, String>,
+        reply: Result<Vec<u8>, NoAnswer>,
         received_at_ms: u64,
         max_reply_bytes: usize,
         now_ms: u64,
@@ -147,7 +148,7 @@ impl Attestations {
         // A challenge that never arrived or was never answered is a missing answer; anything the
         // peer did answer is judged as evidence.
         let verdict = match reply {
-            Err(transport) => Err((Quarantine::NoAnswer, "no_answer", transport)),
+            Err(transport) => Err((Quarantine::NoAnswer, "no_answer", transport.to_string())),
             Ok(bytes) => judge_answer(
                 &bytes,
                 &node,
@@ -299,7 +300,7 @@ impl crate::core::state::State {
         &mut self,
         node: NodeId,
         nonce: [u8; 32],
-        reply: Result<Vec<u8>, String>,
+        reply: Result<Vec<u8>, NoAnswer>,
         received_at_ms: u64,
         max_reply_bytes: usize,
         now_ms: u64,

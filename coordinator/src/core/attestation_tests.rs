@@ -13,7 +13,7 @@ const LIMIT: usize = 64 * 1024;
 const BINARY: [u8; 32] = [0xaa; 32];
 
 /// Makes the answer bytes (or the transport error) for a challenge's nonce.
-type Answerer = Box<dyn Fn([u8; 32]) -> Result<Vec<u8>, String>>;
+type Answerer = Box<dyn Fn([u8; 32]) -> Result<Vec<u8>, NoAnswer>>;
 
 fn key(i: u8) -> NodeKey {
     NodeKey::from_secret_bytes(&[i; 32])
@@ -76,7 +76,7 @@ fn round(
     peers: &mut PeerTable,
     i: u8,
     now: u64,
-    reply: impl FnOnce([u8; 32]) -> Result<Vec<u8>, String>,
+    reply: impl FnOnce([u8; 32]) -> Result<Vec<u8>, NoAnswer>,
     at: u64,
 ) -> Option<Verdict> {
     let node = key(i).node_id();
@@ -224,7 +224,7 @@ fn silence_or_a_busy_reply_is_a_missing_answer_counted_once_until_its_reason_cha
             result: Err(Refusal::RateLimited),
         }))
     };
-    let first = round(&mut att, &mut peers, 1, 0, |_| Err("timed out".into()), 10);
+    let first = round(&mut att, &mut peers, 1, 0, |_| Err(NoAnswer::Timeout), 10);
     assert_eq!(
         first,
         Some(Verdict {
@@ -257,14 +257,28 @@ fn silence_or_a_busy_reply_is_a_missing_answer_counted_once_until_its_reason_cha
 fn good_evidence_lifts_an_attestation_quarantine_but_never_a_sticky_one() {
     let mut peers = fleet(2);
     let mut att = Attestations::new(WINDOW, VALIDITY);
-    round(&mut att, &mut peers, 1, 0, |_| Err("down".into()), 10);
+    round(
+        &mut att,
+        &mut peers,
+        1,
+        0,
+        |_| Err(NoAnswer::Request(peer::node::NodeError::Closed)),
+        10,
+    );
     let good = |n| Ok(answer(&key(1), n, 150, BINARY));
     round(&mut att, &mut peers, 1, 100, good, 200);
     assert_eq!(peers.get(&key(1).node_id()).unwrap().quarantine, None);
 
     let sticky = Quarantine::BadShare("tampered".into());
     peers.get_mut(&key(2).node_id()).unwrap().quarantine = Some(sticky.clone());
-    let bad = round(&mut att, &mut peers, 2, 0, |_| Err("down".into()), 10);
+    let bad = round(
+        &mut att,
+        &mut peers,
+        2,
+        0,
+        |_| Err(NoAnswer::Request(peer::node::NodeError::Closed)),
+        10,
+    );
     assert_eq!(
         bad,
         Some(Verdict {

@@ -81,7 +81,7 @@ fn judge_proven_deletion(
             share_proof::verify_public(ctx, &prove.public_share, proof)
         }) {
             Ok(()) => (true, None),
-            Err(why) => (true, Some(HolderFault::BadShare(why))),
+            Err(why) => (true, Some(HolderFault::BadShare(why.to_string()))),
         },
         Reply::Refused(Refusal::NotFound) => (true, None),
         Reply::Refused(Refusal::BadShare(why)) => (

@@ -9,6 +9,7 @@
 mod round;
 pub use round::{Ask, Round, fetch_request};
 
+use crate::core::errors::ProofMismatch;
 use crate::db::SessionRecord;
 use crate::peers::{PeerTable, Quarantine};
 use protocols::ids::{NodeId, SessionId};
@@ -123,7 +124,7 @@ pub fn judge(
             share_proof::verify(ctx, &record.commitments, proof)
         }) {
             Ok(()) => Answer::Verified,
-            Err(why) => bad(why),
+            Err(why) => bad(why.to_string()),
         },
         Reply::Sealed(sealed) | Reply::Fetched(FetchedShare::Sealed(sealed)) => {
             // A boxed session has no opening key: a sealed answer is not its share.
@@ -190,12 +191,14 @@ pub fn check_proof(
     challenge: &[u8; 32],
     proven: &ProvenShare,
     verify: impl FnOnce(&ProofContext, &share_proof::ShareProof) -> Result<(), share_proof::ProofError>,
-) -> Result<(), String> {
+) -> Result<(), ProofMismatch> {
     if (proven.session, proven.epoch, proven.index) != (slot.session, slot.epoch, slot.index) {
-        return Err(format!(
-            "proved share {} of epoch {}, holds share {} of epoch {}",
-            proven.index, proven.epoch, slot.index, slot.epoch
-        ));
+        return Err(ProofMismatch::OtherShare {
+            proved_index: proven.index,
+            proved_epoch: proven.epoch,
+            index: slot.index,
+            epoch: slot.epoch,
+        });
     }
     let ctx = ProofContext {
         session: slot.session,
@@ -203,7 +206,7 @@ pub fn check_proof(
         index: slot.index,
         challenge: *challenge,
     };
-    verify(&ctx, &proven.proof).map_err(|e| format!("share proof: {e}"))
+    Ok(verify(&ctx, &proven.proof)?)
 }
 
 /// The holders among `answers` that did not answer.

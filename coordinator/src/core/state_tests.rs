@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::core::errors::NoAnswer;
 use crate::core::test_state::{HOUR, NOW, config, intake, node, session, share_key, state};
 use crate::peers::Quarantine;
 use rand::SeedableRng;
@@ -228,16 +229,19 @@ fn an_unanswered_challenge_quarantines_its_peer_once_and_a_superseded_one_is_not
     let mut state = state(2, Vec::new());
     state.challenge(node(2), [1; 32], NOW, 1 << 16).unwrap();
     state.challenge(node(2), [2; 32], NOW + 1, 1 << 16).unwrap();
-    let stale = state.judge_attestation(node(2), [1; 32], Err("late".into()), NOW, 1 << 16, NOW);
+    let stale =
+        state.judge_attestation(node(2), [1; 32], Err(NoAnswer::Timeout), NOW, 1 << 16, NOW);
     assert!(stale.is_none(), "superseded by the second challenge");
-    let silent = state.judge_attestation(node(2), [2; 32], Err("gone".into()), NOW, 1 << 16, NOW);
+    let silent =
+        state.judge_attestation(node(2), [2; 32], Err(NoAnswer::Timeout), NOW, 1 << 16, NOW);
     let verdict = silent.unwrap();
     assert!(verdict.newly_quarantined);
     assert_eq!(
         state.peers.get(&node(2)).unwrap().quarantine,
         Some(Quarantine::NoAnswer)
     );
-    let again = state.judge_attestation(node(2), [2; 32], Err("gone".into()), NOW, 1 << 16, NOW);
+    let again =
+        state.judge_attestation(node(2), [2; 32], Err(NoAnswer::Timeout), NOW, 1 << 16, NOW);
     assert!(again.is_none(), "judged once");
 }
 

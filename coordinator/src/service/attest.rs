@@ -3,6 +3,7 @@
 //! (`core::attestation`); the verdicts are counted and new share keys recorded here.
 
 use super::{Ctx, Internal, State, now_ms, os_random};
+use crate::core::errors::NoAnswer;
 use peer::node::Protocol;
 use protocols::ids::NodeId;
 use std::sync::Arc;
@@ -28,8 +29,8 @@ pub(super) fn challenge(
             .request(Protocol::Attest, out.peer, out.addrs, out.bytes);
         let reply = match tokio::time::timeout(timeout, request).await {
             Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no answer in time".into()),
+            Ok(Err(e)) => Err(NoAnswer::Request(e)),
+            Err(_) => Err(NoAnswer::Timeout),
         };
         let _ = internal
             .send(Internal::Attested {
@@ -48,7 +49,7 @@ pub(super) fn judge(
     state: &mut State,
     node: NodeId,
     nonce: [u8; 32],
-    reply: Result<Vec<u8>, String>,
+    reply: Result<Vec<u8>, NoAnswer>,
     received_at_ms: u64,
 ) {
     let max = Protocol::Attest.limits().1;

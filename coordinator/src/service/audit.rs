@@ -5,6 +5,7 @@
 
 use super::sessions::grant;
 use super::{Ctx, Internal, holders, now_ms};
+use crate::core::errors::OrderError;
 use crate::core::holder_audits::{self, Answer, Ask, Reply, Round};
 use crate::core::upkeep::AuditStart;
 use crate::db::SessionRecord;
@@ -52,19 +53,18 @@ async fn ask_one(ctx: &Ctx, round: &Round, ask: &Ask, addrs: &Addrs) -> (NodeId,
         let request = round.fetch()?.to_vec();
         let peer = peer::identity::peer_id(&ask.node);
         let raw = match peer {
-            None => Err("bad holder id".to_string()),
+            None => Err(OrderError::BadHolderId),
             Some(peer) => (ctx.node.request(Protocol::Fetch, peer, to.clone(), request))
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(OrderError::from),
         };
-        Some(Reply::of_fetch(raw.as_deref().map_err(String::clone)))
+        Some(Reply::of_fetch(raw.as_deref()))
     };
     let answer = match &ask.order {
         Some(order) => {
             let proving = holders::request(ctx, &ask.node, to.clone(), order.clone());
             let (proof, served) = futures::future::join(proving, serving).await;
-            let proof = proof.as_deref().map_err(|e| e.to_string());
-            round.judge_proof(ask, proof, served, now_ms())
+            round.judge_proof(ask, proof.as_deref(), served, now_ms())
         }
         None => {
             let served = serving.await.unwrap_or(Reply::NoAnswer("no fetch".into()));

@@ -1,29 +1,10 @@
-//! Why the coordinator's requests to holders fail and why it could not start; the errors of
+//! Why the coordinator could not start; the errors of its requests to holders and of its
 //! decisions (rotations, entropy audits) live in the core and are named here too.
 
-pub use crate::core::errors::{AuditError, RotationError};
+pub use crate::core::errors::{AuditError, OrderError, RotationError};
 use crate::db::DbError;
 use peer::node::NodeError;
-use protocols::wire::{Refusal, WireError};
 use thiserror::Error;
-
-/// Why a holder did not acknowledge an order.
-#[derive(Debug, Clone, Error)]
-#[non_exhaustive]
-pub enum OrderError {
-    /// The holder's node id is not a valid Ed25519 key (it cannot be dialled).
-    #[error("holder id is not a valid peer id")]
-    BadHolderId,
-    /// The request did not complete (no connection, timeout, stream closed).
-    #[error(transparent)]
-    Request(#[from] NodeError),
-    /// The answer could not be decoded.
-    #[error("undecodable answer: {0}")]
-    Undecodable(#[from] WireError),
-    /// The holder refused the order.
-    #[error("refused: {0}")]
-    Refused(Refusal),
-}
 
 /// Why the coordinator could not start.
 #[derive(Debug, Error)]

@@ -117,7 +117,7 @@ pub(crate) enum Internal {
     Attested {
         node: NodeId,
         nonce: [u8; 32],
-        reply: Result<Vec<u8>, String>,
+        reply: Result<Vec<u8>, crate::core::errors::NoAnswer>,
         /// When the answer reached this node (coordinator clock): the answer window is judged
         /// on it, not on when the loop got round to it.
         received_at_ms: u64,

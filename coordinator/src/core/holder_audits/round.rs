@@ -6,6 +6,7 @@
 //! share, opened with the master key that sealed it. Each holder's replies become one [`Answer`].
 
 use super::{Answer, Reply, both, excuse_after_restore, judge, judge_serving};
+use crate::core::errors::OrderError;
 use crate::core::orders::Signer;
 use crate::db::SessionRecord;
 use protocols::ids::NodeId;
@@ -47,10 +48,10 @@ pub fn fetch_request(ticket: SignedEnvelope, reply_key: BoxPublic) -> Vec<u8> {
 
 impl Reply {
     /// A holder's answer to a fetch, as received (`Err`: why there was none).
-    pub fn of_fetch(raw: Result<&[u8], String>) -> Reply {
+    pub fn of_fetch(raw: Result<&[u8], &OrderError>) -> Reply {
         let raw = match raw {
             Ok(raw) => raw,
-            Err(e) => return Reply::NoAnswer(e),
+            Err(e) => return Reply::NoAnswer(e.to_string()),
         };
         match wire::decode::<BoxedFetchReply>(raw, peer::node::Protocol::Fetch.limits().1) {
             Err(e) => Reply::NoAnswer(format!("undecodable reply: {e}")),
@@ -136,12 +137,12 @@ impl Round {
     pub fn judge_proof(
         &self,
         ask: &Ask,
-        proof: Result<&[u8], String>,
+        proof: Result<&[u8], &OrderError>,
         served: Option<Reply>,
         now_ms: u64,
     ) -> Answer {
         let proof = match proof {
-            Err(e) => Reply::NoAnswer(e),
+            Err(e) => Reply::NoAnswer(e.to_string()),
             Ok(raw) => Reply::of_proof(Some(raw)),
         };
         let proof = self.judge_one(ask, None, &ask.challenge, proof, now_ms);

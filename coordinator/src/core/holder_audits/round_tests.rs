@@ -137,15 +137,16 @@ fn silence_garbage_and_a_missing_probe_blame_nobody_and_say_why() {
     let (record, shares) = dealt();
     let r = round(record, None, None);
     let ask = &r.asks()[0];
-    let away = r.judge_proof(ask, Err("timed out".into()), None, NOW);
+    let away = r.judge_proof(ask, Err(&OrderError::BadHolderId), None, NOW);
     assert!(matches!(away, Answer::Silent(_)));
     let good = proof(ask, &shares[0]);
     let no_probe = r.judge_proof(ask, Ok(&good), None, NOW);
     assert!(matches!(no_probe, Answer::Silent(why) if why == "no ticket for the serving probe"));
     let garbage = Reply::of_fetch(Ok(&[0xff, 0x01]));
     assert!(matches!(&garbage, Reply::NoAnswer(why) if why.starts_with("undecodable reply")));
-    let unanswered = Reply::of_fetch(Err("no connection".into()));
-    assert!(matches!(&unanswered, Reply::NoAnswer(why) if why == "no connection"));
+    let closed = OrderError::Request(peer::node::NodeError::Closed);
+    let unanswered = Reply::of_fetch(Err(&closed));
+    assert!(matches!(&unanswered, Reply::NoAnswer(why) if why == "node has shut down"));
     let judged = r.judge_proof(ask, Ok(&good), Some(garbage), NOW);
     assert!(matches!(judged, Answer::Silent(_)));
 }
