@@ -9,6 +9,7 @@ pub mod fetch_report;
 mod fleet;
 mod http;
 pub mod mesh;
+mod mesh_logs;
 mod peer_proc;
 pub mod promtool;
 pub mod requesters;
