@@ -406,17 +406,8 @@ impl Mesh {
         let get = format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /metrics HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3 && cat <&3"
         );
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &netns(ns),
-                "timeout",
-                "10",
-                "bash",
-                "-c",
-                &get,
-            ])
+        let out = netns_exec(ns)
+            .args(["timeout", "10", "bash", "-c", &get])
             .output()
             .ok()?;
         metric(&String::from_utf8_lossy(&out.stdout), series)

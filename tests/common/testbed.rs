@@ -33,6 +33,14 @@ pub fn netns(ns: &str) -> String {
     }
 }
 
+/// `ip netns exec` into namespace `ns` (`es-h1-rt`, …) of this thread's testbed ([`netns`]):
+/// add the program to run and its arguments.
+pub fn netns_exec(ns: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &netns(ns)]);
+    cmd
+}
+
 /// Why the testbed cannot run here, if it cannot.
 pub fn unavailable() -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok()?;
@@ -110,18 +118,8 @@ impl Drop for Testbed {
 /// addresses), established connections included: a device cut off from one address. The rule
 /// counts what it drops ([`dropped_by_cut`]).
 pub fn cut(router: &str, from: &str, to: &str) {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &netns(router),
-            "nft",
-            "insert",
-            "rule",
-            "inet",
-            "filter",
-            "forward",
-        ])
+    let out = netns_exec(router)
+        .args(["nft", "insert", "rule", "inet", "filter", "forward"])
         .args(["ip", "saddr", from, "ip", "daddr", to, "counter", "drop"])
         .output()
         .unwrap();
@@ -134,18 +132,8 @@ pub fn cut(router: &str, from: &str, to: &str) {
 
 /// Packets the [`cut`] rules on `router` dropped so far.
 pub fn dropped_by_cut(router: &str) -> u64 {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &netns(router),
-            "nft",
-            "list",
-            "chain",
-            "inet",
-            "filter",
-            "forward",
-        ])
+    let out = netns_exec(router)
+        .args(["nft", "list", "chain", "inet", "filter", "forward"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -230,11 +218,7 @@ pub fn dump_routers() {
             ("nft", &["nft", "list", "ruleset"][..]),
             ("ct", &["conntrack", "-L"]),
         ] {
-            if let Ok(out) = Command::new("ip")
-                .args(["netns", "exec", &netns(rt)])
-                .args(args)
-                .output()
-            {
+            if let Ok(out) = netns_exec(rt).args(args).output() {
                 let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
                 keep_for_diagnosis(&format!("{rt}.{what}"), &text);
             }
@@ -256,8 +240,8 @@ pub fn baseline() -> bool {
 
 /// `entroshard` in namespace `ns`.
 pub fn in_ns(ns: &str) -> Command {
-    let mut cmd = exits_with_this_test(Command::new("ip"));
-    cmd.args(["netns", "exec", &netns(ns)]).arg(bin());
+    let mut cmd = exits_with_this_test(netns_exec(ns));
+    cmd.arg(bin());
     cmd
 }
 
